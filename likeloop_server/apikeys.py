@@ -1,0 +1,119 @@
+"""Project API keys: minted once, stored only as a sha256 hash, scoped, revocable."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+import redis
+
+from . import keys
+from .identity import valid_project_name
+
+SCOPES = ("ingest", "read", "admin")
+KEY_PREFIX = "llk_"
+# 32 random bytes: a key cannot be guessed, so a fast unsalted hash is enough to store it.
+_KEY_BYTES = 32
+_KEY_ID_CHARS = 12
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    project: str
+    scopes: tuple[str, ...]
+    created_at: float
+    revoked: bool = False
+
+    def allows(self, scope: str) -> bool:
+        return not self.revoked and scope in self.scopes
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "project": self.project,
+            "scopes": list(self.scopes),
+            "created_at": self.created_at,
+            "revoked": self.revoked,
+        }
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def parse_scopes(text: str) -> tuple[str, ...]:
+    scopes = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown or not scopes:
+        raise ValueError(f"scopes must be a comma-separated subset of {','.join(SCOPES)}, got {text!r}")
+    return scopes
+
+
+def create_key(conn: redis.Redis, project: str, scopes: tuple[str, ...]) -> tuple[str, ApiKey]:
+    """Mint a key for ``project`` (created if new). Returns the secret, shown once, and its record."""
+    if not valid_project_name(project):
+        raise ValueError(f"project name {project!r} is not valid: use 1-63 lowercase letters, digits, '-' or '_'")
+    for scope in scopes:
+        if scope not in SCOPES:
+            raise ValueError(f"unknown scope {scope!r}; scopes are {', '.join(SCOPES)}")
+    secret = KEY_PREFIX + secrets.token_urlsafe(_KEY_BYTES)
+    digest = hash_key(secret)
+    record = ApiKey(id=digest[:_KEY_ID_CHARS], project=project, scopes=tuple(scopes), created_at=time.time())
+    pipe = conn.pipeline(transaction=True)
+    pipe.sadd(keys.PROJECTS, project)
+    pipe.hset(
+        keys.API_KEY + digest,
+        mapping={
+            "id": record.id,
+            "project": project,
+            "scopes": ",".join(scopes),
+            "created_at": repr(record.created_at),
+            "revoked": "0",
+        },
+    )
+    pipe.hset(keys.API_KEY_IDS, record.id, digest)
+    pipe.execute()
+    return secret, record
+
+
+def _from_hash(data: dict[bytes, bytes]) -> ApiKey:
+    return ApiKey(
+        id=data[b"id"].decode(),
+        project=data[b"project"].decode(),
+        scopes=tuple(s for s in data[b"scopes"].decode().split(",") if s),
+        created_at=float(data[b"created_at"]),
+        revoked=data.get(b"revoked") == b"1",
+    )
+
+
+def lookup(conn: redis.Redis, secret: str) -> ApiKey | None:
+    """The key record for a presented secret, or None when no such key was ever minted."""
+    data = conn.hgetall(keys.API_KEY + hash_key(secret))
+    return _from_hash(data) if data else None
+
+
+def list_keys(conn: redis.Redis, project: str | None = None) -> list[ApiKey]:
+    digests = conn.hvals(keys.API_KEY_IDS)
+    pipe = conn.pipeline(transaction=False)
+    for digest in digests:
+        pipe.hgetall(keys.API_KEY + digest.decode())
+    records = [_from_hash(d) for d in pipe.execute() if d]
+    if project is not None:
+        records = [r for r in records if r.project == project]
+    return sorted(records, key=lambda r: r.created_at)
+
+
+def revoke(conn: redis.Redis, key_id: str) -> bool:
+    """Revoke a key by its id; True if it existed. Revoked keys stay listed, marked revoked."""
+    digest = conn.hget(keys.API_KEY_IDS, key_id)
+    if digest is None:
+        return False
+    conn.hset(keys.API_KEY + digest.decode(), "revoked", "1")
+    return True
+
+
+def list_projects(conn: redis.Redis) -> list[str]:
+    return sorted(p.decode() for p in conn.smembers(keys.PROJECTS))

@@ -1,0 +1,85 @@
+"""Export run records in Redis: requested by the API, CLI or cron, updated by the export job."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from . import keys
+from .queues import enqueue_export
+
+MODES = ("incremental", "snapshot")
+# Finished export records are kept for the history page; older ones are trimmed.
+KEEP_EXPORT_RECORDS = 500
+
+QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+FINAL_STATUSES = (SUCCEEDED, FAILED)
+
+
+def new_export_id(now: float | None = None) -> str:
+    """Sortable by time, unique: ``20261127T031500Z-1a2b3c``."""
+    stamp = datetime.fromtimestamp(now or time.time(), tz=UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def request_export(conn: redis.Redis, project: str, mode: str = "incremental", trigger: str = "api") -> str:
+    """Record an export request and enqueue its job. Returns the export id."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    pk = keys.ProjectKeys(project)
+    now = time.time()
+    export_id = new_export_id(now)
+    pipe = conn.pipeline(transaction=True)
+    pipe.hset(
+        pk.export(export_id),
+        mapping={
+            "id": export_id,
+            "project": project,
+            "mode": mode,
+            "status": QUEUED,
+            "trigger": trigger,
+            "requested_at": repr(now),
+        },
+    )
+    pipe.zadd(pk.exports, {export_id: now})
+    pipe.execute()
+    enqueue_export(conn, project, export_id, mode)
+    _trim(conn, pk)
+    return export_id
+
+
+def _trim(conn: redis.Redis, pk: keys.ProjectKeys) -> None:
+    old = conn.zrange(pk.exports, 0, -KEEP_EXPORT_RECORDS - 1)
+    if old:
+        pipe = conn.pipeline(transaction=True)
+        pipe.zrem(pk.exports, *old)
+        pipe.delete(*(pk.export(x.decode()) for x in old))
+        pipe.execute()
+
+
+def update_export(conn: redis.Redis, project: str, export_id: str, **fields: Any) -> None:
+    conn.hset(keys.ProjectKeys(project).export(export_id), mapping={k: str(v) for k, v in fields.items()})
+
+
+_NUMERIC = ("requested_at", "started_at", "finished_at", "pairs", "retractions", "attempts")
+
+
+def get_export(conn: redis.Redis, project: str, export_id: str) -> dict[str, Any] | None:
+    raw = conn.hgetall(keys.ProjectKeys(project).export(export_id))
+    if not raw:
+        return None
+    out: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
+    for name in _NUMERIC:
+        if name in out:
+            out[name] = float(out[name]) if "." in out[name] else int(out[name])
+    return out
+
+
+def list_exports(conn: redis.Redis, project: str, limit: int = 50) -> list[dict[str, Any]]:
+    ids = conn.zrevrange(keys.ProjectKeys(project).exports, 0, max(0, limit - 1))
+    found = (get_export(conn, project, x.decode()) for x in ids)
+    return [e for e in found if e is not None]

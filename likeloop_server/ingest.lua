@@ -1,0 +1,153 @@
+-- Store one validated batch of events atomically (a Lua script runs as one Redis transaction).
+--
+-- ARGV: 1 project key base ("ll:p:<project>:"), 2 response TTL s, 3 pending TTL s,
+--       4 dedupe TTL s, 5 JSON array of prepared events (see likeloop_server/ingest.py),
+--       6 now (unix seconds).
+-- Returns {statuses, newly_dirty_group_ids}; a status per event: accepted | duplicate | pending.
+--
+-- Per-project keys are built here rather than passed in KEYS: Redis Cluster is not a target
+-- (RQ does not support it), and a batch touches a number of keys known only while it runs.
+
+local base = ARGV[1]
+local resp_ttl = tonumber(ARGV[2])
+local pending_ttl = tonumber(ARGV[3])
+local dedupe_ttl = tonumber(ARGV[4])
+local events = cjson.decode(ARGV[5])
+local now = ARGV[6]
+
+local statuses = {}
+local newly_dirty = {}
+local stats_days = {}
+
+local function bump(model, metric, by, day)
+  redis.call('HINCRBY', base .. 'stats', metric, by)
+  redis.call('HINCRBY', base .. 'stats:' .. day, metric, by)
+  if model ~= nil and model ~= '' then
+    redis.call('HINCRBY', base .. 'stats', metric .. '|m:' .. model, by)
+    redis.call('HINCRBY', base .. 'stats:' .. day, metric .. '|m:' .. model, by)
+  end
+  stats_days[day] = true
+end
+
+local function mark_dirty(gid)
+  redis.call('INCR', base .. 'gver:' .. gid)
+  if redis.call('ZADD', base .. 'dirty', 'NX', now, gid) == 1 then
+    table.insert(newly_dirty, gid)
+  end
+end
+
+-- split "a|b|c" into its fields
+local function fields(s)
+  local out = {}
+  local start = 1
+  while true do
+    local i = string.find(s, '|', start, true)
+    if not i then
+      table.insert(out, string.sub(s, start))
+      return out
+    end
+    table.insert(out, string.sub(s, start, i - 1))
+    start = i + 1
+  end
+end
+
+-- Apply one feedback event to a stored response. Returns true if the response's label inputs
+-- (votes, ratings, correction) changed, so its group must be paired again.
+local function apply(ev, rkey, model)
+  local rid, t, day, user = ev.rid, ev.t, ev.day, ev.user
+  if t == 'like' or t == 'dislike' then
+    local vkey = base .. 'votes:' .. rid
+    local new = (t == 'like') and '1' or '-1'
+    local old = redis.call('HGET', vkey, user)
+    if old then
+      local o = fields(old)
+      if o[1] == new then return false end
+      bump(model, (o[1] == '1') and 'likes' or 'dislikes', -1, o[2])
+    end
+    redis.call('HSET', vkey, user, new .. '|' .. day)
+    bump(model, (t == 'like') and 'likes' or 'dislikes', 1, day)
+    return true
+  elseif t == 'rating' then
+    local rkey2 = base .. 'ratings:' .. rid
+    local new = ev.value .. '|' .. ev.scale .. '|' .. day
+    local old = redis.call('HGET', rkey2, user)
+    if old then
+      local o = fields(old)
+      if o[1] == tostring(ev.value) and o[2] == tostring(ev.scale) then return false end
+      bump(model, 'ratings', -1, o[3])
+      bump(model, 'rating_sum', -tonumber(o[1]), o[3])
+    end
+    redis.call('HSET', rkey2, user, new)
+    bump(model, 'ratings', 1, day)
+    bump(model, 'rating_sum', ev.value, day)
+    return true
+  elseif t == 'comment' then
+    redis.call('RPUSH', base .. 'comments:' .. rid,
+      cjson.encode({user = user, text = ev.text, ts = ev.ts}))
+    bump(model, 'comments', 1, day)
+    return false
+  elseif t == 'correction' then
+    local had = redis.call('HEXISTS', rkey, 'correction')
+    redis.call('HSET', rkey, 'correction', ev.text, 'correction_user', user, 'correction_ts', ev.ts)
+    if had == 0 then bump(model, 'corrections', 1, day) end
+    return true
+  end
+  return false
+end
+
+local function keep(rkey, gkey)
+  -- Feedback makes a response worth keeping: it and its group no longer expire.
+  redis.call('PERSIST', rkey)
+  redis.call('PERSIST', gkey)
+end
+
+for i, ev in ipairs(events) do
+  local status = 'accepted'
+  local seen_key = base .. 'seen:' .. ev.eid
+  if redis.call('SET', seen_key, '1', 'NX', 'EX', dedupe_ttl) == false then
+    status = 'duplicate'
+  elseif ev.t == 'response' then
+    local rkey = base .. 'resp:' .. ev.rid
+    if redis.call('EXISTS', rkey) == 1 then
+      status = 'duplicate'
+    else
+      local gid = ev.gid
+      local gkey = base .. 'group:' .. gid
+      redis.call('HSET', rkey, unpack(ev.fields))
+      redis.call('EXPIRE', rkey, resp_ttl)
+      redis.call('SADD', gkey, ev.rid)
+      if redis.call('TTL', gkey) ~= -1 then redis.call('EXPIRE', gkey, resp_ttl) end
+      bump(ev.model, 'responses', 1, ev.day)
+      local pkey = base .. 'pending:' .. ev.rid
+      local waiting = redis.call('LRANGE', pkey, 0, -1)
+      if #waiting > 0 then
+        local changed = false
+        for _, raw in ipairs(waiting) do
+          if apply(cjson.decode(raw), rkey, ev.model) then changed = true end
+        end
+        redis.call('DEL', pkey)
+        keep(rkey, gkey)
+        if changed then mark_dirty(gid) end
+      end
+    end
+  else
+    local rkey = base .. 'resp:' .. ev.rid
+    local stored = redis.call('HMGET', rkey, 'group', 'model')
+    if stored[1] then
+      if apply(ev, rkey, stored[2]) then mark_dirty(stored[1]) end
+      keep(rkey, base .. 'group:' .. stored[1])
+    else
+      local pkey = base .. 'pending:' .. ev.rid
+      redis.call('RPUSH', pkey, cjson.encode(ev))
+      redis.call('EXPIRE', pkey, pending_ttl)
+      status = 'pending'
+    end
+  end
+  statuses[i] = status
+end
+
+for day, _ in pairs(stats_days) do
+  redis.call('SADD', base .. 'statsdays', day)
+end
+
+return {statuses, newly_dirty}

@@ -1,0 +1,102 @@
+"""Durable storage of validated events: one atomic Redis script call per batch.
+
+The service validates a batch, turns each event into the compact form the script reads
+(:func:`prepare`), stores it with :func:`store_batch`, then enqueues pairing for the prompt
+groups the batch made stale. See docs/redis-keys.md for what the script writes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from . import keys
+from .identity import prompt_group_id
+from .settings import Settings
+
+RESPONSE_TYPE = "response"
+FEEDBACK_TYPES = ("like", "dislike", "rating", "comment", "correction")
+EVENT_TYPES = (RESPONSE_TYPE, *FEEDBACK_TYPES)
+# Feedback without a user id counts as its own voter, so anonymous likes add up instead of
+# replacing each other; retries are still dropped by the event id.
+ANONYMOUS_USER_PREFIX = "anon:"
+
+_SCRIPT_SOURCE = (Path(__file__).parent / "ingest.lua").read_text(encoding="utf-8")
+
+
+def utc_day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d")
+
+
+def prepare(event: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    """Turn one validated event into the script's input. Fills in ids and the timestamp."""
+    ts = float(event.get("timestamp") or (now if now is not None else time.time()))
+    eid = event.get("event_id") or uuid.uuid4().hex
+    etype = event["type"]
+    out: dict[str, Any] = {"t": etype, "eid": eid, "day": utc_day(ts), "ts": repr(ts)}
+    if etype == RESPONSE_TYPE:
+        rid = event.get("response_id") or uuid.uuid4().hex
+        messages = event.get("messages")
+        gid = prompt_group_id(
+            prompt=event.get("prompt"),
+            messages=messages,
+            system=event.get("system"),
+            prompt_id=event.get("prompt_id"),
+        )
+        stored: dict[str, str] = {
+            "id": rid,
+            "group": gid,
+            "response": event["response"],
+            "model": event.get("model") or "",
+            "ts": repr(ts),
+        }
+        for name in ("prompt", "system", "prompt_id", "user_id", "session_id"):
+            if event.get(name) is not None:
+                stored[name] = event[name]
+        if messages is not None:
+            stored["messages"] = json.dumps(messages, ensure_ascii=False)
+        if event.get("metadata"):
+            stored["metadata"] = json.dumps(event["metadata"], ensure_ascii=False)
+        out.update(rid=rid, gid=gid, model=stored["model"], fields=[x for kv in stored.items() for x in kv])
+    else:
+        out["rid"] = event["response_id"]
+        out["user"] = event.get("user_id") or ANONYMOUS_USER_PREFIX + eid
+        if etype == "rating":
+            out["value"] = int(event["value"])
+            out["scale"] = int(event.get("scale") or 5)
+        if etype in ("comment", "correction"):
+            out["text"] = event["text"]
+    return out
+
+
+class BatchStore:
+    """Stores prepared batches for one Redis connection (the script is loaded once)."""
+
+    def __init__(self, conn: redis.Redis, settings: Settings) -> None:
+        self.conn = conn
+        self.settings = settings
+        self._script = conn.register_script(_SCRIPT_SOURCE)
+
+    def store(self, project: str, prepared: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]]:
+        """Store a batch atomically. Returns (a status per event, group ids that became dirty)."""
+        if not prepared:
+            return [], []
+        s = self.settings
+        statuses, dirty = self._script(
+            args=[
+                keys.ProjectKeys(project).base,
+                s.response_ttl_days * 86400,
+                s.pending_ttl_hours * 3600,
+                s.dedupe_ttl_hours * 3600,
+                json.dumps(prepared, ensure_ascii=False),
+                repr(time.time()),
+            ]
+        )
+        return [x.decode() for x in statuses], [g.decode() for g in dirty]

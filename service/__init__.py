@@ -1,0 +1,48 @@
+"""The ingest service: a Flask application factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from flask import Flask, jsonify
+
+from likeloop_server.ingest import BatchStore
+from likeloop_server.settings import Settings
+
+from . import errors, exports_api, ingest_api, read_api
+from .http import Resources, resources
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None, test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app. Settings come from the environment unless given."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
+    if test_config:
+        app.config.update(test_config)
+    conn = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
+    )
+    app.extensions["likeloop"] = Resources(settings=settings, redis=conn, store=BatchStore(conn, settings))
+    errors.init_app(app)
+    for bp in (ingest_api.bp, read_api.bp, exports_api.bp):
+        app.register_blueprint(bp)
+
+    @app.get("/healthz")
+    def healthz():  # type: ignore[no-untyped-def]
+        """Liveness: the process answers."""
+        return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz():  # type: ignore[no-untyped-def]
+        """Readiness: Redis answers, so events can be stored."""
+        try:
+            resources().redis.ping()
+        except redis.RedisError as exc:
+            return jsonify({"status": "unavailable", "redis": str(exc)}), 503
+        return jsonify({"status": "ok", "redis": "ok"})
+
+    return app

@@ -1,0 +1,97 @@
+"""JSON errors for every failure: a machine-readable code, a message a person understands, the field.
+
+No request ends in an HTML page or a stack trace: HTTP errors, storage outages and bugs are all
+turned into the same error body here.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error answered to the client as ``{"error": {code, message, field, details}}``."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+        self.details = details
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        err: dict[str, Any] = {"code": self.code, "message": self.message, "field": self.field}
+        if self.details is not None:
+            err["details"] = self.details
+        return {"error": err}
+
+
+def first_error(messages: Any, path: str = "") -> tuple[str, str]:
+    """The first (field path, message) in a marshmallow error tree, for a one-line summary."""
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            if key == "_schema":
+                return first_error(value, path)
+            sub = f"{path}[{key}]" if isinstance(key, int) else (f"{path}.{key}" if path else str(key))
+            return first_error(value, sub)
+    if isinstance(messages, list) and messages:
+        if all(isinstance(m, str) for m in messages):
+            return path, messages[0]
+        return first_error(messages[0], path)
+    return path, str(messages)
+
+
+def validation_error(messages: Any, prefix: str = "") -> ApiError:
+    field, message = first_error(messages, prefix)
+    text = f"{field}: {message}" if field else message
+    return ApiError(400, "invalid_field", text, field=field or None, details=messages)
+
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
+        return jsonify(exc.body()), exc.status, exc.headers
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        status = exc.code or 500
+        message = exc.description or exc.name
+        if status == 413:
+            limit = app.config.get("MAX_CONTENT_LENGTH")
+            message = f"request body is larger than the limit of {limit} bytes"
+        err = ApiError(status, _HTTP_CODES.get(status, "http_error"), message)
+        return jsonify(err.body()), status
+
+    @app.errorhandler(redis.RedisError)
+    def _storage_error(exc: redis.RedisError):  # type: ignore[no-untyped-def]
+        log.error("storage unavailable: %s", exc)
+        err = ApiError(503, "storage_unavailable", "storage is unavailable; retry later")
+        return jsonify(err.body()), 503, {"Retry-After": "5"}
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+        log.exception("unhandled error")
+        err = ApiError(500, "internal_error", "the server failed to handle this request")
+        return jsonify(err.body()), 500

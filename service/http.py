@@ -1,0 +1,133 @@
+"""Request plumbing shared by the blueprints: the app's resources, auth, and JSON bodies."""
+
+from __future__ import annotations
+
+import functools
+import json
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis
+from flask import current_app, g, request
+from marshmallow import Schema, ValidationError
+
+from likeloop_server import apikeys
+from likeloop_server.ingest import BatchStore
+from likeloop_server.settings import Settings
+
+from .errors import ApiError, validation_error
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    redis: redis.Redis
+    store: BatchStore
+
+
+def resources() -> Resources:
+    return current_app.extensions["likeloop"]
+
+
+def require(scope: str) -> Callable[[F], F]:
+    """Authenticate the request's bearer key and check it carries ``scope``; sets ``g.project``."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            header = request.headers.get("Authorization", "")
+            if not header:
+                raise ApiError(
+                    401,
+                    "missing_api_key",
+                    "send the project key as 'Authorization: Bearer <key>'",
+                    field="Authorization",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            kind, _, secret = header.partition(" ")
+            if kind.lower() != "bearer" or not secret.strip():
+                raise ApiError(
+                    401,
+                    "malformed_authorization",
+                    "the Authorization header must be 'Bearer <key>'",
+                    field="Authorization",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            key = apikeys.lookup(resources().redis, secret.strip())
+            if key is None:
+                raise ApiError(
+                    401,
+                    "invalid_api_key",
+                    "this API key is not known",
+                    field="Authorization",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            if key.revoked:
+                raise ApiError(
+                    401,
+                    "revoked_api_key",
+                    "this API key has been revoked",
+                    field="Authorization",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            if scope not in key.scopes:
+                raise ApiError(
+                    403,
+                    "insufficient_scope",
+                    f"this key lacks the '{scope}' scope (it has: {', '.join(key.scopes)})",
+                    field="Authorization",
+                )
+            g.project = key.project
+            g.api_key = key
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _inflate(data: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise ApiError(400, "invalid_gzip", f"the gzip body could not be decompressed: {exc}") from exc
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise ApiError(413, "body_too_large", f"the decompressed body is larger than the limit of {limit} bytes")
+    return out
+
+
+def json_body(allow_empty: bool = False) -> Any:
+    """The request's JSON body (gzip allowed). Raises ApiError for anything that is not JSON."""
+    data = request.get_data(cache=False)  # MAX_CONTENT_LENGTH is enforced here (413)
+    encoding = request.headers.get("Content-Encoding", "identity").lower()
+    if encoding == "gzip":
+        data = _inflate(data, resources().settings.max_inflated_bytes)
+    elif encoding not in ("identity", ""):
+        raise ApiError(
+            415,
+            "unsupported_encoding",
+            f"Content-Encoding {encoding!r} is not supported; use gzip",
+            field="Content-Encoding",
+        )
+    if not data.strip():
+        if allow_empty:
+            return {}
+        raise ApiError(400, "empty_body", "the request body is empty; send a JSON object")
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from exc
+
+
+def load(schema: Schema, raw: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ApiError(400, "invalid_body", "the request body must be a JSON object")
+    try:
+        return schema.load(raw)
+    except ValidationError as exc:
+        raise validation_error(exc.messages, prefix) from exc

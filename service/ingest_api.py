@@ -1,0 +1,107 @@
+"""Write endpoints: ``POST /v1/events`` (batches), ``/v1/responses`` and ``/v1/feedback`` (one event).
+
+Each request validates, stores its events in one Redis transaction, and enqueues pairing for the
+groups it made stale. Nothing slow happens here.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, g, jsonify
+from marshmallow import ValidationError
+
+from likeloop_server.ingest import FEEDBACK_TYPES, RESPONSE_TYPE, prepare
+from likeloop_server.queues import enqueue_pairing
+
+from . import schemas
+from .errors import ApiError, first_error
+from .http import json_body, load, require, resources
+
+log = logging.getLogger(__name__)
+bp = Blueprint("ingest", __name__)
+
+
+def _store(prepared: list[dict[str, Any]]) -> list[str]:
+    res = resources()
+    statuses, dirty = res.store.store(g.project, prepared)
+    if dirty:
+        try:
+            enqueue_pairing(res.redis, g.project, dirty)
+        except Exception:  # the events are stored; the sweeper enqueues these groups later
+            log.exception("enqueueing pairing failed for %d groups of %s", len(dirty), g.project)
+    return statuses
+
+
+def _result(index: int, event: dict[str, Any], status: str) -> dict[str, Any]:
+    return {"index": index, "status": status, "event_id": event["eid"], "response_id": event["rid"]}
+
+
+@bp.post("/v1/events")
+@require("ingest")
+def post_events():  # type: ignore[no-untyped-def]
+    """Store a batch of events; each gets its own result, so one bad event does not sink the rest."""
+    envelope = load(schemas.batch_schema, json_body())
+    raw_events = envelope["events"]
+    limit = resources().settings.max_batch_events
+    if len(raw_events) > limit:
+        raise ApiError(
+            413, "batch_too_large", f"a batch holds at most {limit} events, got {len(raw_events)}", field="events"
+        )
+    results: list[dict[str, Any] | None] = [None] * len(raw_events)
+    prepared: list[dict[str, Any]] = []
+    positions: list[int] = []
+    for i, raw in enumerate(raw_events):
+        try:
+            prepared.append(prepare(schemas.load_event(raw)))
+            positions.append(i)
+        except ValidationError as exc:
+            field, message = first_error(exc.messages, f"events[{i}]")
+            results[i] = {
+                "index": i,
+                "status": "rejected",
+                "error": {
+                    "code": "invalid_field",
+                    "message": f"{field}: {message}",
+                    "field": field,
+                    "details": exc.messages,
+                },
+            }
+    for i, event, status in zip(positions, prepared, _store(prepared), strict=True):
+        results[i] = _result(i, event, status)
+    rejected = sum(1 for r in results if r and r["status"] == "rejected")
+    body = {"accepted": len(raw_events) - rejected, "rejected": rejected, "results": results}
+    return jsonify(body), (207 if rejected else 200)
+
+
+def _single(schema: Any, raw: Any) -> tuple[Any, int]:
+    event = prepare(load(schema, raw))
+    (status,) = _store([event])
+    return jsonify(_result(0, event, status)), (200 if status == "duplicate" else 201)
+
+
+@bp.post("/v1/responses")
+@require("ingest")
+def post_response():  # type: ignore[no-untyped-def]
+    """Log one LLM response; ``type`` may be left out."""
+    raw = json_body()
+    if isinstance(raw, dict):
+        raw.setdefault("type", RESPONSE_TYPE)
+    return _single(schemas.response_event_schema, raw)
+
+
+@bp.post("/v1/feedback")
+@require("ingest")
+def post_feedback():  # type: ignore[no-untyped-def]
+    """Record one piece of feedback (``type``: like, dislike, rating, comment, correction)."""
+    raw = json_body()
+    if isinstance(raw, dict) and raw.get("type") not in FEEDBACK_TYPES:
+        got = raw.get("type")
+        raise ApiError(
+            400,
+            "invalid_field",
+            f"type: must be one of {', '.join(FEEDBACK_TYPES)}" + (f", got {got!r}" if got else ""),
+            field="type",
+        )
+    return _single(schemas.feedback_event_schema, raw)

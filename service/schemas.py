@@ -1,0 +1,138 @@
+"""marshmallow schemas: the one definition of every request body the API accepts."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from likeloop_server.identity import CLIENT_ID_RE
+from likeloop_server.ingest import EVENT_TYPES, FEEDBACK_TYPES, RESPONSE_TYPE
+
+# Bounds on single fields, so one event cannot dominate a batch or a Redis hash.
+MAX_TEXT_CHARS = 200_000
+MAX_NAME_CHARS = 200
+MAX_MESSAGES = 500
+MAX_METADATA_KEYS = 50
+MAX_SCALE = 100
+# Timestamps are unix seconds; older than this or more than a day ahead are surely a bug.
+MIN_TIMESTAMP = 946_684_800  # 2000-01-01
+FUTURE_SLACK_S = 86_400
+
+
+def _id_field(**kw: Any) -> fields.Str:
+    return fields.Str(
+        validate=validate.Regexp(CLIENT_ID_RE, error="must be 1-128 characters of A-Z a-z 0-9 _ . : -"), **kw
+    )
+
+
+def _check_timestamp(value: float) -> None:
+    if value < MIN_TIMESTAMP or value > time.time() + FUTURE_SLACK_S:
+        raise ValidationError("must be unix seconds between 2000-01-01 and one day from now")
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class MessageSchema(_Strict):
+    role = fields.Str(required=True, validate=validate.OneOf(["system", "user", "assistant", "tool"]))
+    content = fields.Str(required=True, validate=validate.Length(max=MAX_TEXT_CHARS))
+    name = fields.Str(validate=validate.Length(max=MAX_NAME_CHARS))
+
+
+class _EventBase(_Strict):
+    type = fields.Str(required=True, validate=validate.OneOf(EVENT_TYPES))
+    event_id = _id_field(metadata={"description": "Client-chosen id; a retried event with the same id is stored once."})
+    timestamp = fields.Float(validate=_check_timestamp, metadata={"description": "Unix seconds; defaults to receipt."})
+
+
+class ResponseEventSchema(_EventBase):
+    """An LLM response to log: ``prompt`` (text) or ``messages`` (chat), and the ``response``."""
+
+    response_id = _id_field(metadata={"description": "Client-chosen id; generated when absent."})
+    prompt = fields.Str(validate=validate.Length(max=MAX_TEXT_CHARS))
+    messages = fields.List(fields.Nested(MessageSchema), validate=validate.Length(min=1, max=MAX_MESSAGES))
+    system = fields.Str(validate=validate.Length(max=MAX_TEXT_CHARS))
+    response = fields.Str(required=True, validate=validate.Length(max=MAX_TEXT_CHARS))
+    model = fields.Str(validate=validate.Length(max=MAX_NAME_CHARS))
+    prompt_id = fields.Str(validate=validate.Length(min=1, max=MAX_NAME_CHARS))
+    user_id = fields.Str(validate=validate.Length(min=1, max=MAX_NAME_CHARS))
+    session_id = fields.Str(validate=validate.Length(min=1, max=MAX_NAME_CHARS))
+    metadata = fields.Dict(keys=fields.Str(validate=validate.Length(max=MAX_NAME_CHARS)), values=fields.Raw())
+
+    @validates_schema
+    def _prompt_xor_messages(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("type") != RESPONSE_TYPE:
+            raise ValidationError(f"must be {RESPONSE_TYPE!r} here", "type")
+        if ("prompt" in data) == ("messages" in data):
+            raise ValidationError("give exactly one of 'prompt' (text) or 'messages' (chat)", "prompt")
+        if len(data.get("metadata") or {}) > MAX_METADATA_KEYS:
+            raise ValidationError(f"at most {MAX_METADATA_KEYS} keys", "metadata")
+
+
+class FeedbackEventSchema(_EventBase):
+    """Feedback on a logged response: like, dislike, rating, comment or correction."""
+
+    response_id = _id_field(required=True)
+    user_id = fields.Str(
+        validate=validate.Length(min=1, max=MAX_NAME_CHARS),
+        metadata={"description": "One current vote per user per response; a new vote replaces the old."},
+    )
+    value = fields.Int(strict=True, metadata={"description": "rating: 1..scale"})
+    scale = fields.Int(strict=True, validate=validate.Range(min=2, max=MAX_SCALE), load_default=None)
+    text = fields.Str(
+        validate=validate.Length(min=1, max=MAX_TEXT_CHARS), metadata={"description": "comment or correction"}
+    )
+
+    @validates_schema
+    def _by_type(self, data: dict[str, Any], **_: Any) -> None:
+        etype = data.get("type")
+        if etype not in FEEDBACK_TYPES:
+            raise ValidationError(f"must be one of {', '.join(FEEDBACK_TYPES)} here", "type")
+        if etype == "rating":
+            if "value" not in data:
+                raise ValidationError("a rating needs a value", "value")
+            scale = data.get("scale") or 5
+            if not 1 <= data["value"] <= scale:
+                raise ValidationError(f"must be between 1 and {scale}", "value")
+        elif "value" in data or data.get("scale") is not None:
+            raise ValidationError(f"only a rating takes a value, not a {etype}", "value")
+        if etype in ("comment", "correction"):
+            if "text" not in data:
+                raise ValidationError(f"a {etype} needs a text", "text")
+        elif "text" in data:
+            raise ValidationError(f"only a comment or correction takes a text, not a {etype}", "text")
+
+
+class EventsBatchSchema(_Strict):
+    """The envelope of ``POST /v1/events``; each event is validated on its own."""
+
+    events = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1))
+    sent_at = fields.Float()
+
+
+class ExportRequestSchema(_Strict):
+    mode = fields.Str(load_default="incremental", validate=validate.OneOf(["incremental", "snapshot"]))
+
+
+response_event_schema = ResponseEventSchema()
+feedback_event_schema = FeedbackEventSchema()
+batch_schema = EventsBatchSchema()
+export_request_schema = ExportRequestSchema()
+
+
+def load_event(raw: Any) -> dict[str, Any]:
+    """Validate one event of any type. Raises ValidationError naming the field."""
+    if not isinstance(raw, dict):
+        raise ValidationError({"_schema": ["each event must be a JSON object"]})
+    etype = raw.get("type")
+    if etype == RESPONSE_TYPE:
+        return response_event_schema.load(raw)
+    if etype in FEEDBACK_TYPES:
+        return feedback_event_schema.load(raw)
+    if etype is None:
+        raise ValidationError({"type": ["missing: one of " + ", ".join(EVENT_TYPES)]})
+    raise ValidationError({"type": [f"unknown event type {etype!r}; expected one of {', '.join(EVENT_TYPES)}"]})

@@ -1,0 +1,154 @@
+"""The pairing job: rewrite one prompt group's pair set from its current labels.
+
+Idempotent and safe to run twice or concurrently: it writes under a WATCH on the group's
+version counter, and the group leaves the dirty set only in the transaction that wrote the pairs
+for its latest version. A job lost to a crash leaves the group dirty; the sweeper re-enqueues it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import redis
+
+from likeloop_server import keys
+from likeloop_server.ingest import utc_day
+from likeloop_server.queues import enqueue_pairing
+
+from . import context
+from .rules import ResponseLabels, make_pairs, pair_record
+
+log = logging.getLogger(__name__)
+
+# A group relabelled faster than it can be paired is tried this many times, then left dirty
+# for a fresh job, so one hot group cannot hold a worker forever.
+MAX_ROUNDS = 5
+# The sweeper re-enqueues groups that have been dirty this long without being paired.
+STALE_DIRTY_S = 300
+
+
+def _parse_votes(raw: dict[bytes, bytes]) -> tuple[int, ...]:
+    return tuple(int(v.split(b"|", 1)[0]) for _, v in sorted(raw.items()))
+
+
+def _parse_ratings(raw: dict[bytes, bytes]) -> tuple[tuple[int, int], ...]:
+    out = []
+    for _, v in sorted(raw.items()):
+        value, scale, _day = v.decode().split("|", 2)
+        out.append((int(value), int(scale)))
+    return tuple(out)
+
+
+def load_group(
+    conn: redis.Redis, pk: keys.ProjectKeys, group_id: str
+) -> tuple[list[ResponseLabels], dict[str, Any], list[str]]:
+    """Read a group's responses and feedback. Returns (labels, prompt fields, expired ids)."""
+    rids = sorted(r.decode() for r in conn.smembers(pk.group(group_id)))
+    pipe = conn.pipeline(transaction=False)
+    for rid in rids:
+        pipe.hgetall(pk.response(rid))
+        pipe.hgetall(pk.votes(rid))
+        pipe.hgetall(pk.ratings(rid))
+        pipe.lrange(pk.comments(rid), 0, -1)
+    rows = pipe.execute()
+    labels: list[ResponseLabels] = []
+    expired: list[str] = []
+    prompt: dict[str, Any] = {}
+    for i, rid in enumerate(rids):
+        resp, votes, ratings, comments = rows[4 * i : 4 * i + 4]
+        if not resp:
+            expired.append(rid)
+            continue
+        r = {k.decode(): v.decode() for k, v in resp.items()}
+        if not prompt:
+            prompt = {
+                "prompt": r.get("prompt"),
+                "system": r.get("system"),
+                "messages": json.loads(r["messages"]) if "messages" in r else None,
+            }
+        labels.append(
+            ResponseLabels(
+                response_id=rid,
+                text=r["response"],
+                model=r.get("model", ""),
+                votes=_parse_votes(votes),
+                ratings=_parse_ratings(ratings),
+                correction=r.get("correction"),
+                comments=tuple(json.loads(c)["text"] for c in comments),
+                created_at=float(r.get("ts", 0)),
+            )
+        )
+    return labels, prompt, expired
+
+
+def pair_group(project: str, group_id: str, max_pairs: int | None = None) -> dict[str, int]:
+    """RQ job: bring the group's stored pairs in line with its current labels."""
+    conn = context.redis_conn()
+    cap = max_pairs if max_pairs is not None else context.settings().max_pairs_per_group
+    return pair_group_with(conn, project, group_id, cap)
+
+
+def pair_group_with(conn: redis.Redis, project: str, group_id: str, max_pairs: int) -> dict[str, int]:
+    pk = keys.ProjectKeys(project)
+    version_key = pk.group_version(group_id)
+    for _ in range(MAX_ROUNDS):
+        with conn.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(version_key)
+                labels, prompt, expired = load_group(conn, pk, group_id)
+                now = time.time()
+                records = {p.id: pair_record(p, prompt, now) for p in make_pairs(group_id, labels, max_pairs)}
+                old_ids = {x.decode() for x in conn.hkeys(pk.pairs(group_id))}
+                added = [pid for pid in records if pid not in old_ids]
+                removed = sorted(old_ids - records.keys())
+                # Pairs that stay keep their stored record (and their original paired_at).
+                pipe.multi()
+                if removed:
+                    pipe.hdel(pk.pairs(group_id), *removed)
+                if added:
+                    pipe.hset(pk.pairs(group_id), mapping={pid: json.dumps(records[pid]) for pid in added})
+                for pid in added:
+                    pipe.xadd(pk.pair_log, {"op": "add", "pair": pid, "group": group_id})
+                for pid in removed:
+                    pipe.xadd(pk.pair_log, {"op": "retract", "pair": pid, "group": group_id})
+                delta = len(added) - len(removed)
+                if delta:
+                    pipe.hincrby(pk.stats_total, "pairs", delta)
+                    day = utc_day(now)
+                    pipe.hincrby(pk.stats_day(day), "pairs", delta)
+                    pipe.sadd(pk.stats_days, day)
+                if expired:
+                    pipe.srem(pk.group(group_id), *expired)
+                pipe.zrem(pk.dirty, group_id)
+                pipe.execute()
+                return {"added": len(added), "removed": len(removed), "pairs": len(records)}
+            except redis.WatchError:
+                continue
+    log.info("group %s of %s kept changing; enqueued again", group_id, project)
+    conn.zadd(pk.dirty, {group_id: time.time()})
+    enqueue_pairing(conn, project, [group_id])
+    return {"added": 0, "removed": 0, "pairs": -1}
+
+
+def sweep_dirty(stale_after_s: float = STALE_DIRTY_S) -> int:
+    """Cron job: re-enqueue pairing for groups dirty for longer than a job should take.
+
+    Covers jobs lost to a killed worker or a service that crashed between storing a batch and
+    enqueuing its pairing. Returns how many groups were re-enqueued.
+    """
+    from likeloop_server.apikeys import list_projects
+
+    conn = context.redis_conn()
+    total = 0
+    cutoff = time.time() - stale_after_s
+    for project in list_projects(conn):
+        pk = keys.ProjectKeys(project)
+        stale = [g.decode() for g in conn.zrangebyscore(pk.dirty, "-inf", cutoff)]
+        if stale:
+            # Restart their clock so the next sweep does not enqueue them again straight away.
+            conn.zadd(pk.dirty, {g: time.time() for g in stale}, xx=True)
+            total += enqueue_pairing(conn, project, stale)
+    return total

@@ -1,0 +1,136 @@
+"""Pairing rules: a prompt group's labelled responses in, preference pairs out. Pure functions.
+
+A response's score is its net vote over users (like +1, dislike -1) plus, for each user's
+rating, +1 above the scale's midpoint and -1 below it. Score > 0 makes it a chosen candidate,
+< 0 a rejected one; 0 (ties, no votes, comment-only) gives no label. A correction is a chosen
+candidate of its own, paired first against the response it corrects. Pairs are every chosen
+against every rejected, strongest first, capped per group, never the same text on both sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from likeloop_server.identity import normalise_text, pair_id
+
+CORRECTION_SUFFIX = "#correction"
+# Correction pairs sort before vote pairs: a user who typed the better answer said the most.
+_CORRECTION_STRENGTH = 1_000_000
+
+
+@dataclass(frozen=True)
+class ResponseLabels:
+    """One response of a group with its current feedback, as plain data."""
+
+    response_id: str
+    text: str
+    model: str = ""
+    votes: tuple[int, ...] = ()  # +1 / -1 per user
+    ratings: tuple[tuple[int, int], ...] = ()  # (value, scale) per user
+    correction: str | None = None
+    comments: tuple[str, ...] = ()
+    created_at: float = 0.0
+
+    @property
+    def likes(self) -> int:
+        return sum(1 for v in self.votes if v > 0)
+
+    @property
+    def dislikes(self) -> int:
+        return sum(1 for v in self.votes if v < 0)
+
+    @property
+    def score(self) -> int:
+        total = sum(self.votes)
+        for value, scale in self.ratings:
+            midpoint = (1 + scale) / 2
+            total += (value > midpoint) - (value < midpoint)
+        return total
+
+
+@dataclass(frozen=True)
+class Candidate:
+    key: str
+    text: str
+    source: ResponseLabels
+    is_correction: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        src = self.source
+        return {
+            "response_id": src.response_id,
+            "model": src.model,
+            "kind": "correction" if self.is_correction else "response",
+            "likes": src.likes,
+            "dislikes": src.dislikes,
+            "ratings": [list(r) for r in src.ratings],
+            "score": None if self.is_correction else src.score,
+            "comments": list(src.comments),
+        }
+
+
+@dataclass(frozen=True)
+class Pair:
+    id: str
+    group_id: str
+    chosen: Candidate
+    rejected: Candidate
+    strength: int = field(compare=False)
+
+
+def _labelled(responses: list[ResponseLabels]) -> tuple[list[Candidate], list[Candidate]]:
+    chosen: list[Candidate] = []
+    rejected: list[Candidate] = []
+    for r in responses:
+        if r.score > 0:
+            chosen.append(Candidate(r.response_id, r.text, r))
+        elif r.score < 0:
+            rejected.append(Candidate(r.response_id, r.text, r))
+    return chosen, rejected
+
+
+def make_pairs(group_id: str, responses: list[ResponseLabels], max_pairs: int) -> list[Pair]:
+    """All preference pairs of one prompt group, strongest first, at most ``max_pairs``.
+
+    Deterministic: the same labels always give the same pairs in the same order.
+    """
+    chosen, rejected = _labelled(responses)
+    found: dict[str, Pair] = {}
+
+    def add(c: Candidate, r: Candidate, strength: int) -> None:
+        if normalise_text(c.text) == normalise_text(r.text):
+            return
+        pid = pair_id(group_id, c.key, r.key)
+        if pid not in found:
+            found[pid] = Pair(pid, group_id, c, r, strength)
+
+    corrections = [
+        Candidate(r.response_id + CORRECTION_SUFFIX, r.correction, r, is_correction=True)
+        for r in responses
+        if r.correction
+    ]
+    for corr in corrections:
+        add(corr, Candidate(corr.source.response_id, corr.source.text, corr.source), _CORRECTION_STRENGTH)
+    for c in chosen + corrections:
+        c_score = _CORRECTION_STRENGTH // 2 if c.is_correction else c.source.score
+        for r in rejected:
+            add(c, r, c_score - r.source.score)
+    ordered = sorted(found.values(), key=lambda p: (-p.strength, p.id))
+    return ordered[: max(0, max_pairs)]
+
+
+def pair_record(pair: Pair, prompt: dict[str, Any], paired_at: float) -> dict[str, Any]:
+    """The stored form of a pair: what the exporters turn into each dataset format."""
+    return {
+        "id": pair.id,
+        "group_id": pair.group_id,
+        "prompt": prompt.get("prompt"),
+        "system": prompt.get("system"),
+        "messages": prompt.get("messages"),
+        "chosen": pair.chosen.text,
+        "rejected": pair.rejected.text,
+        "chosen_meta": pair.chosen.describe(),
+        "rejected_meta": pair.rejected.describe(),
+        "paired_at": paired_at,
+    }
