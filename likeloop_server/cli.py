@@ -150,9 +150,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(json.dumps(stats, indent=2))
         return EXIT_OK
     t = stats["totals"]
-    print(f"project {args.project}: {t['responses']} responses, {t['likes']} likes, {t['dislikes']} dislikes, "
-          f"like rate {t['like_rate']}, {t['ratings']} ratings (mean {t['mean_rating']}), "
-          f"{t['comments']} comments, {t['corrections']} corrections, {t['pairs']} pairs")
+    print(
+        f"project {args.project}: {t['responses']} responses, {t['likes']} likes, {t['dislikes']} dislikes, "
+        f"like rate {t['like_rate']}, {t['ratings']} ratings (mean {t['mean_rating']}), "
+        f"{t['comments']} comments, {t['corrections']} corrections, {t['pairs']} pairs"
+    )
     for model, m in stats["by_model"].items():
         print(f"  {model}: {m['responses']} responses, like rate {m['like_rate']}")
     return EXIT_OK
@@ -164,10 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    up = sub.add_parser("up", help="run the whole stack locally: embedded Redis and S3, service, worker, cron",
-                        description="Start everything on loopback. Without LIKELOOP_REDIS_URL a bundled redis-server "
-                        "(AOF on) is started; without LIKELOOP_S3_ENDPOINT a SeaweedFS S3 server is started. Creates "
-                        "a demo project and prints its API key. Ctrl-C stops it all.")
+    up = sub.add_parser(
+        "up",
+        help="run the whole stack locally: embedded Redis and S3, service, worker, cron",
+        description="Start everything on loopback. Without LIKELOOP_REDIS_URL a bundled redis-server "
+        "(AOF on) is started; without LIKELOOP_S3_ENDPOINT a SeaweedFS S3 server is started. Creates "
+        "a demo project and prints its API key. Ctrl-C stops it all.",
+    )
     up.add_argument("--host", default="127.0.0.1", help="service address (default 127.0.0.1)")
     up.add_argument("--port", type=int, default=8000, help="service port (default 8000)")
     up.add_argument("--data-dir", default=".likeloop", help="where embedded Redis and S3 keep data (default .likeloop)")
@@ -187,9 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--log-level", default="info", help="debug, info, warning or error (default info)")
     worker.set_defaults(func=cmd_worker)
 
-    cron = sub.add_parser("cron", help="run RQ's cron scheduler: nightly exports, pairing sweeps",
-                          description="Registers the nightly export of every project (LIKELOOP_EXPORT_CRON, default "
-                          "'0 3 * * *', UTC) and a sweep each minute that re-enqueues pairing lost to a crash.")
+    cron = sub.add_parser(
+        "cron",
+        help="run RQ's cron scheduler: nightly exports, pairing sweeps",
+        description="Registers the nightly export of every project (LIKELOOP_EXPORT_CRON, default "
+        "'0 3 * * *', UTC) and a sweep each minute that re-enqueues pairing lost to a crash.",
+    )
     cron.add_argument("--log-level", default="info", help="debug, info, warning or error (default info)")
     cron.set_defaults(func=cmd_cron)
 
@@ -206,13 +214,18 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id", help="the key id shown by 'keys create' and 'keys list'")
     keys_p.set_defaults(func=cmd_keys)
 
-    export = sub.add_parser("export", help="export a project's preference pairs to S3 now",
-                            description="Queue an export for the workers (or run it here with --inline). "
-                            "Prints the export record as JSON.")
+    export = sub.add_parser(
+        "export",
+        help="export a project's preference pairs to S3 now",
+        description="Queue an export for the workers (or run it here with --inline). Prints the export record as JSON.",
+    )
     export.add_argument("--project", required=True, help="project to export")
-    export.add_argument("--mode", choices=exports.MODES, default="incremental",
-                        help="incremental: new pairs and retractions since the last export (default); "
-                        "snapshot: every current pair")
+    export.add_argument(
+        "--mode",
+        choices=exports.MODES,
+        default="incremental",
+        help="incremental: new pairs and retractions since the last export (default); snapshot: every current pair",
+    )
     export.add_argument("--wait", action="store_true", help="wait for the export to finish; exit 1 if it failed")
     export.add_argument("--timeout", type=float, default=3600, help="seconds --wait waits (default 3600)")
     export.add_argument("--inline", action="store_true", help="run the export in this process, without a worker")

@@ -96,8 +96,17 @@ def run_local_stack(host: str, port: int, data_dir: str) -> int:
         settings = Settings.from_env()
         stack.ensure_bucket(s3_client(settings), settings.s3_bucket)
         key = _demo_key(redis.Redis.from_url(settings.redis_url), data / "demo-key.json")
-        exported = {k: env[k] for k in ("LIKELOOP_REDIS_URL", "LIKELOOP_S3_URL", "LIKELOOP_S3_ENDPOINT",
-                                         "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+        exported = {
+            k: env[k]
+            for k in (
+                "LIKELOOP_REDIS_URL",
+                "LIKELOOP_S3_URL",
+                "LIKELOOP_S3_ENDPOINT",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_DEFAULT_REGION",
+            )
+        }
         url = f"http://{host}:{port}"
         exported.update(LIKELOOP_URL=url, LIKELOOP_API_KEY=key)
         (data / "env").write_text("".join(f"export {k}={v}\n" for k, v in exported.items()))
@@ -109,28 +118,37 @@ def run_local_stack(host: str, port: int, data_dir: str) -> int:
             ("cron", [*cli, "cron"]),
         ):
             with open(logs / f"{name}.log", "ab") as log:
-                children.append((name, subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                                        stdin=subprocess.DEVNULL)))
+                children.append(
+                    (
+                        name,
+                        subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL),
+                    )
+                )
         if not _wait_ready(url, children[0][1]):
             print(f"error: the service did not come up; see {logs / 'service.log'}", file=sys.stderr)
             return 1
-        print(f"""
+        print(
+            f"""
 LikeLoop is running.
   API          {url}   (health {url}/healthz)
-  Redis        {env['LIKELOOP_REDIS_URL']}   (AOF in {data / 'redis'})
-  S3           {env['LIKELOOP_S3_ENDPOINT']}   datasets under {settings.s3_url}
+  Redis        {env["LIKELOOP_REDIS_URL"]}   (AOF in {data / "redis"})
+  S3           {env["LIKELOOP_S3_ENDPOINT"]}   datasets under {settings.s3_url}
   Project      {DEMO_PROJECT}
   API key      {key}
   Logs         {logs}/
 
-In another shell:  source {data / 'env'}
+In another shell:  source {data / "env"}
   then log feedback with the SDK (README), and export:  likeloop export --project {DEMO_PROJECT} --wait
-Ctrl-C stops everything.""", flush=True)
+Ctrl-C stops everything.""",
+            flush=True,
+        )
         while True:
             for name, proc in children:
                 if proc.poll() is not None:
-                    print(f"error: {name} exited with status {proc.returncode}; see {logs / (name + '.log')}",
-                          file=sys.stderr)
+                    print(
+                        f"error: {name} exited with status {proc.returncode}; see {logs / (name + '.log')}",
+                        file=sys.stderr,
+                    )
                     return 1
             time.sleep(1)
     except KeyboardInterrupt:

@@ -1,0 +1,80 @@
+"""LikeLoop SDK: log LLM responses and the feedback users give them, in two lines.
+
+    import likeloop
+    ll = likeloop.Client()              # LIKELOOP_API_KEY, LIKELOOP_URL from the environment
+    rid = ll.log(prompt=p, response=r, model="my-model")
+    ll.like(rid)
+
+Module-level shortcuts (``likeloop.log(...)``, ``likeloop.like(...)``) use a default client
+built from the environment on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ._client import Client, __version__
+from ._errors import DeliveryError, LikeLoopError, UsageError
+
+__all__ = [
+    "Client",
+    "DeliveryError",
+    "LikeLoopError",
+    "UsageError",
+    "__version__",
+    "comment",
+    "correct",
+    "default_client",
+    "dislike",
+    "flush",
+    "like",
+    "log",
+    "rate",
+    "shutdown",
+]
+
+_default: Client | None = None
+_default_lock = threading.Lock()
+
+
+def default_client() -> Client:
+    """The client the module-level shortcuts use, created from the environment on first use."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Client()
+    return _default
+
+
+def log(*args: Any, **kwargs: Any) -> str | None:
+    return default_client().log(*args, **kwargs)
+
+
+def like(response_id: str, **kwargs: Any) -> bool:
+    return default_client().like(response_id, **kwargs)
+
+
+def dislike(response_id: str, **kwargs: Any) -> bool:
+    return default_client().dislike(response_id, **kwargs)
+
+
+def rate(response_id: str, value: int, **kwargs: Any) -> bool:
+    return default_client().rate(response_id, value, **kwargs)
+
+
+def comment(response_id: str, text: str, **kwargs: Any) -> bool:
+    return default_client().comment(response_id, text, **kwargs)
+
+
+def correct(response_id: str, text: str, **kwargs: Any) -> bool:
+    return default_client().correct(response_id, text, **kwargs)
+
+
+def flush(timeout: float = 5.0) -> bool:
+    return default_client().flush(timeout)
+
+
+def shutdown(timeout: float = 5.0) -> bool:
+    return default_client().shutdown(timeout)

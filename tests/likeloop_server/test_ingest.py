@@ -1,0 +1,122 @@
+"""The ingest script on a real Redis: atomic batches, dedupe, pending feedback, vote replacement."""
+
+import time
+
+from likeloop_server import keys
+from likeloop_server.ingest import BatchStore, prepare
+
+P = "acme"
+
+
+def store(conn, settings, *events):
+    return BatchStore(conn, settings).store(P, [prepare(e) for e in events])
+
+
+def resp(rid, prompt="Q?", text="A", model="m1", **kw):
+    return {"type": "response", "response_id": rid, "prompt": prompt, "response": text, "model": model, **kw}
+
+
+def fb(etype, rid, user=None, **kw):
+    event = {"type": etype, "response_id": rid, **kw}
+    if user:
+        event["user_id"] = user
+    return event
+
+
+def stats(conn):
+    return {k.decode(): int(v) for k, v in conn.hgetall(keys.ProjectKeys(P).stats_total).items()}
+
+
+def test_a_response_is_stored_with_its_group(conn, settings):
+    statuses, dirty = store(conn, settings, resp("r1"))
+    assert statuses == ["accepted"] and dirty == []
+    pk = keys.ProjectKeys(P)
+    stored = conn.hgetall(pk.response("r1"))
+    assert stored[b"response"] == b"A" and stored[b"model"] == b"m1"
+    assert conn.smembers(pk.group(stored[b"group"].decode())) == {b"r1"}
+    assert stats(conn) == {"responses": 1, "responses|m:m1": 1}
+
+
+def test_the_same_event_id_is_stored_once(conn, settings):
+    event = {**fb("like", "r1", "u1"), "event_id": "e-1"}
+    store(conn, settings, resp("r1"))
+    assert store(conn, settings, event)[0] == ["accepted"]
+    assert store(conn, settings, event)[0] == ["duplicate"]
+    assert stats(conn)["likes"] == 1
+
+
+def test_a_response_id_logged_twice_is_a_duplicate(conn, settings):
+    store(conn, settings, resp("r1"))
+    assert store(conn, settings, resp("r1", text="other"))[0] == ["duplicate"]
+    assert conn.hget(keys.ProjectKeys(P).response("r1"), "response") == b"A"
+    assert stats(conn)["responses"] == 1
+
+
+def test_a_new_vote_by_the_same_user_replaces_the_old(conn, settings):
+    store(conn, settings, resp("r1"))
+    store(conn, settings, fb("like", "r1", "u1"))
+    store(conn, settings, fb("dislike", "r1", "u1"))
+    s = stats(conn)
+    assert s["likes"] == 0 and s["dislikes"] == 1
+    assert s["likes|m:m1"] == 0 and s["dislikes|m:m1"] == 1
+
+
+def test_anonymous_votes_add_up(conn, settings):
+    store(conn, settings, resp("r1"))
+    store(conn, settings, fb("like", "r1"), fb("like", "r1"))
+    assert stats(conn)["likes"] == 2
+
+
+def test_feedback_before_its_response_is_applied_when_it_arrives(conn, settings):
+    statuses, dirty = store(conn, settings, fb("like", "r1", "u1"), fb("comment", "r1", "u2", text="nice"))
+    assert statuses == ["pending", "pending"] and dirty == []
+    assert "likes" not in stats(conn)
+    statuses, dirty = store(conn, settings, resp("r1"))
+    assert statuses == ["accepted"] and len(dirty) == 1
+    s = stats(conn)
+    assert s["likes"] == 1 and s["comments"] == 1 and s["likes|m:m1"] == 1
+    assert conn.exists(keys.ProjectKeys(P).pending("r1")) == 0
+
+
+def test_labelling_marks_the_group_dirty_once(conn, settings):
+    store(conn, settings, resp("r1"), resp("r2", text="B"))
+    _, dirty1 = store(conn, settings, fb("like", "r1", "u1"))
+    _, dirty2 = store(conn, settings, fb("dislike", "r2", "u1"))
+    assert len(dirty1) == 1 and dirty2 == []  # already dirty: no second pairing job
+    assert conn.zcard(keys.ProjectKeys(P).dirty) == 1
+
+
+def test_comments_alone_do_not_mark_the_group_dirty(conn, settings):
+    store(conn, settings, resp("r1"))
+    assert store(conn, settings, fb("comment", "r1", text="hm"))[1] == []
+
+
+def test_rating_replacement_adjusts_sum_and_count(conn, settings):
+    store(conn, settings, resp("r1"))
+    store(conn, settings, fb("rating", "r1", "u1", value=2))
+    store(conn, settings, fb("rating", "r1", "u1", value=5))
+    store(conn, settings, fb("rating", "r1", "u2", value=4))
+    s = stats(conn)
+    assert s["ratings"] == 2 and s["rating_sum"] == 9
+
+
+def test_unlabelled_responses_expire_and_feedback_keeps_them(conn, settings):
+    store(conn, settings, resp("r1"), resp("r2", text="B"))
+    pk = keys.ProjectKeys(P)
+    assert 0 < conn.ttl(pk.response("r1")) <= settings.response_ttl_days * 86400
+    store(conn, settings, fb("like", "r2", "u1"))
+    assert conn.ttl(pk.response("r2")) == -1
+    assert conn.ttl(pk.response("r1")) > 0
+
+
+def test_votes_are_counted_on_the_day_they_were_cast(conn, settings):
+    day1 = time.time() - 2 * 86400
+    store(conn, settings, resp("r1", timestamp=day1))
+    store(conn, settings, {**fb("like", "r1", "u1"), "timestamp": day1})
+    store(conn, settings, fb("dislike", "r1", "u1"))
+    pk = keys.ProjectKeys(P)
+    from likeloop_server.ingest import utc_day
+
+    old = {k.decode(): int(v) for k, v in conn.hgetall(pk.stats_day(utc_day(day1))).items()}
+    new = {k.decode(): int(v) for k, v in conn.hgetall(pk.stats_day(utc_day(time.time()))).items()}
+    assert old["likes"] == 0 and new["dislikes"] == 1
