@@ -127,7 +127,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         print(json.dumps({"id": export_id, "status": exports.SUCCEEDED, "counts": manifest["counts"]}))
         return EXIT_OK
-    export_id = exports.request_export(conn, args.project, args.mode, trigger="cli")
+    export_id = exports.request_export(conn, args.project, args.mode, trigger="cli", retry=not args.wait)
     if not args.wait:
         print(json.dumps(exports.get_export(conn, args.project, export_id)))
         return EXIT_OK
@@ -226,7 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="incremental",
         help="incremental: new pairs and retractions since the last export (default); snapshot: every current pair",
     )
-    export.add_argument("--wait", action="store_true", help="wait for the export to finish; exit 1 if it failed")
+    export.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the export to finish; exit 1 if it failed (a waited-for run is not retried)",
+    )
     export.add_argument("--timeout", type=float, default=3600, help="seconds --wait waits (default 3600)")
     export.add_argument("--inline", action="store_true", help="run the export in this process, without a worker")
     export.set_defaults(func=cmd_export)

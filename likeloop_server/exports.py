@@ -26,8 +26,14 @@ def new_export_id(now: float | None = None) -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-def request_export(conn: redis.Redis, project: str, mode: str = "incremental", trigger: str = "api") -> str:
-    """Record an export request and enqueue its job. Returns the export id."""
+def request_export(
+    conn: redis.Redis, project: str, mode: str = "incremental", trigger: str = "api", retry: bool = True
+) -> str:
+    """Record an export request and enqueue its job. Returns the export id.
+
+    ``retry`` lets RQ retry a failed run with backoff (the nightly and API default); a caller
+    that waits for the outcome passes False so a failure is reported at once.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     pk = keys.ProjectKeys(project)
@@ -47,7 +53,7 @@ def request_export(conn: redis.Redis, project: str, mode: str = "incremental", t
     )
     pipe.zadd(pk.exports, {export_id: now})
     pipe.execute()
-    enqueue_export(conn, project, export_id, mode)
+    enqueue_export(conn, project, export_id, mode, retry=retry)
     _trim(conn, pk)
     return export_id
 

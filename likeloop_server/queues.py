@@ -50,13 +50,14 @@ def enqueue_pairing(conn: redis.Redis, project: str, group_ids: Iterable[str]) -
     return len(datas)
 
 
-def enqueue_export(conn: redis.Redis, project: str, export_id: str, mode: str) -> None:
+def enqueue_export(conn: redis.Redis, project: str, export_id: str, mode: str, retry: bool = True) -> None:
+    """Enqueue an export run; ``retry=False`` when someone is waiting to see it fail or succeed."""
     Queue(EXPORT_QUEUE, connection=conn).enqueue(
         EXPORT_JOB,
         args=(project, export_id, mode),
         job_id=f"export-{project}-{export_id}",
         job_timeout=EXPORT_TIMEOUT_S,
-        retry=EXPORT_RETRY,
+        retry=EXPORT_RETRY if retry else None,
         result_ttl=7 * 86400,
         failure_ttl=30 * 86400,
     )

@@ -1,0 +1,99 @@
+"""The ``likeloop`` command as scripts use it."""
+
+import contextlib
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from likeloop_server import apikeys
+from likeloop_server.stack import free_port
+from tests.conftest import likeloop_cli, server_env
+
+COMMANDS = ["up", "serve", "worker", "cron", "keys", "export", "stats"]
+
+
+@pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS], ["keys", "create"]])
+def test_every_command_has_help(command):
+    result = subprocess.run(
+        [sys.executable, "-m", "likeloop_server.cli", *command, "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and "usage: likeloop" in result.stdout
+
+
+def test_keys_create_json_list_and_revoke(conn, settings):
+    created = likeloop_cli("keys", "create", "--project", "acme", "--scope", "ingest,read", "--json", settings=settings)
+    assert created.returncode == 0, created.stderr
+    record = json.loads(created.stdout)
+    assert record["project"] == "acme" and record["scopes"] == ["ingest", "read"]
+    assert record["key"].startswith("llk_")
+    assert apikeys.lookup(conn, record["key"]).project == "acme"
+    assert record["key"].encode() not in b"".join(conn.keys("*"))  # only a hash is stored
+    listed = json.loads(likeloop_cli("keys", "list", "--json", settings=settings).stdout)
+    assert [k["id"] for k in listed] == [record["id"]]
+    assert likeloop_cli("keys", "revoke", record["id"], settings=settings).returncode == 0
+    assert apikeys.lookup(conn, record["key"]).revoked
+    assert likeloop_cli("keys", "revoke", "nope", settings=settings).returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--project", "Bad Name"], "not valid"),
+        (["--project", "acme", "--scope", "ingest,superuser"], "scopes must be"),
+    ],
+)
+def test_keys_create_refuses_bad_input(conn, settings, args, message):
+    result = likeloop_cli("keys", "create", *args, settings=settings)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_export_of_unknown_project_fails(conn, settings):
+    result = likeloop_cli("export", "--project", "ghost", settings=settings)
+    assert result.returncode == 2 and "no project" in result.stderr
+
+
+def test_unreachable_redis_is_a_clear_error(settings):
+    result = likeloop_cli(
+        "stats", "--project", "acme", settings=replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    )
+    assert result.returncode == 1 and "cannot reach Redis" in result.stderr
+
+
+@contextlib.contextmanager
+def running_worker(settings):
+    """A long-running ``likeloop worker`` in a child process, as in production."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "likeloop_server.cli", "worker"],
+        env=server_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_export_wait_succeeds_with_a_running_worker(conn, s3, settings):
+    apikeys.create_key(conn, "acme", ("ingest",))
+    with running_worker(settings):
+        result = likeloop_cli("export", "--project", "acme", "--wait", "--timeout", "60", settings=settings)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "succeeded"
+
+
+def test_export_wait_exits_non_zero_when_the_export_fails(conn, settings):
+    unreachable = replace(settings, s3_endpoint=f"http://127.0.0.1:{free_port()}")
+    apikeys.create_key(conn, "acme", ("ingest",))
+    with running_worker(unreachable):
+        result = likeloop_cli("export", "--project", "acme", "--wait", "--timeout", "120", settings=unreachable)
+    assert result.returncode == 1
+    record = json.loads(result.stdout)
+    assert record["status"] == "failed" and "Could not connect" in record["error"]

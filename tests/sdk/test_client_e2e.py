@@ -1,0 +1,53 @@
+"""The SDK against the real service over HTTP (gunicorn, real Redis)."""
+
+import likeloop
+
+from likeloop_server.stack import free_port
+from tests.conftest import LiveService, make_key
+
+
+def test_logged_responses_and_feedback_reach_the_service(live_service, conn):
+    import json
+    import urllib.request
+
+    key = make_key(conn, "acme")
+    ll = likeloop.Client(api_key=key, url=live_service.url, flush_interval=0.05)
+    rid = ll.log(prompt="What is 2+2?", response="4", model="m1", metadata={"route": "math"})
+    ll.like(rid, user_id="u1")
+    ll.rate(rid, 5, user_id="u2")
+    ll.comment(rid, "short and right")
+    ll.correct(rid, "2+2 is 4.")
+    assert ll.flush(10)
+    assert ll.stats()["sent"] == 5 and ll.stats()["failed"] == 0
+    req = urllib.request.Request(f"{live_service.url}/v1/responses/{rid}", headers={"Authorization": f"Bearer {key}"})
+    body = json.loads(urllib.request.urlopen(req, timeout=5).read())
+    assert body["metadata"] == {"route": "math"}
+    fb = body["feedback"]
+    assert fb["likes"] == 1 and fb["ratings"] == [{"value": 5, "scale": 5}]
+    assert fb["comments"][0]["text"] == "short and right" and fb["correction"] == "2+2 is 4."
+    ll.shutdown()
+
+
+def test_events_logged_during_an_outage_arrive_after_recovery(settings, conn, tmp_path):
+    key = make_key(conn, "acme")
+    port = free_port()
+    ll = likeloop.Client(api_key=key, url=f"http://127.0.0.1:{port}", flush_interval=0.05, max_retries=50)
+    rids = [ll.log(prompt=f"Q{i}", response="A") for i in range(20)]
+    assert ll.flush(0.5) is False  # nothing listens yet
+    service = LiveService(settings, tmp_path / "svc.log", port=port)
+    try:
+        assert ll.flush(60)
+        assert ll.stats()["sent"] == 20
+        assert all(conn.exists(f"ll:p:acme:resp:{rid}") for rid in rids)
+    finally:
+        ll.shutdown(1)
+        service.stop()
+
+
+def test_a_wrong_key_is_reported_not_raised(live_service, conn):
+    errors = []
+    ll = likeloop.Client(api_key="llk_wrong", url=live_service.url, flush_interval=0.05, on_error=errors.append)
+    ll.like("r1")
+    assert ll.flush(10)
+    assert ll.stats()["failed"] == 1 and errors[0].status == 401
+    ll.shutdown()

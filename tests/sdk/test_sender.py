@@ -1,0 +1,216 @@
+"""The SDK's own delivery logic, with a scripted transport standing in for the network.
+
+End-to-end delivery against the real service is in test_client_e2e.py.
+"""
+
+import gzip
+import json
+import threading
+
+import likeloop
+import pytest
+from likeloop import _retry
+from likeloop._transport import Response, TransportError
+
+
+class ScriptedTransport:
+    """Answers each post with the next scripted outcome; records what was sent."""
+
+    def __init__(self, *outcomes):
+        self.outcomes = list(outcomes)
+        self.bodies = []
+        self.lock = threading.Lock()
+
+    def post(self, path, body, headers):
+        with self.lock:
+            if headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            events = json.loads(body)["events"]
+            self.bodies.append(events)
+            outcome = self.outcomes.pop(0) if self.outcomes else 200
+        if isinstance(outcome, Exception):
+            raise outcome
+        if isinstance(outcome, Response):
+            return outcome
+        results = [{"index": i, "status": "accepted"} for i in range(len(events))]
+        return Response(outcome, {}, {"results": results})
+
+    def close(self):
+        pass
+
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch):
+    delays = []
+    monkeypatch.setattr(
+        _retry,
+        "backoff_delay",
+        lambda attempt, retry_after=None, rng=None: delays.append((attempt, retry_after)) or 0.0,
+    )
+    monkeypatch.setattr("likeloop._sender.backoff_delay", _retry.backoff_delay)
+    return delays
+
+
+def client_with(transport, monkeypatch, **kw):
+    monkeypatch.setattr("likeloop._client.HttpTransport", lambda url, timeout: transport)
+    return likeloop.Client(api_key="k", url="http://127.0.0.1:9", flush_interval=0.05, **kw)
+
+
+def test_connection_errors_and_5xx_are_retried_until_delivered(monkeypatch, no_waiting):
+    transport = ScriptedTransport(TransportError("refused"), 503, 500, 200)
+    c = client_with(transport, monkeypatch)
+    c.like("r1")
+    assert c.flush(5)
+    assert len(transport.bodies) == 4
+    assert c.stats()["sent"] == 1 and c.stats()["retries"] == 3
+    c.shutdown()
+
+
+def test_429_honours_retry_after(monkeypatch, no_waiting):
+    transport = ScriptedTransport(Response(429, {"retry-after": "7"}, None), 200)
+    c = client_with(transport, monkeypatch)
+    c.like("r1")
+    assert c.flush(5)
+    assert no_waiting == [(1, 7.0)]
+    c.shutdown()
+
+
+def test_other_4xx_is_not_retried_and_is_reported(monkeypatch):
+    errors = []
+    transport = ScriptedTransport(Response(401, {}, {"error": {"code": "invalid_api_key"}}))
+    c = client_with(transport, monkeypatch, on_error=errors.append)
+    c.like("r1")
+    assert c.flush(5)
+    assert len(transport.bodies) == 1
+    assert c.stats()["failed"] == 1
+    assert isinstance(errors[0], likeloop.DeliveryError) and errors[0].status == 401
+    c.shutdown()
+
+
+def test_retries_are_bounded(monkeypatch):
+    transport = ScriptedTransport(*([503] * 10))
+    c = client_with(transport, monkeypatch, max_retries=3)
+    c.like("r1")
+    assert c.flush(5)
+    assert len(transport.bodies) == 4 and c.stats()["failed"] == 1
+    c.shutdown()
+
+
+def test_per_event_rejections_do_not_sink_the_batch(monkeypatch):
+    errors = []
+    rejected = Response(
+        207,
+        {},
+        {
+            "results": [
+                {"index": 0, "status": "accepted"},
+                {"index": 1, "status": "rejected", "error": {"message": "events[1].value: bad"}},
+            ]
+        },
+    )
+    transport = ScriptedTransport(rejected)
+    c = client_with(transport, monkeypatch, on_error=errors.append, flush_at=2)
+    c.like("r1")
+    c.comment("r1", "x")
+    assert c.flush(5)
+    assert c.stats()["sent"] == 1 and c.stats()["rejected"] == 1
+    assert errors[0].events[0]["type"] == "comment"
+    c.shutdown()
+
+
+def test_batches_close_on_count(monkeypatch):
+    transport = ScriptedTransport()
+    c = client_with(transport, monkeypatch, flush_at=10)
+    for i in range(25):
+        c.like(f"r{i}")
+    assert c.flush(5)
+    assert [len(b) for b in transport.bodies] == [10, 10, 5]
+    c.shutdown()
+
+
+def test_batches_close_on_bytes(monkeypatch):
+    transport = ScriptedTransport()
+    c = client_with(transport, monkeypatch, flush_at=100, max_batch_bytes=2000)
+    for i in range(10):
+        c.comment(f"r{i}", "x" * 500)
+    assert c.flush(5)
+    assert len(transport.bodies) >= 3 and sum(len(b) for b in transport.bodies) == 10
+    c.shutdown()
+
+
+def test_a_full_queue_drops_and_counts(monkeypatch):
+    gate = threading.Event()
+
+    class Stuck(ScriptedTransport):
+        def post(self, path, body, headers):
+            gate.wait(5)
+            return super().post(path, body, headers)
+
+    c = client_with(Stuck(), monkeypatch, max_queue=5, flush_at=1)
+    accepted = [c.like(f"r{i}") for i in range(20)]
+    assert accepted.count(False) >= 10
+    assert c.stats()["dropped_queue_full"] == accepted.count(False)
+    gate.set()
+    c.shutdown(5)
+
+
+def test_flush_is_bounded_when_the_service_never_answers(monkeypatch):
+    import time
+
+    gate = threading.Event()
+
+    class Hanging(ScriptedTransport):
+        def post(self, path, body, headers):
+            gate.wait(10)
+            raise TransportError("timeout")
+
+    c = client_with(Hanging(), monkeypatch)
+    c.like("r1")
+    start = time.monotonic()
+    assert c.flush(0.3) is False
+    assert time.monotonic() - start < 2
+    gate.set()
+    c.shutdown(0.5)
+
+
+def test_misuse_never_raises_unless_debug(monkeypatch):
+    errors = []
+    c = client_with(ScriptedTransport(), monkeypatch, on_error=errors.append)
+    assert c.rate("r1", 9) is False
+    assert c.log(prompt="Q") is None
+    assert c.log(prompt="Q", messages=[], response="A") is None
+    assert len(errors) == 3 and all(isinstance(e, likeloop.UsageError) for e in errors)
+    debug = client_with(ScriptedTransport(), monkeypatch, debug=True)
+    with pytest.raises(likeloop.UsageError):
+        debug.rate("r1", 9)
+    c.shutdown()
+    debug.shutdown()
+
+
+def test_disabled_client_sends_nothing(monkeypatch):
+    transport = ScriptedTransport()
+    c = client_with(transport, monkeypatch, enabled=False)
+    assert c.like("r1") is False
+    assert isinstance(c.log(prompt="Q", response="A"), str)
+    assert c.flush(1) and transport.bodies == []
+
+
+def test_public_api_is_pinned():
+    assert sorted(likeloop.__all__) == sorted(
+        [
+            "Client",
+            "DeliveryError",
+            "LikeLoopError",
+            "UsageError",
+            "__version__",
+            "comment",
+            "correct",
+            "default_client",
+            "dislike",
+            "flush",
+            "like",
+            "log",
+            "rate",
+            "shutdown",
+        ]
+    )

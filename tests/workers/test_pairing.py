@@ -1,0 +1,112 @@
+"""The pairing job on a real Redis: pairs follow labels, flips retract, reruns change nothing."""
+
+import json
+
+from likeloop_server import keys
+from likeloop_server.identity import prompt_group_id
+from likeloop_server.ingest import BatchStore, prepare
+from workers.pairing import pair_group_with
+
+P = "acme"
+GID = prompt_group_id(prompt="Q?")
+
+
+def send(conn, settings, *events):
+    return BatchStore(conn, settings).store(P, [prepare(e) for e in events])
+
+
+def resp(rid, text):
+    return {"type": "response", "response_id": rid, "prompt": "Q?", "response": text, "model": "m"}
+
+
+def vote(kind, rid, user):
+    return {"type": kind, "response_id": rid, "user_id": user}
+
+
+def stored_pairs(conn):
+    raw = conn.hgetall(keys.ProjectKeys(P).pairs(GID))
+    return sorted((json.loads(v)["chosen"], json.loads(v)["rejected"]) for v in raw.values())
+
+
+def log_ops(conn):
+    return [(f[b"op"].decode(), f[b"pair"].decode()) for _, f in conn.xrange(keys.ProjectKeys(P).pair_log)]
+
+
+def test_pairs_follow_votes_and_clear_the_dirty_mark(conn, settings):
+    send(conn, settings, resp("a", "good"), resp("b", "bad"), resp("c", "ok"))
+    send(conn, settings, vote("like", "a", "u1"), vote("dislike", "b", "u1"))
+    assert conn.zcard(keys.ProjectKeys(P).dirty) == 1
+    assert pair_group_with(conn, P, GID, 100) == {"added": 1, "removed": 0, "pairs": 1}
+    assert stored_pairs(conn) == [("good", "bad")]
+    assert conn.zcard(keys.ProjectKeys(P).dirty) == 0
+    assert [op for op, _ in log_ops(conn)] == ["add"]
+
+
+def test_rerunning_changes_nothing(conn, settings):
+    send(conn, settings, resp("a", "good"), resp("b", "bad"), vote("like", "a", "u"), vote("dislike", "b", "u"))
+    pair_group_with(conn, P, GID, 100)
+    assert pair_group_with(conn, P, GID, 100) == {"added": 0, "removed": 0, "pairs": 1}
+    assert len(log_ops(conn)) == 1
+
+
+def test_a_flipped_vote_retracts_the_pair(conn, settings):
+    send(conn, settings, resp("a", "good"), resp("b", "bad"), vote("like", "a", "u"), vote("dislike", "b", "u"))
+    pair_group_with(conn, P, GID, 100)
+    send(conn, settings, vote("dislike", "a", "u"))
+    assert pair_group_with(conn, P, GID, 100) == {"added": 0, "removed": 1, "pairs": 0}
+    assert stored_pairs(conn) == []
+    assert [op for op, _ in log_ops(conn)] == ["add", "retract"]
+    assert int(conn.hget(keys.ProjectKeys(P).stats_total, "pairs")) == 0
+
+
+def test_the_cap_limits_pairs_per_group(conn, settings):
+    send(
+        conn, settings, *[resp(f"g{i}", f"good {i}") for i in range(4)], *[resp(f"b{i}", f"bad {i}") for i in range(4)]
+    )
+    send(
+        conn,
+        settings,
+        *[vote("like", f"g{i}", "u") for i in range(4)],
+        *[vote("dislike", f"b{i}", "u") for i in range(4)],
+    )
+    assert pair_group_with(conn, P, GID, 5)["pairs"] == 5
+
+
+def test_a_correction_pairs_against_its_original(conn, settings):
+    send(conn, settings, resp("a", "Paris is in Spain"))
+    send(conn, settings, {"type": "correction", "response_id": "a", "text": "Paris is in France"})
+    pair_group_with(conn, P, GID, 100)
+    assert stored_pairs(conn) == [("Paris is in France", "Paris is in Spain")]
+
+
+def test_a_change_during_pairing_keeps_the_group_dirty_until_paired(conn, settings):
+    send(conn, settings, resp("a", "good"), resp("b", "bad"), vote("like", "a", "u"))
+    pk = keys.ProjectKeys(P)
+    # Simulate a vote landing between the job's read and its write: bump the version under WATCH.
+    real_load = __import__("workers.pairing", fromlist=["load_group"]).load_group
+    calls = []
+
+    def racing_load(c, k, g):
+        out = real_load(c, k, g)
+        if not calls:
+            send(conn, settings, vote("dislike", "b", "u"))
+        calls.append(1)
+        return out
+
+    import workers.pairing as pairing
+
+    pairing.load_group, saved = racing_load, pairing.load_group
+    try:
+        result = pair_group_with(conn, P, GID, 100)
+    finally:
+        pairing.load_group = saved
+    assert len(calls) == 2  # the first write was refused, the job re-read and paired the new vote
+    assert result["pairs"] == 1 and stored_pairs(conn) == [("good", "bad")]
+    assert conn.zcard(pk.dirty) == 0
+
+
+def test_expired_responses_leave_the_group(conn, settings):
+    send(conn, settings, resp("a", "good"), resp("b", "bad"), vote("like", "a", "u"), vote("dislike", "b", "u"))
+    conn.delete(keys.ProjectKeys(P).response("b"))
+    assert pair_group_with(conn, P, GID, 100)["pairs"] == 0
+    assert conn.smembers(keys.ProjectKeys(P).group(GID)) == {b"a"}
