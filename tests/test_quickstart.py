@@ -1,0 +1,110 @@
+"""The README's quick start, as a new user runs it: `likeloop up` (what `make run` starts), the
+README's SDK snippet against it, then `likeloop export --wait`, and the dataset in the embedded S3."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+
+from likeloop_server.stack import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_snippet() -> str:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(r"<!-- quickstart-sdk -->\s*```python\n(.*?)```", text, re.S)
+    assert match, "README lost its quick-start SDK snippet"
+    return match.group(1)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        out[name] = value
+    return out
+
+
+def test_make_run_stack_and_readme_snippet_produce_a_dataset(tmp_path):
+    clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("LIKELOOP_", "AWS_"))}
+    port = free_port()
+    data = tmp_path / "data"
+    up = subprocess.Popen(
+        [sys.executable, "-m", "likeloop_server.cli", "up", "--port", str(port), "--data-dir", str(data)],
+        env=clean_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not (data / "env").exists() or not _ready(port):
+            assert up.poll() is None, up.stdout.read()
+            assert time.monotonic() < deadline, "stack did not come up"
+            time.sleep(0.3)
+        env = {**clean_env, **read_env_file(data / "env")}
+        assert env["LIKELOOP_URL"] == f"http://127.0.0.1:{port}"
+
+        snippet = subprocess.run(
+            [sys.executable, "-c", readme_snippet()], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert snippet.returncode == 0, snippet.stderr
+        _wait_for_pairs(env)
+        export = subprocess.run(
+            [sys.executable, "-m", "likeloop_server.cli", "export", "--project", "demo", "--wait", "--timeout", "60"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert export.returncode == 0, export.stderr
+        record = json.loads(export.stdout)
+        assert record["status"] == "succeeded" and record["pairs"] == 1
+
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=env["LIKELOOP_S3_ENDPOINT"],
+            region_name="us-east-1",
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
+        listed = s3.list_objects_v2(Bucket="likeloop-datasets", Prefix="exports/demo/")
+        names = [o["Key"] for o in listed["Contents"]]
+        assert any("/trl/dt=" in n for n in names) and any("/manifests/" in n for n in names)
+    finally:
+        up.send_signal(signal.SIGINT)
+        try:
+            up.wait(60)
+        except subprocess.TimeoutExpired:
+            up.kill()
+    assert up.returncode == 0
+    assert not _ready(port)
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def _wait_for_pairs(env: dict[str, str]) -> None:
+    """Pairing runs in the stack's worker, a moment after the feedback lands."""
+    req = urllib.request.Request(
+        env["LIKELOOP_URL"] + "/v1/stats", headers={"Authorization": "Bearer " + env["LIKELOOP_API_KEY"]}
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if json.loads(urllib.request.urlopen(req, timeout=5).read())["totals"]["pairs"] >= 1:
+            return
+        time.sleep(0.2)
+    raise AssertionError("no pair was made within 30 s")
