@@ -181,14 +181,14 @@ class Sender(threading.Thread):
         failed: int = 0,
         error: Exception | None = None,
     ) -> None:
+        if error is not None:  # before counting, so flush() returns after the app heard of it
+            self.on_error(error)
         with self.done:
             self.counters.sent += sent
             self.counters.rejected += rejected
             self.counters.failed += failed
             self.counters.batches += 1
             self.done.notify_all()
-        if error is not None:
-            self.on_error(error)
 
     def stop(self, deadline: float) -> bool:
         """Send what is queued until ``deadline`` (monotonic), then give up. True if it all went."""
