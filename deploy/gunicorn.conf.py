@@ -1,0 +1,24 @@
+"""gunicorn settings for the LikeLoop service in production.
+
+    gunicorn -c deploy/gunicorn.conf.py "service:create_app()"
+
+Settings come from the environment (LIKELOOP_*); these are only the HTTP server's.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("LIKELOOP_BIND", "0.0.0.0:8000")
+# Ingest is CPU-bound (JSON and validation); one process per core, a few threads each to overlap
+# the Redis round trips.
+workers = int(os.environ.get("LIKELOOP_HTTP_WORKERS", multiprocessing.cpu_count()))
+threads = int(os.environ.get("LIKELOOP_HTTP_THREADS", 4))
+worker_class = "gthread"
+# A request does one Redis transaction; 30 s means something is wrong.
+timeout = 30
+graceful_timeout = 20
+keepalive = 75  # longer than typical load balancer idle timeouts (60 s), so they close first
+max_requests = 100_000
+max_requests_jitter = 10_000
+accesslog = "-" if os.environ.get("LIKELOOP_ACCESS_LOG") else None
+errorlog = "-"
