@@ -27,7 +27,8 @@ def normalise_text(text: str) -> str:
 
 
 def short_hash(*parts: str) -> str:
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    # surrogatepass: JSON may carry lone surrogates (\ud800); hash them rather than fail.
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
     return digest[:_ID_HEX_CHARS]
 
 

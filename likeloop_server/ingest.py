@@ -95,7 +95,8 @@ class BatchStore:
                 s.response_ttl_days * 86400,
                 s.pending_ttl_hours * 3600,
                 s.dedupe_ttl_hours * 3600,
-                json.dumps(prepared, ensure_ascii=False),
+                # JSON text may hold lone surrogates, which are not UTF-8: store them as "?".
+                json.dumps(prepared, ensure_ascii=False).encode("utf-8", "replace"),
                 repr(time.time()),
             ]
         )

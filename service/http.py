@@ -122,6 +122,8 @@ def json_body(allow_empty: bool = False) -> Any:
         return json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ApiError(400, "invalid_json", "the request body is nested too deeply") from exc
 
 
 def load(schema: Schema, raw: Any, prefix: str = "") -> dict[str, Any]:

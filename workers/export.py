@@ -264,7 +264,7 @@ def run_export(project: str, export_id: str, mode: str = "incremental") -> dict[
         raise
 
 
-def export_all_projects(mode: str = "incremental") -> list[str]:
+def export_all_projects(mode: str = "incremental", conn: redis.Redis | None = None) -> list[str]:
     """Cron job: request an export of every project. Returns the export ids."""
-    conn = context.redis_conn()
+    conn = conn or context.redis_conn()
     return [exports.request_export(conn, p, mode, trigger="cron") for p in list_projects(conn)]

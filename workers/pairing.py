@@ -133,7 +133,7 @@ def pair_group_with(conn: redis.Redis, project: str, group_id: str, max_pairs: i
     return {"added": 0, "removed": 0, "pairs": -1}
 
 
-def sweep_dirty(stale_after_s: float = STALE_DIRTY_S) -> int:
+def sweep_dirty(stale_after_s: float = STALE_DIRTY_S, conn: redis.Redis | None = None) -> int:
     """Cron job: re-enqueue pairing for groups dirty for longer than a job should take.
 
     Covers jobs lost to a killed worker or a service that crashed between storing a batch and
@@ -141,7 +141,7 @@ def sweep_dirty(stale_after_s: float = STALE_DIRTY_S) -> int:
     """
     from likeloop_server.apikeys import list_projects
 
-    conn = context.redis_conn()
+    conn = conn or context.redis_conn()
     total = 0
     cutoff = time.time() - stale_after_s
     for project in list_projects(conn):

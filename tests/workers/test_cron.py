@@ -1,0 +1,56 @@
+"""The nightly export and the pairing sweep, registered with RQ's own cron scheduler."""
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+from rq import Queue
+from rq.cron import CronScheduler
+
+from likeloop_server import apikeys, exports, keys
+from likeloop_server.ingest import BatchStore, prepare
+from likeloop_server.queues import EXPORT_QUEUE, PAIRING_QUEUE
+from tests.conftest import run_worker_burst
+from workers.cron import register_jobs
+from workers.pairing import sweep_dirty
+
+
+def test_the_nightly_export_runs_for_every_project(conn, s3, settings):
+    for project in ("acme", "globex"):
+        apikeys.create_key(conn, project, ("ingest",))
+    scheduler = CronScheduler(connection=conn)
+    register_jobs(scheduler, settings)
+    jobs = {job.name: job for job in scheduler.get_jobs()}
+    assert jobs["nightly-export"].cron == settings.export_cron == "0 3 * * *"
+    # Pretend 03:00 has come.
+    jobs["nightly-export"].next_enqueue_time = datetime.now(UTC) - timedelta(seconds=1)
+    enqueued = {job.name for job in scheduler.enqueue_jobs()}
+    assert enqueued == {"nightly-export", "pairing-sweep"}
+    assert Queue(EXPORT_QUEUE, connection=conn).count == 1
+
+    run_worker_burst(settings)  # runs the cron job, which enqueues one export per project, then runs those
+    for project in ("acme", "globex"):
+        (record,) = exports.list_exports(conn, project)
+        assert record["trigger"] == "cron" and record["status"] == "succeeded", record
+
+
+def test_the_sweep_re_enqueues_groups_whose_pairing_was_lost(conn, settings):
+    apikeys.create_key(conn, "acme", ("ingest",))
+    events = [
+        {"type": "response", "response_id": "a", "prompt": "Q", "response": "good"},
+        {"type": "response", "response_id": "b", "prompt": "Q", "response": "bad"},
+        {"type": "like", "response_id": "a"},
+        {"type": "dislike", "response_id": "b"},
+    ]
+    _, dirty = BatchStore(conn, settings).store("acme", [prepare(e) for e in events])
+    # The service died before enqueuing: no job exists, the group is only marked dirty.
+    assert Queue(PAIRING_QUEUE, connection=conn).count == 0
+    assert sweep_dirty(conn=conn) == 0  # not stale yet
+    pk = keys.ProjectKeys("acme")
+    conn.zadd(pk.dirty, {dirty[0]: time.time() - 600})
+    assert sweep_dirty(conn=conn) == 1
+    assert sweep_dirty(conn=conn) == 0  # its clock restarted: not enqueued twice
+    run_worker_burst(settings)
+    (pair,) = [json.loads(v) for v in conn.hgetall(pk.pairs(dirty[0])).values()]
+    assert (pair["chosen"], pair["rejected"]) == ("good", "bad")
+    assert conn.zcard(pk.dirty) == 0
