@@ -11,6 +11,7 @@ import redis
 
 from . import keys
 from .identity import valid_project_name
+from .tokens import signing_secret
 
 SCOPES = ("ingest", "read", "admin")
 KEY_PREFIX = "llk_"
@@ -72,6 +73,8 @@ def create_key(conn: redis.Redis, project: str, scopes: tuple[str, ...]) -> tupl
             "scopes": ",".join(scopes),
             "created_at": repr(record.created_at),
             "revoked": "0",
+            # Lets the service check feedback tokens minted from this key (likeloop_server/tokens.py).
+            "token_secret": signing_secret(secret),
         },
     )
     pipe.hset(keys.API_KEY_IDS, record.id, digest)

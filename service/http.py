@@ -13,7 +13,7 @@ import redis
 from flask import current_app, g, request
 from marshmallow import Schema, ValidationError
 
-from likeloop_server import apikeys
+from likeloop_server import apikeys, tokens
 from likeloop_server.ingest import BatchStore
 from likeloop_server.settings import Settings
 
@@ -33,47 +33,42 @@ def resources() -> Resources:
     return current_app.extensions["likeloop"]
 
 
-def require(scope: str) -> Callable[[F], F]:
-    """Authenticate the request's bearer key and check it carries ``scope``; sets ``g.project``."""
+def _unauthorized(code: str, message: str) -> ApiError:
+    return ApiError(401, code, message, field="Authorization", headers={"WWW-Authenticate": "Bearer"})
+
+
+def require(scope: str, allow_token: bool = False) -> Callable[[F], F]:
+    """Authenticate the request's bearer key and check it carries ``scope``; sets ``g.project``.
+
+    With ``allow_token``, a browser feedback token is accepted too; its claims go in ``g.token``.
+    """
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             header = request.headers.get("Authorization", "")
             if not header:
-                raise ApiError(
-                    401,
-                    "missing_api_key",
-                    "send the project key as 'Authorization: Bearer <key>'",
-                    field="Authorization",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+                raise _unauthorized("missing_api_key", "send the project key as 'Authorization: Bearer <key>'")
             kind, _, secret = header.partition(" ")
-            if kind.lower() != "bearer" or not secret.strip():
-                raise ApiError(
-                    401,
-                    "malformed_authorization",
-                    "the Authorization header must be 'Bearer <key>'",
-                    field="Authorization",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-            key = apikeys.lookup(resources().redis, secret.strip())
+            secret = secret.strip()
+            if kind.lower() != "bearer" or not secret:
+                raise _unauthorized("malformed_authorization", "the Authorization header must be 'Bearer <key>'")
+            g.token = None
+            if secret.startswith(tokens.PREFIX):
+                if not allow_token:
+                    raise _unauthorized("token_not_allowed", "feedback tokens are accepted only by POST /v1/feedback")
+                try:
+                    g.token = tokens.verify(resources().redis, secret)
+                except tokens.TokenError as exc:
+                    status = 403 if exc.code == "insufficient_scope" else 401
+                    raise ApiError(status, exc.code, exc.message, field="Authorization") from exc
+                g.project = g.token.project
+                return view(*args, **kwargs)
+            key = apikeys.lookup(resources().redis, secret)
             if key is None:
-                raise ApiError(
-                    401,
-                    "invalid_api_key",
-                    "this API key is not known",
-                    field="Authorization",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+                raise _unauthorized("invalid_api_key", "this API key is not known")
             if key.revoked:
-                raise ApiError(
-                    401,
-                    "revoked_api_key",
-                    "this API key has been revoked",
-                    field="Authorization",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+                raise _unauthorized("revoked_api_key", "this API key has been revoked")
             if scope not in key.scopes:
                 raise ApiError(
                     403,
@@ -82,7 +77,6 @@ def require(scope: str) -> Callable[[F], F]:
                     field="Authorization",
                 )
             g.project = key.project
-            g.api_key = key
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

@@ -92,9 +92,12 @@ def post_response():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/v1/feedback")
-@require("ingest")
+@require("ingest", allow_token=True)
 def post_feedback():  # type: ignore[no-untyped-def]
-    """Record one piece of feedback (``type``: like, dislike, rating, comment, correction)."""
+    """Record one piece of feedback (``type``: like, dislike, rating, comment, correction).
+
+    Accepts a project key, or a feedback token limited to one response (and maybe one user).
+    """
     raw = json_body()
     if isinstance(raw, dict) and raw.get("type") not in FEEDBACK_TYPES:
         got = raw.get("type")
@@ -104,4 +107,14 @@ def post_feedback():  # type: ignore[no-untyped-def]
             f"type: must be one of {', '.join(FEEDBACK_TYPES)}" + (f", got {got!r}" if got else ""),
             field="type",
         )
+    token = g.token
+    if token is not None and isinstance(raw, dict):
+        if raw.get("response_id") != token.response_id:
+            raise ApiError(
+                403, "token_response_mismatch", "this feedback token is for another response", field="response_id"
+            )
+        if token.user_id is not None:
+            if raw.get("user_id", token.user_id) != token.user_id:
+                raise ApiError(403, "token_user_mismatch", "this feedback token is for another user", field="user_id")
+            raw["user_id"] = token.user_id
     return _single(schemas.feedback_event_schema, raw)

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import os
 import threading
 import time
-import uuid
 import weakref
+import zlib
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from . import _token
 from ._errors import UsageError
 from ._sender import Counters, Sender
+from ._spool import Spool
 from ._transport import HttpTransport
 
 log = logging.getLogger("likeloop")
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 DEFAULT_URL = "http://127.0.0.1:8000"
 # 100 events is one request of a few tens of KB: large enough to amortise HTTP, small enough
 # that a lost connection retries little.
@@ -27,14 +30,22 @@ DEFAULT_FLUSH_AT = 100
 DEFAULT_FLUSH_INTERVAL_S = 1.0
 # The service refuses bodies over 1 MiB; stay well under it before gzip.
 DEFAULT_MAX_BATCH_BYTES = 512 * 1024
-# 10,000 pending events is a few MB and covers a minute-long outage at 150 events/s.
+# 10,000 pending events cover a minute-long outage at 150 events/s ...
 DEFAULT_MAX_QUEUE = 10_000
+# ... unless they are large: 64 MiB bounds the memory the queue may take in any case.
+DEFAULT_MAX_QUEUE_BYTES = 64 * 1024 * 1024
 DEFAULT_TIMEOUT_S = 10.0
-# With 30 s capped backoff, ten retries ride out roughly three minutes of outage.
+# With 30 s capped backoff, ten retries ride out roughly three minutes of outage (without a spool).
 DEFAULT_MAX_RETRIES = 10
 # What the atexit hook may add to interpreter shutdown.
 DEFAULT_EXIT_TIMEOUT_S = 2.0
+# sync=True sends in the caller's thread; bound how long one call may take.
+DEFAULT_SYNC_TIMEOUT_S = 5.0
+DEFAULT_TOKEN_TTL_S = 3600
 RATING_SCALE = 5
+# Rough per-event bookkeeping bytes (keys, ids, JSON punctuation) added to the text sizes.
+_EVENT_OVERHEAD = 160
+_METADATA_ITEM = 64
 
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
@@ -64,9 +75,14 @@ class Client:
         flush_interval: float = DEFAULT_FLUSH_INTERVAL_S,
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         max_queue: int = DEFAULT_MAX_QUEUE,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         timeout: float = DEFAULT_TIMEOUT_S,
         max_retries: int = DEFAULT_MAX_RETRIES,
         exit_timeout: float = DEFAULT_EXIT_TIMEOUT_S,
+        spool_dir: str | os.PathLike[str] | None = None,
+        spool_fsync: str = "always",
+        sync: bool = False,
+        sample_rate: float = 1.0,
         on_error: Callable[[Exception], None] | None = None,
         debug: bool = False,
         enabled: bool = True,
@@ -77,24 +93,49 @@ class Client:
         self.flush_interval = flush_interval
         self.max_batch_bytes = max_batch_bytes
         self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
         self.timeout = timeout
         self.max_retries = max_retries
         self.exit_timeout = exit_timeout
+        self.sync = sync
         self.on_error = on_error
         self.debug = debug
         self.enabled = enabled
-        self._counters = Counters()
-        self._done = threading.Condition()
-        self._lock = threading.Lock()  # guards starting and stopping the sender, never the hot path
-        self._queue: deque[dict[str, Any]] = deque()
-        self._sender: Sender | None = None
-        self._pid = os.getpid()
+        if not 0.0 <= sample_rate <= 1.0:
+            self._misuse(f"sample_rate must be between 0 and 1, got {sample_rate!r}; using 1")
+            sample_rate = 1.0
+        self.sample_rate = sample_rate
+        # A response is kept when crc32(id) falls under this, so its feedback is kept with it.
+        self._sample_below = None if sample_rate >= 1.0 else int(sample_rate * 2**32)
+        self._spool: Spool | None = None
+        if spool_dir is not None:
+            try:
+                self._spool = Spool(spool_dir, spool_fsync)
+            except (OSError, ValueError) as exc:
+                self._misuse(f"spool disabled: {exc}")
         self._closed = False
+        self._reset_state()
         if self.enabled and not self.api_key:
             self._misuse("no API key: pass api_key= or set LIKELOOP_API_KEY; events will not be sent")
             self.enabled = False
         _clients.add(self)
         atexit.register(self._at_exit)
+        if self.enabled and self._spool is not None and self._spool.pending() and not self.sync:
+            self._start_sender()  # replay what an earlier process left
+
+    def _reset_state(self) -> None:
+        """Fresh per-process state (at start, and in a forked child)."""
+        self._pid = os.getpid()
+        self._counters = Counters()
+        self._done = threading.Condition()
+        self._qlock = threading.Lock()  # held only for a few list and counter operations
+        self._start_lock = threading.Lock()
+        self._queue: deque[tuple[dict[str, Any], int]] = deque()
+        self._queued_bytes = 0
+        self._sender: Sender | None = None
+        # Event ids: unique per process (random prefix) and cheap (a counter).
+        self._id_prefix = os.urandom(8).hex() + "-"
+        self._seq = itertools.count(1)
 
     # ---- public API -------------------------------------------------------------------------
 
@@ -114,92 +155,144 @@ class Client:
         timestamp: float | None = None,
     ) -> str | None:
         """Log one LLM response; returns its id (use it for feedback), or None if the call is invalid."""
-        rid = response_id or uuid.uuid4().hex
-        if not isinstance(response, str):
+        if type(response) is not str:
             return self._misuse("log() needs response= as a string")
-        if (prompt is None) == (messages is None):
-            return self._misuse("log() needs exactly one of prompt= (text) or messages= (chat)")
-        event: dict[str, Any] = {"type": "response", "response_id": rid, "response": response}
-        if prompt is not None:
+        event: dict[str, Any] = {
+            "type": "response",
+            "response_id": response_id or os.urandom(16).hex(),
+            "response": response,
+        }
+        size = _EVENT_OVERHEAD + len(response)
+        if prompt is not None and messages is None:
+            if type(prompt) is not str:
+                return self._misuse("log() needs prompt= as a string")
             event["prompt"] = prompt
+            size += len(prompt)
+        elif messages is not None and prompt is None:
+            try:
+                event["messages"] = [dict(m) for m in messages]
+                size += sum(len(str(m.get("content", ""))) + 32 for m in event["messages"])
+            except (TypeError, ValueError, AttributeError):
+                return self._misuse("log() needs messages= as a list of {'role': ..., 'content': ...}")
         else:
-            event["messages"] = [dict(m) for m in messages]  # type: ignore[union-attr]
-        for name, value in (
-            ("system", system),
-            ("model", model),
-            ("prompt_id", prompt_id),
-            ("user_id", user_id),
-            ("session_id", session_id),
-        ):
-            if value is not None:
-                event[name] = value
+            return self._misuse("log() needs exactly one of prompt= (text) or messages= (chat)")
+        if system is not None:
+            event["system"] = system
+            size += len(system)
+        if model is not None:
+            event["model"] = model
+        if prompt_id is not None:
+            event["prompt_id"] = prompt_id
+        if user_id is not None:
+            event["user_id"] = user_id
+        if session_id is not None:
+            event["session_id"] = session_id
         if metadata:
             event["metadata"] = dict(metadata)
-        self._enqueue(event, timestamp)
-        return rid
+            size += _METADATA_ITEM * len(metadata)
+        if timestamp is not None:
+            event["timestamp"] = timestamp
+        self._enqueue(event, size)
+        return event["response_id"]
 
     def like(self, response_id: str, *, user_id: str | None = None) -> bool:
         """Record a thumbs-up; a later vote by the same user replaces it."""
-        return self._feedback("like", response_id, user_id)
+        return self._feedback("like", response_id, user_id, None)
 
     def dislike(self, response_id: str, *, user_id: str | None = None) -> bool:
         """Record a thumbs-down; a later vote by the same user replaces it."""
-        return self._feedback("dislike", response_id, user_id)
+        return self._feedback("dislike", response_id, user_id, None)
 
     def rate(self, response_id: str, value: int, *, scale: int = RATING_SCALE, user_id: str | None = None) -> bool:
         """Record a rating from 1 to ``scale`` (default 5); above the midpoint counts as liked."""
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= scale:
-            return bool(self._misuse(f"rate() needs an integer value from 1 to {scale}, got {value!r}"))
-        return self._feedback("rating", response_id, user_id, value=value, scale=scale)
+        if type(value) is not int or type(scale) is not int or not 2 <= scale <= 100 or not 1 <= value <= scale:
+            return bool(self._misuse(f"rate() needs an integer value from 1 to scale (2-100), got {value!r}/{scale!r}"))
+        return self._feedback("rating", response_id, user_id, {"value": value, "scale": scale})
 
     def comment(self, response_id: str, text: str, *, user_id: str | None = None) -> bool:
         """Attach a free-text comment (kept and exported as metadata; gives no label)."""
-        if not isinstance(text, str) or not text:
+        if type(text) is not str or not text:
             return bool(self._misuse("comment() needs a non-empty text"))
-        return self._feedback("comment", response_id, user_id, text=text)
+        return self._feedback("comment", response_id, user_id, {"text": text})
 
     def correct(self, response_id: str, text: str, *, user_id: str | None = None) -> bool:
         """Record the answer the user wanted: it becomes a chosen response paired against this one."""
-        if not isinstance(text, str) or not text:
+        if type(text) is not str or not text:
             return bool(self._misuse("correct() needs the corrected text"))
-        return self._feedback("correction", response_id, user_id, text=text)
+        return self._feedback("correction", response_id, user_id, {"text": text})
+
+    def feedback_token(
+        self, response_id: str, *, expires_in: float = DEFAULT_TOKEN_TTL_S, user_id: str | None = None
+    ) -> str | None:
+        """A token a browser can use to post feedback on this one response, until it expires.
+
+        Minted locally (no network). Send it as ``Authorization: Bearer <token>`` to
+        ``POST /v1/feedback``. With ``user_id``, the vote is recorded as that user's.
+        """
+        if not self.api_key:
+            return self._misuse("feedback_token() needs the client's API key")
+        if type(response_id) is not str or not response_id:
+            return self._misuse(f"feedback_token() needs a response id, got {response_id!r}")
+        return _token.mint(self.api_key, response_id, expires_in, user_id)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far was delivered or given up on, at most ``timeout`` s.
 
-        Returns True if nothing queued before the call is still pending.
+        Returns True if nothing queued before the call is still pending (in memory or spooled).
         """
-        if self._sender is None or not self._sender.is_alive():
-            return not self._queue
-        with self._done:
+        with self._qlock:
             target = self._counters.queued
-        self._sender.wake.set()
+        if self.sync:
+            self._drain_sync(timeout)
+        elif self._sender is None or not self._sender.alive():
+            if not self._queue and not (self._spool and self._spool.pending()):
+                return True
+            self._start_sender()
         deadline = time.monotonic() + timeout
         with self._done:
             while self._settled() < target:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._done.wait(min(remaining, 0.1))
-                self._sender.wake.set()
+                if self._sender is not None:
+                    self._sender.wake.set()
+                self._done.wait(min(remaining, 0.05))
         return True
 
     def shutdown(self, timeout: float = 5.0) -> bool:
-        """Send what is queued (for at most ``timeout`` s) and stop. True if nothing was left unsent."""
-        with self._lock:
+        """Send what is queued (for at most ``timeout`` s), spool or count the rest, and stop.
+
+        Returns True if no event was lost: each was sent, or kept in the spool for a later run.
+        """
+        with self._start_lock:
+            if self._closed:
+                return True
             self._closed = True
-            sender, self._sender = self._sender, None
-        if sender is None or not sender.is_alive():
-            return not self._queue
-        ok = sender.stop(time.monotonic() + timeout)
-        if self._queue:
-            log.warning("likeloop: %d events not sent at shutdown", len(self._queue))
-        return ok
+            sender = self._sender
+        failed_before = self._counters.failed
+        if sender is None and self._queue:
+            sender = self._make_sender()
+        if sender is not None:
+            deadline = time.monotonic() + timeout
+            if sender.alive():
+                sender.stop(deadline)
+            else:  # sync mode, or a sender thread that never started
+                sender.drain_sync(deadline)
+                sender.settle_leftovers("not sent: the client was shut down")
+                sender.transport.close()
+        lost = self._counters.failed - failed_before
+        if lost:
+            log.warning("likeloop: %d events not sent at shutdown", lost)
+        return lost == 0 and not self._queue
 
     def stats(self) -> dict[str, int]:
-        """Counters: queued, sent, rejected, failed, dropped_queue_full, retries, batches, pending."""
-        c = self._counters
-        return {**c.__dict__, "pending": len(self._queue)}
+        """Counters: queued, sent, rejected, failed, dropped_queue_full, dropped_sampled, spooled,
+        replayed, retries, batches; and pending (in memory), pending_bytes, spool_files."""
+        out = self._counters.as_dict()
+        out["pending"] = len(self._queue)
+        out["pending_bytes"] = self._queued_bytes
+        out["spool_files"] = len(self._spool.pending()) if self._spool else 0
+        return out
 
     # ---- internals ----------------------------------------------------------------------------
 
@@ -207,60 +300,86 @@ class Client:
         c = self._counters
         return c.sent + c.rejected + c.failed
 
-    def _feedback(self, etype: str, response_id: str, user_id: str | None, **fields: Any) -> bool:
-        if not isinstance(response_id, str) or not response_id:
+    def _feedback(self, etype: str, response_id: str, user_id: str | None, extra: dict[str, Any] | None) -> bool:
+        if type(response_id) is not str or not response_id:
             return bool(self._misuse(f"{etype}: response_id must be the id log() returned, got {response_id!r}"))
-        event: dict[str, Any] = {"type": etype, "response_id": response_id, **fields}
+        event: dict[str, Any] = {"type": etype, "response_id": response_id}
+        size = _EVENT_OVERHEAD
+        if extra:
+            event.update(extra)
+            size += len(extra.get("text", ""))
         if user_id is not None:
             event["user_id"] = user_id
-        return self._enqueue(event, None)
+        return self._enqueue(event, size)
 
-    def _enqueue(self, event: dict[str, Any], timestamp: float | None) -> bool:
+    def _enqueue(self, event: dict[str, Any], size: int) -> bool:
         if not self.enabled or self._closed:
             return False
         if self._pid != os.getpid():
             self._after_fork()
-        if len(self._queue) >= self.max_queue:
-            self._counters.dropped_queue_full += 1
+        if self._sample_below is not None and zlib.crc32(event["response_id"].encode()) >= self._sample_below:
+            with self._qlock:
+                self._counters.dropped_sampled += 1
             return False
-        event["event_id"] = uuid.uuid4().hex
-        event["timestamp"] = timestamp if timestamp is not None else time.time()
-        self._queue.append(event)
-        self._counters.queued += 1
+        event["event_id"] = self._id_prefix + str(next(self._seq))
+        if "timestamp" not in event:
+            event["timestamp"] = time.time()
+        with self._qlock:
+            if len(self._queue) >= self.max_queue or self._queued_bytes + size > self.max_queue_bytes:
+                self._counters.dropped_queue_full += 1
+                return False
+            self._queue.append((event, size))
+            self._queued_bytes += size
+            self._counters.queued += 1
+            pending = len(self._queue)
+        if self.sync:
+            self._drain_sync(DEFAULT_SYNC_TIMEOUT_S)
+            return True
         sender = self._sender
         if sender is None:
             sender = self._start_sender()
-        if len(self._queue) >= self.flush_at:
+        if pending >= self.flush_at:
             sender.wake.set()
         return True
 
+    def _release_bytes(self, n: int) -> None:
+        with self._qlock:
+            self._queued_bytes -= n
+
+    def _make_sender(self) -> Sender:
+        return Sender(
+            queue=self._queue,
+            transport=HttpTransport(self.url, self.timeout),
+            api_key=self.api_key,
+            flush_at=self.flush_at,
+            flush_interval=self.flush_interval,
+            max_batch_bytes=self.max_batch_bytes,
+            max_retries=min(self.max_retries, 2) if self.sync else self.max_retries,
+            counters=self._counters,
+            done=self._done,
+            on_error=self._report,
+            user_agent=f"likeloop-python/{__version__}",
+            spool=self._spool,
+            origin=self._id_prefix.rstrip("-"),
+            release_bytes=self._release_bytes,
+        )
+
     def _start_sender(self) -> Sender:
-        with self._lock:
-            if self._sender is None or not self._sender.is_alive():
-                self._sender = Sender(
-                    queue=self._queue,
-                    transport=HttpTransport(self.url, self.timeout),
-                    api_key=self.api_key,
-                    flush_at=self.flush_at,
-                    flush_interval=self.flush_interval,
-                    max_batch_bytes=self.max_batch_bytes,
-                    max_retries=self.max_retries,
-                    counters=self._counters,
-                    done=self._done,
-                    on_error=self._report,
-                    user_agent=f"likeloop-python/{__version__}",
-                )
-                self._sender.start()
+        with self._start_lock:
+            if self._sender is None or (not self.sync and not self._sender.alive()):
+                self._sender = self._make_sender()
+                if not self.sync:
+                    self._sender.start()
             return self._sender
+
+    def _drain_sync(self, timeout: float) -> None:
+        sender = self._sender or self._start_sender()
+        with self._start_lock:  # one caller at a time drives the transport
+            sender.drain_sync(time.monotonic() + timeout)
 
     def _after_fork(self) -> None:
         """In a forked child: the parent's queue and thread belong to the parent. Start afresh."""
-        self._pid = os.getpid()
-        self._queue = deque()
-        self._counters = Counters()
-        self._done = threading.Condition()
-        self._lock = threading.Lock()
-        self._sender = None
+        self._reset_state()
 
     def _report(self, error: Exception) -> None:
         log.warning("likeloop: %s", error)
@@ -277,7 +396,7 @@ class Client:
         return None
 
     def _at_exit(self) -> None:
-        if not self._closed:
+        if not self._closed and os.getpid() == self._pid:
             try:
                 self.shutdown(self.exit_timeout)
             except Exception:  # interpreter shutdown must never fail because of us

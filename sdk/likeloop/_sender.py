@@ -1,7 +1,12 @@
-"""The background sender: drains the client's queue into batches and delivers them.
+"""Delivery: drains the client's queue into batches and sends them, from a background thread
+(or, with ``sync=True``, from the caller's thread).
 
 A batch closes when it holds ``flush_at`` events, reaches ``max_batch_bytes`` encoded, or when
-``flush_interval`` has passed. JSON encoding and gzip happen here, never in the caller's thread.
+``flush_interval`` has passed. JSON encoding and gzip happen here, never on the hot path.
+
+With a spool, a batch whose delivery fails retryably goes to disk at once, and so does every
+later batch until the spool has been replayed: events are then delivered oldest first, memory
+stays small through a long outage, and a restart picks up where the process stopped.
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ._errors import DeliveryError
 from ._retry import backoff_delay, is_retryable, parse_retry_after
+from ._spool import Spool, SpooledBatch
 from ._transport import HttpTransport, Response, TransportError
 
 log = logging.getLogger("likeloop")
@@ -25,6 +31,7 @@ log = logging.getLogger("likeloop")
 EVENTS_PATH = "/v1/events"
 # Below this size gzip costs more CPU than it saves on the wire.
 GZIP_MIN_BYTES = 1024
+_ENVELOPE = len(b'{"events":[]}')
 
 
 @dataclass
@@ -33,18 +40,43 @@ class Counters:
 
     queued: int = 0
     sent: int = 0
-    rejected: int = 0  # refused by the service one by one (invalid); never retried
-    failed: int = 0  # whole batches given up on (non-retryable status or retries used up)
+    rejected: int = 0  # refused one by one by the service (invalid); never retried
+    failed: int = 0  # given up on: non-retryable status, retries used up, or shutdown deadline
     dropped_queue_full: int = 0
+    dropped_sampled: int = 0
+    spooled: int = 0  # written to the spool (they count as sent once replayed)
+    replayed: int = 0  # sent from spool files an earlier process left
     retries: int = 0
     batches: int = 0
 
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
-class Sender(threading.Thread):
+
+@dataclass
+class Outcome:
+    """The result of one delivery attempt."""
+
+    status: int | None
+    response: Response | None
+    error_text: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def retryable(self) -> bool:
+        return not self.ok and is_retryable(self.status)
+
+
+class Sender:
+    """Owns the transport and (optionally) the spool; used by one thread at a time."""
+
     def __init__(
         self,
         *,
-        queue: deque[dict[str, Any]],
+        queue: deque[tuple[dict[str, Any], int]],
         transport: HttpTransport,
         api_key: str,
         flush_at: int,
@@ -55,8 +87,10 @@ class Sender(threading.Thread):
         done: threading.Condition,
         on_error: Callable[[Exception], None],
         user_agent: str,
+        spool: Spool | None,
+        origin: str,
+        release_bytes: Callable[[int], None],
     ) -> None:
-        super().__init__(name="likeloop-sender", daemon=True)
         self.queue = queue
         self.transport = transport
         self.flush_at = flush_at
@@ -64,113 +98,251 @@ class Sender(threading.Thread):
         self.max_batch_bytes = max_batch_bytes
         self.max_retries = max_retries
         self.counters = counters
-        self.done = done  # notified whenever events leave the pipeline (sent, rejected, failed)
+        self.done = done  # notified whenever events leave the pipeline
         self.on_error = on_error
+        self.spool = spool
+        self.origin = origin
+        self.release_bytes = release_bytes
         self.wake = threading.Event()
         self.stopping = threading.Event()  # finish what is queued, then exit
-        self.abort = threading.Event()  # stop waiting between retries: the deadline has passed
+        self.abort = threading.Event()  # the shutdown deadline passed: stop waiting and sending
+        self.deadline: float | None = None  # no retry wait may end after this (shutdown, sync calls)
+        self.replay_after = 0.0  # monotonic time before which the spool is not retried
+        self.replay_attempt = 0
         self.headers = {
             "Authorization": f"Bearer {api_key}",
             "Content-Type": "application/json",
             "User-Agent": user_agent,
         }
+        self.thread: threading.Thread | None = None
 
-    def run(self) -> None:
-        while True:
-            if not self.queue:
-                if self.stopping.is_set():
+    # ---- threads --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name="likeloop-sender", daemon=True)
+        self.thread.start()
+
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def _run(self) -> None:
+        while not self.abort.is_set():
+            spool_waiting = self._spool_has_work()
+            backing_off = spool_waiting and time.monotonic() < self.replay_after
+            if self.stopping.is_set():
+                # Spooled batches are safe on disk: exit once the queue is empty, unless the
+                # spool can be tried right now.
+                if not self.queue and (not spool_waiting or backing_off):
                     return
-                self.wake.wait(self.flush_interval)
-                self.wake.clear()
-            elif len(self.queue) < self.flush_at and not self.stopping.is_set():
-                # A partial batch: give it until flush_interval to fill up, unless flushed.
-                self.wake.wait(self.flush_interval)
-                self.wake.clear()
-            batch, body = self._take_batch()
-            if batch:
-                try:
-                    self._deliver(batch, body)
-                except Exception as exc:  # never let the thread die: count the batch as lost
-                    log.exception("likeloop: unexpected error delivering a batch")
-                    self._finish(batch, failed=len(batch), error=DeliveryError(str(exc), batch))
+            elif not self.queue and not spool_waiting:
+                self._sleep(self.flush_interval)
+            elif len(self.queue) < self.flush_at and not spool_waiting:
+                self._sleep(self.flush_interval)  # a partial batch: let it fill up, unless flushed
+            try:
+                self.step()
+            except Exception:  # never let the thread die
+                log.exception("likeloop: unexpected error in the sender")
+                time.sleep(0.1)
+            if not self.stopping.is_set() and not self.queue and self._spool_has_work():
+                wait = self.replay_after - time.monotonic()
+                if wait > 0:
+                    self._sleep(min(self.flush_interval, wait))
+
+    def _sleep(self, seconds: float) -> None:
+        self.wake.wait(max(0.0, seconds))
+        self.wake.clear()
+
+    def _spool_has_work(self) -> bool:
+        return bool(self.spool and self.spool.pending())
+
+    # ---- one round: replay the spool, then the queue ----------------------------------------
+
+    def step(self) -> None:
+        """Replay one spooled batch if due, then send (or spool) one batch from the queue."""
+        spooling = False
+        if self.spool is not None and self._spool_has_work():
+            spooling = True
+            if time.monotonic() >= self.replay_after and self._replay_one():
+                spooling = self._spool_has_work()
+        batch, body = self._take_batch()
+        if not batch:
+            return
+        if spooling:
+            self._to_spool(batch, body)
+        else:
+            self._deliver(batch, body)
+
+    def _replay_one(self) -> bool:
+        """Send the oldest spooled batch. True if the service answered (sent or refused)."""
+        assert self.spool is not None
+        item = self.spool.claim_oldest()
+        if item is None:
+            return True
+        outcome = self._post(item.body)
+        if outcome.retryable:
+            self.spool.release(item)
+            self.replay_attempt += 1
+            self.counters.retries += 1
+            self.replay_after = time.monotonic() + self._delay(self.replay_attempt, outcome)
+            return False
+        self.spool.done(item)
+        self.replay_attempt = 0
+        self.replay_after = 0.0
+        self._settle_spooled(item, outcome)
+        return True
+
+    def _settle_spooled(self, item: SpooledBatch, outcome: Outcome) -> None:
+        mine = item.origin == self.origin
+        if outcome.ok:
+            rejected, error = self._rejections(None, outcome.response)
+            with self.done:
+                if mine:
+                    self.counters.sent += item.count - rejected
+                    self.counters.rejected += rejected
+                    self.counters.spooled -= item.count
+                else:
+                    self.counters.replayed += item.count - rejected
+                self.counters.batches += 1
+                self.done.notify_all()
+            if error:
+                self.on_error(error)
+            return
+        error = DeliveryError(
+            f"{item.count} spooled events refused: {outcome.error_text}",
+            [],
+            outcome.status,
+            outcome.response.body if outcome.response else None,
+        )
+        self.on_error(error)
+        with self.done:
+            if mine:
+                self.counters.failed += item.count
+                self.counters.spooled -= item.count
+            self.done.notify_all()
+
+    # ---- batches ---------------------------------------------------------------------------
 
     def _take_batch(self) -> tuple[list[dict[str, Any]], bytes]:
         batch: list[dict[str, Any]] = []
         parts: list[bytes] = []
-        size = len(b'{"events":[]}')
+        size = _ENVELOPE
+        freed = 0
         while self.queue and len(batch) < self.flush_at:
-            event = self.queue.popleft()
+            event, estimate = self.queue.popleft()
             try:
-                encoded = json.dumps(event, ensure_ascii=False, default=str).encode("utf-8")
-            except (TypeError, ValueError) as exc:  # metadata that cannot be JSON even with str()
+                encoded = json.dumps(event, ensure_ascii=False, default=str).encode("utf-8", "replace")
+            except (TypeError, ValueError) as exc:  # metadata that is not JSON even with str()
+                freed += estimate
                 self._finish([event], failed=1, error=DeliveryError(f"event is not JSON: {exc}", [event]))
                 continue
             if batch and size + len(encoded) + 1 > self.max_batch_bytes:
-                self.queue.appendleft(event)
+                self.queue.appendleft((event, estimate))
                 break
+            freed += estimate
             batch.append(event)
             parts.append(encoded)
             size += len(encoded) + 1
+        if freed:
+            self.release_bytes(freed)
         return batch, b'{"events":[' + b",".join(parts) + b"]}"
 
-    def _deliver(self, batch: list[dict[str, Any]], body: bytes) -> None:
-        headers = dict(self.headers)
+    def _post(self, body: bytes) -> Outcome:
+        headers = self.headers
         if len(body) >= GZIP_MIN_BYTES:
             body = gzip.compress(body, compresslevel=5)
-            headers["Content-Encoding"] = "gzip"
+            headers = {**headers, "Content-Encoding": "gzip"}
+        try:
+            response = self.transport.post(EVENTS_PATH, body, headers)
+        except TransportError as exc:
+            return Outcome(None, None, str(exc))
+        text = "" if 200 <= response.status < 300 else f"HTTP {response.status}: {response.body}"
+        return Outcome(response.status, response, text)
+
+    def _delay(self, attempt: int, outcome: Outcome) -> float:
+        retry_after = parse_retry_after(outcome.response.headers.get("retry-after")) if outcome.response else None
+        return backoff_delay(attempt, retry_after)
+
+    def _deliver(self, batch: list[dict[str, Any]], body: bytes) -> None:
         attempt = 0
         while True:
-            response: Response | None = None
-            try:
-                response = self.transport.post(EVENTS_PATH, body, headers)
-                status: int | None = response.status
-            except TransportError as exc:
-                status, error_text = None, str(exc)
-            if status is not None and 200 <= status < 300:
-                self._accepted(batch, response)
+            outcome = self._post(body)
+            if outcome.ok:
+                rejected, error = self._rejections(batch, outcome.response)
+                self._finish(batch, sent=len(batch) - rejected, rejected=rejected, error=error)
                 return
-            if status is not None:
-                error_text = f"HTTP {status}: {response.body if response else ''}"
-            if not is_retryable(status) or attempt >= self.max_retries:
-                why = "refused" if status is not None and not is_retryable(status) else "undeliverable"
+            if not outcome.retryable:
                 self._finish(
                     batch,
                     failed=len(batch),
                     error=DeliveryError(
-                        f"{len(batch)} events {why}: {error_text}", batch, status, response.body if response else None
+                        f"{len(batch)} events refused: {outcome.error_text}",
+                        batch,
+                        outcome.status,
+                        outcome.response.body if outcome.response else None,
                     ),
                 )
                 return
             attempt += 1
             self.counters.retries += 1
-            retry_after = parse_retry_after(response.headers.get("retry-after")) if response else None
-            delay = backoff_delay(attempt, retry_after)
-            log.debug("likeloop: retry %d in %.2f s after %s", attempt, delay, error_text)
-            if self.abort.wait(delay):
+            if self.spool is not None:  # keep it on disk and move on; replay backs off from here
+                self.replay_attempt = attempt
+                self.replay_after = time.monotonic() + self._delay(attempt, outcome)
+                self._to_spool(batch, body)
+                return
+            if attempt > self.max_retries:
                 self._finish(
                     batch,
                     failed=len(batch),
-                    error=DeliveryError(f"{len(batch)} events not sent before shutdown: {error_text}", batch, status),
+                    error=DeliveryError(
+                        f"{len(batch)} events undeliverable after {self.max_retries} retries: {outcome.error_text}",
+                        batch,
+                        outcome.status,
+                    ),
+                )
+                return
+            delay = self._delay(attempt, outcome)
+            log.debug("likeloop: retry %d in %.2f s after %s", attempt, delay, outcome.error_text)
+            past_deadline = self.deadline is not None and time.monotonic() + delay > self.deadline
+            if past_deadline or self.abort.wait(delay):
+                self._finish(
+                    batch,
+                    failed=len(batch),
+                    error=DeliveryError(
+                        f"{len(batch)} events not sent before shutdown: {outcome.error_text}", batch, outcome.status
+                    ),
                 )
                 return
 
-    def _accepted(self, batch: list[dict[str, Any]], response: Response | None) -> None:
+    def _to_spool(self, batch: list[dict[str, Any]], body: bytes) -> None:
+        assert self.spool is not None
+        try:
+            self.spool.write(body, len(batch), self.origin)
+        except OSError as exc:
+            self._finish(batch, failed=len(batch), error=DeliveryError(f"could not spool events: {exc}", batch))
+            return
+        with self.done:
+            self.counters.spooled += len(batch)
+            self.done.notify_all()
+
+    def _rejections(
+        self, batch: list[dict[str, Any]] | None, response: Response | None
+    ) -> tuple[int, DeliveryError | None]:
         results = response.body.get("results") if response and isinstance(response.body, dict) else None
-        rejected = []
-        if isinstance(results, list):
-            for result in results:
-                if isinstance(result, dict) and result.get("status") == "rejected":
-                    index = result.get("index")
-                    if isinstance(index, int) and 0 <= index < len(batch):
-                        rejected.append((batch[index], result.get("error")))
-        error = None
-        if rejected:
-            detail = [e for _, e in rejected]
-            first = detail[0].get("message") if isinstance(detail[0], dict) else detail[0]
-            error = DeliveryError(
-                f"{len(rejected)} events rejected by the service: {first}", [ev for ev, _ in rejected], 200, detail
-            )
-        self._finish(batch, sent=len(batch) - len(rejected), rejected=len(rejected), error=error)
+        if not isinstance(results, list):
+            return 0, None
+        rejected = [r for r in results if isinstance(r, dict) and r.get("status") == "rejected"]
+        if not rejected:
+            return 0, None
+        events = []
+        if batch is not None:
+            events = [
+                batch[r["index"]] for r in rejected if isinstance(r.get("index"), int) and 0 <= r["index"] < len(batch)
+            ]
+        detail = [r.get("error") for r in rejected]
+        first = detail[0].get("message") if isinstance(detail[0], dict) else detail[0]
+        return len(rejected), DeliveryError(
+            f"{len(rejected)} events rejected by the service: {first}", events, 200, detail
+        )
 
     def _finish(
         self,
@@ -190,14 +362,40 @@ class Sender(threading.Thread):
             self.counters.batches += 1
             self.done.notify_all()
 
-    def stop(self, deadline: float) -> bool:
-        """Send what is queued until ``deadline`` (monotonic), then give up. True if it all went."""
+    # ---- stopping ----------------------------------------------------------------------------
+
+    def stop(self, deadline: float) -> None:
+        """Send what is queued until ``deadline`` (monotonic), then spool or give up the rest."""
+        self.deadline = deadline
         self.stopping.set()
         self.wake.set()
-        remaining = deadline - time.monotonic()
-        self.join(max(0.0, remaining))
-        if self.is_alive():
-            self.abort.set()
-            self.join(1.0)
+        if self.thread is not None:
+            self.thread.join(max(0.0, deadline - time.monotonic()))
+            if self.thread.is_alive():
+                self.abort.set()
+                self.thread.join(2.0)
+        self.settle_leftovers("not sent before shutdown")
         self.transport.close()
-        return not self.queue and not self.is_alive()
+
+    def settle_leftovers(self, why: str) -> None:
+        """What is still queued goes to the spool if there is one, else is counted as failed."""
+        while self.queue:
+            batch, body = self._take_batch()
+            if not batch:
+                break
+            if self.spool is not None:
+                self._to_spool(batch, body)
+            else:
+                self._finish(batch, failed=len(batch), error=DeliveryError(f"{len(batch)} events {why}", batch))
+
+    def drain_sync(self, deadline: float) -> None:
+        """``sync=True``: send everything queued from the caller's thread, until ``deadline``."""
+        self.deadline = deadline
+        try:
+            while (self.queue or self._spool_has_work()) and time.monotonic() < deadline:
+                before = (len(self.queue), self.counters.batches)
+                self.step()
+                if (len(self.queue), self.counters.batches) == before:
+                    break  # the spool is backing off: nothing more can happen now
+        finally:
+            self.deadline = None

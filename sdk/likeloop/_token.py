@@ -1,0 +1,52 @@
+"""Feedback tokens: let a browser post feedback on one response without any API key.
+
+A token is minted locally (no network) from the API key and names the key's id, the response, an
+expiry and optionally the user; it is signed with a secret derived from the key, which the
+service stored when the key was created. It reveals neither the key nor the secret, and the
+service accepts it only for feedback on that response, until it expires.
+
+    llft_<base64url(JSON {"k": key id, "r": response id, "e": expiry, "u"?: user})>.<base64url(HMAC-SHA256)>
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+PREFIX = "llft_"
+# The derivation label: changing it invalidates every token.
+_LABEL = b"likeloop feedback token v1"
+_KEY_ID_CHARS = 12
+# A token lives for at most a week: long enough for a page left open, short enough to matter.
+MAX_EXPIRES_IN_S = 7 * 86400
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def key_id(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:_KEY_ID_CHARS]
+
+
+def signing_secret(api_key: str) -> bytes:
+    return hmac.new(api_key.encode("utf-8"), _LABEL, hashlib.sha256).digest()
+
+
+def mint(
+    api_key: str, response_id: str, expires_in: float, user_id: str | None = None, now: float | None = None
+) -> str:
+    expires_in = min(max(1.0, float(expires_in)), MAX_EXPIRES_IN_S)
+    claims: dict[str, object] = {
+        "k": key_id(api_key),
+        "r": response_id,
+        "e": int((now if now is not None else time.time()) + expires_in),
+    }
+    if user_id is not None:
+        claims["u"] = user_id
+    payload = _b64(json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    signature = _b64(hmac.new(signing_secret(api_key), payload.encode("ascii"), hashlib.sha256).digest())
+    return f"{PREFIX}{payload}.{signature}"
