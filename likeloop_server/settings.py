@@ -22,6 +22,9 @@ DEFAULT_DEDUPE_TTL_HOURS = 24
 # Every chosen against every rejected grows quadratically; this bounds one prompt group.
 DEFAULT_MAX_PAIRS_PER_GROUP = 100
 DEFAULT_EXPORT_CRON = "0 3 * * *"
+# Per-key request limit on the write endpoints, in flask-limiter's syntax ("100/second");
+# empty means no limit.
+DEFAULT_RATE_LIMIT = ""
 DEFAULT_S3_URL = "s3://likeloop-datasets/exports"
 
 
@@ -50,6 +53,7 @@ class Settings:
     dedupe_ttl_hours: int = DEFAULT_DEDUPE_TTL_HOURS
     max_pairs_per_group: int = DEFAULT_MAX_PAIRS_PER_GROUP
     export_cron: str = DEFAULT_EXPORT_CRON
+    rate_limit: str = DEFAULT_RATE_LIMIT
 
     @property
     def s3_bucket(self) -> str:
@@ -77,4 +81,5 @@ class Settings:
             dedupe_ttl_hours=_int_env("LIKELOOP_DEDUPE_TTL_HOURS", DEFAULT_DEDUPE_TTL_HOURS),
             max_pairs_per_group=_int_env("LIKELOOP_MAX_PAIRS_PER_GROUP", DEFAULT_MAX_PAIRS_PER_GROUP),
             export_cron=os.environ.get("LIKELOOP_EXPORT_CRON", DEFAULT_EXPORT_CRON),
+            rate_limit=os.environ.get("LIKELOOP_RATE_LIMIT", DEFAULT_RATE_LIMIT),
         )

@@ -66,6 +66,7 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "body_too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
 }
 
 
@@ -81,6 +82,8 @@ def init_app(app: Flask) -> None:
         if status == 413:
             limit = app.config.get("MAX_CONTENT_LENGTH")
             message = f"request body is larger than the limit of {limit} bytes"
+        if status == 429:
+            message = f"too many requests for this key (limit {exc.description}); retry after the Retry-After delay"
         err = ApiError(status, _HTTP_CODES.get(status, "http_error"), message)
         return jsonify(err.body()), status
 

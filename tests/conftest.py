@@ -115,14 +115,14 @@ def likeloop_cli(*args: str, settings: Settings, timeout: float = 120) -> subpro
 class LiveService:
     """``likeloop serve`` in a child process, answering real HTTP on a loopback port."""
 
-    def __init__(self, settings: Settings, log_path: Path, port: int | None = None) -> None:
+    def __init__(self, settings: Settings, log_path: Path, port: int | None = None, **env: str) -> None:
         self.port = port or stack.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "likeloop_server.cli", "serve", "--port", str(self.port), "--workers", "1"],
-                env=server_env(settings),
+                env={**server_env(settings), **env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

@@ -2,9 +2,9 @@
 
 import time
 
+import likeloop
 import pytest
 
-import likeloop
 from likeloop_server import apikeys
 from likeloop_server.tokens import TokenError, verify
 from tests.conftest import auth
@@ -27,12 +27,15 @@ def test_a_token_reveals_no_key(conn):
     assert ll.api_key not in ll.feedback_token("r1")
 
 
-@pytest.mark.parametrize("mangle", [
-    lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),  # signature changed
-    lambda t: t.split(".")[0] + "x." + t.split(".")[1],  # payload changed
-    lambda t: "llft_garbage",
-    lambda t: "llft_e30.AAAA",  # valid base64 of {} but no claims
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),  # signature changed
+        lambda t: t.split(".")[0] + "x." + t.split(".")[1],  # payload changed
+        lambda t: "llft_garbage",
+        lambda t: "llft_e30.AAAA",  # valid base64 of {} but no claims
+    ],
+)
 def test_tampered_tokens_are_refused(conn, mangle):
     ll, _ = client_for(conn)
     with pytest.raises(TokenError) as err:
@@ -66,8 +69,9 @@ def test_the_service_accepts_a_token_only_for_its_response(client, conn):
     assert ok.status_code == 201
     other = client.post("/v1/feedback", json={"type": "like", "response_id": "r2"}, headers=auth(token))
     assert other.status_code == 403 and other.get_json()["error"]["code"] == "token_response_mismatch"
-    spoof = client.post("/v1/feedback", json={"type": "like", "response_id": "r1", "user_id": "someone-else"},
-                        headers=auth(token))
+    spoof = client.post(
+        "/v1/feedback", json={"type": "like", "response_id": "r1", "user_id": "someone-else"}, headers=auth(token)
+    )
     assert spoof.status_code == 403 and spoof.get_json()["error"]["code"] == "token_user_mismatch"
     elsewhere = client.post("/v1/responses", json={"prompt": "Q", "response": "A"}, headers=auth(token))
     assert elsewhere.status_code == 401 and elsewhere.get_json()["error"]["code"] == "token_not_allowed"
