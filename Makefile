@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint bench clean
 
 $(STAMP): pyproject.toml sdk/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "LikeLoop needs Python 3.11 or newer (set PYTHON=...)")'
@@ -23,6 +23,13 @@ test: install lint  ## install and run every test
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
+	@touch $@
+
+bench: $(VENV)/.bench-installed  ## measure the SDK's per-call cost against peer SDKs
+	$(BIN)/python bench/sdk_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -48,6 +48,7 @@ _EVENT_OVERHEAD = 160
 _METADATA_ITEM = 64
 
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()
+_now = time.time
 
 
 def _reinit_after_fork() -> None:
@@ -134,7 +135,7 @@ class Client:
         self._queued_bytes = 0
         self._sender: Sender | None = None
         # Event ids: unique per process (random prefix) and cheap (a counter).
-        self._id_prefix = os.urandom(8).hex() + "-"
+        self._id_prefix = os.urandom(8).hex() + "-"  # 64 random bits per process
         self._seq = itertools.count(1)
 
     # ---- public API -------------------------------------------------------------------------
@@ -157,11 +158,10 @@ class Client:
         """Log one LLM response; returns its id (use it for feedback), or None if the call is invalid."""
         if type(response) is not str:
             return self._misuse("log() needs response= as a string")
-        event: dict[str, Any] = {
-            "type": "response",
-            "response_id": response_id or os.urandom(16).hex(),
-            "response": response,
-        }
+        # Response ids, like event ids, are a per-process random prefix plus a counter: unique, and
+        # far cheaper than a UUID. A response's event id is its response id.
+        rid = response_id or self._id_prefix + str(next(self._seq))
+        event: dict[str, Any] = {"type": "response", "response_id": rid, "event_id": rid, "response": response}
         size = _EVENT_OVERHEAD + len(response)
         if prompt is not None and messages is None:
             if type(prompt) is not str:
@@ -193,7 +193,7 @@ class Client:
         if timestamp is not None:
             event["timestamp"] = timestamp
         self._enqueue(event, size)
-        return event["response_id"]
+        return rid
 
     def like(self, response_id: str, *, user_id: str | None = None) -> bool:
         """Record a thumbs-up; a later vote by the same user replaces it."""
@@ -303,7 +303,11 @@ class Client:
     def _feedback(self, etype: str, response_id: str, user_id: str | None, extra: dict[str, Any] | None) -> bool:
         if type(response_id) is not str or not response_id:
             return bool(self._misuse(f"{etype}: response_id must be the id log() returned, got {response_id!r}"))
-        event: dict[str, Any] = {"type": etype, "response_id": response_id}
+        event: dict[str, Any] = {
+            "type": etype,
+            "response_id": response_id,
+            "event_id": self._id_prefix + str(next(self._seq)),
+        }
         size = _EVENT_OVERHEAD
         if extra:
             event.update(extra)
@@ -313,34 +317,42 @@ class Client:
         return self._enqueue(event, size)
 
     def _enqueue(self, event: dict[str, Any], size: int) -> bool:
+        # The hot path: a few attribute reads, one short lock, no I/O, no encoding.
         if not self.enabled or self._closed:
             return False
-        if self._pid != os.getpid():
-            self._after_fork()
         if self._sample_below is not None and zlib.crc32(event["response_id"].encode()) >= self._sample_below:
             with self._qlock:
                 self._counters.dropped_sampled += 1
             return False
-        event["event_id"] = self._id_prefix + str(next(self._seq))
         if "timestamp" not in event:
-            event["timestamp"] = time.time()
+            event["timestamp"] = _now()
+        queue = self._queue
         with self._qlock:
-            if len(self._queue) >= self.max_queue or self._queued_bytes + size > self.max_queue_bytes:
+            if len(queue) >= self.max_queue or self._queued_bytes + size > self.max_queue_bytes:
                 self._counters.dropped_queue_full += 1
                 return False
-            self._queue.append((event, size))
+            queue.append((event, size))
             self._queued_bytes += size
             self._counters.queued += 1
-            pending = len(self._queue)
+            pending = len(queue)
+        if pending >= self.flush_at or self._sender is None or self.sync:
+            self._kick()
+        return True
+
+    def _kick(self) -> None:
+        """Start or wake the sender (or, in sync mode, send now). Off the per-call path: it runs
+        once per batch, so it can afford the pid check that catches a fork the hook missed."""
+        if self._pid != os.getpid():
+            # A forked child whose at-fork hook did not run: the queue is the parent's copy.
+            self._after_fork()
+            return
         if self.sync:
             self._drain_sync(DEFAULT_SYNC_TIMEOUT_S)
-            return True
+            return
         sender = self._sender
-        if sender is None:
+        if sender is None or not sender.alive():
             sender = self._start_sender()
-        if pending >= self.flush_at:
-            sender.wake.set()
-        return True
+        sender.wake.set()
 
     def _release_bytes(self, n: int) -> None:
         with self._qlock:
