@@ -51,3 +51,38 @@ def test_a_wrong_key_is_reported_not_raised(live_service, conn):
     assert ll.flush(10)
     assert ll.stats()["failed"] == 1 and errors[0].status == 401
     ll.shutdown()
+
+
+def test_a_browser_token_works_over_http_for_its_response_only(live_service, conn):
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    from likeloop import _token
+
+    key = make_key(conn, "acme")
+    ll = likeloop.Client(api_key=key, url=live_service.url, sync=True)
+    rid = ll.log(prompt="Q", response="A")
+    other = ll.log(prompt="Q2", response="B")
+
+    def post(token: str, response_id: str) -> tuple[int, dict]:
+        req = urllib.request.Request(
+            f"{live_service.url}/v1/feedback",
+            method="POST",
+            data=json.dumps({"type": "like", "response_id": response_id}).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    assert post(ll.feedback_token(rid), rid)[0] == 201
+    status, body = post(ll.feedback_token(rid), other)
+    assert status == 403 and body["error"]["code"] == "token_response_mismatch"
+    expired = _token.mint(key, rid, 60, now=time.time() - 3600)
+    status, body = post(expired, rid)
+    assert status == 401 and body["error"]["code"] == "expired_token"
+    ll.shutdown()

@@ -214,3 +214,20 @@ def test_public_api_is_pinned():
             "shutdown",
         ]
     )
+
+
+def test_the_byte_bound_drops_new_events_and_counts_them(monkeypatch):
+    gate = threading.Event()
+
+    class Stuck(ScriptedTransport):
+        def post(self, path, body, headers):
+            gate.wait(5)
+            return super().post(path, body, headers)
+
+    c = client_with(Stuck(), monkeypatch, max_queue_bytes=20_000, flush_at=1000)
+    results = [c.comment("r1", "x" * 1000) for _ in range(50)]
+    assert 10 <= results.count(True) < 20
+    assert c.stats()["dropped_queue_full"] == results.count(False)
+    assert c.stats()["pending_bytes"] <= 20_000
+    gate.set()
+    c.shutdown(5)
