@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import apikeys, exports
+from .projects import STRATEGIES, get_config, parse_formats, update_config
 from .settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -115,19 +116,34 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.project not in apikeys.list_projects(conn):
         print(f"error: no project {args.project!r}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        formats = parse_formats(args.format) if args.format else None
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.inline:
         from workers import context
         from workers.export import export_project
 
         export_id = exports.new_export_id()
         try:
-            manifest = export_project(conn, context.s3_client(settings), settings, args.project, export_id, args.mode)
+            manifest = export_project(
+                conn, context.s3_client(settings), settings, args.project, export_id, args.mode, formats, args.parquet
+            )
         except Exception as exc:
             print(f"error: export failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             return EXIT_FAILED
         print(json.dumps({"id": export_id, "status": exports.SUCCEEDED, "counts": manifest["counts"]}))
         return EXIT_OK
-    export_id = exports.request_export(conn, args.project, args.mode, trigger="cli", retry=not args.wait)
+    export_id = exports.request_export(
+        conn,
+        args.project,
+        args.mode,
+        trigger="cli",
+        retry=not args.wait,
+        formats=list(formats) if formats else None,
+        parquet=args.parquet,
+    )
     if not args.wait:
         print(json.dumps(exports.get_export(conn, args.project, export_id)))
         return EXIT_OK
@@ -140,6 +156,35 @@ def cmd_export(args: argparse.Namespace) -> int:
         time.sleep(0.2)
     print(f"error: export {export_id} did not finish within {args.timeout} s (is a worker running?)", file=sys.stderr)
     return EXIT_FAILED
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    from .queues import repair_all
+
+    conn = _redis(Settings.from_env())
+    if args.project not in apikeys.list_projects(conn):
+        print(f"error: no project {args.project!r}", file=sys.stderr)
+        return EXIT_USAGE
+    before = get_config(conn, args.project)
+    try:
+        formats = parse_formats(args.format) if args.format else None
+        config = update_config(
+            conn,
+            args.project,
+            strategy=args.strategy,
+            formats=formats,
+            parquet=args.parquet,
+            test_ratio=args.test_ratio,
+            nightly_mode=args.nightly_mode,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    out = {"project": args.project, **config.as_dict()}
+    if config.strategy != before.strategy:
+        out["regrouped"] = repair_all(conn, args.project)
+    print(json.dumps(out))
+    return EXIT_OK
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -227,6 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="incremental: new pairs and retractions since the last export (default); snapshot: every current pair",
     )
     export.add_argument(
+        "--format",
+        help="comma-separated formats for this run: trl (TRL standard), trl-chat "
+        "(TRL conversational), openai (OpenAI DPO JSONL); default: the project's (trl)",
+    )
+    export.add_argument(
+        "--parquet",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also write Parquet (or not) for this run; default: the project's setting",
+    )
+    export.add_argument(
         "--wait",
         action="store_true",
         help="wait for the export to finish; exit 1 if it failed (a waited-for run is not retried)",
@@ -234,6 +290,27 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--timeout", type=float, default=3600, help="seconds --wait waits (default 3600)")
     export.add_argument("--inline", action="store_true", help="run the export in this process, without a worker")
     export.set_defaults(func=cmd_export)
+
+    project = sub.add_parser(
+        "project",
+        help="show or change a project's pairing and export settings",
+        description="Without options, prints the settings as JSON. A new --strategy "
+        "re-pairs every prompt group of the project.",
+    )
+    project.add_argument("--project", required=True, help="project name")
+    project.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        help="all: every chosen against every rejected (capped); best_worst: one pair per "
+        "prompt group, highest against lowest score; one_to_one: each response in one pair",
+    )
+    project.add_argument("--format", help="default export formats, comma-separated: trl,trl-chat,openai")
+    project.add_argument(
+        "--parquet", action=argparse.BooleanOptionalAction, default=None, help="write Parquet next to JSONL by default"
+    )
+    project.add_argument("--test-ratio", type=float, help="share of prompt groups in the test split (0 to <1)")
+    project.add_argument("--nightly-mode", choices=exports.MODES, help="mode of the nightly export")
+    project.set_defaults(func=cmd_project)
 
     stats = sub.add_parser("stats", help="print a project's feedback counts")
     stats.add_argument("--project", required=True, help="project name")

@@ -27,12 +27,19 @@ def new_export_id(now: float | None = None) -> str:
 
 
 def request_export(
-    conn: redis.Redis, project: str, mode: str = "incremental", trigger: str = "api", retry: bool = True
+    conn: redis.Redis,
+    project: str,
+    mode: str = "incremental",
+    trigger: str = "api",
+    retry: bool = True,
+    formats: list[str] | None = None,
+    parquet: bool | None = None,
 ) -> str:
     """Record an export request and enqueue its job. Returns the export id.
 
     ``retry`` lets RQ retry a failed run with backoff (the nightly and API default); a caller
-    that waits for the outcome passes False so a failure is reported at once.
+    that waits for the outcome passes False so a failure is reported at once. ``formats`` and
+    ``parquet`` override the project's defaults for this run.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -53,7 +60,7 @@ def request_export(
     )
     pipe.zadd(pk.exports, {export_id: now})
     pipe.execute()
-    enqueue_export(conn, project, export_id, mode, retry=retry)
+    enqueue_export(conn, project, export_id, mode, retry=retry, formats=formats, parquet=parquet)
     _trim(conn, pk)
     return export_id
 

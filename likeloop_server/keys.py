@@ -22,6 +22,10 @@ class ProjectKeys:
         self.project = project
         self.base = f"{PREFIX}p:{project}:"
 
+    @property
+    def config(self) -> str:
+        return f"{self.base}config"  # hash: the project's pairing and export settings
+
     # Ingest-side records.
     def response(self, response_id: str) -> str:
         return f"{self.base}resp:{response_id}"  # hash: the logged response

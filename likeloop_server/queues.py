@@ -6,10 +6,13 @@ workers' dependencies (boto3).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 import redis
 from rq import Queue, Retry
+
+from . import keys
 
 PAIRING_QUEUE = "likeloop-pairing"
 EXPORT_QUEUE = "likeloop-export"
@@ -50,11 +53,33 @@ def enqueue_pairing(conn: redis.Redis, project: str, group_ids: Iterable[str]) -
     return len(datas)
 
 
-def enqueue_export(conn: redis.Redis, project: str, export_id: str, mode: str, retry: bool = True) -> None:
+def repair_all(conn: redis.Redis, project: str) -> int:
+    """Queue every prompt group of a project for pairing again (after its strategy changed)."""
+    pk = keys.ProjectKeys(project)
+    groups = [k.decode().rsplit(":", 1)[1] for k in conn.scan_iter(match=pk.group("*"), count=1000)]
+    if groups:
+        pipe = conn.pipeline(transaction=False)
+        for gid in groups:
+            pipe.incr(pk.group_version(gid))
+        pipe.zadd(pk.dirty, {g: time.time() for g in groups})
+        pipe.execute()
+        enqueue_pairing(conn, project, groups)
+    return len(groups)
+
+
+def enqueue_export(
+    conn: redis.Redis,
+    project: str,
+    export_id: str,
+    mode: str,
+    retry: bool = True,
+    formats: list[str] | None = None,
+    parquet: bool | None = None,
+) -> None:
     """Enqueue an export run; ``retry=False`` when someone is waiting to see it fail or succeed."""
     Queue(EXPORT_QUEUE, connection=conn).enqueue(
         EXPORT_JOB,
-        args=(project, export_id, mode),
+        args=(project, export_id, mode, formats, parquet),
         job_id=f"export-{project}-{export_id}",
         job_timeout=EXPORT_TIMEOUT_S,
         retry=EXPORT_RETRY if retry else None,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
 
-from likeloop_server import exports
+from likeloop_server import exports, projects
+from likeloop_server.queues import repair_all
 
 from . import schemas
 from .errors import ApiError
@@ -19,7 +20,14 @@ MAX_LIST = 500
 @require("admin")
 def post_export():  # type: ignore[no-untyped-def]
     body = load(schemas.export_request_schema, json_body(allow_empty=True))
-    export_id = exports.request_export(resources().redis, g.project, body["mode"], trigger="api")
+    export_id = exports.request_export(
+        resources().redis,
+        g.project,
+        body["mode"],
+        trigger="api",
+        formats=body.get("formats"),
+        parquet=body.get("parquet"),
+    )
     return jsonify(exports.get_export(resources().redis, g.project, export_id)), 202
 
 
@@ -39,3 +47,25 @@ def get_export(export_id: str):  # type: ignore[no-untyped-def]
     if found is None:
         raise ApiError(404, "export_not_found", f"no export {export_id!r} in this project", field="export_id")
     return jsonify(found)
+
+
+@bp.get("/v1/project")
+@require("read")
+def get_project():  # type: ignore[no-untyped-def]
+    """The project's pairing and export settings."""
+    return jsonify({"project": g.project, **projects.get_config(resources().redis, g.project).as_dict()})
+
+
+@bp.patch("/v1/project")
+@require("admin")
+def patch_project():  # type: ignore[no-untyped-def]
+    """Change settings; a new pairing strategy re-pairs every prompt group."""
+    body = load(schemas.project_config_schema, json_body())
+    conn = resources().redis
+    before = projects.get_config(conn, g.project)
+    if "formats" in body:
+        body["formats"] = tuple(dict.fromkeys(body["formats"]))
+    config = projects.update_config(conn, g.project, **body)
+    if config.strategy != before.strategy:
+        repair_all(conn, g.project)
+    return jsonify({"project": g.project, **config.as_dict()})

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from likeloop_server.identity import CLIENT_ID_RE
 from likeloop_server.ingest import EVENT_TYPES, FEEDBACK_TYPES, RESPONSE_TYPE
+from likeloop_server.projects import FORMATS, MODES, STRATEGIES
 
 # Bounds on single fields, so one event cannot dominate a batch or a Redis hash.
 MAX_TEXT_CHARS = 200_000
@@ -56,7 +57,10 @@ class ResponseEventSchema(_EventBase):
     prompt = fields.Str(validate=validate.Length(max=MAX_TEXT_CHARS))
     messages = fields.List(fields.Nested(MessageSchema), validate=validate.Length(min=1, max=MAX_MESSAGES))
     system = fields.Str(validate=validate.Length(max=MAX_TEXT_CHARS))
-    response = fields.Str(required=True, validate=validate.Length(max=MAX_TEXT_CHARS))
+    response = fields.Str(
+        validate=validate.Length(max=MAX_TEXT_CHARS),
+        metadata={"description": "The response. May be left out when messages ends with it (an assistant turn)."},
+    )
     model = fields.Str(validate=validate.Length(max=MAX_NAME_CHARS))
     prompt_id = fields.Str(validate=validate.Length(min=1, max=MAX_NAME_CHARS))
     user_id = fields.Str(validate=validate.Length(min=1, max=MAX_NAME_CHARS))
@@ -69,8 +73,23 @@ class ResponseEventSchema(_EventBase):
             raise ValidationError(f"must be {RESPONSE_TYPE!r} here", "type")
         if ("prompt" in data) == ("messages" in data):
             raise ValidationError("give exactly one of 'prompt' (text) or 'messages' (chat)", "prompt")
+        if "response" not in data:
+            turns = data.get("messages") or []
+            if len(turns) < 2 or turns[-1]["role"] != "assistant":
+                raise ValidationError(
+                    "missing: give the response, or messages ending with the assistant turn to rate", "response"
+                )
         if len(data.get("metadata") or {}) > MAX_METADATA_KEYS:
             raise ValidationError(f"at most {MAX_METADATA_KEYS} keys", "metadata")
+
+
+    @post_load
+    def _final_turn_is_the_response(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        # A multi-turn chat: the prompt is the conversation up to the final assistant turn.
+        if "response" not in data:
+            *data["messages"], last = data["messages"]
+            data["response"] = last["content"]
+        return data
 
 
 class FeedbackEventSchema(_EventBase):
@@ -115,13 +134,28 @@ class EventsBatchSchema(_Strict):
 
 
 class ExportRequestSchema(_Strict):
-    mode = fields.Str(load_default="incremental", validate=validate.OneOf(["incremental", "snapshot"]))
+    mode = fields.Str(load_default="incremental", validate=validate.OneOf(MODES))
+    formats = fields.List(
+        fields.Str(validate=validate.OneOf(FORMATS)),
+        validate=validate.Length(min=1),
+        metadata={"description": "Override the project's formats for this run."},
+    )
+    parquet = fields.Bool(metadata={"description": "Also write Parquet (default: the project's setting)."})
+
+
+class ProjectConfigSchema(_Strict):
+    strategy = fields.Str(validate=validate.OneOf(STRATEGIES))
+    formats = fields.List(fields.Str(validate=validate.OneOf(FORMATS)), validate=validate.Length(min=1))
+    parquet = fields.Bool()
+    test_ratio = fields.Float(validate=validate.Range(min=0, max=1, max_inclusive=False))
+    nightly_mode = fields.Str(validate=validate.OneOf(MODES))
 
 
 response_event_schema = ResponseEventSchema()
 feedback_event_schema = FeedbackEventSchema()
 batch_schema = EventsBatchSchema()
 export_request_schema = ExportRequestSchema()
+project_config_schema = ProjectConfigSchema()
 
 
 def load_event(raw: Any) -> dict[str, Any]:

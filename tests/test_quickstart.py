@@ -78,7 +78,7 @@ def test_make_run_stack_and_readme_snippet_produce_a_dataset(tmp_path):
         )
         listed = s3.list_objects_v2(Bucket="likeloop-datasets", Prefix="exports/demo/")
         names = [o["Key"] for o in listed["Contents"]]
-        assert any("/trl/dt=" in n for n in names) and any("/manifests/" in n for n in names)
+        assert any("/trl/train/dt=" in n for n in names) and any("/manifests/" in n for n in names)
     finally:
         up.send_signal(signal.SIGINT)
         try:

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,18 +20,18 @@ import redis
 
 from likeloop_server import exports, keys
 from likeloop_server.apikeys import list_projects
+from likeloop_server.projects import get_config
 from likeloop_server.settings import Settings
 
 from . import context
-from .formats import ROW_BUILDERS, retraction_row
-from .s3io import JsonlGzWriter, WrittenObject, put_json, read_jsonl_gz
+from .formats import ROW_BUILDERS, SCHEMAS, retraction_row, split_of
+from .s3io import JsonlGzWriter, ParquetWriter, put_bytes, put_json, read_jsonl_gz
 
 log = logging.getLogger(__name__)
 
 # Pair-log entries and pair records are read from Redis this many at a time.
 READ_CHUNK = 1000
 LOCK_TTL_S = 6 * 3600
-FORMAT = "trl"
 MANIFEST_VERSION = 1
 
 _RELEASE_LOCK = """
@@ -50,12 +51,23 @@ class Layout:
         self.bucket = settings.s3_bucket
         prefix = settings.s3_prefix
         self.root = f"{prefix}/{project}" if prefix else project
+        self.project = project
 
-    def data(self, fmt: str, day: str, export_id: str) -> str:
-        return f"{self.root}/{fmt}/dt={day}/{export_id}.jsonl.gz"
+    def relative(self, key: str) -> str:
+        return key.removeprefix(self.root + "/")
+
+    def data(self, fmt: str, split: str, day: str, export_id: str, ext: str) -> str:
+        return f"{self.root}/{fmt}/{split}/dt={day}/{export_id}.{ext}"
+
+    def ledger(self, day: str, export_id: str) -> str:
+        return f"{self.root}/_ledger/dt={day}/{export_id}.jsonl.gz"
 
     def retractions(self, day: str, export_id: str) -> str:
         return f"{self.root}/retractions/dt={day}/{export_id}.jsonl.gz"
+
+    @property
+    def card(self) -> str:
+        return f"{self.root}/README.md"
 
     @property
     def manifests(self) -> str:
@@ -63,6 +75,114 @@ class Layout:
 
     def manifest(self, export_id: str) -> str:
         return f"{self.manifests}{export_id}.json"
+
+
+class RunWriters:
+    """The objects of one export run, opened as rows arrive: a JSONL (and, when asked, a Parquet)
+    object per format and split, a ledger of the pair ids added, and the retractions."""
+
+    def __init__(self, s3: Any, layout: Layout, export_id: str, day: str, plan: ExportPlan) -> None:
+        self.s3, self.layout, self.export_id, self.day, self.plan = s3, layout, export_id, day, plan
+        self._open: dict[tuple[str, str, str, str], JsonlGzWriter | ParquetWriter] = {}
+        self.pairs = 0
+        self.retracted = 0
+
+    def _writer(self, kind: str, fmt: str, split: str, ext: str) -> JsonlGzWriter | ParquetWriter:
+        slot = (kind, fmt, split, ext)
+        writer = self._open.get(slot)
+        if writer is None:
+            bucket, lay = self.layout.bucket, self.layout
+            if kind == "ledger":
+                writer = JsonlGzWriter(self.s3, bucket, lay.ledger(self.day, self.export_id))
+            elif kind == "retractions":
+                writer = JsonlGzWriter(self.s3, bucket, lay.retractions(self.day, self.export_id))
+            elif ext == "parquet":
+                key = lay.data(fmt, split, self.day, self.export_id, ext)
+                writer = ParquetWriter(self.s3, bucket, key, SCHEMAS[fmt])
+            else:
+                writer = JsonlGzWriter(self.s3, bucket, lay.data(fmt, split, self.day, self.export_id, ext))
+            self._open[slot] = writer
+        return writer
+
+    def add(self, record: dict[str, Any], ledger: bool) -> None:
+        split = split_of(record["group_id"], self.plan.test_ratio)
+        for fmt in self.plan.formats:
+            row = ROW_BUILDERS[fmt](record)
+            self._writer("pairs", fmt, split, "jsonl.gz").write(row)
+            if self.plan.parquet:
+                self._writer("pairs", fmt, split, "parquet").write(row)
+        if ledger:
+            self._writer("ledger", "ledger", "", "jsonl.gz").write(
+                {"pair_id": record["id"], "group_id": record["group_id"]}
+            )
+        self.pairs += 1
+
+    def retract(self, pair_id: str, group_id: str, at: float) -> None:
+        self._writer("retractions", "retractions", "", "jsonl.gz").write(retraction_row(pair_id, group_id, at))
+        self.retracted += 1
+
+    def close(self) -> list[dict[str, Any]]:
+        files = []
+        for (kind, fmt, split, ext), writer in sorted(self._open.items()):
+            entry = {**writer.close().as_dict(), "kind": kind, "format": fmt}
+            if kind == "pairs":
+                entry.update(split=split, file_format="parquet" if ext == "parquet" else "jsonl")
+            files.append(entry)
+        self._open.clear()
+        return files
+
+    def abort(self) -> None:
+        for writer in self._open.values():
+            try:
+                writer.abort()
+            except Exception:  # best effort: an unfinished multipart upload is never visible anyway
+                log.warning("could not abort the upload of %s", writer.key)
+        self._open.clear()
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    formats: tuple[str, ...]
+    parquet: bool
+    test_ratio: float
+    strategy: str
+
+
+def dataset_card(layout: Layout, manifest: dict[str, Any]) -> str:
+    """A Hugging Face dataset card whose ``configs`` point at one snapshot's files, so
+    ``datasets.load_dataset`` reads the export as it is."""
+    configs: dict[str, dict[str, list[str]]] = {}
+    for f in manifest["files"]:
+        if f["kind"] != "pairs":
+            continue
+        name = f["format"] + ("-parquet" if f["file_format"] == "parquet" else "")
+        configs.setdefault(name, {}).setdefault(f["split"], []).append(layout.relative(f["key"]))
+    lines = ["---", "configs:"]
+    for i, (name, splits) in enumerate(sorted(configs.items())):
+        lines += [f"- config_name: {name}"]
+        if i == 0:
+            lines += ["  default: true"]
+        lines += ["  data_files:"]
+        for split, paths in sorted(splits.items()):
+            lines += [f"  - split: {split}", "    path:"] + [f"    - {json.dumps(p)}" for p in paths]
+    lines += ["tags:", "- dpo", "- preference", "- likeloop", "---", ""]
+    counts = manifest["counts"]
+    lines += [
+        f"# {layout.project}: preference pairs from user feedback",
+        "",
+        f"Snapshot `{manifest['export_id']}` ({manifest['created_at']}): {counts['pairs']} pairs, "
+        f"pairing strategy `{manifest['plan']['strategy']}`, test share {manifest['plan']['test_ratio']} "
+        "(split by prompt group: no prompt is in both splits).",
+        "",
+        "Configs: `trl` (TRL standard preference: prompt, chosen, rejected), `trl-chat` (TRL "
+        "conversational), `openai` (OpenAI DPO JSONL); `-parquet` variants hold the same rows. "
+        "`metadata` is a JSON string with the pair's provenance.",
+        "",
+        "Incremental exports (new pairs and retractions since the previous one) are listed in "
+        "`manifests/`; this card always describes the latest snapshot.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _stream_ops(conn: redis.Redis, pk: keys.ProjectKeys, after: str, end: str) -> dict[str, tuple[str, str]]:
@@ -99,27 +219,15 @@ def _all_pairs(conn: redis.Redis, pk: keys.ProjectKeys) -> Iterator[dict[str, An
             yield json.loads(raw)
 
 
-def _write(s3: Any, bucket: str, key: str, rows: Iterator[dict[str, Any]]) -> WrittenObject:
-    writer = JsonlGzWriter(s3, bucket, key)
-    try:
-        for row in rows:
-            writer.write(row)
-        return writer.close()
-    except BaseException:
-        writer.abort()
-        raise
-
-
 def _manifest_ids(s3: Any, bucket: str, manifest: dict[str, Any]) -> tuple[list[str], list[str]]:
     """The pair ids a committed manifest added and retracted, read back from its files."""
     added: list[str] = []
     retracted: list[str] = []
     for f in manifest["files"]:
-        rows = read_jsonl_gz(s3, bucket, f["key"])
         if f["kind"] == "retractions":
-            retracted.extend(r["pair_id"] for r in rows)
-        else:
-            added.extend(r["metadata"]["pair_id"] for r in rows)
+            retracted.extend(r["pair_id"] for r in read_jsonl_gz(s3, bucket, f["key"]))
+        elif f["kind"] == "ledger":
+            added.extend(r["pair_id"] for r in read_jsonl_gz(s3, bucket, f["key"]))
     return added, retracted
 
 
@@ -156,7 +264,7 @@ def reconcile(conn: redis.Redis, pk: keys.ProjectKeys, s3: Any, layout: Layout) 
 
 
 def _incremental(
-    conn: redis.Redis, pk: keys.ProjectKeys, s3: Any, layout: Layout, export_id: str, day: str
+    conn: redis.Redis, pk: keys.ProjectKeys, writers: RunWriters
 ) -> tuple[dict[str, Any], list[str], list[str]]:
     cursor = (conn.get(pk.export_cursor) or b"0-0").decode()
     last = conn.xrevrange(pk.pair_log, count=1)
@@ -169,37 +277,44 @@ def _incremental(
         in_export.update(pid for pid, flag in zip(chunk, flags, strict=True) if flag)
     adds = [(pid, g) for pid, (op, g) in ops.items() if op == "add" and pid not in in_export]
     retracts = [(pid, g) for pid, (op, g) in ops.items() if op == "retract" and pid in in_export]
-    build = ROW_BUILDERS[FORMAT]
-    files = []
-    if adds:
-        data = _write(
-            s3, layout.bucket, layout.data(FORMAT, day, export_id), (build(r) for r in _pair_records(conn, pk, adds))
-        )
-        files.append({**data.as_dict(), "kind": "pairs", "format": FORMAT})
+    added = []
+    for record in _pair_records(conn, pk, adds):
+        writers.add(record, ledger=True)
+        added.append(record["id"])
     now = time.time()
-    if retracts:
-        ret = _write(
-            s3, layout.bucket, layout.retractions(day, export_id), (retraction_row(pid, g, now) for pid, g in retracts)
-        )
-        files.append({**ret.as_dict(), "kind": "retractions", "format": "retractions"})
-    body = {"cursor": {"from": cursor, "to": end}, "files": files}
-    return body, [pid for pid, _ in adds], [pid for pid, _ in retracts]
+    for pid, gid in retracts:
+        writers.retract(pid, gid, now)
+    return {"cursor": {"from": cursor, "to": end}}, added, [pid for pid, _ in retracts]
 
 
 def _snapshot(
-    conn: redis.Redis, pk: keys.ProjectKeys, s3: Any, layout: Layout, export_id: str, day: str
+    conn: redis.Redis, pk: keys.ProjectKeys, writers: RunWriters
 ) -> tuple[dict[str, Any], list[str], list[str]]:
-    build = ROW_BUILDERS[FORMAT]
-    data = _write(s3, layout.bucket, layout.data(FORMAT, day, export_id), (build(r) for r in _all_pairs(conn, pk)))
-    return {"cursor": None, "files": [{**data.as_dict(), "kind": "pairs", "format": FORMAT}]}, [], []
+    for record in _all_pairs(conn, pk):
+        writers.add(record, ledger=False)
+    return {"cursor": None}, [], []
 
 
 def export_project(
-    conn: redis.Redis, s3: Any, settings: Settings, project: str, export_id: str, mode: str
+    conn: redis.Redis,
+    s3: Any,
+    settings: Settings,
+    project: str,
+    export_id: str,
+    mode: str,
+    formats: tuple[str, ...] | None = None,
+    parquet: bool | None = None,
 ) -> dict[str, Any]:
-    """Run one export to completion; returns its manifest. Raises ExportBusy if one is running."""
+    """Run one export to completion; returns its manifest. Raises ExportBusy if one is running.
+
+    ``formats`` and ``parquet`` override the project's configured defaults for this run.
+    """
     pk = keys.ProjectKeys(project)
     layout = Layout(settings, project)
+    config = get_config(conn, project)
+    plan = ExportPlan(
+        formats or config.formats, config.parquet if parquet is None else parquet, config.test_ratio, config.strategy
+    )
     if not conn.set(pk.export_lock, export_id, nx=True, ex=LOCK_TTL_S):
         if (conn.get(pk.export_lock) or b"").decode() != export_id:
             raise ExportBusy(f"another export of project {project!r} is running")
@@ -208,47 +323,67 @@ def export_project(
         exports.update_export(conn, project, export_id, status=exports.RUNNING, started_at=repr(started))
         reconcile(conn, pk, s3, layout)
         day = datetime.fromtimestamp(started, tz=UTC).strftime("%Y-%m-%d")
-        run = _incremental if mode == "incremental" else _snapshot
-        body, added, retracted = run(conn, pk, s3, layout, export_id, day)
+        writers = RunWriters(s3, layout, export_id, day, plan)
+        try:
+            body, added, retracted = (_incremental if mode == "incremental" else _snapshot)(conn, pk, writers)
+            files = writers.close()
+        except BaseException:
+            writers.abort()
+            raise
         manifest = {
             "version": MANIFEST_VERSION,
             "export_id": export_id,
             "project": project,
             "mode": mode,
             "created_at": datetime.fromtimestamp(started, tz=UTC).isoformat(),
-            **body,
-            "counts": {
-                "pairs": sum(f["records"] for f in body["files"] if f["kind"] == "pairs"),
-                "retractions": sum(f["records"] for f in body["files"] if f["kind"] == "retractions"),
+            "plan": {
+                "formats": list(plan.formats),
+                "parquet": plan.parquet,
+                "test_ratio": plan.test_ratio,
+                "strategy": plan.strategy,
             },
+            **body,
+            "files": files,
+            "counts": {"pairs": writers.pairs, "retractions": writers.retracted},
         }
         manifest_key = layout.manifest(export_id)
         put_json(s3, layout.bucket, manifest_key, manifest)
-        if mode == "incremental":
+        if mode == "snapshot":
+            put_bytes(s3, layout.bucket, layout.card, dataset_card(layout, manifest).encode(), "text/markdown")
+        else:
             _commit(conn, pk, manifest, added, retracted)
         exports.update_export(
-            conn,
-            project,
-            export_id,
-            status=exports.SUCCEEDED,
-            finished_at=repr(time.time()),
-            pairs=manifest["counts"]["pairs"],
-            retractions=manifest["counts"]["retractions"],
-            manifest=f"s3://{layout.bucket}/{manifest_key}",
-            error="",
-        )
+            conn, project, export_id, status=exports.SUCCEEDED, finished_at=repr(time.time()),
+            pairs=manifest["counts"]["pairs"], retractions=manifest["counts"]["retractions"],
+            manifest=f"s3://{layout.bucket}/{manifest_key}", error="",
+        )  # fmt: skip
         return manifest
     finally:
         conn.eval(_RELEASE_LOCK, 1, pk.export_lock, export_id)
 
 
-def run_export(project: str, export_id: str, mode: str = "incremental") -> dict[str, Any]:
+def run_export(
+    project: str,
+    export_id: str,
+    mode: str = "incremental",
+    formats: list[str] | None = None,
+    parquet: bool | None = None,
+) -> dict[str, Any]:
     """RQ job: run a requested export, recording failures on the export record."""
     from rq import get_current_job
 
     conn = context.redis_conn()
     try:
-        manifest = export_project(conn, context.s3_client(), context.settings(), project, export_id, mode)
+        manifest = export_project(
+            conn,
+            context.s3_client(),
+            context.settings(),
+            project,
+            export_id,
+            mode,
+            tuple(formats) if formats else None,
+            parquet,
+        )
         return {"manifest": manifest["export_id"], "counts": manifest["counts"]}
     except Exception as exc:
         job = get_current_job()
@@ -264,7 +399,9 @@ def run_export(project: str, export_id: str, mode: str = "incremental") -> dict[
         raise
 
 
-def export_all_projects(mode: str = "incremental", conn: redis.Redis | None = None) -> list[str]:
-    """Cron job: request an export of every project. Returns the export ids."""
+def export_all_projects(conn: redis.Redis | None = None) -> list[str]:
+    """Cron job: request each project's nightly export (in its configured mode). Returns the ids."""
     conn = conn or context.redis_conn()
-    return [exports.request_export(conn, p, mode, trigger="cron") for p in list_projects(conn)]
+    return [
+        exports.request_export(conn, p, get_config(conn, p).nightly_mode, trigger="cron") for p in list_projects(conn)
+    ]

@@ -1,18 +1,63 @@
 """Dataset record formats: a stored pair record in, one dataset row out. Pure functions.
 
-``trl``: TRL's standard preference format, ``prompt``/``chosen``/``rejected`` strings
-(https://huggingface.co/docs/trl/dataset_formats). Provenance goes in one ``metadata`` column,
-which trainers ignore (TRL's DPOTrainer reads only the columns it knows).
+- ``trl``: TRL's standard preference format: ``prompt``, ``chosen``, ``rejected`` strings.
+- ``trl-chat``: TRL's conversational preference format: ``prompt`` a message list, ``chosen`` and
+  ``rejected`` one-message assistant lists.
+- ``openai``: OpenAI's DPO fine-tuning JSONL: ``input.messages``, ``preferred_output``,
+  ``non_preferred_output``.
+
+TRL rows carry provenance in one ``metadata`` column (a JSON string, so every row has the same
+type), which TRL's trainers do not read. OpenAI rows carry none: its file validation is strict;
+the same pair in the ``trl`` files has it (joined by order within a run, or by prompt and texts).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
 from typing import Any
 
-FORMATS = ("trl",)
+import pyarrow as pa
+
+Row = dict[str, Any]
+
+_MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+SCHEMAS: dict[str, pa.Schema] = {
+    "trl": pa.schema(
+        [("prompt", pa.string()), ("chosen", pa.string()), ("rejected", pa.string()), ("metadata", pa.string())]
+    ),
+    "trl-chat": pa.schema(
+        [
+            ("prompt", pa.list_(_MESSAGE)),
+            ("chosen", pa.list_(_MESSAGE)),
+            ("rejected", pa.list_(_MESSAGE)),
+            ("metadata", pa.string()),
+        ]
+    ),
+    "openai": pa.schema(
+        [
+            ("input", pa.struct([("messages", pa.list_(_MESSAGE))])),
+            ("preferred_output", pa.list_(_MESSAGE)),
+            ("non_preferred_output", pa.list_(_MESSAGE)),
+        ]
+    ),
+}
+RETRACTION_SCHEMA = pa.schema([("pair_id", pa.string()), ("group_id", pa.string()), ("retracted_at", pa.float64())])
 
 
-def prompt_text(record: dict[str, Any]) -> str:
+def prompt_messages(record: Row) -> list[dict[str, str]]:
+    """The conversation a pair's responses answer, as role/content messages."""
+    if record.get("messages") is not None:
+        messages = [{"role": str(m.get("role", "")), "content": str(m.get("content", ""))} for m in record["messages"]]
+        if record.get("system") and not any(m["role"] == "system" for m in messages):
+            messages.insert(0, {"role": "system", "content": record["system"]})
+        return messages
+    messages = [{"role": "system", "content": record["system"]}] if record.get("system") else []
+    return messages + [{"role": "user", "content": record.get("prompt") or ""}]
+
+
+def prompt_text(record: Row) -> str:
     """The prompt as one string: the text prompt, or the chat's final user turn."""
     if record.get("prompt") is not None:
         return record["prompt"]
@@ -22,19 +67,27 @@ def prompt_text(record: dict[str, Any]) -> str:
     return ""
 
 
-def metadata(record: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "pair_id": record["id"],
-        "group_id": record["group_id"],
-        "system": record.get("system"),
-        "messages": record.get("messages"),
-        "chosen": record["chosen_meta"],
-        "rejected": record["rejected_meta"],
-        "paired_at": record["paired_at"],
-    }
+def metadata(record: Row) -> str:
+    return json.dumps(
+        {
+            "pair_id": record["id"],
+            "group_id": record["group_id"],
+            "system": record.get("system"),
+            "messages": record.get("messages"),
+            "chosen": record["chosen_meta"],
+            "rejected": record["rejected_meta"],
+            "paired_at": record["paired_at"],
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    )
 
 
-def trl_row(record: dict[str, Any]) -> dict[str, Any]:
+def _assistant(text: str) -> list[dict[str, str]]:
+    return [{"role": "assistant", "content": text}]
+
+
+def trl_row(record: Row) -> Row:
     return {
         "prompt": prompt_text(record),
         "chosen": record["chosen"],
@@ -43,8 +96,34 @@ def trl_row(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def retraction_row(pair_id: str, group_id: str, retracted_at: float) -> dict[str, Any]:
+def trl_chat_row(record: Row) -> Row:
+    return {
+        "prompt": prompt_messages(record),
+        "chosen": _assistant(record["chosen"]),
+        "rejected": _assistant(record["rejected"]),
+        "metadata": metadata(record),
+    }
+
+
+def openai_row(record: Row) -> Row:
+    return {
+        "input": {"messages": prompt_messages(record)},
+        "preferred_output": _assistant(record["chosen"]),
+        "non_preferred_output": _assistant(record["rejected"]),
+    }
+
+
+def retraction_row(pair_id: str, group_id: str, retracted_at: float) -> Row:
     return {"pair_id": pair_id, "group_id": group_id, "retracted_at": retracted_at}
 
 
-ROW_BUILDERS = {"trl": trl_row}
+ROW_BUILDERS: dict[str, Callable[[Row], Row]] = {"trl": trl_row, "trl-chat": trl_chat_row, "openai": openai_row}
+
+
+def split_of(group_id: str, test_ratio: float) -> str:
+    """``train`` or ``test`` for a prompt group: a fixed function of its id, so a group never
+    moves between splits from one export to the next, and no prompt is in both."""
+    if test_ratio <= 0:
+        return "train"
+    position = int(hashlib.sha256(group_id.encode()).hexdigest()[:8], 16) / 2**32
+    return "test" if position < test_ratio else "train"

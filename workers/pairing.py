@@ -16,6 +16,7 @@ import redis
 
 from likeloop_server import keys
 from likeloop_server.ingest import utc_day
+from likeloop_server.projects import get_config
 from likeloop_server.queues import enqueue_pairing
 
 from . import context
@@ -91,7 +92,11 @@ def pair_group(project: str, group_id: str, max_pairs: int | None = None) -> dic
     return pair_group_with(conn, project, group_id, cap)
 
 
-def pair_group_with(conn: redis.Redis, project: str, group_id: str, max_pairs: int) -> dict[str, int]:
+def pair_group_with(
+    conn: redis.Redis, project: str, group_id: str, max_pairs: int, strategy: str | None = None
+) -> dict[str, int]:
+    """Pair one group now; ``strategy`` defaults to the project's configured one."""
+    strategy = strategy or get_config(conn, project).strategy
     pk = keys.ProjectKeys(project)
     version_key = pk.group_version(group_id)
     for _ in range(MAX_ROUNDS):
@@ -100,7 +105,7 @@ def pair_group_with(conn: redis.Redis, project: str, group_id: str, max_pairs: i
                 pipe.watch(version_key)
                 labels, prompt, expired = load_group(conn, pk, group_id)
                 now = time.time()
-                records = {p.id: pair_record(p, prompt, now) for p in make_pairs(group_id, labels, max_pairs)}
+                records = {p.id: pair_record(p, prompt, now) for p in make_pairs(group_id, labels, max_pairs, strategy)}
                 old_ids = {x.decode() for x in conn.hkeys(pk.pairs(group_id))}
                 added = [pid for pid in records if pid not in old_ids]
                 removed = sorted(old_ids - records.keys())

@@ -90,10 +90,12 @@ def _labelled(responses: list[ResponseLabels]) -> tuple[list[Candidate], list[Ca
     return chosen, rejected
 
 
-def make_pairs(group_id: str, responses: list[ResponseLabels], max_pairs: int) -> list[Pair]:
-    """All preference pairs of one prompt group, strongest first, at most ``max_pairs``.
+def make_pairs(group_id: str, responses: list[ResponseLabels], max_pairs: int, strategy: str = "all") -> list[Pair]:
+    """The preference pairs of one prompt group, strongest first, at most ``max_pairs``.
 
-    Deterministic: the same labels always give the same pairs in the same order.
+    ``strategy``: ``all`` every chosen against every rejected; ``best_worst`` only the strongest
+    pair (highest score against lowest); ``one_to_one`` strongest first, each response (or
+    correction) in at most one pair. Deterministic: the same labels always give the same pairs.
     """
     chosen, rejected = _labelled(responses)
     found: dict[str, Pair] = {}
@@ -117,6 +119,18 @@ def make_pairs(group_id: str, responses: list[ResponseLabels], max_pairs: int) -
         for r in rejected:
             add(c, r, c_score - r.source.score)
     ordered = sorted(found.values(), key=lambda p: (-p.strength, p.id))
+    if strategy == "best_worst":
+        ordered = ordered[:1]
+    elif strategy == "one_to_one":
+        used: set[str] = set()
+        kept = []
+        for p in ordered:
+            if p.chosen.key not in used and p.rejected.key not in used:
+                kept.append(p)
+                used.update((p.chosen.key, p.rejected.key))
+        ordered = kept
+    elif strategy != "all":
+        raise ValueError(f"unknown pairing strategy {strategy!r}")
     return ordered[: max(0, max_pairs)]
 
 

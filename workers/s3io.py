@@ -1,5 +1,5 @@
-"""Streaming gzipped JSONL objects to S3: records go up in multipart chunks as they are written,
-so memory stays bounded by one part whatever the dataset's size."""
+"""Streaming dataset objects to S3: records go up in multipart chunks as they are written, so
+memory stays bounded by one part per open object whatever the dataset's size."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-# S3's minimum part size is 5 MiB (except the last); 8 MiB keeps part count low for big exports.
-PART_BYTES = 8 * 1024 * 1024
-GZIP_TYPE = "application/gzip"
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# S3's minimum part size is 5 MiB (except the last); a little more keeps part counts low.
+PART_BYTES = 6 * 1024 * 1024
+# Parquet row groups of this many rows: large enough to compress well, small enough to stream.
+PARQUET_ROW_GROUP = 10_000
 
 
 @dataclass
@@ -26,70 +30,133 @@ class WrittenObject:
         return {"key": self.key, "records": self.records, "bytes": self.bytes, "sha256": self.sha256}
 
 
-class JsonlGzWriter:
-    """Write JSON records to one gzipped JSONL object; ``close()`` completes the upload.
+class S3MultipartStream(io.RawIOBase):
+    """A write-only file whose bytes become one S3 object on ``close()``.
 
-    Nothing is visible under the key until ``close()``: a multipart upload that is never
-    completed leaves no object (call ``abort()`` on failure to free its parts).
+    Small objects go up with one PUT; larger ones as a multipart upload. Nothing is visible under
+    the key until ``close()``; ``abort()`` frees the parts of an upload that will not complete.
     """
 
-    def __init__(self, s3: Any, bucket: str, key: str) -> None:
-        self.s3, self.bucket, self.key = s3, bucket, key
-        self._buf = io.BytesIO()
-        # mtime=0 makes the bytes a function of the records alone, so a rerun writes the same object.
-        self._gz = gzip.GzipFile(fileobj=self._buf, mode="wb", mtime=0)
+    def __init__(self, s3: Any, bucket: str, key: str, content_type: str) -> None:
+        super().__init__()
+        self.s3, self.bucket, self.key, self.content_type = s3, bucket, key, content_type
+        self._buf = bytearray()
         self._sha = hashlib.sha256()
         self._size = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
-        self.records = 0
 
-    def write(self, record: dict[str, Any]) -> None:
-        self._gz.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
-        self.records += 1
-        if self._buf.tell() >= PART_BYTES:
-            self._upload_part(self._take())
+    def writable(self) -> bool:
+        return True
 
-    def _take(self) -> bytes:
-        data = self._buf.getvalue()
-        self._buf.seek(0)
-        self._buf.truncate()
+    def write(self, data: Any) -> int:
+        data = bytes(data)
+        self._buf += data
         self._sha.update(data)
         self._size += len(data)
-        return data
+        if len(self._buf) >= PART_BYTES:
+            self._upload_part()
+        return len(data)
 
-    def _upload_part(self, data: bytes) -> None:
+    def tell(self) -> int:
+        return self._size
+
+    def _upload_part(self) -> None:
         if self._upload_id is None:
-            resp = self.s3.create_multipart_upload(Bucket=self.bucket, Key=self.key, ContentType=GZIP_TYPE)
+            resp = self.s3.create_multipart_upload(Bucket=self.bucket, Key=self.key, ContentType=self.content_type)
             self._upload_id = resp["UploadId"]
         number = len(self._parts) + 1
         resp = self.s3.upload_part(
-            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=data
+            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=bytes(self._buf)
         )
         self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+        self._buf.clear()
 
-    def close(self) -> WrittenObject:
-        self._gz.close()
-        data = self._take()
+    def finish(self) -> tuple[int, str]:
+        """Complete the object; returns (bytes, sha256 hex)."""
         if self._upload_id is None:
-            self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=data, ContentType=GZIP_TYPE)
+            self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self._buf), ContentType=self.content_type)
         else:
-            if data:
-                self._upload_part(data)
+            if self._buf:
+                self._upload_part()
             self.s3.complete_multipart_upload(
                 Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}
             )
-        return WrittenObject(self.key, self.records, self._size, self._sha.hexdigest())
+        self._buf.clear()
+        super().close()
+        return self._size, self._sha.hexdigest()
+
+    def close(self) -> None:
+        # pyarrow closes its sink when it is done writing; the object is completed by finish().
+        pass
 
     def abort(self) -> None:
         if self._upload_id is not None:
             self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
             self._upload_id = None
+        self._buf.clear()
+
+
+class JsonlGzWriter:
+    """Rows to one gzipped JSONL object. Deterministic bytes (gzip mtime 0) for the same rows."""
+
+    def __init__(self, s3: Any, bucket: str, key: str) -> None:
+        self.key = key
+        self._stream = S3MultipartStream(s3, bucket, key, "application/gzip")
+        self._gz = gzip.GzipFile(fileobj=self._stream, mode="wb", mtime=0)
+        self.records = 0
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._gz.write(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
+        self.records += 1
+
+    def close(self) -> WrittenObject:
+        self._gz.close()
+        size, sha = self._stream.finish()
+        return WrittenObject(self.key, self.records, size, sha)
+
+    def abort(self) -> None:
+        self._stream.abort()
+
+
+class ParquetWriter:
+    """Rows to one Parquet object with a fixed schema, written a row group at a time."""
+
+    def __init__(self, s3: Any, bucket: str, key: str, schema: pa.Schema) -> None:
+        self.key = key
+        self.schema = schema
+        self._stream = S3MultipartStream(s3, bucket, key, "application/vnd.apache.parquet")
+        self._writer = pq.ParquetWriter(self._stream, schema, compression="zstd")
+        self._rows: list[dict[str, Any]] = []
+        self.records = 0
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._rows.append(row)
+        self.records += 1
+        if len(self._rows) >= PARQUET_ROW_GROUP:
+            self._flush_rows()
+
+    def _flush_rows(self) -> None:
+        if self._rows:
+            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self.schema))
+            self._rows.clear()
+
+    def close(self) -> WrittenObject:
+        self._flush_rows()
+        self._writer.close()
+        size, sha = self._stream.finish()
+        return WrittenObject(self.key, self.records, size, sha)
+
+    def abort(self) -> None:
+        self._stream.abort()
+
+
+def put_bytes(s3: Any, bucket: str, key: str, body: bytes, content_type: str) -> None:
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 
 
 def put_json(s3: Any, bucket: str, key: str, body: dict[str, Any]) -> None:
-    data = json.dumps(body, indent=2, sort_keys=True).encode("utf-8")
-    s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="application/json")
+    put_bytes(s3, bucket, key, json.dumps(body, indent=2, sort_keys=True).encode("utf-8"), "application/json")
 
 
 def read_jsonl_gz(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:

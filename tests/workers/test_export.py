@@ -41,6 +41,15 @@ def read(s3, settings, key):
     return [json.loads(line) for line in gzip.decompress(body).splitlines()]
 
 
+def data_key(manifest, fmt="trl", split="train", file_format="jsonl"):
+    (f,) = [
+        f
+        for f in manifest["files"]
+        if f["kind"] == "pairs" and f["format"] == fmt and f["split"] == split and f["file_format"] == file_format
+    ]
+    return f["key"]
+
+
 def keys_under(s3, settings):
     resp = s3.list_objects_v2(Bucket=settings.s3_bucket, Prefix=settings.s3_prefix + "/")
     return sorted(o["Key"] for o in resp.get("Contents", []))
@@ -51,16 +60,16 @@ def test_export_writes_trl_rows_and_a_manifest(conn, s3, settings):
     labelled_pair(conn, settings, 2)
     manifest = run(conn, s3, settings)
     assert manifest["counts"] == {"pairs": 2, "retractions": 0}
-    (data,) = manifest["files"]
-    assert f"/{P}/trl/dt=" in data["key"] and data["key"].endswith(".jsonl.gz")
+    (data,) = [f for f in manifest["files"] if f["kind"] == "pairs"]
+    assert f"/{P}/trl/train/dt=" in data["key"] and data["key"].endswith(".jsonl.gz")
     rows = read(s3, settings, data["key"])
     assert sorted((r["prompt"], r["chosen"], r["rejected"]) for r in rows) == [
         ("Q1", "good 1", "bad 1"), ("Q2", "good 2", "bad 2")]  # fmt: skip
-    assert {"pair_id", "group_id", "chosen", "rejected"} <= set(rows[0]["metadata"])
+    assert {"pair_id", "group_id", "chosen", "rejected"} <= set(json.loads(rows[0]["metadata"]))
     stored = json.loads(
         s3.get_object(Bucket=settings.s3_bucket, Key=Layout(settings, P).manifest(manifest["export_id"]))["Body"].read()
     )
-    assert stored["files"][0]["records"] == 2 and len(stored["files"][0]["sha256"]) == 64
+    assert stored == manifest and data["records"] == 2 and len(data["sha256"]) == 64
     import hashlib
 
     raw = s3.get_object(Bucket=settings.s3_bucket, Key=data["key"])["Body"].read()
@@ -74,7 +83,7 @@ def test_incremental_exports_only_new_pairs(conn, s3, settings):
     second = run(conn, s3, settings)
     third = run(conn, s3, settings)
     assert first["counts"]["pairs"] == 1 and second["counts"]["pairs"] == 1
-    assert [r["prompt"] for r in read(s3, settings, second["files"][0]["key"])] == ["Q2"]
+    assert [r["prompt"] for r in read(s3, settings, data_key(second))] == ["Q2"]
     assert third["counts"] == {"pairs": 0, "retractions": 0} and third["files"] == []
 
 
@@ -85,7 +94,7 @@ def test_a_flip_after_export_is_retracted(conn, s3, settings):
     second = run(conn, s3, settings)
     assert second["counts"] == {"pairs": 0, "retractions": 1}
     (ret,) = [f for f in second["files"] if f["kind"] == "retractions"]
-    exported_id = read(s3, settings, first["files"][0]["key"])[0]["metadata"]["pair_id"]
+    exported_id = json.loads(read(s3, settings, data_key(first))[0]["metadata"])["pair_id"]
     assert [r["pair_id"] for r in read(s3, settings, ret["key"])] == [exported_id]
 
 
@@ -100,7 +109,7 @@ def test_snapshot_holds_every_current_pair_and_moves_no_cursor(conn, s3, setting
     run(conn, s3, settings)
     labelled_pair(conn, settings, 2)
     snap = run(conn, s3, settings, mode="snapshot")
-    assert sorted(r["prompt"] for r in read(s3, settings, snap["files"][0]["key"])) == ["Q1", "Q2"]
+    assert sorted(r["prompt"] for r in read(s3, settings, data_key(snap))) == ["Q1", "Q2"]
     assert run(conn, s3, settings)["counts"]["pairs"] == 1  # Q2 still new for incremental
 
 
@@ -136,7 +145,7 @@ def test_a_crash_after_the_manifest_is_repaired_by_the_next_run(conn, s3, settin
     labelled_pair(conn, settings, 2)
     second = run(conn, s3, settings)
     # The committed-but-unrecorded first manifest is applied first: Q1 is not exported twice.
-    assert [r["prompt"] for r in read(s3, settings, second["files"][0]["key"])] == ["Q2"]
+    assert [r["prompt"] for r in read(s3, settings, data_key(second))] == ["Q2"]
     assert conn.scard(pk.exported) == 2
 
 
@@ -160,5 +169,5 @@ def test_pairs_of_chat_prompts_export_the_last_user_turn(conn, s3, settings):
         {"type": "response", "response_id": "j2", "messages": chat, "response": "unfunny"},
         {"type": "like", "response_id": "j1"}, {"type": "dislike", "response_id": "j2"},
     )  # fmt: skip
-    (row,) = read(s3, settings, run(conn, s3, settings)["files"][0]["key"])
-    assert row["prompt"] == "tell me a joke" and row["metadata"]["messages"] == chat
+    (row,) = read(s3, settings, data_key(run(conn, s3, settings)))
+    assert row["prompt"] == "tell me a joke" and json.loads(row["metadata"])["messages"] == chat

@@ -1,0 +1,83 @@
+"""Per-project settings: how pairs are chosen and what the exports contain."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import redis
+
+from . import keys
+from .exports import MODES
+
+STRATEGIES = ("all", "best_worst", "one_to_one")
+FORMATS = ("trl", "trl-chat", "openai")
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """``strategy``: all (capped cartesian), best_worst (one pair per group), one_to_one (each
+    response in at most one pair). ``formats``/``parquet``: what an export writes (JSONL always,
+    Parquet too when set). ``test_ratio``: share of prompt groups in the test split.
+    ``nightly_mode``: incremental or snapshot for the cron export."""
+
+    strategy: str = "all"
+    formats: tuple[str, ...] = ("trl",)
+    parquet: bool = False
+    test_ratio: float = 0.0
+    nightly_mode: str = "incremental"
+
+    def validate(self) -> ProjectConfig:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        bad = [f for f in self.formats if f not in FORMATS]
+        if bad or not self.formats:
+            raise ValueError(f"formats must be a non-empty subset of {', '.join(FORMATS)}, got {list(self.formats)}")
+        if not 0.0 <= self.test_ratio < 1.0:
+            raise ValueError(f"test_ratio must be at least 0 and below 1, got {self.test_ratio}")
+        if self.nightly_mode not in MODES:
+            raise ValueError(f"nightly_mode must be one of {', '.join(MODES)}, got {self.nightly_mode!r}")
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["formats"] = list(self.formats)
+        return out
+
+
+def get_config(conn: redis.Redis, project: str) -> ProjectConfig:
+    raw = {k.decode(): v.decode() for k, v in conn.hgetall(keys.ProjectKeys(project).config).items()}
+    base = ProjectConfig()
+    return ProjectConfig(
+        strategy=raw.get("strategy", base.strategy),
+        formats=tuple(f for f in raw.get("formats", ",".join(base.formats)).split(",") if f),
+        parquet=raw.get("parquet", "0") == "1",
+        test_ratio=float(raw.get("test_ratio", base.test_ratio)),
+        nightly_mode=raw.get("nightly_mode", base.nightly_mode),
+    )
+
+
+def update_config(conn: redis.Redis, project: str, **changes: Any) -> ProjectConfig:
+    """Change some settings; returns the new config. Raises ValueError for invalid values."""
+    current = get_config(conn, project)
+    new = replace(current, **{k: v for k, v in changes.items() if v is not None}).validate()
+    conn.hset(
+        keys.ProjectKeys(project).config,
+        mapping={
+            "strategy": new.strategy,
+            "formats": ",".join(new.formats),
+            "parquet": "1" if new.parquet else "0",
+            "test_ratio": repr(new.test_ratio),
+            "nightly_mode": new.nightly_mode,
+        },
+    )
+    return new
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """``"trl,openai"`` -> ("trl", "openai"); raises ValueError naming what is wrong."""
+    names = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    bad = [n for n in names if n not in FORMATS]
+    if bad or not names:
+        raise ValueError(f"formats must be a comma-separated subset of {','.join(FORMATS)}, got {text!r}")
+    return names
