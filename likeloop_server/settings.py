@@ -22,6 +22,9 @@ DEFAULT_DEDUPE_TTL_HOURS = 24
 # Every chosen against every rejected grows quadratically; this bounds one prompt group.
 DEFAULT_MAX_PAIRS_PER_GROUP = 100
 DEFAULT_EXPORT_CRON = "0 3 * * *"
+# An export holds its project's lock this long past its last sign of life (it renews the lock as
+# it writes), so a killed export blocks the next one for at most this long.
+DEFAULT_EXPORT_LOCK_TTL_S = 120
 # Per-key request limit on the write endpoints, in flask-limiter's syntax ("100/second");
 # empty means no limit.
 DEFAULT_RATE_LIMIT = ""
@@ -53,6 +56,7 @@ class Settings:
     dedupe_ttl_hours: int = DEFAULT_DEDUPE_TTL_HOURS
     max_pairs_per_group: int = DEFAULT_MAX_PAIRS_PER_GROUP
     export_cron: str = DEFAULT_EXPORT_CRON
+    export_lock_ttl_s: int = DEFAULT_EXPORT_LOCK_TTL_S
     rate_limit: str = DEFAULT_RATE_LIMIT
 
     @property
@@ -81,5 +85,6 @@ class Settings:
             dedupe_ttl_hours=_int_env("LIKELOOP_DEDUPE_TTL_HOURS", DEFAULT_DEDUPE_TTL_HOURS),
             max_pairs_per_group=_int_env("LIKELOOP_MAX_PAIRS_PER_GROUP", DEFAULT_MAX_PAIRS_PER_GROUP),
             export_cron=os.environ.get("LIKELOOP_EXPORT_CRON", DEFAULT_EXPORT_CRON),
+            export_lock_ttl_s=_int_env("LIKELOOP_EXPORT_LOCK_TTL_S", DEFAULT_EXPORT_LOCK_TTL_S),
             rate_limit=os.environ.get("LIKELOOP_RATE_LIMIT", DEFAULT_RATE_LIMIT),
         )

@@ -82,7 +82,6 @@ class ResponseEventSchema(_EventBase):
         if len(data.get("metadata") or {}) > MAX_METADATA_KEYS:
             raise ValidationError(f"at most {MAX_METADATA_KEYS} keys", "metadata")
 
-
     @post_load
     def _final_turn_is_the_response(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         # A multi-turn chat: the prompt is the conversation up to the final assistant turn.

@@ -31,13 +31,38 @@ log = logging.getLogger(__name__)
 
 # Pair-log entries and pair records are read from Redis this many at a time.
 READ_CHUNK = 1000
-LOCK_TTL_S = 6 * 3600
+# The lock is renewed after this many records written.
+LOCK_RENEW_EVERY = 1000
 MANIFEST_VERSION = 1
 
 _RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+_RENEW_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+class ExportLock:
+    """One export per project at a time. Held with a short expiry that the export renews as it
+    makes progress, so a killed export's lock lapses soon and the next run can proceed."""
+
+    def __init__(self, conn: redis.Redis, key: str, owner: str, ttl_s: int) -> None:
+        self.conn, self.key, self.owner, self.ttl_s = conn, key, owner, ttl_s
+
+    def acquire(self) -> None:
+        if not self.conn.set(self.key, self.owner, nx=True, ex=self.ttl_s):
+            if (self.conn.get(self.key) or b"").decode() != self.owner:
+                raise ExportBusy(f"another export holds {self.key}")
+
+    def renew(self) -> None:
+        if not self.conn.eval(_RENEW_LOCK, 1, self.key, self.owner, self.ttl_s):
+            raise ExportBusy(f"lost {self.key}: this export was too slow to renew it")
+
+    def release(self) -> None:
+        self.conn.eval(_RELEASE_LOCK, 1, self.key, self.owner)
 
 
 class ExportBusy(RuntimeError):
@@ -53,11 +78,14 @@ class Layout:
         self.root = f"{prefix}/{project}" if prefix else project
         self.project = project
 
-    def relative(self, key: str) -> str:
-        return key.removeprefix(self.root + "/")
+    def dataset_root(self, file_format: str) -> str:
+        """JSONL and Parquet are two datasets, each with its own card: Hugging Face ``datasets``
+        picks one reader for every config of a card."""
+        return f"{self.root}/parquet" if file_format == "parquet" else self.root
 
     def data(self, fmt: str, split: str, day: str, export_id: str, ext: str) -> str:
-        return f"{self.root}/{fmt}/{split}/dt={day}/{export_id}.{ext}"
+        base = self.dataset_root("parquet" if ext == "parquet" else "jsonl")
+        return f"{base}/{fmt}/{split}/dt={day}/{export_id}.{ext}"
 
     def ledger(self, day: str, export_id: str) -> str:
         return f"{self.root}/_ledger/dt={day}/{export_id}.jsonl.gz"
@@ -65,9 +93,8 @@ class Layout:
     def retractions(self, day: str, export_id: str) -> str:
         return f"{self.root}/retractions/dt={day}/{export_id}.jsonl.gz"
 
-    @property
-    def card(self) -> str:
-        return f"{self.root}/README.md"
+    def card(self, file_format: str) -> str:
+        return f"{self.dataset_root(file_format)}/README.md"
 
     @property
     def manifests(self) -> str:
@@ -81,8 +108,9 @@ class RunWriters:
     """The objects of one export run, opened as rows arrive: a JSONL (and, when asked, a Parquet)
     object per format and split, a ledger of the pair ids added, and the retractions."""
 
-    def __init__(self, s3: Any, layout: Layout, export_id: str, day: str, plan: ExportPlan) -> None:
+    def __init__(self, s3: Any, layout: Layout, export_id: str, day: str, plan: ExportPlan, lock: ExportLock) -> None:
         self.s3, self.layout, self.export_id, self.day, self.plan = s3, layout, export_id, day, plan
+        self.lock = lock
         self._open: dict[tuple[str, str, str, str], JsonlGzWriter | ParquetWriter] = {}
         self.pairs = 0
         self.retracted = 0
@@ -116,6 +144,8 @@ class RunWriters:
                 {"pair_id": record["id"], "group_id": record["group_id"]}
             )
         self.pairs += 1
+        if self.pairs % LOCK_RENEW_EVERY == 0:
+            self.lock.renew()
 
     def retract(self, pair_id: str, group_id: str, at: float) -> None:
         self._writer("retractions", "retractions", "", "jsonl.gz").write(retraction_row(pair_id, group_id, at))
@@ -148,15 +178,14 @@ class ExportPlan:
     strategy: str
 
 
-def dataset_card(layout: Layout, manifest: dict[str, Any]) -> str:
-    """A Hugging Face dataset card whose ``configs`` point at one snapshot's files, so
-    ``datasets.load_dataset`` reads the export as it is."""
+def dataset_card(layout: Layout, manifest: dict[str, Any], file_format: str) -> str:
+    """A Hugging Face dataset card whose ``configs`` point at one snapshot's ``file_format``
+    (jsonl or parquet) files, so ``datasets.load_dataset`` reads the export as it is."""
+    base = layout.dataset_root(file_format) + "/"
     configs: dict[str, dict[str, list[str]]] = {}
     for f in manifest["files"]:
-        if f["kind"] != "pairs":
-            continue
-        name = f["format"] + ("-parquet" if f["file_format"] == "parquet" else "")
-        configs.setdefault(name, {}).setdefault(f["split"], []).append(layout.relative(f["key"]))
+        if f["kind"] == "pairs" and f["file_format"] == file_format:
+            configs.setdefault(f["format"], {}).setdefault(f["split"], []).append(f["key"].removeprefix(base))
     lines = ["---", "configs:"]
     for i, (name, splits) in enumerate(sorted(configs.items())):
         lines += [f"- config_name: {name}"]
@@ -174,9 +203,9 @@ def dataset_card(layout: Layout, manifest: dict[str, Any]) -> str:
         f"pairing strategy `{manifest['plan']['strategy']}`, test share {manifest['plan']['test_ratio']} "
         "(split by prompt group: no prompt is in both splits).",
         "",
-        "Configs: `trl` (TRL standard preference: prompt, chosen, rejected), `trl-chat` (TRL "
-        "conversational), `openai` (OpenAI DPO JSONL); `-parquet` variants hold the same rows. "
-        "`metadata` is a JSON string with the pair's provenance.",
+        f"Files: {'Parquet' if file_format == 'parquet' else 'gzipped JSON lines'}. Configs: `trl` (TRL "
+        "standard preference: prompt, chosen, rejected), `trl-chat` (TRL conversational), `openai` "
+        "(OpenAI DPO). `metadata` is a JSON string with the pair's provenance.",
         "",
         "Incremental exports (new pairs and retractions since the previous one) are listed in "
         "`manifests/`; this card always describes the latest snapshot.",
@@ -315,15 +344,14 @@ def export_project(
     plan = ExportPlan(
         formats or config.formats, config.parquet if parquet is None else parquet, config.test_ratio, config.strategy
     )
-    if not conn.set(pk.export_lock, export_id, nx=True, ex=LOCK_TTL_S):
-        if (conn.get(pk.export_lock) or b"").decode() != export_id:
-            raise ExportBusy(f"another export of project {project!r} is running")
+    lock = ExportLock(conn, pk.export_lock, export_id, settings.export_lock_ttl_s)
+    lock.acquire()
     try:
         started = time.time()
         exports.update_export(conn, project, export_id, status=exports.RUNNING, started_at=repr(started))
         reconcile(conn, pk, s3, layout)
         day = datetime.fromtimestamp(started, tz=UTC).strftime("%Y-%m-%d")
-        writers = RunWriters(s3, layout, export_id, day, plan)
+        writers = RunWriters(s3, layout, export_id, day, plan, lock)
         try:
             body, added, retracted = (_incremental if mode == "incremental" else _snapshot)(conn, pk, writers)
             files = writers.close()
@@ -349,7 +377,9 @@ def export_project(
         manifest_key = layout.manifest(export_id)
         put_json(s3, layout.bucket, manifest_key, manifest)
         if mode == "snapshot":
-            put_bytes(s3, layout.bucket, layout.card, dataset_card(layout, manifest).encode(), "text/markdown")
+            for file_format in ("jsonl", "parquet") if plan.parquet else ("jsonl",):
+                card = dataset_card(layout, manifest, file_format).encode()
+                put_bytes(s3, layout.bucket, layout.card(file_format), card, "text/markdown")
         else:
             _commit(conn, pk, manifest, added, retracted)
         exports.update_export(
@@ -359,7 +389,7 @@ def export_project(
         )  # fmt: skip
         return manifest
     finally:
-        conn.eval(_RELEASE_LOCK, 1, pk.export_lock, export_id)
+        lock.release()
 
 
 def run_export(

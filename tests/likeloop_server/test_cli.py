@@ -12,7 +12,7 @@ from likeloop_server import apikeys
 from likeloop_server.stack import free_port
 from tests.conftest import likeloop_cli, server_env
 
-COMMANDS = ["up", "serve", "worker", "cron", "keys", "export", "stats"]
+COMMANDS = ["up", "serve", "worker", "cron", "keys", "export", "project", "stats"]
 
 
 @pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS], ["keys", "create"]])
@@ -97,3 +97,32 @@ def test_export_wait_exits_non_zero_when_the_export_fails(conn, settings):
     assert result.returncode == 1
     record = json.loads(result.stdout)
     assert record["status"] == "failed" and "Could not connect" in record["error"]
+
+
+def test_project_settings_from_the_command_line(conn, settings):
+    apikeys.create_key(conn, "acme", ("ingest",))
+    result = likeloop_cli(
+        "project",
+        "--project",
+        "acme",
+        "--strategy",
+        "one_to_one",
+        "--format",
+        "trl,openai",
+        "--parquet",
+        "--test-ratio",
+        "0.2",
+        "--nightly-mode",
+        "snapshot",
+        settings=settings,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["strategy"] == "one_to_one" and out["formats"] == ["trl", "openai"] and out["parquet"] is True
+    assert out["test_ratio"] == 0.2 and out["nightly_mode"] == "snapshot" and out["regrouped"] == 0
+    shown = json.loads(likeloop_cli("project", "--project", "acme", settings=settings).stdout)
+    assert shown == {k: v for k, v in out.items() if k != "regrouped"}
+    bad = likeloop_cli("project", "--project", "acme", "--format", "csv", settings=settings)
+    assert bad.returncode == 2 and "formats must be" in bad.stderr
+    bad_ratio = likeloop_cli("project", "--project", "acme", "--test-ratio", "1.5", settings=settings)
+    assert bad_ratio.returncode == 2 and "test_ratio" in bad_ratio.stderr

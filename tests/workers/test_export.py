@@ -171,3 +171,39 @@ def test_pairs_of_chat_prompts_export_the_last_user_turn(conn, s3, settings):
     )  # fmt: skip
     (row,) = read(s3, settings, data_key(run(conn, s3, settings)))
     assert row["prompt"] == "tell me a joke" and json.loads(row["metadata"])["messages"] == chat
+
+
+def test_a_run_can_choose_its_formats_and_parquet(conn, s3, settings):
+    labelled_pair(conn, settings, 1)
+    manifest = export_project(conn, s3, settings, P, exports.new_export_id(), "incremental", ("openai",), True)
+    kinds = sorted((f["kind"], f.get("format"), f.get("file_format")) for f in manifest["files"])
+    assert kinds == [("ledger", "ledger", None), ("pairs", "openai", "jsonl"), ("pairs", "openai", "parquet")]
+    (row,) = read(s3, settings, data_key(manifest, "openai"))
+    assert row["preferred_output"] == [{"role": "assistant", "content": "good 1"}]
+    assert manifest["plan"]["formats"] == ["openai"] and manifest["plan"]["parquet"] is True
+
+
+def test_every_format_lists_the_same_pairs(conn, s3, settings):
+    from likeloop_server import projects
+
+    for n in range(5):
+        labelled_pair(conn, settings, n)
+    projects.update_config(conn, P, formats=("trl", "trl-chat", "openai"))
+    manifest = run(conn, s3, settings)
+    trl = sorted(r["chosen"] for r in read(s3, settings, data_key(manifest, "trl")))
+    chat = sorted(r["chosen"][0]["content"] for r in read(s3, settings, data_key(manifest, "trl-chat")))
+    openai = sorted(r["preferred_output"][0]["content"] for r in read(s3, settings, data_key(manifest, "openai")))
+    assert trl == chat == openai == sorted(f"good {n}" for n in range(5))
+    assert manifest["counts"]["pairs"] == 5  # pairs, not rows times formats
+
+
+def test_a_snapshot_equals_the_current_pair_set_after_flips(conn, s3, settings):
+    for n in range(4):
+        labelled_pair(conn, settings, n)
+    run(conn, s3, settings)
+    send(conn, settings, {"type": "like", "response_id": "bad0", "user_id": "u"})  # Q0 loses its pair
+    send(conn, settings, {"type": "dislike", "response_id": "good1", "user_id": "u"})  # Q1 too
+    snap = run(conn, s3, settings, mode="snapshot")
+    assert sorted(r["prompt"] for r in read(s3, settings, data_key(snap))) == ["Q2", "Q3"]
+    incremental = run(conn, s3, settings)
+    assert incremental["counts"] == {"pairs": 0, "retractions": 2}

@@ -65,3 +65,31 @@ def test_pair_record_carries_provenance():
     assert rec["prompt"] == "Q" and rec["chosen"] == "A" and rec["rejected"] == "B"
     assert rec["chosen_meta"]["likes"] == 1 and rec["rejected_meta"]["dislikes"] == 2
     assert rec["id"] == pair.id and rec["group_id"] == "g"
+
+
+GROUP = [r("a", "A", [1, 1, 1]), r("b", "B", [1]), r("c", "C", [-1]), r("d", "D", [-1, -1])]
+
+
+def test_best_worst_keeps_the_highest_against_the_lowest():
+    assert names(make_pairs("g", GROUP, 100, "best_worst")) == [("a", "d")]
+
+
+def test_one_to_one_uses_each_response_once():
+    pairs = make_pairs("g", GROUP, 100, "one_to_one")
+    assert names(pairs) == [("a", "d"), ("b", "c")]
+    used = [k for p in pairs for k in (p.chosen.key, p.rejected.key)]
+    assert len(used) == len(set(used))
+
+
+def test_strategies_are_deterministic_whatever_the_input_order():
+    for strategy in ("all", "best_worst", "one_to_one"):
+        assert [p.id for p in make_pairs("g", GROUP, 100, strategy)] == [
+            p.id for p in make_pairs("g", list(reversed(GROUP)), 100, strategy)
+        ]
+
+
+def test_an_unknown_strategy_is_an_error():
+    import pytest
+
+    with pytest.raises(ValueError):
+        make_pairs("g", GROUP, 100, "random")

@@ -1,0 +1,48 @@
+"""Per-project settings over the API: read, change, and a new strategy re-pairs the groups."""
+
+from rq import Queue
+
+from likeloop_server.queues import PAIRING_QUEUE
+from tests.conftest import auth, make_key
+
+
+def test_settings_can_be_read_and_changed(client, conn):
+    admin = make_key(conn, "acme")
+    assert client.get("/v1/project", headers=auth(admin)).get_json() == {
+        "project": "acme",
+        "strategy": "all",
+        "formats": ["trl"],
+        "parquet": False,
+        "test_ratio": 0.0,
+        "nightly_mode": "incremental",
+    }
+    changed = client.patch(
+        "/v1/project", json={"formats": ["openai", "trl-chat"], "parquet": True, "test_ratio": 0.1}, headers=auth(admin)
+    )
+    assert changed.status_code == 200
+    assert changed.get_json()["formats"] == ["openai", "trl-chat"] and changed.get_json()["test_ratio"] == 0.1
+
+
+def test_bad_settings_are_refused_by_name(client, conn):
+    admin = make_key(conn, "acme")
+    for body, field in (
+        ({"strategy": "random"}, "strategy"),
+        ({"formats": ["csv"]}, "formats"),
+        ({"test_ratio": 1.0}, "test_ratio"),
+        ({"nightly_mode": "hourly"}, "nightly_mode"),
+    ):
+        resp = client.patch("/v1/project", json=body, headers=auth(admin))
+        assert resp.status_code == 400 and resp.get_json()["error"]["field"].startswith(field)
+    read_only = make_key(conn, "acme", "read")
+    assert client.patch("/v1/project", json={"parquet": True}, headers=auth(read_only)).status_code == 403
+
+
+def test_a_new_strategy_re_pairs_every_group(client, conn):
+    admin = make_key(conn, "acme")
+    events = [
+        {"type": "response", "response_id": f"r{i}", "prompt": f"Q{i % 3}", "response": f"A{i}"} for i in range(6)
+    ]
+    client.post("/v1/events", json={"events": events}, headers=auth(admin))
+    Queue(PAIRING_QUEUE, connection=conn).empty()
+    client.patch("/v1/project", json={"strategy": "best_worst"}, headers=auth(admin))
+    assert Queue(PAIRING_QUEUE, connection=conn).count == 3

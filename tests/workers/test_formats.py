@@ -1,0 +1,65 @@
+import json
+
+import pyarrow as pa
+
+from workers.formats import SCHEMAS, openai_row, split_of, trl_chat_row, trl_row
+
+TEXT = {
+    "id": "p1",
+    "group_id": "g1",
+    "prompt": "2+2?",
+    "system": "Be brief.",
+    "messages": None,
+    "chosen": "4",
+    "rejected": "5",
+    "chosen_meta": {"response_id": "a"},
+    "rejected_meta": {"response_id": "b"},
+    "paired_at": 1.0,
+}
+CHAT = {
+    **TEXT,
+    "prompt": None,
+    "system": None,
+    "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "2+2?"},
+    ],
+}
+
+
+def test_trl_standard_rows_are_strings():
+    row = trl_row(TEXT)
+    assert (row["prompt"], row["chosen"], row["rejected"]) == ("2+2?", "4", "5")
+    assert json.loads(row["metadata"])["pair_id"] == "p1"
+
+
+def test_trl_conversational_rows_are_message_lists():
+    row = trl_chat_row(TEXT)
+    assert row["prompt"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}]
+    assert row["chosen"] == [{"role": "assistant", "content": "4"}]
+    assert trl_chat_row(CHAT)["prompt"] == CHAT["messages"]
+
+
+def test_openai_rows_follow_the_dpo_file_format():
+    row = openai_row(CHAT)
+    assert set(row) == {"input", "preferred_output", "non_preferred_output"}
+    assert row["input"]["messages"] == CHAT["messages"]
+    assert row["preferred_output"] == [{"role": "assistant", "content": "4"}]
+    assert row["non_preferred_output"] == [{"role": "assistant", "content": "5"}]
+
+
+def test_rows_fit_their_parquet_schemas():
+    for name, build in (("trl", trl_row), ("trl-chat", trl_chat_row), ("openai", openai_row)):
+        table = pa.Table.from_pylist([build(TEXT), build(CHAT)], schema=SCHEMAS[name])
+        assert table.num_rows == 2
+
+
+def test_the_split_is_stable_and_near_the_ratio():
+    groups = [f"group-{i}" for i in range(4000)]
+    test = [g for g in groups if split_of(g, 0.2) == "test"]
+    assert 0.17 < len(test) / len(groups) < 0.23
+    assert [split_of(g, 0.2) for g in groups] == [split_of(g, 0.2) for g in groups]
+    assert all(split_of(g, 0.0) == "train" for g in groups)
+    # A larger ratio only moves groups from train to test, never back.
+    assert set(test) <= {g for g in groups if split_of(g, 0.3) == "test"}
