@@ -274,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--format",
         help="comma-separated formats for this run: trl (TRL standard), trl-chat "
-        "(TRL conversational), openai (OpenAI DPO JSONL); default: the project's (trl)",
+        "(TRL conversational), openai (OpenAI DPO JSONL), kto (TRL unpaired: every labelled response); "
+        "default: the project's (trl)",
     )
     export.add_argument(
         "--parquet",
@@ -304,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="all: every chosen against every rejected (capped); best_worst: one pair per "
         "prompt group, highest against lowest score; one_to_one: each response in one pair",
     )
-    project.add_argument("--format", help="default export formats, comma-separated: trl,trl-chat,openai")
+    project.add_argument("--format", help="default export formats, comma-separated: trl,trl-chat,openai,kto")
     project.add_argument(
         "--parquet", action=argparse.BooleanOptionalAction, default=None, help="write Parquet next to JSONL by default"
     )

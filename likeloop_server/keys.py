@@ -71,9 +71,12 @@ class ProjectKeys:
     def pairs(self, group_id: str) -> str:
         return f"{self.base}pairs:{group_id}"  # hash pair id -> JSON pair record
 
+    def kto(self, group_id: str) -> str:
+        return f"{self.base}kto:{group_id}"  # hash item id -> JSON labelled completion (KTO)
+
     @property
     def pair_log(self) -> str:
-        return f"{self.base}pairlog"  # stream of {op: add|retract, pair, group}
+        return f"{self.base}pairlog"  # stream of {op: add|retract (pairs), label|unlabel (KTO), pair, group}
 
     @property
     def exported(self) -> str:

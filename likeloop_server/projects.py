@@ -11,7 +11,7 @@ from . import keys
 from .exports import MODES
 
 STRATEGIES = ("all", "best_worst", "one_to_one")
-FORMATS = ("trl", "trl-chat", "openai")
+FORMATS = ("trl", "trl-chat", "openai", "kto")
 
 
 @dataclass(frozen=True)

@@ -109,4 +109,4 @@ def test_thumbs_up_to_dataset_in_s3(live_service, conn, s3, settings):
     # A second export finds nothing new.
     again = likeloop_cli("export", "--project", "acme", "--inline", settings=settings)
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)["counts"] == {"pairs": 0, "retractions": 0}
+    assert json.loads(again.stdout)["counts"] == {"pairs": 0, "kto": 0, "retractions": 0}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -113,6 +113,7 @@ class RunWriters:
         self.lock = lock
         self._open: dict[tuple[str, str, str, str], JsonlGzWriter | ParquetWriter] = {}
         self.pairs = 0
+        self.kto = 0
         self.retracted = 0
 
     def _writer(self, kind: str, fmt: str, split: str, ext: str) -> JsonlGzWriter | ParquetWriter:
@@ -132,9 +133,10 @@ class RunWriters:
             self._open[slot] = writer
         return writer
 
-    def add(self, record: dict[str, Any], ledger: bool) -> None:
+    def add(self, record: dict[str, Any], ledger: bool, kto: bool = False) -> None:
+        """Write a pair record in every pair format of the plan, or a KTO record as a ``kto`` row."""
         split = split_of(record["group_id"], self.plan.test_ratio)
-        for fmt in self.plan.formats:
+        for fmt in ("kto",) if kto else self.plan.pair_formats:
             row = ROW_BUILDERS[fmt](record)
             self._writer("pairs", fmt, split, "jsonl.gz").write(row)
             if self.plan.parquet:
@@ -143,8 +145,11 @@ class RunWriters:
             self._writer("ledger", "ledger", "", "jsonl.gz").write(
                 {"pair_id": record["id"], "group_id": record["group_id"]}
             )
-        self.pairs += 1
-        if self.pairs % LOCK_RENEW_EVERY == 0:
+        if kto:
+            self.kto += 1
+        else:
+            self.pairs += 1
+        if (self.pairs + self.kto) % LOCK_RENEW_EVERY == 0:
             self.lock.renew()
 
     def retract(self, pair_id: str, group_id: str, at: float) -> None:
@@ -176,6 +181,14 @@ class ExportPlan:
     parquet: bool
     test_ratio: float
     strategy: str
+
+    @property
+    def pair_formats(self) -> tuple[str, ...]:
+        return tuple(f for f in self.formats if f != "kto")
+
+    @property
+    def kto(self) -> bool:
+        return "kto" in self.formats
 
 
 def dataset_card(layout: Layout, manifest: dict[str, Any], file_format: str) -> str:
@@ -232,19 +245,22 @@ def _chunks(items: list[Any], size: int = READ_CHUNK) -> Iterator[list[Any]]:
         yield items[i : i + size]
 
 
-def _pair_records(conn: redis.Redis, pk: keys.ProjectKeys, wanted: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
+def _records(
+    conn: redis.Redis, hash_of: Callable[[str], str], wanted: list[tuple[str, str]]
+) -> Iterator[dict[str, Any]]:
+    """The stored records (pairs or KTO items) of (id, group) pairs, in chunks."""
     for chunk in _chunks(wanted):
         pipe = conn.pipeline(transaction=False)
-        for pid, gid in chunk:
-            pipe.hget(pk.pairs(gid), pid)
+        for rid, gid in chunk:
+            pipe.hget(hash_of(gid), rid)
         for raw in pipe.execute():
             if raw is not None:
                 yield json.loads(raw)
 
 
-def _all_pairs(conn: redis.Redis, pk: keys.ProjectKeys) -> Iterator[dict[str, Any]]:
-    for key in conn.scan_iter(match=pk.pairs("*"), count=READ_CHUNK):
-        for _pid, raw in sorted(conn.hgetall(key).items()):
+def _all_records(conn: redis.Redis, hash_of: Callable[[str], str]) -> Iterator[dict[str, Any]]:
+    for key in conn.scan_iter(match=hash_of("*"), count=READ_CHUNK):
+        for _rid, raw in sorted(conn.hgetall(key).items()):
             yield json.loads(raw)
 
 
@@ -305,11 +321,18 @@ def _incremental(
         flags = conn.smismember(pk.exported, chunk)
         in_export.update(pid for pid, flag in zip(chunk, flags, strict=True) if flag)
     adds = [(pid, g) for pid, (op, g) in ops.items() if op == "add" and pid not in in_export]
-    retracts = [(pid, g) for pid, (op, g) in ops.items() if op == "retract" and pid in in_export]
+    retracts = [(pid, g) for pid, (op, g) in ops.items() if op in ("retract", "unlabel") and pid in in_export]
+    labels = [(pid, g) for pid, (op, g) in ops.items() if op == "label" and pid not in in_export]
     added = []
-    for record in _pair_records(conn, pk, adds):
-        writers.add(record, ledger=True)
-        added.append(record["id"])
+    # What the plan does not export is skipped, not remembered: a later snapshot has it.
+    if writers.plan.pair_formats:
+        for record in _records(conn, pk.pairs, adds):
+            writers.add(record, ledger=True)
+            added.append(record["id"])
+    if writers.plan.kto:
+        for record in _records(conn, pk.kto, labels):
+            writers.add(record, ledger=True, kto=True)
+            added.append(record["id"])
     now = time.time()
     for pid, gid in retracts:
         writers.retract(pid, gid, now)
@@ -319,8 +342,12 @@ def _incremental(
 def _snapshot(
     conn: redis.Redis, pk: keys.ProjectKeys, writers: RunWriters
 ) -> tuple[dict[str, Any], list[str], list[str]]:
-    for record in _all_pairs(conn, pk):
-        writers.add(record, ledger=False)
+    if writers.plan.pair_formats:
+        for record in _all_records(conn, pk.pairs):
+            writers.add(record, ledger=False)
+    if writers.plan.kto:
+        for record in _all_records(conn, pk.kto):
+            writers.add(record, ledger=False, kto=True)
     return {"cursor": None}, [], []
 
 
@@ -372,7 +399,7 @@ def export_project(
             },
             **body,
             "files": files,
-            "counts": {"pairs": writers.pairs, "retractions": writers.retracted},
+            "counts": {"pairs": writers.pairs, "kto": writers.kto, "retractions": writers.retracted},
         }
         manifest_key = layout.manifest(export_id)
         put_json(s3, layout.bucket, manifest_key, manifest)

@@ -5,6 +5,8 @@
   ``rejected`` one-message assistant lists.
 - ``openai``: OpenAI's DPO fine-tuning JSONL: ``input.messages``, ``preferred_output``,
   ``non_preferred_output``.
+- ``kto``: TRL's unpaired preference format: ``prompt``, ``completion``, ``label`` (bool), for
+  every labelled response, paired or not (built from KTO items, not pairs).
 
 TRL rows carry provenance in one ``metadata`` column (a JSON string, so every row has the same
 type), which TRL's trainers do not read. OpenAI rows carry none: its file validation is strict;
@@ -35,6 +37,9 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("metadata", pa.string()),
         ]
     ),
+    "kto": pa.schema(
+        [("prompt", pa.string()), ("completion", pa.string()), ("label", pa.bool_()), ("metadata", pa.string())]
+    ),
     "openai": pa.schema(
         [
             ("input", pa.struct([("messages", pa.list_(_MESSAGE))])),
@@ -43,7 +48,6 @@ SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
 }
-RETRACTION_SCHEMA = pa.schema([("pair_id", pa.string()), ("group_id", pa.string()), ("retracted_at", pa.float64())])
 
 
 def prompt_messages(record: Row) -> list[dict[str, str]]:
@@ -113,11 +117,38 @@ def openai_row(record: Row) -> Row:
     }
 
 
+def kto_row(record: Row) -> Row:
+    """TRL's unpaired preference (KTO) format, from a stored KTO item."""
+    meta = json.dumps(
+        {
+            "item_id": record["id"],
+            "group_id": record["group_id"],
+            "system": record.get("system"),
+            "messages": record.get("messages"),
+            "completion": record["completion_meta"],
+            "labelled_at": record["labelled_at"],
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    )
+    return {
+        "prompt": prompt_text(record),
+        "completion": record["completion"],
+        "label": bool(record["label"]),
+        "metadata": meta,
+    }
+
+
 def retraction_row(pair_id: str, group_id: str, retracted_at: float) -> Row:
     return {"pair_id": pair_id, "group_id": group_id, "retracted_at": retracted_at}
 
 
-ROW_BUILDERS: dict[str, Callable[[Row], Row]] = {"trl": trl_row, "trl-chat": trl_chat_row, "openai": openai_row}
+ROW_BUILDERS: dict[str, Callable[[Row], Row]] = {
+    "trl": trl_row,
+    "trl-chat": trl_chat_row,
+    "openai": openai_row,
+    "kto": kto_row,
+}
 
 
 def split_of(group_id: str, test_ratio: float) -> str:

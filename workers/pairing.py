@@ -20,7 +20,7 @@ from likeloop_server.projects import get_config
 from likeloop_server.queues import enqueue_pairing
 
 from . import context
-from .rules import ResponseLabels, make_pairs, pair_record
+from .rules import ResponseLabels, kto_items, kto_record, make_pairs, pair_record
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,30 @@ def load_group(
     return labels, prompt, expired
 
 
+def _replace(
+    pipe: redis.client.Pipeline,
+    conn: redis.Redis,
+    key: str,
+    records: dict[str, dict[str, Any]],
+    log_key: str,
+    group_id: str,
+    ops: tuple[str, str],
+) -> tuple[list[str], list[str]]:
+    """Queue the writes that make hash ``key`` hold exactly ``records``, logging each change."""
+    old_ids = {x.decode() for x in conn.hkeys(key)}
+    added = [rid for rid in records if rid not in old_ids]
+    removed = sorted(old_ids - records.keys())
+    if removed:
+        pipe.hdel(key, *removed)
+    if added:
+        pipe.hset(key, mapping={rid: json.dumps(records[rid]) for rid in added})
+    for rid in added:
+        pipe.xadd(log_key, {"op": ops[0], "pair": rid, "group": group_id})
+    for rid in removed:
+        pipe.xadd(log_key, {"op": ops[1], "pair": rid, "group": group_id})
+    return added, removed
+
+
 def pair_group(project: str, group_id: str, max_pairs: int | None = None) -> dict[str, int]:
     """RQ job: bring the group's stored pairs in line with its current labels."""
     conn = context.redis_conn()
@@ -106,19 +130,13 @@ def pair_group_with(
                 labels, prompt, expired = load_group(conn, pk, group_id)
                 now = time.time()
                 records = {p.id: pair_record(p, prompt, now) for p in make_pairs(group_id, labels, max_pairs, strategy)}
-                old_ids = {x.decode() for x in conn.hkeys(pk.pairs(group_id))}
-                added = [pid for pid in records if pid not in old_ids]
-                removed = sorted(old_ids - records.keys())
-                # Pairs that stay keep their stored record (and their original paired_at).
+                items = {k.id: kto_record(k, prompt, now) for k in kto_items(group_id, labels)}
                 pipe.multi()
-                if removed:
-                    pipe.hdel(pk.pairs(group_id), *removed)
-                if added:
-                    pipe.hset(pk.pairs(group_id), mapping={pid: json.dumps(records[pid]) for pid in added})
-                for pid in added:
-                    pipe.xadd(pk.pair_log, {"op": "add", "pair": pid, "group": group_id})
-                for pid in removed:
-                    pipe.xadd(pk.pair_log, {"op": "retract", "pair": pid, "group": group_id})
+                # Records that stay keep their stored form (and their original time).
+                added, removed = _replace(
+                    pipe, conn, pk.pairs(group_id), records, pk.pair_log, group_id, ("add", "retract")
+                )
+                _replace(pipe, conn, pk.kto(group_id), items, pk.pair_log, group_id, ("label", "unlabel"))
                 delta = len(added) - len(removed)
                 if delta:
                     pipe.hincrby(pk.stats_total, "pairs", delta)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from likeloop_server.identity import normalise_text, pair_id
+from likeloop_server.identity import normalise_text, pair_id, short_hash
 
 CORRECTION_SUFFIX = "#correction"
 # Correction pairs sort before vote pairs: a user who typed the better answer said the most.
@@ -147,4 +147,52 @@ def pair_record(pair: Pair, prompt: dict[str, Any], paired_at: float) -> dict[st
         "chosen_meta": pair.chosen.describe(),
         "rejected_meta": pair.rejected.describe(),
         "paired_at": paired_at,
+    }
+
+
+@dataclass(frozen=True)
+class KtoItem:
+    """One labelled completion for unpaired (KTO) training."""
+
+    id: str
+    group_id: str
+    candidate: Candidate
+    label: bool
+
+
+def kto_items(group_id: str, responses: list[ResponseLabels]) -> list[KtoItem]:
+    """Every labelled response of a group, paired or not: score > 0 desirable, < 0 undesirable.
+
+    A correction is desirable; the response it corrects, unless its votes say otherwise,
+    undesirable. The id includes the label, so a flipped label is a new row (and the old one is
+    retracted). Sorted by id: deterministic.
+    """
+    items: dict[str, KtoItem] = {}
+
+    def add(c: Candidate, label: bool) -> None:
+        iid = short_hash("kto", group_id, c.key, "1" if label else "0")
+        items.setdefault(iid, KtoItem(iid, group_id, c, label))
+
+    for r in responses:
+        if r.score != 0:
+            add(Candidate(r.response_id, r.text, r), r.score > 0)
+        if r.correction and normalise_text(r.correction) != normalise_text(r.text):
+            add(Candidate(r.response_id + CORRECTION_SUFFIX, r.correction, r, is_correction=True), True)
+            if r.score == 0:
+                add(Candidate(r.response_id, r.text, r), False)
+    return [items[k] for k in sorted(items)]
+
+
+def kto_record(item: KtoItem, prompt: dict[str, Any], labelled_at: float) -> dict[str, Any]:
+    """The stored form of a KTO item: what the ``kto`` exporter turns into rows."""
+    return {
+        "id": item.id,
+        "group_id": item.group_id,
+        "prompt": prompt.get("prompt"),
+        "system": prompt.get("system"),
+        "messages": prompt.get("messages"),
+        "completion": item.candidate.text,
+        "label": item.label,
+        "completion_meta": item.candidate.describe(),
+        "labelled_at": labelled_at,
     }

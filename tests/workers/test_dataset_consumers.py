@@ -58,7 +58,7 @@ def snapshot(conn, s3, settings):
     _, dirty = BatchStore(conn, settings).store(P, [prepare(load_event(e)) for e in events])
     for gid in dirty:
         pair_group_with(conn, P, gid, 100)
-    projects.update_config(conn, P, formats=("trl", "trl-chat", "openai"), parquet=True, test_ratio=0.25)
+    projects.update_config(conn, P, formats=("trl", "trl-chat", "openai", "kto"), parquet=True, test_ratio=0.25)
     return export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot")
 
 
@@ -82,7 +82,9 @@ def test_the_snapshot_splits_by_prompt_group(snapshot):
     assert sum(splits.values()) == N_PROMPTS and set(splits) <= {"train", "test"}
 
 
-@pytest.mark.parametrize("config", ["trl", "trl-chat", "openai", "trl-parquet", "trl-chat-parquet", "openai-parquet"])
+@pytest.mark.parametrize(
+    "config", ["trl", "trl-chat", "openai", "kto", "trl-parquet", "trl-chat-parquet", "openai-parquet", "kto-parquet"]
+)
 def test_load_dataset_reads_every_config_of_the_card(snapshot, s3, settings, tmp_path, monkeypatch, config):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
@@ -94,8 +96,18 @@ def test_load_dataset_reads_every_config_of_the_card(snapshot, s3, settings, tmp
     assert (root / "README.md").exists()
     ds = datasets.load_dataset(str(root), fmt, cache_dir=str(tmp_path / "cache"))
     total = sum(ds[split].num_rows for split in ds)
-    assert total == N_PROMPTS
     row = ds["train"][0]
+    if config.startswith("kto"):
+        assert total == 2 * N_PROMPTS  # every labelled response, liked and disliked
+        assert set(ds["train"].column_names) == {"prompt", "completion", "label", "metadata"}
+        assert isinstance(row["label"], bool) and isinstance(row["completion"], str)
+        labels = {r["completion"]: r["label"] for s in ds for r in ds[s]}
+        assert labels == {
+            **{f"good {i}": True for i in range(N_PROMPTS)},
+            **{f"bad {i}": False for i in range(N_PROMPTS)},
+        }
+        return
+    assert total == N_PROMPTS
     if config.startswith("trl-chat"):
         assert set(ds["train"].column_names) == {"prompt", "chosen", "rejected", "metadata"}
         assert row["prompt"][-1]["role"] == "user" and row["chosen"][0]["role"] == "assistant"

@@ -59,7 +59,7 @@ def test_export_writes_trl_rows_and_a_manifest(conn, s3, settings):
     labelled_pair(conn, settings, 1)
     labelled_pair(conn, settings, 2)
     manifest = run(conn, s3, settings)
-    assert manifest["counts"] == {"pairs": 2, "retractions": 0}
+    assert manifest["counts"] == {"pairs": 2, "kto": 0, "retractions": 0}
     (data,) = [f for f in manifest["files"] if f["kind"] == "pairs"]
     assert f"/{P}/trl/train/dt=" in data["key"] and data["key"].endswith(".jsonl.gz")
     rows = read(s3, settings, data["key"])
@@ -84,7 +84,7 @@ def test_incremental_exports_only_new_pairs(conn, s3, settings):
     third = run(conn, s3, settings)
     assert first["counts"]["pairs"] == 1 and second["counts"]["pairs"] == 1
     assert [r["prompt"] for r in read(s3, settings, data_key(second))] == ["Q2"]
-    assert third["counts"] == {"pairs": 0, "retractions": 0} and third["files"] == []
+    assert third["counts"] == {"pairs": 0, "kto": 0, "retractions": 0} and third["files"] == []
 
 
 def test_a_flip_after_export_is_retracted(conn, s3, settings):
@@ -92,7 +92,7 @@ def test_a_flip_after_export_is_retracted(conn, s3, settings):
     first = run(conn, s3, settings)
     send(conn, settings, {"type": "like", "response_id": "bad1", "user_id": "u"})
     second = run(conn, s3, settings)
-    assert second["counts"] == {"pairs": 0, "retractions": 1}
+    assert second["counts"] == {"pairs": 0, "kto": 0, "retractions": 1}
     (ret,) = [f for f in second["files"] if f["kind"] == "retractions"]
     exported_id = json.loads(read(s3, settings, data_key(first))[0]["metadata"])["pair_id"]
     assert [r["pair_id"] for r in read(s3, settings, ret["key"])] == [exported_id]
@@ -101,7 +101,7 @@ def test_a_flip_after_export_is_retracted(conn, s3, settings):
 def test_a_pair_made_and_unmade_between_exports_is_never_exported(conn, s3, settings):
     labelled_pair(conn, settings, 1)
     send(conn, settings, {"type": "like", "response_id": "bad1", "user_id": "u"})
-    assert run(conn, s3, settings)["counts"] == {"pairs": 0, "retractions": 0}
+    assert run(conn, s3, settings)["counts"] == {"pairs": 0, "kto": 0, "retractions": 0}
 
 
 def test_snapshot_holds_every_current_pair_and_moves_no_cursor(conn, s3, settings):
@@ -206,4 +206,24 @@ def test_a_snapshot_equals_the_current_pair_set_after_flips(conn, s3, settings):
     snap = run(conn, s3, settings, mode="snapshot")
     assert sorted(r["prompt"] for r in read(s3, settings, data_key(snap))) == ["Q2", "Q3"]
     incremental = run(conn, s3, settings)
-    assert incremental["counts"] == {"pairs": 0, "retractions": 2}
+    assert incremental["counts"] == {"pairs": 0, "kto": 0, "retractions": 2}
+
+
+def test_kto_rows_cover_every_labelled_response_and_follow_flips(conn, s3, settings):
+    from likeloop_server import projects
+
+    projects.update_config(conn, P, formats=("kto",))
+    send(conn, settings,
+         {"type": "response", "response_id": "solo", "prompt": "Q9", "response": "liked alone"},
+         {"type": "like", "response_id": "solo", "user_id": "u"})  # fmt: skip
+    labelled_pair(conn, settings, 1)
+    first = run(conn, s3, settings)
+    assert first["counts"] == {"pairs": 0, "kto": 3, "retractions": 0}
+    rows = read(s3, settings, data_key(first, "kto"))
+    assert sorted((r["completion"], r["label"]) for r in rows) == [
+        ("bad 1", False), ("good 1", True), ("liked alone", True)]  # fmt: skip
+    send(conn, settings, {"type": "dislike", "response_id": "solo", "user_id": "u"})
+    second = run(conn, s3, settings)
+    assert second["counts"] == {"pairs": 0, "kto": 1, "retractions": 1}
+    assert [(r["completion"], r["label"]) for r in read(s3, settings, data_key(second, "kto"))] == [
+        ("liked alone", False)]  # fmt: skip

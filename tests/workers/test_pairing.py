@@ -28,8 +28,9 @@ def stored_pairs(conn):
     return sorted((json.loads(v)["chosen"], json.loads(v)["rejected"]) for v in raw.values())
 
 
-def log_ops(conn):
-    return [(f[b"op"].decode(), f[b"pair"].decode()) for _, f in conn.xrange(keys.ProjectKeys(P).pair_log)]
+def log_ops(conn, kinds=("add", "retract")):
+    entries = conn.xrange(keys.ProjectKeys(P).pair_log)
+    return [(f[b"op"].decode(), f[b"pair"].decode()) for _, f in entries if f[b"op"].decode() in kinds]
 
 
 def test_pairs_follow_votes_and_clear_the_dirty_mark(conn, settings):
@@ -110,3 +111,24 @@ def test_expired_responses_leave_the_group(conn, settings):
     conn.delete(keys.ProjectKeys(P).response("b"))
     assert pair_group_with(conn, P, GID, 100)["pairs"] == 0
     assert conn.smembers(keys.ProjectKeys(P).group(GID)) == {b"a"}
+
+
+def stored_kto(conn):
+    raw = conn.hgetall(keys.ProjectKeys(P).kto(GID))
+    return sorted((json.loads(v)["completion"], json.loads(v)["label"]) for v in raw.values())
+
+
+def test_every_labelled_response_is_a_kto_item_paired_or_not(conn, settings):
+    send(conn, settings, resp("a", "good"), resp("b", "also good"), resp("c", "meh"))
+    send(conn, settings, vote("like", "a", "u"), vote("like", "b", "u"))  # no rejected: no pair
+    assert pair_group_with(conn, P, GID, 100)["pairs"] == 0
+    assert stored_kto(conn) == [("also good", True), ("good", True)]
+
+
+def test_a_flipped_label_replaces_its_kto_item(conn, settings):
+    send(conn, settings, resp("a", "good"), vote("like", "a", "u"))
+    pair_group_with(conn, P, GID, 100)
+    send(conn, settings, vote("dislike", "a", "u"))
+    pair_group_with(conn, P, GID, 100)
+    assert stored_kto(conn) == [("good", False)]
+    assert sorted(op for op, _ in log_ops(conn, ("label", "unlabel"))) == ["label", "label", "unlabel"]
