@@ -28,8 +28,9 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	@touch $@
 
-bench: $(VENV)/.bench-installed  ## measure the SDK's per-call cost against peer SDKs
+bench: $(VENV)/.bench-installed  ## SDK per-call cost against peer SDKs; export throughput and memory
 	$(BIN)/python bench/sdk_overhead.py
+	$(BIN)/python bench/export.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

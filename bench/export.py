@@ -1,0 +1,148 @@
+"""Export throughput and memory: pairs per second and peak memory of an incremental export of
+N pairs, against a raw boto3 upload of the same bytes, measured in the same run on a local
+redis-server and SeaweedFS S3 server.
+
+The pairs are seeded straight into Redis (records and pair-log entries, as the pairing job
+writes them), so only the export is timed. Each export runs in a fresh process whose peak RSS is
+reported next to the RSS of an idle process with the same imports. Run: make bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import multiprocessing as mp
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from likeloop_server import keys, stack  # noqa: E402
+from likeloop_server.settings import Settings  # noqa: E402
+
+BUCKET = "likeloop-bench"
+PAIRS_PER_GROUP = 10
+SEED_CHUNK = 5000
+
+
+def seed(redis_url: str, project: str, n: int) -> None:
+    import redis
+
+    conn = redis.Redis.from_url(redis_url)
+    pk = keys.ProjectKeys(project)
+    conn.sadd(keys.PROJECTS, project)
+    for start in range(0, n, SEED_CHUNK):
+        pipe = conn.pipeline(transaction=False)
+        for i in range(start, min(n, start + SEED_CHUNK)):
+            gid = f"g{i // PAIRS_PER_GROUP:08d}"
+            pid = f"p{i:010d}"
+            record = {
+                "id": pid, "group_id": gid, "prompt": f"Question number {i // PAIRS_PER_GROUP}: explain it briefly.",
+                "system": None, "messages": None,
+                "chosen": f"A helpful, correct answer number {i} with a little detail.",
+                "rejected": f"An unhelpful answer number {i}.",
+                "chosen_meta": {"response_id": f"c{i}", "model": "m1", "kind": "response", "likes": 2,
+                                "dislikes": 0, "ratings": [], "score": 2, "comments": []},
+                "rejected_meta": {"response_id": f"r{i}", "model": "m2", "kind": "response", "likes": 0,
+                                  "dislikes": 1, "ratings": [], "score": -1, "comments": []},
+                "paired_at": 1795700000.0,
+            }  # fmt: skip
+            pipe.hset(pk.pairs(gid), pid, json.dumps(record))
+            pipe.xadd(pk.pair_log, {"op": "add", "pair": pid, "group": gid})
+        pipe.execute()
+
+
+def _settings(redis_url: str, s3_url: str) -> Settings:
+    return Settings(redis_url=redis_url, s3_url=f"s3://{BUCKET}/bench", s3_endpoint=s3_url)
+
+
+def run_export(redis_url: str, s3_url: str, project: str, out: mp.Queue) -> None:
+    import redis
+
+    from likeloop_server import exports
+    from workers.context import s3_client
+    from workers.export import export_project
+
+    settings = _settings(redis_url, s3_url)
+    conn, s3 = redis.Redis.from_url(redis_url), s3_client(settings)
+    start = time.perf_counter()
+    manifest = export_project(conn, s3, settings, project, exports.new_export_id(), "incremental")
+    elapsed = time.perf_counter() - start
+    keys_ = [f["key"] for f in manifest["files"] if f["kind"] == "pairs"]
+    out.put((elapsed, manifest["counts"]["pairs"], keys_, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+def idle_rss(redis_url: str, s3_url: str, project: str, out: mp.Queue) -> None:
+    from workers.context import s3_client
+    from workers.export import export_project  # noqa: F401  (same imports as an export)
+
+    s3_client(_settings(redis_url, s3_url))
+    out.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def in_child(target, *args):  # type: ignore[no-untyped-def]
+    ctx = mp.get_context("spawn")
+    q: mp.Queue = ctx.Queue()
+    p = ctx.Process(target=target, args=(*args, q))
+    p.start()
+    result = q.get(timeout=3600)
+    p.join()
+    return result
+
+
+def raw_upload_seconds(s3_url: str, objects: list[str]) -> float:
+    """The same bytes as the export's objects, uploaded with plain boto3 (upload_fileobj)."""
+    from workers.context import s3_client
+
+    s3 = s3_client(_settings("redis://unused", s3_url))
+    payloads = [s3.get_object(Bucket=BUCKET, Key=k)["Body"].read() for k in objects]
+    start = time.perf_counter()
+    for i, body in enumerate(payloads):
+        s3.upload_fileobj(io.BytesIO(body), BUCKET, f"raw/{i}-{time.time_ns()}")
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="10000,100000", help="comma-separated pair counts (default 10000,100000)")
+    args = p.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        redis_server = stack.start_redis(Path(tmp) / "redis")
+        weed = stack.start_weed(Path(tmp) / "s3")
+        try:
+            import os
+
+            os.environ.update(stack.local_aws_env({}))
+            from workers.context import s3_client
+
+            stack.ensure_bucket(s3_client(_settings(redis_server.url, weed.url)), BUCKET)
+            base_rss = in_child(idle_rss, redis_server.url, weed.url, "none")
+            print(f"idle worker process RSS (same imports): {base_rss / 1024:.0f} MB")
+            print(
+                f"{'pairs':>9} {'export s':>9} {'pairs/s':>10} {'raw upload s':>13} {'export/raw rate':>16} "
+                f"{'peak RSS MB':>12}"
+            )
+            for n in sizes:
+                project = f"bench-{n}"
+                seed(redis_server.url, project, n)
+                elapsed, count, objects, rss = in_child(run_export, redis_server.url, weed.url, project)
+                assert count == n, (count, n)
+                raw = raw_upload_seconds(weed.url, objects)
+                print(
+                    f"{n:>9} {elapsed:>9.2f} {n / elapsed:>10.0f} {raw:>13.2f} {raw / elapsed:>16.2f} "
+                    f"{rss / 1024:>12.0f}",
+                    flush=True,
+                )
+        finally:
+            weed.stop(grace=1)
+            redis_server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
