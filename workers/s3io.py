@@ -15,6 +15,9 @@ import pyarrow.parquet as pq
 
 # S3's minimum part size is 5 MiB (except the last); a little more keeps part counts low.
 PART_BYTES = 6 * 1024 * 1024
+# gzip level 5 compresses JSONL within a few percent of level 9 at a fraction of the CPU.
+GZIP_LEVEL = 5
+LINES_PER_CHUNK = 1000
 # Parquet row groups of this many rows: large enough to compress well, small enough to stream.
 PARQUET_ROW_GROUP = 10_000
 
@@ -103,14 +106,24 @@ class JsonlGzWriter:
     def __init__(self, s3: Any, bucket: str, key: str) -> None:
         self.key = key
         self._stream = S3MultipartStream(s3, bucket, key, "application/gzip")
-        self._gz = gzip.GzipFile(fileobj=self._stream, mode="wb", mtime=0)
+        self._gz = gzip.GzipFile(fileobj=self._stream, mode="wb", mtime=0, compresslevel=GZIP_LEVEL)
+        self._lines: list[str] = []
         self.records = 0
 
     def write(self, row: dict[str, Any]) -> None:
-        self._gz.write(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
+        self._lines.append(json.dumps(row, ensure_ascii=False))
         self.records += 1
+        if len(self._lines) >= LINES_PER_CHUNK:
+            self._flush_lines()
+
+    def _flush_lines(self) -> None:
+        if self._lines:
+            # One compress call per chunk, not per row: zlib's per-call cost dominated otherwise.
+            self._gz.write(("\n".join(self._lines) + "\n").encode("utf-8"))
+            self._lines.clear()
 
     def close(self) -> WrittenObject:
+        self._flush_lines()
         self._gz.close()
         size, sha = self._stream.finish()
         return WrittenObject(self.key, self.records, size, sha)
