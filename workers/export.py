@@ -8,6 +8,7 @@ cursor is repaired at the start of the next run, which applies any manifest Redi
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import redis
 
 from likeloop_server import exports, keys
@@ -29,8 +31,9 @@ from .s3io import JsonlGzWriter, ParquetWriter, put_bytes, put_json, read_jsonl_
 
 log = logging.getLogger(__name__)
 
-# Pair-log entries and pair records are read from Redis this many at a time.
-READ_CHUNK = 1000
+# Pair-log entries and pair records are read from Redis this many at a time: a few MB of
+# records, few enough round trips that Redis latency does not dominate.
+READ_CHUNK = 5000
 # The lock is renewed after this many records written.
 LOCK_RENEW_EVERY = 1000
 MANIFEST_VERSION = 1
@@ -115,6 +118,7 @@ class RunWriters:
         self.pairs = 0
         self.kto = 0
         self.retracted = 0
+        self.retracted_pairs = 0
 
     def _writer(self, kind: str, fmt: str, split: str, ext: str) -> JsonlGzWriter | ParquetWriter:
         slot = (kind, fmt, split, ext)
@@ -152,9 +156,12 @@ class RunWriters:
         if (self.pairs + self.kto) % LOCK_RENEW_EVERY == 0:
             self.lock.renew()
 
-    def retract(self, pair_id: str, group_id: str, at: float) -> None:
-        self._writer("retractions", "retractions", "", "jsonl.gz").write(retraction_row(pair_id, group_id, at))
+    def retract(self, item_id: str, group_id: str, at: float, kind: str) -> None:
+        row = retraction_row(item_id, group_id, at, kind)
+        self._writer("retractions", "retractions", "", "jsonl.gz").write(row)
         self.retracted += 1
+        if kind == "pair":
+            self.retracted_pairs += 1
 
     def close(self) -> list[dict[str, Any]]:
         files = []
@@ -182,11 +189,11 @@ class ExportPlan:
     test_ratio: float
     strategy: str
 
-    @property
+    @functools.cached_property
     def pair_formats(self) -> tuple[str, ...]:
         return tuple(f for f in self.formats if f != "kto")
 
-    @property
+    @functools.cached_property
     def kto(self) -> bool:
         return "kto" in self.formats
 
@@ -227,69 +234,50 @@ def dataset_card(layout: Layout, manifest: dict[str, Any], file_format: str) -> 
     return "\n".join(lines)
 
 
-def _stream_ops(conn: redis.Redis, pk: keys.ProjectKeys, after: str, end: str) -> dict[str, tuple[str, str]]:
-    """The final op (add or retract) and group of every pair touched in (after, end]."""
-    ops: dict[str, tuple[str, str]] = {}
-    start = f"({after}"
-    while True:
-        entries = conn.xrange(pk.pair_log, min=start, max=end, count=READ_CHUNK)
-        for _entry_id, fields in entries:
-            ops[fields[b"pair"].decode()] = (fields[b"op"].decode(), fields[b"group"].decode())
-        if len(entries) < READ_CHUNK:
-            return ops
-        start = f"({entries[-1][0].decode()}"
-
-
 def _chunks(items: list[Any], size: int = READ_CHUNK) -> Iterator[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
 
-def _records(
-    conn: redis.Redis, hash_of: Callable[[str], str], wanted: list[tuple[str, str]]
-) -> Iterator[dict[str, Any]]:
-    """The stored records (pairs or KTO items) of (id, group) pairs, in chunks."""
-    for chunk in _chunks(wanted):
-        pipe = conn.pipeline(transaction=False)
-        for rid, gid in chunk:
-            pipe.hget(hash_of(gid), rid)
-        for raw in pipe.execute():
-            if raw is not None:
-                yield json.loads(raw)
-
-
 def _all_records(conn: redis.Redis, hash_of: Callable[[str], str]) -> Iterator[dict[str, Any]]:
     for key in conn.scan_iter(match=hash_of("*"), count=READ_CHUNK):
         for _rid, raw in sorted(conn.hgetall(key).items()):
-            yield json.loads(raw)
+            yield orjson.loads(raw)
 
 
-def _manifest_ids(s3: Any, bucket: str, manifest: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """The pair ids a committed manifest added and retracted, read back from its files."""
-    added: list[str] = []
-    retracted: list[str] = []
+class RunSets:
+    """Scratch sets in Redis of the ids one export run added and retracted: they dedupe the
+    run's rows and become the exported set's change at commit, without the worker holding ids."""
+
+    def __init__(self, pk: keys.ProjectKeys, export_id: str) -> None:
+        self.added = f"{pk.base}export:run:{export_id}:added"
+        self.retracted = f"{pk.base}export:run:{export_id}:retracted"
+
+    def reset(self, conn: redis.Redis) -> None:
+        conn.delete(self.added, self.retracted)
+
+
+def _load_manifest_ids(conn: redis.Redis, s3: Any, bucket: str, manifest: dict[str, Any], sets: RunSets) -> None:
+    """Fill a run's scratch sets from a committed manifest's ledger and retraction files."""
+    sets.reset(conn)
     for f in manifest["files"]:
-        if f["kind"] == "retractions":
-            retracted.extend(r["pair_id"] for r in read_jsonl_gz(s3, bucket, f["key"]))
-        elif f["kind"] == "ledger":
-            added.extend(r["pair_id"] for r in read_jsonl_gz(s3, bucket, f["key"]))
-    return added, retracted
+        target = {"ledger": sets.added, "retractions": sets.retracted}.get(f["kind"])
+        if target is not None:
+            for chunk in _chunks([r["pair_id"] for r in read_jsonl_gz(s3, bucket, f["key"])]):
+                conn.sadd(target, *chunk)
 
 
-def _commit(
-    conn: redis.Redis, pk: keys.ProjectKeys, manifest: dict[str, Any], added: list[str], retracted: list[str]
-) -> None:
+def _commit(conn: redis.Redis, pk: keys.ProjectKeys, manifest: dict[str, Any], sets: RunSets) -> None:
     """Make Redis reflect a committed incremental manifest: exported set, cursor, committed id."""
     pipe = conn.pipeline(transaction=True)
-    for chunk in _chunks(added):
-        pipe.sadd(pk.exported, *chunk)
-    for chunk in _chunks(retracted):
-        pipe.srem(pk.exported, *chunk)
+    pipe.sunionstore(pk.exported, [pk.exported, sets.added])
+    pipe.sdiffstore(pk.exported, [pk.exported, sets.retracted])
     pipe.set(pk.export_cursor, manifest["cursor"]["to"])
     pipe.set(pk.export_committed, manifest["export_id"])
-    pipe.hincrby(pk.stats_total, "pairs_exported", len(added) - len(retracted))
+    pipe.hincrby(pk.stats_total, "pairs_exported", manifest["stats"]["pairs_exported_delta"])
     # Entries up to the cursor are in S3 now; trimming them keeps Redis bounded.
     pipe.xtrim(pk.pair_log, minid=manifest["cursor"]["to"])
+    pipe.delete(sets.added, sets.retracted)
     pipe.execute()
 
 
@@ -303,52 +291,87 @@ def reconcile(conn: redis.Redis, pk: keys.ProjectKeys, s3: Any, layout: Layout) 
         for obj in page.get("Contents", []):
             manifest = json.loads(s3.get_object(Bucket=layout.bucket, Key=obj["Key"])["Body"].read())
             if manifest.get("mode") == "incremental":
-                _commit(conn, pk, manifest, *_manifest_ids(s3, layout.bucket, manifest))
+                sets = RunSets(pk, manifest["export_id"])
+                _load_manifest_ids(conn, s3, layout.bucket, manifest, sets)
+                _commit(conn, pk, manifest, sets)
                 applied += 1
     return applied
 
 
-def _incremental(
-    conn: redis.Redis, pk: keys.ProjectKeys, writers: RunWriters
-) -> tuple[dict[str, Any], list[str], list[str]]:
+_ADDS = {"add": "pair", "label": "kto"}
+_REMOVES = {"retract": "pair", "unlabel": "kto"}
+
+
+def _incremental(conn: redis.Redis, pk: keys.ProjectKeys, writers: RunWriters, sets: RunSets) -> dict[str, Any]:
+    """Stream the pair log from the cursor, a chunk at a time, so memory stays flat.
+
+    For each entry, the pair's (or KTO item's) state now decides: an added one that still
+    exists and is not yet exported is written; a removed one that no longer exists and was
+    exported is retracted. Later changes are in the log after this run's end, for the next run.
+    """
     cursor = (conn.get(pk.export_cursor) or b"0-0").decode()
     last = conn.xrevrange(pk.pair_log, count=1)
     end = last[0][0].decode() if last else cursor
-    ops = _stream_ops(conn, pk, cursor, end) if end != cursor else {}
-    pids = list(ops)
-    in_export: set[str] = set()
-    for chunk in _chunks(pids):
-        flags = conn.smismember(pk.exported, chunk)
-        in_export.update(pid for pid, flag in zip(chunk, flags, strict=True) if flag)
-    adds = [(pid, g) for pid, (op, g) in ops.items() if op == "add" and pid not in in_export]
-    retracts = [(pid, g) for pid, (op, g) in ops.items() if op in ("retract", "unlabel") and pid in in_export]
-    labels = [(pid, g) for pid, (op, g) in ops.items() if op == "label" and pid not in in_export]
-    added = []
-    # What the plan does not export is skipped, not remembered: a later snapshot has it.
-    if writers.plan.pair_formats:
-        for record in _records(conn, pk.pairs, adds):
-            writers.add(record, ledger=True)
-            added.append(record["id"])
-    if writers.plan.kto:
-        for record in _records(conn, pk.kto, labels):
-            writers.add(record, ledger=True, kto=True)
-            added.append(record["id"])
+    sets.reset(conn)
+    plan = writers.plan
+    wanted = {"pair": bool(plan.pair_formats), "kto": plan.kto}
+    start = f"({cursor}"
     now = time.time()
-    for pid, gid in retracts:
-        writers.retract(pid, gid, now)
-    return {"cursor": {"from": cursor, "to": end}}, added, [pid for pid, _ in retracts]
+    while end != cursor:
+        entries = conn.xrange(pk.pair_log, min=start, max=end, count=READ_CHUNK)
+        if not entries:
+            break
+        items = [(f[b"op"].decode(), f[b"pair"].decode(), f[b"group"].decode()) for _, f in entries]
+        ids = [iid for _, iid, _ in items]
+        # A few commands per chunk, not per entry: membership in bulk, records by group.
+        by_hash: dict[str, list[str]] = {}
+        for op, iid, gid in items:
+            by_hash.setdefault(pk.kto(gid) if op in ("label", "unlabel") else pk.pairs(gid), []).append(iid)
+        pipe = conn.pipeline(transaction=False)
+        pipe.smismember(pk.exported, ids)
+        pipe.smismember(sets.added, ids)
+        pipe.smismember(sets.retracted, ids)
+        for key, members in by_hash.items():
+            pipe.hmget(key, members)
+        exported, done_add, done_ret, *fetched = pipe.execute()
+        records = {}
+        for (key, members), values in zip(by_hash.items(), fetched, strict=True):
+            records.update(((key, m), v) for m, v in zip(members, values, strict=True))
+        new_added: list[str] = []
+        new_retracted: list[str] = []
+        seen: set[str] = set()  # within this chunk; earlier chunks are in the run's sets
+        for n, (op, iid, gid) in enumerate(items):
+            if iid in seen:
+                continue
+            raw = records[(pk.kto(gid) if op in ("label", "unlabel") else pk.pairs(gid), iid)]
+            if op in _ADDS and raw is not None and not exported[n] and not done_add[n] and wanted[_ADDS[op]]:
+                writers.add(orjson.loads(raw), ledger=True, kto=op == "label")
+                new_added.append(iid)
+                seen.add(iid)
+            elif op in _REMOVES and raw is None and exported[n] and not done_ret[n]:
+                writers.retract(iid, gid, now, _REMOVES[op])
+                new_retracted.append(iid)
+                seen.add(iid)
+        pipe = conn.pipeline(transaction=False)
+        if new_added:
+            pipe.sadd(sets.added, *new_added)
+        if new_retracted:
+            pipe.sadd(sets.retracted, *new_retracted)
+        pipe.execute()
+        if len(entries) < READ_CHUNK:
+            break
+        start = f"({entries[-1][0].decode()}"
+    return {"cursor": {"from": cursor, "to": end}}
 
 
-def _snapshot(
-    conn: redis.Redis, pk: keys.ProjectKeys, writers: RunWriters
-) -> tuple[dict[str, Any], list[str], list[str]]:
+def _snapshot(conn: redis.Redis, pk: keys.ProjectKeys, writers: RunWriters, sets: RunSets) -> dict[str, Any]:
     if writers.plan.pair_formats:
         for record in _all_records(conn, pk.pairs):
             writers.add(record, ledger=False)
     if writers.plan.kto:
         for record in _all_records(conn, pk.kto):
             writers.add(record, ledger=False, kto=True)
-    return {"cursor": None}, [], []
+    return {"cursor": None}
 
 
 def export_project(
@@ -380,7 +403,8 @@ def export_project(
         day = datetime.fromtimestamp(started, tz=UTC).strftime("%Y-%m-%d")
         writers = RunWriters(s3, layout, export_id, day, plan, lock)
         try:
-            body, added, retracted = (_incremental if mode == "incremental" else _snapshot)(conn, pk, writers)
+            sets = RunSets(pk, export_id)
+            body = (_incremental if mode == "incremental" else _snapshot)(conn, pk, writers, sets)
             files = writers.close()
         except BaseException:
             writers.abort()
@@ -400,6 +424,7 @@ def export_project(
             **body,
             "files": files,
             "counts": {"pairs": writers.pairs, "kto": writers.kto, "retractions": writers.retracted},
+            "stats": {"pairs_exported_delta": writers.pairs - writers.retracted_pairs},
         }
         manifest_key = layout.manifest(export_id)
         put_json(s3, layout.bucket, manifest_key, manifest)
@@ -408,7 +433,7 @@ def export_project(
                 card = dataset_card(layout, manifest, file_format).encode()
                 put_bytes(s3, layout.bucket, layout.card(file_format), card, "text/markdown")
         else:
-            _commit(conn, pk, manifest, added, retracted)
+            _commit(conn, pk, manifest, sets)
         exports.update_export(
             conn, project, export_id, status=exports.SUCCEEDED, finished_at=repr(time.time()),
             pairs=manifest["counts"]["pairs"], retractions=manifest["counts"]["retractions"],

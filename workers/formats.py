@@ -16,10 +16,10 @@ the same pair in the ``trl`` files has it (joined by order within a run, or by p
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 Row = dict[str, Any]
@@ -71,8 +71,13 @@ def prompt_text(record: Row) -> str:
     return ""
 
 
+def _json(value: Any) -> str:
+    # orjson: the export spends much of its time encoding rows; sorted keys keep bytes stable.
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
 def metadata(record: Row) -> str:
-    return json.dumps(
+    return _json(
         {
             "pair_id": record["id"],
             "group_id": record["group_id"],
@@ -81,9 +86,7 @@ def metadata(record: Row) -> str:
             "chosen": record["chosen_meta"],
             "rejected": record["rejected_meta"],
             "paired_at": record["paired_at"],
-        },
-        ensure_ascii=False,
-        sort_keys=True,
+        }
     )
 
 
@@ -119,7 +122,7 @@ def openai_row(record: Row) -> Row:
 
 def kto_row(record: Row) -> Row:
     """TRL's unpaired preference (KTO) format, from a stored KTO item."""
-    meta = json.dumps(
+    meta = _json(
         {
             "item_id": record["id"],
             "group_id": record["group_id"],
@@ -127,9 +130,7 @@ def kto_row(record: Row) -> Row:
             "messages": record.get("messages"),
             "completion": record["completion_meta"],
             "labelled_at": record["labelled_at"],
-        },
-        ensure_ascii=False,
-        sort_keys=True,
+        }
     )
     return {
         "prompt": prompt_text(record),
@@ -139,8 +140,9 @@ def kto_row(record: Row) -> Row:
     }
 
 
-def retraction_row(pair_id: str, group_id: str, retracted_at: float) -> Row:
-    return {"pair_id": pair_id, "group_id": group_id, "retracted_at": retracted_at}
+def retraction_row(item_id: str, group_id: str, retracted_at: float, kind: str = "pair") -> Row:
+    """``pair_id`` names the retracted pair, or KTO row when ``kind`` is ``kto``."""
+    return {"pair_id": item_id, "kind": kind, "group_id": group_id, "retracted_at": retracted_at}
 
 
 ROW_BUILDERS: dict[str, Callable[[Row], Row]] = {

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -107,11 +108,11 @@ class JsonlGzWriter:
         self.key = key
         self._stream = S3MultipartStream(s3, bucket, key, "application/gzip")
         self._gz = gzip.GzipFile(fileobj=self._stream, mode="wb", mtime=0, compresslevel=GZIP_LEVEL)
-        self._lines: list[str] = []
+        self._lines: list[bytes] = []
         self.records = 0
 
     def write(self, row: dict[str, Any]) -> None:
-        self._lines.append(json.dumps(row, ensure_ascii=False))
+        self._lines.append(orjson.dumps(row))
         self.records += 1
         if len(self._lines) >= LINES_PER_CHUNK:
             self._flush_lines()
@@ -119,7 +120,7 @@ class JsonlGzWriter:
     def _flush_lines(self) -> None:
         if self._lines:
             # One compress call per chunk, not per row: zlib's per-call cost dominated otherwise.
-            self._gz.write(("\n".join(self._lines) + "\n").encode("utf-8"))
+            self._gz.write(b"\n".join(self._lines) + b"\n")
             self._lines.clear()
 
     def close(self) -> WrittenObject:
