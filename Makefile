@@ -31,6 +31,7 @@ $(VENV)/.bench-installed: $(STAMP)
 bench: $(VENV)/.bench-installed  ## SDK per-call cost against peer SDKs; export throughput and memory
 	$(BIN)/python bench/sdk_overhead.py
 	$(BIN)/python bench/export.py
+	$(BIN)/python bench/pairing.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
