@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -33,10 +34,20 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import tempfile
+
     from gunicorn.app.base import BaseApplication
 
-    from service import create_app
+    # Metrics from all gunicorn workers are merged through files in this folder; it must be
+    # fresh for each run and set before the workers start.
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="likeloop-metrics-")
+    from prometheus_client import multiprocess
 
+    from service import create_app
+    from service.observability import configure_json_logging
+
+    configure_json_logging()
     settings = Settings.from_env()
 
     class _App(BaseApplication):
@@ -48,6 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             self.cfg.set("accesslog", "-" if args.access_log else None)
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("timeout", 30)
+            self.cfg.set("child_exit", lambda server, worker: multiprocess.mark_process_dead(worker.pid))
 
         def load(self) -> Any:
             return create_app(settings)

@@ -10,7 +10,7 @@ from flask import Flask, jsonify
 from likeloop_server.ingest import BatchStore
 from likeloop_server.settings import Settings
 
-from . import errors, exports_api, ingest_api, openapi, ratelimit, read_api
+from . import errors, exports_api, ingest_api, observability, openapi, ratelimit, read_api
 from .http import Resources, resources
 
 __all__ = ["create_app"]
@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     )
     app.extensions["likeloop"] = Resources(settings=settings, redis=conn, store=BatchStore(conn, settings))
     errors.init_app(app)
+    observability.init_app(app, conn)
     ratelimit.init_app(app, settings, [ingest_api.bp])
     for bp in (ingest_api.bp, read_api.bp, exports_api.bp, openapi.bp):
         app.register_blueprint(bp)

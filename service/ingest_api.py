@@ -15,7 +15,7 @@ from marshmallow import ValidationError
 from likeloop_server.ingest import FEEDBACK_TYPES, RESPONSE_TYPE, prepare
 from likeloop_server.queues import enqueue_pairing
 
-from . import schemas
+from . import observability, schemas
 from .errors import ApiError, first_error
 from .http import json_body, load, require, resources
 
@@ -70,6 +70,7 @@ def post_events():  # type: ignore[no-untyped-def]
             }
     for i, event, status in zip(positions, prepared, _store(prepared), strict=True):
         results[i] = _result(i, event, status)
+    observability.record_event_outcomes(results)  # type: ignore[arg-type]
     rejected = sum(1 for r in results if r and r["status"] == "rejected")
     body = {"accepted": len(raw_events) - rejected, "rejected": rejected, "results": results}
     return jsonify(body), (207 if rejected else 200)
@@ -78,6 +79,7 @@ def post_events():  # type: ignore[no-untyped-def]
 def _single(schema: Any, raw: Any) -> tuple[Any, int]:
     event = prepare(load(schema, raw))
     (status,) = _store([event])
+    observability.record_event_outcomes([{"status": status}])
     return jsonify(_result(0, event, status)), (200 if status == "duplicate" else 201)
 
 

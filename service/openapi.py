@@ -167,6 +167,11 @@ def build_spec() -> dict[str, Any]:
         "patch": _op("Change settings (a new strategy re-pairs every group)", ("200", "Settings", "ProjectSettings"),
                      body="ProjectConfig", scope="admin", errors=body_errors),
     })  # fmt: skip
+    spec.path(path="/metrics", operations={"get": {
+        "summary": "Prometheus metrics (serve on an internal network only)",
+        "responses": {"200": {"description": "Metrics in Prometheus text format",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    }})  # fmt: skip
     spec.path(path="/healthz", operations={"get": _op("Liveness", ("200", "Up", "Health"), scope=None, errors=())})
     spec.path(
         path="/readyz",

@@ -1,0 +1,171 @@
+"""Request ids, structured JSON logs and Prometheus metrics for the service.
+
+Every request gets an id (the caller's ``X-Request-ID`` if it sent a sane one), returned in the
+same header and carried on every log line written while handling it. ``/metrics`` serves
+Prometheus metrics: request counts and latencies from the service processes (gunicorn workers
+share them through ``PROMETHEUS_MULTIPROC_DIR``), and pipeline state read from Redis at scrape
+time (queue depths, failed jobs, pairs, exports), which covers the workers too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, has_request_context, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+from likeloop_server import exports, keys
+from likeloop_server.apikeys import list_projects
+from likeloop_server.queues import ALL_QUEUES
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# Latency buckets around what ingest takes: a few ms for a batch, up to seconds when Redis stalls.
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+REQUESTS = Histogram(
+    "likeloop_request_duration_seconds", "HTTP request latency", ["endpoint", "method", "status"], buckets=_BUCKETS
+)
+EVENTS = Counter(
+    "likeloop_events_total", "Events by outcome (accepted, duplicate, pending, rejected)", ["outcome", "reason"]
+)
+ERRORS = Counter("likeloop_request_errors_total", "Requests answered with an error, by error code", ["code"])
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id, and any extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if has_request_context() and getattr(g, "request_id", None):
+            line["request_id"] = g.request_id
+        for key in ("method", "path", "status", "duration_ms", "project"):
+            if hasattr(record, key):
+                line[key] = getattr(record, key)
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def configure_json_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+access_log = logging.getLogger("likeloop.access")
+
+
+def record_event_outcomes(results: list[dict[str, Any]]) -> None:
+    for r in results:
+        reason = ""
+        if r["status"] == "rejected":
+            reason = (r.get("error") or {}).get("field") or "body"
+            reason = reason.rsplit(".", 1)[-1]  # events[3].value -> value: a bounded label set
+        EVENTS.labels(r["status"], reason).inc()
+
+
+class PipelineCollector:
+    """Pipeline state read from Redis when Prometheus scrapes."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        from rq import Queue
+        from rq.registry import FailedJobRegistry
+
+        depth = GaugeMetricFamily("likeloop_queue_depth", "Jobs waiting in each queue", labels=["queue"])
+        failed = GaugeMetricFamily("likeloop_jobs_failed", "Jobs in each queue's failed registry", labels=["queue"])
+        for name in ALL_QUEUES:
+            queue = Queue(name, connection=self.conn)
+            depth.add_metric([name], queue.count)
+            failed.add_metric([name], FailedJobRegistry(queue=queue).count)
+        pairs = GaugeMetricFamily("likeloop_pairs", "Current preference pairs", labels=["project"])
+        exported = GaugeMetricFamily("likeloop_pairs_exported", "Pairs in the exported dataset", labels=["project"])
+        dirty = GaugeMetricFamily("likeloop_groups_dirty", "Prompt groups waiting for pairing", labels=["project"])
+        duration = GaugeMetricFamily(
+            "likeloop_last_export_duration_seconds",
+            "Duration of the last finished export",
+            labels=["project", "status"],
+        )
+        size = GaugeMetricFamily(
+            "likeloop_last_export_pairs", "Pairs written by the last finished export", labels=["project"]
+        )
+        for project in list_projects(self.conn):
+            pk = keys.ProjectKeys(project)
+            counts = self.conn.hmget(pk.stats_total, "pairs", "pairs_exported")
+            pairs.add_metric([project], int(counts[0] or 0))
+            exported.add_metric([project], int(counts[1] or 0))
+            dirty.add_metric([project], self.conn.zcard(pk.dirty))
+            for record in exports.list_exports(self.conn, project, limit=5):
+                if record.get("status") in exports.FINAL_STATUSES and "started_at" in record:
+                    duration.add_metric(
+                        [project, record["status"]], float(record["finished_at"]) - float(record["started_at"])
+                    )
+                    size.add_metric([project], int(record.get("pairs", 0)))
+                    break
+        yield from (depth, failed, pairs, exported, dirty, duration, size)
+
+
+def init_app(app: Flask, conn: Any) -> None:
+    registry = CollectorRegistry()
+    multiproc = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    if multiproc:
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(registry)
+    registry.register(PipelineCollector(conn))
+
+    @app.before_request
+    def _start() -> None:
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        REQUESTS.labels(endpoint, request.method, str(response.status_code)).observe(elapsed)
+        if response.status_code >= 400 and response.is_json:
+            code = ((response.get_json(silent=True) or {}).get("error") or {}).get("code", "unknown")
+            ERRORS.labels(code).inc()
+        access_log.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status_code,
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round(elapsed * 1000, 2),
+                "project": g.get("project"),
+            },
+        )
+        return response
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        """Prometheus metrics. Serve it on an internal network only: it names projects."""
+        body = generate_latest(registry)
+        if not multiproc:
+            from prometheus_client import REGISTRY
+
+            body = generate_latest(REGISTRY) + body
+        return Response(body, mimetype=CONTENT_TYPE_LATEST)

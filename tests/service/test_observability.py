@@ -1,0 +1,68 @@
+"""Request ids, JSON logs and Prometheus metrics."""
+
+import json
+import re
+import urllib.request
+
+from tests.conftest import auth, make_key
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of the first sample of ``name`` with these labels, in Prometheus text (0 if none)."""
+    for line in text.splitlines():
+        head, _, value = line.rpartition(" ")
+        if (
+            not line.startswith("#")
+            and head.split("{")[0] == name
+            and all(f'{k}="{v}"' in head for k, v in labels.items())
+        ):
+            return float(value)
+    return 0.0
+
+
+def test_metrics_count_events_requests_and_pipeline_state(client, key, conn):
+    body = {"events": [
+        {"type": "response", "response_id": "a", "prompt": "Q", "response": "good"},
+        {"type": "response", "response_id": "b", "prompt": "Q", "response": "bad"},
+        {"type": "like", "response_id": "a"}, {"type": "dislike", "response_id": "b"},
+        {"type": "rating", "response_id": "a", "value": 99},
+    ]}  # fmt: skip
+    before = client.get("/metrics").get_data(as_text=True)
+    client.post("/v1/events", json=body, headers=auth(key))
+    client.post("/v1/responses", json={"prompt": 1}, headers=auth(key))
+    text = client.get("/metrics").get_data(as_text=True)
+    assert (
+        metric(text, "likeloop_events_total", outcome="accepted", reason="")
+        - metric(before, "likeloop_events_total", outcome="accepted", reason="")
+        == 4
+    )
+    assert metric(text, "likeloop_events_total", outcome="rejected", reason="value") >= 1
+    assert metric(text, "likeloop_request_errors_total", code="invalid_field") >= 1
+    assert (
+        metric(text, "likeloop_request_duration_seconds_count", endpoint="/v1/events", method="POST", status="207") >= 1
+    )
+    assert metric(text, "likeloop_queue_depth", queue="likeloop-pairing") == 1  # one dirty group, one job
+    assert metric(text, "likeloop_groups_dirty", project="acme") == 1
+
+
+def test_request_ids_are_echoed_or_minted(client):
+    given = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["X-Request-ID"] == "abc-123"
+    minted = client.get("/healthz", headers={"X-Request-ID": "not valid!"})
+    assert re.fullmatch(r"[0-9a-f]{32}", minted.headers["X-Request-ID"])
+
+
+def test_the_served_service_logs_json_lines_with_request_ids_and_merges_worker_metrics(live_service, conn):
+    key = make_key(conn, "acme")
+    req = urllib.request.Request(f"{live_service.url}/v1/stats", headers={**auth(key), "X-Request-ID": "trace-42"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert resp.headers["X-Request-ID"] == "trace-42"
+    with urllib.request.urlopen(f"{live_service.url}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    assert (
+        metric(text, "likeloop_request_duration_seconds_count", endpoint="/v1/stats", method="GET", status="200") == 1
+    )
+    lines = [json.loads(x) for x in live_service.log_path.read_text().splitlines() if x.startswith("{")]
+    access = [x for x in lines if x.get("request_id") == "trace-42"]
+    assert access and access[0]["path"] == "/v1/stats" and access[0]["status"] == 200
+    assert access[0]["project"] == "acme"
