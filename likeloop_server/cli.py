@@ -200,9 +200,10 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from service.stats import read_stats
+    from service.stats import StatsQuery, read_stats
 
-    stats = read_stats(_redis(Settings.from_env()), args.project, args.since, args.until, args.model)
+    query = StatsQuery(args.since, args.until, "model" if args.model else None, args.model)
+    stats = read_stats(_redis(Settings.from_env()), args.project, query)
     if args.json:
         print(json.dumps(stats, indent=2))
         return EXIT_OK

@@ -17,16 +17,19 @@ local now = ARGV[6]
 
 local statuses = {}
 local newly_dirty = {}
-local stats_days = {}
+local stats_hours = {}
 
-local function bump(model, metric, by, day)
-  redis.call('HINCRBY', base .. 'stats', metric, by)
-  redis.call('HINCRBY', base .. 'stats:' .. day, metric, by)
-  if model ~= nil and model ~= '' then
-    redis.call('HINCRBY', base .. 'stats', metric .. '|m:' .. model, by)
-    redis.call('HINCRBY', base .. 'stats:' .. day, metric .. '|m:' .. model, by)
+-- Bump a counter in the project total and in the event's hour bucket, plainly and for each of
+-- the response's dimensions (model, prompt group, user, metadata key=value).
+local function bump(dims, metric, by, hour)
+  local total, bucket = base .. 'stats', base .. 'stats:h:' .. hour
+  redis.call('HINCRBY', total, metric, by)
+  redis.call('HINCRBY', bucket, metric, by)
+  for _, d in ipairs(dims) do
+    redis.call('HINCRBY', total, metric .. '|' .. d, by)
+    redis.call('HINCRBY', bucket, metric .. '|' .. d, by)
   end
-  stats_days[day] = true
+  stats_hours[hour] = true
 end
 
 local function mark_dirty(gid)
@@ -53,8 +56,8 @@ end
 
 -- Apply one feedback event to a stored response. Returns true if the response's label inputs
 -- (votes, ratings, correction) changed, so its group must be paired again.
-local function apply(ev, rkey, model)
-  local rid, t, day, user = ev.rid, ev.t, ev.day, ev.user
+local function apply(ev, rkey, dims)
+  local rid, t, day, user = ev.rid, ev.t, ev.hour, ev.user
   if t == 'like' or t == 'dislike' then
     local vkey = base .. 'votes:' .. rid
     local new = (t == 'like') and '1' or '-1'
@@ -62,10 +65,10 @@ local function apply(ev, rkey, model)
     if old then
       local o = fields(old)
       if o[1] == new then return false end
-      bump(model, (o[1] == '1') and 'likes' or 'dislikes', -1, o[2])
+      bump(dims, (o[1] == '1') and 'likes' or 'dislikes', -1, o[2])
     end
     redis.call('HSET', vkey, user, new .. '|' .. day)
-    bump(model, (t == 'like') and 'likes' or 'dislikes', 1, day)
+    bump(dims, (t == 'like') and 'likes' or 'dislikes', 1, day)
     return true
   elseif t == 'rating' then
     local rkey2 = base .. 'ratings:' .. rid
@@ -74,22 +77,22 @@ local function apply(ev, rkey, model)
     if old then
       local o = fields(old)
       if o[1] == tostring(ev.value) and o[2] == tostring(ev.scale) then return false end
-      bump(model, 'ratings', -1, o[3])
-      bump(model, 'rating_sum', -tonumber(o[1]), o[3])
+      bump(dims, 'ratings', -1, o[3])
+      bump(dims, 'rating_sum', -tonumber(o[1]), o[3])
     end
     redis.call('HSET', rkey2, user, new)
-    bump(model, 'ratings', 1, day)
-    bump(model, 'rating_sum', ev.value, day)
+    bump(dims, 'ratings', 1, day)
+    bump(dims, 'rating_sum', ev.value, day)
     return true
   elseif t == 'comment' then
     redis.call('RPUSH', base .. 'comments:' .. rid,
       cjson.encode({user = user, text = ev.text, ts = ev.ts}))
-    bump(model, 'comments', 1, day)
+    bump(dims, 'comments', 1, day)
     return false
   elseif t == 'correction' then
     local had = redis.call('HEXISTS', rkey, 'correction')
     redis.call('HSET', rkey, 'correction', ev.text, 'correction_user', user, 'correction_ts', ev.ts)
-    if had == 0 then bump(model, 'corrections', 1, day) end
+    if had == 0 then bump(dims, 'corrections', 1, day) end
     return true
   end
   return false
@@ -117,13 +120,13 @@ for i, ev in ipairs(events) do
       redis.call('EXPIRE', rkey, resp_ttl)
       redis.call('SADD', gkey, ev.rid)
       if redis.call('TTL', gkey) ~= -1 then redis.call('EXPIRE', gkey, resp_ttl) end
-      bump(ev.model, 'responses', 1, ev.day)
+      bump(ev.dims, 'responses', 1, ev.hour)
       local pkey = base .. 'pending:' .. ev.rid
       local waiting = redis.call('LRANGE', pkey, 0, -1)
       if #waiting > 0 then
         local changed = false
         for _, raw in ipairs(waiting) do
-          if apply(cjson.decode(raw), rkey, ev.model) then changed = true end
+          if apply(cjson.decode(raw), rkey, ev.dims) then changed = true end
         end
         redis.call('DEL', pkey)
         keep(rkey, gkey)
@@ -132,9 +135,9 @@ for i, ev in ipairs(events) do
     end
   else
     local rkey = base .. 'resp:' .. ev.rid
-    local stored = redis.call('HMGET', rkey, 'group', 'model')
+    local stored = redis.call('HMGET', rkey, 'group', 'dims')
     if stored[1] then
-      if apply(ev, rkey, stored[2]) then mark_dirty(stored[1]) end
+      if apply(ev, rkey, cjson.decode(stored[2] or '[]')) then mark_dirty(stored[1]) end
       keep(rkey, base .. 'group:' .. stored[1])
     else
       local pkey = base .. 'pending:' .. ev.rid
@@ -146,8 +149,8 @@ for i, ev in ipairs(events) do
   statuses[i] = status
 end
 
-for day, _ in pairs(stats_days) do
-  redis.call('SADD', base .. 'statsdays', day)
+for hour, _ in pairs(stats_hours) do
+  redis.call('SADD', base .. 'statshours', hour)
 end
 
 return {statuses, newly_dirty}

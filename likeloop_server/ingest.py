@@ -31,8 +31,29 @@ ANONYMOUS_USER_PREFIX = "anon:"
 _SCRIPT_SOURCE = (Path(__file__).parent / "ingest.lua").read_text(encoding="utf-8")
 
 
-def utc_day(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d")
+# Metadata values become stats dimensions ("route=chat"): only short scalars, and a few keys.
+MAX_STAT_METADATA_KEYS = 10
+MAX_STAT_VALUE_CHARS = 64
+
+
+def utc_hour(ts: float) -> str:
+    """The stats bucket of a time: ``2026-11-27T13`` (UTC)."""
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H")
+
+
+def stat_dims(model: str, group_id: str, user_id: str | None, metadata: dict[str, Any] | None) -> list[str]:
+    """The dimensions a response's counters are also kept under: ``m:`` model, ``g:`` prompt
+    group, ``u:`` user, ``k:`` metadata key=value (scalars only)."""
+    dims = [f"m:{model}"] if model else []
+    dims.append(f"g:{group_id}")
+    if user_id:
+        dims.append(f"u:{user_id}")
+    scalars = [(k, v) for k, v in sorted((metadata or {}).items()) if isinstance(v, str | int | float | bool)]
+    for k, v in scalars[:MAX_STAT_METADATA_KEYS]:
+        text = str(v).lower() if isinstance(v, bool) else str(v)
+        if len(text) <= MAX_STAT_VALUE_CHARS:
+            dims.append(f"k:{k}={text}")
+    return dims
 
 
 def prepare(event: dict[str, Any], now: float | None = None) -> dict[str, Any]:
@@ -40,7 +61,7 @@ def prepare(event: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     ts = float(event.get("timestamp") or (now if now is not None else time.time()))
     eid = event.get("event_id") or uuid.uuid4().hex
     etype = event["type"]
-    out: dict[str, Any] = {"t": etype, "eid": eid, "day": utc_day(ts), "ts": repr(ts)}
+    out: dict[str, Any] = {"t": etype, "eid": eid, "hour": utc_hour(ts), "ts": repr(ts)}
     if etype == RESPONSE_TYPE:
         rid = event.get("response_id") or uuid.uuid4().hex
         messages = event.get("messages")
@@ -64,7 +85,9 @@ def prepare(event: dict[str, Any], now: float | None = None) -> dict[str, Any]:
             stored["messages"] = json.dumps(messages, ensure_ascii=False)
         if event.get("metadata"):
             stored["metadata"] = json.dumps(event["metadata"], ensure_ascii=False)
-        out.update(rid=rid, gid=gid, model=stored["model"], fields=[x for kv in stored.items() for x in kv])
+        dims = stat_dims(stored["model"], gid, event.get("user_id"), event.get("metadata"))
+        stored["dims"] = json.dumps(dims, ensure_ascii=False)
+        out.update(rid=rid, gid=gid, dims=dims, fields=[x for kv in stored.items() for x in kv])
     else:
         out["rid"] = event["response_id"]
         out["user"] = event.get("user_id") or ANONYMOUS_USER_PREFIX + eid

@@ -58,14 +58,14 @@ class ProjectKeys:
     # Stats counters, maintained at ingest time.
     @property
     def stats_total(self) -> str:
-        return f"{self.base}stats"  # hash metric[|m:model] -> count
+        return f"{self.base}stats"  # hash metric[|dimension] -> count
 
-    def stats_day(self, day: str) -> str:
-        return f"{self.base}stats:{day}"  # same fields as stats_total, for one UTC day
+    def stats_hour(self, hour: str) -> str:
+        return f"{self.base}stats:h:{hour}"  # same fields as stats_total, for one UTC hour
 
     @property
-    def stats_days(self) -> str:
-        return f"{self.base}statsdays"  # set of days that have a stats hash
+    def stats_hours(self) -> str:
+        return f"{self.base}statshours"  # set of hours ("2026-11-27T13") that have a stats hash
 
     # Pairing output.
     def pairs(self, group_id: str) -> str:

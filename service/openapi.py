@@ -10,6 +10,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response, current_app, jsonify
 
 from . import schemas
+from .stats import GROUPINGS
 
 bp = Blueprint("openapi", __name__)
 
@@ -23,7 +24,7 @@ _ERRORS = {
     "503": "Storage unavailable (Retry-After)",
 }
 _ID = {"type": "string", "pattern": r"^[A-Za-z0-9_.:-]{1,128}$"}
-_DAY = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
+_TIME = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}(T\d{2})?$"}
 
 
 def _json(schema: str) -> dict[str, Any]:
@@ -71,6 +72,7 @@ def build_spec() -> dict[str, Any]:
         ("ResponseEvent", schemas.ResponseEventSchema), ("FeedbackEvent", schemas.FeedbackEventSchema),
         ("EventResult", schemas.EventResultSchema), ("BatchResult", schemas.BatchResultSchema),
         ("ResponseDetail", schemas.ResponseDetailSchema), ("Stats", schemas.StatsSchema),
+        ("PromptList", schemas.PromptListSchema),
         ("ExportRequest", schemas.ExportRequestSchema), ("ExportRecord", schemas.ExportRecordSchema),
         ("ExportList", schemas.ExportListSchema), ("ProjectConfig", schemas.ProjectConfigSchema),
         ("ProjectSettings", schemas.ProjectConfigOutSchema), ("Health", schemas.HealthSchema),
@@ -126,18 +128,33 @@ def build_spec() -> dict[str, Any]:
             )
         },
     )
+    time_params = [{"name": n, "in": "query", "schema": _TIME} for n in ("since", "until")]
+    dim_params = [{"name": n, "in": "query", "schema": {"type": "string"}} for n in ("model", "group_id", "user")]
     spec.path(
         path="/v1/stats",
         operations={
             "get": _op(
-                "Counts: totals, by model, by day",
+                "Counts over a time range, filtered on one of model, group_id, user, meta (key=value), grouped by "
+                "day, hour, model or group",
                 ("200", "Stats", "Stats"),
                 scope="read",
                 params=[
-                    {"name": "since", "in": "query", "schema": _DAY},
-                    {"name": "until", "in": "query", "schema": _DAY},
-                    {"name": "model", "in": "query", "schema": {"type": "string"}},
+                    *time_params,
+                    *dim_params,
+                    {"name": "meta", "in": "query", "schema": {"type": "string", "pattern": "^[^=]+=.*$"}},
+                    {"name": "group_by", "in": "query", "schema": {"type": "string", "enum": list(GROUPINGS)}},
                 ],
+            )
+        },
+    )
+    spec.path(
+        path="/v1/prompts",
+        operations={
+            "get": _op(
+                "The most disliked prompt groups, with sample comments",
+                ("200", "Prompts", "PromptList"),
+                scope="read",
+                params=[{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}}],
             )
         },
     )

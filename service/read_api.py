@@ -12,10 +12,9 @@ from likeloop_server import keys
 
 from .errors import ApiError
 from .http import require, resources
-from .stats import read_stats
+from .stats import StatsQuery, StatsQueryError, most_disliked, read_stats
 
 bp = Blueprint("read", __name__)
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 @bp.get("/v1/responses/<response_id>")
@@ -58,17 +57,51 @@ def get_response(response_id: str):  # type: ignore[no-untyped-def]
     return jsonify(body)
 
 
-def _day_arg(name: str) -> str | None:
+_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2})?$")
+_DIMENSION_PARAMS = {"model": "model", "group_id": "group", "user": "user", "meta": "meta"}
+MAX_PROMPTS = 100
+
+
+def _time_arg(name: str) -> str | None:
     value = request.args.get(name)
-    if value is not None and not _DAY.match(value):
-        raise ApiError(400, "invalid_field", f"{name}: must be a UTC day as YYYY-MM-DD", field=name)
+    if value is not None and not _TIME.match(value):
+        raise ApiError(400, "invalid_field", f"{name}: must be a UTC day YYYY-MM-DD or hour YYYY-MM-DDTHH", field=name)
     return value
+
+
+def stats_query() -> StatsQuery:
+    given = [(param, request.args[param]) for param in _DIMENSION_PARAMS if param in request.args]
+    if len(given) > 1:
+        names = ", ".join(p for p, _ in given)
+        raise ApiError(
+            400,
+            "invalid_field",
+            f"filter on one of model, group_id, user, meta at a time (got {names})",
+            field=given[1][0],
+        )
+    dimension, value = (_DIMENSION_PARAMS[given[0][0]], given[0][1]) if given else (None, None)
+    if dimension == "meta" and (value is None or "=" not in value):
+        raise ApiError(400, "invalid_field", "meta: must be key=value", field="meta")
+    try:
+        return StatsQuery(
+            _time_arg("since"), _time_arg("until"), dimension, value, request.args.get("group_by", "day")
+        ).check()
+    except StatsQueryError as exc:
+        raise ApiError(400, "invalid_field", f"{exc.field}: {exc}", field=exc.field) from exc
 
 
 @bp.get("/v1/stats")
 @require("read")
 def get_stats():  # type: ignore[no-untyped-def]
-    """Counts of responses and feedback, totals and by model and by day (``since``/``until``/``model``)."""
-    return jsonify(
-        read_stats(resources().redis, g.project, _day_arg("since"), _day_arg("until"), request.args.get("model"))
-    )
+    """Counts over a time range, filtered on one dimension, grouped by day, hour, model or group."""
+    return jsonify(read_stats(resources().redis, g.project, stats_query()))
+
+
+@bp.get("/v1/prompts")
+@require("read")
+def get_prompts():  # type: ignore[no-untyped-def]
+    """The most disliked prompt groups, with a sample prompt and recent comments."""
+    raw = request.args.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PROMPTS:
+        raise ApiError(400, "invalid_field", f"limit: must be an integer from 1 to {MAX_PROMPTS}", field="limit")
+    return jsonify({"prompts": most_disliked(resources().redis, g.project, int(raw))})

@@ -234,15 +234,26 @@ class StatsCountsSchema(Schema):
     like_rate = fields.Float(required=True, allow_none=True)
     mean_rating = fields.Float(required=True, allow_none=True)
     pairs_exported = fields.Int()
-    day = fields.Str()
+    key = fields.Str()
 
 
 class StatsSchema(Schema):
     project = fields.Str(required=True)
     filters = fields.Dict(required=True)
+    group_by = fields.Str(required=True)
     totals = fields.Nested(StatsCountsSchema, required=True)
     by_model = fields.Dict(keys=fields.Str(), values=fields.Nested(StatsCountsSchema), required=True)
-    by_day = fields.List(fields.Nested(StatsCountsSchema), required=True)
+    groups = fields.List(fields.Nested(StatsCountsSchema), required=True)
+
+
+class PromptStatsSchema(StatsCountsSchema):
+    group_id = fields.Str(required=True)
+    prompt = fields.Str(required=True, allow_none=True)
+    sample_comments = fields.List(fields.Str(), required=True)
+
+
+class PromptListSchema(Schema):
+    prompts = fields.List(fields.Nested(PromptStatsSchema), required=True)
 
 
 class ExportRecordSchema(Schema):

@@ -1,7 +1,15 @@
-"""Reading the stats counters the ingest script maintains: totals, by model, by day."""
+"""Reading the stats counters the ingest script maintains: hourly buckets, each holding plain
+counters and the same counters per dimension (``m:`` model, ``g:`` prompt group, ``u:`` user,
+``k:`` metadata key=value).
+
+A query filters on at most one dimension (plus a time range), and groups by time (day, hour)
+or by a dimension (model, prompt group): the counters are kept per single dimension, so they
+answer these in time proportional to the number of hours, whatever the number of events.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -9,10 +17,39 @@ import redis
 from likeloop_server import keys
 
 COUNTERS = ("responses", "likes", "dislikes", "ratings", "rating_sum", "comments", "corrections", "pairs")
-MODEL_SEP = "|m:"
+DIMENSIONS = {"model": "m:", "group": "g:", "user": "u:", "meta": "k:"}
+GROUPINGS = ("day", "hour", "model", "group")
 
 
-def _derive(c: dict[str, int]) -> dict[str, Any]:
+class StatsQueryError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class StatsQuery:
+    since: str | None = None  # "YYYY-MM-DD" or "YYYY-MM-DDTHH", inclusive
+    until: str | None = None
+    dimension: str | None = None  # one of DIMENSIONS
+    value: str | None = None
+    group_by: str = "day"
+
+    def check(self) -> StatsQuery:
+        if self.group_by not in GROUPINGS:
+            raise StatsQueryError("group_by", f"group_by must be one of {', '.join(GROUPINGS)}")
+        if self.dimension and self.group_by in ("model", "group") and self.group_by != self.dimension:
+            raise StatsQueryError(
+                "group_by", f"grouping by {self.group_by} combines only with a time range or a {self.group_by} filter"
+            )
+        return self
+
+    @property
+    def dim_key(self) -> str | None:
+        return f"{DIMENSIONS[self.dimension]}{self.value}" if self.dimension else None
+
+
+def derive(c: dict[str, int]) -> dict[str, Any]:
     out: dict[str, Any] = {name: c.get(name, 0) for name in COUNTERS if name != "rating_sum"}
     votes = out["likes"] + out["dislikes"]
     out["like_rate"] = round(out["likes"] / votes, 4) if votes else None
@@ -22,15 +59,14 @@ def _derive(c: dict[str, int]) -> dict[str, Any]:
 
 def _split(raw: dict[bytes, bytes]) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
     plain: dict[str, int] = {}
-    models: dict[str, dict[str, int]] = {}
+    dims: dict[str, dict[str, int]] = {}
     for k, v in raw.items():
-        name = k.decode()
-        metric, sep, model = name.partition(MODEL_SEP)
+        metric, sep, dim = k.decode().partition("|")
         if sep:
-            models.setdefault(model, {})[metric] = int(v)
+            dims.setdefault(dim, {})[metric] = int(v)
         else:
             plain[metric] = int(v)
-    return plain, models
+    return plain, dims
 
 
 def _add(into: dict[str, int], more: dict[str, int]) -> None:
@@ -38,39 +74,77 @@ def _add(into: dict[str, int], more: dict[str, int]) -> None:
         into[k] = into.get(k, 0) + v
 
 
-def read_stats(
-    conn: redis.Redis, project: str, since: str | None = None, until: str | None = None, model: str | None = None
-) -> dict[str, Any]:
-    """Counts over the project, optionally limited to UTC days [since, until] and one model."""
-    pk = keys.ProjectKeys(project)
-    days = sorted(d.decode() for d in conn.smembers(pk.stats_days))
-    days = [d for d in days if (since is None or d >= since) and (until is None or d <= until)]
-    pipe = conn.pipeline(transaction=False)
-    for day in days:
-        pipe.hgetall(pk.stats_day(day))
-    pipe.hget(pk.stats_total, "pairs_exported")
-    *day_rows, exported = pipe.execute()
+def _in_range(hour: str, since: str | None, until: str | None) -> bool:
+    return (since is None or hour >= since[:13]) and (until is None or hour[: len(until)] <= until)
 
+
+def hourly(conn: redis.Redis, project: str, since: str | None, until: str | None) -> list[tuple[str, bytes]]:
+    pk = keys.ProjectKeys(project)
+    hours = sorted(h.decode() for h in conn.smembers(pk.stats_hours))
+    hours = [h for h in hours if _in_range(h, since, until)]
+    pipe = conn.pipeline(transaction=False)
+    for hour in hours:
+        pipe.hgetall(pk.stats_hour(hour))
+    return list(zip(hours, pipe.execute(), strict=True))
+
+
+def read_stats(conn: redis.Redis, project: str, query: StatsQuery | None = None) -> dict[str, Any]:
+    q = (query or StatsQuery()).check()
     totals: dict[str, int] = {}
     by_model: dict[str, dict[str, int]] = {}
-    by_day = []
-    for day, raw in zip(days, day_rows, strict=True):
-        plain, models = _split(raw)
-        if model is not None:
-            # Pairs are not attributed to one model; a model filter counts feedback only.
-            plain = models.get(model, {})
-            models = {model: plain} if plain else {}
-        _add(totals, plain)
-        for name, counts in models.items():
-            _add(by_model.setdefault(name, {}), counts)
-        by_day.append({"day": day, **_derive(plain)})
-    result = {
+    buckets: dict[str, dict[str, int]] = {}
+    for hour, raw in hourly(conn, project, q.since, q.until):
+        plain, dims = _split(raw)
+        selected = dims.get(q.dim_key, {}) if q.dim_key else plain
+        _add(totals, selected)
+        if q.dimension in (None, "model"):
+            for dim, counts in dims.items():
+                if dim.startswith("m:") and (q.dimension is None or dim == q.dim_key):
+                    _add(by_model.setdefault(dim[2:], {}), counts)
+        if q.group_by in ("day", "hour"):
+            if selected:
+                _add(buckets.setdefault(hour[:10] if q.group_by == "day" else hour, {}), selected)
+        else:
+            prefix = DIMENSIONS[q.group_by]
+            for dim, counts in dims.items():
+                if dim.startswith(prefix) and (q.dim_key is None or dim == q.dim_key):
+                    _add(buckets.setdefault(dim[len(prefix) :], {}), counts)
+    result: dict[str, Any] = {
         "project": project,
-        "filters": {"since": since, "until": until, "model": model},
-        "totals": _derive(totals),
-        "by_model": {name: _derive(c) for name, c in sorted(by_model.items())},
-        "by_day": by_day,
+        "filters": {"since": q.since, "until": q.until, "dimension": q.dimension, "value": q.value},
+        "group_by": q.group_by,
+        "totals": derive(totals),
+        "by_model": {name: derive(c) for name, c in sorted(by_model.items())},
+        "groups": [{"key": k, **derive(c)} for k, c in sorted(buckets.items())],
     }
-    if since is None and until is None and model is None:
-        result["totals"]["pairs_exported"] = int(exported or 0)
+    if q.since is None and q.until is None and q.dimension is None:
+        result["totals"]["pairs_exported"] = int(
+            conn.hget(keys.ProjectKeys(project).stats_total, "pairs_exported") or 0
+        )
     return result
+
+
+def most_disliked(conn: redis.Redis, project: str, limit: int = 20, samples: int = 3) -> list[dict[str, Any]]:
+    """Prompt groups with the most dislikes (then the lowest like rate), with a sample prompt and
+    recent comments."""
+    import json
+
+    pk = keys.ProjectKeys(project)
+    _, dims = _split(conn.hgetall(pk.stats_total))
+    groups = [(dim[2:], derive(c)) for dim, c in dims.items() if dim.startswith("g:") and c.get("dislikes", 0) > 0]
+    groups.sort(key=lambda g: (-g[1]["dislikes"], g[1]["like_rate"] or 0.0, g[0]))
+    out = []
+    for gid, counts in groups[:limit]:
+        rids = sorted(r.decode() for r in conn.smembers(pk.group(gid)))
+        prompt = None
+        comments: list[dict[str, Any]] = []
+        for rid in rids:
+            resp = conn.hmget(pk.response(rid), "prompt", "messages")
+            if prompt is None and (resp[0] or resp[1]):
+                prompt = resp[0].decode() if resp[0] else json.loads(resp[1])[-1].get("content")
+            comments += [json.loads(c) for c in conn.lrange(pk.comments(rid), -samples, -1)]
+        comments.sort(key=lambda c: float(c.get("ts") or 0), reverse=True)
+        out.append(
+            {"group_id": gid, "prompt": prompt, **counts, "sample_comments": [c["text"] for c in comments][:samples]}
+        )
+    return out

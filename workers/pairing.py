@@ -15,7 +15,7 @@ from typing import Any
 import redis
 
 from likeloop_server import keys
-from likeloop_server.ingest import utc_day
+from likeloop_server.ingest import utc_hour
 from likeloop_server.projects import get_config
 from likeloop_server.queues import enqueue_pairing
 
@@ -139,10 +139,11 @@ def pair_group_with(
                 _replace(pipe, conn, pk.kto(group_id), items, pk.pair_log, group_id, ("label", "unlabel"))
                 delta = len(added) - len(removed)
                 if delta:
-                    pipe.hincrby(pk.stats_total, "pairs", delta)
-                    day = utc_day(now)
-                    pipe.hincrby(pk.stats_day(day), "pairs", delta)
-                    pipe.sadd(pk.stats_days, day)
+                    hour = utc_hour(now)
+                    for key in (pk.stats_total, pk.stats_hour(hour)):
+                        pipe.hincrby(key, "pairs", delta)
+                        pipe.hincrby(key, f"pairs|g:{group_id}", delta)
+                    pipe.sadd(pk.stats_hours, hour)
                 if expired:
                     pipe.srem(pk.group(group_id), *expired)
                 pipe.zrem(pk.dirty, group_id)

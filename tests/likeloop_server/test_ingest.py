@@ -34,7 +34,8 @@ def test_a_response_is_stored_with_its_group(conn, settings):
     stored = conn.hgetall(pk.response("r1"))
     assert stored[b"response"] == b"A" and stored[b"model"] == b"m1"
     assert conn.smembers(pk.group(stored[b"group"].decode())) == {b"r1"}
-    assert stats(conn) == {"responses": 1, "responses|m:m1": 1}
+    gid = stored[b"group"].decode()
+    assert stats(conn) == {"responses": 1, "responses|m:m1": 1, f"responses|g:{gid}": 1}
 
 
 def test_the_same_event_id_is_stored_once(conn, settings):
@@ -115,8 +116,8 @@ def test_votes_are_counted_on_the_day_they_were_cast(conn, settings):
     store(conn, settings, {**fb("like", "r1", "u1"), "timestamp": day1})
     store(conn, settings, fb("dislike", "r1", "u1"))
     pk = keys.ProjectKeys(P)
-    from likeloop_server.ingest import utc_day
+    from likeloop_server.ingest import utc_hour
 
-    old = {k.decode(): int(v) for k, v in conn.hgetall(pk.stats_day(utc_day(day1))).items()}
-    new = {k.decode(): int(v) for k, v in conn.hgetall(pk.stats_day(utc_day(time.time()))).items()}
+    old = {k.decode(): int(v) for k, v in conn.hgetall(pk.stats_hour(utc_hour(day1))).items()}
+    new = {k.decode(): int(v) for k, v in conn.hgetall(pk.stats_hour(utc_hour(time.time()))).items()}
     assert old["likes"] == 0 and new["dislikes"] == 1

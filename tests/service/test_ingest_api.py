@@ -110,7 +110,7 @@ def test_stats_by_model_and_day(client, key):
     assert (t["responses"], t["likes"], t["dislikes"], t["ratings"]) == (2, 2, 1, 1)
     assert t["like_rate"] == round(2 / 3, 4) and t["mean_rating"] == 2.0
     assert stats["by_model"]["m1"]["likes"] == 2 and stats["by_model"]["m2"]["dislikes"] == 1
-    assert len(stats["by_day"]) == 1 and stats["by_day"][0]["responses"] == 2
+    assert len(stats["groups"]) == 1 and stats["groups"][0]["responses"] == 2
     only_m2 = client.get("/v1/stats?model=m2", headers=auth(key)).get_json()["totals"]
     assert (only_m2["responses"], only_m2["likes"], only_m2["dislikes"]) == (1, 0, 1)
     none = client.get("/v1/stats?since=2000-01-01&until=2000-01-02", headers=auth(key)).get_json()["totals"]
