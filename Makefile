@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench browser clean
 
 $(STAMP): pyproject.toml sdk/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "LikeLoop needs Python 3.11 or newer (set PYTHON=...)")'
@@ -17,8 +17,14 @@ install: $(STAMP)
 run: install  ## start the whole stack on embedded Redis and S3
 	$(BIN)/likeloop up
 
-test: install lint  ## install and run every test
+test: install lint browser  ## install and run every test
 	$(BIN)/python -m pytest
+
+# The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium could not be installed (needs root and apt): the browser tests will be skipped"
 
 lint: install
 	$(BIN)/ruff check .

@@ -2,7 +2,7 @@
 --
 -- ARGV: 1 project key base ("ll:p:<project>:"), 2 response TTL s, 3 pending TTL s,
 --       4 dedupe TTL s, 5 JSON array of prepared events (see likeloop_server/ingest.py),
---       6 now (unix seconds).
+--       6 now (unix seconds), 7 how many recent comments the project keeps for the dashboard.
 -- Returns {statuses, newly_dirty_group_ids}; a status per event: accepted | duplicate | pending.
 --
 -- Per-project keys are built here rather than passed in KEYS: Redis Cluster is not a target
@@ -14,6 +14,7 @@ local pending_ttl = tonumber(ARGV[3])
 local dedupe_ttl = tonumber(ARGV[4])
 local events = cjson.decode(ARGV[5])
 local now = ARGV[6]
+local recent_comments = tonumber(ARGV[7])
 
 local statuses = {}
 local newly_dirty = {}
@@ -85,8 +86,10 @@ local function apply(ev, rkey, dims)
     bump(dims, 'rating_sum', ev.value, day)
     return true
   elseif t == 'comment' then
-    redis.call('RPUSH', base .. 'comments:' .. rid,
-      cjson.encode({user = user, text = ev.text, ts = ev.ts}))
+    local comment = cjson.encode({user = user, text = ev.text, ts = ev.ts, response_id = rid})
+    redis.call('RPUSH', base .. 'comments:' .. rid, comment)
+    redis.call('LPUSH', base .. 'recentcomments', comment)
+    redis.call('LTRIM', base .. 'recentcomments', 0, recent_comments - 1)
     bump(dims, 'comments', 1, day)
     return false
   elseif t == 'correction' then

@@ -27,6 +27,8 @@ EVENT_TYPES = (RESPONSE_TYPE, *FEEDBACK_TYPES)
 # Feedback without a user id counts as its own voter, so anonymous likes add up instead of
 # replacing each other; retries are still dropped by the event id.
 ANONYMOUS_USER_PREFIX = "anon:"
+# The dashboard shows the latest comments; this many are kept per project.
+RECENT_COMMENTS = 200
 
 _SCRIPT_SOURCE = (Path(__file__).parent / "ingest.lua").read_text(encoding="utf-8")
 
@@ -121,6 +123,7 @@ class BatchStore:
                 # JSON text may hold lone surrogates, which are not UTF-8: store them as "?".
                 json.dumps(prepared, ensure_ascii=False).encode("utf-8", "replace"),
                 repr(time.time()),
+                RECENT_COMMENTS,
             ]
         )
         return [x.decode() for x in statuses], [g.decode() for g in dirty]

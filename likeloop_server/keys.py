@@ -39,6 +39,10 @@ class ProjectKeys:
     def comments(self, response_id: str) -> str:
         return f"{self.base}comments:{response_id}"  # list of JSON {user, text, ts}
 
+    @property
+    def recent_comments(self) -> str:
+        return f"{self.base}recentcomments"  # list of the latest comments, newest first (capped)
+
     def pending(self, response_id: str) -> str:
         return f"{self.base}pending:{response_id}"  # list of feedback waiting for its response
 

@@ -58,6 +58,9 @@ class Settings:
     export_cron: str = DEFAULT_EXPORT_CRON
     export_lock_ttl_s: int = DEFAULT_EXPORT_LOCK_TTL_S
     rate_limit: str = DEFAULT_RATE_LIMIT
+    # Origins allowed to post browser feedback (CORS on /v1/feedback only). Feedback tokens carry
+    # their own authority, so any origin is safe by default; narrow it to your app's if you like.
+    cors_origins: str = "*"
 
     @property
     def s3_bucket(self) -> str:
@@ -87,4 +90,5 @@ class Settings:
             export_cron=os.environ.get("LIKELOOP_EXPORT_CRON", DEFAULT_EXPORT_CRON),
             export_lock_ttl_s=_int_env("LIKELOOP_EXPORT_LOCK_TTL_S", DEFAULT_EXPORT_LOCK_TTL_S),
             rate_limit=os.environ.get("LIKELOOP_RATE_LIMIT", DEFAULT_RATE_LIMIT),
+            cors_origins=os.environ.get("LIKELOOP_CORS_ORIGINS", "*"),
         )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import redis
-from flask import Flask, jsonify
+from flask import Flask, jsonify, redirect
+from flask_cors import CORS
 
 from likeloop_server.ingest import BatchStore
 from likeloop_server.settings import Settings
@@ -30,8 +31,26 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     errors.init_app(app)
     observability.init_app(app, conn)
     ratelimit.init_app(app, settings, [ingest_api.bp])
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    CORS(
+        app,
+        resources={r"/v1/feedback": {"origins": origins}},
+        methods=["POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type"],
+        expose_headers=["X-Request-ID"],
+        max_age=600,
+    )
     for bp in (ingest_api.bp, read_api.bp, exports_api.bp, openapi.bp):
         app.register_blueprint(bp)
+
+    @app.get("/")
+    def index():  # type: ignore[no-untyped-def]
+        return redirect("/dashboard")
+
+    @app.get("/dashboard")
+    def dashboard():  # type: ignore[no-untyped-def]
+        """The dashboard: a static page that calls the API with a read key the user pastes."""
+        return app.send_static_file("dashboard.html")
 
     @app.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]

@@ -72,7 +72,8 @@ def build_spec() -> dict[str, Any]:
         ("ResponseEvent", schemas.ResponseEventSchema), ("FeedbackEvent", schemas.FeedbackEventSchema),
         ("EventResult", schemas.EventResultSchema), ("BatchResult", schemas.BatchResultSchema),
         ("ResponseDetail", schemas.ResponseDetailSchema), ("Stats", schemas.StatsSchema),
-        ("PromptList", schemas.PromptListSchema),
+        ("PromptList", schemas.PromptListSchema), ("CommentList", schemas.CommentListSchema),
+        ("Pipeline", schemas.PipelineSchema),
         ("ExportRequest", schemas.ExportRequestSchema), ("ExportRecord", schemas.ExportRecordSchema),
         ("ExportList", schemas.ExportListSchema), ("ProjectConfig", schemas.ProjectConfigSchema),
         ("ProjectSettings", schemas.ProjectConfigOutSchema), ("Health", schemas.HealthSchema),
@@ -184,11 +185,54 @@ def build_spec() -> dict[str, Any]:
         "patch": _op("Change settings (a new strategy re-pairs every group)", ("200", "Settings", "ProjectSettings"),
                      body="ProjectConfig", scope="admin", errors=body_errors),
     })  # fmt: skip
+    spec.path(
+        path="/v1/comments",
+        operations={
+            "get": _op(
+                "The latest comments, newest first",
+                ("200", "Comments", "CommentList"),
+                scope="read",
+                params=[{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}],
+            )
+        },
+    )
+    spec.path(
+        path="/v1/pipeline",
+        operations={
+            "get": _op(
+                "Queue depths, failed jobs, workers, groups waiting for pairing",
+                ("200", "Pipeline", "Pipeline"),
+                scope="read",
+                errors=("401", "403", "503"),
+            )
+        },
+    )
     spec.path(path="/metrics", operations={"get": {
         "summary": "Prometheus metrics (serve on an internal network only)",
         "responses": {"200": {"description": "Metrics in Prometheus text format",
                               "content": {"text/plain": {"schema": {"type": "string"}}}}},
     }})  # fmt: skip
+    for path, summary in (
+        ("/dashboard", "The dashboard page (asks for a read key)"),
+        ("/docs", "This document, rendered"),
+    ):
+        spec.path(
+            path=path,
+            operations={
+                "get": {
+                    "summary": summary,
+                    "responses": {
+                        "200": {"description": "An HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
+                    },
+                }
+            },
+        )
+    spec.path(
+        path="/",
+        operations={
+            "get": {"summary": "Redirects to the dashboard", "responses": {"302": {"description": "To /dashboard"}}}
+        },
+    )
     spec.path(path="/healthz", operations={"get": _op("Liveness", ("200", "Up", "Health"), scope=None, errors=())})
     spec.path(
         path="/readyz",

@@ -105,3 +105,39 @@ def get_prompts():  # type: ignore[no-untyped-def]
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_PROMPTS:
         raise ApiError(400, "invalid_field", f"limit: must be an integer from 1 to {MAX_PROMPTS}", field="limit")
     return jsonify({"prompts": most_disliked(resources().redis, g.project, int(raw))})
+
+
+MAX_COMMENTS = 200
+
+
+@bp.get("/v1/comments")
+@require("read")
+def get_comments():  # type: ignore[no-untyped-def]
+    """The latest comments, newest first."""
+    raw = request.args.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_COMMENTS:
+        raise ApiError(400, "invalid_field", f"limit: must be an integer from 1 to {MAX_COMMENTS}", field="limit")
+    items = resources().redis.lrange(keys.ProjectKeys(g.project).recent_comments, 0, int(raw) - 1)
+    return jsonify({"comments": [json.loads(c) for c in items]})
+
+
+@bp.get("/v1/pipeline")
+@require("read")
+def get_pipeline():  # type: ignore[no-untyped-def]
+    """Queue depths, failed jobs, workers, and this project's groups waiting for pairing."""
+    from rq import Queue, Worker
+    from rq.registry import FailedJobRegistry
+
+    from likeloop_server.queues import ALL_QUEUES
+
+    conn = resources().redis
+    queues = []
+    for name in ALL_QUEUES:
+        queue = Queue(name, connection=conn)
+        queues.append({"name": name, "queued": queue.count, "failed": FailedJobRegistry(queue=queue).count})
+    workers = [
+        {"name": w.name, "state": str(w.get_state()), "queues": w.queue_names()} for w in Worker.all(connection=conn)
+    ]
+    return jsonify(
+        {"queues": queues, "workers": workers, "dirty_groups": conn.zcard(keys.ProjectKeys(g.project).dirty)}
+    )

@@ -287,3 +287,32 @@ class ProjectConfigOutSchema(Schema):
 class HealthSchema(Schema):
     status = fields.Str(required=True)
     redis = fields.Str()
+
+
+class CommentSchema(Schema):
+    user = fields.Str(required=True)
+    text = fields.Str(required=True)
+    ts = fields.Str(required=True)
+    response_id = fields.Str(required=True)
+
+
+class CommentListSchema(Schema):
+    comments = fields.List(fields.Nested(CommentSchema), required=True)
+
+
+class QueueStateSchema(Schema):
+    name = fields.Str(required=True)
+    queued = fields.Int(required=True)
+    failed = fields.Int(required=True)
+
+
+class WorkerStateSchema(Schema):
+    name = fields.Str(required=True)
+    state = fields.Str(required=True)
+    queues = fields.List(fields.Str(), required=True)
+
+
+class PipelineSchema(Schema):
+    queues = fields.List(fields.Nested(QueueStateSchema), required=True)
+    workers = fields.List(fields.Nested(WorkerStateSchema), required=True)
+    dirty_groups = fields.Int(required=True)

@@ -1,0 +1,162 @@
+"""A real browser (Debian's Chromium, driven by Playwright) against the running service: the
+dashboard with data in it, and a page on another origin that embeds the feedback widget."""
+
+from __future__ import annotations
+
+import http.server
+import shutil
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import likeloop
+import pytest
+from likeloop import _token
+
+from likeloop_server.stack import free_port
+from tests.conftest import make_key
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+# As this machine needs them: no sandbox as root, and no background network (there is none).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (make test installs it)")
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def data(live_service, conn):
+    """Two models, several prompts, votes and comments, sent with the SDK."""
+    key = make_key(conn, "acme")
+    ll = likeloop.Client(api_key=key, url=live_service.url, flush_interval=0.05)
+    rids = {}
+    for model, good in (("gpt-small", 3), ("gpt-large", 1)):
+        for i in range(4):
+            rid = ll.log(prompt=f"Question {i}", response=f"{model} answer {i}", model=model)
+            rids[(model, i)] = rid
+            (ll.like if i < good else ll.dislike)(rid, user_id="u1")
+    ll.comment(rids[("gpt-large", 3)], "far too long")
+    assert ll.flush(10)
+    ll.shutdown()
+    return key, rids, ll
+
+
+def test_the_dashboard_shows_the_project(browser, live_service, data):
+    key, _, _ = data
+    page = browser.new_page(viewport={"width": 1300, "height": 1100})
+    page.goto(f"{live_service.url}/dashboard")
+    page.fill("#key", key)
+    page.click("#load")
+    page.wait_for_selector("body[data-loaded=true]", timeout=15000)
+    assert page.locator("#kpis").inner_text().split()[0] == "8"  # responses
+    models = {
+        page.locator("#like-rate-chart circle.point").nth(i).get_attribute("data-model")
+        for i in range(page.locator("#like-rate-chart circle.point").count())
+    }
+    assert models == {"gpt-small", "gpt-large"}
+    assert "far too long" in page.locator("#comments").inner_text()
+    assert "Question" in page.locator("#prompts").inner_text()
+    assert "likeloop-pairing" in page.locator("#pipeline").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+
+
+def test_a_wrong_key_is_shown_not_crashed(browser, live_service, conn):
+    page = browser.new_page()
+    page.goto(f"{live_service.url}/dashboard")
+    page.fill("#key", "llk_not_a_key")
+    page.click("#load")
+    page.wait_for_selector("#message .error", timeout=10000)
+    assert "not known" in page.locator("#message").inner_text()
+
+
+class PageServer:
+    """Serves one HTML page from another origin than the service (so CORS is exercised)."""
+
+    def __init__(self, html: str) -> None:
+        body = html.encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (stdlib's name)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.port = free_port()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.port}/"
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def widget_page(service_url: str, widgets: list[tuple[str, str, str]]) -> str:
+    divs = "".join(
+        f'<div id="{name}" data-likeloop-token="{token}" data-likeloop-response="{rid}" '
+        f'data-likeloop-url="{service_url}"></div>'
+        for name, token, rid in widgets
+    )
+    script = f'<script src="{service_url}/static/likeloop.js"></script>'
+    return f"<!doctype html><html><body><p>An app</p>{divs}{script}</body></html>"
+
+
+def likes_of(service_url: str, key: str, rid: str) -> int:
+    import json
+
+    req = urllib.request.Request(f"{service_url}/v1/responses/{rid}", headers={"Authorization": f"Bearer {key}"})
+    return json.loads(urllib.request.urlopen(req, timeout=5).read())["feedback"]["likes"]
+
+
+def test_the_widget_posts_feedback_with_a_token_and_refuses_bad_ones(browser, live_service, data):
+    key, rids, ll = data
+    target = rids[("gpt-large", 3)]  # disliked by u1 so far
+    other = rids[("gpt-large", 2)]
+    good = ll.feedback_token(target, user_id="browser-user")
+    expired = _token.mint(key, target, 60, now=time.time() - 3600)
+    foreign = ll.feedback_token(other)  # a valid token, but for another response
+    site = PageServer(
+        widget_page(live_service.url, [("ok", good, target), ("old", expired, target), ("foreign", foreign, target)])
+    )
+    try:
+        page = browser.new_page()
+        page.goto(site.url)
+        before = likes_of(live_service.url, key, target)
+        page.click("#ok [data-likeloop-action=like]")
+        page.wait_for_function("document.querySelector('#ok [data-likeloop-status]').textContent === 'Thanks!'")
+        assert likes_of(live_service.url, key, target) == before + 1
+
+        page.click("#old [data-likeloop-action=like]")
+        page.wait_for_function("document.querySelector('#old [data-likeloop-status]').textContent.includes('expired')")
+        page.click("#foreign [data-likeloop-action=like]")
+        page.wait_for_function(
+            "document.querySelector('#foreign [data-likeloop-status]').textContent.includes('another response')"
+        )
+        assert likes_of(live_service.url, key, target) == before + 1
+        assert likes_of(live_service.url, key, other) == 0
+    finally:
+        site.close()
