@@ -19,16 +19,30 @@ local recent_comments = tonumber(ARGV[7])
 local statuses = {}
 local newly_dirty = {}
 local stats_hours = {}
+local grown = {}  -- groups that got a response -> whether this batch created them
+local kept = {}  -- groups made permanent by feedback in this batch
+-- Counter increments are summed here and written once at the end: a batch of similar events
+-- bumps the same few fields, so this saves most of the script's HINCRBY calls.
+local increments = {}
+
+local function incr(key, field, by)
+  local fields = increments[key]
+  if not fields then
+    fields = {}
+    increments[key] = fields
+  end
+  fields[field] = (fields[field] or 0) + by
+end
 
 -- Bump a counter in the project total and in the event's hour bucket, plainly and for each of
 -- the response's dimensions (model, prompt group, user, metadata key=value).
 local function bump(dims, metric, by, hour)
   local total, bucket = base .. 'stats', base .. 'stats:h:' .. hour
-  redis.call('HINCRBY', total, metric, by)
-  redis.call('HINCRBY', bucket, metric, by)
+  incr(total, metric, by)
+  incr(bucket, metric, by)
   for _, d in ipairs(dims) do
-    redis.call('HINCRBY', total, metric .. '|' .. d, by)
-    redis.call('HINCRBY', bucket, metric .. '|' .. d, by)
+    incr(total, metric .. '|' .. d, by)
+    incr(bucket, metric .. '|' .. d, by)
   end
   stats_hours[hour] = true
 end
@@ -102,6 +116,7 @@ local function apply(ev, rkey, dims)
 end
 
 local function keep(rkey, gkey)
+  kept[gkey] = true
   -- Feedback makes a response worth keeping: it and its group no longer expire.
   redis.call('PERSIST', rkey)
   redis.call('PERSIST', gkey)
@@ -121,8 +136,8 @@ for i, ev in ipairs(events) do
       local gkey = base .. 'group:' .. gid
       redis.call('HSET', rkey, unpack(ev.fields))
       redis.call('EXPIRE', rkey, resp_ttl)
+      if grown[gkey] == nil then grown[gkey] = redis.call('EXISTS', gkey) == 0 end
       redis.call('SADD', gkey, ev.rid)
-      if redis.call('TTL', gkey) ~= -1 then redis.call('EXPIRE', gkey, resp_ttl) end
       bump(ev.dims, 'responses', 1, ev.hour)
       local pkey = base .. 'pending:' .. ev.rid
       local waiting = redis.call('LRANGE', pkey, 0, -1)
@@ -152,6 +167,18 @@ for i, ev in ipairs(events) do
   statuses[i] = status
 end
 
+-- A group expires with its last unlabelled response, pushed back once per batch; a group with
+-- feedback has no expiry (TTL -1), and a group this batch created gets one.
+for gkey, created in pairs(grown) do
+  if not kept[gkey] and (created or redis.call('TTL', gkey) ~= -1) then
+    redis.call('EXPIRE', gkey, resp_ttl)
+  end
+end
+for key, fields in pairs(increments) do
+  for field, by in pairs(fields) do
+    if by ~= 0 then redis.call('HINCRBY', key, field, by) end
+  end
+end
 for hour, _ in pairs(stats_hours) do
   redis.call('SADD', base .. 'statshours', hour)
 end

@@ -7,14 +7,16 @@ groups the batch made stale. See docs/redis-keys.md for what the script writes.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import time
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import redis
 
 from . import keys
@@ -40,7 +42,17 @@ MAX_STAT_VALUE_CHARS = 64
 
 def utc_hour(ts: float) -> str:
     """The stats bucket of a time: ``2026-11-27T13`` (UTC)."""
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H")
+    return _hour_label(int(ts // 3600))
+
+
+@functools.lru_cache(maxsize=256)
+def _hour_label(hour: int) -> str:
+    # Formatting a datetime per event cost more than the rest of prepare(); hours repeat.
+    return datetime.fromtimestamp(hour * 3600, tz=UTC).strftime("%Y-%m-%dT%H")
+
+
+def _new_id() -> str:
+    return os.urandom(16).hex()  # as unique as uuid4, at a fraction of its cost
 
 
 def stat_dims(model: str, group_id: str, user_id: str | None, metadata: dict[str, Any] | None) -> list[str]:
@@ -61,11 +73,11 @@ def stat_dims(model: str, group_id: str, user_id: str | None, metadata: dict[str
 def prepare(event: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """Turn one validated event into the script's input. Fills in ids and the timestamp."""
     ts = float(event.get("timestamp") or (now if now is not None else time.time()))
-    eid = event.get("event_id") or uuid.uuid4().hex
+    eid = event.get("event_id") or _new_id()
     etype = event["type"]
     out: dict[str, Any] = {"t": etype, "eid": eid, "hour": utc_hour(ts), "ts": repr(ts)}
     if etype == RESPONSE_TYPE:
-        rid = event.get("response_id") or uuid.uuid4().hex
+        rid = event.get("response_id") or _new_id()
         messages = event.get("messages")
         gid = prompt_group_id(
             prompt=event.get("prompt"),
@@ -84,11 +96,11 @@ def prepare(event: dict[str, Any], now: float | None = None) -> dict[str, Any]:
             if event.get(name) is not None:
                 stored[name] = event[name]
         if messages is not None:
-            stored["messages"] = json.dumps(messages, ensure_ascii=False)
+            stored["messages"] = _dumps(messages)
         if event.get("metadata"):
-            stored["metadata"] = json.dumps(event["metadata"], ensure_ascii=False)
+            stored["metadata"] = _dumps(event["metadata"])
         dims = stat_dims(stored["model"], gid, event.get("user_id"), event.get("metadata"))
-        stored["dims"] = json.dumps(dims, ensure_ascii=False)
+        stored["dims"] = _dumps(dims)
         out.update(rid=rid, gid=gid, dims=dims, fields=[x for kv in stored.items() for x in kv])
     else:
         out["rid"] = event["response_id"]
@@ -99,6 +111,18 @@ def prepare(event: dict[str, Any], now: float | None = None) -> dict[str, Any]:
         if etype in ("comment", "correction"):
             out["text"] = event["text"]
     return out
+
+
+def _dumps_bytes(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        # Lone surrogates (valid in JSON text, not in UTF-8) make orjson refuse: store them as "?".
+        return json.dumps(value, ensure_ascii=False).encode("utf-8", "replace")
+
+
+def _dumps(value: Any) -> str:
+    return _dumps_bytes(value).decode("utf-8")
 
 
 class BatchStore:
@@ -120,8 +144,7 @@ class BatchStore:
                 s.response_ttl_days * 86400,
                 s.pending_ttl_hours * 3600,
                 s.dedupe_ttl_hours * 3600,
-                # JSON text may hold lone surrogates, which are not UTF-8: store them as "?".
-                json.dumps(prepared, ensure_ascii=False).encode("utf-8", "replace"),
+                _dumps_bytes(prepared),
                 repr(time.time()),
                 RECENT_COMMENTS,
             ]

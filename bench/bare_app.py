@@ -1,0 +1,31 @@
+"""The baseline for bench/ingest.py: a bare Flask app that only parses JSON and writes to Redis,
+with no authentication and no validation, served by the same gunicorn settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+import redis
+from flask import Flask, request
+
+app = Flask(__name__)
+conn = redis.Redis.from_url(os.environ["LIKELOOP_REDIS_URL"])
+
+
+@app.post("/bare")
+def bare_one():  # type: ignore[no-untyped-def]
+    event = json.loads(request.get_data())
+    conn.hset(f"bare:{uuid.uuid4().hex}", mapping={"response": event.get("response", "")})
+    return {"status": "accepted"}, 201
+
+
+@app.post("/bare/batch")
+def bare_batch():  # type: ignore[no-untyped-def]
+    events = json.loads(request.get_data())["events"]
+    pipe = conn.pipeline(transaction=True)
+    for event in events:
+        pipe.hset(f"bare:{uuid.uuid4().hex}", mapping={"response": str(event.get("response", ""))})
+    pipe.execute()
+    return {"accepted": len(events)}, 200
