@@ -17,6 +17,8 @@ local now = ARGV[6]
 local recent_comments = tonumber(ARGV[7])
 
 local statuses = {}
+-- Feedback that waits for its response is rare: skip looking for it unless some is waiting.
+local any_pending = redis.call('EXISTS', base .. 'pendingany') == 1
 local newly_dirty = {}
 local stats_hours = {}
 local grown = {}  -- groups that got a response -> whether this batch created them
@@ -124,8 +126,8 @@ end
 
 for i, ev in ipairs(events) do
   local status = 'accepted'
-  local seen_key = base .. 'seen:' .. ev.eid
-  if redis.call('SET', seen_key, '1', 'NX', 'EX', dedupe_ttl) == false then
+  -- Only a client-chosen event id can come again; a response is also deduped by its id.
+  if ev.dedupe and redis.call('SET', base .. 'seen:' .. ev.eid, '1', 'NX', 'EX', dedupe_ttl) == false then
     status = 'duplicate'
   elseif ev.t == 'response' then
     local rkey = base .. 'resp:' .. ev.rid
@@ -140,7 +142,8 @@ for i, ev in ipairs(events) do
       redis.call('SADD', gkey, ev.rid)
       bump(ev.dims, 'responses', 1, ev.hour)
       local pkey = base .. 'pending:' .. ev.rid
-      local waiting = redis.call('LRANGE', pkey, 0, -1)
+      local waiting = {}
+      if any_pending then waiting = redis.call('LRANGE', pkey, 0, -1) end
       if #waiting > 0 then
         local changed = false
         for _, raw in ipairs(waiting) do
@@ -161,6 +164,9 @@ for i, ev in ipairs(events) do
       local pkey = base .. 'pending:' .. ev.rid
       redis.call('RPUSH', pkey, cjson.encode(ev))
       redis.call('EXPIRE', pkey, pending_ttl)
+      -- The marker outlives every pending list, so while it is absent none exists.
+      redis.call('SET', base .. 'pendingany', '1', 'EX', pending_ttl)
+      any_pending = true
       status = 'pending'
     end
   end

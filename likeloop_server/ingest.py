@@ -73,11 +73,14 @@ def stat_dims(model: str, group_id: str, user_id: str | None, metadata: dict[str
 def prepare(event: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """Turn one validated event into the script's input. Fills in ids and the timestamp."""
     ts = float(event.get("timestamp") or (now if now is not None else time.time()))
-    eid = event.get("event_id") or _new_id()
+    given = event.get("event_id")
+    eid = given or _new_id()
     etype = event["type"]
-    out: dict[str, Any] = {"t": etype, "eid": eid, "hour": utc_hour(ts), "ts": repr(ts)}
+    out: dict[str, Any] = {"t": etype, "eid": eid, "hour": utc_hour(ts), "ts": repr(ts), "dedupe": bool(given)}
     if etype == RESPONSE_TYPE:
         rid = event.get("response_id") or _new_id()
+        # The response id dedupes a response already (the SDK uses it as the event id too).
+        out["dedupe"] = bool(given) and given != rid
         messages = event.get("messages")
         gid = prompt_group_id(
             prompt=event.get("prompt"),

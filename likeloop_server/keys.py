@@ -46,6 +46,11 @@ class ProjectKeys:
     def pending(self, response_id: str) -> str:
         return f"{self.base}pending:{response_id}"  # list of feedback waiting for its response
 
+    @property
+    def pending_marker(self) -> str:
+        # Set whenever feedback starts waiting, expiring after the longest wait: absent means none waits.
+        return f"{self.base}pendingany"
+
     def seen(self, event_id: str) -> str:
         return f"{self.base}seen:{event_id}"  # marker of an event id already stored
 

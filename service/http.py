@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import orjson
 import redis
 from flask import current_app, g, request
 from marshmallow import Schema, ValidationError
@@ -112,6 +113,10 @@ def json_body(allow_empty: bool = False) -> Any:
         if allow_empty:
             return {}
         raise ApiError(400, "empty_body", "the request body is empty; send a JSON object")
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass  # orjson refuses some valid JSON (lone surrogates, deep nesting): let json decide
     try:
         return json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:

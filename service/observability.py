@@ -70,12 +70,15 @@ access_log = logging.getLogger("likeloop.access")
 
 
 def record_event_outcomes(results: list[dict[str, Any]]) -> None:
+    counts: dict[tuple[str, str], int] = {}
     for r in results:
         reason = ""
         if r["status"] == "rejected":
             reason = (r.get("error") or {}).get("field") or "body"
             reason = reason.rsplit(".", 1)[-1]  # events[3].value -> value: a bounded label set
-        EVENTS.labels(r["status"], reason).inc()
+        counts[(r["status"], reason)] = counts.get((r["status"], reason), 0) + 1
+    for (status, reason), n in counts.items():  # one update per label set, not per event
+        EVENTS.labels(status, reason).inc(n)
 
 
 class PipelineCollector:

@@ -126,3 +126,11 @@ def test_votes_are_counted_on_the_day_they_were_cast(conn, settings):
     old = {k.decode(): int(v) for k, v in conn.hgetall(pk.stats_hour(utc_hour(day1))).items()}
     new = {k.decode(): int(v) for k, v in conn.hgetall(pk.stats_hour(utc_hour(time.time()))).items()}
     assert old["likes"] == 0 and new["dislikes"] == 1
+
+
+def test_feedback_waiting_is_found_even_for_an_id_like_a_marker(conn, settings):
+    # "any" is a valid response id; the pending marker must not collide with its waiting list.
+    assert store(conn, settings, fb("like", "any", "u1"))[0] == ["pending"]
+    statuses, dirty = store(conn, settings, resp("any"))
+    assert statuses == ["accepted"] and len(dirty) == 1
+    assert stats(conn)["likes"] == 1
