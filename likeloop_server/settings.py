@@ -61,6 +61,8 @@ class Settings:
     # Origins allowed to post browser feedback (CORS on /v1/feedback only). Feedback tokens carry
     # their own authority, so any origin is safe by default; narrow it to your app's if you like.
     cors_origins: str = "*"
+    # API key records are cached this long per service process: revocation takes this long.
+    key_cache_s: int = 5
 
     @property
     def s3_bucket(self) -> str:
@@ -91,4 +93,5 @@ class Settings:
             export_lock_ttl_s=_int_env("LIKELOOP_EXPORT_LOCK_TTL_S", DEFAULT_EXPORT_LOCK_TTL_S),
             rate_limit=os.environ.get("LIKELOOP_RATE_LIMIT", DEFAULT_RATE_LIMIT),
             cors_origins=os.environ.get("LIKELOOP_CORS_ORIGINS", "*"),
+            key_cache_s=_int_env("LIKELOOP_KEY_CACHE_S", 5),
         )

@@ -14,7 +14,7 @@ from likeloop_server.ingest import BatchStore
 from likeloop_server.settings import Settings
 
 from . import errors, exports_api, ingest_api, observability, openapi, ratelimit, read_api
-from .http import Resources, resources
+from .http import KeyCache, Resources, resources
 
 __all__ = ["create_app"]
 
@@ -45,7 +45,9 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     conn = redis.Redis.from_url(
         settings.redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
     )
-    app.extensions["likeloop"] = Resources(settings=settings, redis=conn, store=BatchStore(conn, settings))
+    app.extensions["likeloop"] = Resources(
+        settings=settings, redis=conn, store=BatchStore(conn, settings), keys=KeyCache(conn, settings.key_cache_s)
+    )
     errors.init_app(app)
     observability.init_app(app, conn)
     ratelimit.init_app(app, settings, [ingest_api.bp])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,11 +24,38 @@ from .errors import ApiError, validation_error
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class KeyCache:
+    """API key records for a few seconds per process, so most requests skip a Redis round trip.
+
+    Only keys that exist are cached; a revoked key stops working within ``ttl_s`` seconds.
+    """
+
+    # A bound on memory; real deployments use a handful of keys.
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, conn: redis.Redis, ttl_s: float) -> None:
+        self.conn, self.ttl_s = conn, ttl_s
+        self._entries: dict[str, tuple[float, apikeys.ApiKey]] = {}
+
+    def lookup(self, secret: str) -> apikeys.ApiKey | None:
+        now = time.monotonic()
+        hit = self._entries.get(secret)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        key = apikeys.lookup(self.conn, secret)
+        if key is not None and self.ttl_s > 0:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[secret] = (now + self.ttl_s, key)
+        return key
+
+
 @dataclass
 class Resources:
     settings: Settings
     redis: redis.Redis
     store: BatchStore
+    keys: KeyCache
 
 
 def resources() -> Resources:
@@ -65,7 +93,7 @@ def require(scope: str, allow_token: bool = False) -> Callable[[F], F]:
                     raise ApiError(status, exc.code, exc.message, field="Authorization") from exc
                 g.project = g.token.project
                 return view(*args, **kwargs)
-            key = apikeys.lookup(resources().redis, secret)
+            key = resources().keys.lookup(secret)
             if key is None:
                 raise _unauthorized("invalid_api_key", "this API key is not known")
             if key.revoked:

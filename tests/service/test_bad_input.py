@@ -180,3 +180,19 @@ def test_redis_outage_is_a_503_not_a_500(settings, key):
     assert resp.headers["Retry-After"]
     assert down.get("/readyz").status_code == 503
     assert down.get("/healthz").status_code == 200
+
+
+def test_a_revoked_key_stops_working_within_the_key_cache_time(settings, conn):
+    import time
+    from dataclasses import replace
+
+    from service import create_app
+
+    app = create_app(replace(settings, key_cache_s=1)).test_client()
+    secret, record = apikeys.create_key(conn, "acme", ("ingest",))
+    assert app.post("/v1/responses", json=GOOD, headers=auth(secret)).status_code == 201
+    apikeys.revoke(conn, record.id)
+    time.sleep(1.1)
+    error_of(app.post("/v1/responses", json=GOOD, headers=auth(secret)), 401, "revoked_api_key")
+    uncached = create_app(replace(settings, key_cache_s=0)).test_client()
+    error_of(uncached.post("/v1/responses", json=GOOD, headers=auth(secret)), 401, "revoked_api_key")
