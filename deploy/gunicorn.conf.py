@@ -22,3 +22,21 @@ max_requests = 100_000
 max_requests_jitter = 10_000
 accesslog = "-" if os.environ.get("LIKELOOP_ACCESS_LOG") else None
 errorlog = "-"
+
+# Metrics from all workers are merged through files in one folder, fresh for each start.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="likeloop-metrics-")
+
+
+def child_exit(server, worker):  # noqa: ANN001 - gunicorn's hook signature
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def post_fork(server, worker):  # noqa: ANN001 - gunicorn's hook signature
+    from service.observability import configure_json_logging
+
+    configure_json_logging()

@@ -17,6 +17,7 @@ import time
 import uuid
 from typing import Any
 
+import redis
 from flask import Flask, Response, g, has_request_context, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -88,6 +89,18 @@ class PipelineCollector:
         self.conn = conn
 
     def collect(self):  # type: ignore[no-untyped-def]
+        up = GaugeMetricFamily("likeloop_redis_up", "Whether Redis answered this scrape")
+        try:
+            families = list(self._pipeline())
+        except redis.RedisError:
+            up.add_metric([], 0)
+            yield up  # the service's own metrics still go out when Redis is down
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+
+    def _pipeline(self):  # type: ignore[no-untyped-def]
         from rq import Queue
         from rq.registry import FailedJobRegistry
 

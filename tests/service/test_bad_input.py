@@ -180,6 +180,8 @@ def test_redis_outage_is_a_503_not_a_500(settings, key):
     assert resp.headers["Retry-After"]
     assert down.get("/readyz").status_code == 503
     assert down.get("/healthz").status_code == 200
+    metrics = down.get("/metrics")
+    assert metrics.status_code == 200 and b"likeloop_redis_up 0.0" in metrics.data
 
 
 def test_a_revoked_key_stops_working_within_the_key_cache_time(settings, conn):
