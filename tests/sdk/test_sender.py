@@ -39,6 +39,18 @@ class ScriptedTransport:
         pass
 
 
+class HeldTransport(ScriptedTransport):
+    """Holds every post until the gate opens: a service that does not answer yet."""
+
+    def __init__(self, gate: threading.Event) -> None:
+        super().__init__()
+        self.gate = gate
+
+    def post(self, path, body, headers):
+        self.gate.wait(5)
+        return super().post(path, body, headers)
+
+
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch):
     delays = []
@@ -140,13 +152,7 @@ def test_batches_close_on_bytes(monkeypatch):
 
 def test_a_full_queue_drops_and_counts(monkeypatch):
     gate = threading.Event()
-
-    class Stuck(ScriptedTransport):
-        def post(self, path, body, headers):
-            gate.wait(5)
-            return super().post(path, body, headers)
-
-    c = client_with(Stuck(), monkeypatch, max_queue=5, flush_at=1)
+    c = client_with(HeldTransport(gate), monkeypatch, max_queue=5, flush_at=1)
     accepted = [c.like(f"r{i}") for i in range(20)]
     assert accepted.count(False) >= 10
     assert c.stats()["dropped_queue_full"] == accepted.count(False)
@@ -218,13 +224,7 @@ def test_public_api_is_pinned():
 
 def test_the_byte_bound_drops_new_events_and_counts_them(monkeypatch):
     gate = threading.Event()
-
-    class Stuck(ScriptedTransport):
-        def post(self, path, body, headers):
-            gate.wait(5)
-            return super().post(path, body, headers)
-
-    c = client_with(Stuck(), monkeypatch, max_queue_bytes=20_000, flush_at=1000)
+    c = client_with(HeldTransport(gate), monkeypatch, max_queue_bytes=20_000, flush_at=1000)
     results = [c.comment("r1", "x" * 1000) for _ in range(50)]
     assert 10 <= results.count(True) < 20
     assert c.stats()["dropped_queue_full"] == results.count(False)
