@@ -20,7 +20,8 @@ graceful_timeout = 20
 keepalive = 75  # longer than typical load balancer idle timeouts (60 s), so they close first
 max_requests = 100_000
 max_requests_jitter = 10_000
-accesslog = "-" if os.environ.get("LIKELOOP_ACCESS_LOG") else None
+# Access lines come from the app, as JSON with request ids (LIKELOOP_ACCESS_LOG=1 turns them on).
+accesslog = None
 errorlog = "-"
 
 # Metrics from all workers are merged through files in one folder, fresh for each start.
@@ -39,4 +40,4 @@ def child_exit(server, worker):  # noqa: ANN001 - gunicorn's hook signature
 def post_fork(server, worker):  # noqa: ANN001 - gunicorn's hook signature
     from service.observability import configure_json_logging
 
-    configure_json_logging()
+    configure_json_logging(access=bool(os.environ.get("LIKELOOP_ACCESS_LOG")))

@@ -47,7 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from service import create_app
     from service.observability import configure_json_logging
 
-    configure_json_logging()
+    configure_json_logging(access=args.access_log or bool(os.environ.get("LIKELOOP_ACCESS_LOG")))
     settings = Settings.from_env()
 
     class _App(BaseApplication):
@@ -56,7 +56,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             self.cfg.set("workers", args.workers)
             self.cfg.set("threads", args.threads)
             self.cfg.set("worker_class", "gthread")
-            self.cfg.set("accesslog", "-" if args.access_log else None)
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("timeout", 30)
             self.cfg.set("child_exit", lambda server, worker: multiprocess.mark_process_dead(worker.pid))
@@ -241,7 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
     serve.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
     serve.add_argument("--threads", type=int, default=4, help="threads per worker (default 4)")
-    serve.add_argument("--access-log", action="store_true", help="log every request to stdout")
+    serve.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request as a JSON line with its request id (also: LIKELOOP_ACCESS_LOG=1)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run an RQ worker for pairing and export jobs")

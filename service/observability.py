@@ -59,14 +59,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
-def configure_json_logging(level: int = logging.INFO) -> None:
+def configure_json_logging(level: int = logging.INFO, access: bool = False) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    access_log.setLevel(logging.INFO if access else logging.WARNING)
 
 
+# One JSON line per request; off unless `likeloop serve --access-log` (or LIKELOOP_ACCESS_LOG)
+# turns it on, like gunicorn's own access log. Other log lines carry the request id regardless.
 access_log = logging.getLogger("likeloop.access")
 
 
@@ -152,15 +155,26 @@ def init_app(app: Flask, conn: Any) -> None:
         g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         g.started = time.perf_counter()
 
+    histograms: dict[tuple[str, str, int], Any] = {}  # label lookups cost more than the observation
+
     @app.after_request
     def _finish(response: Response) -> Response:
         response.headers["X-Request-ID"] = g.get("request_id", "")
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        REQUESTS.labels(endpoint, request.method, str(response.status_code)).observe(elapsed)
+        slot = (endpoint, request.method, response.status_code)
+        histogram = histograms.get(slot)
+        if histogram is None:
+            histogram = histograms[slot] = REQUESTS.labels(endpoint, request.method, str(response.status_code))
+        histogram.observe(elapsed)
         if response.status_code >= 400 and response.is_json:
             code = ((response.get_json(silent=True) or {}).get("error") or {}).get("code", "unknown")
             ERRORS.labels(code).inc()
+        if access_log.isEnabledFor(logging.INFO):
+            _log_access(response, elapsed)
+        return response
+
+    def _log_access(response: Response, elapsed: float) -> None:
         access_log.info(
             "%s %s %s",
             request.method,
@@ -174,7 +188,6 @@ def init_app(app: Flask, conn: Any) -> None:
                 "project": g.get("project"),
             },
         )
-        return response
 
     @app.get("/metrics")
     def metrics() -> Response:

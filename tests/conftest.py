@@ -121,7 +121,17 @@ class LiveService:
         self.log_path = log_path
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "likeloop_server.cli", "serve", "--port", str(self.port), "--workers", "1"],
+                [
+                    sys.executable,
+                    "-m",
+                    "likeloop_server.cli",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    "1",
+                    "--access-log",
+                ],
                 env={**server_env(settings), **env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
