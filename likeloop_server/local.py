@@ -109,7 +109,10 @@ def run_local_stack(host: str, port: int, data_dir: str) -> int:
         }
         url = f"http://{host}:{port}"
         exported.update(LIKELOOP_URL=url, LIKELOOP_API_KEY=key)
-        (data / "env").write_text("".join(f"export {k}={v}\n" for k, v in exported.items()))
+        lines = [f"export {k}={v}\n" for k, v in exported.items()]
+        # So that `likeloop` and the `python` with the SDK installed are found after `source`.
+        lines.append(f'export PATH="{Path(sys.executable).parent}:$PATH"\n')
+        (data / "env").write_text("".join(lines))
 
         cli = [sys.executable, "-m", "likeloop_server.cli"]
         for name, argv in (
