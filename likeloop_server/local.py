@@ -141,7 +141,7 @@ LikeLoop is running.
   Logs         {logs}/
 
 In another shell:  source {data / "env"}
-  then log feedback with the SDK (README), and export:  likeloop export --project {DEMO_PROJECT} --wait
+  then run the README's SDK snippet with python, and export:  likeloop export --project {DEMO_PROJECT} --wait
 Ctrl-C stops everything.""",
             flush=True,
         )
