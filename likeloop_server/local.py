@@ -84,7 +84,9 @@ def run_local_stack(host: str, port: int, data_dir: str) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
+    # Both, explicitly: a shell that starts `make run` in the background leaves SIGINT ignored.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         if not env.get("LIKELOOP_REDIS_URL"):
             servers.append(stack.start_redis(data / "redis", _port(PREFERRED_REDIS_PORT)))
