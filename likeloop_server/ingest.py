@@ -128,6 +128,20 @@ def _dumps(value: Any) -> str:
     return _dumps_bytes(value).decode("utf-8")
 
 
+def parse_votes(raw: dict[bytes, bytes]) -> tuple[int, ...]:
+    """Votes as the script stores them (user -> ``"1|<hour>"`` or ``"-1|<hour>"``), in user order."""
+    return tuple(int(v.split(b"|", 1)[0]) for _, v in sorted(raw.items()))
+
+
+def parse_ratings(raw: dict[bytes, bytes]) -> tuple[tuple[int, int], ...]:
+    """Ratings as the script stores them (user -> ``"<value>|<scale>|<hour>"``): (value, scale)."""
+    out = []
+    for _, v in sorted(raw.items()):
+        value, scale, _hour = v.split(b"|", 2)
+        out.append((int(value), int(scale)))
+    return tuple(out)
+
+
 class BatchStore:
     """Stores prepared batches for one Redis connection (the script is loaded once)."""
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, g, jsonify
 
 from likeloop_server import exports, projects
 from likeloop_server.queues import repair_all
 
 from . import schemas
 from .errors import ApiError
-from .http import json_body, load, require, resources
+from .http import json_body, limit_arg, load, require, resources
 
 bp = Blueprint("exports", __name__)
 # History pages are small; the dashboard and CLI ask for the latest runs.
@@ -34,10 +34,7 @@ def post_export():  # type: ignore[no-untyped-def]
 @bp.get("/v1/exports")
 @require("read")
 def list_exports():  # type: ignore[no-untyped-def]
-    raw = request.args.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST:
-        raise ApiError(400, "invalid_field", f"limit: must be an integer from 1 to {MAX_LIST}", field="limit")
-    return jsonify({"exports": exports.list_exports(resources().redis, g.project, int(raw))})
+    return jsonify({"exports": exports.list_exports(resources().redis, g.project, limit_arg(50, MAX_LIST))})
 
 
 @bp.get("/v1/exports/<export_id>")

@@ -113,6 +113,14 @@ def require(scope: str, allow_token: bool = False) -> Callable[[F], F]:
     return decorate
 
 
+def limit_arg(default: int, maximum: int) -> int:
+    """The ``limit`` query parameter of a list endpoint, from 1 to ``maximum``."""
+    raw = request.args.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise ApiError(400, "invalid_field", f"limit: must be an integer from 1 to {maximum}", field="limit")
+    return int(raw)
+
+
 def _inflate(data: bytes, limit: int) -> bytes:
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:

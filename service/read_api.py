@@ -9,9 +9,10 @@ from typing import Any
 from flask import Blueprint, g, jsonify, request
 
 from likeloop_server import keys
+from likeloop_server.ingest import parse_ratings, parse_votes
 
 from .errors import ApiError
-from .http import require, resources
+from .http import limit_arg, require, resources
 from .stats import StatsQuery, StatsQueryError, most_disliked, read_stats
 
 bp = Blueprint("read", __name__)
@@ -31,8 +32,7 @@ def get_response(response_id: str):  # type: ignore[no-untyped-def]
     if not resp:
         raise ApiError(404, "response_not_found", f"no response {response_id!r} in this project", field="response_id")
     r = {k.decode(): v.decode() for k, v in resp.items()}
-    vote_values = [int(v.split(b"|", 1)[0]) for v in votes.values()]
-    rating_values = [v.decode().split("|") for v in ratings.values()]
+    vote_values = parse_votes(votes)
     body: dict[str, Any] = {
         "response_id": response_id,
         "group_id": r["group"],
@@ -49,7 +49,7 @@ def get_response(response_id: str):  # type: ignore[no-untyped-def]
         "feedback": {
             "likes": sum(1 for v in vote_values if v > 0),
             "dislikes": sum(1 for v in vote_values if v < 0),
-            "ratings": [{"value": int(x[0]), "scale": int(x[1])} for x in rating_values],
+            "ratings": [{"value": v, "scale": sc} for v, sc in parse_ratings(ratings)],
             "comments": [json.loads(c) for c in comments],
             "correction": r.get("correction"),
         },
@@ -101,10 +101,7 @@ def get_stats():  # type: ignore[no-untyped-def]
 @require("read")
 def get_prompts():  # type: ignore[no-untyped-def]
     """The most disliked prompt groups, with a sample prompt and recent comments."""
-    raw = request.args.get("limit", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PROMPTS:
-        raise ApiError(400, "invalid_field", f"limit: must be an integer from 1 to {MAX_PROMPTS}", field="limit")
-    return jsonify({"prompts": most_disliked(resources().redis, g.project, int(raw))})
+    return jsonify({"prompts": most_disliked(resources().redis, g.project, limit_arg(20, MAX_PROMPTS))})
 
 
 MAX_COMMENTS = 200
@@ -114,10 +111,8 @@ MAX_COMMENTS = 200
 @require("read")
 def get_comments():  # type: ignore[no-untyped-def]
     """The latest comments, newest first."""
-    raw = request.args.get("limit", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_COMMENTS:
-        raise ApiError(400, "invalid_field", f"limit: must be an integer from 1 to {MAX_COMMENTS}", field="limit")
-    items = resources().redis.lrange(keys.ProjectKeys(g.project).recent_comments, 0, int(raw) - 1)
+    limit = limit_arg(20, MAX_COMMENTS)
+    items = resources().redis.lrange(keys.ProjectKeys(g.project).recent_comments, 0, limit - 1)
     return jsonify({"comments": [json.loads(c) for c in items]})
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import redis
 
 from likeloop_server import keys
-from likeloop_server.ingest import utc_hour
+from likeloop_server.ingest import parse_ratings, parse_votes, utc_hour
 from likeloop_server.projects import get_config
 from likeloop_server.queues import enqueue_pairing
 
@@ -29,18 +29,6 @@ log = logging.getLogger(__name__)
 MAX_ROUNDS = 5
 # The sweeper re-enqueues groups that have been dirty this long without being paired.
 STALE_DIRTY_S = 300
-
-
-def _parse_votes(raw: dict[bytes, bytes]) -> tuple[int, ...]:
-    return tuple(int(v.split(b"|", 1)[0]) for _, v in sorted(raw.items()))
-
-
-def _parse_ratings(raw: dict[bytes, bytes]) -> tuple[tuple[int, int], ...]:
-    out = []
-    for _, v in sorted(raw.items()):
-        value, scale, _day = v.decode().split("|", 2)
-        out.append((int(value), int(scale)))
-    return tuple(out)
 
 
 def load_group(
@@ -75,8 +63,8 @@ def load_group(
                 response_id=rid,
                 text=r["response"],
                 model=r.get("model", ""),
-                votes=_parse_votes(votes),
-                ratings=_parse_ratings(ratings),
+                votes=parse_votes(votes),
+                ratings=parse_ratings(ratings),
                 correction=r.get("correction"),
                 comments=tuple(json.loads(c)["text"] for c in comments),
                 created_at=float(r.get("ts", 0)),
