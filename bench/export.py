@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import multiprocessing as mp
 import resource
 import sys
@@ -25,12 +24,16 @@ from likeloop_server import keys, stack  # noqa: E402
 from likeloop_server.settings import Settings  # noqa: E402
 
 BUCKET = "likeloop-bench"
-PAIRS_PER_GROUP = 10
+PAIRS_PER_GROUP = 1  # most prompts get one pair; --pairs-per-group changes it
 SEED_CHUNK = 5000
 
 
-def seed(redis_url: str, project: str, n: int) -> None:
+def seed(redis_url: str, project: str, n: int, per_group: int = PAIRS_PER_GROUP) -> None:
+    """n pairs in groups of ``per_group``, stored as the pairing job stores them."""
     import redis
+
+    from workers.formats import stored_pair
+    from workers.rules import Candidate, Pair, ResponseLabels, pair_record
 
     conn = redis.Redis.from_url(redis_url)
     pk = keys.ProjectKeys(project)
@@ -38,21 +41,15 @@ def seed(redis_url: str, project: str, n: int) -> None:
     for start in range(0, n, SEED_CHUNK):
         pipe = conn.pipeline(transaction=False)
         for i in range(start, min(n, start + SEED_CHUNK)):
-            gid = f"g{i // PAIRS_PER_GROUP:08d}"
-            pid = f"p{i:010d}"
-            record = {
-                "id": pid, "group_id": gid, "prompt": f"Question number {i // PAIRS_PER_GROUP}: explain it briefly.",
-                "system": None, "messages": None,
-                "chosen": f"A helpful, correct answer number {i} with a little detail.",
-                "rejected": f"An unhelpful answer number {i}.",
-                "chosen_meta": {"response_id": f"c{i}", "model": "m1", "kind": "response", "likes": 2,
-                                "dislikes": 0, "ratings": [], "score": 2, "comments": []},
-                "rejected_meta": {"response_id": f"r{i}", "model": "m2", "kind": "response", "likes": 0,
-                                  "dislikes": 1, "ratings": [], "score": -1, "comments": []},
-                "paired_at": 1795700000.0,
-            }  # fmt: skip
-            pipe.hset(pk.pairs(gid), pid, json.dumps(record))
-            pipe.xadd(pk.pair_log, {"op": "add", "pair": pid, "group": gid})
+            gid = f"g{i // per_group:08d}"
+            good = ResponseLabels(f"c{i}", f"A helpful, correct answer number {i} with a little detail.", "m1", (1, 1))
+            bad = ResponseLabels(f"r{i}", f"An unhelpful answer number {i}.", "m2", (-1,))
+            pair = Pair(f"p{i:010d}", gid, Candidate(good.response_id, good.text, good),
+                        Candidate(bad.response_id, bad.text, bad), strength=3)  # fmt: skip
+            prompt = {"prompt": f"Question number {i // per_group}: explain it briefly."}
+            pipe.hset(pk.pair_records, pair.id, stored_pair(pair_record(pair, prompt, 1795700000.0)))
+            pipe.sadd(pk.group_pairs(gid), pair.id)
+            pipe.xadd(pk.pair_log, {"op": "add", "pair": pair.id, "group": gid})
         pipe.execute()
 
 
@@ -109,6 +106,7 @@ def raw_upload_seconds(s3_url: str, objects: list[str]) -> float:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="10000,100000", help="comma-separated pair counts (default 10000,100000)")
+    p.add_argument("--pairs-per-group", type=int, default=PAIRS_PER_GROUP, help="pairs per prompt group (default 1)")
     args = p.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,7 +118,10 @@ def main() -> int:
             os.environ.update(stack.local_aws_env({}))
             from workers.context import s3_client
 
-            stack.ensure_bucket(s3_client(_settings(redis_server.url, weed.url)), BUCKET)
+            s3 = s3_client(_settings(redis_server.url, weed.url))
+            stack.ensure_bucket(s3, BUCKET)
+            # SeaweedFS allocates a bucket's storage on its first write: not part of any export.
+            s3.put_object(Bucket=BUCKET, Key="warm-up", Body=b"x")
             base_rss = in_child(idle_rss, redis_server.url, weed.url, "none")
             print(f"idle worker process RSS (same imports): {base_rss / 1024:.0f} MB")
             print(
@@ -129,7 +130,7 @@ def main() -> int:
             )
             for n in sizes:
                 project = f"bench-{n}"
-                seed(redis_server.url, project, n)
+                seed(redis_server.url, project, n, args.pairs_per_group)
                 elapsed, count, objects, rss = in_child(run_export, redis_server.url, weed.url, project)
                 assert count == n, (count, n)
                 raw = raw_upload_seconds(weed.url, objects)

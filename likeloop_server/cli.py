@@ -70,9 +70,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from rq import Queue, Worker
 
+    from workers.migrate import migrate
+
     from .queues import ALL_QUEUES
 
     conn = _redis(Settings.from_env())
+    migrate(conn)  # before any job: jobs read and write the current layout only
     names = args.queues.split(",") if args.queues else list(ALL_QUEUES)
     worker = Worker([Queue(n, connection=conn) for n in names], connection=conn)
     worker.work(burst=args.burst, with_scheduler=not args.burst, logging_level=args.log_level.upper())

@@ -11,6 +11,7 @@ PREFIX = "ll:"
 PROJECTS = PREFIX + "projects"  # set of project names
 API_KEY = PREFIX + "apikey:"  # + sha256(key) -> hash {id, project, scopes, created_at, revoked}
 API_KEY_IDS = PREFIX + "apikeyids"  # hash key id -> sha256(key), for listing and revoking
+LAYOUT = PREFIX + "layout"  # version of the key layout stored pairs are in (workers/migrate.py)
 
 
 class ProjectKeys:
@@ -76,12 +77,28 @@ class ProjectKeys:
     def stats_hours(self) -> str:
         return f"{self.base}statshours"  # set of hours ("2026-11-27T13") that have a stats hash
 
-    # Pairing output.
-    def pairs(self, group_id: str) -> str:
-        return f"{self.base}pairs:{group_id}"  # hash pair id -> JSON pair record
+    # Pairing output. Records live in one hash per project, so an export reads a chunk of them
+    # with one command; each group keeps the ids of its own.
+    @property
+    def pair_records(self) -> str:
+        return f"{self.base}pairrecs"  # hash pair id -> JSON pair record
 
-    def kto(self, group_id: str) -> str:
-        return f"{self.base}kto:{group_id}"  # hash item id -> JSON labelled completion (KTO)
+    def group_pairs(self, group_id: str) -> str:
+        return f"{self.base}gpairs:{group_id}"  # set of the group's pair ids
+
+    @property
+    def kto_records(self) -> str:
+        return f"{self.base}ktorecs"  # hash item id -> JSON labelled completion (KTO)
+
+    def group_kto(self, group_id: str) -> str:
+        return f"{self.base}gkto:{group_id}"  # set of the group's KTO item ids
+
+    # Before layout 2, each group kept its records in a hash of its own (workers/migrate.py).
+    def legacy_pairs(self, group_id: str) -> str:
+        return f"{self.base}pairs:{group_id}"
+
+    def legacy_kto(self, group_id: str) -> str:
+        return f"{self.base}kto:{group_id}"
 
     @property
     def pair_log(self) -> str:

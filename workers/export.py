@@ -12,7 +12,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,16 +26,14 @@ from likeloop_server.projects import get_config
 from likeloop_server.settings import Settings
 
 from . import context
-from .formats import ROW_BUILDERS, SCHEMAS, retraction_row, split_of
-from .s3io import JsonlGzWriter, ParquetWriter, put_bytes, put_json, read_jsonl_gz
+from .formats import ROW_BUILDERS, SCHEMAS, Row, expand_pair, retraction_row, split_of, stored_ids
+from .logscan import READ_CHUNK, Added, ScanSpec, scan_log
+from .s3io import Background, JsonlGzWriter, ParquetWriter, put_bytes, put_json, read_jsonl_gz
 
 log = logging.getLogger(__name__)
 
-# Pair-log entries and pair records are read from Redis this many at a time: a few MB of
-# records, few enough round trips that Redis latency does not dominate.
-READ_CHUNK = 5000
-# The lock is renewed after this many records written.
-LOCK_RENEW_EVERY = 1000
+# Splits of this many recent prompt groups are remembered (a group's pairs arrive together).
+SPLIT_CACHE = 4096
 MANIFEST_VERSION = 1
 
 _RELEASE_LOCK = """
@@ -111,10 +109,11 @@ class RunWriters:
     """The objects of one export run, opened as rows arrive: a JSONL (and, when asked, a Parquet)
     object per format and split, a ledger of the pair ids added, and the retractions."""
 
-    def __init__(self, s3: Any, layout: Layout, export_id: str, day: str, plan: ExportPlan, lock: ExportLock) -> None:
+    def __init__(self, s3: Any, layout: Layout, export_id: str, day: str, plan: ExportPlan) -> None:
         self.s3, self.layout, self.export_id, self.day, self.plan = s3, layout, export_id, day, plan
-        self.lock = lock
         self._open: dict[tuple[str, str, str, str], JsonlGzWriter | ParquetWriter] = {}
+        self._background = Background()
+        self._split = functools.lru_cache(maxsize=SPLIT_CACHE)(functools.partial(split_of, test_ratio=plan.test_ratio))
         self.pairs = 0
         self.kto = 0
         self.retracted = 0
@@ -126,35 +125,58 @@ class RunWriters:
         if writer is None:
             bucket, lay = self.layout.bucket, self.layout
             if kind == "ledger":
-                writer = JsonlGzWriter(self.s3, bucket, lay.ledger(self.day, self.export_id))
+                writer = JsonlGzWriter(self.s3, bucket, lay.ledger(self.day, self.export_id), self._background)
             elif kind == "retractions":
-                writer = JsonlGzWriter(self.s3, bucket, lay.retractions(self.day, self.export_id))
+                writer = JsonlGzWriter(self.s3, bucket, lay.retractions(self.day, self.export_id), self._background)
             elif ext == "parquet":
                 key = lay.data(fmt, split, self.day, self.export_id, ext)
-                writer = ParquetWriter(self.s3, bucket, key, SCHEMAS[fmt])
+                writer = ParquetWriter(self.s3, bucket, key, SCHEMAS[fmt], self._background)
             else:
-                writer = JsonlGzWriter(self.s3, bucket, lay.data(fmt, split, self.day, self.export_id, ext))
+                key = lay.data(fmt, split, self.day, self.export_id, ext)
+                writer = JsonlGzWriter(self.s3, bucket, key, self._background)
             self._open[slot] = writer
         return writer
 
-    def add(self, record: dict[str, Any], ledger: bool, kto: bool = False) -> None:
-        """Write a pair record in every pair format of the plan, or a KTO record as a ``kto`` row."""
-        split = split_of(record["group_id"], self.plan.test_ratio)
-        for fmt in ("kto",) if kto else self.plan.pair_formats:
-            row = ROW_BUILDERS[fmt](record)
-            self._writer("pairs", fmt, split, "jsonl.gz").write(row)
-            if self.plan.parquet:
-                self._writer("pairs", fmt, split, "parquet").write(row)
-        if ledger:
-            self._writer("ledger", "ledger", "", "jsonl.gz").write(
-                {"pair_id": record["id"], "group_id": record["group_id"]}
-            )
-        if kto:
-            self.kto += 1
+    def add_stored(self, items: list[Added], kto: bool = False, ledger: bool = False) -> None:
+        """Write stored pairs in every pair format of the plan, or stored KTO items as ``kto``
+        rows, in order; with ``ledger``, also list their ids in the run's ledger (read back to
+        repair a commit cut short by a crash). A chunk at a time: the export's innermost loop.
+
+        Pairs are stored as their ``trl`` row and KTO items as their ``kto`` row (formats.py), so
+        those JSONL files get the stored bytes as they are; other formats parse and rebuild."""
+        if not items:
+            return
+        if self.plan.test_ratio > 0:
+            by_split: dict[str, list[Added]] = {}
+            for item in items:
+                by_split.setdefault(self._split(item[1]), []).append(item)
         else:
-            self.pairs += 1
-        if (self.pairs + self.kto) % LOCK_RENEW_EVERY == 0:
-            self.lock.renew()
+            by_split = {"train": items}
+        for split, batch in by_split.items():
+            stored = [raw for _, _, raw in batch]
+            rows: list[Row] | None = None  # the stored rows, parsed, once a format needs them
+            records: list[Row] | None = None  # the pair records they expand to
+            for fmt in ("kto",) if kto else self.plan.pair_formats:
+                jsonl = self._writer("pairs", fmt, split, "jsonl.gz")
+                if fmt in ("trl", "kto"):
+                    assert isinstance(jsonl, JsonlGzWriter)
+                    jsonl.write_lines(stored)
+                    built = None
+                else:
+                    rows = rows or list(map(orjson.loads, stored))
+                    records = records or list(map(expand_pair, rows))
+                    built = list(map(ROW_BUILDERS[fmt], records))
+                    jsonl.write_many(built)
+                if self.plan.parquet:
+                    if built is None:
+                        built = rows = rows or list(map(orjson.loads, stored))
+                    self._writer("pairs", fmt, split, "parquet").write_many(built)
+        if ledger:
+            self._writer("ledger", "ledger", "", "jsonl.gz").write({"pair_ids": [i for i, _, _ in items]})
+        if kto:
+            self.kto += len(items)
+        else:
+            self.pairs += len(items)
 
     def retract(self, item_id: str, group_id: str, at: float, kind: str) -> None:
         row = retraction_row(item_id, group_id, at, kind)
@@ -171,9 +193,11 @@ class RunWriters:
                 entry.update(split=split, file_format="parquet" if ext == "parquet" else "jsonl")
             files.append(entry)
         self._open.clear()
+        self._background.close()
         return files
 
     def abort(self) -> None:
+        self._background.close()
         for writer in self._open.values():
             try:
                 writer.abort()
@@ -239,10 +263,22 @@ def _chunks(items: list[Any], size: int = READ_CHUNK) -> Iterator[list[Any]]:
         yield items[i : i + size]
 
 
-def _all_records(conn: redis.Redis, hash_of: Callable[[str], str]) -> Iterator[dict[str, Any]]:
-    for key in conn.scan_iter(match=hash_of("*"), count=READ_CHUNK):
-        for _rid, raw in sorted(conn.hgetall(key).items()):
-            yield orjson.loads(raw)
+def _all_records(conn: redis.Redis, records_key: str, seen_key: str) -> Iterator[list[Added]]:
+    """Every record of a project's records hash, about READ_CHUNK at a time. HSCAN may return an
+    entry twice (while Redis resizes the hash); set ``seen_key`` (a scratch set) drops repeats."""
+    cursor = 0
+    while True:
+        cursor, found = conn.hscan(records_key, cursor, count=READ_CHUNK)
+        if found:
+            ids = list(found)
+            pipe = conn.pipeline(transaction=False)
+            pipe.smismember(seen_key, ids)
+            pipe.sadd(seen_key, *ids)
+            seen, _ = pipe.execute()
+            fresh = [found[i] for i, already in zip(ids, seen, strict=True) if not already]
+            yield [(*stored_ids(orjson.loads(raw)), raw) for raw in fresh]
+        if cursor == 0:
+            return
 
 
 class RunSets:
@@ -257,13 +293,18 @@ class RunSets:
         conn.delete(self.added, self.retracted)
 
 
+def _ledger_ids(row: dict[str, Any]) -> list[str]:
+    """Ids in a ledger or retractions line: a chunk's ``pair_ids``, or one row's ``pair_id``."""
+    return row["pair_ids"] if "pair_ids" in row else [row["pair_id"]]
+
+
 def _load_manifest_ids(conn: redis.Redis, s3: Any, bucket: str, manifest: dict[str, Any], sets: RunSets) -> None:
     """Fill a run's scratch sets from a committed manifest's ledger and retraction files."""
     sets.reset(conn)
     for f in manifest["files"]:
         target = {"ledger": sets.added, "retractions": sets.retracted}.get(f["kind"])
         if target is not None:
-            for chunk in _chunks([r["pair_id"] for r in read_jsonl_gz(s3, bucket, f["key"])]):
+            for chunk in _chunks([i for r in read_jsonl_gz(s3, bucket, f["key"]) for i in _ledger_ids(r)]):
                 conn.sadd(target, *chunk)
 
 
@@ -298,79 +339,47 @@ def reconcile(conn: redis.Redis, pk: keys.ProjectKeys, s3: Any, layout: Layout) 
     return applied
 
 
-_ADDS = {"add": "pair", "label": "kto"}
-_REMOVES = {"retract": "pair", "unlabel": "kto"}
+def _incremental(
+    conn: redis.Redis, pk: keys.ProjectKeys, writers: RunWriters, sets: RunSets, lock: ExportLock
+) -> dict[str, Any]:
+    """Stream the pair log from the cursor to its current end, so memory stays flat.
 
-
-def _incremental(conn: redis.Redis, pk: keys.ProjectKeys, writers: RunWriters, sets: RunSets) -> dict[str, Any]:
-    """Stream the pair log from the cursor, a chunk at a time, so memory stays flat.
-
-    For each entry, the pair's (or KTO item's) state now decides: an added one that still
-    exists and is not yet exported is written; a removed one that no longer exists and was
-    exported is retracted. Later changes are in the log after this run's end, for the next run.
+    For each entry, the pair's (or KTO item's) state now decides (see logscan.py): an added one
+    that still exists and is not yet exported is written; a removed one that no longer exists
+    and was exported is retracted. Later changes are in the log after this run's end, for the
+    next run.
     """
     cursor = (conn.get(pk.export_cursor) or b"0-0").decode()
     last = conn.xrevrange(pk.pair_log, count=1)
     end = last[0][0].decode() if last else cursor
     sets.reset(conn)
-    plan = writers.plan
-    wanted = {"pair": bool(plan.pair_formats), "kto": plan.kto}
-    start = f"({cursor}"
     now = time.time()
-    while end != cursor:
-        entries = conn.xrange(pk.pair_log, min=start, max=end, count=READ_CHUNK)
-        if not entries:
-            break
-        items = [(f[b"op"].decode(), f[b"pair"].decode(), f[b"group"].decode()) for _, f in entries]
-        ids = [iid for _, iid, _ in items]
-        # A few commands per chunk, not per entry: membership in bulk, records by group.
-        by_hash: dict[str, list[str]] = {}
-        for op, iid, gid in items:
-            by_hash.setdefault(pk.kto(gid) if op in ("label", "unlabel") else pk.pairs(gid), []).append(iid)
-        pipe = conn.pipeline(transaction=False)
-        pipe.smismember(pk.exported, ids)
-        pipe.smismember(sets.added, ids)
-        pipe.smismember(sets.retracted, ids)
-        for key, members in by_hash.items():
-            pipe.hmget(key, members)
-        exported, done_add, done_ret, *fetched = pipe.execute()
-        records = {}
-        for (key, members), values in zip(by_hash.items(), fetched, strict=True):
-            records.update(((key, m), v) for m, v in zip(members, values, strict=True))
-        new_added: list[str] = []
-        new_retracted: list[str] = []
-        seen: set[str] = set()  # within this chunk; earlier chunks are in the run's sets
-        for n, (op, iid, gid) in enumerate(items):
-            if iid in seen:
-                continue
-            raw = records[(pk.kto(gid) if op in ("label", "unlabel") else pk.pairs(gid), iid)]
-            if op in _ADDS and raw is not None and not exported[n] and not done_add[n] and wanted[_ADDS[op]]:
-                writers.add(orjson.loads(raw), ledger=True, kto=op == "label")
-                new_added.append(iid)
-                seen.add(iid)
-            elif op in _REMOVES and raw is None and exported[n] and not done_ret[n]:
-                writers.retract(iid, gid, now, _REMOVES[op])
-                new_retracted.append(iid)
-                seen.add(iid)
-        pipe = conn.pipeline(transaction=False)
-        if new_added:
-            pipe.sadd(sets.added, *new_added)
-        if new_retracted:
-            pipe.sadd(sets.retracted, *new_retracted)
-        pipe.execute()
-        if len(entries) < READ_CHUNK:
-            break
-        start = f"({entries[-1][0].decode()}"
+    plan = writers.plan
+    spec = ScanSpec(pk, cursor, end, sets.added, sets.retracted, bool(plan.pair_formats), plan.kto)
+    for chunk in scan_log(conn, spec, lock.renew):
+        writers.add_stored(chunk.pairs, kto=False, ledger=True)
+        writers.add_stored(chunk.kto, kto=True, ledger=True)
+        for kind, item, group in chunk.retractions:
+            writers.retract(item, group, now, kind)
     return {"cursor": {"from": cursor, "to": end}}
 
 
-def _snapshot(conn: redis.Redis, pk: keys.ProjectKeys, writers: RunWriters, sets: RunSets) -> dict[str, Any]:
-    if writers.plan.pair_formats:
-        for record in _all_records(conn, pk.pairs):
-            writers.add(record, ledger=False)
-    if writers.plan.kto:
-        for record in _all_records(conn, pk.kto):
-            writers.add(record, ledger=False, kto=True)
+def _snapshot(
+    conn: redis.Redis, pk: keys.ProjectKeys, writers: RunWriters, sets: RunSets, lock: ExportLock
+) -> dict[str, Any]:
+    sets.reset(conn)
+    try:
+        plan = writers.plan
+        for kto, wanted, records_key in (
+            (False, bool(plan.pair_formats), pk.pair_records),
+            (True, plan.kto, pk.kto_records),
+        ):
+            if wanted:
+                for items in _all_records(conn, records_key, sets.added):
+                    writers.add_stored(items, kto)
+                    lock.renew()
+    finally:
+        sets.reset(conn)
     return {"cursor": None}
 
 
@@ -401,10 +410,10 @@ def export_project(
         exports.update_export(conn, project, export_id, status=exports.RUNNING, started_at=repr(started))
         reconcile(conn, pk, s3, layout)
         day = datetime.fromtimestamp(started, tz=UTC).strftime("%Y-%m-%d")
-        writers = RunWriters(s3, layout, export_id, day, plan, lock)
+        writers = RunWriters(s3, layout, export_id, day, plan)
         try:
             sets = RunSets(pk, export_id)
-            body = (_incremental if mode == "incremental" else _snapshot)(conn, pk, writers, sets)
+            body = (_incremental if mode == "incremental" else _snapshot)(conn, pk, writers, sets, lock)
             files = writers.close()
         except BaseException:
             writers.abort()

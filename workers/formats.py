@@ -9,8 +9,9 @@
   every labelled response, paired or not (built from KTO items, not pairs).
 
 TRL rows carry provenance in one ``metadata`` column (a JSON string, so every row has the same
-type), which TRL's trainers do not read. OpenAI rows carry none: its file validation is strict;
-the same pair in the ``trl`` files has it (joined by order within a run, or by prompt and texts).
+type, built when the pair is made: workers/provenance.py), which TRL's trainers do not read.
+OpenAI rows carry none: its file validation is strict; the same pair in the ``trl`` files has
+it (joined by order within a run, or by prompt and texts).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+
+from .provenance import kto_metadata, pair_metadata
 
 Row = dict[str, Any]
 
@@ -71,22 +74,13 @@ def prompt_text(record: Row) -> str:
     return ""
 
 
-def _json(value: Any) -> str:
-    # orjson: the export spends much of its time encoding rows; sorted keys keep bytes stable.
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-
-
 def metadata(record: Row) -> str:
-    return _json(
-        {
-            "pair_id": record["id"],
-            "group_id": record["group_id"],
-            "system": record.get("system"),
-            "messages": record.get("messages"),
-            "chosen": record["chosen_meta"],
-            "rejected": record["rejected_meta"],
-            "paired_at": record["paired_at"],
-        }
+    """A pair's provenance string: stored with the pair, or (pairs stored before it was) built."""
+    stored = record.get("metadata")
+    if stored is not None:
+        return stored
+    return pair_metadata(
+        record["id"], record["group_id"], record, record["chosen_meta"], record["rejected_meta"], record["paired_at"]
     )
 
 
@@ -122,16 +116,9 @@ def openai_row(record: Row) -> Row:
 
 def kto_row(record: Row) -> Row:
     """TRL's unpaired preference (KTO) format, from a stored KTO item."""
-    meta = _json(
-        {
-            "item_id": record["id"],
-            "group_id": record["group_id"],
-            "system": record.get("system"),
-            "messages": record.get("messages"),
-            "completion": record["completion_meta"],
-            "labelled_at": record["labelled_at"],
-        }
-    )
+    meta = record.get("metadata")
+    if meta is None:  # stored before provenance was kept with the item
+        meta = kto_metadata(record["id"], record["group_id"], record, record["completion_meta"], record["labelled_at"])
     return {
         "prompt": prompt_text(record),
         "completion": record["completion"],
@@ -151,6 +138,43 @@ ROW_BUILDERS: dict[str, Callable[[Row], Row]] = {
     "openai": openai_row,
     "kto": kto_row,
 }
+
+
+# How pairs and KTO items are stored: as their row in TRL's standard (``trl``) and ``kto``
+# formats, which are the default formats, so exporting them is a copy of the stored bytes. The
+# other formats are built from the record the row expands back to (``expand_pair``).
+
+
+def stored_pair(record: Row) -> bytes:
+    """The stored form of a pair record: its ``trl`` row, as JSON."""
+    return orjson.dumps(trl_row(record))
+
+
+def stored_kto(record: Row) -> bytes:
+    """The stored form of a KTO record: its ``kto`` row, as JSON."""
+    return orjson.dumps(kto_row(record))
+
+
+def expand_pair(row: Row) -> Row:
+    """The pair record a stored ``trl`` row was made from (what every format is built from)."""
+    meta = orjson.loads(row["metadata"])
+    return {
+        "id": meta["pair_id"],
+        "group_id": meta["group_id"],
+        "prompt": row["prompt"] if meta.get("messages") is None else None,
+        "system": meta.get("system"),
+        "messages": meta.get("messages"),
+        "chosen": row["chosen"],
+        "rejected": row["rejected"],
+        "paired_at": meta.get("paired_at"),
+        "metadata": row["metadata"],
+    }
+
+
+def stored_ids(row: Row) -> tuple[str, str]:
+    """(item id, group id) of a stored pair or KTO row."""
+    meta = orjson.loads(row["metadata"])
+    return meta.get("pair_id") or meta["item_id"], meta["group_id"]
 
 
 def split_of(group_id: str, test_ratio: float) -> str:

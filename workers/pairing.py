@@ -20,6 +20,7 @@ from likeloop_server.projects import get_config
 from likeloop_server.queues import enqueue_pairing
 
 from . import context
+from .formats import stored_kto, stored_pair
 from .rules import ResponseLabels, kto_items, kto_record, make_pairs, pair_record
 
 log = logging.getLogger(__name__)
@@ -76,25 +77,39 @@ def load_group(
 def _replace(
     pipe: redis.client.Pipeline,
     conn: redis.Redis,
-    key: str,
-    records: dict[str, dict[str, Any]],
+    keys_: tuple[str, str],
+    records: dict[str, bytes],
     log_key: str,
     group_id: str,
     ops: tuple[str, str],
 ) -> tuple[list[str], list[str]]:
-    """Queue the writes that make hash ``key`` hold exactly ``records``, logging each change."""
-    old_ids = {x.decode() for x in conn.hkeys(key)}
+    """Queue the writes that make the group's id set and its records in the project's records
+    hash (``keys_``) hold exactly ``records`` (stored forms), logging each change."""
+    ids_key, records_key = keys_
+    old_ids = {x.decode() for x in conn.smembers(ids_key)}
     added = [rid for rid in records if rid not in old_ids]
     removed = sorted(old_ids - records.keys())
     if removed:
-        pipe.hdel(key, *removed)
+        pipe.srem(ids_key, *removed)
+        pipe.hdel(records_key, *removed)
     if added:
-        pipe.hset(key, mapping={rid: json.dumps(records[rid]) for rid in added})
+        pipe.sadd(ids_key, *added)
+        pipe.hset(records_key, mapping={rid: records[rid] for rid in added})
     for rid in added:
         pipe.xadd(log_key, {"op": ops[0], "pair": rid, "group": group_id})
     for rid in removed:
         pipe.xadd(log_key, {"op": ops[1], "pair": rid, "group": group_id})
     return added, removed
+
+
+def stored_records(conn: redis.Redis, pk: keys.ProjectKeys, group_id: str, kto: bool = False) -> list[dict[str, Any]]:
+    """A group's stored pairs (``trl`` rows) or KTO items (``kto`` rows), in id order."""
+    if kto:
+        ids_key, records_key = pk.group_kto(group_id), pk.kto_records
+    else:
+        ids_key, records_key = pk.group_pairs(group_id), pk.pair_records
+    ids = sorted(conn.smembers(ids_key))
+    return [json.loads(v) for v in conn.hmget(records_key, ids) if v is not None] if ids else []
 
 
 def pair_group(project: str, group_id: str, max_pairs: int | None = None) -> dict[str, int]:
@@ -117,14 +132,15 @@ def pair_group_with(
                 pipe.watch(version_key)
                 labels, prompt, expired = load_group(conn, pk, group_id)
                 now = time.time()
-                records = {p.id: pair_record(p, prompt, now) for p in make_pairs(group_id, labels, max_pairs, strategy)}
-                items = {k.id: kto_record(k, prompt, now) for k in kto_items(group_id, labels)}
+                pairs = make_pairs(group_id, labels, max_pairs, strategy)
+                records = {p.id: stored_pair(pair_record(p, prompt, now)) for p in pairs}
+                items = {k.id: stored_kto(kto_record(k, prompt, now)) for k in kto_items(group_id, labels)}
                 pipe.multi()
                 # Records that stay keep their stored form (and their original time).
-                added, removed = _replace(
-                    pipe, conn, pk.pairs(group_id), records, pk.pair_log, group_id, ("add", "retract")
-                )
-                _replace(pipe, conn, pk.kto(group_id), items, pk.pair_log, group_id, ("label", "unlabel"))
+                pair_keys = (pk.group_pairs(group_id), pk.pair_records)
+                added, removed = _replace(pipe, conn, pair_keys, records, pk.pair_log, group_id, ("add", "retract"))
+                kto_keys = (pk.group_kto(group_id), pk.kto_records)
+                _replace(pipe, conn, kto_keys, items, pk.pair_log, group_id, ("label", "unlabel"))
                 delta = len(added) - len(removed)
                 if delta:
                     hour = utc_hour(now)

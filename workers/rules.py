@@ -14,6 +14,8 @@ from typing import Any
 
 from likeloop_server.identity import normalise_text, pair_id, short_hash
 
+from .provenance import kto_metadata, pair_metadata
+
 CORRECTION_SUFFIX = "#correction"
 # Correction pairs sort before vote pairs: a user who typed the better answer said the most.
 _CORRECTION_STRENGTH = 1_000_000
@@ -135,7 +137,8 @@ def make_pairs(group_id: str, responses: list[ResponseLabels], max_pairs: int, s
 
 
 def pair_record(pair: Pair, prompt: dict[str, Any], paired_at: float) -> dict[str, Any]:
-    """The stored form of a pair: what the exporters turn into each dataset format."""
+    """The stored form of a pair: what the exporters turn into each dataset format. Provenance
+    (the responses' ids, models and feedback) is kept as the rows' ready-made ``metadata``."""
     return {
         "id": pair.id,
         "group_id": pair.group_id,
@@ -144,9 +147,10 @@ def pair_record(pair: Pair, prompt: dict[str, Any], paired_at: float) -> dict[st
         "messages": prompt.get("messages"),
         "chosen": pair.chosen.text,
         "rejected": pair.rejected.text,
-        "chosen_meta": pair.chosen.describe(),
-        "rejected_meta": pair.rejected.describe(),
         "paired_at": paired_at,
+        "metadata": pair_metadata(
+            pair.id, pair.group_id, prompt, pair.chosen.describe(), pair.rejected.describe(), paired_at
+        ),
     }
 
 
@@ -193,6 +197,6 @@ def kto_record(item: KtoItem, prompt: dict[str, Any], labelled_at: float) -> dic
         "messages": prompt.get("messages"),
         "completion": item.candidate.text,
         "label": item.label,
-        "completion_meta": item.candidate.describe(),
         "labelled_at": labelled_at,
+        "metadata": kto_metadata(item.id, item.group_id, prompt, item.candidate.describe(), labelled_at),
     }

@@ -1,5 +1,10 @@
 """Streaming dataset objects to S3: records go up in multipart chunks as they are written, so
-memory stays bounded by one part per open object whatever the dataset's size."""
+memory stays bounded by one part per open object whatever the dataset's size.
+
+Writers encode rows on the caller's thread; given a ``Background``, they hand whole chunks to
+its thread, which compresses and uploads them (zlib, pyarrow and sockets release the GIL), so
+an export keeps a second core busy.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,9 @@ import gzip
 import hashlib
 import io
 import json
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +29,34 @@ GZIP_LEVEL = 5
 LINES_PER_CHUNK = 1000
 # Parquet row groups of this many rows: large enough to compress well, small enough to stream.
 PARQUET_ROW_GROUP = 10_000
+# Chunks waiting for the background thread; a writer that gets this far ahead waits.
+BACKGROUND_DEPTH = 4
+
+
+class Background:
+    """One helper thread that runs writers' compression and uploads in submission order, at most
+    ``depth`` chunks behind the caller. An error there is raised to the caller at its next
+    ``submit`` or ``drain``."""
+
+    def __init__(self, depth: int = BACKGROUND_DEPTH) -> None:
+        self.depth = depth
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-write")
+        self._pending: deque[Future[Any]] = deque()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        while len(self._pending) >= self.depth:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(fn, *args))
+
+    def drain(self) -> None:
+        """Wait for everything submitted; raises the first error."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def close(self) -> None:
+        """Stop: what has not started is dropped, what has is waited for (errors ignored)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()
 
 
 @dataclass
@@ -104,27 +140,41 @@ class S3MultipartStream(io.RawIOBase):
 class JsonlGzWriter:
     """Rows to one gzipped JSONL object. Deterministic bytes (gzip mtime 0) for the same rows."""
 
-    def __init__(self, s3: Any, bucket: str, key: str) -> None:
+    def __init__(self, s3: Any, bucket: str, key: str, background: Background | None = None) -> None:
         self.key = key
+        self._background = background
         self._stream = S3MultipartStream(s3, bucket, key, "application/gzip")
         self._gz = gzip.GzipFile(fileobj=self._stream, mode="wb", mtime=0, compresslevel=GZIP_LEVEL)
         self._lines: list[bytes] = []
         self.records = 0
 
     def write(self, row: dict[str, Any]) -> None:
-        self._lines.append(orjson.dumps(row))
-        self.records += 1
+        self.write_many([row])
+
+    def write_many(self, rows: list[dict[str, Any]]) -> None:
+        self.write_lines(list(map(orjson.dumps, rows)))
+
+    def write_lines(self, lines: list[bytes]) -> None:
+        """Rows already encoded as one-line JSON."""
+        self._lines += lines
+        self.records += len(lines)
         if len(self._lines) >= LINES_PER_CHUNK:
             self._flush_lines()
 
     def _flush_lines(self) -> None:
         if self._lines:
             # One compress call per chunk, not per row: zlib's per-call cost dominated otherwise.
-            self._gz.write(b"\n".join(self._lines) + b"\n")
-            self._lines.clear()
+            chunk = b"\n".join(self._lines) + b"\n"
+            self._lines = []
+            if self._background is None:
+                self._gz.write(chunk)
+            else:
+                self._background.submit(self._gz.write, chunk)
 
     def close(self) -> WrittenObject:
         self._flush_lines()
+        if self._background is not None:
+            self._background.drain()
         self._gz.close()
         size, sha = self._stream.finish()
         return WrittenObject(self.key, self.records, size, sha)
@@ -136,27 +186,37 @@ class JsonlGzWriter:
 class ParquetWriter:
     """Rows to one Parquet object with a fixed schema, written a row group at a time."""
 
-    def __init__(self, s3: Any, bucket: str, key: str, schema: pa.Schema) -> None:
+    def __init__(self, s3: Any, bucket: str, key: str, schema: pa.Schema, background: Background | None = None) -> None:
         self.key = key
         self.schema = schema
+        self._background = background
         self._stream = S3MultipartStream(s3, bucket, key, "application/vnd.apache.parquet")
         self._writer = pq.ParquetWriter(self._stream, schema, compression="zstd")
         self._rows: list[dict[str, Any]] = []
         self.records = 0
 
     def write(self, row: dict[str, Any]) -> None:
-        self._rows.append(row)
-        self.records += 1
+        self.write_many([row])
+
+    def write_many(self, rows: list[dict[str, Any]]) -> None:
+        self._rows += rows
+        self.records += len(rows)
         if len(self._rows) >= PARQUET_ROW_GROUP:
             self._flush_rows()
 
     def _flush_rows(self) -> None:
         if self._rows:
-            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self.schema))
-            self._rows.clear()
+            table = pa.Table.from_pylist(self._rows, schema=self.schema)
+            self._rows = []
+            if self._background is None:
+                self._writer.write_table(table)
+            else:
+                self._background.submit(self._writer.write_table, table)
 
     def close(self) -> WrittenObject:
         self._flush_rows()
+        if self._background is not None:
+            self._background.drain()
         self._writer.close()
         size, sha = self._stream.finish()
         return WrittenObject(self.key, self.records, size, sha)

@@ -1,6 +1,5 @@
 """The nightly export and the pairing sweep, registered with RQ's own cron scheduler."""
 
-import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +11,7 @@ from likeloop_server.ingest import BatchStore, prepare
 from likeloop_server.queues import EXPORT_QUEUE, PAIRING_QUEUE
 from tests.conftest import run_worker_burst
 from workers.cron import register_jobs
-from workers.pairing import sweep_dirty
+from workers.pairing import stored_records, sweep_dirty
 
 
 def test_the_nightly_export_runs_for_every_project(conn, s3, settings):
@@ -51,6 +50,6 @@ def test_the_sweep_re_enqueues_groups_whose_pairing_was_lost(conn, settings):
     assert sweep_dirty(conn=conn) == 1
     assert sweep_dirty(conn=conn) == 0  # its clock restarted: not enqueued twice
     run_worker_burst(settings)
-    (pair,) = [json.loads(v) for v in conn.hgetall(pk.pairs(dirty[0])).values()]
+    (pair,) = stored_records(conn, pk, dirty[0])
     assert (pair["chosen"], pair["rejected"]) == ("good", "bad")
     assert conn.zcard(pk.dirty) == 0

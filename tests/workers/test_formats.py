@@ -1,8 +1,10 @@
 import json
 
+import orjson
 import pyarrow as pa
 
-from workers.formats import SCHEMAS, openai_row, split_of, trl_chat_row, trl_row
+from workers.formats import SCHEMAS, expand_pair, openai_row, split_of, stored_ids, stored_pair, trl_chat_row, trl_row
+from workers.provenance import pair_metadata
 
 TEXT = {
     "id": "p1",
@@ -63,3 +65,21 @@ def test_the_split_is_stable_and_near_the_ratio():
     assert all(split_of(g, 0.0) == "train" for g in groups)
     # A larger ratio only moves groups from train to test, never back.
     assert set(test) <= {g for g in groups if split_of(g, 0.3) == "test"}
+
+
+def test_a_stored_pair_is_its_trl_row_and_expands_to_the_same_rows_in_every_format():
+    for record in (TEXT, CHAT):
+        stored = stored_pair(record)
+        assert stored == orjson.dumps(trl_row(record))
+        row = orjson.loads(stored)
+        assert stored_ids(row) == ("p1", "g1")
+        expanded = expand_pair(row)
+        for build in (trl_row, trl_chat_row, openai_row):
+            assert build(expanded) == build(record)
+
+
+def test_records_stored_before_provenance_was_kept_give_the_same_metadata():
+    # TEXT has the older shape (chosen_meta, rejected_meta); pairing now stores the metadata string.
+    modern = {**TEXT, "metadata": pair_metadata("p1", "g1", TEXT, {"response_id": "a"}, {"response_id": "b"}, 1.0)}
+    assert trl_row(modern)["metadata"] == trl_row(TEXT)["metadata"]
+    assert json.loads(trl_row(TEXT)["metadata"])["chosen"] == {"response_id": "a"}

@@ -1,11 +1,9 @@
 """The pairing job on a real Redis: pairs follow labels, flips retract, reruns change nothing."""
 
-import json
-
 from likeloop_server import keys
 from likeloop_server.identity import prompt_group_id
 from likeloop_server.ingest import BatchStore, prepare
-from workers.pairing import pair_group_with
+from workers.pairing import pair_group_with, stored_records
 
 P = "acme"
 GID = prompt_group_id(prompt="Q?")
@@ -24,8 +22,7 @@ def vote(kind, rid, user):
 
 
 def stored_pairs(conn):
-    raw = conn.hgetall(keys.ProjectKeys(P).pairs(GID))
-    return sorted((json.loads(v)["chosen"], json.loads(v)["rejected"]) for v in raw.values())
+    return sorted((r["chosen"], r["rejected"]) for r in stored_records(conn, keys.ProjectKeys(P), GID))
 
 
 def log_ops(conn, kinds=("add", "retract")):
@@ -114,8 +111,7 @@ def test_expired_responses_leave_the_group(conn, settings):
 
 
 def stored_kto(conn):
-    raw = conn.hgetall(keys.ProjectKeys(P).kto(GID))
-    return sorted((json.loads(v)["completion"], json.loads(v)["label"]) for v in raw.values())
+    return sorted((r["completion"], r["label"]) for r in stored_records(conn, keys.ProjectKeys(P), GID, kto=True))
 
 
 def test_every_labelled_response_is_a_kto_item_paired_or_not(conn, settings):

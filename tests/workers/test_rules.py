@@ -1,3 +1,5 @@
+import json
+
 from workers.rules import ResponseLabels, make_pairs, pair_record
 
 
@@ -63,8 +65,9 @@ def test_pair_record_carries_provenance():
     (pair,) = make_pairs("g", [r("a", "A", [1]), r("b", "B", [-1, -1])], 100)
     rec = pair_record(pair, {"prompt": "Q", "system": None, "messages": None}, 123.0)
     assert rec["prompt"] == "Q" and rec["chosen"] == "A" and rec["rejected"] == "B"
-    assert rec["chosen_meta"]["likes"] == 1 and rec["rejected_meta"]["dislikes"] == 2
-    assert rec["id"] == pair.id and rec["group_id"] == "g"
+    meta = json.loads(rec["metadata"])
+    assert meta["chosen"]["likes"] == 1 and meta["rejected"]["dislikes"] == 2
+    assert rec["id"] == pair.id and rec["group_id"] == "g" == meta["group_id"] and meta["pair_id"] == pair.id
 
 
 GROUP = [r("a", "A", [1, 1, 1]), r("b", "B", [1]), r("c", "C", [-1]), r("d", "D", [-1, -1])]

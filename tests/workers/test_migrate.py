@@ -1,0 +1,77 @@
+"""Layout 1 (a records hash per prompt group) moves to layout 2 and exports the same rows."""
+
+import gzip
+import json
+
+from likeloop_server import apikeys, exports, keys
+from workers.export import export_project
+from workers.migrate import LAYOUT_VERSION, migrate
+from workers.pairing import pair_group_with, stored_records
+
+P = "legacy"
+
+
+def legacy_record(n: int) -> dict:
+    # The pair record as layout 1 stored it: full fields, provenance as nested objects.
+    return {
+        "id": f"pair{n}", "group_id": f"g{n}", "prompt": f"Q{n}", "system": None, "messages": None,
+        "chosen": f"good {n}", "rejected": f"bad {n}",
+        "chosen_meta": {"response_id": f"a{n}", "likes": 1}, "rejected_meta": {"response_id": f"b{n}", "dislikes": 1},
+        "paired_at": 1.0,
+    }  # fmt: skip
+
+
+def test_legacy_group_hashes_move_and_a_snapshot_exports_them(conn, s3, settings):
+    apikeys.create_key(conn, P, ("ingest",))
+    pk = keys.ProjectKeys(P)
+    for n in range(3):
+        conn.hset(pk.legacy_pairs(f"g{n}"), f"pair{n}", json.dumps(legacy_record(n)))
+    conn.hset(pk.legacy_kto("g0"), "k0", json.dumps({
+        "id": "k0", "group_id": "g0", "prompt": "Q0", "system": None, "messages": None, "completion": "good 0",
+        "label": True, "completion_meta": {"response_id": "a0"}, "labelled_at": 1.0,
+    }))  # fmt: skip
+
+    assert migrate(conn) == 4
+    assert conn.get(keys.LAYOUT) == LAYOUT_VERSION
+    assert not conn.exists(pk.legacy_pairs("g0"), pk.legacy_kto("g0"))
+    assert [r["chosen"] for r in stored_records(conn, pk, "g1")] == ["good 1"]
+    assert [r["completion"] for r in stored_records(conn, pk, "g0", kto=True)] == ["good 0"]
+    assert migrate(conn) == 0  # done once
+
+    manifest = export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot", formats=("trl", "kto"))
+    rows = {}
+    for f in manifest["files"]:
+        if f["kind"] == "pairs":
+            body = s3.get_object(Bucket=settings.s3_bucket, Key=f["key"])["Body"].read()
+            rows[f["format"]] = [json.loads(line) for line in gzip.decompress(body).splitlines()]
+    assert sorted(r["chosen"] for r in rows["trl"]) == ["good 0", "good 1", "good 2"]
+    meta = json.loads(next(r for r in rows["trl"] if r["prompt"] == "Q1")["metadata"])
+    assert (meta["pair_id"], meta["chosen"]["likes"], meta["rejected"]["dislikes"]) == ("pair1", 1, 1)
+    assert [(r["completion"], r["label"]) for r in rows["kto"]] == [("good 0", True)]
+
+
+def test_pairing_after_the_move_keeps_moved_pairs_it_would_make_again(conn, settings):
+    from likeloop_server.ingest import BatchStore, prepare
+
+    apikeys.create_key(conn, P, ("ingest",))
+    events = [
+        {"type": "response", "response_id": "a", "prompt": "Q", "response": "good"},
+        {"type": "response", "response_id": "b", "prompt": "Q", "response": "bad"},
+        {"type": "like", "response_id": "a"},
+        {"type": "dislike", "response_id": "b"},
+    ]
+    _, (gid,) = BatchStore(conn, settings).store(P, [prepare(e) for e in events])
+    assert pair_group_with(conn, P, gid, 100)["added"] == 1
+    pk = keys.ProjectKeys(P)
+    (stored,) = stored_records(conn, pk, gid)
+    # Put the group back into layout 1, as an older version would have left it.
+    (pair_id,) = [i.decode() for i in conn.smembers(pk.group_pairs(gid))]
+    conn.delete(pk.group_pairs(gid))
+    conn.hdel(pk.pair_records, pair_id)
+    conn.delete(keys.LAYOUT)
+    legacy = {**legacy_record(0), "id": pair_id, "group_id": gid, "prompt": "Q", "chosen": "good", "rejected": "bad"}
+    conn.hset(pk.legacy_pairs(gid), pair_id, json.dumps(legacy))
+    assert migrate(conn) == 1
+    # The same pair again: pairing sees it as already stored and logs no change.
+    assert pair_group_with(conn, P, gid, 100) == {"added": 0, "removed": 0, "pairs": 1}
+    assert [r["chosen"] for r in stored_records(conn, pk, gid)] == [stored["chosen"]]

@@ -1,0 +1,206 @@
+"""Reading a project's pair log for an incremental export: what to write and what to retract.
+
+An entry is acted on by the state of its item now: an added pair (or KTO item) that is neither
+exported nor already written by this run is written, if its record still exists; a removed one
+that no longer exists, was exported and is not already retracted by this run is retracted.
+Items acted on join the run's added (retracted) scratch set, so a later entry for the same item
+in this run is skipped.
+
+A chunk of entries costs a handful of bulk commands (XRANGE, SMISMEMBER, HMGET, SADD) on one
+connection, whatever its size. The records of the next chunk are requested before the current
+one is handed to the caller, and their reply read after: Redis works while the caller encodes
+rows, on the caller's thread (a reader thread lost more to handing the GIL back and forth than
+it gained). Two chunks are held at most.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import hiredis
+import redis
+
+from likeloop_server import keys
+
+# Pair-log entries are read this many at a time: a few MB of records per chunk, few enough round
+# trips that Redis latency does not dominate.
+READ_CHUNK = 5000
+
+_ADDS = {b"add": False, b"label": True}  # op -> is a KTO item
+_REMOVES = {b"retract": False, b"unlabel": True}
+
+
+Added = tuple[str, str, bytes]  # (item id, group id, stored record)
+
+
+@dataclass
+class Chunk:
+    """What one chunk of the log asks for."""
+
+    pairs: list[Added] = field(default_factory=list)  # pairs to write
+    kto: list[Added] = field(default_factory=list)  # KTO items to write
+    retractions: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, item id, group id)
+
+
+@dataclass(frozen=True)
+class ScanSpec:
+    """One run's view of the log: the range, its scratch sets, and which kinds it writes."""
+
+    pk: keys.ProjectKeys
+    cursor: str  # exclusive start
+    end: str  # inclusive end
+    added: str  # scratch set of the ids this run wrote
+    retracted: str  # scratch set of the ids this run retracted
+    want_pairs: bool
+    want_kto: bool
+
+
+class _Link:
+    """One connection from the pool, for commands whose replies are read later, in order, raw."""
+
+    def __init__(self, conn: redis.Redis) -> None:
+        self._pool = conn.connection_pool
+        self._connection = self._pool.get_connection()
+        self.owed = 0
+
+    def send(self, *commands: Sequence[Any]) -> None:
+        # hiredis packs in C; redis-py's own packer spent microseconds per argument.
+        self._connection.send_packed_command([b"".join([hiredis.pack_command(tuple(c)) for c in commands])])
+        self.owed += len(commands)
+
+    def read(self, count: int) -> list[Any]:
+        replies = []
+        for _ in range(count):
+            self.owed -= 1
+            replies.append(self._connection.read_response())
+        return replies
+
+    def close(self) -> None:
+        if self.owed:
+            self._connection.disconnect()  # replies left unread on it
+        self._pool.release(self._connection)
+
+
+@dataclass
+class _Pending:
+    """A chunk decided, its record reads sent, their replies not read yet."""
+
+    last: str
+    count: int
+    adds: dict[bool, list[tuple[bytes, bytes]]]  # is KTO -> (item, group) whose records were asked for
+    removes: list[tuple[bytes, bytes, bytes]]  # (op, item, group) asked about with HEXISTS
+    commands: int  # replies owed for it
+
+
+_FIELDS = [b"op", b"pair", b"group"]
+
+
+def _entries(reply: list[Any]) -> list[tuple[bytes, bytes, bytes, bytes]]:
+    """(entry id, op, item id, group id) from a raw XRANGE reply."""
+    if all(f[::2] == _FIELDS for _, f in reply):  # as pairing writes them: positions suffice
+        return [(entry_id, f[1], f[3], f[5]) for entry_id, f in reply]
+    out = []
+    for entry_id, fields in reply:
+        named = dict(zip(fields[::2], fields[1::2], strict=True))
+        out.append((entry_id, named[b"op"], named[b"pair"], named[b"group"]))
+    return out
+
+
+def _decide(link: _Link, spec: ScanSpec, entries: list[tuple[bytes, bytes, bytes, bytes]]) -> _Pending:
+    """Pick the entries to act on, and send (not read) the reads of their records."""
+    pk = spec.pk
+    wanted = {False: spec.want_pairs, True: spec.want_kto}
+    candidates = [e for e in entries if (e[1] in _ADDS and wanted[_ADDS[e[1]]]) or e[1] in _REMOVES]
+    items = [e[2] for e in candidates]
+    if items:
+        link.send(("SMISMEMBER", pk.exported, *items), ("SMISMEMBER", spec.added, *items))
+        link.send(("SMISMEMBER", spec.retracted, *items))
+        exported, done_add, done_retract = link.read(3)
+    adds: dict[bool, list[tuple[bytes, bytes]]] = {False: [], True: []}
+    removes: list[tuple[bytes, bytes, bytes]] = []
+    taken: set[bytes] = set()
+    # An item is either exported or not for the whole run, so it is an add or a removal, never both.
+    for n, (_, op, item, group) in enumerate(candidates):
+        if item in taken:
+            continue
+        if op in _ADDS:
+            if not exported[n] and not done_add[n]:
+                adds[_ADDS[op]].append((item, group))
+                taken.add(item)
+        elif exported[n] and not done_retract[n]:
+            removes.append((op, item, group))
+            taken.add(item)
+    commands: list[tuple[Any, ...]] = []
+    for kto, records_key in ((False, pk.pair_records), (True, pk.kto_records)):
+        if adds[kto]:
+            ids = [item for item, _ in adds[kto]]
+            commands.append(("HMGET", records_key, *ids))
+            # Marked written now so the next chunk's check sees it; taken back if the record is gone.
+            commands.append(("SADD", spec.added, *ids))
+    for op, item, _ in removes:
+        commands.append(("HEXISTS", pk.kto_records if _REMOVES[op] else pk.pair_records, item))
+    if commands:
+        link.send(*commands)
+    return _Pending(entries[-1][0].decode(), len(entries), adds, removes, len(commands))
+
+
+def _collect(link: _Link, spec: ScanSpec, pending: _Pending) -> tuple[Chunk, int]:
+    """Read a pending chunk's records; send (not read) the scratch-set updates that follow.
+    Returns the chunk and how many replies the updates owe."""
+    replies = iter(link.read(pending.commands))
+    chunk = Chunk()
+    vanished: list[bytes] = []
+    for kto, target in ((False, chunk.pairs), (True, chunk.kto)):
+        asked = pending.adds[kto]
+        if asked:
+            values = next(replies)
+            next(replies)  # SADD
+            for (item, group), value in zip(asked, values, strict=True):
+                if value is None:
+                    vanished.append(item)
+                else:
+                    target.append((item.decode(), group.decode(), value))
+    for op, item, group in pending.removes:
+        if not next(replies):  # gone: retract it
+            chunk.retractions.append(("kto" if _REMOVES[op] else "pair", item.decode(), group.decode()))
+    updates: list[tuple[Any, ...]] = []
+    if vanished:
+        updates.append(("SREM", spec.added, *vanished))
+    if chunk.retractions:
+        updates.append(("SADD", spec.retracted, *(item for _, item, _ in chunk.retractions)))
+    if updates:
+        link.send(*updates)
+    return chunk, len(updates)
+
+
+def scan_log(conn: redis.Redis, spec: ScanSpec, renew: Callable[[], None]) -> Iterator[Chunk]:
+    """The run's share of the pair log, a chunk at a time; ``renew`` is called once per chunk
+    (it renews the export's lock, or raises if the export lost it)."""
+    if spec.end == spec.cursor:
+        return
+    link = _Link(conn)
+    try:
+        pending: _Pending | None = None
+        start: str | None = spec.cursor
+        while pending is not None or start is not None:
+            renew()
+            if start is not None:
+                link.send(("XRANGE", spec.pk.pair_log, f"({start}", spec.end, "COUNT", READ_CHUNK))
+            chunk, updates = _collect(link, spec, pending) if pending is not None else (None, 0)
+            pending = None
+            if start is not None:
+                entries = _entries(link.read(1)[0])
+            link.read(updates)  # sent after the XRANGE, so answered after it
+            if start is not None:
+                if entries:
+                    pending = _decide(link, spec, entries)
+                    done = len(entries) < READ_CHUNK or pending.last == spec.end
+                    start = None if done else pending.last
+                else:
+                    start = None
+            if chunk is not None:
+                yield chunk
+    finally:
+        link.close()

@@ -1,0 +1,56 @@
+"""Bring stored pairs up to the current Redis key layout; run by every worker before it starts.
+
+Layout 1 kept each prompt group's records in a hash of its own (``P:pairs:<group>``,
+``P:kto:<group>``), full records as JSON. Layout 2 keeps all of a project's records in one hash
+(``P:pairrecs``, ``P:ktorecs``) in their stored form (the ``trl`` and ``kto`` rows, so an export
+copies them), and each group's ids in a set (``P:gpairs:<group>``, ``P:gkto:<group>``). Each
+group moves in one transaction; running it again moves only what is left. Upgrade every worker
+together: a worker of the old version would keep writing the old layout.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from likeloop_server import keys
+from likeloop_server.apikeys import list_projects
+
+from .formats import stored_kto, stored_pair
+
+log = logging.getLogger(__name__)
+
+LAYOUT_VERSION = b"2"
+
+
+def migrate(conn: redis.Redis) -> int:
+    """Move every layout-1 record to layout 2 (a no-op once done). Returns how many moved."""
+    if conn.get(keys.LAYOUT) == LAYOUT_VERSION:
+        return 0
+    moved = 0
+    for project in list_projects(conn):
+        pk = keys.ProjectKeys(project)
+        kinds: list[tuple[Callable[[str], str], Callable[[str], str], str, Callable[[Any], bytes]]] = [
+            (pk.legacy_pairs, pk.group_pairs, pk.pair_records, stored_pair),
+            (pk.legacy_kto, pk.group_kto, pk.kto_records, stored_kto),
+        ]
+        for legacy_of, ids_of, records_key, store in kinds:
+            prefix = legacy_of("")
+            for key in conn.scan_iter(match=legacy_of("*"), count=1000, _type="hash"):
+                old = conn.hgetall(key)
+                if not old:
+                    continue
+                pipe = conn.pipeline(transaction=True)
+                pipe.hset(records_key, mapping={item: store(json.loads(raw)) for item, raw in old.items()})
+                pipe.sadd(ids_of(key.decode()[len(prefix) :]), *old)
+                pipe.delete(key)
+                pipe.execute()
+                moved += len(old)
+    conn.set(keys.LAYOUT, LAYOUT_VERSION)
+    if moved:
+        log.info("moved %d stored pairs and KTO items to key layout %s", moved, LAYOUT_VERSION.decode())
+    return moved
