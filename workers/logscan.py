@@ -26,7 +26,7 @@ from likeloop_server import keys
 
 # Pair-log entries are read this many at a time: a few MB of records per chunk, few enough round
 # trips that Redis latency does not dominate.
-READ_CHUNK = 5000
+READ_CHUNK = 2000
 
 _ADDS = {b"add": False, b"label": True}  # op -> is a KTO item
 _REMOVES = {b"retract": False, b"unlabel": True}

@@ -26,11 +26,13 @@ import pyarrow.parquet as pq
 PART_BYTES = 6 * 1024 * 1024
 # gzip level 5 compresses JSONL within a few percent of level 9 at a fraction of the CPU.
 GZIP_LEVEL = 5
+# Lines are compressed a chunk at a time: this many, or fewer when they reach CHUNK_BYTES.
 LINES_PER_CHUNK = 1000
+CHUNK_BYTES = 1 << 20
 # Parquet row groups of this many rows: large enough to compress well, small enough to stream.
 PARQUET_ROW_GROUP = 10_000
 # Chunks waiting for the background thread; a writer that gets this far ahead waits.
-BACKGROUND_DEPTH = 4
+BACKGROUND_DEPTH = 2
 
 
 class Background:
@@ -146,6 +148,7 @@ class JsonlGzWriter:
         self._stream = S3MultipartStream(s3, bucket, key, "application/gzip")
         self._gz = gzip.GzipFile(fileobj=self._stream, mode="wb", mtime=0, compresslevel=GZIP_LEVEL)
         self._lines: list[bytes] = []
+        self._pending_bytes = 0
         self.records = 0
 
     def write(self, row: dict[str, Any]) -> None:
@@ -157,8 +160,9 @@ class JsonlGzWriter:
     def write_lines(self, lines: list[bytes]) -> None:
         """Rows already encoded as one-line JSON."""
         self._lines += lines
+        self._pending_bytes += sum(map(len, lines))
         self.records += len(lines)
-        if len(self._lines) >= LINES_PER_CHUNK:
+        if len(self._lines) >= LINES_PER_CHUNK or self._pending_bytes >= CHUNK_BYTES:
             self._flush_lines()
 
     def _flush_lines(self) -> None:
@@ -166,6 +170,7 @@ class JsonlGzWriter:
             # One compress call per chunk, not per row: zlib's per-call cost dominated otherwise.
             chunk = b"\n".join(self._lines) + b"\n"
             self._lines = []
+            self._pending_bytes = 0
             if self._background is None:
                 self._gz.write(chunk)
             else:
