@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -15,6 +16,14 @@ CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _SPACE_RUN = re.compile(r"\s+")
 # 128 bits of a sha256: collisions are out of reach, and keys stay short.
 _ID_HEX_CHARS = 32
+
+
+def new_id() -> str:
+    """A fresh id: 128 random bits as 32 hex characters. Unique, not secret (ids are scoped to a
+    project, and what grants access is a key or a signed token). From Python's generator, which
+    every forked process reseeds: ``os.urandom`` costs a system call per id, and system calls
+    are slow on virtual machines (3 per single-event request showed as 8% of a worker's time)."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def valid_project_name(name: str) -> bool:

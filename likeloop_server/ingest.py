@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ import orjson
 import redis
 
 from . import keys
-from .identity import prompt_group_id
+from .identity import new_id, prompt_group_id
 from .settings import Settings
 
 RESPONSE_TYPE = "response"
@@ -51,10 +50,6 @@ def _hour_label(hour: int) -> str:
     return datetime.fromtimestamp(hour * 3600, tz=UTC).strftime("%Y-%m-%dT%H")
 
 
-def _new_id() -> str:
-    return os.urandom(16).hex()  # as unique as uuid4, at a fraction of its cost
-
-
 def stat_dims(model: str, group_id: str, user_id: str | None, metadata: dict[str, Any] | None) -> list[str]:
     """The dimensions a response's counters are also kept under: ``m:`` model, ``g:`` prompt
     group, ``u:`` user, ``k:`` metadata key=value (scalars only)."""
@@ -74,11 +69,11 @@ def prepare(event: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """Turn one validated event into the script's input. Fills in ids and the timestamp."""
     ts = float(event.get("timestamp") or (now if now is not None else time.time()))
     given = event.get("event_id")
-    eid = given or _new_id()
+    eid = given or new_id()
     etype = event["type"]
     out: dict[str, Any] = {"t": etype, "eid": eid, "hour": utc_hour(ts), "ts": repr(ts), "dedupe": bool(given)}
     if etype == RESPONSE_TYPE:
-        rid = event.get("response_id") or _new_id()
+        rid = event.get("response_id") or new_id()
         # The response id dedupes a response already (the SDK uses it as the event id too).
         out["dedupe"] = bool(given) and given != rid
         messages = event.get("messages")

@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import time
-import uuid
 from typing import Any
 
 import redis
@@ -24,6 +23,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from likeloop_server import exports, keys
 from likeloop_server.apikeys import list_projects
+from likeloop_server.identity import new_id
 from likeloop_server.queues import ALL_QUEUES
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -152,7 +152,7 @@ def init_app(app: Flask, conn: Any) -> None:
     @app.before_request
     def _start() -> None:
         given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        g.request_id = given if _REQUEST_ID.match(given) else new_id()
         g.started = time.perf_counter()
 
     histograms: dict[tuple[str, str, int], Any] = {}  # label lookups cost more than the observation
