@@ -227,3 +227,33 @@ def test_kto_rows_cover_every_labelled_response_and_follow_flips(conn, s3, setti
     assert second["counts"] == {"pairs": 0, "kto": 1, "retractions": 1}
     assert [(r["completion"], r["label"]) for r in read(s3, settings, data_key(second, "kto"))] == [
         ("liked alone", False)]  # fmt: skip
+
+
+def test_flips_spread_over_many_log_chunks_export_each_change_once(conn, s3, settings, monkeypatch):
+    from workers import logscan
+
+    monkeypatch.setattr(logscan, "READ_CHUNK", 2)  # every few log entries are a chunk of their own
+    for n in range(5):
+        labelled_pair(conn, settings, n)
+    first = run(conn, s3, settings)
+    assert first["counts"] == {"pairs": 5, "kto": 0, "retractions": 0}
+    flip = {"type": "like", "response_id": "bad{}", "user_id": "u"}
+    back = {"type": "dislike", "response_id": "bad{}", "user_id": "u"}
+    for n in (0, 1):  # Q0 and Q1 lose their pairs
+        send(conn, settings, {**flip, "response_id": f"bad{n}"})
+    for n in (5, 6, 7):
+        labelled_pair(conn, settings, n)
+    send(conn, settings, {**back, "response_id": "bad1"})  # Q1's pair comes back: same pair id
+    send(conn, settings, {**flip, "response_id": "bad6"})  # Q6's pair made and unmade: never exported
+    second = run(conn, s3, settings)
+    assert second["counts"] == {"pairs": 2, "kto": 0, "retractions": 1}
+    assert sorted(r["prompt"] for r in read(s3, settings, data_key(second))) == ["Q5", "Q7"]
+    (ret,) = [f for f in second["files"] if f["kind"] == "retractions"]
+    assert [r["group_id"] for r in read(s3, settings, ret["key"])] == [
+        json.loads(next(r for r in read(s3, settings, data_key(first)) if r["prompt"] == "Q0")["metadata"])["group_id"]
+    ]
+    # The exported set is now exactly the current pairs: a snapshot and one more run agree.
+    snap = run(conn, s3, settings, mode="snapshot")
+    assert sorted(r["prompt"] for r in read(s3, settings, data_key(snap))) == ["Q1", "Q2", "Q3", "Q4", "Q5", "Q7"]
+    assert run(conn, s3, settings)["counts"] == {"pairs": 0, "kto": 0, "retractions": 0}
+    assert conn.scard(keys.ProjectKeys(P).exported) == 6
