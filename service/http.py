@@ -161,10 +161,11 @@ def json_body(allow_empty: bool = False) -> Any:
         raise ApiError(400, "invalid_json", "the request body is nested too deeply") from exc
 
 
-def load(schema: Schema, raw: Any, prefix: str = "") -> dict[str, Any]:
+def load(schema: Schema | Callable[[dict[str, Any]], dict[str, Any]], raw: Any, prefix: str = "") -> dict[str, Any]:
+    """Validate a request body with a schema (or a schema's load function); errors as ApiError."""
     if not isinstance(raw, dict):
         raise ApiError(400, "invalid_body", "the request body must be a JSON object")
     try:
-        return schema.load(raw)
+        return schema.load(raw) if isinstance(schema, Schema) else schema(raw)
     except ValidationError as exc:
         raise validation_error(exc.messages, prefix) from exc

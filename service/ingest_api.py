@@ -76,8 +76,8 @@ def post_events():  # type: ignore[no-untyped-def]
     return jsonify(body), (207 if rejected else 200)
 
 
-def _single(schema: Any, raw: Any) -> tuple[Any, int]:
-    event = prepare(load(schema, raw))
+def _single(loader: Any, raw: Any) -> tuple[Any, int]:
+    event = prepare(load(loader, raw))
     (status,) = _store([event])
     observability.record_event_outcomes([{"status": status}])
     return jsonify(_result(0, event, status)), (200 if status == "duplicate" else 201)
@@ -90,7 +90,7 @@ def post_response():  # type: ignore[no-untyped-def]
     raw = json_body()
     if isinstance(raw, dict):
         raw.setdefault("type", RESPONSE_TYPE)
-    return _single(schemas.response_event_schema, raw)
+    return _single(schemas.load_response_event, raw)
 
 
 @bp.post("/v1/feedback")
@@ -119,4 +119,4 @@ def post_feedback():  # type: ignore[no-untyped-def]
             if raw.get("user_id", token.user_id) != token.user_id:
                 raise ApiError(403, "token_user_mismatch", "this feedback token is for another user", field="user_id")
             raw["user_id"] = token.user_id
-    return _single(schemas.feedback_event_schema, raw)
+    return _single(schemas.load_feedback_event, raw)

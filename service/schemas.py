@@ -183,15 +183,25 @@ def _load(cls: type[Schema], full: Schema, raw: dict[str, Any]) -> dict[str, Any
     return schema.load(raw)
 
 
+def load_response_event(raw: dict[str, Any]) -> dict[str, Any]:
+    """``response_event_schema.load``, through the schema limited to the event's fields."""
+    return _load(ResponseEventSchema, response_event_schema, raw)
+
+
+def load_feedback_event(raw: dict[str, Any]) -> dict[str, Any]:
+    """``feedback_event_schema.load``, through the schema limited to the event's fields."""
+    return _load(FeedbackEventSchema, feedback_event_schema, raw)
+
+
 def load_event(raw: Any) -> dict[str, Any]:
     """Validate one event of any type. Raises ValidationError naming the field."""
     if not isinstance(raw, dict):
         raise ValidationError({"_schema": ["each event must be a JSON object"]})
     etype = raw.get("type")
     if etype == RESPONSE_TYPE:
-        return _load(ResponseEventSchema, response_event_schema, raw)
+        return load_response_event(raw)
     if etype in FEEDBACK_TYPES:
-        return _load(FeedbackEventSchema, feedback_event_schema, raw)
+        return load_feedback_event(raw)
     if etype is None:
         raise ValidationError({"type": ["missing: one of " + ", ".join(EVENT_TYPES)]})
     raise ValidationError({"type": [f"unknown event type {etype!r}; expected one of {', '.join(EVENT_TYPES)}"]})
