@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis
@@ -157,9 +157,8 @@ class RunWriters:
             rows: list[Row] | None = None  # the stored rows, parsed, once a format needs them
             records: list[Row] | None = None  # the pair records they expand to
             for fmt in ("kto",) if kto else self.plan.pair_formats:
-                jsonl = self._writer("pairs", fmt, split, "jsonl.gz")
+                jsonl = cast(JsonlGzWriter, self._writer("pairs", fmt, split, "jsonl.gz"))
                 if fmt in ("trl", "kto"):
-                    assert isinstance(jsonl, JsonlGzWriter)
                     jsonl.write_lines(stored)
                     built = None
                 else:

@@ -38,14 +38,17 @@ BACKGROUND_DEPTH = 2
 class Background:
     """One helper thread that runs writers' compression and uploads in submission order, at most
     ``depth`` chunks behind the caller. An error there is raised to the caller at its next
-    ``submit`` or ``drain``."""
+    ``submit`` or ``drain``. With ``depth`` 0, everything runs on the caller, at once."""
 
     def __init__(self, depth: int = BACKGROUND_DEPTH) -> None:
         self.depth = depth
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-write")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-write") if depth else None
         self._pending: deque[Future[Any]] = deque()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self._pool is None:
+            fn(*args)
+            return
         while len(self._pending) >= self.depth:
             self._pending.popleft().result()
         self._pending.append(self._pool.submit(fn, *args))
@@ -57,7 +60,8 @@ class Background:
 
     def close(self) -> None:
         """Stop: what has not started is dropped, what has is waited for (errors ignored)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         self._pending.clear()
 
 
@@ -144,7 +148,7 @@ class JsonlGzWriter:
 
     def __init__(self, s3: Any, bucket: str, key: str, background: Background | None = None) -> None:
         self.key = key
-        self._background = background
+        self._background = background or Background(depth=0)
         self._stream = S3MultipartStream(s3, bucket, key, "application/gzip")
         self._gz = gzip.GzipFile(fileobj=self._stream, mode="wb", mtime=0, compresslevel=GZIP_LEVEL)
         self._lines: list[bytes] = []
@@ -171,15 +175,11 @@ class JsonlGzWriter:
             chunk = b"\n".join(self._lines) + b"\n"
             self._lines = []
             self._pending_bytes = 0
-            if self._background is None:
-                self._gz.write(chunk)
-            else:
-                self._background.submit(self._gz.write, chunk)
+            self._background.submit(self._gz.write, chunk)
 
     def close(self) -> WrittenObject:
         self._flush_lines()
-        if self._background is not None:
-            self._background.drain()
+        self._background.drain()
         self._gz.close()
         size, sha = self._stream.finish()
         return WrittenObject(self.key, self.records, size, sha)
@@ -194,7 +194,7 @@ class ParquetWriter:
     def __init__(self, s3: Any, bucket: str, key: str, schema: pa.Schema, background: Background | None = None) -> None:
         self.key = key
         self.schema = schema
-        self._background = background
+        self._background = background or Background(depth=0)
         self._stream = S3MultipartStream(s3, bucket, key, "application/vnd.apache.parquet")
         self._writer = pq.ParquetWriter(self._stream, schema, compression="zstd")
         self._rows: list[dict[str, Any]] = []
@@ -213,15 +213,11 @@ class ParquetWriter:
         if self._rows:
             table = pa.Table.from_pylist(self._rows, schema=self.schema)
             self._rows = []
-            if self._background is None:
-                self._writer.write_table(table)
-            else:
-                self._background.submit(self._writer.write_table, table)
+            self._background.submit(self._writer.write_table, table)
 
     def close(self) -> WrittenObject:
         self._flush_rows()
-        if self._background is not None:
-            self._background.drain()
+        self._background.drain()
         self._writer.close()
         size, sha = self._stream.finish()
         return WrittenObject(self.key, self.records, size, sha)
