@@ -321,19 +321,33 @@ def _commit(conn: redis.Redis, pk: keys.ProjectKeys, manifest: dict[str, Any], s
     pipe.execute()
 
 
+def _stream_id(text: str) -> tuple[int, int]:
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def reconcile(conn: redis.Redis, pk: keys.ProjectKeys, s3: Any, layout: Layout) -> int:
-    """Apply manifests that reached S3 but not Redis (a crash between the two). Returns count."""
+    """Apply manifests that reached S3 but not Redis (a crash between the two). Returns count.
+
+    Manifests are listed after the last committed one by name, and a name is the export's id,
+    which is stamped when the export is requested: exports that ran in another order than they
+    were requested (one retried after another held the lock, two in the same second) list out
+    of run order. So the pair-log range decides, not the name: a manifest whose range ends at or
+    before the cursor is already in Redis and is skipped (re-applying it would move the cursor
+    back and export its range again)."""
     committed = conn.get(pk.export_committed)
     start_after = layout.manifest(committed.decode()) if committed else ""
+    cursor = _stream_id((conn.get(pk.export_cursor) or b"0-0").decode())
     applied = 0
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=layout.bucket, Prefix=layout.manifests, StartAfter=start_after):
         for obj in page.get("Contents", []):
             manifest = json.loads(s3.get_object(Bucket=layout.bucket, Key=obj["Key"])["Body"].read())
-            if manifest.get("mode") == "incremental":
+            if manifest.get("mode") == "incremental" and _stream_id(manifest["cursor"]["to"]) > cursor:
                 sets = RunSets(pk, manifest["export_id"])
                 _load_manifest_ids(conn, s3, layout.bucket, manifest, sets)
                 _commit(conn, pk, manifest, sets)
+                cursor = _stream_id(manifest["cursor"]["to"])
                 applied += 1
     return applied
 

@@ -257,3 +257,16 @@ def test_flips_spread_over_many_log_chunks_export_each_change_once(conn, s3, set
     assert sorted(r["prompt"] for r in read(s3, settings, data_key(snap))) == ["Q1", "Q2", "Q3", "Q4", "Q5", "Q7"]
     assert run(conn, s3, settings)["counts"] == {"pairs": 0, "kto": 0, "retractions": 0}
     assert conn.scard(keys.ProjectKeys(P).exported) == 6
+
+
+def test_exports_run_in_another_order_than_their_ids_sort_export_each_change_once(conn, s3, settings):
+    # Ids are stamped at request time: a retried export can run after a later-requested one, and
+    # two in one second sort by their random part. Reconcile must not re-apply the older run.
+    labelled_pair(conn, settings, 0)
+    first = export_project(conn, s3, settings, P, "20990101T000000Z-ffffff", "incremental")
+    assert first["counts"]["pairs"] == 1
+    send(conn, settings, {"type": "like", "response_id": "bad0", "user_id": "u"})  # Q0 loses its pair
+    second = export_project(conn, s3, settings, P, "20990101T000000Z-000000", "incremental")
+    assert second["counts"] == {"pairs": 0, "kto": 0, "retractions": 1}
+    assert run(conn, s3, settings)["counts"] == {"pairs": 0, "kto": 0, "retractions": 0}
+    assert conn.scard(keys.ProjectKeys(P).exported) == 0
