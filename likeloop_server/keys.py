@@ -115,7 +115,7 @@ class ProjectKeys:
 
     @property
     def export_committed(self) -> str:
-        return f"{self.base}export:committed"  # id of the last manifest applied to Redis
+        return f"{self.base}export:committed"  # key of the last manifest applied to Redis
 
     @property
     def export_lock(self) -> str:

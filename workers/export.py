@@ -101,8 +101,15 @@ class Layout:
     def manifests(self) -> str:
         return f"{self.root}/manifests/"
 
-    def manifest(self, export_id: str) -> str:
-        return f"{self.manifests}{export_id}.json"
+    def manifest(self, name: str) -> str:
+        """A manifest's key; its ``name`` is ``manifest_name(...)`` (older versions: the export id)."""
+        return f"{self.manifests}{name}.json"
+
+
+def manifest_name(started: float, export_id: str) -> str:
+    """``<run start, UTC, to the microsecond>-<export id>``: manifests list in the order exports
+    ran (one at a time, under the lock), whatever order they were requested in."""
+    return datetime.fromtimestamp(started, tz=UTC).strftime("%Y%m%dT%H%M%S%fZ") + f"-{export_id}"
 
 
 class RunWriters:
@@ -307,13 +314,15 @@ def _load_manifest_ids(conn: redis.Redis, s3: Any, bucket: str, manifest: dict[s
                 conn.sadd(target, *chunk)
 
 
-def _commit(conn: redis.Redis, pk: keys.ProjectKeys, manifest: dict[str, Any], sets: RunSets) -> None:
-    """Make Redis reflect a committed incremental manifest: exported set, cursor, committed id."""
+def _commit(
+    conn: redis.Redis, pk: keys.ProjectKeys, manifest: dict[str, Any], manifest_key: str, sets: RunSets
+) -> None:
+    """Make Redis reflect a committed incremental manifest: exported set, cursor, committed key."""
     pipe = conn.pipeline(transaction=True)
     pipe.sunionstore(pk.exported, [pk.exported, sets.added])
     pipe.sdiffstore(pk.exported, [pk.exported, sets.retracted])
     pipe.set(pk.export_cursor, manifest["cursor"]["to"])
-    pipe.set(pk.export_committed, manifest["export_id"])
+    pipe.set(pk.export_committed, manifest_key)
     pipe.hincrby(pk.stats_total, "pairs_exported", manifest["stats"]["pairs_exported_delta"])
     # Entries up to the cursor are in S3 now; trimming them keeps Redis bounded.
     pipe.xtrim(pk.pair_log, minid=manifest["cursor"]["to"])
@@ -329,14 +338,16 @@ def _stream_id(text: str) -> tuple[int, int]:
 def reconcile(conn: redis.Redis, pk: keys.ProjectKeys, s3: Any, layout: Layout) -> int:
     """Apply manifests that reached S3 but not Redis (a crash between the two). Returns count.
 
-    Manifests are listed after the last committed one by name, and a name is the export's id,
-    which is stamped when the export is requested: exports that ran in another order than they
-    were requested (one retried after another held the lock, two in the same second) list out
-    of run order. So the pair-log range decides, not the name: a manifest whose range ends at or
-    before the cursor is already in Redis and is skipped (re-applying it would move the cursor
-    back and export its range again)."""
-    committed = conn.get(pk.export_committed)
-    start_after = layout.manifest(committed.decode()) if committed else ""
+    Manifests are listed after the last committed one; their names sort in run order. Those of
+    older versions were the export id alone, stamped when the export was requested, which sorts
+    out of run order when exports ran in another order (one retried after another held the
+    lock, two in one second). So the pair-log range decides too: a manifest whose range ends at
+    or before the cursor is already in Redis and is skipped (re-applying it would move the
+    cursor back and export its range again)."""
+    committed = (conn.get(pk.export_committed) or b"").decode()
+    if committed and not committed.startswith(layout.manifests):
+        committed = layout.manifest(committed)  # an export id, as older versions recorded it
+    start_after = committed
     cursor = _stream_id((conn.get(pk.export_cursor) or b"0-0").decode())
     applied = 0
     paginator = s3.get_paginator("list_objects_v2")
@@ -346,7 +357,7 @@ def reconcile(conn: redis.Redis, pk: keys.ProjectKeys, s3: Any, layout: Layout) 
             if manifest.get("mode") == "incremental" and _stream_id(manifest["cursor"]["to"]) > cursor:
                 sets = RunSets(pk, manifest["export_id"])
                 _load_manifest_ids(conn, s3, layout.bucket, manifest, sets)
-                _commit(conn, pk, manifest, sets)
+                _commit(conn, pk, manifest, obj["Key"], sets)
                 cursor = _stream_id(manifest["cursor"]["to"])
                 applied += 1
     return applied
@@ -448,14 +459,14 @@ def export_project(
             "counts": {"pairs": writers.pairs, "kto": writers.kto, "retractions": writers.retracted},
             "stats": {"pairs_exported_delta": writers.pairs - writers.retracted_pairs},
         }
-        manifest_key = layout.manifest(export_id)
+        manifest_key = layout.manifest(manifest_name(started, export_id))
         put_json(s3, layout.bucket, manifest_key, manifest)
         if mode == "snapshot":
             for file_format in ("jsonl", "parquet") if plan.parquet else ("jsonl",):
                 card = dataset_card(layout, manifest, file_format).encode()
                 put_bytes(s3, layout.bucket, layout.card(file_format), card, "text/markdown")
         else:
-            _commit(conn, pk, manifest, sets)
+            _commit(conn, pk, manifest, manifest_key, sets)
         exports.update_export(
             conn, project, export_id, status=exports.SUCCEEDED, finished_at=repr(time.time()),
             pairs=manifest["counts"]["pairs"], retractions=manifest["counts"]["retractions"],

@@ -9,7 +9,7 @@ import pytest
 from likeloop_server import exports, keys
 from likeloop_server.ingest import BatchStore, prepare
 from workers import export as export_mod
-from workers.export import ExportBusy, Layout, export_project
+from workers.export import ExportBusy, export_project
 from workers.pairing import pair_group_with
 
 P = "acme"
@@ -66,9 +66,10 @@ def test_export_writes_trl_rows_and_a_manifest(conn, s3, settings):
     assert sorted((r["prompt"], r["chosen"], r["rejected"]) for r in rows) == [
         ("Q1", "good 1", "bad 1"), ("Q2", "good 2", "bad 2")]  # fmt: skip
     assert {"pair_id", "group_id", "chosen", "rejected"} <= set(json.loads(rows[0]["metadata"]))
-    stored = json.loads(
-        s3.get_object(Bucket=settings.s3_bucket, Key=Layout(settings, P).manifest(manifest["export_id"]))["Body"].read()
-    )
+    (manifest_key,) = [k for k in keys_under(s3, settings) if "/manifests/" in k]
+    assert manifest_key.endswith(f"-{manifest['export_id']}.json")
+    assert exports.get_export(conn, P, manifest["export_id"])["manifest"].endswith(manifest_key)
+    stored = json.loads(s3.get_object(Bucket=settings.s3_bucket, Key=manifest_key)["Body"].read())
     assert stored == manifest and data["records"] == 2 and len(data["sha256"]) == 64
     import hashlib
 
@@ -270,3 +271,22 @@ def test_exports_run_in_another_order_than_their_ids_sort_export_each_change_onc
     assert second["counts"] == {"pairs": 0, "kto": 0, "retractions": 1}
     assert run(conn, s3, settings)["counts"] == {"pairs": 0, "kto": 0, "retractions": 0}
     assert conn.scard(keys.ProjectKeys(P).exported) == 0
+
+
+def test_a_crashed_commit_is_repaired_even_when_its_id_sorts_before_the_last_committed(conn, s3, settings, monkeypatch):
+    labelled_pair(conn, settings, 0)
+    export_project(conn, s3, settings, P, "20990101T000000Z-ffffff", "incremental")
+    labelled_pair(conn, settings, 1)
+
+    def crash(*args, **kwargs):
+        raise SystemExit("killed between manifest and cursor")
+
+    monkeypatch.setattr(export_mod, "_commit", crash)
+    with pytest.raises(SystemExit):  # requested earlier (smaller id), ran later, died before Redis
+        export_project(conn, s3, settings, P, "20990101T000000Z-000000", "incremental")
+    monkeypatch.undo()
+    labelled_pair(conn, settings, 2)
+    third = run(conn, s3, settings)
+    # Its manifest (Q1) is applied first, so Q1 is in exactly one manifest's files.
+    assert [r["prompt"] for r in read(s3, settings, data_key(third))] == ["Q2"]
+    assert conn.scard(keys.ProjectKeys(P).exported) == 3
