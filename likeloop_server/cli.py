@@ -250,7 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
 
-    worker = sub.add_parser("worker", help="run an RQ worker for pairing and export jobs")
+    worker = sub.add_parser(
+        "worker",
+        help="run an RQ worker for pairing and export jobs (first moves pairs stored by older versions)",
+    )
     worker.add_argument("--burst", action="store_true", help="process what is queued, then exit")
     worker.add_argument("--queues", help="comma-separated queues (default: likeloop-pairing,likeloop-export)")
     worker.add_argument("--log-level", default="info", help="debug, info, warning or error (default info)")
