@@ -32,6 +32,15 @@ def labelled_pair(conn, settings, n):
     )  # fmt: skip
 
 
+def crash_before_commit(monkeypatch):
+    """The next export dies after writing its manifest, before Redis records it."""
+
+    def crash(*args, **kwargs):
+        raise SystemExit("killed between manifest and cursor")
+
+    monkeypatch.setattr(export_mod, "_commit", crash)
+
+
 def run(conn, s3, settings, mode="incremental"):
     return export_project(conn, s3, settings, P, exports.new_export_id(), mode)
 
@@ -134,11 +143,7 @@ def test_a_failed_upload_leaves_no_manifest_and_no_cursor(conn, s3, settings, mo
 def test_a_crash_after_the_manifest_is_repaired_by_the_next_run(conn, s3, settings, monkeypatch):
     labelled_pair(conn, settings, 1)
     pk = keys.ProjectKeys(P)
-
-    def crash(*args, **kwargs):
-        raise SystemExit("killed between manifest and cursor")
-
-    monkeypatch.setattr(export_mod, "_commit", crash)
+    crash_before_commit(monkeypatch)
     with pytest.raises(SystemExit):
         run(conn, s3, settings)
     monkeypatch.undo()
@@ -277,11 +282,7 @@ def test_a_crashed_commit_is_repaired_even_when_its_id_sorts_before_the_last_com
     labelled_pair(conn, settings, 0)
     export_project(conn, s3, settings, P, "20990101T000000Z-ffffff", "incremental")
     labelled_pair(conn, settings, 1)
-
-    def crash(*args, **kwargs):
-        raise SystemExit("killed between manifest and cursor")
-
-    monkeypatch.setattr(export_mod, "_commit", crash)
+    crash_before_commit(monkeypatch)
     with pytest.raises(SystemExit):  # requested earlier (smaller id), ran later, died before Redis
         export_project(conn, s3, settings, P, "20990101T000000Z-000000", "incremental")
     monkeypatch.undo()
