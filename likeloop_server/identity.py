@@ -13,7 +13,6 @@ from typing import Any
 PROJECT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # Client-chosen ids end up inside Redis keys and S3 records: keep them printable and short.
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-_SPACE_RUN = re.compile(r"\s+")
 # 128 bits of a sha256: collisions are out of reach, and keys stay short.
 _ID_HEX_CHARS = 32
 
@@ -32,7 +31,10 @@ def valid_project_name(name: str) -> bool:
 
 def normalise_text(text: str) -> str:
     """Fold the differences that do not change a prompt's meaning: Unicode form and spacing."""
-    return _SPACE_RUN.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    if not text.isascii():  # ASCII text is in NFC already
+        text = unicodedata.normalize("NFC", text)
+    # str.split() splits at the same characters as the regex \s (str.isspace), and drops the ends
+    return " ".join(text.split())
 
 
 def short_hash(*parts: str) -> str:

@@ -21,7 +21,7 @@ local statuses = {}
 local any_pending = redis.call('EXISTS', base .. 'pendingany') == 1
 local newly_dirty = {}
 local stats_hours = {}
-local grown = {}  -- groups that got a response -> whether this batch created them
+local grown = {}  -- groups that got a response -> their TTL before (-2: created now, -1: kept)
 local kept = {}  -- groups made permanent by feedback in this batch
 -- Counter increments are summed here and written once at the end: a batch of similar events
 -- bumps the same few fields, so this saves most of the script's HINCRBY calls.
@@ -131,19 +131,20 @@ for i, ev in ipairs(events) do
     status = 'duplicate'
   elseif ev.t == 'response' then
     local rkey = base .. 'resp:' .. ev.rid
-    if redis.call('EXISTS', rkey) == 1 then
+    -- A fresh id (made by the service for this event) is stored nowhere and awaited by nobody.
+    if not ev.fresh and redis.call('EXISTS', rkey) == 1 then
       status = 'duplicate'
     else
       local gid = ev.gid
       local gkey = base .. 'group:' .. gid
       redis.call('HSET', rkey, unpack(ev.fields))
       redis.call('EXPIRE', rkey, resp_ttl)
-      if grown[gkey] == nil then grown[gkey] = redis.call('EXISTS', gkey) == 0 end
+      if grown[gkey] == nil then grown[gkey] = redis.call('TTL', gkey) end
       redis.call('SADD', gkey, ev.rid)
       bump(ev.dims, 'responses', 1, ev.hour)
       local pkey = base .. 'pending:' .. ev.rid
       local waiting = {}
-      if any_pending then waiting = redis.call('LRANGE', pkey, 0, -1) end
+      if any_pending and not ev.fresh then waiting = redis.call('LRANGE', pkey, 0, -1) end
       if #waiting > 0 then
         local changed = false
         for _, raw in ipairs(waiting) do
@@ -175,8 +176,8 @@ end
 
 -- A group expires with its last unlabelled response, pushed back once per batch; a group with
 -- feedback has no expiry (TTL -1), and a group this batch created gets one.
-for gkey, created in pairs(grown) do
-  if not kept[gkey] and (created or redis.call('TTL', gkey) ~= -1) then
+for gkey, ttl in pairs(grown) do
+  if not kept[gkey] and ttl ~= -1 then
     redis.call('EXPIRE', gkey, resp_ttl)
   end
 end

@@ -68,46 +68,69 @@ def stat_dims(model: str, group_id: str, user_id: str | None, metadata: dict[str
 def prepare(event: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """Turn one validated event into the script's input. Fills in ids and the timestamp."""
     ts = float(event.get("timestamp") or (now if now is not None else time.time()))
-    given = event.get("event_id")
+    if event["type"] == RESPONSE_TYPE:
+        return _prepare_response(event, ts)
+    return _prepare_feedback(event, ts)
+
+
+# Optional text fields of a response, stored as given.
+_RESPONSE_TEXT = ("prompt", "system", "prompt_id", "user_id", "session_id")
+
+
+def _prepare_response(event: dict[str, Any], ts: float) -> dict[str, Any]:
+    get = event.get
+    given, rid = get("event_id"), get("response_id")
+    # An id made here is new to Redis: the script need not look for a stored copy or for
+    # feedback waiting on it (nobody could have sent feedback for an id nobody knew).
+    fresh = rid is None
+    if fresh:
+        rid = new_id()
+    stamp, model, messages, metadata = repr(ts), get("model") or "", get("messages"), get("metadata")
+    gid = prompt_group_id(prompt=get("prompt"), messages=messages, system=get("system"), prompt_id=get("prompt_id"))
+    dims = stat_dims(model, gid, get("user_id"), metadata)
+    stored = ["id", rid, "group", gid, "response", event["response"], "model", model, "ts", stamp]
+    for name in _RESPONSE_TEXT:
+        value = get(name)
+        if value is not None:
+            stored += (name, value)
+    if messages is not None:
+        stored += ("messages", _dumps(messages))
+    if metadata:
+        stored += ("metadata", _dumps(metadata))
+    stored += ("dims", _dumps(dims))
+    return {
+        "t": RESPONSE_TYPE,
+        # Without an event id, the response id stands for the event (the SDK sends it as both).
+        "eid": given or rid,
+        "hour": utc_hour(ts),
+        "ts": stamp,
+        # The response id dedupes a response already; a different event id is checked too.
+        "dedupe": given is not None and given != rid,
+        "fresh": fresh,
+        "rid": rid,
+        "gid": gid,
+        "dims": dims,
+        "fields": stored,
+    }
+
+
+def _prepare_feedback(event: dict[str, Any], ts: float) -> dict[str, Any]:
+    etype, given = event["type"], event.get("event_id")
     eid = given or new_id()
-    etype = event["type"]
-    out: dict[str, Any] = {"t": etype, "eid": eid, "hour": utc_hour(ts), "ts": repr(ts), "dedupe": bool(given)}
-    if etype == RESPONSE_TYPE:
-        rid = event.get("response_id") or new_id()
-        # The response id dedupes a response already (the SDK uses it as the event id too).
-        out["dedupe"] = bool(given) and given != rid
-        messages = event.get("messages")
-        gid = prompt_group_id(
-            prompt=event.get("prompt"),
-            messages=messages,
-            system=event.get("system"),
-            prompt_id=event.get("prompt_id"),
-        )
-        stored: dict[str, str] = {
-            "id": rid,
-            "group": gid,
-            "response": event["response"],
-            "model": event.get("model") or "",
-            "ts": repr(ts),
-        }
-        for name in ("prompt", "system", "prompt_id", "user_id", "session_id"):
-            if event.get(name) is not None:
-                stored[name] = event[name]
-        if messages is not None:
-            stored["messages"] = _dumps(messages)
-        if event.get("metadata"):
-            stored["metadata"] = _dumps(event["metadata"])
-        dims = stat_dims(stored["model"], gid, event.get("user_id"), event.get("metadata"))
-        stored["dims"] = _dumps(dims)
-        out.update(rid=rid, gid=gid, dims=dims, fields=[x for kv in stored.items() for x in kv])
-    else:
-        out["rid"] = event["response_id"]
-        out["user"] = event.get("user_id") or ANONYMOUS_USER_PREFIX + eid
-        if etype == "rating":
-            out["value"] = int(event["value"])
-            out["scale"] = int(event.get("scale") or 5)
-        if etype in ("comment", "correction"):
-            out["text"] = event["text"]
+    out = {
+        "t": etype,
+        "eid": eid,
+        "hour": utc_hour(ts),
+        "ts": repr(ts),
+        "dedupe": given is not None,
+        "rid": event["response_id"],
+        "user": event.get("user_id") or ANONYMOUS_USER_PREFIX + eid,
+    }
+    if etype == "rating":
+        out["value"] = int(event["value"])
+        out["scale"] = int(event.get("scale") or 5)
+    elif etype in ("comment", "correction"):
+        out["text"] = event["text"]
     return out
 
 

@@ -52,22 +52,14 @@ def post_events():  # type: ignore[no-untyped-def]
     results: list[dict[str, Any] | None] = [None] * len(raw_events)
     prepared: list[dict[str, Any]] = []
     positions: list[int] = []
-    for i, raw in enumerate(raw_events):
-        try:
-            prepared.append(prepare(schemas.load_event(raw)))
+    for i, loaded in enumerate(schemas.load_events(raw_events)):
+        if isinstance(loaded, ValidationError):
+            field, message = first_error(loaded.messages, f"events[{i}]")
+            error = {"code": "invalid_field", "message": f"{field}: {message}", "field": field}
+            results[i] = {"index": i, "status": "rejected", "error": {**error, "details": loaded.messages}}
+        else:
+            prepared.append(prepare(loaded))
             positions.append(i)
-        except ValidationError as exc:
-            field, message = first_error(exc.messages, f"events[{i}]")
-            results[i] = {
-                "index": i,
-                "status": "rejected",
-                "error": {
-                    "code": "invalid_field",
-                    "message": f"{field}: {message}",
-                    "field": field,
-                    "details": exc.messages,
-                },
-            }
     for i, event, status in zip(positions, prepared, _store(prepared), strict=True):
         results[i] = _result(i, event, status)
     observability.record_event_outcomes(results)  # type: ignore[arg-type]

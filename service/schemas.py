@@ -29,6 +29,16 @@ def _id_field(**kw: Any) -> fields.Str:
     )
 
 
+def _check_metadata(value: dict[str, Any]) -> None:
+    # One check of the whole mapping: declaring ``keys=fields.Str(...)`` ran a field (and its
+    # validator) per key of every event. JSON object keys are strings already.
+    if len(value) > MAX_METADATA_KEYS:
+        raise ValidationError(f"at most {MAX_METADATA_KEYS} keys")
+    for key in value:
+        if len(key) > MAX_NAME_CHARS:
+            raise ValidationError(f"keys may be at most {MAX_NAME_CHARS} characters: {key[:40]!r}...")
+
+
 def _check_timestamp(value: float) -> None:
     if value < MIN_TIMESTAMP or value > time.time() + FUTURE_SLACK_S:
         raise ValidationError("must be unix seconds between 2000-01-01 and one day from now")
@@ -66,7 +76,10 @@ class ResponseEventSchema(_EventBase):
     prompt_id = fields.Str(validate=validate.Length(min=1, max=MAX_NAME_CHARS))
     user_id = fields.Str(validate=validate.Length(min=1, max=MAX_NAME_CHARS))
     session_id = fields.Str(validate=validate.Length(min=1, max=MAX_NAME_CHARS))
-    metadata = fields.Dict(keys=fields.Str(validate=validate.Length(max=MAX_NAME_CHARS)), values=fields.Raw())
+    metadata = fields.Dict(
+        validate=_check_metadata,
+        metadata={"description": f"Free-form; at most {MAX_METADATA_KEYS} keys of up to {MAX_NAME_CHARS} characters."},
+    )
 
     @validates_schema
     def _prompt_xor_messages(self, data: dict[str, Any], **_: Any) -> None:
@@ -80,8 +93,6 @@ class ResponseEventSchema(_EventBase):
                 raise ValidationError(
                     "missing: give the response, or messages ending with the assistant turn to rate", "response"
                 )
-        if len(data.get("metadata") or {}) > MAX_METADATA_KEYS:
-            raise ValidationError(f"at most {MAX_METADATA_KEYS} keys", "metadata")
 
     @post_load
     def _final_turn_is_the_response(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -192,18 +203,69 @@ def load_feedback_event(raw: dict[str, Any]) -> dict[str, Any]:
     return _load(FeedbackEventSchema, feedback_event_schema, raw)
 
 
-def load_event(raw: Any) -> dict[str, Any]:
-    """Validate one event of any type. Raises ValidationError naming the field."""
+def _event_class(raw: Any) -> type[Schema]:
+    """The schema class of one event of any type. Raises ValidationError if there is none."""
     if not isinstance(raw, dict):
         raise ValidationError({"_schema": ["each event must be a JSON object"]})
     etype = raw.get("type")
     if etype == RESPONSE_TYPE:
-        return load_response_event(raw)
+        return ResponseEventSchema
     if etype in FEEDBACK_TYPES:
-        return load_feedback_event(raw)
+        return FeedbackEventSchema
     if etype is None:
         raise ValidationError({"type": ["missing: one of " + ", ".join(EVENT_TYPES)]})
     raise ValidationError({"type": [f"unknown event type {etype!r}; expected one of {', '.join(EVENT_TYPES)}"]})
+
+
+_FULL: dict[type[Schema], Schema] = {
+    ResponseEventSchema: response_event_schema,
+    FeedbackEventSchema: feedback_event_schema,
+}
+
+
+def load_event(raw: Any) -> dict[str, Any]:
+    """Validate one event of any type. Raises ValidationError naming the field."""
+    cls = _event_class(raw)
+    return _load(cls, _FULL[cls], raw)
+
+
+def load_events(raws: list[Any]) -> list[dict[str, Any] | ValidationError]:
+    """Validate a batch's events: each one's loaded data, or the ValidationError it raised.
+
+    Events of one shape (type and set of keys) are loaded together, with ``many=True`` on the
+    schema limited to that shape: marshmallow's per-load set-up then happens once per shape
+    rather than once per event. If any event of a shape fails, that shape's events are loaded
+    one by one, so each gets exactly the error (and the others the data) of a single load.
+    """
+    out: list[dict[str, Any] | ValidationError | None] = [None] * len(raws)
+    shapes: dict[tuple[type[Schema], frozenset[str]], list[int]] = {}
+    for i, raw in enumerate(raws):
+        try:
+            cls = _event_class(raw)
+        except ValidationError as exc:
+            out[i] = exc
+            continue
+        present = frozenset(raw)
+        if present <= cls._declared_fields.keys():
+            shapes.setdefault((cls, present), []).append(i)
+        else:
+            out[i] = _load_or_error(_FULL[cls], raws[i])  # names the undeclared key
+    for (cls, present), positions in shapes.items():
+        schema = _schema_for_shape(cls, present)
+        try:
+            loaded = schema.load([raws[i] for i in positions], many=True)
+        except ValidationError:
+            loaded = [_load_or_error(schema, raws[i]) for i in positions]
+        for i, data in zip(positions, loaded, strict=True):
+            out[i] = data
+    return out  # type: ignore[return-value]
+
+
+def _load_or_error(schema: Schema, raw: dict[str, Any]) -> dict[str, Any] | ValidationError:
+    try:
+        return schema.load(raw)
+    except ValidationError as exc:
+        return exc
 
 
 # ---- Response bodies: documented in /openapi.json and checked by the schema tests. --------------

@@ -1,3 +1,9 @@
+import re
+import unicodedata
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from likeloop_server.identity import normalise_text, pair_id, prompt_group_id, valid_project_name
 
 
@@ -13,6 +19,15 @@ def test_project_names_are_lowercase_slugs():
 def test_normalise_folds_spacing_and_unicode_form():
     assert normalise_text("  What is\n\n 2+2?  ") == "What is 2+2?"
     assert normalise_text("caf\u0065\u0301") == normalise_text("caf\u00e9")
+
+
+# Whitespace of every kind, and characters NFC composes (e + combining acute) or replaces (Angstrom sign)
+TRICKY = " \t\n\r\x0b\x0c\x1c\x85\xa0\u2028\u3000ae\u0301\u00e9\u212b"
+
+
+@given(st.text(alphabet=st.sampled_from(TRICKY), max_size=30) | st.text())
+def test_normalising_is_nfc_with_whitespace_runs_folded_to_one_space(text):
+    assert normalise_text(text) == re.sub(r"\s+", " ", unicodedata.normalize("NFC", text)).strip()
 
 
 def test_same_prompt_modulo_spacing_is_one_group():

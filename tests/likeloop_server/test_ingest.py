@@ -134,3 +134,35 @@ def test_feedback_waiting_is_found_even_for_an_id_like_a_marker(conn, settings):
     statuses, dirty = store(conn, settings, resp("any"))
     assert statuses == ["accepted"] and len(dirty) == 1
     assert stats(conn)["likes"] == 1
+
+
+def test_a_response_without_ids_gets_a_fresh_id_that_stands_for_the_event(conn, settings):
+    events = [prepare({"type": "response", "prompt": "Q?", "response": t}) for t in ("A", "B")]
+    assert all(e["fresh"] and e["eid"] == e["rid"] for e in events)
+    assert events[0]["rid"] != events[1]["rid"]
+    assert BatchStore(conn, settings).store(P, events)[0] == ["accepted", "accepted"]
+    pk = keys.ProjectKeys(P)
+    gid = events[0]["gid"]
+    assert conn.smembers(pk.group(gid)) == {events[0]["rid"].encode(), events[1]["rid"].encode()}
+    assert 0 < conn.ttl(pk.group(gid)) <= settings.response_ttl_days * 86400
+    assert stats(conn)["responses"] == 2
+
+
+def test_a_client_event_id_still_dedupes_a_response_without_a_response_id(conn, settings):
+    event = {"type": "response", "prompt": "Q?", "response": "A", "event_id": "e-9"}
+    assert store(conn, settings, event)[0] == ["accepted"]
+    assert store(conn, settings, event)[0] == ["duplicate"]
+    assert stats(conn)["responses"] == 1
+
+
+def test_a_new_response_pushes_back_its_unlabelled_groups_expiry(conn, settings):
+    store(conn, settings, resp("r1"))
+    pk = keys.ProjectKeys(P)
+    gid = conn.hget(pk.response("r1"), "group").decode()
+    conn.expire(pk.group(gid), 100)
+    store(conn, settings, resp("r2", text="B"))
+    assert conn.ttl(pk.group(gid)) > 100
+    store(conn, settings, {"type": "response", "prompt": "Q?", "response": "C"})  # a fresh id: the same
+    conn.expire(pk.group(gid), 100)
+    store(conn, settings, {"type": "response", "prompt": "Q?", "response": "D"})
+    assert conn.ttl(pk.group(gid)) > 100
