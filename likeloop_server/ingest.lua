@@ -18,9 +18,10 @@ local recent_comments = tonumber(ARGV[7])
 
 local statuses = {}
 -- Feedback that waits for its response is rare: skip looking for it unless some is waiting.
-local any_pending = redis.call('EXISTS', base .. 'pendingany') == 1
+-- Asked once, when a response that could have some (one with a client-chosen id) comes.
+local any_pending = nil
 local newly_dirty = {}
-local stats_hours = {}
+local bucket_hours = {}  -- hour stats hash -> its hour
 local grown = {}  -- groups that got a response -> their TTL before (-2: created now, -1: kept)
 local kept = {}  -- groups made permanent by feedback in this batch
 -- Counter increments are summed here and written once at the end: a batch of similar events
@@ -46,7 +47,7 @@ local function bump(dims, metric, by, hour)
     incr(total, metric .. '|' .. d, by)
     incr(bucket, metric .. '|' .. d, by)
   end
-  stats_hours[hour] = true
+  bucket_hours[bucket] = hour
 end
 
 local function mark_dirty(gid)
@@ -144,7 +145,10 @@ for i, ev in ipairs(events) do
       bump(ev.dims, 'responses', 1, ev.hour)
       local pkey = base .. 'pending:' .. ev.rid
       local waiting = {}
-      if any_pending and not ev.fresh then waiting = redis.call('LRANGE', pkey, 0, -1) end
+      if not ev.fresh then
+        if any_pending == nil then any_pending = redis.call('EXISTS', base .. 'pendingany') == 1 end
+        if any_pending then waiting = redis.call('LRANGE', pkey, 0, -1) end
+      end
       if #waiting > 0 then
         local changed = false
         for _, raw in ipairs(waiting) do
@@ -182,12 +186,19 @@ for gkey, ttl in pairs(grown) do
   end
 end
 for key, fields in pairs(increments) do
+  local hour = bucket_hours[key]
   for field, by in pairs(fields) do
-    if by ~= 0 then redis.call('HINCRBY', key, field, by) end
+    if by ~= 0 then
+      local value = redis.call('HINCRBY', key, field, by)
+      if hour then
+        -- The first count written to an hour's hash tells whether the hash is new: if that
+        -- field was absent (or 0), list the hour; if it had a count, the hash existed, and was
+        -- listed by whoever made it.
+        if value == by then redis.call('SADD', base .. 'statshours', hour) end
+        hour = nil
+      end
+    end
   end
-end
-for hour, _ in pairs(stats_hours) do
-  redis.call('SADD', base .. 'statshours', hour)
 end
 
 return {statuses, newly_dirty}

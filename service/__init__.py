@@ -50,17 +50,18 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     )
     errors.init_app(app)
     observability.init_app(app, conn)
-    ratelimit.init_app(app, settings, [ingest_api.bp])
+    feedback = ingest_api.feedback_blueprint()
+    ratelimit.init_app(app, settings, [ingest_api.bp, feedback])
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
-    CORS(
-        app,
-        resources={r"/v1/feedback": {"origins": origins}},
+    CORS(  # on the feedback blueprint: its answers, errors included, get CORS headers; others skip it
+        feedback,
+        origins=origins,
         methods=["POST", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type"],
         expose_headers=["X-Request-ID"],
         max_age=600,
     )
-    for bp in (ingest_api.bp, read_api.bp, exports_api.bp, openapi.bp):
+    for bp in (ingest_api.bp, feedback, read_api.bp, exports_api.bp, openapi.bp):
         app.register_blueprint(bp)
 
     @app.get("/")

@@ -10,10 +10,13 @@ import logging
 from typing import Any
 
 import redis
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
+
+# The error code of the answer, left in the WSGI environ for the request metrics.
+ERROR_CODE_KEY = "likeloop.error_code"
 
 
 class ApiError(Exception):
@@ -71,9 +74,13 @@ _HTTP_CODES = {
 
 
 def init_app(app: Flask) -> None:
+    def answer(err: ApiError):  # type: ignore[no-untyped-def]
+        request.environ[ERROR_CODE_KEY] = err.code
+        return jsonify(err.body()), err.status, err.headers
+
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
-        return jsonify(exc.body()), exc.status, exc.headers
+        return answer(exc)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
@@ -84,17 +91,16 @@ def init_app(app: Flask) -> None:
             message = f"request body is larger than the limit of {limit} bytes"
         if status == 429:
             message = f"too many requests for this key (limit {exc.description}); retry after the Retry-After delay"
-        err = ApiError(status, _HTTP_CODES.get(status, "http_error"), message)
-        return jsonify(err.body()), status
+        return answer(ApiError(status, _HTTP_CODES.get(status, "http_error"), message))
 
     @app.errorhandler(redis.RedisError)
     def _storage_error(exc: redis.RedisError):  # type: ignore[no-untyped-def]
         log.error("storage unavailable: %s", exc)
-        err = ApiError(503, "storage_unavailable", "storage is unavailable; retry later")
-        return jsonify(err.body()), 503, {"Retry-After": "5"}
+        return answer(
+            ApiError(503, "storage_unavailable", "storage is unavailable; retry later", headers={"Retry-After": "5"})
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
         log.exception("unhandled error")
-        err = ApiError(500, "internal_error", "the server failed to handle this request")
-        return jsonify(err.body()), 500
+        return answer(ApiError(500, "internal_error", "the server failed to handle this request"))

@@ -71,7 +71,7 @@ def post_events():  # type: ignore[no-untyped-def]
 def _single(loader: Any, raw: Any) -> tuple[Any, int]:
     event = prepare(load(loader, raw))
     (status,) = _store([event])
-    observability.record_event_outcomes([{"status": status}])
+    observability.record_event_outcome(status)
     return jsonify(_result(0, event, status)), (200 if status == "duplicate" else 201)
 
 
@@ -85,7 +85,6 @@ def post_response():  # type: ignore[no-untyped-def]
     return _single(schemas.load_response_event, raw)
 
 
-@bp.post("/v1/feedback")
 @require("ingest", allow_token=True)
 def post_feedback():  # type: ignore[no-untyped-def]
     """Record one piece of feedback (``type``: like, dislike, rating, comment, correction).
@@ -112,3 +111,11 @@ def post_feedback():  # type: ignore[no-untyped-def]
                 raise ApiError(403, "token_user_mismatch", "this feedback token is for another user", field="user_id")
             raw["user_id"] = token.user_id
     return _single(schemas.load_feedback_event, raw)
+
+
+def feedback_blueprint() -> Blueprint:
+    """``POST /v1/feedback`` in a blueprint of its own, made for each app: browsers post to it
+    (with a feedback token), so it alone gets CORS handling, set up on this blueprint."""
+    feedback = Blueprint("feedback", __name__)
+    feedback.add_url_rule("/v1/feedback", view_func=post_feedback, methods=["POST"])
+    return feedback

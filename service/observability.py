@@ -26,7 +26,11 @@ from likeloop_server.apikeys import list_projects
 from likeloop_server.identity import new_id
 from likeloop_server.queues import ALL_QUEUES
 
+from .errors import ERROR_CODE_KEY
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# Where the request's id is kept in the WSGI environ, for log lines written while handling it.
+REQUEST_ID_KEY = "likeloop.request_id"
 # Latency buckets around what ingest takes: a few ms for a batch, up to seconds when Redis stalls.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -49,8 +53,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if has_request_context() and getattr(g, "request_id", None):
-            line["request_id"] = g.request_id
+        if has_request_context() and REQUEST_ID_KEY in request.environ:
+            line["request_id"] = request.environ[REQUEST_ID_KEY]
         for key in ("method", "path", "status", "duration_ms", "project"):
             if hasattr(record, key):
                 line[key] = getattr(record, key)
@@ -73,16 +77,32 @@ def configure_json_logging(level: int = logging.INFO, access: bool = False) -> N
 access_log = logging.getLogger("likeloop.access")
 
 
+_OUTCOMES: dict[tuple[str, str], Any] = {}  # label lookups cost more than the increment
+
+
+def _reason(error: dict[str, Any] | None) -> str:
+    """The metric label of a rejection: the field's last name (events[3].value -> value), so the
+    label set stays bounded; "event" when the event itself was wrong (not an object)."""
+    field = (error or {}).get("field") or "body"
+    if "." in field:
+        return field.rsplit(".", 1)[-1]
+    return "event" if field.startswith("events[") else field
+
+
 def record_event_outcomes(results: list[dict[str, Any]]) -> None:
     counts: dict[tuple[str, str], int] = {}
     for r in results:
-        reason = ""
-        if r["status"] == "rejected":
-            reason = (r.get("error") or {}).get("field") or "body"
-            reason = reason.rsplit(".", 1)[-1]  # events[3].value -> value: a bounded label set
-        counts[(r["status"], reason)] = counts.get((r["status"], reason), 0) + 1
-    for (status, reason), n in counts.items():  # one update per label set, not per event
-        EVENTS.labels(status, reason).inc(n)
+        slot = (r["status"], _reason(r.get("error")) if r["status"] == "rejected" else "")
+        counts[slot] = counts.get(slot, 0) + 1
+    for slot, n in counts.items():  # one update per label set, not per event
+        record_event_outcome(*slot, n=n)
+
+
+def record_event_outcome(status: str, reason: str = "", n: int = 1) -> None:
+    child = _OUTCOMES.get((status, reason))
+    if child is None:
+        child = _OUTCOMES[(status, reason)] = EVENTS.labels(status, reason)
+    child.inc(n)
 
 
 class PipelineCollector:
@@ -140,6 +160,62 @@ class PipelineCollector:
         yield from (depth, failed, pairs, exported, dirty, duration, size)
 
 
+class RequestObserver:
+    """WSGI middleware around the Flask app: gives each request its id (echoed in ``X-Request-ID``),
+    and when the answer starts, observes its latency, counts an error by its code, and writes the
+    access line if that log is on.
+
+    A middleware rather than Flask ``before_request``/``after_request`` hooks: the hooks cost
+    about 15 us each per request (Flask's dispatch to them, context-local lookups), a tenth of
+    what a single-event ingest request costs in all.
+    """
+
+    def __init__(self, wsgi_app: Any) -> None:
+        self.wsgi_app = wsgi_app
+        self._histograms: dict[tuple[str, str, int], Any] = {}  # label lookups cost more than observing
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        given = environ.get("HTTP_X_REQUEST_ID")
+        request_id = given if given and _REQUEST_ID.match(given) else new_id()
+        environ[REQUEST_ID_KEY] = request_id
+        started = time.perf_counter()
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            headers.append(("X-Request-ID", request_id))
+            self._observe(environ, int(status[:3]), time.perf_counter() - started)
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, start)
+
+    def _observe(self, environ: dict[str, Any], status: int, elapsed: float) -> None:
+        # Flask leaves its request object in the environ; its URL rule names the endpoint.
+        rule = getattr(environ.get("werkzeug.request"), "url_rule", None)
+        endpoint = rule.rule if rule is not None else "unmatched"
+        method = environ.get("REQUEST_METHOD", "")
+        slot = (endpoint, method, status)
+        histogram = self._histograms.get(slot)
+        if histogram is None:
+            histogram = self._histograms[slot] = REQUESTS.labels(endpoint, method, str(status))
+        histogram.observe(elapsed)
+        if status >= 400:
+            ERRORS.labels(environ.get(ERROR_CODE_KEY, "unknown")).inc()
+        if access_log.isEnabledFor(logging.INFO):
+            # Called while Flask still holds the request context: g and the request are there.
+            access_log.info(
+                "%s %s %s",
+                method,
+                environ.get("PATH_INFO", ""),
+                status,
+                extra={
+                    "method": method,
+                    "path": environ.get("PATH_INFO", ""),
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "project": g.get("project") if has_request_context() else None,
+                },
+            )
+
+
 def init_app(app: Flask, conn: Any) -> None:
     registry = CollectorRegistry()
     multiproc = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
@@ -149,45 +225,7 @@ def init_app(app: Flask, conn: Any) -> None:
         multiprocess.MultiProcessCollector(registry)
     registry.register(PipelineCollector(conn))
 
-    @app.before_request
-    def _start() -> None:
-        given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if _REQUEST_ID.match(given) else new_id()
-        g.started = time.perf_counter()
-
-    histograms: dict[tuple[str, str, int], Any] = {}  # label lookups cost more than the observation
-
-    @app.after_request
-    def _finish(response: Response) -> Response:
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        slot = (endpoint, request.method, response.status_code)
-        histogram = histograms.get(slot)
-        if histogram is None:
-            histogram = histograms[slot] = REQUESTS.labels(endpoint, request.method, str(response.status_code))
-        histogram.observe(elapsed)
-        if response.status_code >= 400 and response.is_json:
-            code = ((response.get_json(silent=True) or {}).get("error") or {}).get("code", "unknown")
-            ERRORS.labels(code).inc()
-        if access_log.isEnabledFor(logging.INFO):
-            _log_access(response, elapsed)
-        return response
-
-    def _log_access(response: Response, elapsed: float) -> None:
-        access_log.info(
-            "%s %s %s",
-            request.method,
-            request.path,
-            response.status_code,
-            extra={
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
-                "duration_ms": round(elapsed * 1000, 2),
-                "project": g.get("project"),
-            },
-        )
+    app.wsgi_app = RequestObserver(app.wsgi_app)  # type: ignore[method-assign]
 
     @app.get("/metrics")
     def metrics() -> Response:

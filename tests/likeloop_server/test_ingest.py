@@ -166,3 +166,16 @@ def test_a_new_response_pushes_back_its_unlabelled_groups_expiry(conn, settings)
     conn.expire(pk.group(gid), 100)
     store(conn, settings, {"type": "response", "prompt": "Q?", "response": "D"})
     assert conn.ttl(pk.group(gid)) > 100
+
+
+def test_every_hour_with_a_stats_hash_is_listed(conn, settings):
+    now = time.time()
+    hours = [now - 5 * 3600, now - 3 * 3600, now]
+    store(conn, settings, resp("r1", timestamp=hours[0]), resp("r2", text="B", timestamp=hours[1]))
+    store(conn, settings, {**fb("like", "r1", "u1"), "timestamp": hours[1]})
+    store(conn, settings, {**fb("dislike", "r1", "u1"), "timestamp": hours[2]})  # decrements hour 1
+    store(conn, settings, {"type": "response", "prompt": "Q?", "response": "C", "timestamp": hours[2]})
+    pk = keys.ProjectKeys(P)
+    made = {k.decode().rsplit(":h:", 1)[1] for k in conn.scan_iter(match=pk.stats_hour("*"))}
+    listed = {h.decode() for h in conn.smembers(pk.stats_hours)}
+    assert made == listed and len(made) == 3

@@ -115,3 +115,35 @@ def test_stats_by_model_and_day(client, key):
     assert (only_m2["responses"], only_m2["likes"], only_m2["dislikes"]) == (1, 0, 1)
     none = client.get("/v1/stats?since=2000-01-01&until=2000-01-02", headers=auth(key)).get_json()["totals"]
     assert none["responses"] == 0 and none["like_rate"] is None
+
+
+def test_cors_headers_are_on_feedback_answers_only_errors_included(client, key):
+    origin = {"Origin": "https://app.example"}
+    preflight = client.options(
+        "/v1/feedback",
+        headers={**origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "Authorization"},
+    )
+    assert preflight.headers["Access-Control-Allow-Origin"] == origin["Origin"]
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    refused = client.post("/v1/feedback", json={"type": "like", "response_id": "r1"}, headers=origin)
+    assert refused.status_code == 401 and refused.headers["Access-Control-Allow-Origin"] == origin["Origin"]
+    assert refused.headers["Access-Control-Expose-Headers"] == "X-Request-ID"
+    bad = client.post("/v1/feedback", data="{", headers={**origin, **auth(key)}, content_type="application/json")
+    assert bad.status_code == 400 and bad.headers["Access-Control-Allow-Origin"] == origin["Origin"]
+    ok = client.post("/v1/feedback", json={"type": "like", "response_id": "r1"}, headers={**origin, **auth(key)})
+    assert ok.status_code == 201 and ok.headers["Access-Control-Allow-Origin"] == origin["Origin"]
+    other = client.post("/v1/responses", json={"prompt": "Q", "response": "A"}, headers={**origin, **auth(key)})
+    assert other.status_code == 201 and "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_error_answers_are_counted_by_code_and_carry_the_request_id(client, key):
+    def errors(code):
+        from tests.service.test_observability import metric
+
+        return metric(client.get("/metrics").get_data(as_text=True), "likeloop_request_errors_total", code=code)
+
+    before = errors("invalid_api_key"), errors("not_found")
+    answer = client.post("/v1/responses", json={}, headers={**auth("nope"), "X-Request-ID": "r-7"})
+    assert answer.status_code == 401 and answer.headers["X-Request-ID"] == "r-7"
+    assert client.get("/no/such/page").status_code == 404
+    assert (errors("invalid_api_key"), errors("not_found")) == (before[0] + 1, before[1] + 1)

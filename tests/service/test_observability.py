@@ -66,3 +66,15 @@ def test_the_served_service_logs_json_lines_with_request_ids_and_merges_worker_m
     access = [x for x in lines if x.get("request_id") == "trace-42"]
     assert access and access[0]["path"] == "/v1/stats" and access[0]["status"] == 200
     assert access[0]["project"] == "acme"
+
+
+def test_rejections_are_labelled_by_field_name_never_by_position(client, key):
+    def rejected(text, reason):
+        return metric(text, "likeloop_events_total", outcome="rejected", reason=reason)
+
+    events = [["not an object"], {"type": "nope"}, {"type": "like", "response_id": "r1", "value": 3}]
+    before = client.get("/metrics").get_data(as_text=True)
+    client.post("/v1/events", json={"events": events * 3}, headers=auth(key))
+    text = client.get("/metrics").get_data(as_text=True)
+    assert [rejected(text, r) - rejected(before, r) for r in ("event", "type", "value")] == [3, 3, 3]
+    assert "events[" not in text
