@@ -178,11 +178,12 @@ for i, ev in ipairs(events) do
   statuses[i] = status
 end
 
--- A group expires with its last unlabelled response, pushed back once per batch; a group with
--- feedback has no expiry (TTL -1), and a group this batch created gets one.
+-- A group outlives its unlabelled responses: its expiry is set a day past theirs, and pushed
+-- back only when a new response would outlive it (so at most once a day for a busy group, not
+-- once per request). A group with feedback has no expiry (TTL -1); a new group (-2) gets one.
 for gkey, ttl in pairs(grown) do
-  if not kept[gkey] and ttl ~= -1 then
-    redis.call('EXPIRE', gkey, resp_ttl)
+  if not kept[gkey] and ttl ~= -1 and ttl < resp_ttl then
+    redis.call('EXPIRE', gkey, resp_ttl + 86400)
   end
 end
 for key, fields in pairs(increments) do

@@ -106,7 +106,8 @@ def test_unlabelled_responses_expire_and_feedback_keeps_them(conn, settings):
     pk = keys.ProjectKeys(P)
     assert 0 < conn.ttl(pk.response("r1")) <= settings.response_ttl_days * 86400
     gid = conn.hget(pk.response("r1"), "group").decode()
-    assert 0 < conn.ttl(pk.group(gid)) <= settings.response_ttl_days * 86400  # a new group expires too
+    ttl = settings.response_ttl_days * 86400
+    assert ttl <= conn.ttl(pk.group(gid)) <= ttl + 86400  # a new group expires too, after its responses
     store(conn, settings, fb("like", "r2", "u1"))
     assert conn.ttl(pk.response("r2")) == -1
     assert conn.ttl(pk.response("r1")) > 0
@@ -144,7 +145,8 @@ def test_a_response_without_ids_gets_a_fresh_id_that_stands_for_the_event(conn, 
     pk = keys.ProjectKeys(P)
     gid = events[0]["gid"]
     assert conn.smembers(pk.group(gid)) == {events[0]["rid"].encode(), events[1]["rid"].encode()}
-    assert 0 < conn.ttl(pk.group(gid)) <= settings.response_ttl_days * 86400
+    ttl = settings.response_ttl_days * 86400
+    assert ttl <= conn.ttl(pk.group(gid)) <= ttl + 86400
     assert stats(conn)["responses"] == 2
 
 
@@ -155,17 +157,22 @@ def test_a_client_event_id_still_dedupes_a_response_without_a_response_id(conn, 
     assert stats(conn)["responses"] == 1
 
 
-def test_a_new_response_pushes_back_its_unlabelled_groups_expiry(conn, settings):
+def test_an_unlabelled_group_always_outlives_its_responses(conn, settings):
     store(conn, settings, resp("r1"))
     pk = keys.ProjectKeys(P)
     gid = conn.hget(pk.response("r1"), "group").decode()
+    ttl = settings.response_ttl_days * 86400
     conn.expire(pk.group(gid), 100)
     store(conn, settings, resp("r2", text="B"))
-    assert conn.ttl(pk.group(gid)) > 100
-    store(conn, settings, {"type": "response", "prompt": "Q?", "response": "C"})  # a fresh id: the same
-    conn.expire(pk.group(gid), 100)
+    assert conn.ttl(pk.group(gid)) >= conn.ttl(pk.response("r2"))  # pushed back
+    conn.expire(pk.group(gid), ttl + 1000)
+    store(conn, settings, {"type": "response", "prompt": "Q?", "response": "C"})  # a fresh id: the same rules
+    assert conn.ttl(pk.group(gid)) <= ttl + 1000  # outlives the new one already: left alone
+    conn.expire(pk.group(gid), ttl - 1000)
     store(conn, settings, {"type": "response", "prompt": "Q?", "response": "D"})
-    assert conn.ttl(pk.group(gid)) > 100
+    assert conn.ttl(pk.group(gid)) >= ttl
+    for rid in conn.smembers(pk.group(gid)):
+        assert conn.ttl(pk.group(gid)) >= conn.ttl(pk.response(rid.decode()))
 
 
 def test_every_hour_with_a_stats_hash_is_listed(conn, settings):
