@@ -92,6 +92,7 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported (default 3)")
     p.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
     p.add_argument("--workers", type=int, default=2, help="gunicorn workers for both servers (default 2)")
+    p.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker for both (default 4)")
     args = p.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -117,6 +118,8 @@ def main() -> int:
                         str(svc_port),
                         "--workers",
                         str(args.workers),
+                        "--threads",
+                        str(args.threads),
                     ],
                     env=env,
                     stdout=subprocess.DEVNULL,
@@ -134,7 +137,7 @@ def main() -> int:
                         "-k",
                         "gthread",
                         "--threads",
-                        "4",
+                        str(args.threads),
                         "-b",
                         f"127.0.0.1:{bare_port}",
                         "bench.bare_app:app",
@@ -160,7 +163,10 @@ def main() -> int:
                 key, _ = apikeys.create_key(conn, "bench", ("ingest",))
             med = {k: statistics.median(v) for k, v in runs.items()}
             print("rounds:", {k: [round(x) for x in v] for k, v in runs.items()})
-            print(f"{args.workers} gunicorn workers, {args.connections} connections, {args.rounds} x {args.seconds} s")
+            print(
+                f"{args.workers} gunicorn workers x {args.threads} threads, {args.connections} connections, "
+                f"{args.rounds} x {args.seconds} s"
+            )
             print(f"{'':<28} {'req/s':>10} {'events/s':>10}")
             print(f"{'single event (service)':<28} {med['single']:>10.0f} {med['single']:>10.0f}")
             print(f"{'single event (bare)':<28} {med['bare single']:>10.0f} {med['bare single']:>10.0f}")

@@ -19,6 +19,7 @@ import orjson
 import redis
 
 from . import keys
+from .direct_script import DirectScript
 from .identity import new_id, prompt_group_id
 from .settings import Settings
 
@@ -166,7 +167,7 @@ class BatchStore:
     def __init__(self, conn: redis.Redis, settings: Settings) -> None:
         self.conn = conn
         self.settings = settings
-        self._script = conn.register_script(_SCRIPT_SOURCE)
+        self._script = DirectScript(conn, _SCRIPT_SOURCE, name="likeloop-ingest")
 
     def store(self, project: str, prepared: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]]:
         """Store a batch atomically. Returns (a status per event, group ids that became dirty)."""
@@ -174,14 +175,12 @@ class BatchStore:
             return [], []
         s = self.settings
         statuses, dirty = self._script(
-            args=[
-                keys.ProjectKeys(project).base,
-                s.response_ttl_days * 86400,
-                s.pending_ttl_hours * 3600,
-                s.dedupe_ttl_hours * 3600,
-                _dumps_bytes(prepared),
-                repr(time.time()),
-                RECENT_COMMENTS,
-            ]
+            keys.ProjectKeys(project).base,
+            s.response_ttl_days * 86400,
+            s.pending_ttl_hours * 3600,
+            s.dedupe_ttl_hours * 3600,
+            _dumps_bytes(prepared),
+            repr(time.time()),
+            RECENT_COMMENTS,
         )
         return [x.decode() for x in statuses], [g.decode() for g in dirty]
