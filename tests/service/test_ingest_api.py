@@ -147,3 +147,29 @@ def test_error_answers_are_counted_by_code_and_carry_the_request_id(client, key)
     assert answer.status_code == 401 and answer.headers["X-Request-ID"] == "r-7"
     assert client.get("/no/such/page").status_code == 404
     assert (errors("invalid_api_key"), errors("not_found")) == (before[0] + 1, before[1] + 1)
+
+
+def test_bodies_without_a_length_are_read_and_bounded_too(settings, conn, tmp_path):
+    """Chunked transfer (no Content-Length) through the real HTTP server, within and past the limit."""
+    import http.client
+
+    from tests.conftest import LiveService, make_key
+
+    key = make_key(conn, "acme")
+    service = LiveService(settings, tmp_path / "service.log", LIKELOOP_MAX_BODY_BYTES="2000")
+    try:
+
+        def post_chunked(chunks):
+            http_conn = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+            headers = {**auth(key), "Content-Type": "application/json"}
+            http_conn.request("POST", "/v1/responses", body=iter(chunks), headers=headers, encode_chunked=True)
+            answer = http_conn.getresponse()
+            return answer.status, json.loads(answer.read())
+
+        status, body = post_chunked([b'{"prompt": "Q", ', b'"response": "A", "response_id": "chunked-1"}'])
+        assert status == 201 and body["response_id"] == "chunked-1"
+        status, body = post_chunked([b'{"prompt": "Q", "response": "', b"x" * 3000, b'"}'])
+        assert status == 413 and body["error"]["code"] == "body_too_large", body
+    finally:
+        service.stop()
+    assert conn.exists("ll:p:acme:resp:chunked-1")
