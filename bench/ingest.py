@@ -176,6 +176,13 @@ def main() -> int:
                 f"single: service / bare = {med['single'] / med['bare single']:.2f}; "
                 f"batch: service / bare = {med['batch'] / med['bare batch']:.2f}"
             )
+            # Each round's service and bare runs are minutes apart at most: their ratio is less
+            # exposed to the machine's slow spells than the ratio of medians.
+            paired = {
+                kind: statistics.median(s / b for s, b in zip(runs[kind], runs[f"bare {kind}"], strict=True))
+                for kind in ("single", "batch")
+            }
+            print(f"median of per-round ratios: single {paired['single']:.2f}, batch {paired['batch']:.2f}")
         finally:
             for proc in procs:
                 proc.terminate()
