@@ -17,6 +17,7 @@ from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from likeloop_server import apikeys, tokens
+from likeloop_server.group_commit import GroupCommit
 from likeloop_server.ingest import BatchStore
 from likeloop_server.settings import Settings
 
@@ -57,6 +58,7 @@ class Resources:
     redis: redis.Redis
     store: BatchStore
     keys: KeyCache
+    commit: GroupCommit  # stores through ``store``, concurrent requests together
 
 
 def resources() -> Resources:

@@ -23,15 +23,21 @@ log = logging.getLogger(__name__)
 bp = Blueprint("ingest", __name__)
 
 
-def _store(prepared: list[dict[str, Any]]) -> list[str]:
-    res = resources()
-    statuses, dirty = res.store.store(g.project, prepared)
-    if dirty:
+def pairing_enqueuer(conn: Any) -> Any:
+    """What the group commit calls with the prompt groups a store made stale."""
+
+    def enqueue(project: str, dirty: list[str]) -> None:
         try:
-            enqueue_pairing(res.redis, g.project, dirty)
+            enqueue_pairing(conn, project, dirty)
         except Exception:  # the events are stored; the sweeper enqueues these groups later
-            log.exception("enqueueing pairing failed for %d groups of %s", len(dirty), g.project)
-    return statuses
+            log.exception("enqueueing pairing failed for %d groups of %s", len(dirty), project)
+
+    return enqueue
+
+
+def _store(prepared: list[dict[str, Any]]) -> list[str]:
+    """Store the request's events (with other requests' that arrive at the same time)."""
+    return resources().commit.commit(g.project, prepared)
 
 
 def _result(index: int, event: dict[str, Any], status: str) -> dict[str, Any]:
