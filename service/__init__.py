@@ -46,13 +46,11 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     conn = redis.Redis.from_url(
         settings.redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
     )
-    store = BatchStore(conn, settings)
     app.extensions["likeloop"] = Resources(
         settings=settings,
         redis=conn,
-        store=store,
         keys=KeyCache(conn, settings.key_cache_s),
-        commit=GroupCommit(store.store, ingest_api.pairing_enqueuer(conn)),
+        commit=GroupCommit(BatchStore(conn, settings).store, ingest_api.pairing_enqueuer(conn)),
     )
     errors.init_app(app)
     observability.init_app(app, conn)

@@ -18,7 +18,6 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from likeloop_server import apikeys, tokens
 from likeloop_server.group_commit import GroupCommit
-from likeloop_server.ingest import BatchStore
 from likeloop_server.settings import Settings
 
 from .errors import ApiError, validation_error
@@ -56,9 +55,8 @@ class KeyCache:
 class Resources:
     settings: Settings
     redis: redis.Redis
-    store: BatchStore
     keys: KeyCache
-    commit: GroupCommit  # stores through ``store``, concurrent requests together
+    commit: GroupCommit  # stores events (through a BatchStore), concurrent requests together
 
 
 def resources() -> Resources:

@@ -7,8 +7,10 @@ groups it made stale. Nothing slow happens here.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
+import redis
 from flask import Blueprint, g
 from marshmallow import ValidationError
 
@@ -23,7 +25,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("ingest", __name__)
 
 
-def pairing_enqueuer(conn: Any) -> Any:
+def pairing_enqueuer(conn: redis.Redis) -> Callable[[str, list[str]], None]:
     """What the group commit calls with the prompt groups a store made stale."""
 
     def enqueue(project: str, dirty: list[str]) -> None:
