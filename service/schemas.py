@@ -6,7 +6,7 @@ import functools
 import time
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from likeloop_server.identity import CLIENT_ID_RE
 from likeloop_server.ingest import EVENT_TYPES, FEEDBACK_TYPES, RESPONSE_TYPE
@@ -183,7 +183,9 @@ def _schema_for_shape(cls: type[Schema], present: frozenset[str]) -> Schema:
     ``only`` names with dots as nested paths.
     """
     required = {name for name, f in cls._declared_fields.items() if f.required}
-    return cls(only=tuple(sorted(present | required)))
+    # Every key of an event of this shape is one of these fields, so there is nothing unknown to
+    # look for: EXCLUDE skips marshmallow's per-load search for unknown keys (and drops nothing).
+    return cls(only=tuple(sorted(present | required)), unknown=EXCLUDE)
 
 
 def _load(cls: type[Schema], full: Schema, raw: dict[str, Any]) -> dict[str, Any]:
