@@ -41,7 +41,8 @@ class DirectScript:
         self.sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
         self._local = threading.local()
 
-    def _connection(self) -> tuple[Any, threading.local]:
+    def _connection(self) -> Any:
+        """This thread's connection: made on first use, after a fork, or after a long idle."""
         local = self._local
         now = time.monotonic()
         conn = getattr(local, "conn", None)
@@ -53,10 +54,10 @@ class DirectScript:
             conn = local.conn = self._connection_class(**self._kwargs)
             local.pid = os.getpid()
         local.used = now
-        return conn, local
+        return conn
 
     def __call__(self, *args: Any) -> Any:
-        conn, local = self._connection()
+        conn = self._connection()
         try:
             try:
                 conn.send_command("EVALSHA", self.sha, 0, *args)
@@ -69,5 +70,5 @@ class DirectScript:
         except BaseException:
             # Anything else may leave a reply unread on the connection: never reuse it.
             conn.disconnect()
-            local.conn = None
+            self._local.conn = None
             raise

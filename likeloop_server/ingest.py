@@ -162,10 +162,10 @@ def parse_ratings(raw: dict[bytes, bytes]) -> tuple[tuple[int, int], ...]:
 
 
 class BatchStore:
-    """Stores prepared batches for one Redis connection (the script is loaded once)."""
+    """Stores prepared batches with the ingest script, on connections made from ``conn``'s
+    settings (one per thread: ``DirectScript``)."""
 
     def __init__(self, conn: redis.Redis, settings: Settings) -> None:
-        self.conn = conn
         self.settings = settings
         self._script = DirectScript(conn, _SCRIPT_SOURCE, name="likeloop-ingest")
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
-from flask import Blueprint, g
+from flask import Blueprint, g, jsonify
 from marshmallow import ValidationError
 
 from likeloop_server.ingest import FEEDBACK_TYPES, RESPONSE_TYPE, prepare
@@ -19,7 +19,7 @@ from likeloop_server.queues import enqueue_pairing
 
 from . import observability, schemas
 from .errors import ApiError, first_error
-from .http import json_body, json_response, load, require, resources
+from .http import json_body, load, require, resources
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ingest", __name__)
@@ -73,14 +73,14 @@ def post_events():  # type: ignore[no-untyped-def]
     observability.record_event_outcomes(results)  # type: ignore[arg-type]
     rejected = sum(1 for r in results if r and r["status"] == "rejected")
     body = {"accepted": len(raw_events) - rejected, "rejected": rejected, "results": results}
-    return json_response(body, 207 if rejected else 200)
+    return jsonify(body), (207 if rejected else 200)
 
 
 def _single(loader: Any, raw: Any) -> tuple[Any, int]:
     event = prepare(load(loader, raw))
     (status,) = _store([event])
     observability.record_event_outcome(status)
-    return json_response(_result(0, event, status), 200 if status == "duplicate" else 201)
+    return jsonify(_result(0, event, status)), (200 if status == "duplicate" else 201)
 
 
 @bp.post("/v1/responses")
