@@ -56,6 +56,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             self.cfg.set("workers", args.workers)
             self.cfg.set("threads", args.threads)
             self.cfg.set("worker_class", "gthread")
+            # A listening socket per worker (SO_REUSEPORT): the kernel spreads new connections
+            # over the workers. With one shared socket, whichever worker wakes first accepts, and
+            # a client's few keep-alive connections often all landed on one worker (half the
+            # service's throughput on two cores, measured: docs/benchmarks.md).
+            self.cfg.set("reuse_port", True)
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("timeout", 30)
             self.cfg.set("child_exit", lambda server, worker: multiprocess.mark_process_dead(worker.pid))

@@ -1,15 +1,22 @@
-"""Group commit: the events of requests that reach storage at the same time go to Redis in one
-script call.
+"""How a service process hands events to storage: each request on its own (``DirectCommit``, the
+default), or concurrent requests together (``GroupCommit``, with ``LIKELOOP_GROUP_COMMIT=on``).
 
-Under load, a service thread that is about to store finds another thread's store in flight
-almost every time (9 in 10 single-event requests, measured with 2 workers of 4 threads), and
-the round trip costs more CPU, in the service and in Redis, than the script's work for one
-event. So requests queue here: the first becomes the leader and stores everything queued,
-including its own events; requests that arrive meanwhile wait, and one of them leads the next
-call. Alone, a request stores at once: nothing waits for a batch to fill.
+Group commit: the events of requests that reach storage at the same time go to Redis in one
+script call. Under load, a service thread that is about to store finds another thread's store in
+flight almost every time (9 in 10 single-event requests, measured with 2 workers of 4 threads), and
+the round trip costs more CPU in Redis than the script's work for one event. So requests queue
+here: the first becomes the leader and stores everything queued, including its own events;
+requests that arrive meanwhile wait, and one of them leads the next call. Alone, a request stores
+at once: nothing waits for a batch to fill.
 
 Each request is still answered only after its own events are stored, with its own statuses, and
 a request's events are never split across calls, so a batch stays atomic.
+
+The price is waiting: a process has one call in flight at a time, and its other threads wait
+for it instead of working. With Redis on the same two cores as the service, group commit cut
+Redis CPU per single-event request by a quarter but the service's rate by 5-10%
+(docs/benchmarks.md), so it is off unless Redis is the limit: many service processes on other
+machines sharing one Redis (deploy/README.md "Capacity").
 """
 
 from __future__ import annotations
@@ -24,6 +31,22 @@ MAX_EVENTS_PER_CALL = 500
 
 StoreFn = Callable[[str, Sequence[dict[str, Any]]], tuple[list[str], list[str]]]
 DirtyFn = Callable[[str, list[str]], None]
+
+
+class DirectCommit:
+    """``commit(project, events)`` stores the events at once, in this thread's own script call,
+    and reports the groups it made dirty to ``on_dirty``."""
+
+    def __init__(self, store: StoreFn, on_dirty: DirtyFn) -> None:
+        self._store, self._on_dirty = store, on_dirty
+
+    def commit(self, project: str, events: Sequence[dict[str, Any]]) -> list[str]:
+        if not events:
+            return []
+        statuses, dirty = self._store(project, events)
+        if dirty:
+            self._on_dirty(project, dirty)
+        return statuses
 
 
 class _Request:

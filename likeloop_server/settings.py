@@ -31,6 +31,17 @@ DEFAULT_RATE_LIMIT = ""
 DEFAULT_S3_URL = "s3://likeloop-datasets/exports"
 
 
+def _bool_env(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be on or off (1/0, true/false), got {raw!r}")
+
+
 def _int_env(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
@@ -63,6 +74,10 @@ class Settings:
     cors_origins: str = "*"
     # API key records are cached this long per service process: revocation takes this long.
     key_cache_s: int = 5
+    # Store concurrent requests' events in one script call (likeloop_server/group_commit.py):
+    # less Redis CPU per event, more waiting in the service. Worth it when many service
+    # processes share one Redis and Redis is the limit (deploy/README.md "Capacity").
+    group_commit: bool = False
 
     @property
     def s3_bucket(self) -> str:
@@ -94,4 +109,5 @@ class Settings:
             rate_limit=os.environ.get("LIKELOOP_RATE_LIMIT", DEFAULT_RATE_LIMIT),
             cors_origins=os.environ.get("LIKELOOP_CORS_ORIGINS", "*"),
             key_cache_s=_int_env("LIKELOOP_KEY_CACHE_S", 5),
+            group_commit=_bool_env("LIKELOOP_GROUP_COMMIT", False),
         )

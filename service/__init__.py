@@ -10,7 +10,7 @@ from flask import Flask, jsonify, redirect
 from flask.json.provider import DefaultJSONProvider
 from flask_cors import CORS
 
-from likeloop_server.group_commit import GroupCommit
+from likeloop_server.group_commit import DirectCommit, GroupCommit
 from likeloop_server.ingest import BatchStore
 from likeloop_server.settings import Settings
 
@@ -46,11 +46,12 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     conn = redis.Redis.from_url(
         settings.redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
     )
+    committer = GroupCommit if settings.group_commit else DirectCommit
     app.extensions["likeloop"] = Resources(
         settings=settings,
         redis=conn,
         keys=KeyCache(conn, settings.key_cache_s),
-        commit=GroupCommit(BatchStore(conn, settings).store, ingest_api.pairing_enqueuer(conn)),
+        commit=committer(BatchStore(conn, settings).store, ingest_api.pairing_enqueuer(conn)),
     )
     errors.init_app(app)
     observability.init_app(app, conn)

@@ -17,7 +17,7 @@ from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from likeloop_server import apikeys, tokens
-from likeloop_server.group_commit import GroupCommit
+from likeloop_server.group_commit import DirectCommit, GroupCommit
 from likeloop_server.settings import Settings
 
 from .errors import ApiError, validation_error
@@ -56,7 +56,7 @@ class Resources:
     settings: Settings
     redis: redis.Redis
     keys: KeyCache
-    commit: GroupCommit  # stores events (through a BatchStore), concurrent requests together
+    commit: DirectCommit | GroupCommit  # stores events through a BatchStore
 
 
 def resources() -> Resources:

@@ -26,7 +26,7 @@ bp = Blueprint("ingest", __name__)
 
 
 def pairing_enqueuer(conn: redis.Redis) -> Callable[[str, list[str]], None]:
-    """What the group commit calls with the prompt groups a store made stale."""
+    """What the committer (direct or group) calls with the prompt groups a store made stale."""
 
     def enqueue(project: str, dirty: list[str]) -> None:
         try:
@@ -38,7 +38,7 @@ def pairing_enqueuer(conn: redis.Redis) -> Callable[[str, list[str]], None]:
 
 
 def _store(prepared: list[dict[str, Any]]) -> list[str]:
-    """Store the request's events (with other requests' that arrive at the same time)."""
+    """Store the request's events (with other requests' that arrive meanwhile, under group commit)."""
     return resources().commit.commit(g.project, prepared)
 
 

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from likeloop_server import keys
-from likeloop_server.group_commit import GroupCommit
+from likeloop_server.group_commit import DirectCommit, GroupCommit
 from likeloop_server.ingest import BatchStore, prepare
 
 
@@ -124,3 +124,16 @@ def test_stale_groups_are_reported_once_per_call_after_the_requests_are_answered
     assert reported == [("p", ["g1", "g2"])]
     with pytest.raises(RuntimeError):
         GroupCommit(lambda p, e: (_ for _ in ()).throw(RuntimeError("boom")), lambda *_: None).commit("p", [{}])
+
+
+def test_direct_commit_stores_at_once_and_reports_dirty_groups(conn, settings):
+    dirty: list[tuple[str, list[str]]] = []
+    commit = DirectCommit(BatchStore(conn, settings).store, lambda project, groups: dirty.append((project, groups)))
+    assert commit.commit("acme", []) == []
+    events = [{"type": "response", "response_id": "r1", "prompt": "Q", "response": "A"}]
+    assert commit.commit("acme", [prepare(e) for e in events]) == ["accepted"]
+    assert commit.commit("acme", [prepare(e) for e in events]) == ["duplicate"]
+    assert dirty == []  # a response alone leaves nothing to pair
+    like = [prepare({"type": "like", "response_id": "r1", "user_id": "u"})]
+    assert commit.commit("acme", like) == ["accepted"]
+    assert len(dirty) == 1 and dirty[0][0] == "acme" and len(dirty[0][1]) == 1

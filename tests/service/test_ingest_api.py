@@ -2,11 +2,25 @@
 
 import gzip
 import json
+from dataclasses import replace
 
+import pytest
 from rq import Queue
 
+from likeloop_server.group_commit import DirectCommit, GroupCommit
 from likeloop_server.queues import PAIRING_QUEUE
 from tests.conftest import auth
+
+
+@pytest.fixture(params=[False, True], ids=["direct", "group_commit"])
+def settings(settings, request):
+    """Every test here runs with each way of handing events to storage."""
+    return replace(settings, group_commit=request.param)
+
+
+def test_the_committer_follows_the_setting(app, settings):
+    expected = GroupCommit if settings.group_commit else DirectCommit
+    assert type(app.extensions["likeloop"].commit) is expected
 
 
 def batch(*events):
