@@ -138,6 +138,7 @@ def main() -> int:
                         "gthread",
                         "--threads",
                         str(args.threads),
+                        "--reuse-port",  # as `likeloop serve` does: a listening socket per worker
                         "-b",
                         f"127.0.0.1:{bare_port}",
                         "bench.bare_app:app",

@@ -14,6 +14,9 @@ bind = os.environ.get("LIKELOOP_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("LIKELOOP_HTTP_WORKERS", multiprocessing.cpu_count()))
 threads = int(os.environ.get("LIKELOOP_HTTP_THREADS", 4))
 worker_class = "gthread"
+# A listening socket per worker (SO_REUSEPORT), so the kernel spreads connections over the
+# workers: with one shared socket, a client's few keep-alive connections could all land on one.
+reuse_port = True
 # A request does one Redis transaction; 30 s means something is wrong.
 timeout = 30
 graceful_timeout = 20
