@@ -27,6 +27,7 @@ from likeloop_server.identity import new_id
 from likeloop_server.queues import ALL_QUEUES
 
 from .errors import ERROR_CODE_KEY
+from .tally import Tally
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # Where the request's id is kept in the WSGI environ, for log lines written while handling it.
@@ -41,6 +42,8 @@ EVENTS = Counter(
     "likeloop_events_total", "Events by outcome (accepted, duplicate, pending, rejected)", ["outcome", "reason"]
 )
 ERRORS = Counter("likeloop_request_errors_total", "Requests answered with an error, by error code", ["code"])
+# The per-request updates (latency, event outcomes) go through this; see service/tally.py.
+TALLY = Tally()
 
 
 class JsonFormatter(logging.Formatter):
@@ -102,7 +105,7 @@ def record_event_outcome(status: str, reason: str = "", n: int = 1) -> None:
     child = _OUTCOMES.get((status, reason))
     if child is None:
         child = _OUTCOMES[(status, reason)] = EVENTS.labels(status, reason)
-    child.inc(n)
+    TALLY.inc(child, n)
 
 
 class PipelineCollector:
@@ -196,7 +199,7 @@ class RequestObserver:
         histogram = self._histograms.get(slot)
         if histogram is None:
             histogram = self._histograms[slot] = REQUESTS.labels(endpoint, method, str(status))
-        histogram.observe(elapsed)
+        TALLY.observe(histogram, elapsed)
         if status >= 400:
             ERRORS.labels(environ.get(ERROR_CODE_KEY, "unknown")).inc()
         if access_log.isEnabledFor(logging.INFO):
@@ -230,6 +233,7 @@ def init_app(app: Flask, conn: Any) -> None:
     @app.get("/metrics")
     def metrics() -> Response:
         """Prometheus metrics. Serve it on an internal network only: it names projects."""
+        TALLY.flush()  # this process's latest counts; other workers' are at most a second old
         body = generate_latest(registry)
         if not multiproc:
             from prometheus_client import REGISTRY

@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 import urllib.request
 
 from tests.conftest import auth, make_key
@@ -57,11 +58,17 @@ def test_the_served_service_logs_json_lines_with_request_ids_and_merges_worker_m
     req = urllib.request.Request(f"{live_service.url}/v1/stats", headers={**auth(key), "X-Request-ID": "trace-42"})
     with urllib.request.urlopen(req, timeout=5) as resp:
         assert resp.headers["X-Request-ID"] == "trace-42"
-    with urllib.request.urlopen(f"{live_service.url}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    assert (
-        metric(text, "likeloop_request_duration_seconds_count", endpoint="/v1/stats", method="GET", status="200") == 1
-    )
+    # The worker that answered may not be the one scraped: its counts arrive within a second.
+    deadline = time.monotonic() + 5
+    while True:
+        with urllib.request.urlopen(f"{live_service.url}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        name = "likeloop_request_duration_seconds_count"
+        count = metric(text, name, endpoint="/v1/stats", method="GET", status="200")
+        if count or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert count == 1
     lines = [json.loads(x) for x in live_service.log_path.read_text().splitlines() if x.startswith("{")]
     access = [x for x in lines if x.get("request_id") == "trace-42"]
     assert access and access[0]["path"] == "/v1/stats" and access[0]["status"] == 200
