@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Any
 
+import hiredis
 import redis
 from redis.exceptions import NoScriptError
 
@@ -60,10 +61,12 @@ class DirectScript:
         conn = self._connection()
         try:
             try:
-                conn.send_command("EVALSHA", self.sha, 0, *args)
+                # Packed here by hiredis (a dependency, through redis[hiredis]): redis-py's packer
+                # wraps the same call in checks of every argument.
+                conn.send_packed_command([hiredis.pack_command(("EVALSHA", self.sha, 0, *args))])
                 return conn.read_response()
             except NoScriptError:  # Redis restarted or flushed its scripts: it did not run
-                conn.send_command("EVAL", self._source, 0, *args)
+                conn.send_packed_command([hiredis.pack_command(("EVAL", self._source, 0, *args))])
                 return conn.read_response()
         except redis.ResponseError:
             raise  # an error reply: the connection is in step
