@@ -51,6 +51,9 @@ def _hour_label(hour: int) -> str:
     return datetime.fromtimestamp(hour * 3600, tz=UTC).strftime("%Y-%m-%dT%H")
 
 
+_SCALARS = (str, int, float, bool)
+
+
 def stat_dims(model: str, group_id: str, user_id: str | None, metadata: dict[str, Any] | None) -> list[str]:
     """The dimensions a response's counters are also kept under: ``m:`` model, ``g:`` prompt
     group, ``u:`` user, ``k:`` metadata key=value (scalars only)."""
@@ -58,7 +61,7 @@ def stat_dims(model: str, group_id: str, user_id: str | None, metadata: dict[str
     dims.append(f"g:{group_id}")
     if user_id:
         dims.append(f"u:{user_id}")
-    scalars = [(k, v) for k, v in sorted((metadata or {}).items()) if isinstance(v, str | int | float | bool)]
+    scalars = [(k, v) for k, v in sorted((metadata or {}).items()) if isinstance(v, _SCALARS)]
     for k, v in scalars[:MAX_STAT_METADATA_KEYS]:
         text = str(v).lower() if isinstance(v, bool) else str(v)
         if len(text) <= MAX_STAT_VALUE_CHARS:

@@ -10,8 +10,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import redis
-from flask import Blueprint, g, jsonify
+from flask import Blueprint, Response, g, jsonify
 from marshmallow import ValidationError
 
 from likeloop_server.ingest import FEEDBACK_TYPES, RESPONSE_TYPE, prepare
@@ -76,11 +77,12 @@ def post_events():  # type: ignore[no-untyped-def]
     return jsonify(body), (207 if rejected else 200)
 
 
-def _single(loader: Any, raw: Any) -> tuple[Any, int]:
+def _single(loader: Any, raw: Any) -> Response:
     event = prepare(load(loader, raw))
     (status,) = _store([event])
     observability.record_event_outcome(status)
-    return jsonify(_result(0, event, status)), (200 if status == "duplicate" else 201)
+    body = orjson.dumps(_result(0, event, status))
+    return Response(body, 200 if status == "duplicate" else 201, mimetype="application/json")
 
 
 @bp.post("/v1/responses")
