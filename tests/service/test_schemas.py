@@ -1,4 +1,5 @@
-"""The event schemas: a batch loaded by shape gives each event exactly what loading it alone gives."""
+"""The event schemas: loading an event through its schema's fields gives exactly what the schema's
+own ``load`` gives, data or errors, and a batch gives each event what loading it alone gives."""
 
 import time
 
@@ -78,3 +79,79 @@ def test_any_batch_loads_as_its_events_would_one_by_one(raws):
     assert len(batch) == len(raws)
     for raw, got in zip(raws, batch, strict=True):
         assert same(got, one_by_one(raw)), raw
+
+
+def by_schema_load(raw):
+    """The reference: the event's full marshmallow schema, ``Schema.load`` itself."""
+    try:
+        cls = schemas._event_class(raw)
+        return schemas._final_turn_is_the_response(schemas._FULL[cls].load(raw))
+    except ValidationError as exc:
+        return exc
+
+
+texts = st.one_of(st.text(max_size=12), st.sampled_from(["", "r1", "Q?", "x" * 201, "not ok!"]))
+numbers = st.one_of(
+    st.integers(-5, 12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([time.time(), int(time.time()), str(time.time()), "soon", True, False, None, 1e12]),
+)
+messages = st.lists(
+    st.fixed_dictionaries(
+        {"role": st.sampled_from(["user", "assistant", "system", "tool", "robot"]), "content": texts},
+        optional={"name": texts, "extra": texts},
+    ),
+    max_size=4,
+)
+values = {
+    "type": st.sampled_from(["response", "like", "dislike", "rating", "comment", "correction"]),
+    "event_id": texts,
+    "timestamp": numbers,
+    "response_id": texts,
+    "prompt": texts,
+    "messages": messages,
+    "system": texts,
+    "response": texts,
+    "model": texts,
+    "prompt_id": texts,
+    "user_id": texts,
+    "session_id": texts,
+    "metadata": st.dictionaries(texts, json_values, max_size=3),
+    "value": numbers,
+    "scale": numbers,
+    "text": texts,
+}
+# Valid events of each kind, then some keys changed to values of their own kind (or dropped):
+# many stay valid, so both the accepting and the refusing paths are compared.
+valid_events = [
+    {"type": "response", "prompt": "Q?", "response": "A", "model": "m1", "metadata": {"route": "chat"}},
+    {"type": "response", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]},
+    {"type": "response", "messages": [{"role": "user", "content": "hi"}], "response": "yo", "response_id": "r1"},
+    {"type": "like", "response_id": "r1", "user_id": "u1"},
+    {"type": "dislike", "response_id": "r1", "event_id": "e1", "timestamp": time.time()},
+    {"type": "rating", "response_id": "r1", "value": 3, "scale": 5},
+    {"type": "comment", "response_id": "r1", "text": "nice"},
+    {"type": "correction", "response_id": "r1", "text": "It is 4."},
+]
+changes = st.lists(st.sampled_from(FIELDS).flatmap(lambda k: st.tuples(st.just(k), values[k])), max_size=2)
+likely_events = st.builds(
+    lambda base, changed, dropped: {k: v for k, v in {**base, **dict(changed)}.items() if k not in dropped},
+    st.sampled_from(valid_events),
+    changes,
+    st.sets(st.sampled_from(FIELDS), max_size=1),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(raw=st.one_of(likely_events, events, json_values))
+def test_loading_through_the_fields_gives_what_schema_load_gives(raw):
+    got = one_by_one(raw)
+    expected = by_schema_load(raw)
+    assert same(got, expected), (raw, got, expected)
+
+
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
+def test_the_generated_events_are_often_valid():
+    # The comparison above only means something if both sides accept many of the events.
+    samples = [likely_events.example() for _ in range(300)]
+    assert 60 < sum(isinstance(one_by_one(raw), dict) for raw in samples) < 280
