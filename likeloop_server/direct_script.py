@@ -7,6 +7,13 @@ connection for unread data before lending it (two ``ioctl`` and a ``recv`` syste
 the client wraps the call in retry and telemetry layers. A connection per thread, used directly,
 costs about 20 us less per call (``bench/ingest.py``; docs/benchmarks.md).
 
+The pool's read/write timeout (``socket_timeout``) is kept, but enforced by the kernel
+(``SO_RCVTIMEO``/``SO_SNDTIMEO`` on a blocking socket) rather than by Python: a Python socket
+with a timeout waits in ``poll`` before every ``recv`` and ``send``, and each of those two extra
+system calls lets go of the GIL and takes it back, which with four threads per process meant
+contention: half a context switch more per request, and 3-4% of the single-event rate
+(docs/benchmarks.md). A read or write that times out fails the call the same way.
+
 No automatic retry: a script whose reply was lost may have run, and running it again would
 count its events twice. The error reaches the caller (the service answers 503) and the client
 retries with its own ids, which the script deduplicates.
@@ -16,6 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import struct
 import threading
 import time
 from typing import Any
@@ -29,15 +38,37 @@ from redis.exceptions import NoScriptError
 IDLE_RECONNECT_S = 5.0
 
 
+def _kernel_timeout_class(base: type, timeout_s: float | None) -> type:
+    """``base`` (the pool's connection class) with its sockets blocking in Python and the
+    timeout set in the kernel: a read or write that waits longer fails with an error instead
+    of returning data, and redis-py turns that into a ConnectionError, as with its own timeout."""
+
+    class KernelTimeoutConnection(base):  # type: ignore[misc, valid-type]
+        def _connect(self) -> Any:
+            sock = super()._connect()
+            if timeout_s:
+                whole = int(timeout_s)
+                tv = struct.pack("ll", whole, int((timeout_s - whole) * 1_000_000))
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+            return sock
+
+    return KernelTimeoutConnection
+
+
 class DirectScript:
     """``script(*args)`` runs ``source`` with no keys and these arguments (EVALSHA, loading the
     script when Redis does not have it). Safe to share between threads; after a fork, each
     process makes its own connections."""
 
     def __init__(self, conn: redis.Redis, source: str, name: str = "likeloop-script") -> None:
-        # The pool's settings (address, auth, db, timeouts), under a name CLIENT LIST shows.
-        self._kwargs = {**conn.connection_pool.connection_kwargs, "client_name": name}
-        self._connection_class = conn.connection_pool.connection_class
+        # The pool's settings (address, auth, db, timeouts), under a name CLIENT LIST shows; the
+        # socket timeout moves to the kernel (see the module's notes).
+        kwargs = conn.connection_pool.connection_kwargs
+        self._kwargs = {**kwargs, "client_name": name, "socket_timeout": None}
+        self._connection_class = _kernel_timeout_class(
+            conn.connection_pool.connection_class, kwargs.get("socket_timeout")
+        )
         self._source = source
         self.sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
         self._local = threading.local()

@@ -1,7 +1,10 @@
 """A script on the thread's own connection, on a real Redis: reloads, reconnects, never runs twice."""
 
 import os
+import socket
+import struct
 import threading
+import time
 
 import pytest
 import redis
@@ -83,3 +86,31 @@ def test_each_thread_and_each_forked_process_has_its_own_connection(conn, reques
     assert os.waitpid(pid, 0)[1] == 0
     assert script("main again")[0] == b"main again"
     assert conn.get("runs") == b"6"
+
+
+def test_a_redis_that_never_answers_fails_the_call_within_the_socket_timeout(request):
+    # A listening socket nobody reads from: connecting works, no answer ever comes.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        host, port = silent.getsockname()
+        client = redis.Redis(host=host, port=port, socket_timeout=0.3, socket_connect_timeout=1)
+        script = DirectScript(client, COUNT, name="t-silent")
+        started = time.monotonic()
+        with pytest.raises(redis.ConnectionError):
+            script("a")
+        assert time.monotonic() - started < 3
+    finally:
+        silent.close()
+
+
+def test_the_timeout_is_the_kernels_and_python_sockets_block(redis_server, request):
+    client = redis.Redis.from_url(redis_server.url, socket_timeout=2.5)
+    script = script_for(client, COUNT, request)
+    assert script("a")[0] == b"a"
+    sock = script._local.conn._sock
+    assert sock.gettimeout() is None  # no poll before each recv and send
+    for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+        sec, usec = struct.unpack("ll", sock.getsockopt(socket.SOL_SOCKET, option, 16))
+        assert (sec, usec) == (2, 500_000)
