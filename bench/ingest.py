@@ -153,6 +153,11 @@ def main() -> int:
             wait_ready(svc + "/healthz", procs[0])
             wait_ready(bare + "/bare", procs[1])
             batch = {"events": [event(i) for i in range(100)]}
+            # Warm-up, not counted: until every worker has booted and opened its listening
+            # socket, connections all go to the first (a first round at half the rate).
+            time.sleep(2)
+            for url in (svc + "/v1/responses", bare + "/bare"):
+                wrk(url, key, event(1), 2, args.connections)
             runs: dict[str, list[float]] = {k: [] for k in ("single", "bare single", "batch", "bare batch")}
             for _ in range(args.rounds):  # interleaved, so noise on this shared machine hits all alike
                 runs["single"].append(wrk(svc + "/v1/responses", key, event(1), args.seconds, args.connections))
