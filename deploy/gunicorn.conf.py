@@ -15,14 +15,15 @@ workers = int(os.environ.get("LIKELOOP_HTTP_WORKERS", multiprocessing.cpu_count(
 threads = int(os.environ.get("LIKELOOP_HTTP_THREADS", 4))
 worker_class = "gthread"
 # A listening socket per worker (SO_REUSEPORT), so the kernel spreads connections over the
-# workers: with one shared socket, a client's few keep-alive connections could all land on one.
+# workers: with one shared socket, a client's few keep-alive connections could all land on one
+# (docs/benchmarks.md). The price: a worker that exits drops the connections still waiting in its
+# own socket's queue (gunicorn PR #3612), which is why workers are not recycled after N requests
+# (no max_requests) and a deploy should take the instance out of the load balancer first.
 reuse_port = True
 # A request does one Redis transaction; 30 s means something is wrong.
 timeout = 30
 graceful_timeout = 20
 keepalive = 75  # longer than typical load balancer idle timeouts (60 s), so they close first
-max_requests = 100_000
-max_requests_jitter = 10_000
 # Access lines come from the app, as JSON with request ids (LIKELOOP_ACCESS_LOG=1 turns them on).
 accesslog = None
 errorlog = "-"
