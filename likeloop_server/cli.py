@@ -33,8 +33,28 @@ def cmd_up(args: argparse.Namespace) -> int:
     return run_local_stack(host=args.host, port=args.port, data_dir=args.data_dir)
 
 
+def _port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on host:port. The service's workers bind with
+    SO_REUSEPORT, which would let a second ``likeloop serve`` on the same port start quietly and
+    take half the connections; a plain bind (SO_REUSEADDR only, which Linux refuses next to a
+    listener) tells."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import tempfile
+
+    if _port_in_use(args.host, args.port):
+        print(f"error: {args.host}:{args.port} is already in use (another likeloop serve?)", file=sys.stderr)
+        return EXIT_FAILED
 
     from gunicorn.app.base import BaseApplication
 

@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+import socket
 import subprocess
 import sys
 from dataclasses import replace
@@ -126,3 +127,15 @@ def test_project_settings_from_the_command_line(conn, settings):
     assert bad.returncode == 2 and "formats must be" in bad.stderr
     bad_ratio = likeloop_cli("project", "--project", "acme", "--test-ratio", "1.5", settings=settings)
     assert bad_ratio.returncode == 2 and "test_ratio" in bad_ratio.stderr
+
+
+def test_serve_refuses_a_port_another_server_listens_on(settings):
+    # Even one listening with SO_REUSEPORT, as the service's own workers do.
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen(1)
+        port = other.getsockname()[1]
+        result = likeloop_cli("serve", "--host", "127.0.0.1", "--port", str(port), settings=settings, timeout=60)
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port} is already in use" in result.stderr
