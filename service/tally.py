@@ -46,6 +46,7 @@ class Tally:
         self._lock = threading.Lock()
 
     def _start(self) -> None:
+        """Start this process's flushing thread (called with the lock held, so only one starts)."""
         self._thread = threading.Thread(target=self._run, name="likeloop-metrics", daemon=True)
         self._thread.start()
 
@@ -57,8 +58,8 @@ class Tally:
     def inc(self, child: Any, n: float = 1) -> None:
         with self._lock:
             self._counts[child] = self._counts.get(child, 0) + n
-        if self._thread is None:
-            self._start()
+            if self._thread is None:
+                self._start()
 
     def observe(self, child: Any, value: float) -> None:
         bounds = self._bounds.get(child)
@@ -71,8 +72,8 @@ class Tally:
                 slots = self._histograms[child] = [0.0] * (len(bounds) + 1)
             slots[index] += 1
             slots[-1] += value
-        if self._thread is None:
-            self._start()
+            if self._thread is None:
+                self._start()
 
     def flush(self) -> None:
         """Write what was gathered since the last flush to the metrics."""
