@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from likeloop_server import keys, stack  # noqa: E402
+from likeloop_cli import stack  # noqa: E402
+from likeloop_server import keys  # noqa: E402
 from likeloop_server.settings import Settings  # noqa: E402
 
 BUCKET = "likeloop-bench"

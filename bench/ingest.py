@@ -23,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from likeloop_server import apikeys, stack  # noqa: E402
+from likeloop_cli import stack  # noqa: E402
+from likeloop_server import apikeys  # noqa: E402
 
 LUA = """
 wrk.method = "POST"
@@ -112,7 +113,7 @@ def main() -> int:
                     [
                         sys.executable,
                         "-m",
-                        "likeloop_server.cli",
+                        "likeloop_cli",
                         "serve",
                         "--port",
                         str(svc_port),

@@ -14,8 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from likeloop_server import keys, stack  # noqa: E402
-from likeloop_server.ingest import BatchStore, prepare  # noqa: E402
+from likeloop_cli import stack  # noqa: E402
+from likeloop_server import keys  # noqa: E402
+from likeloop_server.batch_store import BatchStore  # noqa: E402
+from likeloop_server.ingest import prepare  # noqa: E402
 from likeloop_server.settings import Settings  # noqa: E402
 
 # Each prompt group: 4 answers, 3 voters each; 2 answers net liked, 2 net disliked: 4 pairs.

@@ -42,6 +42,6 @@ def child_exit(server, worker):  # noqa: ANN001 - gunicorn's hook signature
 
 
 def post_fork(server, worker):  # noqa: ANN001 - gunicorn's hook signature
-    from service.observability import configure_json_logging
+    from service.logs import configure_json_logging
 
     configure_json_logging(access=bool(os.environ.get("LIKELOOP_ACCESS_LOG")))

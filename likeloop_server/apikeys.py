@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import time
 from dataclasses import dataclass
@@ -10,14 +11,17 @@ from dataclasses import dataclass
 import redis
 
 from . import keys
+from .choices import parse_choices
+from .errors import InvalidValue, NotFound
 from .identity import valid_project_name
-from .tokens import signing_secret
 
 SCOPES = ("ingest", "read", "admin")
 KEY_PREFIX = "llk_"
 # 32 random bytes: a key cannot be guessed, so a fast unsalted hash is enough to store it.
 _KEY_BYTES = 32
 _KEY_ID_CHARS = 12
+# Feedback tokens are signed under HMAC(key, this label): the SDK derives the same secret.
+_TOKEN_LABEL = b"likeloop feedback token v1"
 
 
 @dataclass(frozen=True)
@@ -45,21 +49,26 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
+def signing_secret(api_key: str) -> str:
+    """The secret feedback tokens minted from ``api_key`` are signed with (hex), as the SDK's
+    ``likeloop/_token.py`` derives it."""
+    return hmac.new(api_key.encode("utf-8"), _TOKEN_LABEL, hashlib.sha256).hexdigest()
+
+
 def parse_scopes(text: str) -> tuple[str, ...]:
-    scopes = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
-    unknown = [s for s in scopes if s not in SCOPES]
-    if unknown or not scopes:
-        raise ValueError(f"scopes must be a comma-separated subset of {','.join(SCOPES)}, got {text!r}")
-    return scopes
+    """``"ingest,read"`` -> ("ingest", "read"); raises InvalidValue naming what is wrong."""
+    return parse_choices(text, SCOPES, "scopes")
 
 
 def create_key(conn: redis.Redis, project: str, scopes: tuple[str, ...]) -> tuple[str, ApiKey]:
     """Mint a key for ``project`` (created if new). Returns the secret, shown once, and its record."""
     if not valid_project_name(project):
-        raise ValueError(f"project name {project!r} is not valid: use 1-63 lowercase letters, digits, '-' or '_'")
+        raise InvalidValue(
+            f"project name {project!r} is not valid: use 1-63 lowercase letters, digits, '-' or '_'", field="project"
+        )
     for scope in scopes:
         if scope not in SCOPES:
-            raise ValueError(f"unknown scope {scope!r}; scopes are {', '.join(SCOPES)}")
+            raise InvalidValue(f"unknown scope {scope!r}; scopes are {', '.join(SCOPES)}", field="scopes")
     secret = KEY_PREFIX + secrets.token_urlsafe(_KEY_BYTES)
     digest = hash_key(secret)
     record = ApiKey(id=digest[:_KEY_ID_CHARS], project=project, scopes=tuple(scopes), created_at=time.time())
@@ -73,7 +82,7 @@ def create_key(conn: redis.Redis, project: str, scopes: tuple[str, ...]) -> tupl
             "scopes": ",".join(scopes),
             "created_at": repr(record.created_at),
             "revoked": "0",
-            # Lets the service check feedback tokens minted from this key (likeloop_server/tokens.py).
+            # Lets the service check feedback tokens minted from this key (tokens.py).
             "token_secret": signing_secret(secret),
         },
     )
@@ -83,6 +92,7 @@ def create_key(conn: redis.Redis, project: str, scopes: tuple[str, ...]) -> tupl
 
 
 def _from_hash(data: dict[bytes, bytes]) -> ApiKey:
+    """A key record as stored (``keys.API_KEY``): its public fields."""
     return ApiKey(
         id=data[b"id"].decode(),
         project=data[b"project"].decode(),
@@ -96,6 +106,15 @@ def lookup(conn: redis.Redis, secret: str) -> ApiKey | None:
     """The key record for a presented secret, or None when no such key was ever minted."""
     data = conn.hgetall(keys.API_KEY + hash_key(secret))
     return _from_hash(data) if data else None
+
+
+def lookup_by_id(conn: redis.Redis, key_id: str) -> tuple[ApiKey, str] | None:
+    """A key's record and its feedback-token signing secret (hex), by key id; None if unknown."""
+    digest = conn.hget(keys.API_KEY_IDS, key_id)
+    data = conn.hgetall(keys.API_KEY + digest.decode()) if digest else {}
+    if not data or b"token_secret" not in data:
+        return None
+    return _from_hash(data), data[b"token_secret"].decode()
 
 
 def list_keys(conn: redis.Redis, project: str | None = None) -> list[ApiKey]:
@@ -116,6 +135,12 @@ def revoke(conn: redis.Redis, key_id: str) -> bool:
         return False
     conn.hset(keys.API_KEY + digest.decode(), "revoked", "1")
     return True
+
+
+def require_project(conn: redis.Redis, project: str) -> None:
+    """Raise NotFound unless ``project`` has been created (by minting its first key)."""
+    if not conn.sismember(keys.PROJECTS, project):
+        raise NotFound(f"no project {project!r}", field="project")
 
 
 def list_projects(conn: redis.Redis) -> list[str]:

@@ -5,19 +5,34 @@ from __future__ import annotations
 import secrets
 import time
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import redis
 
-from . import keys
+from . import defaults, keys
+from .errors import InvalidValue
 from .queues import enqueue_export
 
 MODES = ("incremental", "snapshot")
-# Finished export records are kept for the history page; older ones are trimmed.
-KEEP_EXPORT_RECORDS = 500
 
-QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
-FINAL_STATUSES = (SUCCEEDED, FAILED)
+
+class ExportStatus(StrEnum):
+    """An export record's ``status``: queued, then running, then succeeded or failed; retrying
+    between a failed attempt and RQ's next one."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def final(self) -> bool:
+        return self in (ExportStatus.SUCCEEDED, ExportStatus.FAILED)
+
+
+FINAL_STATUSES = tuple(s for s in ExportStatus if s.final)
 
 
 def new_export_id(now: float | None = None) -> str:
@@ -42,7 +57,7 @@ def request_export(
     ``parquet`` override the project's defaults for this run.
     """
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        raise InvalidValue(f"mode must be one of {', '.join(MODES)}, got {mode!r}", field="mode")
     pk = keys.ProjectKeys(project)
     now = time.time()
     export_id = new_export_id(now)
@@ -53,7 +68,7 @@ def request_export(
             "id": export_id,
             "project": project,
             "mode": mode,
-            "status": QUEUED,
+            "status": ExportStatus.QUEUED.value,
             "trigger": trigger,
             "requested_at": repr(now),
         },
@@ -66,7 +81,7 @@ def request_export(
 
 
 def _trim(conn: redis.Redis, pk: keys.ProjectKeys) -> None:
-    old = conn.zrange(pk.exports, 0, -KEEP_EXPORT_RECORDS - 1)
+    old = conn.zrange(pk.exports, 0, -defaults.KEEP_EXPORT_RECORDS - 1)
     if old:
         pipe = conn.pipeline(transaction=True)
         pipe.zrem(pk.exports, *old)
@@ -75,6 +90,7 @@ def _trim(conn: redis.Redis, pk: keys.ProjectKeys) -> None:
 
 
 def update_export(conn: redis.Redis, project: str, export_id: str, **fields: Any) -> None:
+    """Set fields of an export record (a status is stored by its value)."""
     conn.hset(keys.ProjectKeys(project).export(export_id), mapping={k: str(v) for k, v in fields.items()})
 
 

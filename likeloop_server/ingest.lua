@@ -1,20 +1,20 @@
 -- Store one validated batch of events atomically (a Lua script runs as one Redis transaction).
 --
--- ARGV: 1 project key base ("ll:p:<project>:"), 2 response TTL s, 3 pending TTL s,
---       4 dedupe TTL s, 5 JSON array of prepared events (see likeloop_server/ingest.py),
---       6 now (unix seconds), 7 how many recent comments the project keeps for the dashboard.
+-- ARGV: first the key names and prefixes of the project (K below; likeloop_server/keys.py
+--       builds them and batch_store.py puts the table that names them before this text), then
+--       response TTL s, pending TTL s, dedupe TTL s, JSON array of prepared events (see
+--       likeloop_server/ingest.py), now (unix seconds), how many recent comments to keep.
 -- Returns {statuses, newly_dirty_group_ids}; a status per event: accepted | duplicate | pending.
 --
--- Per-project keys are built here rather than passed in KEYS: Redis Cluster is not a target
--- (RQ does not support it), and a batch touches a number of keys known only while it runs.
+-- The keys a batch touches are known only while it runs, so they are built here from K's
+-- prefixes rather than passed in KEYS: Redis Cluster is not a target (RQ does not support it).
 
-local base = ARGV[1]
-local resp_ttl = tonumber(ARGV[2])
-local pending_ttl = tonumber(ARGV[3])
-local dedupe_ttl = tonumber(ARGV[4])
-local events = cjson.decode(ARGV[5])
-local now = ARGV[6]
-local recent_comments = tonumber(ARGV[7])
+local resp_ttl = tonumber(ARGV[NK + 1])
+local pending_ttl = tonumber(ARGV[NK + 2])
+local dedupe_ttl = tonumber(ARGV[NK + 3])
+local events = cjson.decode(ARGV[NK + 4])
+local now = ARGV[NK + 5]
+local recent_comments = tonumber(ARGV[NK + 6])
 
 local statuses = {}
 -- Feedback that waits for its response is rare: skip looking for it unless some is waiting.
@@ -40,7 +40,7 @@ end
 -- Bump a counter in the project total and in the event's hour bucket, plainly and for each of
 -- the response's dimensions (model, prompt group, user, metadata key=value).
 local function bump(dims, metric, by, hour)
-  local total, bucket = base .. 'stats', base .. 'stats:h:' .. hour
+  local total, bucket = K.stats, K.stats_hour .. hour
   incr(total, metric, by)
   incr(bucket, metric, by)
   for _, d in ipairs(dims) do
@@ -51,8 +51,8 @@ local function bump(dims, metric, by, hour)
 end
 
 local function mark_dirty(gid)
-  redis.call('INCR', base .. 'gver:' .. gid)
-  if redis.call('ZADD', base .. 'dirty', 'NX', now, gid) == 1 then
+  redis.call('INCR', K.gver .. gid)
+  if redis.call('ZADD', K.dirty, 'NX', now, gid) == 1 then
     table.insert(newly_dirty, gid)
   end
 end
@@ -77,7 +77,7 @@ end
 local function apply(ev, rkey, dims)
   local rid, t, day, user = ev.rid, ev.t, ev.hour, ev.user
   if t == 'like' or t == 'dislike' then
-    local vkey = base .. 'votes:' .. rid
+    local vkey = K.votes .. rid
     local new = (t == 'like') and '1' or '-1'
     local old = redis.call('HGET', vkey, user)
     if old then
@@ -89,7 +89,7 @@ local function apply(ev, rkey, dims)
     bump(dims, (t == 'like') and 'likes' or 'dislikes', 1, day)
     return true
   elseif t == 'rating' then
-    local rkey2 = base .. 'ratings:' .. rid
+    local rkey2 = K.ratings .. rid
     local new = ev.value .. '|' .. ev.scale .. '|' .. day
     local old = redis.call('HGET', rkey2, user)
     if old then
@@ -104,9 +104,9 @@ local function apply(ev, rkey, dims)
     return true
   elseif t == 'comment' then
     local comment = cjson.encode({user = user, text = ev.text, ts = ev.ts, response_id = rid})
-    redis.call('RPUSH', base .. 'comments:' .. rid, comment)
-    redis.call('LPUSH', base .. 'recentcomments', comment)
-    redis.call('LTRIM', base .. 'recentcomments', 0, recent_comments - 1)
+    redis.call('RPUSH', K.comments .. rid, comment)
+    redis.call('LPUSH', K.recentcomments, comment)
+    redis.call('LTRIM', K.recentcomments, 0, recent_comments - 1)
     bump(dims, 'comments', 1, day)
     return false
   elseif t == 'correction' then
@@ -128,25 +128,25 @@ end
 for i, ev in ipairs(events) do
   local status = 'accepted'
   -- Only a client-chosen event id can come again; a response is also deduped by its id.
-  if ev.dedupe and redis.call('SET', base .. 'seen:' .. ev.eid, '1', 'NX', 'EX', dedupe_ttl) == false then
+  if ev.dedupe and redis.call('SET', K.seen .. ev.eid, '1', 'NX', 'EX', dedupe_ttl) == false then
     status = 'duplicate'
   elseif ev.t == 'response' then
-    local rkey = base .. 'resp:' .. ev.rid
+    local rkey = K.resp .. ev.rid
     -- A fresh id (made by the service for this event) is stored nowhere and awaited by nobody.
     if not ev.fresh and redis.call('EXISTS', rkey) == 1 then
       status = 'duplicate'
     else
       local gid = ev.gid
-      local gkey = base .. 'group:' .. gid
+      local gkey = K.group .. gid
       redis.call('HSET', rkey, unpack(ev.fields))
       redis.call('EXPIRE', rkey, resp_ttl)
       if grown[gkey] == nil then grown[gkey] = redis.call('TTL', gkey) end
       redis.call('SADD', gkey, ev.rid)
       bump(ev.dims, 'responses', 1, ev.hour)
-      local pkey = base .. 'pending:' .. ev.rid
+      local pkey = K.pending .. ev.rid
       local waiting = {}
       if not ev.fresh then
-        if any_pending == nil then any_pending = redis.call('EXISTS', base .. 'pendingany') == 1 end
+        if any_pending == nil then any_pending = redis.call('EXISTS', K.pendingany) == 1 end
         if any_pending then waiting = redis.call('LRANGE', pkey, 0, -1) end
       end
       if #waiting > 0 then
@@ -160,17 +160,17 @@ for i, ev in ipairs(events) do
       end
     end
   else
-    local rkey = base .. 'resp:' .. ev.rid
+    local rkey = K.resp .. ev.rid
     local stored = redis.call('HMGET', rkey, 'group', 'dims')
     if stored[1] then
       if apply(ev, rkey, cjson.decode(stored[2] or '[]')) then mark_dirty(stored[1]) end
-      keep(rkey, base .. 'group:' .. stored[1])
+      keep(rkey, K.group .. stored[1])
     else
-      local pkey = base .. 'pending:' .. ev.rid
+      local pkey = K.pending .. ev.rid
       redis.call('RPUSH', pkey, cjson.encode(ev))
       redis.call('EXPIRE', pkey, pending_ttl)
       -- The marker outlives every pending list, so while it is absent none exists.
-      redis.call('SET', base .. 'pendingany', '1', 'EX', pending_ttl)
+      redis.call('SET', K.pendingany, '1', 'EX', pending_ttl)
       any_pending = true
       status = 'pending'
     end
@@ -195,7 +195,7 @@ for key, fields in pairs(increments) do
         -- The first count written to an hour's hash tells whether the hash is new: if that
         -- field was absent (or 0), list the hour; if it had a count, the hash existed, and was
         -- listed by whoever made it.
-        if value == by then redis.call('SADD', base .. 'statshours', hour) end
+        if value == by then redis.call('SADD', K.statshours, hour) end
         hour = nil
       end
     end

@@ -1,27 +1,22 @@
-"""Durable storage of validated events: one atomic Redis script call per batch.
+"""Validated events in, the ingest script's input out: ids and timestamps filled in, the prompt
+group and stats dimensions worked out, a response's hash fields laid out. Pure functions.
 
-The service validates a batch, turns each event into the compact form the script reads
-(:func:`prepare`), stores it with :func:`store_batch`, then enqueues pairing for the prompt
-groups the batch made stale. See docs/redis-keys.md for what the script writes.
+The service validates a batch, prepares each event here, stores the batch with
+``batch_store.BatchStore`` (one atomic script call), then enqueues pairing for the prompt groups
+the batch made stale.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import time
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
-import redis
 
-from . import keys
-from .direct_script import DirectScript
+from . import defaults
+from .counters import stat_dims, utc_hour
 from .identity import new_id, prompt_group_id
-from .settings import Settings
 
 RESPONSE_TYPE = "response"
 FEEDBACK_TYPES = ("like", "dislike", "rating", "comment", "correction")
@@ -29,44 +24,9 @@ EVENT_TYPES = (RESPONSE_TYPE, *FEEDBACK_TYPES)
 # Feedback without a user id counts as its own voter, so anonymous likes add up instead of
 # replacing each other; retries are still dropped by the event id.
 ANONYMOUS_USER_PREFIX = "anon:"
-# The dashboard shows the latest comments; this many are kept per project.
-RECENT_COMMENTS = 200
 
-_SCRIPT_SOURCE = (Path(__file__).parent / "ingest.lua").read_text(encoding="utf-8")
-
-
-# Metadata values become stats dimensions ("route=chat"): only short scalars, and a few keys.
-MAX_STAT_METADATA_KEYS = 10
-MAX_STAT_VALUE_CHARS = 64
-
-
-def utc_hour(ts: float) -> str:
-    """The stats bucket of a time: ``2026-11-27T13`` (UTC)."""
-    return _hour_label(int(ts // 3600))
-
-
-@functools.lru_cache(maxsize=256)
-def _hour_label(hour: int) -> str:
-    # Formatting a datetime per event cost more than the rest of prepare(); hours repeat.
-    return datetime.fromtimestamp(hour * 3600, tz=UTC).strftime("%Y-%m-%dT%H")
-
-
-_SCALARS = (str, int, float, bool)
-
-
-def stat_dims(model: str, group_id: str, user_id: str | None, metadata: dict[str, Any] | None) -> list[str]:
-    """The dimensions a response's counters are also kept under: ``m:`` model, ``g:`` prompt
-    group, ``u:`` user, ``k:`` metadata key=value (scalars only)."""
-    dims = [f"m:{model}"] if model else []
-    dims.append(f"g:{group_id}")
-    if user_id:
-        dims.append(f"u:{user_id}")
-    scalars = [(k, v) for k, v in sorted((metadata or {}).items()) if isinstance(v, _SCALARS)]
-    for k, v in scalars[:MAX_STAT_METADATA_KEYS]:
-        text = str(v).lower() if isinstance(v, bool) else str(v)
-        if len(text) <= MAX_STAT_VALUE_CHARS:
-            dims.append(f"k:{k}={text}")
-    return dims
+# Optional text fields of a response, stored as given.
+_RESPONSE_TEXT = ("prompt", "system", "prompt_id", "user_id", "session_id")
 
 
 def prepare(event: dict[str, Any], now: float | None = None) -> dict[str, Any]:
@@ -75,10 +35,6 @@ def prepare(event: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     if event["type"] == RESPONSE_TYPE:
         return _prepare_response(event, ts)
     return _prepare_feedback(event, ts)
-
-
-# Optional text fields of a response, stored as given.
-_RESPONSE_TEXT = ("prompt", "system", "prompt_id", "user_id", "session_id")
 
 
 def _prepare_response(event: dict[str, Any], ts: float) -> dict[str, Any]:
@@ -98,10 +54,10 @@ def _prepare_response(event: dict[str, Any], ts: float) -> dict[str, Any]:
         if value is not None:
             stored += (name, value)
     if messages is not None:
-        stored += ("messages", _dumps(messages))
+        stored += ("messages", dumps(messages))
     if metadata:
-        stored += ("metadata", _dumps(metadata))
-    stored += ("dims", _dumps(dims))
+        stored += ("metadata", dumps(metadata))
+    stored += ("dims", dumps(dims))
     return {
         "t": RESPONSE_TYPE,
         # Without an event id, the response id stands for the event (the SDK sends it as both).
@@ -132,13 +88,14 @@ def _prepare_feedback(event: dict[str, Any], ts: float) -> dict[str, Any]:
     }
     if etype == "rating":
         out["value"] = int(event["value"])
-        out["scale"] = int(event.get("scale") or 5)
+        out["scale"] = int(event.get("scale") or defaults.RATING_SCALE)
     elif etype in ("comment", "correction"):
         out["text"] = event["text"]
     return out
 
 
-def _dumps_bytes(value: Any) -> bytes:
+def dumps_bytes(value: Any) -> bytes:
+    """JSON as stored: compact UTF-8."""
     try:
         return orjson.dumps(value)
     except TypeError:
@@ -146,44 +103,5 @@ def _dumps_bytes(value: Any) -> bytes:
         return json.dumps(value, ensure_ascii=False).encode("utf-8", "replace")
 
 
-def _dumps(value: Any) -> str:
-    return _dumps_bytes(value).decode("utf-8")
-
-
-def parse_votes(raw: dict[bytes, bytes]) -> tuple[int, ...]:
-    """Votes as the script stores them (user -> ``"1|<hour>"`` or ``"-1|<hour>"``), in user order."""
-    return tuple(int(v.split(b"|", 1)[0]) for _, v in sorted(raw.items()))
-
-
-def parse_ratings(raw: dict[bytes, bytes]) -> tuple[tuple[int, int], ...]:
-    """Ratings as the script stores them (user -> ``"<value>|<scale>|<hour>"``): (value, scale)."""
-    out = []
-    for _, v in sorted(raw.items()):
-        value, scale, _hour = v.split(b"|", 2)
-        out.append((int(value), int(scale)))
-    return tuple(out)
-
-
-class BatchStore:
-    """Stores prepared batches with the ingest script, on connections made from ``conn``'s
-    settings (one per thread: ``DirectScript``)."""
-
-    def __init__(self, conn: redis.Redis, settings: Settings) -> None:
-        self.settings = settings
-        self._script = DirectScript(conn, _SCRIPT_SOURCE, name="likeloop-ingest")
-
-    def store(self, project: str, prepared: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]]:
-        """Store a batch atomically. Returns (a status per event, group ids that became dirty)."""
-        if not prepared:
-            return [], []
-        s = self.settings
-        statuses, dirty = self._script(
-            keys.ProjectKeys(project).base,
-            s.response_ttl_days * 86400,
-            s.pending_ttl_hours * 3600,
-            s.dedupe_ttl_hours * 3600,
-            _dumps_bytes(prepared),
-            repr(time.time()),
-            RECENT_COMMENTS,
-        )
-        return [x.decode() for x in statuses], [g.decode() for g in dirty]
+def dumps(value: Any) -> str:
+    return dumps_bytes(value).decode("utf-8")

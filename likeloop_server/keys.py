@@ -1,6 +1,8 @@
-"""The Redis key layout: the one place that names every key the service and workers use.
+"""The Redis key layout: the one place that names every key the service, the workers and the
+ingest script use (the script gets its key names from here: ``ingest_script_keys``).
 
-docs/redis-keys.md describes each key; keep the two in step.
+docs/redis-keys.md describes each key; keep the two in step. What the values hold, and how
+they are read, is ``stored.py``'s (and ``counters.py``'s, for the stats counters).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ PROJECTS = PREFIX + "projects"  # set of project names
 API_KEY = PREFIX + "apikey:"  # + sha256(key) -> hash {id, project, scopes, created_at, revoked}
 API_KEY_IDS = PREFIX + "apikeyids"  # hash key id -> sha256(key), for listing and revoking
 LAYOUT = PREFIX + "layout"  # version of the key layout stored pairs are in (workers/migrate.py)
+LAYOUT_VERSION = b"2"  # the layout this code reads and writes
+RATE_LIMIT_PREFIX = PREFIX + "ratelimit"  # flask-limiter's counters (service/ratelimit.py)
 
 
 class ProjectKeys:
@@ -32,13 +36,13 @@ class ProjectKeys:
         return f"{self.base}resp:{response_id}"  # hash: the logged response
 
     def votes(self, response_id: str) -> str:
-        return f"{self.base}votes:{response_id}"  # hash user -> +1 / -1
+        return f"{self.base}votes:{response_id}"  # hash user -> "1|<hour>" (like) or "-1|<hour>"
 
     def ratings(self, response_id: str) -> str:
-        return f"{self.base}ratings:{response_id}"  # hash user -> "value/scale"
+        return f"{self.base}ratings:{response_id}"  # hash user -> "<value>|<scale>|<hour>"
 
     def comments(self, response_id: str) -> str:
-        return f"{self.base}comments:{response_id}"  # list of JSON {user, text, ts}
+        return f"{self.base}comments:{response_id}"  # list of JSON {user, text, ts, response_id}
 
     @property
     def recent_comments(self) -> str:
@@ -57,6 +61,11 @@ class ProjectKeys:
 
     def group(self, group_id: str) -> str:
         return f"{self.base}group:{group_id}"  # set of response ids in a prompt group
+
+    def group_id_of(self, group_key: str | bytes) -> str:
+        """The group id in a ``group(...)`` key (as SCAN returns it)."""
+        text = group_key.decode() if isinstance(group_key, bytes) else group_key
+        return text.removeprefix(self.group(""))
 
     def group_version(self, group_id: str) -> str:
         return f"{self.base}gver:{group_id}"  # counter bumped by every change to the group's labels
@@ -93,7 +102,8 @@ class ProjectKeys:
     def group_kto(self, group_id: str) -> str:
         return f"{self.base}gkto:{group_id}"  # set of the group's KTO item ids
 
-    # Before layout 2, each group kept its records in a hash of its own (workers/migrate.py).
+    # Before layout 2, each group kept its records in a hash of its own (workers/migrate.py):
+    # ``legacy_pairs("")`` is the prefix of every such key.
     def legacy_pairs(self, group_id: str) -> str:
         return f"{self.base}pairs:{group_id}"
 
@@ -127,3 +137,49 @@ class ProjectKeys:
 
     def export(self, export_id: str) -> str:
         return f"{self.base}export:{export_id}"  # hash: one export's status and results
+
+    def export_run_added(self, export_id: str) -> str:
+        return f"{self.base}export:run:{export_id}:added"  # scratch set: ids one run wrote
+
+    def export_run_retracted(self, export_id: str) -> str:
+        return f"{self.base}export:run:{export_id}:retracted"  # scratch set: ids one run retracted
+
+    def ingest_script_keys(self) -> tuple[str, ...]:
+        """The key names and prefixes the ingest script writes, in ``INGEST_SCRIPT_KEYS`` order.
+        A prefix ends where the script appends a response, event, group id or hour."""
+        return (
+            self.response(""),
+            self.votes(""),
+            self.ratings(""),
+            self.comments(""),
+            self.recent_comments,
+            self.pending(""),
+            self.pending_marker,
+            self.seen(""),
+            self.group(""),
+            self.group_version(""),
+            self.dirty,
+            self.stats_total,
+            self.stats_hour(""),
+            self.stats_hours,
+        )
+
+
+# The names ingest.lua knows the keys of ``ProjectKeys.ingest_script_keys`` by, in that order
+# (likeloop_server/batch_store.py hands the script both).
+INGEST_SCRIPT_KEYS = (
+    "resp",
+    "votes",
+    "ratings",
+    "comments",
+    "recentcomments",
+    "pending",
+    "pendingany",
+    "seen",
+    "group",
+    "gver",
+    "dirty",
+    "stats",
+    "stats_hour",
+    "statshours",
+)

@@ -8,6 +8,8 @@ from typing import Any
 import redis
 
 from . import keys
+from .choices import parse_choices
+from .errors import InvalidValue
 from .exports import MODES
 
 STRATEGIES = ("all", "best_worst", "one_to_one")
@@ -29,14 +31,20 @@ class ProjectConfig:
 
     def validate(self) -> ProjectConfig:
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+            raise InvalidValue(
+                f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}", field="strategy"
+            )
         bad = [f for f in self.formats if f not in FORMATS]
         if bad or not self.formats:
-            raise ValueError(f"formats must be a non-empty subset of {', '.join(FORMATS)}, got {list(self.formats)}")
+            raise InvalidValue(
+                f"formats must be a non-empty subset of {', '.join(FORMATS)}, got {list(self.formats)}", field="formats"
+            )
         if not 0.0 <= self.test_ratio < 1.0:
-            raise ValueError(f"test_ratio must be at least 0 and below 1, got {self.test_ratio}")
+            raise InvalidValue(f"test_ratio must be at least 0 and below 1, got {self.test_ratio}", field="test_ratio")
         if self.nightly_mode not in MODES:
-            raise ValueError(f"nightly_mode must be one of {', '.join(MODES)}, got {self.nightly_mode!r}")
+            raise InvalidValue(
+                f"nightly_mode must be one of {', '.join(MODES)}, got {self.nightly_mode!r}", field="nightly_mode"
+            )
         return self
 
     def as_dict(self) -> dict[str, Any]:
@@ -58,7 +66,7 @@ def get_config(conn: redis.Redis, project: str) -> ProjectConfig:
 
 
 def update_config(conn: redis.Redis, project: str, **changes: Any) -> ProjectConfig:
-    """Change some settings; returns the new config. Raises ValueError for invalid values."""
+    """Change some settings; returns the new config. Raises InvalidValue for invalid values."""
     current = get_config(conn, project)
     new = replace(current, **{k: v for k, v in changes.items() if v is not None}).validate()
     conn.hset(
@@ -75,9 +83,5 @@ def update_config(conn: redis.Redis, project: str, **changes: Any) -> ProjectCon
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
-    """``"trl,openai"`` -> ("trl", "openai"); raises ValueError naming what is wrong."""
-    names = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
-    bad = [n for n in names if n not in FORMATS]
-    if bad or not names:
-        raise ValueError(f"formats must be a comma-separated subset of {','.join(FORMATS)}, got {text!r}")
-    return names
+    """``"trl,openai"`` -> ("trl", "openai"); raises InvalidValue naming what is wrong."""
+    return parse_choices(text, FORMATS, "formats")

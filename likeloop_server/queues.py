@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import redis
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
+from rq.registry import FailedJobRegistry
 
-from . import keys
+from . import defaults, keys
 
 PAIRING_QUEUE = "likeloop-pairing"
 EXPORT_QUEUE = "likeloop-export"
@@ -21,12 +23,8 @@ ALL_QUEUES = (PAIRING_QUEUE, EXPORT_QUEUE)
 PAIR_GROUP_JOB = "workers.pairing.pair_group"
 EXPORT_JOB = "workers.export.run_export"
 
-# Pairing is cheap and idempotent: retry soon, a few times; the sweeper catches anything left.
-PAIRING_RETRY = Retry(max=3, interval=[1, 5, 30])
-# An export failure is usually S3 being unreachable: back off for minutes, not seconds.
-EXPORT_RETRY = Retry(max=3, interval=[30, 120, 600])
-PAIRING_TIMEOUT_S = 300
-EXPORT_TIMEOUT_S = 6 * 3600
+PAIRING_RETRY = Retry(max=len(defaults.PAIRING_RETRY_INTERVALS_S), interval=list(defaults.PAIRING_RETRY_INTERVALS_S))
+EXPORT_RETRY = Retry(max=len(defaults.EXPORT_RETRY_INTERVALS_S), interval=list(defaults.EXPORT_RETRY_INTERVALS_S))
 
 
 def enqueue_pairing(conn: redis.Redis, project: str, group_ids: Iterable[str]) -> int:
@@ -41,10 +39,10 @@ def enqueue_pairing(conn: redis.Redis, project: str, group_ids: Iterable[str]) -
         Queue.prepare_data(
             PAIR_GROUP_JOB,
             args=(project, gid),
-            timeout=PAIRING_TIMEOUT_S,
+            timeout=defaults.PAIRING_TIMEOUT_S,
             retry=PAIRING_RETRY,
             result_ttl=0,
-            failure_ttl=7 * 86400,
+            failure_ttl=defaults.PAIRING_FAILURE_TTL_S,
         )
         for gid in dict.fromkeys(group_ids)
     ]
@@ -56,7 +54,7 @@ def enqueue_pairing(conn: redis.Redis, project: str, group_ids: Iterable[str]) -
 def repair_all(conn: redis.Redis, project: str) -> int:
     """Queue every prompt group of a project for pairing again (after its strategy changed)."""
     pk = keys.ProjectKeys(project)
-    groups = [k.decode().rsplit(":", 1)[1] for k in conn.scan_iter(match=pk.group("*"), count=1000)]
+    groups = [pk.group_id_of(k) for k in conn.scan_iter(match=pk.group("*"), count=1000)]
     if groups:
         pipe = conn.pipeline(transaction=False)
         for gid in groups:
@@ -81,8 +79,24 @@ def enqueue_export(
         EXPORT_JOB,
         args=(project, export_id, mode, formats, parquet),
         job_id=f"export-{project}-{export_id}",
-        job_timeout=EXPORT_TIMEOUT_S,
+        job_timeout=defaults.EXPORT_TIMEOUT_S,
         retry=EXPORT_RETRY if retry else None,
-        result_ttl=7 * 86400,
-        failure_ttl=30 * 86400,
+        result_ttl=defaults.EXPORT_RESULT_TTL_S,
+        failure_ttl=defaults.EXPORT_FAILURE_TTL_S,
     )
+
+
+def queue_states(conn: redis.Redis) -> list[dict[str, Any]]:
+    """Each queue's name, jobs waiting and jobs in its failed registry."""
+    out = []
+    for name in ALL_QUEUES:
+        queue = Queue(name, connection=conn)
+        out.append({"name": name, "queued": queue.count, "failed": FailedJobRegistry(queue=queue).count})
+    return out
+
+
+def worker_states(conn: redis.Redis) -> list[dict[str, Any]]:
+    """Each registered worker's name, state and queues."""
+    return [
+        {"name": w.name, "state": str(w.get_state()), "queues": w.queue_names()} for w in Worker.all(connection=conn)
+    ]

@@ -3,81 +3,65 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
 from urllib.parse import urlparse
 
-# Request bodies above this are refused with 413 before parsing: 1 MiB holds a batch of several
-# hundred typical events, and a larger body is far more likely a bug than real traffic.
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
-# Gzip bodies may expand; cap the inflated size so a small "zip bomb" cannot exhaust memory.
-DEFAULT_MAX_INFLATED_BYTES = 8 * 1024 * 1024
-# One batch is one Redis transaction; this many events keeps that transaction well under 10 ms.
-DEFAULT_MAX_BATCH_EVENTS = 500
-# Unlabelled responses are only useful while feedback may still arrive for them.
-DEFAULT_RESPONSE_TTL_DAYS = 30
-# Feedback for a response that has not arrived yet waits this long for it.
-DEFAULT_PENDING_TTL_HOURS = 24
-# Event ids are remembered this long to drop SDK retries of the same event.
-DEFAULT_DEDUPE_TTL_HOURS = 24
-# Every chosen against every rejected grows quadratically; this bounds one prompt group.
-DEFAULT_MAX_PAIRS_PER_GROUP = 100
-DEFAULT_EXPORT_CRON = "0 3 * * *"
-# An export holds its project's lock this long past its last sign of life (it renews the lock as
-# it writes), so a killed export blocks the next one for at most this long.
-DEFAULT_EXPORT_LOCK_TTL_S = 120
-# Per-key request limit on the write endpoints, in flask-limiter's syntax ("100/second");
-# empty means no limit.
-DEFAULT_RATE_LIMIT = ""
-DEFAULT_S3_URL = "s3://likeloop-datasets/exports"
+from . import defaults
+from .errors import ConfigError
 
 
-def _bool_env(name: str, default: bool) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if raw == "":
-        return default
-    if raw in ("1", "true", "yes", "on"):
+def _parse_bool(name: str, raw: str) -> bool:
+    text = raw.strip().lower()
+    if text in ("1", "true", "yes", "on"):
         return True
-    if raw in ("0", "false", "no", "off"):
+    if text in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"{name} must be on or off (1/0, true/false), got {raw!r}")
+    raise ConfigError(f"{name} must be on or off (1/0, true/false), got {raw!r}")
 
 
-def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
+def _parse_int(name: str, raw: str) -> int:
     try:
         return int(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _parse_s3_url(name: str, raw: str) -> str:
+    parsed = urlparse(raw)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ConfigError(f"{name} must look like s3://bucket/prefix, got {raw!r}")
+    return raw
+
+
+def _text(name: str, raw: str) -> str:
+    return raw
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the server side reads from its environment, with named defaults."""
+    """Everything the server side reads from its environment; defaults in ``defaults.py``."""
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    s3_url: str = DEFAULT_S3_URL
-    s3_endpoint: str | None = None
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES
-    max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS
-    response_ttl_days: int = DEFAULT_RESPONSE_TTL_DAYS
-    pending_ttl_hours: int = DEFAULT_PENDING_TTL_HOURS
-    dedupe_ttl_hours: int = DEFAULT_DEDUPE_TTL_HOURS
-    max_pairs_per_group: int = DEFAULT_MAX_PAIRS_PER_GROUP
-    export_cron: str = DEFAULT_EXPORT_CRON
-    export_lock_ttl_s: int = DEFAULT_EXPORT_LOCK_TTL_S
-    rate_limit: str = DEFAULT_RATE_LIMIT
-    # Origins allowed to post browser feedback (CORS on /v1/feedback only). Feedback tokens carry
-    # their own authority, so any origin is safe by default; narrow it to your app's if you like.
-    cors_origins: str = "*"
-    # API key records are cached this long per service process: revocation takes this long.
-    key_cache_s: int = 5
-    # Store concurrent requests' events in one script call (likeloop_server/group_commit.py):
-    # less Redis CPU per event, more waiting in the service. Worth it when many service
-    # processes share one Redis and Redis is the limit (deploy/README.md "Capacity").
-    group_commit: bool = False
+    redis_url: str = defaults.REDIS_URL
+    s3_url: str = defaults.S3_URL
+    s3_endpoint: str | None = None  # None: AWS itself
+    max_body_bytes: int = defaults.MAX_BODY_BYTES
+    max_inflated_bytes: int = defaults.MAX_INFLATED_BYTES
+    max_batch_events: int = defaults.MAX_BATCH_EVENTS
+    response_ttl_days: int = defaults.RESPONSE_TTL_DAYS
+    pending_ttl_hours: int = defaults.PENDING_TTL_HOURS
+    dedupe_ttl_hours: int = defaults.DEDUPE_TTL_HOURS
+    max_pairs_per_group: int = defaults.MAX_PAIRS_PER_GROUP
+    export_cron: str = defaults.EXPORT_CRON
+    export_lock_ttl_s: int = defaults.EXPORT_LOCK_TTL_S
+    rate_limit: str = defaults.RATE_LIMIT
+    # Origins allowed to post browser feedback (CORS on /v1/feedback only).
+    cors_origins: str = defaults.CORS_ORIGINS
+    key_cache_s: int = defaults.KEY_CACHE_S
+    # Store concurrent requests' events in one script call (service/group_commit.py): worth it
+    # when many service processes share one Redis and Redis is the limit.
+    group_commit: bool = defaults.GROUP_COMMIT
 
     @property
     def s3_bucket(self) -> str:
@@ -88,26 +72,35 @@ class Settings:
         return urlparse(self.s3_url).path.strip("/")
 
     @classmethod
-    def from_env(cls) -> Settings:
-        s3_url = os.environ.get("LIKELOOP_S3_URL", DEFAULT_S3_URL)
-        parsed = urlparse(s3_url)
-        if parsed.scheme != "s3" or not parsed.netloc:
-            raise ValueError(f"LIKELOOP_S3_URL must look like s3://bucket/prefix, got {s3_url!r}")
-        return cls(
-            redis_url=os.environ.get("LIKELOOP_REDIS_URL", cls.redis_url),
-            s3_url=s3_url,
-            s3_endpoint=os.environ.get("LIKELOOP_S3_ENDPOINT") or None,
-            max_body_bytes=_int_env("LIKELOOP_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
-            max_inflated_bytes=_int_env("LIKELOOP_MAX_INFLATED_BYTES", DEFAULT_MAX_INFLATED_BYTES),
-            max_batch_events=_int_env("LIKELOOP_MAX_BATCH_EVENTS", DEFAULT_MAX_BATCH_EVENTS),
-            response_ttl_days=_int_env("LIKELOOP_RESPONSE_TTL_DAYS", DEFAULT_RESPONSE_TTL_DAYS),
-            pending_ttl_hours=_int_env("LIKELOOP_PENDING_TTL_HOURS", DEFAULT_PENDING_TTL_HOURS),
-            dedupe_ttl_hours=_int_env("LIKELOOP_DEDUPE_TTL_HOURS", DEFAULT_DEDUPE_TTL_HOURS),
-            max_pairs_per_group=_int_env("LIKELOOP_MAX_PAIRS_PER_GROUP", DEFAULT_MAX_PAIRS_PER_GROUP),
-            export_cron=os.environ.get("LIKELOOP_EXPORT_CRON", DEFAULT_EXPORT_CRON),
-            export_lock_ttl_s=_int_env("LIKELOOP_EXPORT_LOCK_TTL_S", DEFAULT_EXPORT_LOCK_TTL_S),
-            rate_limit=os.environ.get("LIKELOOP_RATE_LIMIT", DEFAULT_RATE_LIMIT),
-            cors_origins=os.environ.get("LIKELOOP_CORS_ORIGINS", "*"),
-            key_cache_s=_int_env("LIKELOOP_KEY_CACHE_S", 5),
-            group_commit=_bool_env("LIKELOOP_GROUP_COMMIT", False),
-        )
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Settings from ``environ`` (default: the process environment); unset or empty variables
+        keep their defaults. Raises ConfigError naming a malformed variable."""
+        env = os.environ if environ is None else environ
+        given: dict[str, Any] = {}
+        for field in fields(cls):
+            name, parse = ENVIRONMENT[field.name]
+            raw = env.get(name, "")
+            if raw.strip():
+                given[field.name] = parse(name, raw)
+        return cls(**given)
+
+
+# The variable each setting is read from, and how its text is read.
+ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "redis_url": ("LIKELOOP_REDIS_URL", _text),
+    "s3_url": ("LIKELOOP_S3_URL", _parse_s3_url),
+    "s3_endpoint": ("LIKELOOP_S3_ENDPOINT", _text),
+    "max_body_bytes": ("LIKELOOP_MAX_BODY_BYTES", _parse_int),
+    "max_inflated_bytes": ("LIKELOOP_MAX_INFLATED_BYTES", _parse_int),
+    "max_batch_events": ("LIKELOOP_MAX_BATCH_EVENTS", _parse_int),
+    "response_ttl_days": ("LIKELOOP_RESPONSE_TTL_DAYS", _parse_int),
+    "pending_ttl_hours": ("LIKELOOP_PENDING_TTL_HOURS", _parse_int),
+    "dedupe_ttl_hours": ("LIKELOOP_DEDUPE_TTL_HOURS", _parse_int),
+    "max_pairs_per_group": ("LIKELOOP_MAX_PAIRS_PER_GROUP", _parse_int),
+    "export_cron": ("LIKELOOP_EXPORT_CRON", _text),
+    "export_lock_ttl_s": ("LIKELOOP_EXPORT_LOCK_TTL_S", _parse_int),
+    "rate_limit": ("LIKELOOP_RATE_LIMIT", _text),
+    "cors_origins": ("LIKELOOP_CORS_ORIGINS", _text),
+    "key_cache_s": ("LIKELOOP_KEY_CACHE_S", _parse_int),
+    "group_commit": ("LIKELOOP_GROUP_COMMIT", _parse_bool),
+}

@@ -1,7 +1,8 @@
 """JSON errors for every failure: a machine-readable code, a message a person understands, the field.
 
-No request ends in an HTML page or a stack trace: HTTP errors, storage outages and bugs are all
-turned into the same error body here.
+No request ends in an HTML page or a stack trace: the server side's own errors
+(``likeloop_server.errors``, with the HTTP status each maps to), HTTP errors, storage outages
+and bugs are all turned into the same error body here.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import redis
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from likeloop_server.errors import LikeLoopError
+
 log = logging.getLogger(__name__)
 
 # The error code of the answer, left in the WSGI environ for the request metrics.
 ERROR_CODE_KEY = "likeloop.error_code"
 
 
-class ApiError(Exception):
+class ApiError(LikeLoopError):
     """An error answered to the client as ``{"error": {code, message, field, details}}``."""
 
     def __init__(
@@ -31,10 +34,22 @@ class ApiError(Exception):
         details: Any = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
+        super().__init__(message, field=field, code=code)
+        self.http_status = status
         self.details = details
         self.headers = headers or {}
+
+    @property
+    def status(self) -> int:
+        return self.http_status
+
+    @classmethod
+    def of(cls, exc: LikeLoopError) -> ApiError:
+        """The answer to one of the server side's own errors."""
+        if isinstance(exc, ApiError):
+            return exc
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        return cls(exc.http_status, exc.code, exc.message, field=exc.field, headers=headers)
 
     def body(self) -> dict[str, Any]:
         err: dict[str, Any] = {"code": self.code, "message": self.message, "field": self.field}
@@ -73,14 +88,15 @@ _HTTP_CODES = {
 }
 
 
-def init_app(app: Flask) -> None:
-    def answer(err: ApiError):  # type: ignore[no-untyped-def]
-        request.environ[ERROR_CODE_KEY] = err.code
-        return jsonify(err.body()), err.status, err.headers
+def _answer(err: ApiError):  # type: ignore[no-untyped-def]
+    request.environ[ERROR_CODE_KEY] = err.code
+    return jsonify(err.body()), err.status, err.headers
 
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
-        return answer(exc)
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(LikeLoopError)
+    def _own_error(exc: LikeLoopError):  # type: ignore[no-untyped-def]
+        return _answer(ApiError.of(exc))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
@@ -91,16 +107,16 @@ def init_app(app: Flask) -> None:
             message = f"request body is larger than the limit of {limit} bytes"
         if status == 429:
             message = f"too many requests for this key (limit {exc.description}); retry after the Retry-After delay"
-        return answer(ApiError(status, _HTTP_CODES.get(status, "http_error"), message))
+        return _answer(ApiError(status, _HTTP_CODES.get(status, "http_error"), message))
 
     @app.errorhandler(redis.RedisError)
     def _storage_error(exc: redis.RedisError):  # type: ignore[no-untyped-def]
         log.error("storage unavailable: %s", exc)
-        return answer(
+        return _answer(
             ApiError(503, "storage_unavailable", "storage is unavailable; retry later", headers={"Retry-After": "5"})
         )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
         log.exception("unhandled error")
-        return answer(ApiError(500, "internal_error", "the server failed to handle this request"))
+        return _answer(ApiError(500, "internal_error", "the server failed to handle this request"))

@@ -5,21 +5,22 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify
 
 from likeloop_server import exports, projects
+from likeloop_server.defaults import MAX_EXPORT_LIST
 from likeloop_server.queues import repair_all
 
-from . import schemas
+from .auth import require
+from .bodies import json_body, limit_arg, load
 from .errors import ApiError
-from .http import json_body, limit_arg, load, require, resources
+from .event_schemas import export_request_schema, project_config_schema
+from .resources import resources
 
 bp = Blueprint("exports", __name__)
-# History pages are small; the dashboard and CLI ask for the latest runs.
-MAX_LIST = 500
 
 
 @bp.post("/v1/exports")
 @require("admin")
 def post_export():  # type: ignore[no-untyped-def]
-    body = load(schemas.export_request_schema, json_body(allow_empty=True))
+    body = load(export_request_schema, json_body(allow_empty=True))
     export_id = exports.request_export(
         resources().redis,
         g.project,
@@ -34,7 +35,7 @@ def post_export():  # type: ignore[no-untyped-def]
 @bp.get("/v1/exports")
 @require("read")
 def list_exports():  # type: ignore[no-untyped-def]
-    return jsonify({"exports": exports.list_exports(resources().redis, g.project, limit_arg(50, MAX_LIST))})
+    return jsonify({"exports": exports.list_exports(resources().redis, g.project, limit_arg(50, MAX_EXPORT_LIST))})
 
 
 @bp.get("/v1/exports/<export_id>")
@@ -57,7 +58,7 @@ def get_project():  # type: ignore[no-untyped-def]
 @require("admin")
 def patch_project():  # type: ignore[no-untyped-def]
     """Change settings; a new pairing strategy re-pairs every prompt group."""
-    body = load(schemas.project_config_schema, json_body())
+    body = load(project_config_schema, json_body())
     conn = resources().redis
     before = projects.get_config(conn, g.project)
     if "formats" in body:

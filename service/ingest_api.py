@@ -18,9 +18,12 @@ from marshmallow import ValidationError
 from likeloop_server.ingest import FEEDBACK_TYPES, RESPONSE_TYPE, prepare
 from likeloop_server.queues import enqueue_pairing
 
-from . import observability, schemas
+from . import event_loader, metrics
+from .auth import require
+from .bodies import json_body, load
 from .errors import ApiError, first_error
-from .http import json_body, load, require, resources
+from .event_schemas import batch_schema
+from .resources import resources
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ingest", __name__)
@@ -51,7 +54,7 @@ def _result(index: int, event: dict[str, Any], status: str) -> dict[str, Any]:
 @require("ingest")
 def post_events():  # type: ignore[no-untyped-def]
     """Store a batch of events; each gets its own result, so one bad event does not sink the rest."""
-    envelope = load(schemas.batch_schema, json_body())
+    envelope = load(batch_schema, json_body())
     raw_events = envelope["events"]
     limit = resources().settings.max_batch_events
     if len(raw_events) > limit:
@@ -61,7 +64,7 @@ def post_events():  # type: ignore[no-untyped-def]
     results: list[dict[str, Any] | None] = [None] * len(raw_events)
     prepared: list[dict[str, Any]] = []
     positions: list[int] = []
-    for i, loaded in enumerate(schemas.load_events(raw_events)):
+    for i, loaded in enumerate(event_loader.load_events(raw_events)):
         if isinstance(loaded, ValidationError):
             field, message = first_error(loaded.messages, f"events[{i}]")
             error = {"code": "invalid_field", "message": f"{field}: {message}", "field": field}
@@ -71,7 +74,7 @@ def post_events():  # type: ignore[no-untyped-def]
             positions.append(i)
     for i, event, status in zip(positions, prepared, _store(prepared), strict=True):
         results[i] = _result(i, event, status)
-    observability.record_event_outcomes(results)  # type: ignore[arg-type]
+    metrics.record_event_outcomes(results)  # type: ignore[arg-type]
     rejected = sum(1 for r in results if r and r["status"] == "rejected")
     body = {"accepted": len(raw_events) - rejected, "rejected": rejected, "results": results}
     return jsonify(body), (207 if rejected else 200)
@@ -80,9 +83,8 @@ def post_events():  # type: ignore[no-untyped-def]
 def _single(loader: Any, raw: Any) -> Response:
     event = prepare(load(loader, raw))
     (status,) = _store([event])
-    observability.record_event_outcome(status)
-    # Built here rather than through jsonify and a (body, status) tuple: about 6 us less per
-    # request in-process, on the path whose rate docs/benchmarks.md measures.
+    metrics.record_event_outcome(status)
+    # Built here rather than through jsonify: this is the path whose rate docs/benchmarks.md measures.
     body = orjson.dumps(_result(0, event, status))
     return Response(body, 200 if status == "duplicate" else 201, mimetype="application/json")
 
@@ -94,7 +96,7 @@ def post_response():  # type: ignore[no-untyped-def]
     raw = json_body()
     if isinstance(raw, dict):
         raw.setdefault("type", RESPONSE_TYPE)
-    return _single(schemas.load_response_event, raw)
+    return _single(event_loader.load_response_event, raw)
 
 
 @require("ingest", allow_token=True)
@@ -122,7 +124,7 @@ def post_feedback():  # type: ignore[no-untyped-def]
             if raw.get("user_id", token.user_id) != token.user_id:
                 raise ApiError(403, "token_user_mismatch", "this feedback token is for another user", field="user_id")
             raw["user_id"] = token.user_id
-    return _single(schemas.load_feedback_event, raw)
+    return _single(event_loader.load_feedback_event, raw)
 
 
 def feedback_blueprint() -> Blueprint:

@@ -11,6 +11,7 @@ import hashlib
 from flask import Blueprint, Flask, request
 from flask_limiter import Limiter
 
+from likeloop_server.keys import RATE_LIMIT_PREFIX
 from likeloop_server.settings import Settings
 
 
@@ -28,7 +29,7 @@ def init_app(app: Flask, settings: Settings, blueprints: list[Blueprint]) -> Non
         storage_uri=settings.redis_url,
         headers_enabled=True,
         retry_after="delta-seconds",
-        key_prefix="ll:ratelimit",
+        key_prefix=RATE_LIMIT_PREFIX,
         # If Redis is down, ingest answers 503 anyway; do not fail the limiter first.
         swallow_errors=True,
     )

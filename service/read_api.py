@@ -1,19 +1,21 @@
-"""Read endpoints: one response with its feedback, and project stats."""
+"""Read endpoints: one response with its feedback, stats, most disliked prompts, latest comments,
+and the pipeline's state."""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from flask import Blueprint, g, jsonify, request
 
-from likeloop_server import keys
-from likeloop_server.ingest import parse_ratings, parse_votes
+from likeloop_server import keys, queues, stored
+from likeloop_server.defaults import MAX_COMMENTS, MAX_PROMPTS
+from likeloop_server.stats import StatsQuery, most_disliked, read_stats
 
+from .auth import require
+from .bodies import limit_arg
 from .errors import ApiError
-from .http import limit_arg, require, resources
-from .stats import StatsQuery, StatsQueryError, most_disliked, read_stats
+from .resources import resources
 
 bp = Blueprint("read", __name__)
 
@@ -21,36 +23,23 @@ bp = Blueprint("read", __name__)
 @bp.get("/v1/responses/<response_id>")
 @require("read")
 def get_response(response_id: str):  # type: ignore[no-untyped-def]
-    conn = resources().redis
-    pk = keys.ProjectKeys(g.project)
-    pipe = conn.pipeline(transaction=False)
-    pipe.hgetall(pk.response(response_id))
-    pipe.hgetall(pk.votes(response_id))
-    pipe.hgetall(pk.ratings(response_id))
-    pipe.lrange(pk.comments(response_id), 0, -1)
-    resp, votes, ratings, comments = pipe.execute()
-    if not resp:
+    (found,) = stored.read_responses(resources().redis, keys.ProjectKeys(g.project), [response_id])
+    if found is None:
         raise ApiError(404, "response_not_found", f"no response {response_id!r} in this project", field="response_id")
-    r = {k.decode(): v.decode() for k, v in resp.items()}
-    vote_values = parse_votes(votes)
+    r = found.response
     body: dict[str, Any] = {
         "response_id": response_id,
         "group_id": r["group"],
-        "prompt": r.get("prompt"),
-        "messages": json.loads(r["messages"]) if "messages" in r else None,
-        "system": r.get("system"),
+        **{name: r.get(name) for name in ("prompt", "messages", "system", "prompt_id", "user_id", "session_id")},
         "response": r["response"],
         "model": r.get("model") or None,
-        "prompt_id": r.get("prompt_id"),
-        "user_id": r.get("user_id"),
-        "session_id": r.get("session_id"),
-        "metadata": json.loads(r["metadata"]) if "metadata" in r else {},
-        "timestamp": float(r["ts"]),
+        "metadata": r.get("metadata", {}),
+        "timestamp": r["ts"],
         "feedback": {
-            "likes": sum(1 for v in vote_values if v > 0),
-            "dislikes": sum(1 for v in vote_values if v < 0),
-            "ratings": [{"value": v, "scale": sc} for v, sc in parse_ratings(ratings)],
-            "comments": [json.loads(c) for c in comments],
+            "likes": sum(1 for v in found.votes if v > 0),
+            "dislikes": sum(1 for v in found.votes if v < 0),
+            "ratings": [{"value": v, "scale": sc} for v, sc in found.ratings],
+            "comments": found.comments,
             "correction": r.get("correction"),
         },
     }
@@ -59,7 +48,6 @@ def get_response(response_id: str):  # type: ignore[no-untyped-def]
 
 _TIME = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2})?$")
 _DIMENSION_PARAMS = {"model": "model", "group_id": "group", "user": "user", "meta": "meta"}
-MAX_PROMPTS = 100
 
 
 def _time_arg(name: str) -> str | None:
@@ -70,6 +58,7 @@ def _time_arg(name: str) -> str | None:
 
 
 def stats_query() -> StatsQuery:
+    """The stats query of the request's arguments (InvalidValue for a bad one)."""
     given = [(param, request.args[param]) for param in _DIMENSION_PARAMS if param in request.args]
     if len(given) > 1:
         names = ", ".join(p for p, _ in given)
@@ -82,12 +71,7 @@ def stats_query() -> StatsQuery:
     dimension, value = (_DIMENSION_PARAMS[given[0][0]], given[0][1]) if given else (None, None)
     if dimension == "meta" and (value is None or "=" not in value):
         raise ApiError(400, "invalid_field", "meta: must be key=value", field="meta")
-    try:
-        return StatsQuery(
-            _time_arg("since"), _time_arg("until"), dimension, value, request.args.get("group_by", "day")
-        ).check()
-    except StatsQueryError as exc:
-        raise ApiError(400, "invalid_field", f"{exc.field}: {exc}", field=exc.field) from exc
+    return StatsQuery(_time_arg("since"), _time_arg("until"), dimension, value, request.args.get("group_by", "day"))
 
 
 @bp.get("/v1/stats")
@@ -104,35 +88,24 @@ def get_prompts():  # type: ignore[no-untyped-def]
     return jsonify({"prompts": most_disliked(resources().redis, g.project, limit_arg(20, MAX_PROMPTS))})
 
 
-MAX_COMMENTS = 200
-
-
 @bp.get("/v1/comments")
 @require("read")
 def get_comments():  # type: ignore[no-untyped-def]
     """The latest comments, newest first."""
     limit = limit_arg(20, MAX_COMMENTS)
     items = resources().redis.lrange(keys.ProjectKeys(g.project).recent_comments, 0, limit - 1)
-    return jsonify({"comments": [json.loads(c) for c in items]})
+    return jsonify({"comments": [stored.parse_comment(c) for c in items]})
 
 
 @bp.get("/v1/pipeline")
 @require("read")
 def get_pipeline():  # type: ignore[no-untyped-def]
     """Queue depths, failed jobs, workers, and this project's groups waiting for pairing."""
-    from rq import Queue, Worker
-    from rq.registry import FailedJobRegistry
-
-    from likeloop_server.queues import ALL_QUEUES
-
     conn = resources().redis
-    queues = []
-    for name in ALL_QUEUES:
-        queue = Queue(name, connection=conn)
-        queues.append({"name": name, "queued": queue.count, "failed": FailedJobRegistry(queue=queue).count})
-    workers = [
-        {"name": w.name, "state": str(w.get_state()), "queues": w.queue_names()} for w in Worker.all(connection=conn)
-    ]
     return jsonify(
-        {"queues": queues, "workers": workers, "dirty_groups": conn.zcard(keys.ProjectKeys(g.project).dirty)}
+        {
+            "queues": queues.queue_states(conn),
+            "workers": queues.worker_states(conn),
+            "dirty_groups": conn.zcard(keys.ProjectKeys(g.project).dirty),
+        }
     )

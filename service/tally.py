@@ -1,13 +1,10 @@
-"""Metric updates gathered in process memory and written to the Prometheus metrics once a second.
+"""Metric updates summed in process memory and written to the Prometheus metrics once a second.
 
-Under gunicorn the metrics live in memory-mapped files that all workers share
-(``PROMETHEUS_MULTIPROC_DIR``), and every ``inc`` or ``observe`` of a prometheus_client metric is
-a locked write there: a single-event ingest request made three (latency sum and bucket, event
-outcome). Left out, they saved about 13 us of the ~190 us such a request costs in-process.
-Here a request adds to a dict under an uncontended lock, and a daemon thread writes the sums
-every ``interval_s``; the scraping process writes its own first, so a scrape sees other workers'
-counts at most a second late. Sums not yet written when a worker exits normally are written at
-exit (a killed worker loses at most that last second).
+Under gunicorn every ``inc`` or ``observe`` of a prometheus_client metric is a locked write to a
+memory-mapped file the workers share; here a request adds to a dict instead, and a daemon
+thread writes the sums every ``interval_s`` (docs/benchmarks.md has the cost of both). The
+scraping process writes its own first, so a scrape sees other workers' counts at most a second
+late; a worker that exits normally writes what is left (a killed one loses at most a second).
 """
 
 from __future__ import annotations

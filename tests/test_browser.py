@@ -14,8 +14,8 @@ import likeloop
 import pytest
 from likeloop import _token
 
-from likeloop_server.stack import free_port
-from tests.conftest import make_key
+from likeloop_cli.stack import free_port
+from tests.support import make_key
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"

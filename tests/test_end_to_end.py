@@ -8,7 +8,7 @@ from collections import Counter
 
 import likeloop
 
-from tests.conftest import likeloop_cli, make_key, run_worker_burst
+from tests.support import likeloop_cli, make_key, run_worker_burst
 
 # prompt -> {answer text: {user: +1 like / -1 dislike}}; later entries of a user replace earlier ones.
 SCRIPT = {

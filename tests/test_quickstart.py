@@ -13,7 +13,7 @@ from pathlib import Path
 
 import boto3
 
-from likeloop_server.stack import free_port
+from likeloop_cli.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def test_make_run_stack_and_readme_snippet_produce_a_dataset(tmp_path):
     port = free_port()
     data = tmp_path / "data"
     up = subprocess.Popen(
-        [sys.executable, "-m", "likeloop_server.cli", "up", "--port", str(port), "--data-dir", str(data)],
+        [sys.executable, "-m", "likeloop_cli", "up", "--port", str(port), "--data-dir", str(data)],
         env=clean_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -60,7 +60,7 @@ def test_make_run_stack_and_readme_snippet_produce_a_dataset(tmp_path):
         assert snippet.returncode == 0, snippet.stderr
         _wait_for_pairs(env)
         export = subprocess.run(
-            [sys.executable, "-m", "likeloop_server.cli", "export", "--project", "demo", "--wait", "--timeout", "60"],
+            [sys.executable, "-m", "likeloop_cli", "export", "--project", "demo", "--wait", "--timeout", "60"],
             env=env,
             capture_output=True,
             text=True,

@@ -22,14 +22,11 @@ from typing import Any
 import hiredis
 import redis
 
-from likeloop_server import keys
+from likeloop_server import keys, stored
+from likeloop_server.defaults import EXPORT_READ_CHUNK as READ_CHUNK
 
-# Pair-log entries are read this many at a time: a few MB of records per chunk, few enough round
-# trips that Redis latency does not dominate.
-READ_CHUNK = 2000
-
-_ADDS = {b"add": False, b"label": True}  # op -> is a KTO item
-_REMOVES = {b"retract": False, b"unlabel": True}
+_ADDS = {stored.PAIR_ADD.encode(): False, stored.KTO_LABEL.encode(): True}  # op -> is a KTO item
+_REMOVES = {stored.PAIR_RETRACT.encode(): False, stored.KTO_UNLABEL.encode(): True}
 
 
 Added = tuple[str, str, bytes]  # (item id, group id, stored record)
@@ -92,20 +89,6 @@ class _Pending:
     adds: dict[bool, list[tuple[bytes, bytes]]]  # is KTO -> (item, group) whose records were asked for
     removes: list[tuple[bytes, bytes, bytes]]  # (op, item, group) asked about with HEXISTS
     commands: int  # replies owed for it
-
-
-_FIELDS = [b"op", b"pair", b"group"]
-
-
-def _entries(reply: list[Any]) -> list[tuple[bytes, bytes, bytes, bytes]]:
-    """(entry id, op, item id, group id) from a raw XRANGE reply."""
-    if all(f[::2] == _FIELDS for _, f in reply):  # as pairing writes them: positions suffice
-        return [(entry_id, f[1], f[3], f[5]) for entry_id, f in reply]
-    out = []
-    for entry_id, fields in reply:
-        named = dict(zip(fields[::2], fields[1::2], strict=True))
-        out.append((entry_id, named[b"op"], named[b"pair"], named[b"group"]))
-    return out
 
 
 def _decide(link: _Link, spec: ScanSpec, entries: list[tuple[bytes, bytes, bytes, bytes]]) -> _Pending:
@@ -191,7 +174,7 @@ def scan_log(conn: redis.Redis, spec: ScanSpec, renew: Callable[[], None]) -> It
             chunk, updates = _collect(link, spec, pending) if pending is not None else (None, 0)
             pending = None
             if start is not None:
-                entries = _entries(link.read(1)[0])
+                entries = stored.parse_pair_log(link.read(1)[0])
             link.read(updates)  # sent after the XRANGE, so answered after it
             if start is not None:
                 if entries:

@@ -24,12 +24,10 @@ from .formats import stored_kto, stored_pair
 
 log = logging.getLogger(__name__)
 
-LAYOUT_VERSION = b"2"
-
 
 def migrate(conn: redis.Redis) -> int:
     """Move every layout-1 record to layout 2 (a no-op once done). Returns how many moved."""
-    if conn.get(keys.LAYOUT) == LAYOUT_VERSION:
+    if conn.get(keys.LAYOUT) == keys.LAYOUT_VERSION:
         return 0
     moved = 0
     for project in list_projects(conn):
@@ -50,7 +48,7 @@ def migrate(conn: redis.Redis) -> int:
                 pipe.delete(key)
                 pipe.execute()
                 moved += len(old)
-    conn.set(keys.LAYOUT, LAYOUT_VERSION)
+    conn.set(keys.LAYOUT, keys.LAYOUT_VERSION)
     if moved:
-        log.info("moved %d stored pairs and KTO items to key layout %s", moved, LAYOUT_VERSION.decode())
+        log.info("moved %d stored pairs and KTO items to key layout %s", moved, keys.LAYOUT_VERSION.decode())
     return moved

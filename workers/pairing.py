@@ -14,8 +14,9 @@ from typing import Any
 
 import redis
 
-from likeloop_server import keys
-from likeloop_server.ingest import parse_ratings, parse_votes, utc_hour
+from likeloop_server import defaults, keys, stored
+from likeloop_server.apikeys import list_projects
+from likeloop_server.counters import dimension, field, utc_hour
 from likeloop_server.projects import get_config
 from likeloop_server.queues import enqueue_pairing
 
@@ -25,50 +26,32 @@ from .rules import ResponseLabels, kto_items, kto_record, make_pairs, pair_recor
 
 log = logging.getLogger(__name__)
 
-# A group relabelled faster than it can be paired is tried this many times, then left dirty
-# for a fresh job, so one hot group cannot hold a worker forever.
-MAX_ROUNDS = 5
-# The sweeper re-enqueues groups that have been dirty this long without being paired.
-STALE_DIRTY_S = 300
-
 
 def load_group(
     conn: redis.Redis, pk: keys.ProjectKeys, group_id: str
 ) -> tuple[list[ResponseLabels], dict[str, Any], list[str]]:
     """Read a group's responses and feedback. Returns (labels, prompt fields, expired ids)."""
     rids = sorted(r.decode() for r in conn.smembers(pk.group(group_id)))
-    pipe = conn.pipeline(transaction=False)
-    for rid in rids:
-        pipe.hgetall(pk.response(rid))
-        pipe.hgetall(pk.votes(rid))
-        pipe.hgetall(pk.ratings(rid))
-        pipe.lrange(pk.comments(rid), 0, -1)
-    rows = pipe.execute()
     labels: list[ResponseLabels] = []
     expired: list[str] = []
     prompt: dict[str, Any] = {}
-    for i, rid in enumerate(rids):
-        resp, votes, ratings, comments = rows[4 * i : 4 * i + 4]
-        if not resp:
+    for rid, found in zip(rids, stored.read_responses(conn, pk, rids), strict=True):
+        if found is None:
             expired.append(rid)
             continue
-        r = {k.decode(): v.decode() for k, v in resp.items()}
+        r = found.response
         if not prompt:
-            prompt = {
-                "prompt": r.get("prompt"),
-                "system": r.get("system"),
-                "messages": json.loads(r["messages"]) if "messages" in r else None,
-            }
+            prompt = {"prompt": r.get("prompt"), "system": r.get("system"), "messages": r.get("messages")}
         labels.append(
             ResponseLabels(
                 response_id=rid,
                 text=r["response"],
                 model=r.get("model", ""),
-                votes=parse_votes(votes),
-                ratings=parse_ratings(ratings),
+                votes=found.votes,
+                ratings=found.ratings,
                 correction=r.get("correction"),
-                comments=tuple(json.loads(c)["text"] for c in comments),
-                created_at=float(r.get("ts", 0)),
+                comments=tuple(c["text"] for c in found.comments),
+                created_at=r["ts"],
             )
         )
     return labels, prompt, expired
@@ -96,9 +79,9 @@ def _replace(
         pipe.sadd(ids_key, *added)
         pipe.hset(records_key, mapping={rid: records[rid] for rid in added})
     for rid in added:
-        pipe.xadd(log_key, {"op": ops[0], "pair": rid, "group": group_id})
+        pipe.xadd(log_key, stored.pair_log_entry(ops[0], rid, group_id))
     for rid in removed:
-        pipe.xadd(log_key, {"op": ops[1], "pair": rid, "group": group_id})
+        pipe.xadd(log_key, stored.pair_log_entry(ops[1], rid, group_id))
     return added, removed
 
 
@@ -126,7 +109,7 @@ def pair_group_with(
     strategy = strategy or get_config(conn, project).strategy
     pk = keys.ProjectKeys(project)
     version_key = pk.group_version(group_id)
-    for _ in range(MAX_ROUNDS):
+    for _ in range(defaults.PAIRING_MAX_ROUNDS):
         with conn.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(version_key)
@@ -138,16 +121,12 @@ def pair_group_with(
                 pipe.multi()
                 # Records that stay keep their stored form (and their original time).
                 pair_keys = (pk.group_pairs(group_id), pk.pair_records)
-                added, removed = _replace(pipe, conn, pair_keys, records, pk.pair_log, group_id, ("add", "retract"))
+                pair_ops = (stored.PAIR_ADD, stored.PAIR_RETRACT)
+                added, removed = _replace(pipe, conn, pair_keys, records, pk.pair_log, group_id, pair_ops)
                 kto_keys = (pk.group_kto(group_id), pk.kto_records)
-                _replace(pipe, conn, kto_keys, items, pk.pair_log, group_id, ("label", "unlabel"))
-                delta = len(added) - len(removed)
-                if delta:
-                    hour = utc_hour(now)
-                    for key in (pk.stats_total, pk.stats_hour(hour)):
-                        pipe.hincrby(key, "pairs", delta)
-                        pipe.hincrby(key, f"pairs|g:{group_id}", delta)
-                    pipe.sadd(pk.stats_hours, hour)
+                kto_ops = (stored.KTO_LABEL, stored.KTO_UNLABEL)
+                _replace(pipe, conn, kto_keys, items, pk.pair_log, group_id, kto_ops)
+                _count_pairs(pipe, pk, group_id, len(added) - len(removed), now)
                 if expired:
                     pipe.srem(pk.group(group_id), *expired)
                 pipe.zrem(pk.dirty, group_id)
@@ -161,14 +140,22 @@ def pair_group_with(
     return {"added": 0, "removed": 0, "pairs": -1}
 
 
-def sweep_dirty(stale_after_s: float = STALE_DIRTY_S, conn: redis.Redis | None = None) -> int:
+def _count_pairs(pipe: redis.client.Pipeline, pk: keys.ProjectKeys, group_id: str, delta: int, now: float) -> None:
+    """Queue the change of the ``pairs`` counters (total, hour, and the group's) by ``delta``."""
+    if delta:
+        hour = utc_hour(now)
+        for key in (pk.stats_total, pk.stats_hour(hour)):
+            pipe.hincrby(key, "pairs", delta)
+            pipe.hincrby(key, field("pairs", dimension("group", group_id)), delta)
+        pipe.sadd(pk.stats_hours, hour)
+
+
+def sweep_dirty(stale_after_s: float = defaults.STALE_DIRTY_S, conn: redis.Redis | None = None) -> int:
     """Cron job: re-enqueue pairing for groups dirty for longer than a job should take.
 
     Covers jobs lost to a killed worker or a service that crashed between storing a batch and
     enqueuing its pairing. Returns how many groups were re-enqueued.
     """
-    from likeloop_server.apikeys import list_projects
-
     conn = conn or context.redis_conn()
     total = 0
     cutoff = time.time() - stale_after_s

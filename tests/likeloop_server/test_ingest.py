@@ -3,24 +3,14 @@
 import time
 
 from likeloop_server import keys
-from likeloop_server.ingest import BatchStore, prepare
-
-P = "acme"
-
-
-def store(conn, settings, *events):
-    return BatchStore(conn, settings).store(P, [prepare(e) for e in events])
+from likeloop_server.batch_store import BatchStore
+from likeloop_server.ingest import prepare
+from tests.support import P, response, store
+from tests.support import feedback as fb
 
 
 def resp(rid, prompt="Q?", text="A", model="m1", **kw):
-    return {"type": "response", "response_id": rid, "prompt": prompt, "response": text, "model": model, **kw}
-
-
-def fb(etype, rid, user=None, **kw):
-    event = {"type": etype, "response_id": rid, **kw}
-    if user:
-        event["user_id"] = user
-    return event
+    return response(rid, text, prompt, model=model, **kw)
 
 
 def stats(conn):
@@ -122,7 +112,7 @@ def test_votes_are_counted_on_the_day_they_were_cast(conn, settings):
     store(conn, settings, {**fb("like", "r1", "u1"), "timestamp": day1})
     store(conn, settings, fb("dislike", "r1", "u1"))
     pk = keys.ProjectKeys(P)
-    from likeloop_server.ingest import utc_hour
+    from likeloop_server.counters import utc_hour
 
     old = {k.decode(): int(v) for k, v in conn.hgetall(pk.stats_hour(utc_hour(day1))).items()}
     new = {k.decode(): int(v) for k, v in conn.hgetall(pk.stats_hour(utc_hour(time.time()))).items()}

@@ -6,8 +6,9 @@ import likeloop
 import pytest
 
 from likeloop_server import apikeys
-from likeloop_server.tokens import TokenError, verify
-from tests.conftest import auth
+from likeloop_server.errors import CredentialRefused
+from likeloop_server.tokens import verify
+from tests.support import auth
 
 
 def client_for(conn, scopes=("ingest",)):
@@ -38,7 +39,7 @@ def test_a_token_reveals_no_key(conn):
 )
 def test_tampered_tokens_are_refused(conn, mangle):
     ll, _ = client_for(conn)
-    with pytest.raises(TokenError) as err:
+    with pytest.raises(CredentialRefused) as err:
         verify(conn, mangle(ll.feedback_token("r1")))
     assert err.value.code == "invalid_token"
 
@@ -46,7 +47,7 @@ def test_tampered_tokens_are_refused(conn, mangle):
 def test_expired_tokens_are_refused(conn):
     ll, _ = client_for(conn)
     token = likeloop._token.mint(ll.api_key, "r1", 60, now=time.time() - 120)
-    with pytest.raises(TokenError) as err:
+    with pytest.raises(CredentialRefused) as err:
         verify(conn, token)
     assert err.value.code == "expired_token"
 
@@ -55,7 +56,7 @@ def test_a_revoked_key_invalidates_its_tokens(conn):
     ll, record = client_for(conn)
     token = ll.feedback_token("r1")
     apikeys.revoke(conn, record.id)
-    with pytest.raises(TokenError) as err:
+    with pytest.raises(CredentialRefused) as err:
         verify(conn, token)
     assert err.value.code == "revoked_api_key"
 

@@ -2,8 +2,8 @@
 
 import likeloop
 
-from likeloop_server.stack import free_port
-from tests.conftest import LiveService, make_key
+from likeloop_cli.stack import free_port
+from tests.support import LiveService, make_key
 
 
 def test_logged_responses_and_feedback_reach_the_service(live_service, conn):

@@ -6,8 +6,8 @@ import threading
 
 import likeloop
 
-from likeloop_server.stack import free_port
-from tests.conftest import LiveService, make_key
+from likeloop_cli.stack import free_port
+from tests.support import LiveService, make_key
 
 
 def test_429_with_retry_after_is_retried_until_everything_is_accepted(settings, conn, tmp_path):

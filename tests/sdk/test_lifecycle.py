@@ -8,7 +8,7 @@ import textwrap
 
 import likeloop
 
-from tests.conftest import make_key
+from tests.support import make_key
 
 
 def run_script(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -75,7 +75,7 @@ def test_events_from_parent_and_forked_child_are_each_sent_once(live_service, co
 def test_a_spool_survives_a_crash_during_an_outage_and_is_replayed(live_service, conn, tmp_path):
     key = make_key(conn, "acme")
     spool = tmp_path / "spool"
-    from likeloop_server.stack import free_port
+    from likeloop_cli.stack import free_port
 
     down = f"http://127.0.0.1:{free_port()}"
     crashed = run_script(
@@ -116,7 +116,7 @@ def test_a_spool_survives_a_crash_during_an_outage_and_is_replayed(live_service,
 
 
 def test_shutdown_during_an_outage_keeps_events_in_the_spool(conn, tmp_path):
-    from likeloop_server.stack import free_port
+    from likeloop_cli.stack import free_port
 
     spool = tmp_path / "spool"
     ll = likeloop.Client(api_key="k", url=f"http://127.0.0.1:{free_port()}", spool_dir=spool, flush_interval=60)

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from likeloop_server import apikeys
-from tests.conftest import auth, make_key
+from tests.support import auth, make_key
 
 GOOD = {"type": "response", "prompt": "Q?", "response": "A"}
 
@@ -171,7 +171,7 @@ def test_bad_query_parameters(client, key):
 def test_redis_outage_is_a_503_not_a_500(settings, key):
     from dataclasses import replace
 
-    from likeloop_server.stack import free_port
+    from likeloop_cli.stack import free_port
     from service import create_app
 
     down = create_app(replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")).test_client()

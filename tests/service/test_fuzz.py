@@ -5,7 +5,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import auth, make_key
+from tests.support import auth, make_key
 
 FIELDS = [
     "type",

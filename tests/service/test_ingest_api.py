@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 from rq import Queue
 
-from likeloop_server.group_commit import DirectCommit, GroupCommit
 from likeloop_server.queues import PAIRING_QUEUE
-from tests.conftest import auth
+from service.group_commit import DirectCommit, GroupCommit
+from tests.support import auth
 
 
 @pytest.fixture(params=[False, True], ids=["direct", "group_commit"])
@@ -167,7 +167,7 @@ def test_bodies_without_a_length_are_read_and_bounded_too(settings, conn, tmp_pa
     """Chunked transfer (no Content-Length) through the real HTTP server, within and past the limit."""
     import http.client
 
-    from tests.conftest import LiveService, make_key
+    from tests.support import LiveService, make_key
 
     key = make_key(conn, "acme")
     service = LiveService(settings, tmp_path / "service.log", LIKELOOP_MAX_BODY_BYTES="2000")

@@ -1,6 +1,6 @@
 """A key of one project can never read or write another project's data."""
 
-from tests.conftest import auth, make_key
+from tests.support import auth, make_key
 
 
 def test_projects_do_not_see_each_other(client, conn):

@@ -5,7 +5,7 @@ import re
 import time
 import urllib.request
 
-from tests.conftest import auth, make_key
+from tests.support import auth, make_key
 
 
 def metric(text: str, name: str, **labels: str) -> float:

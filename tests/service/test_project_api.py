@@ -3,7 +3,7 @@
 from rq import Queue
 
 from likeloop_server.queues import PAIRING_QUEUE
-from tests.conftest import auth, make_key
+from tests.support import auth, make_key
 
 
 def test_settings_can_be_read_and_changed(client, conn):

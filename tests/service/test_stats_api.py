@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.conftest import auth
+from tests.support import auth
 
 NOW = time.time()
 HOUR = 3600

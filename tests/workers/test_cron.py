@@ -7,9 +7,8 @@ from rq import Queue
 from rq.cron import CronScheduler
 
 from likeloop_server import apikeys, exports, keys
-from likeloop_server.ingest import BatchStore, prepare
 from likeloop_server.queues import EXPORT_QUEUE, PAIRING_QUEUE
-from tests.conftest import run_worker_burst
+from tests.support import feedback, response, run_worker_burst, store
 from workers.cron import register_jobs
 from workers.pairing import stored_records, sweep_dirty
 
@@ -35,13 +34,8 @@ def test_the_nightly_export_runs_for_every_project(conn, s3, settings):
 
 def test_the_sweep_re_enqueues_groups_whose_pairing_was_lost(conn, settings):
     apikeys.create_key(conn, "acme", ("ingest",))
-    events = [
-        {"type": "response", "response_id": "a", "prompt": "Q", "response": "good"},
-        {"type": "response", "response_id": "b", "prompt": "Q", "response": "bad"},
-        {"type": "like", "response_id": "a"},
-        {"type": "dislike", "response_id": "b"},
-    ]
-    _, dirty = BatchStore(conn, settings).store("acme", [prepare(e) for e in events])
+    events = [response("a", "good"), response("b", "bad"), feedback("like", "a"), feedback("dislike", "b")]
+    _, dirty = store(conn, settings, *events)
     # The service died before enqueuing: no job exists, the group is only marked dirty.
     assert Queue(PAIRING_QUEUE, connection=conn).count == 0
     assert sweep_dirty(conn=conn) == 0  # not stale yet

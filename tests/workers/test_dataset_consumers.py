@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 
 from likeloop_server import exports, projects
-from likeloop_server.ingest import BatchStore, prepare
+from service.event_loader import load_event
+from tests.support import P, store_and_pair
 from workers.export import export_project
-from workers.pairing import pair_group_with
 
-P = "acme"
 N_PROMPTS = 12
 
 
@@ -53,11 +52,7 @@ def snapshot(conn, s3, settings):
                 },
             ]
         events += [{"type": "like", "response_id": f"g{i}"}, {"type": "dislike", "response_id": f"b{i}"}]
-    from service.schemas import load_event
-
-    _, dirty = BatchStore(conn, settings).store(P, [prepare(load_event(e)) for e in events])
-    for gid in dirty:
-        pair_group_with(conn, P, gid, 100)
+    store_and_pair(conn, settings, *map(load_event, events))  # as the service validates them
     projects.update_config(conn, P, formats=("trl", "trl-chat", "openai", "kto"), parquet=True, test_ratio=0.25)
     return export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot")
 

@@ -1,35 +1,20 @@
 """The export job on real Redis and real S3 (SeaweedFS): layout, manifest last, retractions,
 crash recovery, one export at a time."""
 
-import gzip
 import json
 
 import pytest
 
 from likeloop_server import exports, keys
-from likeloop_server.ingest import BatchStore, prepare
+from tests.support import P, labelled, read_jsonl_gz
+from tests.support import store_and_pair as send
 from workers import export as export_mod
 from workers.export import ExportBusy, export_project
-from workers.pairing import pair_group_with
-
-P = "acme"
-
-
-def send(conn, settings, *events):
-    _, dirty = BatchStore(conn, settings).store(P, [prepare(e) for e in events])
-    for gid in dirty:
-        pair_group_with(conn, P, gid, 100)
 
 
 def labelled_pair(conn, settings, n):
     """Prompt n with a liked and a disliked answer: one pair."""
-    send(
-        conn, settings,
-        {"type": "response", "response_id": f"good{n}", "prompt": f"Q{n}", "response": f"good {n}"},
-        {"type": "response", "response_id": f"bad{n}", "prompt": f"Q{n}", "response": f"bad {n}"},
-        {"type": "like", "response_id": f"good{n}", "user_id": "u"},
-        {"type": "dislike", "response_id": f"bad{n}", "user_id": "u"},
-    )  # fmt: skip
+    send(conn, settings, *labelled(n))
 
 
 def crash_before_commit(monkeypatch):
@@ -38,7 +23,7 @@ def crash_before_commit(monkeypatch):
     def crash(*args, **kwargs):
         raise SystemExit("killed between manifest and cursor")
 
-    monkeypatch.setattr(export_mod, "_commit", crash)
+    monkeypatch.setattr(export_mod, "commit", crash)
 
 
 def run(conn, s3, settings, mode="incremental"):
@@ -46,8 +31,7 @@ def run(conn, s3, settings, mode="incremental"):
 
 
 def read(s3, settings, key):
-    body = s3.get_object(Bucket=settings.s3_bucket, Key=key)["Body"].read()
-    return [json.loads(line) for line in gzip.decompress(body).splitlines()]
+    return read_jsonl_gz(s3, settings.s3_bucket, key)
 
 
 def data_key(manifest, fmt="trl", split="train", file_format="jsonl"):

@@ -1,7 +1,6 @@
 """Exports under failure: a worker killed in the middle of an export, and exports requested at
 the same time. Real Redis, real S3, a real RQ worker process."""
 
-import gzip
 import json
 import signal
 import subprocess
@@ -12,17 +11,12 @@ from collections import Counter
 from dataclasses import replace
 
 from likeloop_server import apikeys, exports
-from likeloop_server.ingest import BatchStore, prepare
-from tests.conftest import run_worker_burst, server_env
+from tests.support import P, read_jsonl_gz, run_worker_burst, server_env, store_and_pair
 from workers.export import ExportBusy, export_project
-from workers.pairing import pair_group_with
-
-P = "acme"
 
 
 def make_pairs(conn, settings, groups: int, per_side: int) -> int:
     """``groups`` prompts, each with per_side liked and per_side disliked answers."""
-    store = BatchStore(conn, settings)
     for g in range(groups):
         events = []
         for k in range(per_side):
@@ -32,9 +26,7 @@ def make_pairs(conn, settings, groups: int, per_side: int) -> int:
                 {"type": "like", "response_id": f"g{g}-good{k}"},
                 {"type": "dislike", "response_id": f"g{g}-bad{k}"},
             ]
-        _, dirty = store.store(P, [prepare(e) for e in events])
-        for gid in dirty:
-            pair_group_with(conn, P, gid, per_side * per_side)
+        store_and_pair(conn, settings, *events, max_pairs=per_side * per_side)
     return groups * per_side * per_side
 
 
@@ -46,8 +38,8 @@ def exported_rows(s3, settings) -> Counter:
         manifest = json.loads(s3.get_object(Bucket=settings.s3_bucket, Key=obj["Key"])["Body"].read())
         for f in manifest["files"]:
             if f["kind"] == "pairs" and f["format"] == "trl":
-                body = gzip.decompress(s3.get_object(Bucket=settings.s3_bucket, Key=f["key"])["Body"].read())
-                rows.update((r["prompt"], r["chosen"], r["rejected"]) for r in map(json.loads, body.splitlines()))
+                found = read_jsonl_gz(s3, settings.s3_bucket, f["key"])
+                rows.update((r["prompt"], r["chosen"], r["rejected"]) for r in found)
     return rows
 
 
@@ -57,7 +49,7 @@ def test_a_worker_killed_mid_export_loses_and_duplicates_nothing(conn, s3, setti
     fast_lapse = replace(settings, export_lock_ttl_s=2)
     export_id = exports.request_export(conn, P, "incremental", trigger="test", retry=False)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "likeloop_server.cli", "worker", "--burst"],
+        [sys.executable, "-m", "likeloop_cli", "worker", "--burst"],
         env={**server_env(fast_lapse), "LIKELOOP_EXPORT_LOCK_TTL_S": "2"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

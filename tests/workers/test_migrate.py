@@ -1,11 +1,11 @@
 """Layout 1 (a records hash per prompt group) moves to layout 2 and exports the same rows."""
 
-import gzip
 import json
 
 from likeloop_server import apikeys, exports, keys
+from tests.support import feedback, read_jsonl_gz, response, store
 from workers.export import export_project
-from workers.migrate import LAYOUT_VERSION, migrate
+from workers.migrate import migrate
 from workers.pairing import pair_group_with, stored_records
 
 P = "legacy"
@@ -32,7 +32,7 @@ def test_legacy_group_hashes_move_and_a_snapshot_exports_them(conn, s3, settings
     }))  # fmt: skip
 
     assert migrate(conn) == 4
-    assert conn.get(keys.LAYOUT) == LAYOUT_VERSION
+    assert conn.get(keys.LAYOUT) == keys.LAYOUT_VERSION
     assert not conn.exists(pk.legacy_pairs("g0"), pk.legacy_kto("g0"))
     assert [r["chosen"] for r in stored_records(conn, pk, "g1")] == ["good 1"]
     assert [r["completion"] for r in stored_records(conn, pk, "g0", kto=True)] == ["good 0"]
@@ -42,8 +42,7 @@ def test_legacy_group_hashes_move_and_a_snapshot_exports_them(conn, s3, settings
     rows = {}
     for f in manifest["files"]:
         if f["kind"] == "pairs":
-            body = s3.get_object(Bucket=settings.s3_bucket, Key=f["key"])["Body"].read()
-            rows[f["format"]] = [json.loads(line) for line in gzip.decompress(body).splitlines()]
+            rows[f["format"]] = read_jsonl_gz(s3, settings.s3_bucket, f["key"])
     assert sorted(r["chosen"] for r in rows["trl"]) == ["good 0", "good 1", "good 2"]
     meta = json.loads(next(r for r in rows["trl"] if r["prompt"] == "Q1")["metadata"])
     assert (meta["pair_id"], meta["chosen"]["likes"], meta["rejected"]["dislikes"]) == ("pair1", 1, 1)
@@ -51,16 +50,9 @@ def test_legacy_group_hashes_move_and_a_snapshot_exports_them(conn, s3, settings
 
 
 def test_pairing_after_the_move_keeps_moved_pairs_it_would_make_again(conn, settings):
-    from likeloop_server.ingest import BatchStore, prepare
-
     apikeys.create_key(conn, P, ("ingest",))
-    events = [
-        {"type": "response", "response_id": "a", "prompt": "Q", "response": "good"},
-        {"type": "response", "response_id": "b", "prompt": "Q", "response": "bad"},
-        {"type": "like", "response_id": "a"},
-        {"type": "dislike", "response_id": "b"},
-    ]
-    _, (gid,) = BatchStore(conn, settings).store(P, [prepare(e) for e in events])
+    events = [response("a", "good"), response("b", "bad"), feedback("like", "a"), feedback("dislike", "b")]
+    _, (gid,) = store(conn, settings, *events, project=P)
     assert pair_group_with(conn, P, gid, 100)["added"] == 1
     pk = keys.ProjectKeys(P)
     (stored,) = stored_records(conn, pk, gid)

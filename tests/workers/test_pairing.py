@@ -2,23 +2,16 @@
 
 from likeloop_server import keys
 from likeloop_server.identity import prompt_group_id
-from likeloop_server.ingest import BatchStore, prepare
+from tests.support import P, response
+from tests.support import feedback as vote
+from tests.support import store as send
 from workers.pairing import pair_group_with, stored_records
 
-P = "acme"
 GID = prompt_group_id(prompt="Q?")
 
 
-def send(conn, settings, *events):
-    return BatchStore(conn, settings).store(P, [prepare(e) for e in events])
-
-
 def resp(rid, text):
-    return {"type": "response", "response_id": rid, "prompt": "Q?", "response": text, "model": "m"}
-
-
-def vote(kind, rid, user):
-    return {"type": kind, "response_id": rid, "user_id": user}
+    return response(rid, text, model="m")
 
 
 def stored_pairs(conn):

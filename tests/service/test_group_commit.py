@@ -7,8 +7,9 @@ import time
 import pytest
 
 from likeloop_server import keys
-from likeloop_server.group_commit import DirectCommit, GroupCommit
-from likeloop_server.ingest import BatchStore, prepare
+from likeloop_server.batch_store import BatchStore
+from likeloop_server.ingest import prepare
+from service.group_commit import DirectCommit, GroupCommit
 
 
 def run_threads(target, n):

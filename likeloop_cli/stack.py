@@ -17,6 +17,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from likeloop_server.errors import StackError
+
 # weed serves S3 in about 4 s here; allow for a loaded CI machine.
 WEED_START_TIMEOUT_S = 60.0
 REDIS_START_TIMEOUT_S = 15.0
@@ -24,10 +26,6 @@ REDIS_START_TIMEOUT_S = 15.0
 STOP_GRACE_S = 5.0
 # SeaweedFS takes port + 10000 for gRPC next to each HTTP port.
 _GRPC_OFFSET = 10000
-
-
-class StackError(RuntimeError):
-    """An embedded server could not be found or started."""
 
 
 def port_is_free(port: int) -> bool:

@@ -1,6 +1,6 @@
-"""Reading the stats counters the ingest script maintains: hourly buckets, each holding plain
-counters and the same counters per dimension (``m:`` model, ``g:`` prompt group, ``u:`` user,
-``k:`` metadata key=value).
+"""Reading the stats counters the ingest script maintains (``counters.py``): hourly buckets,
+each holding plain counters and the same counters per dimension (model, prompt group, user,
+metadata key=value).
 
 A query filters on at most one dimension (plus a time range), and groups by time (day, hour)
 or by a dimension (model, prompt group): the counters are kept per single dimension, so they
@@ -14,17 +14,12 @@ from typing import Any
 
 import redis
 
-from likeloop_server import keys
+from . import keys, stored
+from .counters import COUNTERS, DIMENSIONS, PAIRS_EXPORTED, dimension, split_hash
+from .errors import InvalidValue
 
-COUNTERS = ("responses", "likes", "dislikes", "ratings", "rating_sum", "comments", "corrections", "pairs")
-DIMENSIONS = {"model": "m:", "group": "g:", "user": "u:", "meta": "k:"}
 GROUPINGS = ("day", "hour", "model", "group")
-
-
-class StatsQueryError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
+_MODEL, _GROUP = DIMENSIONS["model"], DIMENSIONS["group"]
 
 
 @dataclass(frozen=True)
@@ -37,16 +32,17 @@ class StatsQuery:
 
     def check(self) -> StatsQuery:
         if self.group_by not in GROUPINGS:
-            raise StatsQueryError("group_by", f"group_by must be one of {', '.join(GROUPINGS)}")
+            raise InvalidValue(f"group_by: must be one of {', '.join(GROUPINGS)}", field="group_by")
         if self.dimension and self.group_by in ("model", "group") and self.group_by != self.dimension:
-            raise StatsQueryError(
-                "group_by", f"grouping by {self.group_by} combines only with a time range or a {self.group_by} filter"
+            raise InvalidValue(
+                f"group_by: grouping by {self.group_by} combines only with a time range or a {self.group_by} filter",
+                field="group_by",
             )
         return self
 
     @property
     def dim_key(self) -> str | None:
-        return f"{DIMENSIONS[self.dimension]}{self.value}" if self.dimension else None
+        return dimension(self.dimension, self.value or "") if self.dimension else None
 
 
 def derive(c: dict[str, int]) -> dict[str, Any]:
@@ -55,18 +51,6 @@ def derive(c: dict[str, int]) -> dict[str, Any]:
     out["like_rate"] = round(out["likes"] / votes, 4) if votes else None
     out["mean_rating"] = round(c.get("rating_sum", 0) / out["ratings"], 4) if out["ratings"] else None
     return out
-
-
-def _split(raw: dict[bytes, bytes]) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
-    plain: dict[str, int] = {}
-    dims: dict[str, dict[str, int]] = {}
-    for k, v in raw.items():
-        metric, sep, dim = k.decode().partition("|")
-        if sep:
-            dims.setdefault(dim, {})[metric] = int(v)
-        else:
-            plain[metric] = int(v)
-    return plain, dims
 
 
 def _add(into: dict[str, int], more: dict[str, int]) -> None:
@@ -94,13 +78,13 @@ def read_stats(conn: redis.Redis, project: str, query: StatsQuery | None = None)
     by_model: dict[str, dict[str, int]] = {}
     buckets: dict[str, dict[str, int]] = {}
     for hour, raw in hourly(conn, project, q.since, q.until):
-        plain, dims = _split(raw)
+        plain, dims = split_hash(raw)
         selected = dims.get(q.dim_key, {}) if q.dim_key else plain
         _add(totals, selected)
         if q.dimension in (None, "model"):
             for dim, counts in dims.items():
-                if dim.startswith("m:") and (q.dimension is None or dim == q.dim_key):
-                    _add(by_model.setdefault(dim[2:], {}), counts)
+                if dim.startswith(_MODEL) and (q.dimension is None or dim == q.dim_key):
+                    _add(by_model.setdefault(dim[len(_MODEL) :], {}), counts)
         if q.group_by in ("day", "hour"):
             if selected:
                 _add(buckets.setdefault(hour[:10] if q.group_by == "day" else hour, {}), selected)
@@ -118,20 +102,20 @@ def read_stats(conn: redis.Redis, project: str, query: StatsQuery | None = None)
         "groups": [{"key": k, **derive(c)} for k, c in sorted(buckets.items())],
     }
     if q.since is None and q.until is None and q.dimension is None:
-        result["totals"]["pairs_exported"] = int(
-            conn.hget(keys.ProjectKeys(project).stats_total, "pairs_exported") or 0
-        )
+        result["totals"][PAIRS_EXPORTED] = int(conn.hget(keys.ProjectKeys(project).stats_total, PAIRS_EXPORTED) or 0)
     return result
 
 
 def most_disliked(conn: redis.Redis, project: str, limit: int = 20, samples: int = 3) -> list[dict[str, Any]]:
     """Prompt groups with the most dislikes (then the lowest like rate), with a sample prompt and
     recent comments."""
-    import json
-
     pk = keys.ProjectKeys(project)
-    _, dims = _split(conn.hgetall(pk.stats_total))
-    groups = [(dim[2:], derive(c)) for dim, c in dims.items() if dim.startswith("g:") and c.get("dislikes", 0) > 0]
+    _, dims = split_hash(conn.hgetall(pk.stats_total))
+    groups = [
+        (dim[len(_GROUP) :], derive(c))
+        for dim, c in dims.items()
+        if dim.startswith(_GROUP) and c.get("dislikes", 0) > 0
+    ]
     groups.sort(key=lambda g: (-g[1]["dislikes"], g[1]["like_rate"] or 0.0, g[0]))
     out = []
     for gid, counts in groups[:limit]:
@@ -141,8 +125,8 @@ def most_disliked(conn: redis.Redis, project: str, limit: int = 20, samples: int
         for rid in rids:
             resp = conn.hmget(pk.response(rid), "prompt", "messages")
             if prompt is None and (resp[0] or resp[1]):
-                prompt = resp[0].decode() if resp[0] else json.loads(resp[1])[-1].get("content")
-            comments += [json.loads(c) for c in conn.lrange(pk.comments(rid), -samples, -1)]
+                prompt = resp[0].decode() if resp[0] else stored.parse_messages(resp[1])[-1].get("content")
+            comments += [stored.parse_comment(c) for c in conn.lrange(pk.comments(rid), -samples, -1)]
         comments.sort(key=lambda c: float(c.get("ts") or 0), reverse=True)
         out.append(
             {"group_id": gid, "prompt": prompt, **counts, "sample_comments": [c["text"] for c in comments][:samples]}

@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import pytest
 
+from likeloop_cli.stack import free_port
 from likeloop_server import apikeys
-from likeloop_server.stack import free_port
-from tests.conftest import likeloop_cli, server_env
+from tests.support import likeloop_cli, server_env
 
 COMMANDS = ["up", "serve", "worker", "cron", "keys", "export", "project", "stats"]
 
@@ -19,7 +19,7 @@ COMMANDS = ["up", "serve", "worker", "cron", "keys", "export", "project", "stats
 @pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS], ["keys", "create"]])
 def test_every_command_has_help(command):
     result = subprocess.run(
-        [sys.executable, "-m", "likeloop_server.cli", *command, "--help"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "likeloop_cli", *command, "--help"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0 and "usage: likeloop" in result.stdout
 
@@ -67,7 +67,7 @@ def test_unreachable_redis_is_a_clear_error(settings):
 def running_worker(settings):
     """A long-running ``likeloop worker`` in a child process, as in production."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "likeloop_server.cli", "worker"],
+        [sys.executable, "-m", "likeloop_cli", "worker"],
         env=server_env(settings),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -1,0 +1,33 @@
+"""``likeloop cron``: RQ's cron scheduler with LikeLoop's periodic jobs."""
+
+from __future__ import annotations
+
+import argparse
+
+from likeloop_server.errors import EXIT_OK
+from likeloop_server.settings import Settings
+
+from ._common import redis_client
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    cron = sub.add_parser(
+        "cron",
+        help="run RQ's cron scheduler: nightly exports, pairing sweeps",
+        description="Registers the nightly export of every project (LIKELOOP_EXPORT_CRON, default "
+        "'0 3 * * *', UTC) and a sweep each minute that re-enqueues pairing lost to a crash.",
+    )
+    cron.add_argument("--log-level", default="info", help="debug, info, warning or error (default info)")
+    cron.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rq.cron import CronScheduler
+
+    from workers.cron import register_jobs
+
+    settings = Settings.from_env()
+    scheduler = CronScheduler(connection=redis_client(settings), logging_level=args.log_level.upper())
+    register_jobs(scheduler, settings)
+    scheduler.start()
+    return EXIT_OK

@@ -1,0 +1,104 @@
+"""``likeloop export``: export a project's pairs now, through the workers or in this process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from likeloop_server import apikeys, exports
+from likeloop_server.errors import EXIT_FAILED, EXIT_OK
+from likeloop_server.exports import ExportStatus
+from likeloop_server.projects import parse_formats
+from likeloop_server.settings import Settings
+
+from ._common import redis_client
+
+WAIT_POLL_S = 0.2
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    export = sub.add_parser(
+        "export",
+        help="export a project's preference pairs to S3 now",
+        description="Queue an export for the workers (or run it here with --inline). Prints the export record as JSON.",
+    )
+    export.add_argument("--project", required=True, help="project to export")
+    export.add_argument(
+        "--mode",
+        choices=exports.MODES,
+        default="incremental",
+        help="incremental: new pairs and retractions since the last export (default); snapshot: every current pair",
+    )
+    export.add_argument(
+        "--format",
+        help="comma-separated formats for this run: trl (TRL standard), trl-chat "
+        "(TRL conversational), openai (OpenAI DPO JSONL), kto (TRL unpaired: every labelled response); "
+        "default: the project's (trl)",
+    )
+    export.add_argument(
+        "--parquet",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also write Parquet (or not) for this run; default: the project's setting",
+    )
+    export.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the export to finish; exit 1 if it failed (a waited-for run is not retried)",
+    )
+    export.add_argument("--timeout", type=float, default=3600, help="seconds --wait waits (default 3600)")
+    export.add_argument("--inline", action="store_true", help="run the export in this process, without a worker")
+    export.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    conn = redis_client(settings)
+    apikeys.require_project(conn, args.project)
+    formats = parse_formats(args.format) if args.format else None
+    if args.inline:
+        return _inline(conn, settings, args, formats)
+    export_id = exports.request_export(
+        conn,
+        args.project,
+        args.mode,
+        trigger="cli",
+        retry=not args.wait,
+        formats=list(formats) if formats else None,
+        parquet=args.parquet,
+    )
+    if not args.wait:
+        print(json.dumps(exports.get_export(conn, args.project, export_id)))
+        return EXIT_OK
+    return _wait(conn, args.project, export_id, args.timeout)
+
+
+def _inline(conn: Any, settings: Settings, args: argparse.Namespace, formats: tuple[str, ...] | None) -> int:
+    from workers import context
+    from workers.export import export_project
+
+    export_id = exports.new_export_id()
+    try:
+        manifest = export_project(
+            conn, context.s3_client(settings), settings, args.project, export_id, args.mode, formats, args.parquet
+        )
+    except Exception as exc:
+        print(f"error: export failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps({"id": export_id, "status": ExportStatus.SUCCEEDED.value, "counts": manifest["counts"]}))
+    return EXIT_OK
+
+
+def _wait(conn: Any, project: str, export_id: str, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = exports.get_export(conn, project, export_id) or {}
+        if record.get("status") in exports.FINAL_STATUSES:
+            print(json.dumps(record))
+            return EXIT_OK if record["status"] == ExportStatus.SUCCEEDED else EXIT_FAILED
+        time.sleep(WAIT_POLL_S)
+    print(f"error: export {export_id} did not finish within {timeout} s (is a worker running?)", file=sys.stderr)
+    return EXIT_FAILED

@@ -1,0 +1,56 @@
+"""``likeloop project``: show or change a project's pairing and export settings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from likeloop_server import apikeys, exports
+from likeloop_server.errors import EXIT_OK
+from likeloop_server.projects import STRATEGIES, get_config, parse_formats, update_config
+from likeloop_server.queues import repair_all
+
+from ._common import redis_client
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    project = sub.add_parser(
+        "project",
+        help="show or change a project's pairing and export settings",
+        description="Without options, prints the settings as JSON. A new --strategy "
+        "re-pairs every prompt group of the project.",
+    )
+    project.add_argument("--project", required=True, help="project name")
+    project.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        help="all: every chosen against every rejected (capped); best_worst: one pair per "
+        "prompt group, highest against lowest score; one_to_one: each response in one pair",
+    )
+    project.add_argument("--format", help="default export formats, comma-separated: trl,trl-chat,openai,kto")
+    project.add_argument(
+        "--parquet", action=argparse.BooleanOptionalAction, default=None, help="write Parquet next to JSONL by default"
+    )
+    project.add_argument("--test-ratio", type=float, help="share of prompt groups in the test split (0 to <1)")
+    project.add_argument("--nightly-mode", choices=exports.MODES, help="mode of the nightly export")
+    project.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    conn = redis_client()
+    apikeys.require_project(conn, args.project)
+    before = get_config(conn, args.project)
+    config = update_config(
+        conn,
+        args.project,
+        strategy=args.strategy,
+        formats=parse_formats(args.format) if args.format else None,
+        parquet=args.parquet,
+        test_ratio=args.test_ratio,
+        nightly_mode=args.nightly_mode,
+    )
+    out = {"project": args.project, **config.as_dict()}
+    if config.strategy != before.strategy:
+        out["regrouped"] = repair_all(conn, args.project)
+    print(json.dumps(out))
+    return EXIT_OK

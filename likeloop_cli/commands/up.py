@@ -1,0 +1,25 @@
+"""``likeloop up``: the whole stack locally."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    up = sub.add_parser(
+        "up",
+        help="run the whole stack locally: embedded Redis and S3, service, worker, cron",
+        description="Start everything on loopback. Without LIKELOOP_REDIS_URL a bundled redis-server "
+        "(AOF on) is started; without LIKELOOP_S3_ENDPOINT a SeaweedFS S3 server is started. Creates "
+        "a demo project and prints its API key. Ctrl-C stops it all.",
+    )
+    up.add_argument("--host", default="127.0.0.1", help="service address (default 127.0.0.1)")
+    up.add_argument("--port", type=int, default=8000, help="service port (default 8000)")
+    up.add_argument("--data-dir", default=".likeloop", help="where embedded Redis and S3 keep data (default .likeloop)")
+    up.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..local import run_local_stack
+
+    return run_local_stack(host=args.host, port=args.port, data_dir=args.data_dir)

@@ -1,0 +1,34 @@
+"""``likeloop worker``: an RQ worker for the pairing and export queues."""
+
+from __future__ import annotations
+
+import argparse
+
+from likeloop_server.errors import EXIT_OK
+
+from ._common import redis_client
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    worker = sub.add_parser(
+        "worker",
+        help="run an RQ worker for pairing and export jobs (first moves pairs stored by older versions)",
+    )
+    worker.add_argument("--burst", action="store_true", help="process what is queued, then exit")
+    worker.add_argument("--queues", help="comma-separated queues (default: likeloop-pairing,likeloop-export)")
+    worker.add_argument("--log-level", default="info", help="debug, info, warning or error (default info)")
+    worker.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rq import Queue, Worker
+
+    from likeloop_server.queues import ALL_QUEUES
+    from workers.migrate import migrate
+
+    conn = redis_client()
+    migrate(conn)  # before any job: jobs read and write the current layout only
+    names = args.queues.split(",") if args.queues else list(ALL_QUEUES)
+    worker = Worker([Queue(n, connection=conn) for n in names], connection=conn)
+    worker.work(burst=args.burst, with_scheduler=not args.burst, logging_level=args.log_level.upper())
+    return EXIT_OK

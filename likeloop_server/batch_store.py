@@ -1,0 +1,60 @@
+"""Durable storage of prepared events: one atomic call of the ingest script (``ingest.lua``) per
+batch, on a connection of the calling thread's own (``direct_script.DirectScript``).
+
+docs/redis-keys.md describes what the script writes.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from . import defaults, keys
+from .direct_script import DirectScript
+from .ingest import dumps_bytes
+from .settings import Settings
+
+
+def _script_source() -> str:
+    """ingest.lua, after a line that names the key arguments it gets first (keys.py's names)."""
+    names = ", ".join(f"{name} = ARGV[{i}]" for i, name in enumerate(keys.INGEST_SCRIPT_KEYS, start=1))
+    header = f"local K = {{{names}}}\nlocal NK = {len(keys.INGEST_SCRIPT_KEYS)}\n"
+    return header + (Path(__file__).parent / "ingest.lua").read_text(encoding="utf-8")
+
+
+SCRIPT_SOURCE = _script_source()
+
+
+@functools.lru_cache(maxsize=1024)
+def _script_keys(project: str) -> tuple[str, ...]:
+    return keys.ProjectKeys(project).ingest_script_keys()
+
+
+class BatchStore:
+    """Stores prepared batches with the ingest script, on connections made from ``conn``'s
+    settings (one per thread)."""
+
+    def __init__(self, conn: redis.Redis, settings: Settings) -> None:
+        self.settings = settings
+        self._script = DirectScript(conn, SCRIPT_SOURCE, name="likeloop-ingest")
+
+    def store(self, project: str, prepared: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]]:
+        """Store a batch atomically. Returns (a status per event, group ids that became dirty)."""
+        if not prepared:
+            return [], []
+        s = self.settings
+        statuses, dirty = self._script(
+            *_script_keys(project),
+            s.response_ttl_days * 86400,
+            s.pending_ttl_hours * 3600,
+            s.dedupe_ttl_hours * 3600,
+            dumps_bytes(prepared),
+            repr(time.time()),
+            defaults.RECENT_COMMENTS,
+        )
+        return [x.decode() for x in statuses], [g.decode() for g in dirty]

@@ -1,0 +1,82 @@
+"""The stats counters' fields: which metrics are counted, under which dimensions, and how a field
+of a stats hash (``keys.ProjectKeys.stats_total``, ``stats_hour``) is named and read back.
+
+A field is a metric (``likes``) or a metric under one dimension of the response it counts
+(``likes|m:gpt-4o``): ``m:`` its model, ``g:`` its prompt group, ``u:`` its user, ``k:`` one
+metadata key=value. The ingest script bumps the metric fields with the dimensions a response
+was stored with (``stat_dims``); pairing bumps ``pairs`` per group; the export ``pairs_exported``.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+from typing import Any
+
+from . import defaults
+
+# Metrics the ingest script counts (ingest.lua names them; tests check it names no other).
+INGEST_METRICS = ("responses", "likes", "dislikes", "ratings", "rating_sum", "comments", "corrections")
+COUNTERS = (*INGEST_METRICS, "pairs")
+PAIRS_EXPORTED = "pairs_exported"  # only in the project's total hash
+
+# Dimension kind (as stats queries name it) -> the prefix of its values in field names.
+DIMENSIONS = {"model": "m:", "group": "g:", "user": "u:", "meta": "k:"}
+SEPARATOR = "|"
+
+_SCALARS = (str, int, float, bool)
+
+
+def utc_hour(ts: float) -> str:
+    """The hour bucket (``keys.ProjectKeys.stats_hour``) of a time: ``2026-11-27T13`` (UTC)."""
+    return _hour_label(int(ts // 3600))
+
+
+@functools.lru_cache(maxsize=256)
+def _hour_label(hour: int) -> str:
+    # Formatting a datetime per event cost more than the rest of preparing it; hours repeat.
+    return datetime.fromtimestamp(hour * 3600, tz=UTC).strftime("%Y-%m-%dT%H")
+
+
+def dimension(kind: str, value: str) -> str:
+    """A dimension as fields name it: ``dimension("model", "m1")`` is ``"m:m1"``."""
+    return DIMENSIONS[kind] + value
+
+
+def field(metric: str, dim: str | None = None) -> str:
+    """A stats hash field: the metric alone, or under one dimension."""
+    return metric if dim is None else f"{metric}{SEPARATOR}{dim}"
+
+
+def split_field(name: str) -> tuple[str, str | None]:
+    """(metric, dimension or None) of a stats hash field."""
+    metric, sep, dim = name.partition(SEPARATOR)
+    return metric, (dim if sep else None)
+
+
+def stat_dims(model: str, group_id: str, user_id: str | None, metadata: dict[str, Any] | None) -> list[str]:
+    """The dimensions a response's counters are also kept under: its model (if any), its prompt
+    group, its user (if any) and up to ``MAX_STAT_METADATA_KEYS`` short scalar metadata values."""
+    dims = [dimension("model", model)] if model else []
+    dims.append(dimension("group", group_id))
+    if user_id:
+        dims.append(dimension("user", user_id))
+    scalars = [(k, v) for k, v in sorted((metadata or {}).items()) if isinstance(v, _SCALARS)]
+    for k, v in scalars[: defaults.MAX_STAT_METADATA_KEYS]:
+        text = str(v).lower() if isinstance(v, bool) else str(v)
+        if len(text) <= defaults.MAX_STAT_VALUE_CHARS:
+            dims.append(dimension("meta", f"{k}={text}"))
+    return dims
+
+
+def split_hash(raw: dict[bytes, bytes]) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """A stats hash as (plain metric -> count, dimension -> metric -> count)."""
+    plain: dict[str, int] = {}
+    dims: dict[str, dict[str, int]] = {}
+    for k, v in raw.items():
+        metric, dim = split_field(k.decode())
+        if dim is None:
+            plain[metric] = int(v)
+        else:
+            dims.setdefault(dim, {})[metric] = int(v)
+    return plain, dims

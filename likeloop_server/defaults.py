@@ -1,0 +1,102 @@
+"""Every default and limit of the server side, named once, each with why it has its value.
+
+Settings read from the environment (``settings.py``) default to these; the rest are fixed bounds
+that the service, the workers and the command line share.
+"""
+
+from __future__ import annotations
+
+# ---- Settings (each can be changed through the environment: settings.py) --------------------
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+S3_URL = "s3://likeloop-datasets/exports"
+# Request bodies above this are refused with 413 before parsing: 1 MiB holds a batch of several
+# hundred typical events, and a larger body is far more likely a bug than real traffic.
+MAX_BODY_BYTES = 1024 * 1024
+# Gzip bodies may expand; cap the inflated size so a small "zip bomb" cannot exhaust memory.
+MAX_INFLATED_BYTES = 8 * 1024 * 1024
+# One batch is one Redis transaction; this many events keeps that transaction well under 10 ms.
+MAX_BATCH_EVENTS = 500
+# Unlabelled responses are only useful while feedback may still arrive for them.
+RESPONSE_TTL_DAYS = 30
+# Feedback for a response that has not arrived yet waits this long for it.
+PENDING_TTL_HOURS = 24
+# Event ids are remembered this long to drop SDK retries of the same event.
+DEDUPE_TTL_HOURS = 24
+# Every chosen against every rejected grows quadratically; this bounds one prompt group.
+MAX_PAIRS_PER_GROUP = 100
+EXPORT_CRON = "0 3 * * *"
+# An export holds its project's lock this long past its last sign of life (it renews the lock as
+# it writes), so a killed export blocks the next one for at most this long.
+EXPORT_LOCK_TTL_S = 120
+# Per-key request limit on the write endpoints, in flask-limiter's syntax ("100/second"); empty
+# means no limit.
+RATE_LIMIT = ""
+# Feedback tokens carry their own authority, so any origin may post browser feedback.
+CORS_ORIGINS = "*"
+# API key records are cached this long per service process: revocation takes this long.
+KEY_CACHE_S = 5
+GROUP_COMMIT = False
+
+# ---- Events ----------------------------------------------------------------------------------
+
+# Bounds on single fields, so one event cannot dominate a batch or a Redis hash.
+MAX_TEXT_CHARS = 200_000
+MAX_NAME_CHARS = 200
+MAX_MESSAGES = 500
+MAX_METADATA_KEYS = 50
+MAX_SCALE = 100
+# A rating sent without a scale is out of five, as the SDK's rate() assumes.
+RATING_SCALE = 5
+# Timestamps are unix seconds; older than this or more than a day ahead are surely a bug.
+MIN_TIMESTAMP = 946_684_800  # 2000-01-01
+FUTURE_SLACK_S = 86_400
+# Metadata values become stats dimensions ("route=chat"): only short scalars, and a few keys.
+MAX_STAT_METADATA_KEYS = 10
+MAX_STAT_VALUE_CHARS = 64
+# The dashboard shows the latest comments; this many are kept per project.
+RECENT_COMMENTS = 200
+
+# ---- Reading ---------------------------------------------------------------------------------
+
+# Most disliked prompt groups and latest comments one request may ask for.
+MAX_PROMPTS = 100
+MAX_COMMENTS = 200
+# Export history pages are small; the dashboard and the CLI ask for the latest runs.
+MAX_EXPORT_LIST = 500
+# Key records cached per service process: a bound on memory (deployments use a handful of keys).
+KEY_CACHE_ENTRIES = 10_000
+
+# ---- Pairing ---------------------------------------------------------------------------------
+
+# A group relabelled faster than it can be paired is tried this many times, then left dirty for
+# a fresh job, so one hot group cannot hold a worker forever.
+PAIRING_MAX_ROUNDS = 5
+# The sweeper re-enqueues groups that have been dirty this long without being paired ...
+STALE_DIRTY_S = 300
+# ... and runs this often, so a group whose pairing job was lost is repaired within minutes.
+SWEEP_INTERVAL_S = 60
+
+# ---- Jobs ------------------------------------------------------------------------------------
+
+# Pairing is cheap and idempotent: retry soon, a few times; the sweeper catches anything left.
+PAIRING_RETRY_INTERVALS_S = (1, 5, 30)
+PAIRING_TIMEOUT_S = 300
+# An export failure is usually S3 being unreachable: back off for minutes, not seconds.
+EXPORT_RETRY_INTERVALS_S = (30, 120, 600)
+EXPORT_TIMEOUT_S = 6 * 3600
+# How long RQ keeps job outcomes: failed pairing a week, export results a week, failed exports
+# a month (long enough to look into a failure after a holiday).
+PAIRING_FAILURE_TTL_S = 7 * 86400
+EXPORT_RESULT_TTL_S = 7 * 86400
+EXPORT_FAILURE_TTL_S = 30 * 86400
+
+# ---- Exports ---------------------------------------------------------------------------------
+
+# Finished export records are kept for the history page; older ones are trimmed.
+KEEP_EXPORT_RECORDS = 500
+# Pair-log entries read per chunk: a few MB of records, few enough round trips that Redis
+# latency does not dominate.
+EXPORT_READ_CHUNK = 2000
+# Splits of this many recent prompt groups are remembered (a group's pairs arrive together).
+EXPORT_SPLIT_CACHE = 4096

@@ -1,0 +1,112 @@
+"""What the stored values hold, and the one reader of each: a response hash, its votes, ratings
+and comments (written by the ingest script), and the entries of a project's pair log.
+
+``keys.py`` names the keys; this module reads what is under them. docs/redis-keys.md shows both.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from . import keys
+
+# Fields of a response hash that hold JSON; the others are text as given.
+_JSON_FIELDS = ("messages", "metadata", "dims")
+# A pair log entry: what changed (an op), the pair or KTO item, and its prompt group.
+PAIR_LOG_FIELDS = (b"op", b"pair", b"group")
+PAIR_ADD, PAIR_RETRACT, KTO_LABEL, KTO_UNLABEL = "add", "retract", "label", "unlabel"
+
+
+def parse_votes(raw: dict[bytes, bytes]) -> tuple[int, ...]:
+    """A votes hash (user -> ``"1|<hour>"`` or ``"-1|<hour>"``): +1 / -1 per user, in user order."""
+    return tuple(int(v.split(b"|", 1)[0]) for _, v in sorted(raw.items()))
+
+
+def parse_ratings(raw: dict[bytes, bytes]) -> tuple[tuple[int, int], ...]:
+    """A ratings hash (user -> ``"<value>|<scale>|<hour>"``): (value, scale) per user, in user order."""
+    out = []
+    for _, v in sorted(raw.items()):
+        value, scale, _hour = v.split(b"|", 2)
+        out.append((int(value), int(scale)))
+    return tuple(out)
+
+
+def parse_comment(raw: bytes) -> dict[str, Any]:
+    """A stored comment: ``{user, text, ts, response_id}``."""
+    return json.loads(raw)
+
+
+def parse_messages(raw: bytes) -> list[dict[str, Any]]:
+    """A response's stored ``messages`` field."""
+    return json.loads(raw)
+
+
+def parse_response(raw: dict[bytes, bytes]) -> dict[str, Any] | None:
+    """A response hash as text fields, its JSON fields decoded and ``ts`` a float; None if empty
+    (the response expired or never existed). Fields: ``id``, ``group``, ``response``, ``model``,
+    ``ts``, ``dims`` and, when given, ``prompt``, ``messages``, ``system``, ``prompt_id``,
+    ``user_id``, ``session_id``, ``metadata``, ``correction`` (+ ``correction_user``, ``_ts``)."""
+    if not raw:
+        return None
+    out: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
+    for name in _JSON_FIELDS:
+        if name in out:
+            out[name] = json.loads(out[name])
+    out["ts"] = float(out.get("ts", 0))
+    return out
+
+
+@dataclass(frozen=True)
+class ResponseWithFeedback:
+    """A stored response with its current feedback."""
+
+    response: dict[str, Any]  # parse_response's fields
+    votes: tuple[int, ...]
+    ratings: tuple[tuple[int, int], ...]
+    comments: list[dict[str, Any]]
+
+
+def read_responses(
+    conn: redis.Redis, pk: keys.ProjectKeys, response_ids: list[str]
+) -> list[ResponseWithFeedback | None]:
+    """Each response with its feedback, in one round trip; None for one that is gone."""
+    pipe = conn.pipeline(transaction=False)
+    for rid in response_ids:
+        pipe.hgetall(pk.response(rid))
+        pipe.hgetall(pk.votes(rid))
+        pipe.hgetall(pk.ratings(rid))
+        pipe.lrange(pk.comments(rid), 0, -1)
+    rows = pipe.execute()
+    out: list[ResponseWithFeedback | None] = []
+    for i in range(len(response_ids)):
+        resp, votes, ratings, comments = rows[4 * i : 4 * i + 4]
+        parsed = parse_response(resp)
+        out.append(
+            None
+            if parsed is None
+            else ResponseWithFeedback(
+                parsed, parse_votes(votes), parse_ratings(ratings), list(map(parse_comment, comments))
+            )
+        )
+    return out
+
+
+def pair_log_entry(op: str, item_id: str, group_id: str) -> dict[str, str]:
+    """The fields of one pair log entry (``keys.ProjectKeys.pair_log``)."""
+    return {"op": op, "pair": item_id, "group": group_id}
+
+
+def parse_pair_log(reply: list[Any]) -> list[tuple[bytes, bytes, bytes, bytes]]:
+    """(entry id, op, item id, group id) from a raw XRANGE reply of the pair log."""
+    names = list(PAIR_LOG_FIELDS)
+    if all(f[::2] == names for _, f in reply):  # as pair_log_entry writes them: positions suffice
+        return [(entry_id, f[1], f[3], f[5]) for entry_id, f in reply]
+    out = []
+    for entry_id, fields in reply:
+        named = dict(zip(fields[::2], fields[1::2], strict=True))
+        out.append((entry_id, named[b"op"], named[b"pair"], named[b"group"]))
+    return out

@@ -1,0 +1,152 @@
+"""marshmallow schemas of the bodies the API answers with: documented in /openapi.json, and
+checked against real answers by the OpenAPI tests."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from .event_schemas import MessageSchema
+
+
+class ErrorBodySchema(Schema):
+    code = fields.Str(required=True)
+    message = fields.Str(required=True)
+    field = fields.Str(required=True, allow_none=True)
+    details = fields.Raw(allow_none=True)
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBodySchema, required=True)
+
+
+class EventResultSchema(Schema):
+    index = fields.Int(required=True)
+    status = fields.Str(required=True, validate=validate.OneOf(["accepted", "duplicate", "pending", "rejected"]))
+    event_id = fields.Str()
+    response_id = fields.Str()
+    error = fields.Nested(ErrorBodySchema)
+
+
+class BatchResultSchema(Schema):
+    accepted = fields.Int(required=True)
+    rejected = fields.Int(required=True)
+    results = fields.List(fields.Nested(EventResultSchema), required=True)
+
+
+class FeedbackSummarySchema(Schema):
+    likes = fields.Int(required=True)
+    dislikes = fields.Int(required=True)
+    ratings = fields.List(fields.Dict(), required=True)
+    comments = fields.List(fields.Dict(), required=True)
+    correction = fields.Str(required=True, allow_none=True)
+
+
+class ResponseDetailSchema(Schema):
+    response_id = fields.Str(required=True)
+    group_id = fields.Str(required=True)
+    prompt = fields.Str(required=True, allow_none=True)
+    messages = fields.List(fields.Nested(MessageSchema), required=True, allow_none=True)
+    system = fields.Str(required=True, allow_none=True)
+    response = fields.Str(required=True)
+    model = fields.Str(required=True, allow_none=True)
+    prompt_id = fields.Str(required=True, allow_none=True)
+    user_id = fields.Str(required=True, allow_none=True)
+    session_id = fields.Str(required=True, allow_none=True)
+    metadata = fields.Dict(required=True)
+    timestamp = fields.Float(required=True)
+    feedback = fields.Nested(FeedbackSummarySchema, required=True)
+
+
+class StatsCountsSchema(Schema):
+    responses = fields.Int(required=True)
+    likes = fields.Int(required=True)
+    dislikes = fields.Int(required=True)
+    ratings = fields.Int(required=True)
+    comments = fields.Int(required=True)
+    corrections = fields.Int(required=True)
+    pairs = fields.Int(required=True)
+    like_rate = fields.Float(required=True, allow_none=True)
+    mean_rating = fields.Float(required=True, allow_none=True)
+    pairs_exported = fields.Int()
+    key = fields.Str()
+
+
+class StatsSchema(Schema):
+    project = fields.Str(required=True)
+    filters = fields.Dict(required=True)
+    group_by = fields.Str(required=True)
+    totals = fields.Nested(StatsCountsSchema, required=True)
+    by_model = fields.Dict(keys=fields.Str(), values=fields.Nested(StatsCountsSchema), required=True)
+    groups = fields.List(fields.Nested(StatsCountsSchema), required=True)
+
+
+class PromptStatsSchema(StatsCountsSchema):
+    group_id = fields.Str(required=True)
+    prompt = fields.Str(required=True, allow_none=True)
+    sample_comments = fields.List(fields.Str(), required=True)
+
+
+class PromptListSchema(Schema):
+    prompts = fields.List(fields.Nested(PromptStatsSchema), required=True)
+
+
+class ExportRecordSchema(Schema):
+    id = fields.Str(required=True)
+    project = fields.Str(required=True)
+    mode = fields.Str(required=True)
+    status = fields.Str(required=True)
+    trigger = fields.Str(required=True)
+    requested_at = fields.Float(required=True)
+    started_at = fields.Float()
+    finished_at = fields.Float()
+    pairs = fields.Int()
+    retractions = fields.Int()
+    manifest = fields.Str()
+    error = fields.Str()
+
+
+class ExportListSchema(Schema):
+    exports = fields.List(fields.Nested(ExportRecordSchema), required=True)
+
+
+class ProjectConfigOutSchema(Schema):
+    project = fields.Str(required=True)
+    strategy = fields.Str(required=True)
+    formats = fields.List(fields.Str(), required=True)
+    parquet = fields.Bool(required=True)
+    test_ratio = fields.Float(required=True)
+    nightly_mode = fields.Str(required=True)
+
+
+class HealthSchema(Schema):
+    status = fields.Str(required=True)
+    redis = fields.Str()
+
+
+class CommentSchema(Schema):
+    user = fields.Str(required=True)
+    text = fields.Str(required=True)
+    ts = fields.Str(required=True)
+    response_id = fields.Str(required=True)
+
+
+class CommentListSchema(Schema):
+    comments = fields.List(fields.Nested(CommentSchema), required=True)
+
+
+class QueueStateSchema(Schema):
+    name = fields.Str(required=True)
+    queued = fields.Int(required=True)
+    failed = fields.Int(required=True)
+
+
+class WorkerStateSchema(Schema):
+    name = fields.Str(required=True)
+    state = fields.Str(required=True)
+    queues = fields.List(fields.Str(), required=True)
+
+
+class PipelineSchema(Schema):
+    queues = fields.List(fields.Nested(QueueStateSchema), required=True)
+    workers = fields.List(fields.Nested(WorkerStateSchema), required=True)
+    dirty_groups = fields.Int(required=True)

@@ -1,0 +1,175 @@
+"""marshmallow schemas: the one definition of every request body the API accepts (events are
+loaded through ``event_loader``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from likeloop_server.defaults import (
+    FUTURE_SLACK_S,
+    MAX_MESSAGES,
+    MAX_METADATA_KEYS,
+    MAX_NAME_CHARS,
+    MAX_SCALE,
+    MAX_TEXT_CHARS,
+    MIN_TIMESTAMP,
+    RATING_SCALE,
+)
+from likeloop_server.identity import CLIENT_ID_RE
+from likeloop_server.ingest import EVENT_TYPES, FEEDBACK_TYPES, RESPONSE_TYPE
+from likeloop_server.projects import FORMATS, MODES, STRATEGIES
+
+
+def _id_field(**kw: Any) -> fields.Str:
+    return fields.Str(
+        validate=validate.Regexp(CLIENT_ID_RE, error="must be 1-128 characters of A-Z a-z 0-9 _ . : -"), **kw
+    )
+
+
+def _check_metadata(value: dict[str, Any]) -> None:
+    # One check of the whole mapping: declaring ``keys=fields.Str(...)`` ran a field (and its
+    # validator) per key of every event. JSON object keys are strings already.
+    if len(value) > MAX_METADATA_KEYS:
+        raise ValidationError(f"at most {MAX_METADATA_KEYS} keys")
+    for key in value:
+        if len(key) > MAX_NAME_CHARS:
+            raise ValidationError(f"keys may be at most {MAX_NAME_CHARS} characters: {key[:40]!r}...")
+
+
+def _check_timestamp(value: float) -> None:
+    if value < MIN_TIMESTAMP or value > time.time() + FUTURE_SLACK_S:
+        raise ValidationError("must be unix seconds between 2000-01-01 and one day from now")
+
+
+def check_response(data: dict[str, Any]) -> None:
+    """The rules of a response event that involve several fields (run as its schema validator)."""
+    if data.get("type") != RESPONSE_TYPE:
+        raise ValidationError(f"must be {RESPONSE_TYPE!r} here", "type")
+    if ("prompt" in data) == ("messages" in data):
+        raise ValidationError("give exactly one of 'prompt' (text) or 'messages' (chat)", "prompt")
+    if "response" not in data:
+        turns = data.get("messages") or []
+        if len(turns) < 2 or turns[-1]["role"] != "assistant":
+            raise ValidationError(
+                "missing: give the response, or messages ending with the assistant turn to rate", "response"
+            )
+
+
+def check_feedback(data: dict[str, Any]) -> None:
+    """The rules of a feedback event that involve several fields (run as its schema validator)."""
+    etype = data.get("type")
+    if etype not in FEEDBACK_TYPES:
+        raise ValidationError(f"must be one of {', '.join(FEEDBACK_TYPES)} here", "type")
+    if etype == "rating":
+        if "value" not in data:
+            raise ValidationError("a rating needs a value", "value")
+        scale = data.get("scale") or RATING_SCALE
+        if not 1 <= data["value"] <= scale:
+            raise ValidationError(f"must be between 1 and {scale}", "value")
+    elif "value" in data or data.get("scale") is not None:
+        raise ValidationError(f"only a rating takes a value, not a {etype}", "value")
+    if etype in ("comment", "correction"):
+        if "text" not in data:
+            raise ValidationError(f"a {etype} needs a text", "text")
+    elif "text" in data:
+        raise ValidationError(f"only a comment or correction takes a text, not a {etype}", "text")
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class MessageSchema(_Strict):
+    role = fields.Str(required=True, validate=validate.OneOf(["system", "user", "assistant", "tool"]))
+    content = fields.Str(required=True, validate=validate.Length(max=MAX_TEXT_CHARS))
+    name = fields.Str(validate=validate.Length(max=MAX_NAME_CHARS))
+
+
+class _EventBase(_Strict):
+    type = fields.Str(required=True, validate=validate.OneOf(EVENT_TYPES))
+    event_id = _id_field(metadata={"description": "Client-chosen id; a retried event with the same id is stored once."})
+    timestamp = fields.Float(validate=_check_timestamp, metadata={"description": "Unix seconds; defaults to receipt."})
+
+
+class ResponseEventSchema(_EventBase):
+    """An LLM response to log: ``prompt`` (text) or ``messages`` (chat), and the ``response``.
+
+    Load through ``event_loader`` (``load_response_event``, ``load_event``, ``load_events``): for
+    a chat sent without ``response``, it makes the final assistant turn the response.
+    """
+
+    response_id = _id_field(metadata={"description": "Client-chosen id; generated when absent."})
+    prompt = fields.Str(validate=validate.Length(max=MAX_TEXT_CHARS))
+    messages = fields.List(fields.Nested(MessageSchema), validate=validate.Length(min=1, max=MAX_MESSAGES))
+    system = fields.Str(validate=validate.Length(max=MAX_TEXT_CHARS))
+    response = fields.Str(
+        validate=validate.Length(max=MAX_TEXT_CHARS),
+        metadata={"description": "The response. May be left out when messages ends with it (an assistant turn)."},
+    )
+    model = fields.Str(validate=validate.Length(max=MAX_NAME_CHARS))
+    prompt_id = fields.Str(validate=validate.Length(min=1, max=MAX_NAME_CHARS))
+    user_id = fields.Str(validate=validate.Length(min=1, max=MAX_NAME_CHARS))
+    session_id = fields.Str(validate=validate.Length(min=1, max=MAX_NAME_CHARS))
+    metadata = fields.Dict(
+        validate=_check_metadata,
+        metadata={"description": f"Free-form; at most {MAX_METADATA_KEYS} keys of up to {MAX_NAME_CHARS} characters."},
+    )
+
+    @validates_schema
+    def _cross_field(self, data: dict[str, Any], **_: Any) -> None:
+        check_response(data)
+
+
+class FeedbackEventSchema(_EventBase):
+    """Feedback on a logged response: like, dislike, rating, comment or correction."""
+
+    response_id = _id_field(required=True)
+    user_id = fields.Str(
+        validate=validate.Length(min=1, max=MAX_NAME_CHARS),
+        metadata={"description": "One current vote per user per response; a new vote replaces the old."},
+    )
+    value = fields.Int(strict=True, metadata={"description": "rating: 1..scale"})
+    scale = fields.Int(strict=True, validate=validate.Range(min=2, max=MAX_SCALE), load_default=None)
+    text = fields.Str(
+        validate=validate.Length(min=1, max=MAX_TEXT_CHARS), metadata={"description": "comment or correction"}
+    )
+
+    @validates_schema
+    def _cross_field(self, data: dict[str, Any], **_: Any) -> None:
+        check_feedback(data)
+
+
+class EventsBatchSchema(_Strict):
+    """The envelope of ``POST /v1/events``; each event is validated on its own."""
+
+    events = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1))
+    sent_at = fields.Float()
+
+
+class ExportRequestSchema(_Strict):
+    mode = fields.Str(load_default="incremental", validate=validate.OneOf(MODES))
+    formats = fields.List(
+        fields.Str(validate=validate.OneOf(FORMATS)),
+        validate=validate.Length(min=1),
+        metadata={"description": "Override the project's formats for this run."},
+    )
+    parquet = fields.Bool(metadata={"description": "Also write Parquet (default: the project's setting)."})
+
+
+class ProjectConfigSchema(_Strict):
+    strategy = fields.Str(validate=validate.OneOf(STRATEGIES))
+    formats = fields.List(fields.Str(validate=validate.OneOf(FORMATS)), validate=validate.Length(min=1))
+    parquet = fields.Bool()
+    test_ratio = fields.Float(validate=validate.Range(min=0, max=1, max_inclusive=False))
+    nightly_mode = fields.Str(validate=validate.OneOf(MODES))
+
+
+response_event_schema = ResponseEventSchema()
+feedback_event_schema = FeedbackEventSchema()
+batch_schema = EventsBatchSchema()
+export_request_schema = ExportRequestSchema()
+project_config_schema = ProjectConfigSchema()

@@ -1,0 +1,77 @@
+"""Prometheus metrics of the service processes: request latency, event outcomes and error codes
+(gunicorn workers share them through ``PROMETHEUS_MULTIPROC_DIR``), served at ``/metrics``
+with the pipeline state read from Redis (``pipeline_metrics``)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from .pipeline_metrics import PipelineCollector
+from .tally import Tally
+
+# Latency buckets around what ingest takes: a few ms for a batch, up to seconds when Redis stalls.
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+REQUESTS = Histogram(
+    "likeloop_request_duration_seconds", "HTTP request latency", ["endpoint", "method", "status"], buckets=_BUCKETS
+)
+EVENTS = Counter(
+    "likeloop_events_total", "Events by outcome (accepted, duplicate, pending, rejected)", ["outcome", "reason"]
+)
+ERRORS = Counter("likeloop_request_errors_total", "Requests answered with an error, by error code", ["code"])
+# The per-request updates (latency, event outcomes) go through this; see service/tally.py.
+TALLY = Tally()
+
+
+_OUTCOMES: dict[tuple[str, str], Any] = {}  # label lookups cost more than the increment
+
+
+def _reason(error: dict[str, Any] | None) -> str:
+    """The metric label of a rejection: the field's last name (events[3].value -> value), so the
+    label set stays bounded; "event" when the event itself was wrong (not an object)."""
+    field = (error or {}).get("field") or "body"
+    if "." in field:
+        return field.rsplit(".", 1)[-1]
+    return "event" if field.startswith("events[") else field
+
+
+def record_event_outcomes(results: list[dict[str, Any]]) -> None:
+    counts: dict[tuple[str, str], int] = {}
+    for r in results:
+        slot = (r["status"], _reason(r.get("error")) if r["status"] == "rejected" else "")
+        counts[slot] = counts.get(slot, 0) + 1
+    for slot, n in counts.items():  # one update per label set, not per event
+        record_event_outcome(*slot, n=n)
+
+
+def record_event_outcome(status: str, reason: str = "", n: int = 1) -> None:
+    child = _OUTCOMES.get((status, reason))
+    if child is None:
+        child = _OUTCOMES[(status, reason)] = EVENTS.labels(status, reason)
+    TALLY.inc(child, n)
+
+
+def init_app(app: Flask, conn: Any) -> None:
+    """Serve ``/metrics``: this process's metrics (all workers' under gunicorn) and the pipeline's."""
+    registry = CollectorRegistry()
+    multiproc = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    if multiproc:
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(registry)
+    registry.register(PipelineCollector(conn))
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        """Prometheus metrics. Serve it on an internal network only: it names projects."""
+        TALLY.flush()  # this process's latest counts; other workers' are at most a second old
+        body = generate_latest(registry)
+        if not multiproc:
+            from prometheus_client import REGISTRY
+
+            body = generate_latest(REGISTRY) + body
+        return Response(body, mimetype=CONTENT_TYPE_LATEST)

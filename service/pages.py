@@ -1,0 +1,37 @@
+"""Pages and probes anyone may ask for: the dashboard, liveness and readiness."""
+
+from __future__ import annotations
+
+import redis
+from flask import Blueprint, current_app, jsonify, redirect
+
+from .resources import resources
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+def index():  # type: ignore[no-untyped-def]
+    return redirect("/dashboard")
+
+
+@bp.get("/dashboard")
+def dashboard():  # type: ignore[no-untyped-def]
+    """The dashboard: a static page that calls the API with a read key the user pastes."""
+    return current_app.send_static_file("dashboard.html")
+
+
+@bp.get("/healthz")
+def healthz():  # type: ignore[no-untyped-def]
+    """Liveness: the process answers."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():  # type: ignore[no-untyped-def]
+    """Readiness: Redis answers, so events can be stored."""
+    try:
+        resources().redis.ping()
+    except redis.RedisError as exc:
+        return jsonify({"status": "unavailable", "redis": str(exc)}), 503
+    return jsonify({"status": "ok", "redis": "ok"})

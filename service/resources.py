@@ -1,0 +1,26 @@
+"""What a service process shares between requests: settings, the Redis client, the key cache and
+the way events are stored; made by ``create_app`` and found with ``resources()``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from flask import current_app
+
+from likeloop_server.settings import Settings
+
+from .auth_cache import KeyCache
+from .group_commit import DirectCommit, GroupCommit
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    redis: redis.Redis
+    keys: KeyCache
+    commit: DirectCommit | GroupCommit  # stores events through a BatchStore
+
+
+def resources() -> Resources:
+    return current_app.extensions["likeloop"]

@@ -1,0 +1,151 @@
+"""What the tests share besides fixtures: the project most tests use, event builders, storing
+events (and pairing them) without the HTTP layer, reading exported objects, and running the
+``likeloop`` command and service as child processes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from likeloop_cli import stack
+from likeloop_server import apikeys
+from likeloop_server.batch_store import BatchStore
+from likeloop_server.ingest import prepare
+from likeloop_server.settings import Settings
+
+P = "acme"  # the project most tests write to
+
+
+def response(rid: str, text: str = "A", prompt: str = "Q?", **fields: Any) -> dict[str, Any]:
+    """A response event with a chosen id (``model`` and other fields as given)."""
+    return {"type": "response", "response_id": rid, "prompt": prompt, "response": text, **fields}
+
+
+def feedback(etype: str, rid: str, user: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A feedback event (like, dislike, rating, comment, correction) on response ``rid``."""
+    event = {"type": etype, "response_id": rid, **fields}
+    if user:
+        event["user_id"] = user
+    return event
+
+
+def labelled(n: int) -> list[dict[str, Any]]:
+    """Prompt ``Qn`` with a liked answer (``goodn``) and a disliked one (``badn``): one pair."""
+    return [
+        response(f"good{n}", f"good {n}", f"Q{n}"),
+        response(f"bad{n}", f"bad {n}", f"Q{n}"),
+        feedback("like", f"good{n}", "u"),
+        feedback("dislike", f"bad{n}", "u"),
+    ]
+
+
+def store(conn: redis.Redis, settings: Settings, *events: dict[str, Any], project: str = P) -> tuple[list, list]:
+    """Validated events stored as the service stores them: (statuses, groups made dirty)."""
+    return BatchStore(conn, settings).store(project, [prepare(e) for e in events])
+
+
+def store_and_pair(
+    conn: redis.Redis, settings: Settings, *events: dict[str, Any], project: str = P, max_pairs: int = 100
+) -> list[str]:
+    """Store events, then pair the groups they made dirty as a worker would; returns the groups."""
+    from workers.pairing import pair_group_with
+
+    _, dirty = store(conn, settings, *events, project=project)
+    for gid in dirty:
+        pair_group_with(conn, project, gid, max_pairs)
+    return dirty
+
+
+def read_jsonl_gz(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
+    """The rows of one gzipped JSON-lines object."""
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return [json.loads(line) for line in gzip.decompress(body).splitlines() if line]
+
+
+def make_key(conn: redis.Redis, project: str, scopes: str = "ingest,read,admin") -> str:
+    secret, _ = apikeys.create_key(conn, project, apikeys.parse_scopes(scopes))
+    return secret
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def server_env(settings: Settings) -> dict[str, str]:
+    env = stack.local_aws_env()
+    env.update(LIKELOOP_REDIS_URL=settings.redis_url, LIKELOOP_S3_URL=settings.s3_url)
+    if settings.s3_endpoint:
+        env["LIKELOOP_S3_ENDPOINT"] = settings.s3_endpoint
+    return env
+
+
+def likeloop_cli(*args: str, settings: Settings, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the ``likeloop`` CLI in a child process, as a user or script would."""
+    return subprocess.run(
+        [sys.executable, "-m", "likeloop_cli", *args],
+        env=server_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+class LiveService:
+    """``likeloop serve`` in a child process, answering real HTTP on a loopback port."""
+
+    def __init__(self, settings: Settings, log_path: Path, port: int | None = None, **env: str) -> None:
+        self.port = port or stack.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "likeloop_cli",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    "1",
+                    "--access-log",
+                ],
+                env={**server_env(settings), **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("service exited: " + log_path.read_text())
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("service did not start: " + log_path.read_text())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def run_worker_burst(settings: Settings) -> subprocess.CompletedProcess:
+    """A real RQ worker (``likeloop worker --burst``): processes everything queued, then exits."""
+    result = likeloop_cli("worker", "--burst", settings=settings)
+    assert result.returncode == 0, result.stderr
+    return result

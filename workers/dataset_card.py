@@ -1,0 +1,45 @@
+"""The Hugging Face dataset card of a snapshot export: ``README.md`` whose ``configs`` point at the
+snapshot's files, so ``datasets.load_dataset`` reads the export as it is."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .export_layout import Layout
+
+
+def dataset_card(layout: Layout, manifest: dict[str, Any], file_format: str) -> str:
+    """A Hugging Face dataset card whose ``configs`` point at one snapshot's ``file_format``
+    (jsonl or parquet) files, so ``datasets.load_dataset`` reads the export as it is."""
+    base = layout.dataset_root(file_format) + "/"
+    configs: dict[str, dict[str, list[str]]] = {}
+    for f in manifest["files"]:
+        if f["kind"] == "pairs" and f["file_format"] == file_format:
+            configs.setdefault(f["format"], {}).setdefault(f["split"], []).append(f["key"].removeprefix(base))
+    lines = ["---", "configs:"]
+    for i, (name, splits) in enumerate(sorted(configs.items())):
+        lines += [f"- config_name: {name}"]
+        if i == 0:
+            lines += ["  default: true"]
+        lines += ["  data_files:"]
+        for split, paths in sorted(splits.items()):
+            lines += [f"  - split: {split}", "    path:"] + [f"    - {json.dumps(p)}" for p in paths]
+    lines += ["tags:", "- dpo", "- preference", "- likeloop", "---", ""]
+    counts = manifest["counts"]
+    lines += [
+        f"# {layout.project}: preference pairs from user feedback",
+        "",
+        f"Snapshot `{manifest['export_id']}` ({manifest['created_at']}): {counts['pairs']} pairs, "
+        f"pairing strategy `{manifest['plan']['strategy']}`, test share {manifest['plan']['test_ratio']} "
+        "(split by prompt group: no prompt is in both splits).",
+        "",
+        f"Files: {'Parquet' if file_format == 'parquet' else 'gzipped JSON lines'}. Configs: `trl` (TRL "
+        "standard preference: prompt, chosen, rejected), `trl-chat` (TRL conversational), `openai` "
+        "(OpenAI DPO). `metadata` is a JSON string with the pair's provenance.",
+        "",
+        "Incremental exports (new pairs and retractions since the previous one) are listed in "
+        "`manifests/`; this card always describes the latest snapshot.",
+        "",
+    ]
+    return "\n".join(lines)
