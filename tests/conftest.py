@@ -14,7 +14,7 @@ import redis
 
 from likeloop_cli import stack
 from likeloop_server.settings import Settings
-from tests.support import LiveService, make_key
+from tests.support import LiveService, P, make_key
 from workers.context import s3_client
 
 TEST_BUCKET = "likeloop-test"
@@ -77,8 +77,8 @@ def client(app: Any) -> Any:
 
 @pytest.fixture
 def key(conn: redis.Redis) -> str:
-    """A key of project ``acme`` with every scope."""
-    return make_key(conn, "acme")
+    """A key of project ``acme`` (``P``) with every scope."""
+    return make_key(conn, P)
 
 
 @pytest.fixture

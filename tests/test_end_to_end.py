@@ -1,14 +1,13 @@
 """The whole pipeline on real parts: SDK -> service over HTTP (gunicorn) -> Redis -> RQ worker
 (pairing) -> export job -> objects in a real S3 server (SeaweedFS), read back and checked."""
 
-import gzip
 import json
 import urllib.request
 from collections import Counter
 
 import likeloop
 
-from tests.support import likeloop_cli, make_key, run_worker_burst
+from tests.support import likeloop_cli, make_key, read_jsonl_gz, run_worker_burst
 
 # prompt -> {answer text: {user: +1 like / -1 dislike}}; later entries of a user replace earlier ones.
 SCRIPT = {
@@ -87,10 +86,7 @@ def test_thumbs_up_to_dataset_in_s3(live_service, conn, s3, settings):
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
     rows = []
     for f in [f for f in manifest["files"] if f["kind"] == "pairs"]:
-        rows += [
-            json.loads(x)
-            for x in gzip.decompress(s3.get_object(Bucket=bucket, Key=f["key"])["Body"].read()).splitlines()
-        ]
+        rows += read_jsonl_gz(s3, bucket, f["key"])
     got = Counter((r["prompt"], r["chosen"], r["rejected"]) for r in rows)
     assert set(got) == expected_pairs()
     assert max(got.values()) == 1  # every expected pair exactly once

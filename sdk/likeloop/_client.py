@@ -12,40 +12,34 @@ import weakref
 import zlib
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from . import _token
+from . import _config, _token
+from ._config import (
+    DEFAULT_EXIT_TIMEOUT_S,
+    DEFAULT_FLUSH_AT,
+    DEFAULT_FLUSH_INTERVAL_S,
+    DEFAULT_MAX_BATCH_BYTES,
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_MAX_QUEUE_BYTES,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_SYNC_TIMEOUT_S,
+    DEFAULT_TIMEOUT_S,
+    DEFAULT_TOKEN_TTL_S,
+    RATING_SCALE,
+    Config,
+)
 from ._errors import UsageError
+from ._events import feedback_event, response_event
+from ._retry import RetryPolicy
 from ._sender import Counters, Sender
 from ._spool import Spool
-from ._transport import HttpTransport
+from ._transport import HttpTransport, Transport
 
 log = logging.getLogger("likeloop")
 
 __version__ = "0.2.0"
-DEFAULT_URL = "http://127.0.0.1:8000"
-# 100 events is one request of a few tens of KB: large enough to amortise HTTP, small enough
-# that a lost connection retries little.
-DEFAULT_FLUSH_AT = 100
-DEFAULT_FLUSH_INTERVAL_S = 1.0
-# The service refuses bodies over 1 MiB; stay well under it before gzip.
-DEFAULT_MAX_BATCH_BYTES = 512 * 1024
-# 10,000 pending events cover a minute-long outage at 150 events/s ...
-DEFAULT_MAX_QUEUE = 10_000
-# ... unless they are large: 64 MiB bounds the memory the queue may take in any case.
-DEFAULT_MAX_QUEUE_BYTES = 64 * 1024 * 1024
-DEFAULT_TIMEOUT_S = 10.0
-# With 30 s capped backoff, ten retries ride out roughly three minutes of outage (without a spool).
-DEFAULT_MAX_RETRIES = 10
-# What the atexit hook may add to interpreter shutdown.
-DEFAULT_EXIT_TIMEOUT_S = 2.0
-# sync=True sends in the caller's thread; bound how long one call may take.
-DEFAULT_SYNC_TIMEOUT_S = 5.0
-DEFAULT_TOKEN_TTL_S = 3600
-RATING_SCALE = 5
-# Rough per-event bookkeeping bytes (keys, ids, JSON punctuation) added to the text sizes.
-_EVENT_OVERHEAD = 160
-_METADATA_ITEM = 64
 
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()
 _now = time.time
@@ -65,6 +59,9 @@ class Client:
 
     Every method returns at once and never raises into the caller (except with ``debug=True``,
     where wrong arguments raise :class:`UsageError` so mistakes show up during development).
+    ``transport`` replaces the HTTP transport (an object with ``post(path, body, headers)`` and
+    ``close()``, as ``likeloop._transport.HttpTransport``), and ``retry`` the retry waits: for
+    tests, proxies and custom setups. The configuration is ``client.config``.
     """
 
     def __init__(
@@ -87,42 +84,46 @@ class Client:
         on_error: Callable[[Exception], None] | None = None,
         debug: bool = False,
         enabled: bool = True,
+        transport: Transport | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
-        self.api_key = api_key or os.environ.get("LIKELOOP_API_KEY", "")
-        self.url = (url or os.environ.get("LIKELOOP_URL") or DEFAULT_URL).rstrip("/")
-        self.flush_at = max(1, flush_at)
-        self.flush_interval = flush_interval
-        self.max_batch_bytes = max_batch_bytes
-        self.max_queue = max_queue
-        self.max_queue_bytes = max_queue_bytes
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.exit_timeout = exit_timeout
-        self.sync = sync
         self.on_error = on_error
         self.debug = debug
-        self.enabled = enabled
-        if not 0.0 <= sample_rate <= 1.0:
-            self._misuse(f"sample_rate must be between 0 and 1, got {sample_rate!r}; using 1")
-            sample_rate = 1.0
-        self.sample_rate = sample_rate
+        config = _config.from_arguments(
+            api_key, url, spool_dir,
+            flush_at=flush_at, flush_interval=flush_interval, max_batch_bytes=max_batch_bytes,
+            max_queue=max_queue, max_queue_bytes=max_queue_bytes, timeout=timeout, max_retries=max_retries,
+            exit_timeout=exit_timeout, spool_fsync=spool_fsync, sync=sync, sample_rate=sample_rate, debug=debug,
+            enabled=enabled, retry=retry or RetryPolicy(), user_agent=f"likeloop-python/{__version__}",
+        )  # fmt: skip
+        self.config = self._checked(config)
+        self._transport = transport
         # A response is kept when crc32(id) falls under this, so its feedback is kept with it.
-        self._sample_below = None if sample_rate >= 1.0 else int(sample_rate * 2**32)
+        rate = self.config.sample_rate
+        self._sample_below = None if rate >= 1.0 else int(rate * 2**32)
         self._spool: Spool | None = None
-        if spool_dir is not None:
+        if self.config.spool_dir is not None:
             try:
-                self._spool = Spool(spool_dir, spool_fsync)
+                self._spool = Spool(self.config.spool_dir, self.config.spool_fsync)
             except (OSError, ValueError) as exc:
                 self._misuse(f"spool disabled: {exc}")
         self._closed = False
         self._reset_state()
-        if self.enabled and not self.api_key:
-            self._misuse("no API key: pass api_key= or set LIKELOOP_API_KEY; events will not be sent")
-            self.enabled = False
         _clients.add(self)
         atexit.register(self._at_exit)
-        if self.enabled and self._spool is not None and self._spool.pending() and not self.sync:
+        if self.config.enabled and self._spool is not None and self._spool.pending() and not self.config.sync:
             self._start_sender()  # replay what an earlier process left
+
+    def _checked(self, config: Config) -> Config:
+        """The config with what cannot work reported and set aside: a sample rate outside 0..1
+        (kept at 1), no API key (the client is disabled)."""
+        if not 0.0 <= config.sample_rate <= 1.0:
+            self._misuse(f"sample_rate must be between 0 and 1, got {config.sample_rate!r}; using 1")
+            config = replace(config, sample_rate=1.0)
+        if config.enabled and not config.api_key:
+            self._misuse("no API key: pass api_key= or set LIKELOOP_API_KEY; events will not be sent")
+            config = replace(config, enabled=False)
+        return config
 
     def _reset_state(self) -> None:
         """Fresh per-process state (at start, and in a forked child)."""
@@ -156,43 +157,14 @@ class Client:
         timestamp: float | None = None,
     ) -> str | None:
         """Log one LLM response; returns its id (use it for feedback), or None if the call is invalid."""
-        if type(response) is not str:
-            return self._misuse("log() needs response= as a string")
         # Response ids, like event ids, are a per-process random prefix plus a counter: unique, and
         # far cheaper than a UUID. A response's event id is its response id.
         rid = response_id or self._id_prefix + str(next(self._seq))
-        event: dict[str, Any] = {"type": "response", "response_id": rid, "event_id": rid, "response": response}
-        size = _EVENT_OVERHEAD + len(response)
-        if prompt is not None and messages is None:
-            if type(prompt) is not str:
-                return self._misuse("log() needs prompt= as a string")
-            event["prompt"] = prompt
-            size += len(prompt)
-        elif messages is not None and prompt is None:
-            try:
-                event["messages"] = [dict(m) for m in messages]
-                size += sum(len(str(m.get("content", ""))) + 32 for m in event["messages"])
-            except (TypeError, ValueError, AttributeError):
-                return self._misuse("log() needs messages= as a list of {'role': ..., 'content': ...}")
-        else:
-            return self._misuse("log() needs exactly one of prompt= (text) or messages= (chat)")
-        if system is not None:
-            event["system"] = system
-            size += len(system)
-        if model is not None:
-            event["model"] = model
-        if prompt_id is not None:
-            event["prompt_id"] = prompt_id
-        if user_id is not None:
-            event["user_id"] = user_id
-        if session_id is not None:
-            event["session_id"] = session_id
-        if metadata:
-            event["metadata"] = dict(metadata)
-            size += _METADATA_ITEM * len(metadata)
-        if timestamp is not None:
-            event["timestamp"] = timestamp
-        self._enqueue(event, size)
+        optional = {"model": model, "prompt_id": prompt_id, "user_id": user_id, "session_id": session_id}
+        built = response_event(rid, prompt, response, messages, system, metadata, timestamp, optional)
+        if type(built) is str:
+            return self._misuse(built)
+        self._enqueue(*built)
         return rid
 
     def like(self, response_id: str, *, user_id: str | None = None) -> bool:
@@ -229,11 +201,11 @@ class Client:
         Minted locally (no network). Send it as ``Authorization: Bearer <token>`` to
         ``POST /v1/feedback``. With ``user_id``, the vote is recorded as that user's.
         """
-        if not self.api_key:
+        if not self.config.api_key:
             return self._misuse("feedback_token() needs the client's API key")
         if type(response_id) is not str or not response_id:
             return self._misuse(f"feedback_token() needs a response id, got {response_id!r}")
-        return _token.mint(self.api_key, response_id, expires_in, user_id)
+        return _token.mint(self.config.api_key, response_id, expires_in, user_id)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far was delivered or given up on, at most ``timeout`` s.
@@ -242,7 +214,7 @@ class Client:
         """
         with self._qlock:
             target = self._counters.queued
-        if self.sync:
+        if self.config.sync:
             self._drain_sync(timeout)
         elif self._sender is None or not self._sender.alive():
             if not self._queue and not (self._spool and self._spool.pending()):
@@ -303,22 +275,13 @@ class Client:
     def _feedback(self, etype: str, response_id: str, user_id: str | None, extra: dict[str, Any] | None) -> bool:
         if type(response_id) is not str or not response_id:
             return bool(self._misuse(f"{etype}: response_id must be the id log() returned, got {response_id!r}"))
-        event: dict[str, Any] = {
-            "type": etype,
-            "response_id": response_id,
-            "event_id": self._id_prefix + str(next(self._seq)),
-        }
-        size = _EVENT_OVERHEAD
-        if extra:
-            event.update(extra)
-            size += len(extra.get("text", ""))
-        if user_id is not None:
-            event["user_id"] = user_id
-        return self._enqueue(event, size)
+        event_id = self._id_prefix + str(next(self._seq))
+        return self._enqueue(*feedback_event(etype, response_id, event_id, user_id, extra))
 
     def _enqueue(self, event: dict[str, Any], size: int) -> bool:
         # The hot path: a few attribute reads, one short lock, no I/O, no encoding.
-        if not self.enabled or self._closed:
+        config = self.config
+        if not config.enabled or self._closed:
             return False
         if self._sample_below is not None and zlib.crc32(event["response_id"].encode()) >= self._sample_below:
             with self._qlock:
@@ -328,14 +291,14 @@ class Client:
             event["timestamp"] = _now()
         queue = self._queue
         with self._qlock:
-            if len(queue) >= self.max_queue or self._queued_bytes + size > self.max_queue_bytes:
+            if len(queue) >= config.max_queue or self._queued_bytes + size > config.max_queue_bytes:
                 self._counters.dropped_queue_full += 1
                 return False
             queue.append((event, size))
             self._queued_bytes += size
             self._counters.queued += 1
             pending = len(queue)
-        if pending >= self.flush_at or self._sender is None or self.sync:
+        if pending >= config.flush_at or self._sender is None or config.sync:
             self._kick()
         return True
 
@@ -346,7 +309,7 @@ class Client:
             # A forked child whose at-fork hook did not run: the queue is the parent's copy.
             self._after_fork()
             return
-        if self.sync:
+        if self.config.sync:
             self._drain_sync(DEFAULT_SYNC_TIMEOUT_S)
             return
         sender = self._sender
@@ -359,18 +322,14 @@ class Client:
             self._queued_bytes -= n
 
     def _make_sender(self) -> Sender:
+        config = self.config
         return Sender(
+            config,
+            transport=self._transport or HttpTransport(config.url, config.timeout),
             queue=self._queue,
-            transport=HttpTransport(self.url, self.timeout),
-            api_key=self.api_key,
-            flush_at=self.flush_at,
-            flush_interval=self.flush_interval,
-            max_batch_bytes=self.max_batch_bytes,
-            max_retries=min(self.max_retries, 2) if self.sync else self.max_retries,
             counters=self._counters,
             done=self._done,
             on_error=self._report,
-            user_agent=f"likeloop-python/{__version__}",
             spool=self._spool,
             origin=self._id_prefix.rstrip("-"),
             release_bytes=self._release_bytes,
@@ -378,9 +337,9 @@ class Client:
 
     def _start_sender(self) -> Sender:
         with self._start_lock:
-            if self._sender is None or (not self.sync and not self._sender.alive()):
+            if self._sender is None or (not self.config.sync and not self._sender.alive()):
                 self._sender = self._make_sender()
-                if not self.sync:
+                if not self.config.sync:
                     self._sender.start()
             return self._sender
 
@@ -410,6 +369,6 @@ class Client:
     def _at_exit(self) -> None:
         if not self._closed and os.getpid() == self._pid:
             try:
-                self.shutdown(self.exit_timeout)
+                self.shutdown(self.config.exit_timeout)
             except Exception:  # interpreter shutdown must never fail because of us
                 log.debug("likeloop: shutdown at exit failed", exc_info=True)

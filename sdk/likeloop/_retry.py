@@ -8,6 +8,7 @@ capped, and a server's ``Retry-After`` (seconds) is honoured up to a larger cap.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, field
 
 RETRYABLE_STATUSES = frozenset({408, 429})
 BASE_DELAY_S = 0.5
@@ -31,9 +32,18 @@ def parse_retry_after(value: str | None) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
-def backoff_delay(attempt: int, retry_after: float | None = None, rng: random.Random | None = None) -> float:
-    """Seconds to wait before retry number ``attempt`` (1 for the first retry)."""
-    if retry_after is not None:
-        return retry_after
-    ceiling = min(MAX_DELAY_S, BASE_DELAY_S * (2 ** max(0, attempt - 1)))
-    return (rng or random).uniform(0, ceiling)
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long the sender waits before retry number ``attempt`` (1 for the first retry): the
+    server's ``Retry-After`` if it sent one, else a uniform draw below ``base_s * 2**(attempt-1)``
+    capped at ``max_s`` (full jitter). ``base_s=0`` retries at once."""
+
+    base_s: float = BASE_DELAY_S
+    max_s: float = MAX_DELAY_S
+    rng: random.Random = field(default_factory=random.Random, compare=False)
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return retry_after
+        ceiling = min(self.max_s, self.base_s * (2 ** max(0, attempt - 1)))
+        return self.rng.uniform(0, ceiling)

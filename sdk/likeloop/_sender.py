@@ -21,10 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ._config import Config
 from ._errors import DeliveryError
-from ._retry import backoff_delay, is_retryable, parse_retry_after
+from ._retry import is_retryable, parse_retry_after
 from ._spool import Spool, SpooledBatch
-from ._transport import HttpTransport, Response, TransportError
+from ._transport import Response, Transport, TransportError
 
 log = logging.getLogger("likeloop")
 
@@ -71,32 +72,29 @@ class Outcome:
 
 
 class Sender:
-    """Owns the transport and (optionally) the spool; used by one thread at a time."""
+    """Owns the transport and (optionally) the spool; used by one thread at a time.
+
+    ``queue``, ``counters`` and ``done`` are shared with the client: the client appends events
+    and byte estimates (``release_bytes`` gives those back as batches take them); ``done`` is
+    notified whenever events leave the pipeline. ``origin`` marks the batches this process spools.
+    """
 
     def __init__(
         self,
+        config: Config,
         *,
+        transport: Transport,
         queue: deque[tuple[dict[str, Any], int]],
-        transport: HttpTransport,
-        api_key: str,
-        flush_at: int,
-        flush_interval: float,
-        max_batch_bytes: int,
-        max_retries: int,
         counters: Counters,
         done: threading.Condition,
         on_error: Callable[[Exception], None],
-        user_agent: str,
         spool: Spool | None,
         origin: str,
         release_bytes: Callable[[int], None],
     ) -> None:
+        self.config = config
         self.queue = queue
         self.transport = transport
-        self.flush_at = flush_at
-        self.flush_interval = flush_interval
-        self.max_batch_bytes = max_batch_bytes
-        self.max_retries = max_retries
         self.counters = counters
         self.done = done  # notified whenever events leave the pipeline
         self.on_error = on_error
@@ -110,9 +108,9 @@ class Sender:
         self.replay_after = 0.0  # monotonic time before which the spool is not retried
         self.replay_attempt = 0
         self.headers = {
-            "Authorization": f"Bearer {api_key}",
+            "Authorization": f"Bearer {config.api_key}",
             "Content-Type": "application/json",
-            "User-Agent": user_agent,
+            "User-Agent": config.user_agent,
         }
         self.thread: threading.Thread | None = None
 
@@ -135,9 +133,9 @@ class Sender:
                 if not self.queue and (not spool_waiting or backing_off):
                     return
             elif not self.queue and not spool_waiting:
-                self._sleep(self.flush_interval)
-            elif len(self.queue) < self.flush_at and not spool_waiting:
-                self._sleep(self.flush_interval)  # a partial batch: let it fill up, unless flushed
+                self._sleep(self.config.flush_interval)
+            elif len(self.queue) < self.config.flush_at and not spool_waiting:
+                self._sleep(self.config.flush_interval)  # a partial batch: let it fill up, unless flushed
             try:
                 self.step()
             except Exception:  # never let the thread die
@@ -146,7 +144,7 @@ class Sender:
             if not self.stopping.is_set() and not self.queue and self._spool_has_work():
                 wait = self.replay_after - time.monotonic()
                 if wait > 0:
-                    self._sleep(min(self.flush_interval, wait))
+                    self._sleep(min(self.config.flush_interval, wait))
 
     def _sleep(self, seconds: float) -> None:
         self.wake.wait(max(0.0, seconds))
@@ -227,7 +225,7 @@ class Sender:
         parts: list[bytes] = []
         size = _ENVELOPE
         freed = 0
-        while self.queue and len(batch) < self.flush_at:
+        while self.queue and len(batch) < self.config.flush_at:
             event, estimate = self.queue.popleft()
             try:
                 encoded = json.dumps(event, ensure_ascii=False, default=str).encode("utf-8", "replace")
@@ -235,7 +233,7 @@ class Sender:
                 freed += estimate
                 self._finish([event], failed=1, error=DeliveryError(f"event is not JSON: {exc}", [event]))
                 continue
-            if batch and size + len(encoded) + 1 > self.max_batch_bytes:
+            if batch and size + len(encoded) + 1 > self.config.max_batch_bytes:
                 self.queue.appendleft((event, estimate))
                 break
             freed += estimate
@@ -260,7 +258,7 @@ class Sender:
 
     def _delay(self, attempt: int, outcome: Outcome) -> float:
         retry_after = parse_retry_after(outcome.response.headers.get("retry-after")) if outcome.response else None
-        return backoff_delay(attempt, retry_after)
+        return self.config.retry.delay(attempt, retry_after)
 
     def _deliver(self, batch: list[dict[str, Any]], body: bytes) -> None:
         attempt = 0
@@ -271,16 +269,7 @@ class Sender:
                 self._finish(batch, sent=len(batch) - rejected, rejected=rejected, error=error)
                 return
             if not outcome.retryable:
-                self._finish(
-                    batch,
-                    failed=len(batch),
-                    error=DeliveryError(
-                        f"{len(batch)} events refused: {outcome.error_text}",
-                        batch,
-                        outcome.status,
-                        outcome.response.body if outcome.response else None,
-                    ),
-                )
+                self._give_up(batch, "refused", outcome, detail=True)
                 return
             attempt += 1
             self.counters.retries += 1
@@ -289,29 +278,21 @@ class Sender:
                 self.replay_after = time.monotonic() + self._delay(attempt, outcome)
                 self._to_spool(batch, body)
                 return
-            if attempt > self.max_retries:
-                self._finish(
-                    batch,
-                    failed=len(batch),
-                    error=DeliveryError(
-                        f"{len(batch)} events undeliverable after {self.max_retries} retries: {outcome.error_text}",
-                        batch,
-                        outcome.status,
-                    ),
-                )
+            if attempt > self.config.send_retries:
+                self._give_up(batch, f"undeliverable after {self.config.send_retries} retries", outcome)
                 return
             delay = self._delay(attempt, outcome)
             log.debug("likeloop: retry %d in %.2f s after %s", attempt, delay, outcome.error_text)
             past_deadline = self.deadline is not None and time.monotonic() + delay > self.deadline
             if past_deadline or self.abort.wait(delay):
-                self._finish(
-                    batch,
-                    failed=len(batch),
-                    error=DeliveryError(
-                        f"{len(batch)} events not sent before shutdown: {outcome.error_text}", batch, outcome.status
-                    ),
-                )
+                self._give_up(batch, "not sent before shutdown", outcome)
                 return
+
+    def _give_up(self, batch: list[dict[str, Any]], why: str, outcome: Outcome, detail: bool = False) -> None:
+        """Count a batch as failed and report why (with the service's answer, if ``detail``)."""
+        body = outcome.response.body if detail and outcome.response else None
+        error = DeliveryError(f"{len(batch)} events {why}: {outcome.error_text}", batch, outcome.status, body)
+        self._finish(batch, failed=len(batch), error=error)
 
     def _to_spool(self, batch: list[dict[str, Any]], body: bytes) -> None:
         assert self.spool is not None

@@ -6,7 +6,7 @@ import http.client
 import json
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass
@@ -18,6 +18,16 @@ class Response:
 
 class TransportError(Exception):
     """The request did not get an HTTP answer (connection refused, reset, timed out)."""
+
+
+class Transport(Protocol):
+    """What the sender posts batches through (``Client(transport=...)`` hands one in)."""
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> Response:
+        """Post ``body`` to ``path``; raises TransportError when no HTTP answer came."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class HttpTransport:

@@ -25,7 +25,7 @@ def test_an_sdk_token_verifies_with_its_claims(conn):
 
 def test_a_token_reveals_no_key(conn):
     ll, _ = client_for(conn)
-    assert ll.api_key not in ll.feedback_token("r1")
+    assert ll.config.api_key not in ll.feedback_token("r1")
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,7 @@ def test_tampered_tokens_are_refused(conn, mangle):
 
 def test_expired_tokens_are_refused(conn):
     ll, _ = client_for(conn)
-    token = likeloop._token.mint(ll.api_key, "r1", 60, now=time.time() - 120)
+    token = likeloop._token.mint(ll.config.api_key, "r1", 60, now=time.time() - 120)
     with pytest.raises(CredentialRefused) as err:
         verify(conn, token)
     assert err.value.code == "expired_token"
@@ -63,7 +63,7 @@ def test_a_revoked_key_invalidates_its_tokens(conn):
 
 def test_the_service_accepts_a_token_only_for_its_response(client, conn):
     ll, _ = client_for(conn)
-    ingest = {"Authorization": f"Bearer {ll.api_key}"}
+    ingest = {"Authorization": f"Bearer {ll.config.api_key}"}
     client.post("/v1/responses", json={"response_id": "r1", "prompt": "Q", "response": "A"}, headers=ingest)
     token = ll.feedback_token("r1", user_id="browser-user")
     ok = client.post("/v1/feedback", json={"type": "like", "response_id": "r1"}, headers=auth(token))
@@ -77,7 +77,7 @@ def test_the_service_accepts_a_token_only_for_its_response(client, conn):
     elsewhere = client.post("/v1/responses", json={"prompt": "Q", "response": "A"}, headers=auth(token))
     assert elsewhere.status_code == 401 and elsewhere.get_json()["error"]["code"] == "token_not_allowed"
     assert client.get("/v1/stats", headers=auth(token)).status_code == 401
-    expired = likeloop._token.mint(ll.api_key, "r1", 60, now=time.time() - 120)
+    expired = likeloop._token.mint(ll.config.api_key, "r1", 60, now=time.time() - 120)
     late = client.post("/v1/feedback", json={"type": "like", "response_id": "r1"}, headers=auth(expired))
     assert late.status_code == 401 and late.get_json()["error"]["code"] == "expired_token"
     stats = client.get("/v1/responses/r1", headers=auth(apikeys.create_key(conn, "acme", ("read",))[0]))

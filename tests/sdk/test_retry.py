@@ -1,6 +1,6 @@
 import random
 
-from likeloop._retry import MAX_DELAY_S, MAX_RETRY_AFTER_S, backoff_delay, is_retryable, parse_retry_after
+from likeloop._retry import MAX_DELAY_S, MAX_RETRY_AFTER_S, RetryPolicy, is_retryable, parse_retry_after
 
 
 def test_retryable_statuses():
@@ -16,13 +16,13 @@ def test_retry_after_is_honoured_and_capped():
     assert parse_retry_after("100000") == MAX_RETRY_AFTER_S
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
     assert parse_retry_after(None) is None
-    assert backoff_delay(1, retry_after=7.0) == 7.0
+    assert RetryPolicy().delay(1, retry_after=7.0) == 7.0
 
 
 def test_backoff_grows_with_jitter_and_a_cap():
-    rng = random.Random(1)
-    first = [backoff_delay(1, rng=rng) for _ in range(200)]
-    tenth = [backoff_delay(10, rng=rng) for _ in range(200)]
+    policy = RetryPolicy(rng=random.Random(1))
+    first = [policy.delay(1) for _ in range(200)]
+    tenth = [policy.delay(10) for _ in range(200)]
     assert max(first) <= 0.5
     assert max(tenth) <= MAX_DELAY_S
     assert max(tenth) > 5 * max(first)

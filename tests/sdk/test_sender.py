@@ -9,7 +9,6 @@ import threading
 
 import likeloop
 import pytest
-from likeloop import _retry
 from likeloop._transport import Response, TransportError
 
 
@@ -51,26 +50,32 @@ class HeldTransport(ScriptedTransport):
         return super().post(path, body, headers)
 
 
-@pytest.fixture(autouse=True)
-def no_waiting(monkeypatch):
-    delays = []
-    monkeypatch.setattr(
-        _retry,
-        "backoff_delay",
-        lambda attempt, retry_after=None, rng=None: delays.append((attempt, retry_after)) or 0.0,
+class NoWaiting:
+    """A retry policy that waits for nothing and remembers what it was asked."""
+
+    def __init__(self):
+        self.asked = []
+
+    def delay(self, attempt, retry_after=None):
+        self.asked.append((attempt, retry_after))
+        return 0.0
+
+
+def client_with(transport, retry=None, **kw):
+    """A client whose batches go to ``transport``, retrying without waiting."""
+    return likeloop.Client(
+        api_key="k",
+        url="http://127.0.0.1:9",
+        flush_interval=0.05,
+        transport=transport,
+        retry=retry or NoWaiting(),
+        **kw,
     )
-    monkeypatch.setattr("likeloop._sender.backoff_delay", _retry.backoff_delay)
-    return delays
 
 
-def client_with(transport, monkeypatch, **kw):
-    monkeypatch.setattr("likeloop._client.HttpTransport", lambda url, timeout: transport)
-    return likeloop.Client(api_key="k", url="http://127.0.0.1:9", flush_interval=0.05, **kw)
-
-
-def test_connection_errors_and_5xx_are_retried_until_delivered(monkeypatch, no_waiting):
+def test_connection_errors_and_5xx_are_retried_until_delivered():
     transport = ScriptedTransport(TransportError("refused"), 503, 500, 200)
-    c = client_with(transport, monkeypatch)
+    c = client_with(transport)
     c.like("r1")
     assert c.flush(5)
     assert len(transport.bodies) == 4
@@ -78,19 +83,20 @@ def test_connection_errors_and_5xx_are_retried_until_delivered(monkeypatch, no_w
     c.shutdown()
 
 
-def test_429_honours_retry_after(monkeypatch, no_waiting):
+def test_429_honours_retry_after():
     transport = ScriptedTransport(Response(429, {"retry-after": "7"}, None), 200)
-    c = client_with(transport, monkeypatch)
+    waits = NoWaiting()
+    c = client_with(transport, retry=waits)
     c.like("r1")
     assert c.flush(5)
-    assert no_waiting == [(1, 7.0)]
+    assert waits.asked == [(1, 7.0)]
     c.shutdown()
 
 
-def test_other_4xx_is_not_retried_and_is_reported(monkeypatch):
+def test_other_4xx_is_not_retried_and_is_reported():
     errors = []
     transport = ScriptedTransport(Response(401, {}, {"error": {"code": "invalid_api_key"}}))
-    c = client_with(transport, monkeypatch, on_error=errors.append)
+    c = client_with(transport, on_error=errors.append)
     c.like("r1")
     assert c.flush(5)
     assert len(transport.bodies) == 1
@@ -99,16 +105,16 @@ def test_other_4xx_is_not_retried_and_is_reported(monkeypatch):
     c.shutdown()
 
 
-def test_retries_are_bounded(monkeypatch):
+def test_retries_are_bounded():
     transport = ScriptedTransport(*([503] * 10))
-    c = client_with(transport, monkeypatch, max_retries=3)
+    c = client_with(transport, max_retries=3)
     c.like("r1")
     assert c.flush(5)
     assert len(transport.bodies) == 4 and c.stats()["failed"] == 1
     c.shutdown()
 
 
-def test_per_event_rejections_do_not_sink_the_batch(monkeypatch):
+def test_per_event_rejections_do_not_sink_the_batch():
     errors = []
     rejected = Response(
         207,
@@ -121,7 +127,7 @@ def test_per_event_rejections_do_not_sink_the_batch(monkeypatch):
         },
     )
     transport = ScriptedTransport(rejected)
-    c = client_with(transport, monkeypatch, on_error=errors.append, flush_at=2)
+    c = client_with(transport, on_error=errors.append, flush_at=2)
     c.like("r1")
     c.comment("r1", "x")
     assert c.flush(5)
@@ -130,9 +136,9 @@ def test_per_event_rejections_do_not_sink_the_batch(monkeypatch):
     c.shutdown()
 
 
-def test_batches_close_on_count(monkeypatch):
+def test_batches_close_on_count():
     transport = ScriptedTransport()
-    c = client_with(transport, monkeypatch, flush_at=10)
+    c = client_with(transport, flush_at=10)
     for i in range(25):
         c.like(f"r{i}")
     assert c.flush(5)
@@ -140,9 +146,9 @@ def test_batches_close_on_count(monkeypatch):
     c.shutdown()
 
 
-def test_batches_close_on_bytes(monkeypatch):
+def test_batches_close_on_bytes():
     transport = ScriptedTransport()
-    c = client_with(transport, monkeypatch, flush_at=100, max_batch_bytes=2000)
+    c = client_with(transport, flush_at=100, max_batch_bytes=2000)
     for i in range(10):
         c.comment(f"r{i}", "x" * 500)
     assert c.flush(5)
@@ -150,9 +156,9 @@ def test_batches_close_on_bytes(monkeypatch):
     c.shutdown()
 
 
-def test_a_full_queue_drops_and_counts(monkeypatch):
+def test_a_full_queue_drops_and_counts():
     gate = threading.Event()
-    c = client_with(HeldTransport(gate), monkeypatch, max_queue=5, flush_at=1)
+    c = client_with(HeldTransport(gate), max_queue=5, flush_at=1)
     accepted = [c.like(f"r{i}") for i in range(20)]
     assert accepted.count(False) >= 10
     assert c.stats()["dropped_queue_full"] == accepted.count(False)
@@ -160,7 +166,7 @@ def test_a_full_queue_drops_and_counts(monkeypatch):
     c.shutdown(5)
 
 
-def test_flush_is_bounded_when_the_service_never_answers(monkeypatch):
+def test_flush_is_bounded_when_the_service_never_answers():
     import time
 
     gate = threading.Event()
@@ -170,7 +176,7 @@ def test_flush_is_bounded_when_the_service_never_answers(monkeypatch):
             gate.wait(10)
             raise TransportError("timeout")
 
-    c = client_with(Hanging(), monkeypatch)
+    c = client_with(Hanging())
     c.like("r1")
     start = time.monotonic()
     assert c.flush(0.3) is False
@@ -179,23 +185,23 @@ def test_flush_is_bounded_when_the_service_never_answers(monkeypatch):
     c.shutdown(0.5)
 
 
-def test_misuse_never_raises_unless_debug(monkeypatch):
+def test_misuse_never_raises_unless_debug():
     errors = []
-    c = client_with(ScriptedTransport(), monkeypatch, on_error=errors.append)
+    c = client_with(ScriptedTransport(), on_error=errors.append)
     assert c.rate("r1", 9) is False
     assert c.log(prompt="Q") is None
     assert c.log(prompt="Q", messages=[], response="A") is None
     assert len(errors) == 3 and all(isinstance(e, likeloop.UsageError) for e in errors)
-    debug = client_with(ScriptedTransport(), monkeypatch, debug=True)
+    debug = client_with(ScriptedTransport(), debug=True)
     with pytest.raises(likeloop.UsageError):
         debug.rate("r1", 9)
     c.shutdown()
     debug.shutdown()
 
 
-def test_disabled_client_sends_nothing(monkeypatch):
+def test_disabled_client_sends_nothing():
     transport = ScriptedTransport()
-    c = client_with(transport, monkeypatch, enabled=False)
+    c = client_with(transport, enabled=False)
     assert c.like("r1") is False
     assert isinstance(c.log(prompt="Q", response="A"), str)
     assert c.flush(1) and transport.bodies == []
@@ -222,9 +228,9 @@ def test_public_api_is_pinned():
     )
 
 
-def test_the_byte_bound_drops_new_events_and_counts_them(monkeypatch):
+def test_the_byte_bound_drops_new_events_and_counts_them():
     gate = threading.Event()
-    c = client_with(HeldTransport(gate), monkeypatch, max_queue_bytes=20_000, flush_at=1000)
+    c = client_with(HeldTransport(gate), max_queue_bytes=20_000, flush_at=1000)
     results = [c.comment("r1", "x" * 1000) for _ in range(50)]
     assert 10 <= results.count(True) < 20
     assert c.stats()["dropped_queue_full"] == results.count(False)
