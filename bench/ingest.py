@@ -2,6 +2,8 @@
 batches of 100, through the real service (authentication, marshmallow validation, the Redis
 script, pairing enqueue) against a bare Flask endpoint that only parses JSON and writes to Redis,
 both under gunicorn with the same settings, measured in the same run with wrk on loopback.
+With ``--baseline-tree DIR`` the service of another checkout (an older commit, say) is measured
+in the same rounds too, against the same Redis.
 Run: make bench (needs wrk: apt-get install wrk)
 """
 
@@ -75,6 +77,14 @@ def wrk(url: str, key: str, body: dict, seconds: int, connections: int) -> float
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
+def service_argv(tree: Path, port: int, workers: int, threads: int) -> list[str]:
+    """``likeloop serve`` of a checkout: its front door package, or the core's CLI module in
+    checkouts from before the front door had a package of its own."""
+    module = "likeloop_cli" if (tree / "likeloop_cli").is_dir() else "likeloop_server.cli"
+    serve = ["serve", "--port", str(port), "--workers", str(workers), "--threads", str(threads)]
+    return [sys.executable, "-m", module, *serve]
+
+
 def settle_aof(conn) -> None:  # type: ignore[no-untyped-def]
     """Rewrite the AOF now and wait: a rewrite that Redis starts on its own mid-run (the AOF grew
     past its threshold) stalls writes and made later rounds look several times slower."""
@@ -94,6 +104,7 @@ def main() -> int:
     p.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
     p.add_argument("--workers", type=int, default=2, help="gunicorn workers for both servers (default 2)")
     p.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker for both (default 4)")
+    p.add_argument("--baseline-tree", type=Path, help="also measure the service of this checkout")
     args = p.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -107,21 +118,10 @@ def main() -> int:
             conn = redis.Redis.from_url(server.url)
             key, _ = apikeys.create_key(conn, "bench", ("ingest",))
             env = {**os.environ, "LIKELOOP_REDIS_URL": server.url, "PYTHONPATH": str(ROOT)}
-            svc_port, bare_port = stack.free_port(), stack.free_port()
+            svc_port, bare_port, base_port = stack.free_port(), stack.free_port(), stack.free_port()
             procs.append(
                 subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "likeloop_cli",
-                        "serve",
-                        "--port",
-                        str(svc_port),
-                        "--workers",
-                        str(args.workers),
-                        "--threads",
-                        str(args.threads),
-                    ],
+                    service_argv(ROOT, svc_port, args.workers, args.threads),
                     env=env,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
@@ -153,18 +153,43 @@ def main() -> int:
             svc, bare = f"http://127.0.0.1:{svc_port}", f"http://127.0.0.1:{bare_port}"
             wait_ready(svc + "/healthz", procs[0])
             wait_ready(bare + "/bare", procs[1])
+            base = None
+            if args.baseline_tree:
+                tree = args.baseline_tree.resolve()
+                procs.append(
+                    subprocess.Popen(
+                        service_argv(tree, base_port, args.workers, args.threads),
+                        env={**env, "PYTHONPATH": str(tree)},
+                        cwd=tree,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
+                base = f"http://127.0.0.1:{base_port}"
+                wait_ready(base + "/healthz", procs[2])
             batch = {"events": [event(i) for i in range(100)]}
             # Warm-up, not counted: until every worker has booted and opened its listening
             # socket, connections all go to the first (a first round at half the rate).
             time.sleep(2)
-            for url in (svc + "/v1/responses", bare + "/bare"):
-                wrk(url, key, event(1), 2, args.connections)
-            runs: dict[str, list[float]] = {k: [] for k in ("single", "bare single", "batch", "bare batch")}
-            for _ in range(args.rounds):  # interleaved, so noise on this shared machine hits all alike
-                runs["single"].append(wrk(svc + "/v1/responses", key, event(1), args.seconds, args.connections))
-                runs["bare single"].append(wrk(bare + "/bare", key, event(1), args.seconds, args.connections))
-                runs["batch"].append(wrk(svc + "/v1/events", key, batch, args.seconds, args.connections))
-                runs["bare batch"].append(wrk(bare + "/bare/batch", key, batch, args.seconds, args.connections))
+            targets = {
+                "single": (svc + "/v1/responses", event(1)),
+                "bare single": (bare + "/bare", event(1)),
+                "batch": (svc + "/v1/events", batch),
+                "bare batch": (bare + "/bare/batch", batch),
+            }
+            if base:
+                targets["baseline single"] = (base + "/v1/responses", event(1))
+                targets["baseline batch"] = (base + "/v1/events", batch)
+            for url, body in targets.values():
+                if body is not batch:
+                    wrk(url, key, body, 2, args.connections)
+            runs: dict[str, list[float]] = {k: [] for k in targets}
+            names = list(targets)
+            for r in range(args.rounds):  # interleaved, so noise on this shared machine hits all alike,
+                # and each round starts one further along, so no target always runs on the fullest Redis
+                for name in names[r % len(names) :] + names[: r % len(names)]:
+                    url, body = targets[name]
+                    runs[name].append(wrk(url, key, body, args.seconds, args.connections))
                 conn.flushdb()
                 settle_aof(conn)
                 key, _ = apikeys.create_key(conn, "bench", ("ingest",))
@@ -190,6 +215,16 @@ def main() -> int:
                 for kind in ("single", "batch")
             }
             print(f"median of per-round ratios: single {paired['single']:.2f}, batch {paired['batch']:.2f}")
+            if base:
+                against = {
+                    kind: statistics.median(s / b for s, b in zip(runs[kind], runs[f"baseline {kind}"], strict=True))
+                    for kind in ("single", "batch")
+                }
+                print(
+                    f"baseline tree: single {med['baseline single']:.0f} req/s, batch {med['baseline batch']:.0f} "
+                    f"req/s; median per-round service / baseline: single {against['single']:.2f}, "
+                    f"batch {against['batch']:.2f}"
+                )
         finally:
             for proc in procs:
                 proc.terminate()

@@ -1,7 +1,8 @@
 """Every default and limit of the server side, named once, each with why it has its value.
 
 Settings read from the environment (``settings.py``) default to these; the rest are fixed bounds
-that the service, the workers and the command line share.
+that the service, the workers and the command line share. Constants that only tune one
+module's inner workings (upload part sizes, cache sizes, metric buckets) stay beside their code.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ CORS_ORIGINS = "*"
 # API key records are cached this long per service process: revocation takes this long.
 KEY_CACHE_S = 5
 GROUP_COMMIT = False
+# With group commit, the events one script call stores for several requests: a batch's worth,
+# so one call holds Redis no longer than one full batch does.
+GROUP_COMMIT_MAX_EVENTS = MAX_BATCH_EVENTS
 
 # ---- Events ----------------------------------------------------------------------------------
 

@@ -1,18 +1,11 @@
 """A Lua script run on a Redis connection of the calling thread's own, through redis-py's
-``Connection`` rather than the client and its pool.
+``Connection`` rather than the client and its pool: the ingest script runs once per request,
+and the pool's per-call liveness check and the client's retry layers were a visible share of a
+request's CPU (docs/benchmarks.md).
 
-The ingest script runs once per request, and at a single event per request the client's way
-of sending one command was a visible share of the service's CPU: the pool checks each
-connection for unread data before lending it (two ``ioctl`` and a ``recv`` system call), and
-the client wraps the call in retry and telemetry layers. A connection per thread, used directly,
-costs about 20 us less per call (``bench/ingest.py``; docs/benchmarks.md).
-
-The pool's read/write timeout (``socket_timeout``) is kept, but enforced by the kernel
-(``SO_RCVTIMEO``/``SO_SNDTIMEO`` on a blocking socket) rather than by Python: a Python socket
-with a timeout waits in ``poll`` before every ``recv`` and ``send``, and each of those two extra
-system calls lets go of the GIL and takes it back, which with four threads per process meant
-contention: half a context switch more per request, and 3-4% of the single-event rate
-(docs/benchmarks.md). A read or write that times out fails the call the same way.
+The pool's read/write timeout is kept, but enforced by the kernel (``SO_RCVTIMEO`` and
+``SO_SNDTIMEO`` on a blocking socket) rather than by Python's ``poll`` before every read and
+write; a read or write that times out fails the call the same way.
 
 No automatic retry: a script whose reply was lost may have run, and running it again would
 count its events twice. The error reaches the caller (the service answers 503) and the client

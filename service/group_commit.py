@@ -1,22 +1,12 @@
 """How a service process hands events to storage: each request on its own (``DirectCommit``, the
 default), or concurrent requests together (``GroupCommit``, with ``LIKELOOP_GROUP_COMMIT=on``).
 
-Group commit: the events of requests that reach storage at the same time go to Redis in one
-script call. Under load, a service thread that is about to store finds another thread's store in
-flight almost every time (9 in 10 single-event requests, measured with 2 workers of 4 threads), and
-the round trip costs more CPU in Redis than the script's work for one event. So requests queue
-here: the first becomes the leader and stores everything queued, including its own events;
-requests that arrive meanwhile wait, and one of them leads the next call. Alone, a request stores
-at once: nothing waits for a batch to fill.
-
-Each request is still answered only after its own events are stored, with its own statuses, and
-a request's events are never split across calls, so a batch stays atomic.
-
-The price is waiting: a process has one call in flight at a time, and its other threads wait
-for it instead of working. With Redis on the same two cores as the service, group commit cut
-Redis CPU per single-event request by a quarter but the service's rate by 5-10%
-(docs/benchmarks.md), so it is off unless Redis is the limit: many service processes on other
-machines sharing one Redis (deploy/README.md "Capacity").
+Group commit: requests that reach storage while another's script call is in flight queue here;
+the first becomes the leader and stores everything queued in one call, and one of those that
+arrived meanwhile leads the next. A request alone stores at once. Each request is answered only
+after its own events are stored, with its own statuses, and is never split across calls, so a
+batch stays atomic. It saves Redis CPU and costs the service waiting (docs/benchmarks.md), so it
+pays only when Redis is the limit (deploy/README.md, "Capacity").
 """
 
 from __future__ import annotations
@@ -25,9 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-# Events per script call, summed over the requests it serves (a request larger than this goes
-# alone): bounds the time one call holds Redis.
-MAX_EVENTS_PER_CALL = 500
+from likeloop_server.defaults import GROUP_COMMIT_MAX_EVENTS
 
 StoreFn = Callable[[str, Sequence[dict[str, Any]]], tuple[list[str], list[str]]]
 DirtyFn = Callable[[str, list[str]], None]
@@ -68,7 +56,7 @@ class GroupCommit:
     together with other threads' concurrent calls, and returns their statuses. ``on_dirty``
     gets the groups each call made dirty, after the waiting requests are released."""
 
-    def __init__(self, store: StoreFn, on_dirty: DirtyFn, max_events: int = MAX_EVENTS_PER_CALL) -> None:
+    def __init__(self, store: StoreFn, on_dirty: DirtyFn, max_events: int = GROUP_COMMIT_MAX_EVENTS) -> None:
         self._store, self._on_dirty, self._max_events = store, on_dirty, max_events
         self._lock = threading.Lock()
         self._queue: list[_Request] = []

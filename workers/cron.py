@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from rq.cron import CronScheduler
 
+from likeloop_server.defaults import SWEEP_INTERVAL_S
 from likeloop_server.queues import EXPORT_QUEUE, PAIRING_QUEUE
 from likeloop_server.settings import Settings
 
 from .export import export_all_projects
 from .pairing import sweep_dirty
-
-# Often enough that a group whose pairing job was lost is repaired within minutes.
-SWEEP_INTERVAL_S = 60
 
 
 def register_jobs(scheduler: CronScheduler, settings: Settings) -> None:

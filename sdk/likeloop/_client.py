@@ -31,7 +31,7 @@ from ._config import (
     Config,
 )
 from ._errors import UsageError
-from ._events import feedback_event, response_event
+from ._events import EVENT_OVERHEAD, response_event
 from ._retry import RetryPolicy
 from ._sender import Counters, Sender
 from ._spool import Spool
@@ -160,11 +160,13 @@ class Client:
         # Response ids, like event ids, are a per-process random prefix plus a counter: unique, and
         # far cheaper than a UUID. A response's event id is its response id.
         rid = response_id or self._id_prefix + str(next(self._seq))
-        optional = {"model": model, "prompt_id": prompt_id, "user_id": user_id, "session_id": session_id}
-        built = response_event(rid, prompt, response, messages, system, metadata, timestamp, optional)
+        built = response_event(
+            rid, prompt, response, messages, system, model, prompt_id, user_id, session_id, metadata, timestamp
+        )
         if type(built) is str:
             return self._misuse(built)
-        self._enqueue(*built)
+        event, size = built
+        self._enqueue(event, size)
         return rid
 
     def like(self, response_id: str, *, user_id: str | None = None) -> bool:
@@ -275,8 +277,18 @@ class Client:
     def _feedback(self, etype: str, response_id: str, user_id: str | None, extra: dict[str, Any] | None) -> bool:
         if type(response_id) is not str or not response_id:
             return bool(self._misuse(f"{etype}: response_id must be the id log() returned, got {response_id!r}"))
-        event_id = self._id_prefix + str(next(self._seq))
-        return self._enqueue(*feedback_event(etype, response_id, event_id, user_id, extra))
+        event: dict[str, Any] = {
+            "type": etype,
+            "response_id": response_id,
+            "event_id": self._id_prefix + str(next(self._seq)),
+        }
+        size = EVENT_OVERHEAD
+        if extra:
+            event.update(extra)
+            size += len(extra.get("text", ""))
+        if user_id is not None:
+            event["user_id"] = user_id
+        return self._enqueue(event, size)
 
     def _enqueue(self, event: dict[str, Any], size: int) -> bool:
         # The hot path: a few attribute reads, one short lock, no I/O, no encoding.

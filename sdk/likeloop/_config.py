@@ -33,7 +33,7 @@ DEFAULT_TOKEN_TTL_S = 3600
 RATING_SCALE = 5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Config:
     """What a client was configured with (``Client``'s arguments of the same names)."""
 

@@ -1,7 +1,6 @@
-"""The events the service accepts, built from the client's arguments, each with a rough size in
-bytes for the queue's memory bound. Plain functions on the caller's thread: no I/O, no encoding.
-
-A builder returns ``(event, size)``, or a message saying what is wrong with the arguments.
+"""A response event as the service accepts it, built from ``Client.log``'s arguments, with a rough
+size in bytes for the queue's memory bound: on the caller's thread, no I/O, no encoding.
+(Feedback events are a few keys; ``Client`` builds those itself.)
 """
 
 from __future__ import annotations
@@ -12,8 +11,6 @@ from typing import Any
 # Rough per-event bookkeeping bytes (keys, ids, JSON punctuation) added to the text sizes.
 EVENT_OVERHEAD = 160
 METADATA_ITEM = 64
-# Optional text fields of a response, sent as given when set.
-_OPTIONAL = ("model", "prompt_id", "user_id", "session_id")
 
 Built = tuple[dict[str, Any], int]
 
@@ -24,12 +21,15 @@ def response_event(
     response: Any,
     messages: Sequence[Mapping[str, Any]] | None,
     system: str | None,
+    model: str | None,
+    prompt_id: str | None,
+    user_id: str | None,
+    session_id: str | None,
     metadata: Mapping[str, Any] | None,
     timestamp: float | None,
-    optional: dict[str, str | None],
 ) -> Built | str:
-    """A response event whose response id (and event id) is ``rid``; ``optional`` holds model,
-    prompt_id, user_id and session_id."""
+    """A response event whose response id (and event id) is ``rid``, from ``Client.log``'s
+    arguments. Written out field by field: it runs on every call."""
     if type(response) is not str:
         return "log() needs response= as a string"
     event: dict[str, Any] = {"type": "response", "response_id": rid, "event_id": rid, "response": response}
@@ -50,27 +50,17 @@ def response_event(
     if system is not None:
         event["system"] = system
         size += len(system)
-    for name in _OPTIONAL:
-        value = optional.get(name)
-        if value is not None:
-            event[name] = value
+    if model is not None:
+        event["model"] = model
+    if prompt_id is not None:
+        event["prompt_id"] = prompt_id
+    if user_id is not None:
+        event["user_id"] = user_id
+    if session_id is not None:
+        event["session_id"] = session_id
     if metadata:
         event["metadata"] = dict(metadata)
         size += METADATA_ITEM * len(metadata)
     if timestamp is not None:
         event["timestamp"] = timestamp
-    return event, size
-
-
-def feedback_event(
-    etype: str, response_id: str, event_id: str, user_id: str | None, extra: dict[str, Any] | None
-) -> Built:
-    """A feedback event (``extra``: a rating's value and scale, a comment's or correction's text)."""
-    event: dict[str, Any] = {"type": etype, "response_id": response_id, "event_id": event_id}
-    size = EVENT_OVERHEAD
-    if extra:
-        event.update(extra)
-        size += len(extra.get("text", ""))
-    if user_id is not None:
-        event["user_id"] = user_id
     return event, size
