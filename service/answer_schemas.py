@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from likeloop_server.exports import ExportStatus
+
 from .event_schemas import MessageSchema
 
 
@@ -94,7 +96,7 @@ class ExportRecordSchema(Schema):
     id = fields.Str(required=True)
     project = fields.Str(required=True)
     mode = fields.Str(required=True)
-    status = fields.Str(required=True)
+    status = fields.Str(required=True, validate=validate.OneOf([s.value for s in ExportStatus]))
     trigger = fields.Str(required=True)
     requested_at = fields.Float(required=True)
     started_at = fields.Float()
