@@ -111,14 +111,13 @@ def _plan(conn: redis.Redis, project: str, formats: tuple[str, ...] | None, parq
 
 
 def _manifest(
-    export_id: str, project: str, mode: str, started: float, plan: ExportPlan, body: dict[str, Any], files: list[Any],
-    writers: RunWriters,
-) -> dict[str, Any]:  # fmt: skip
+    run: dict[str, Any], started: float, writers: RunWriters, body: dict[str, Any], files: list[Any]
+) -> dict[str, Any]:
+    """The manifest of a run (``run``: its export id, project and mode) that wrote ``files``."""
+    plan = writers.plan
     return {
         "version": MANIFEST_VERSION,
-        "export_id": export_id,
-        "project": project,
-        "mode": mode,
+        **run,
         "created_at": datetime.fromtimestamp(started, tz=UTC).isoformat(),
         "plan": {
             "formats": list(plan.formats),
@@ -172,7 +171,8 @@ def export_project(
         sets = RunSets(pk, export_id)
         writers = RunWriters(s3, layout, export_id, day, plan)
         body, files = _write_run(conn, pk, writers, sets, lock, mode)
-        manifest = _manifest(export_id, project, mode, started, plan, body, files, writers)
+        run = {"export_id": export_id, "project": project, "mode": mode}
+        manifest = _manifest(run, started, writers, body, files)
         manifest_key = layout.manifest(manifest_name(started, export_id))
         put_json(s3, layout.bucket, manifest_key, manifest)
         if mode == "snapshot":
