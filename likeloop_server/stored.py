@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import redis
 
 from . import keys
@@ -94,6 +95,18 @@ def read_responses(
             )
         )
     return out
+
+
+def parse_record(raw: bytes) -> dict[str, Any]:
+    """A stored pair or KTO item (``pair_records``, ``kto_records``): its ``trl`` or ``kto`` dataset
+    row, as the workers' formats.py builds it, with the provenance as a JSON string in ``metadata``."""
+    return orjson.loads(raw)
+
+
+def record_ids(row: dict[str, Any]) -> tuple[str, str]:
+    """(item id, group id) of a stored pair or KTO row, from its provenance."""
+    meta = orjson.loads(row["metadata"])
+    return meta.get("pair_id") or meta["item_id"], meta["group_id"]
 
 
 def pair_log_entry(op: str, item_id: str, group_id: str) -> dict[str, str]:

@@ -14,10 +14,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import redis
 
-from likeloop_server import exports, keys
+from likeloop_server import exports, keys, stored
 from likeloop_server.apikeys import list_projects
 from likeloop_server.exports import ExportStatus
 from likeloop_server.projects import get_config
@@ -29,7 +28,6 @@ from .export_commit import RunSets, commit, reconcile
 from .export_layout import Layout, manifest_name
 from .export_lock import ExportBusy, ExportLock
 from .export_writers import ExportPlan, RunWriters
-from .formats import stored_ids
 from .logscan import READ_CHUNK, Added, ScanSpec, scan_log
 from .s3io import put_bytes, put_json
 
@@ -53,7 +51,7 @@ def _all_records(conn: redis.Redis, records_key: str, seen_key: str) -> Iterator
             pipe.sadd(seen_key, *ids)
             seen, _ = pipe.execute()
             fresh = [found[i] for i, already in zip(ids, seen, strict=True) if not already]
-            yield [(*stored_ids(orjson.loads(raw)), raw) for raw in fresh]
+            yield [(*stored.record_ids(stored.parse_record(raw)), raw) for raw in fresh]
         if cursor == 0:
             return
 

@@ -8,9 +8,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, cast
 
-import orjson
-
 from likeloop_server.defaults import EXPORT_SPLIT_CACHE
+from likeloop_server.stored import parse_record
 
 from .export_layout import Layout
 from .formats import ROW_BUILDERS, SCHEMAS, Row, expand_pair, retraction_row, split_of
@@ -95,13 +94,13 @@ class RunWriters:
                     jsonl.write_lines(stored)
                     built = None
                 else:
-                    rows = rows or list(map(orjson.loads, stored))
+                    rows = rows or list(map(parse_record, stored))
                     records = records or list(map(expand_pair, rows))
                     built = list(map(ROW_BUILDERS[fmt], records))
                     jsonl.write_many(built)
                 if self.plan.parquet:
                     if built is None:
-                        built = rows = rows or list(map(orjson.loads, stored))
+                        built = rows = rows or list(map(parse_record, stored))
                     self._writer("pairs", fmt, split, "parquet").write_many(built)
         if ledger:
             self._writer("ledger", "ledger", "", "jsonl.gz").write({"pair_ids": [i for i, _, _ in items]})

@@ -171,12 +171,6 @@ def expand_pair(row: Row) -> Row:
     }
 
 
-def stored_ids(row: Row) -> tuple[str, str]:
-    """(item id, group id) of a stored pair or KTO row."""
-    meta = orjson.loads(row["metadata"])
-    return meta.get("pair_id") or meta["item_id"], meta["group_id"]
-
-
 def split_of(group_id: str, test_ratio: float) -> str:
     """``train`` or ``test`` for a prompt group: a fixed function of its id, so a group never
     moves between splits from one export to the next, and no prompt is in both."""

@@ -7,7 +7,6 @@ for its latest version. A job lost to a crash leaves the group dirty; the sweepe
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -92,7 +91,7 @@ def stored_records(conn: redis.Redis, pk: keys.ProjectKeys, group_id: str, kto: 
     else:
         ids_key, records_key = pk.group_pairs(group_id), pk.pair_records
     ids = sorted(conn.smembers(ids_key))
-    return [json.loads(v) for v in conn.hmget(records_key, ids) if v is not None] if ids else []
+    return [stored.parse_record(v) for v in conn.hmget(records_key, ids) if v is not None] if ids else []
 
 
 def pair_group(project: str, group_id: str, max_pairs: int | None = None) -> dict[str, int]:

@@ -3,7 +3,8 @@ import json
 import orjson
 import pyarrow as pa
 
-from workers.formats import SCHEMAS, expand_pair, openai_row, split_of, stored_ids, stored_pair, trl_chat_row, trl_row
+from likeloop_server.stored import record_ids
+from workers.formats import SCHEMAS, expand_pair, openai_row, split_of, stored_pair, trl_chat_row, trl_row
 from workers.provenance import pair_metadata
 
 TEXT = {
@@ -72,7 +73,7 @@ def test_a_stored_pair_is_its_trl_row_and_expands_to_the_same_rows_in_every_form
         stored = stored_pair(record)
         assert stored == orjson.dumps(trl_row(record))
         row = orjson.loads(stored)
-        assert stored_ids(row) == ("p1", "g1")
+        assert record_ids(row) == ("p1", "g1")
         expanded = expand_pair(row)
         for build in (trl_row, trl_chat_row, openai_row):
             assert build(expanded) == build(record)
