@@ -73,13 +73,23 @@ KEY_CACHE_ENTRIES = 10_000
 
 # ---- Pairing ---------------------------------------------------------------------------------
 
-# A group relabelled faster than it can be paired is tried this many times, then left dirty for
-# a fresh job, so one hot group cannot hold a worker forever.
+# A group relabelled faster than it can be paired is tried this many times in a row, then left
+# dirty for the next batch, so one hot group cannot hold a worker.
 PAIRING_MAX_ROUNDS = 5
-# The sweeper re-enqueues groups that have been dirty this long without being paired ...
-STALE_DIRTY_S = 300
-# ... and runs this often, so a group whose pairing job was lost is repaired within minutes.
-SWEEP_INTERVAL_S = 60
+# Prompt groups a pairing job claims, reads and writes together: a few round trips per batch
+# instead of several per group; small enough that a batch's writes take Redis a few ms.
+PAIRING_BATCH_GROUPS = 200
+# A group whose pairing worker stopped is claimable again this long after it was claimed: ample
+# for a batch (a fraction of a second), short enough that a killed worker's groups wait seconds.
+PAIRING_LEASE_S = 15
+# A pairing job drains its project's dirty groups for at most this long, then hands over to a
+# fresh job, so other projects' jobs and exports get a turn on a busy worker.
+PAIRING_JOB_MAX_S = 60
+# The sweep schedules pairing for a project whose groups have been claimable this long with no
+# job to claim them (a job lost to a crash between storing and enqueuing) ...
+STALE_DIRTY_S = 5
+# ... and runs this often: such a group waits seconds, not minutes.
+SWEEP_INTERVAL_S = 5
 
 # ---- Jobs ------------------------------------------------------------------------------------
 

@@ -72,7 +72,17 @@ class ProjectKeys:
 
     @property
     def dirty(self) -> str:
-        return f"{self.base}dirty"  # sorted set group id -> when its pairing was last enqueued
+        # sorted set group id -> from when it may be claimed for pairing: when it became dirty,
+        # or when the claim of the worker pairing it lapses
+        return f"{self.base}dirty"
+
+    @property
+    def pair_claims(self) -> str:
+        return f"{self.base}pairclaims"  # hash group id -> token of the pairing batch that claimed it
+
+    @property
+    def pairing_job(self) -> str:
+        return f"{self.base}pairingjob"  # id of the project's queued pairing job, while one is queued
 
     # Stats counters, maintained at ingest time.
     @property

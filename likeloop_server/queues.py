@@ -7,7 +7,6 @@ workers' dependencies (boto3).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import redis
@@ -15,40 +14,53 @@ from rq import Queue, Retry, Worker
 from rq.registry import FailedJobRegistry
 
 from . import defaults, keys
+from .identity import new_id
 
 PAIRING_QUEUE = "likeloop-pairing"
 EXPORT_QUEUE = "likeloop-export"
 ALL_QUEUES = (PAIRING_QUEUE, EXPORT_QUEUE)
 
-PAIR_GROUP_JOB = "workers.pairing.pair_group"
+# Drains a project's dirty groups (workers.pairing.drain_project); pair_group, one group, is the
+# job older versions enqueued and stays importable for jobs still queued.
+DRAIN_JOB = "workers.pairing.drain_project"
 EXPORT_JOB = "workers.export.run_export"
 
 PAIRING_RETRY = Retry(max=len(defaults.PAIRING_RETRY_INTERVALS_S), interval=list(defaults.PAIRING_RETRY_INTERVALS_S))
 EXPORT_RETRY = Retry(max=len(defaults.EXPORT_RETRY_INTERVALS_S), interval=list(defaults.EXPORT_RETRY_INTERVALS_S))
 
 
-def enqueue_pairing(conn: redis.Redis, project: str, group_ids: Iterable[str]) -> int:
-    """Enqueue a pairing job per group, in one round trip. Returns how many were enqueued.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
-    Callers enqueue only groups that just became dirty (the ingest script says which), so a
-    group has at most one job pending; job ids are left to RQ because a group may be enqueued
-    again while its previous job is still finishing.
+
+def schedule_pairing(conn: redis.Redis, project: str) -> bool:
+    """Make sure a pairing job will drain the project's dirty groups: enqueue one unless one is
+    queued already (``keys.ProjectKeys.pairing_job`` names it). True if this call enqueued it.
+
+    A job frees the name when it starts, so a group made dirty while a job runs gets a job of its
+    own; one lost between naming and enqueuing is found by ``workers.pairing.sweep_dirty``.
     """
-    queue = Queue(PAIRING_QUEUE, connection=conn)
-    datas = [
-        Queue.prepare_data(
-            PAIR_GROUP_JOB,
-            args=(project, gid),
-            timeout=defaults.PAIRING_TIMEOUT_S,
-            retry=PAIRING_RETRY,
-            result_ttl=0,
-            failure_ttl=defaults.PAIRING_FAILURE_TTL_S,
-        )
-        for gid in dict.fromkeys(group_ids)
-    ]
-    if datas:
-        queue.enqueue_many(datas)
-    return len(datas)
+    pk = keys.ProjectKeys(project)
+    job_id = f"pairing-{project}-{new_id()[:16]}"
+    if not conn.set(pk.pairing_job, job_id, nx=True):
+        return False
+    Queue(PAIRING_QUEUE, connection=conn).enqueue(
+        DRAIN_JOB,
+        args=(project,),
+        job_id=job_id,
+        job_timeout=defaults.PAIRING_TIMEOUT_S,
+        retry=PAIRING_RETRY,
+        result_ttl=0,
+        failure_ttl=defaults.PAIRING_FAILURE_TTL_S,
+    )
+    return True
+
+
+def release_pairing_job(conn: redis.Redis, project: str, job_id: str) -> None:
+    """Free the project's queued-job name if it is ``job_id`` (the job has started)."""
+    conn.eval(_RELEASE, 1, keys.ProjectKeys(project).pairing_job, job_id)
 
 
 def repair_all(conn: redis.Redis, project: str) -> int:
@@ -59,9 +71,9 @@ def repair_all(conn: redis.Redis, project: str) -> int:
         pipe = conn.pipeline(transaction=False)
         for gid in groups:
             pipe.incr(pk.group_version(gid))
-        pipe.zadd(pk.dirty, {g: time.time() for g in groups})
+        pipe.zadd(pk.dirty, {g: time.time() for g in groups}, nx=True)
         pipe.execute()
-        enqueue_pairing(conn, project, groups)
+        schedule_pairing(conn, project)
     return len(groups)
 
 

@@ -60,6 +60,7 @@ class Settings:
     max_pairs_per_group: int = _setting(defaults.MAX_PAIRS_PER_GROUP, "LIKELOOP_MAX_PAIRS_PER_GROUP", _parse_int)
     export_cron: str = _setting(defaults.EXPORT_CRON, "LIKELOOP_EXPORT_CRON")
     export_lock_ttl_s: int = _setting(defaults.EXPORT_LOCK_TTL_S, "LIKELOOP_EXPORT_LOCK_TTL_S", _parse_int)
+    pairing_lease_s: int = _setting(defaults.PAIRING_LEASE_S, "LIKELOOP_PAIRING_LEASE_S", _parse_int)
     rate_limit: str = _setting(defaults.RATE_LIMIT, "LIKELOOP_RATE_LIMIT")
     # Origins allowed to post browser feedback (CORS on /v1/feedback only).
     cors_origins: str = _setting(defaults.CORS_ORIGINS, "LIKELOOP_CORS_ORIGINS")

@@ -16,7 +16,7 @@ from flask import Blueprint, Response, g, jsonify
 from marshmallow import ValidationError
 
 from likeloop_server.ingest import FEEDBACK_TYPES, RESPONSE_TYPE, prepare
-from likeloop_server.queues import enqueue_pairing
+from likeloop_server.queues import schedule_pairing
 
 from . import event_loader, metrics
 from .auth import require
@@ -30,13 +30,14 @@ bp = Blueprint("ingest", __name__)
 
 
 def pairing_enqueuer(conn: redis.Redis) -> Callable[[str, list[str]], None]:
-    """What the committer (direct or group) calls with the prompt groups a store made stale."""
+    """What the committer (direct or group) calls with the prompt groups a store made stale: a
+    pairing job for the project, unless one is queued already."""
 
     def enqueue(project: str, dirty: list[str]) -> None:
         try:
-            enqueue_pairing(conn, project, dirty)
-        except Exception:  # the events are stored; the sweeper enqueues these groups later
-            log.exception("enqueueing pairing failed for %d groups of %s", len(dirty), project)
+            schedule_pairing(conn, project)
+        except Exception:  # the events are stored; the sweep schedules pairing within seconds
+            log.exception("scheduling pairing failed for %d groups of %s", len(dirty), project)
 
     return enqueue
 

@@ -1,87 +1,233 @@
-"""The pairing job: rewrite one prompt group's pair set from its current labels.
+"""Pairing: bring prompt groups' stored pairs and KTO items in line with their current labels.
 
-Idempotent and safe to run twice or concurrently: it writes under a WATCH on the group's
-version counter, and the group leaves the dirty set only in the transaction that wrote the pairs
-for its latest version. A job lost to a crash leaves the group dirty; the sweeper re-enqueues it.
+The dirty set is the work queue. A pairing job (``drain_project``) claims a batch of a project's
+dirty groups (``claims.Claims``), reads them with two pipelined round trips, works out each
+group's writes with the pure rules, and writes them in one script call that skips any group
+changed since it was read (that group is claimed again) or no longer held. It repeats while
+groups remain, and asks for a second job when a batch comes back full, so other workers join.
+A group leaves the dirty set only in the write that stores its pairs: a job lost in any way
+leaves its groups dirty, claimable again when their lease ends, and ``sweep_dirty`` schedules a
+job for them within seconds.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
 from likeloop_server import defaults, keys, stored
 from likeloop_server.apikeys import list_projects
-from likeloop_server.counters import dimension, field, utc_hour
+from likeloop_server.counters import dimension, utc_hour
+from likeloop_server.counters import field as counter_field
 from likeloop_server.projects import get_config
-from likeloop_server.queues import enqueue_pairing
+from likeloop_server.queues import release_pairing_job, schedule_pairing
 
 from . import context
+from .claims import Claims
 from .formats import stored_kto, stored_pair
 from .rules import ResponseLabels, kto_items, kto_record, make_pairs, pair_record
 
 log = logging.getLogger(__name__)
 
+Command = list[Any]
+
+
+@dataclass
+class GroupSnapshot:
+    """One prompt group as read: its version, responses with their labels, and stored item ids."""
+
+    group_id: str
+    version: str
+    labels: list[ResponseLabels] = field(default_factory=list)
+    prompt: dict[str, Any] = field(default_factory=dict)
+    expired: list[str] = field(default_factory=list)
+    pair_ids: set[str] = field(default_factory=set)
+    kto_ids: set[str] = field(default_factory=set)
+
+
+def read_groups(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -> list[GroupSnapshot]:
+    """Snapshots of the groups, in two round trips: versions, members and stored ids together
+    (one transaction, so they agree), then every member's response and feedback."""
+    pipe = conn.pipeline(transaction=True)
+    for gid in group_ids:
+        pipe.get(pk.group_version(gid))
+        pipe.smembers(pk.group(gid))
+        pipe.smembers(pk.group_pairs(gid))
+        pipe.smembers(pk.group_kto(gid))
+    rows = pipe.execute()
+    snaps, members = [], []
+    for i, gid in enumerate(group_ids):
+        version, rids, pair_ids, kto_ids = rows[4 * i : 4 * i + 4]
+        snaps.append(
+            GroupSnapshot(
+                gid,
+                (version or b"0").decode(),
+                pair_ids={x.decode() for x in pair_ids},
+                kto_ids={x.decode() for x in kto_ids},
+            )
+        )
+        members.append(sorted(r.decode() for r in rids))
+    found = iter(stored.read_responses(conn, pk, [rid for rids in members for rid in rids]))
+    for snap, rids in zip(snaps, members, strict=True):
+        for rid in rids:
+            _add_response(snap, rid, next(found))
+    return snaps
+
+
+def _add_response(snap: GroupSnapshot, rid: str, found: stored.ResponseWithFeedback | None) -> None:
+    if found is None:
+        snap.expired.append(rid)
+        return
+    r = found.response
+    if not snap.prompt:
+        snap.prompt = {"prompt": r.get("prompt"), "system": r.get("system"), "messages": r.get("messages")}
+    snap.labels.append(
+        ResponseLabels(
+            response_id=rid,
+            text=r["response"],
+            model=r.get("model", ""),
+            votes=found.votes,
+            ratings=found.ratings,
+            correction=r.get("correction"),
+            comments=tuple(c["text"] for c in found.comments),
+            created_at=r["ts"],
+        )
+    )
+
 
 def load_group(
     conn: redis.Redis, pk: keys.ProjectKeys, group_id: str
 ) -> tuple[list[ResponseLabels], dict[str, Any], list[str]]:
-    """Read a group's responses and feedback. Returns (labels, prompt fields, expired ids)."""
-    rids = sorted(r.decode() for r in conn.smembers(pk.group(group_id)))
-    labels: list[ResponseLabels] = []
-    expired: list[str] = []
-    prompt: dict[str, Any] = {}
-    for rid, found in zip(rids, stored.read_responses(conn, pk, rids), strict=True):
-        if found is None:
-            expired.append(rid)
-            continue
-        r = found.response
-        if not prompt:
-            prompt = {"prompt": r.get("prompt"), "system": r.get("system"), "messages": r.get("messages")}
-        labels.append(
-            ResponseLabels(
-                response_id=rid,
-                text=r["response"],
-                model=r.get("model", ""),
-                votes=found.votes,
-                ratings=found.ratings,
-                correction=r.get("correction"),
-                comments=tuple(c["text"] for c in found.comments),
-                created_at=r["ts"],
-            )
-        )
-    return labels, prompt, expired
+    """One group's (labels, prompt fields, expired response ids)."""
+    (snap,) = read_groups(conn, pk, [group_id])
+    return snap.labels, snap.prompt, snap.expired
 
 
 def _replace(
-    pipe: redis.client.Pipeline,
-    conn: redis.Redis,
-    keys_: tuple[str, str],
-    records: dict[str, bytes],
-    log_key: str,
-    group_id: str,
-    ops: tuple[str, str],
-) -> tuple[list[str], list[str]]:
-    """Queue the writes that make the group's id set and its records in the project's records
-    hash (``keys_``) hold exactly ``records`` (stored forms), logging each change."""
-    ids_key, records_key = keys_
-    old_ids = {x.decode() for x in conn.smembers(ids_key)}
+    ids_key: str, records_key: str, old_ids: set[str], records: dict[str, bytes], log_key: str, gid: str, ops: tuple
+) -> tuple[list[Command], int, int]:
+    """The commands that make the group's id set and its records in the project's records hash
+    hold exactly ``records`` (stored forms), logging each change; and (added, removed) counts."""
     added = [rid for rid in records if rid not in old_ids]
     removed = sorted(old_ids - records.keys())
+    commands: list[Command] = []
     if removed:
-        pipe.srem(ids_key, *removed)
-        pipe.hdel(records_key, *removed)
+        commands += [["SREM", ids_key, *removed], ["HDEL", records_key, *removed]]
     if added:
-        pipe.sadd(ids_key, *added)
-        pipe.hset(records_key, mapping={rid: records[rid] for rid in added})
-    for rid in added:
-        pipe.xadd(log_key, stored.pair_log_entry(ops[0], rid, group_id))
-    for rid in removed:
-        pipe.xadd(log_key, stored.pair_log_entry(ops[1], rid, group_id))
-    return added, removed
+        commands.append(["SADD", ids_key, *added])
+        commands.append(["HSET", records_key, *(x for rid in added for x in (rid, records[rid].decode()))])
+    for op, ids in ((ops[0], added), (ops[1], removed)):
+        for rid in ids:
+            entry = stored.pair_log_entry(op, rid, gid)
+            commands.append(["XADD", log_key, "*", *(x for kv in entry.items() for x in kv)])
+    return commands, len(added), len(removed)
+
+
+def plan_writes(
+    pk: keys.ProjectKeys, snap: GroupSnapshot, max_pairs: int, strategy: str, now: float
+) -> tuple[list[Command], dict[str, int]]:
+    """The commands that store a group's pairs and KTO items for its labels, and what they do."""
+    gid = snap.group_id
+    pairs = make_pairs(gid, snap.labels, max_pairs, strategy)
+    # Records that stay keep their stored form (and their original time): only new ids are written.
+    records = {p.id: stored_pair(pair_record(p, snap.prompt, now)) for p in pairs}
+    items = {k.id: stored_kto(kto_record(k, snap.prompt, now)) for k in kto_items(gid, snap.labels)}
+    pair_ops = (stored.PAIR_ADD, stored.PAIR_RETRACT)
+    commands, added, removed = _replace(
+        pk.group_pairs(gid), pk.pair_records, snap.pair_ids, records, pk.pair_log, gid, pair_ops
+    )
+    kto_ops = (stored.KTO_LABEL, stored.KTO_UNLABEL)
+    commands += _replace(pk.group_kto(gid), pk.kto_records, snap.kto_ids, items, pk.pair_log, gid, kto_ops)[0]
+    delta = added - removed
+    if delta:
+        hour = utc_hour(now)
+        for key in (pk.stats_total, pk.stats_hour(hour)):
+            commands.append(["HINCRBY", key, "pairs", str(delta)])
+            commands.append(["HINCRBY", key, counter_field("pairs", dimension("group", gid)), str(delta)])
+        commands.append(["SADD", pk.stats_hours, hour])
+    if snap.expired:
+        commands.append(["SREM", pk.group(gid), *snap.expired])
+    return commands, {"added": added, "removed": removed, "pairs": len(records)}
+
+
+def pair_claimed(
+    conn: redis.Redis, claims: Claims, token: str, group_ids: list[str], max_pairs: int, strategy: str
+) -> dict[str, tuple[str, dict[str, int]]]:
+    """Pair claimed groups: group id -> (done, changed or lost; what its write did)."""
+    now = time.time()
+    snaps = read_groups(conn, claims.pk, group_ids)
+    planned = [(snap, *plan_writes(claims.pk, snap, max_pairs, strategy, now)) for snap in snaps]
+    writes = [(snap.group_id, snap.version, commands) for snap, commands, _ in planned]
+    statuses = claims.apply(token, time.time(), writes)
+    return {snap.group_id: (status, counts) for (snap, _, counts), status in zip(planned, statuses, strict=True)}
+
+
+def pair_group_with(
+    conn: redis.Redis, project: str, group_id: str, max_pairs: int, strategy: str | None = None
+) -> dict[str, int]:
+    """Pair one group now (claiming it first); ``strategy`` defaults to the project's. Pairs -1
+    when another worker holds the group or it kept changing (it stays dirty either way)."""
+    strategy = strategy or get_config(conn, project).strategy
+    claims = Claims(conn, keys.ProjectKeys(project))
+    for _ in range(defaults.PAIRING_MAX_ROUNDS):
+        token, claimed = claims.claim(time.time(), group_ids=[group_id])
+        if not claimed:
+            break
+        status, counts = pair_claimed(conn, claims, token, claimed, max_pairs, strategy)[group_id]
+        if status == "done":
+            return counts
+        if status == "lost":
+            break
+    log.info("group %s of %s is held by another worker or kept changing; left dirty", group_id, project)
+    return {"added": 0, "removed": 0, "pairs": -1}
+
+
+def drain(
+    conn: redis.Redis, project: str, max_pairs: int, deadline: float, lease_s: float = defaults.PAIRING_LEASE_S
+) -> dict[str, int]:
+    """Pair the project's dirty groups a batch at a time until none is claimable or ``deadline``
+    (monotonic) passes; then, if groups remain, schedule the next job. Returns totals."""
+    claims = Claims(conn, keys.ProjectKeys(project), lease_s)
+    totals = {"groups": 0, "added": 0, "removed": 0, "changed": 0}
+    while time.monotonic() < deadline:
+        token, claimed = claims.claim(time.time(), limit=defaults.PAIRING_BATCH_GROUPS)
+        if not claimed:
+            return totals
+        if len(claimed) == defaults.PAIRING_BATCH_GROUPS:
+            schedule_pairing(conn, project)  # more may wait: another worker can join
+        strategy = get_config(conn, project).strategy
+        for status, counts in pair_claimed(conn, claims, token, claimed, max_pairs, strategy).values():
+            if status == "done":
+                totals["groups"] += 1
+                totals["added"] += counts["added"]
+                totals["removed"] += counts["removed"]
+            elif status == "changed":
+                totals["changed"] += 1
+    schedule_pairing(conn, project)
+    return totals
+
+
+def drain_project(project: str, max_pairs: int | None = None) -> dict[str, int]:
+    """RQ job: pair the project's dirty groups (see the module's notes)."""
+    from rq import get_current_job
+
+    conn = context.redis_conn()
+    job = get_current_job()
+    if job is not None:
+        release_pairing_job(conn, project, job.id)  # groups made dirty from now on get a new job
+    settings = context.settings()
+    cap = max_pairs if max_pairs is not None else settings.max_pairs_per_group
+    return drain(conn, project, cap, time.monotonic() + defaults.PAIRING_JOB_MAX_S, settings.pairing_lease_s)
+
+
+def pair_group(project: str, group_id: str, max_pairs: int | None = None) -> dict[str, int]:
+    """RQ job of older versions (one group); still run for jobs they left queued."""
+    cap = max_pairs if max_pairs is not None else context.settings().max_pairs_per_group
+    return pair_group_with(context.redis_conn(), project, group_id, cap)
 
 
 def stored_records(conn: redis.Redis, pk: keys.ProjectKeys, group_id: str, kto: bool = False) -> list[dict[str, Any]]:
@@ -94,75 +240,34 @@ def stored_records(conn: redis.Redis, pk: keys.ProjectKeys, group_id: str, kto: 
     return [stored.parse_record(v) for v in conn.hmget(records_key, ids) if v is not None] if ids else []
 
 
-def pair_group(project: str, group_id: str, max_pairs: int | None = None) -> dict[str, int]:
-    """RQ job: bring the group's stored pairs in line with its current labels."""
-    conn = context.redis_conn()
-    cap = max_pairs if max_pairs is not None else context.settings().max_pairs_per_group
-    return pair_group_with(conn, project, group_id, cap)
+def _job_is_alive(conn: redis.Redis, job_id: bytes | None) -> bool:
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
 
-
-def pair_group_with(
-    conn: redis.Redis, project: str, group_id: str, max_pairs: int, strategy: str | None = None
-) -> dict[str, int]:
-    """Pair one group now; ``strategy`` defaults to the project's configured one."""
-    strategy = strategy or get_config(conn, project).strategy
-    pk = keys.ProjectKeys(project)
-    version_key = pk.group_version(group_id)
-    for _ in range(defaults.PAIRING_MAX_ROUNDS):
-        with conn.pipeline(transaction=True) as pipe:
-            try:
-                pipe.watch(version_key)
-                labels, prompt, expired = load_group(conn, pk, group_id)
-                now = time.time()
-                pairs = make_pairs(group_id, labels, max_pairs, strategy)
-                records = {p.id: stored_pair(pair_record(p, prompt, now)) for p in pairs}
-                items = {k.id: stored_kto(kto_record(k, prompt, now)) for k in kto_items(group_id, labels)}
-                pipe.multi()
-                # Records that stay keep their stored form (and their original time).
-                pair_keys = (pk.group_pairs(group_id), pk.pair_records)
-                pair_ops = (stored.PAIR_ADD, stored.PAIR_RETRACT)
-                added, removed = _replace(pipe, conn, pair_keys, records, pk.pair_log, group_id, pair_ops)
-                kto_keys = (pk.group_kto(group_id), pk.kto_records)
-                kto_ops = (stored.KTO_LABEL, stored.KTO_UNLABEL)
-                _replace(pipe, conn, kto_keys, items, pk.pair_log, group_id, kto_ops)
-                _count_pairs(pipe, pk, group_id, len(added) - len(removed), now)
-                if expired:
-                    pipe.srem(pk.group(group_id), *expired)
-                pipe.zrem(pk.dirty, group_id)
-                pipe.execute()
-                return {"added": len(added), "removed": len(removed), "pairs": len(records)}
-            except redis.WatchError:
-                continue
-    log.info("group %s of %s kept changing; enqueued again", group_id, project)
-    conn.zadd(pk.dirty, {group_id: time.time()})
-    enqueue_pairing(conn, project, [group_id])
-    return {"added": 0, "removed": 0, "pairs": -1}
-
-
-def _count_pairs(pipe: redis.client.Pipeline, pk: keys.ProjectKeys, group_id: str, delta: int, now: float) -> None:
-    """Queue the change of the ``pairs`` counters (total, hour, and the group's) by ``delta``."""
-    if delta:
-        hour = utc_hour(now)
-        for key in (pk.stats_total, pk.stats_hour(hour)):
-            pipe.hincrby(key, "pairs", delta)
-            pipe.hincrby(key, field("pairs", dimension("group", group_id)), delta)
-        pipe.sadd(pk.stats_hours, hour)
+    if job_id is None:
+        return False
+    try:
+        status = Job.fetch(job_id.decode(), connection=conn).get_status()
+    except NoSuchJobError:
+        return False
+    return status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED)
 
 
 def sweep_dirty(stale_after_s: float = defaults.STALE_DIRTY_S, conn: redis.Redis | None = None) -> int:
-    """Cron job: re-enqueue pairing for groups dirty for longer than a job should take.
-
-    Covers jobs lost to a killed worker or a service that crashed between storing a batch and
-    enqueuing its pairing. Returns how many groups were re-enqueued.
-    """
+    """Cron job: schedule pairing for each project whose groups have been claimable for longer
+    than ``stale_after_s`` with no live job to claim them (one lost to a crash between storing a
+    batch and enqueuing, or a failed job). Returns how many jobs it scheduled."""
     conn = conn or context.redis_conn()
-    total = 0
+    scheduled = 0
     cutoff = time.time() - stale_after_s
     for project in list_projects(conn):
         pk = keys.ProjectKeys(project)
-        stale = [g.decode() for g in conn.zrangebyscore(pk.dirty, "-inf", cutoff)]
-        if stale:
-            # Restart their clock so the next sweep does not enqueue them again straight away.
-            conn.zadd(pk.dirty, {g: time.time() for g in stale}, xx=True)
-            total += enqueue_pairing(conn, project, stale)
-    return total
+        if not conn.zcount(pk.dirty, "-inf", cutoff):
+            continue
+        named = conn.get(pk.pairing_job)
+        if _job_is_alive(conn, named):
+            continue
+        if named is not None:
+            release_pairing_job(conn, project, named.decode())
+        scheduled += schedule_pairing(conn, project)
+    return scheduled

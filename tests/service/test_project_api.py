@@ -2,6 +2,7 @@
 
 from rq import Queue
 
+from likeloop_server import keys
 from likeloop_server.queues import PAIRING_QUEUE
 from tests.support import auth, make_key
 
@@ -45,4 +46,5 @@ def test_a_new_strategy_re_pairs_every_group(client, conn):
     client.post("/v1/events", json={"events": events}, headers=auth(admin))
     Queue(PAIRING_QUEUE, connection=conn).empty()
     client.patch("/v1/project", json={"strategy": "best_worst"}, headers=auth(admin))
-    assert Queue(PAIRING_QUEUE, connection=conn).count == 3
+    assert conn.zcard(keys.ProjectKeys("acme").dirty) == 3  # every group, drained by one job
+    assert Queue(PAIRING_QUEUE, connection=conn).count == 1

@@ -73,27 +73,26 @@ def test_a_correction_pairs_against_its_original(conn, settings):
 def test_a_change_during_pairing_keeps_the_group_dirty_until_paired(conn, settings):
     send(conn, settings, resp("a", "good"), resp("b", "bad"), vote("like", "a", "u"))
     pk = keys.ProjectKeys(P)
-    # Simulate a vote landing between the job's read and its write: bump the version under WATCH.
-    real_load = __import__("workers.pairing", fromlist=["load_group"]).load_group
-    calls = []
-
-    def racing_load(c, k, g):
-        out = real_load(c, k, g)
-        if not calls:
-            send(conn, settings, vote("dislike", "b", "u"))
-        calls.append(1)
-        return out
-
+    # A vote lands between the job's read and its write: the write is refused, the group re-read.
     import workers.pairing as pairing
 
-    pairing.load_group, saved = racing_load, pairing.load_group
+    real_read, reads = pairing.read_groups, []
+
+    def racing_read(c, k, gids):
+        out = real_read(c, k, gids)
+        if not reads:
+            send(conn, settings, vote("dislike", "b", "u"))
+        reads.append(gids)
+        return out
+
+    pairing.read_groups = racing_read
     try:
         result = pair_group_with(conn, P, GID, 100)
     finally:
-        pairing.load_group = saved
-    assert len(calls) == 2  # the first write was refused, the job re-read and paired the new vote
+        pairing.read_groups = real_read
+    assert len(reads) == 2  # the first write was refused, the job re-read and paired the new vote
     assert result["pairs"] == 1 and stored_pairs(conn) == [("good", "bad")]
-    assert conn.zcard(pk.dirty) == 0
+    assert conn.zcard(pk.dirty) == 0 and conn.hlen(pk.pair_claims) == 0
 
 
 def test_expired_responses_leave_the_group(conn, settings):
