@@ -1,6 +1,7 @@
 """Export throughput and memory: pairs per second and peak memory of an incremental export of
-N pairs, against a raw boto3 upload of the same bytes, measured in the same run on a local
-redis-server and SeaweedFS S3 server.
+N pairs, against reading the same pairs from Redis alone (the pair log and the records it
+names, in the export's chunks, nothing done with them), measured in the same run on a local
+redis-server and SeaweedFS S3 server. A raw boto3 upload of the export's bytes is shown too.
 
 The pairs are seeded straight into Redis (records and pair-log entries, as the pairing job
 writes them), so only the export is timed. Each export runs in a fresh process whose peak RSS is
@@ -92,6 +93,25 @@ def in_child(target, *args):  # type: ignore[no-untyped-def]
     return result
 
 
+def redis_read(redis_url: str, project: str, out: mp.Queue) -> None:
+    """Seconds to read the pairs an incremental export reads: the whole pair log, READ_CHUNK
+    entries at a time, and the records they name, with the same client (hiredis)."""
+    import redis
+
+    from workers.logscan import READ_CHUNK
+
+    conn = redis.Redis.from_url(redis_url)
+    pk = keys.ProjectKeys(project)
+    start, last, records = time.perf_counter(), "-", 0
+    while True:
+        entries = conn.xrange(pk.pair_log, last if last == "-" else f"({last}", "+", count=READ_CHUNK)
+        if not entries:
+            break
+        records += sum(v is not None for v in conn.hmget(pk.pair_records, [f[b"pair"] for _, f in entries]))
+        last = entries[-1][0].decode()
+    out.put((time.perf_counter() - start, records))
+
+
 def raw_upload_seconds(s3_url: str, objects: list[str]) -> float:
     """The same bytes as the export's objects, uploaded with plain boto3 (upload_fileobj)."""
     from workers.context import s3_client
@@ -126,18 +146,21 @@ def main() -> int:
             base_rss = in_child(idle_rss, redis_server.url, weed.url, "none")
             print(f"idle worker process RSS (same imports): {base_rss / 1024:.0f} MB")
             print(
-                f"{'pairs':>9} {'export s':>9} {'pairs/s':>10} {'raw upload s':>13} {'export/raw rate':>16} "
-                f"{'peak RSS MB':>12}"
+                f"{'pairs':>9} {'export s':>9} {'pairs/s':>10} {'read s':>7} {'export/read rate':>17} "
+                f"{'raw upload s':>13} {'peak RSS MB':>12}"
             )
             for n in sizes:
                 project = f"bench-{n}"
                 seed(redis_server.url, project, n, args.pairs_per_group)
+                # Read first: the export trims the pair log up to its cursor.
+                read, records = in_child(redis_read, redis_server.url, project)
+                assert records == n, (records, n)
                 elapsed, count, objects, rss = in_child(run_export, redis_server.url, weed.url, project)
                 assert count == n, (count, n)
                 raw = raw_upload_seconds(weed.url, objects)
                 print(
-                    f"{n:>9} {elapsed:>9.2f} {n / elapsed:>10.0f} {raw:>13.2f} {raw / elapsed:>16.2f} "
-                    f"{rss / 1024:>12.0f}",
+                    f"{n:>9} {elapsed:>9.2f} {n / elapsed:>10.0f} {read:>7.2f} {read / elapsed:>17.2f} "
+                    f"{raw:>13.2f} {rss / 1024:>12.0f}",
                     flush=True,
                 )
         finally:

@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "cron",
         help="run RQ's cron scheduler: nightly exports, pairing sweeps",
         description="Registers the nightly export of every project (LIKELOOP_EXPORT_CRON, default "
-        "'0 3 * * *', UTC) and a sweep each minute that re-enqueues pairing lost to a crash.",
+        "'0 3 * * *', UTC) and a sweep every 5 s that replaces a pairing job lost to a crash.",
     )
     cron.add_argument("--log-level", default="info", help="debug, info, warning or error (default info)")
     cron.set_defaults(func=run)

@@ -8,6 +8,12 @@ from likeloop_server.errors import EXIT_OK
 
 from ._common import redis_client
 
+WORKER_CLASSES = ("fork", "simple")
+# Jobs in the worker process: pairing through it kept up better than with a fork per job
+# (docs/benchmarks.md); a stuck job is still stopped by its timeout, and a job that dies takes
+# only its worker, whose claims and locks lapse.
+DEFAULT_WORKER_CLASS = "simple"
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     worker = sub.add_parser(
@@ -16,12 +22,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     worker.add_argument("--burst", action="store_true", help="process what is queued, then exit")
     worker.add_argument("--queues", help="comma-separated queues (default: likeloop-pairing,likeloop-export)")
+    worker.add_argument(
+        "--class",
+        dest="worker_class",
+        choices=WORKER_CLASSES,
+        default=DEFAULT_WORKER_CLASS,
+        help=f"fork: a child process per job (RQ's Worker); simple: jobs in the worker process "
+        f"(RQ's SimpleWorker; default {DEFAULT_WORKER_CLASS}, see docs/benchmarks.md)",
+    )
     worker.add_argument("--log-level", default="info", help="debug, info, warning or error (default info)")
     worker.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from rq import Queue, Worker
+    from rq import Queue, SimpleWorker, Worker
 
     from likeloop_server.queues import ALL_QUEUES
     from workers.migrate import migrate
@@ -29,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     conn = redis_client()
     migrate(conn)  # before any job: jobs read and write the current layout only
     names = args.queues.split(",") if args.queues else list(ALL_QUEUES)
-    worker = Worker([Queue(n, connection=conn) for n in names], connection=conn)
+    cls = SimpleWorker if args.worker_class == "simple" else Worker
+    worker = cls([Queue(n, connection=conn) for n in names], connection=conn)
     worker.work(burst=args.burst, with_scheduler=not args.burst, logging_level=args.log_level.upper())
     return EXIT_OK
