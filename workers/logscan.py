@@ -97,24 +97,36 @@ def _decide(link: _Link, spec: ScanSpec, entries: list[tuple[bytes, bytes, bytes
     wanted = {False: spec.want_pairs, True: spec.want_kto}
     candidates = [e for e in entries if (e[1] in _ADDS and wanted[_ADDS[e[1]]]) or e[1] in _REMOVES]
     items = [e[2] for e in candidates]
+    # The run's added set matters for adds only, its retracted set for removals only: each is
+    # asked about the entries it decides (most runs retract little, so that check is small).
+    add_items = [e[2] for e in candidates if e[1] in _ADDS]
+    remove_items = [e[2] for e in candidates if e[1] in _REMOVES]
     if items:
-        link.send(("SMISMEMBER", pk.exported, *items), ("SMISMEMBER", spec.added, *items))
-        link.send(("SMISMEMBER", spec.retracted, *items))
-        exported, done_add, done_retract = link.read(3)
+        asked = [("SMISMEMBER", pk.exported, *items)]
+        asked += [
+            ("SMISMEMBER", key, *ids) for key, ids in ((spec.added, add_items), (spec.retracted, remove_items)) if ids
+        ]
+        link.send(*asked)
+        replies = link.read(len(asked))
+        exported = replies[0]
+        done = iter(replies[1:])
+        done_add = iter(next(done) if add_items else [])
+        done_retract = iter(next(done) if remove_items else [])
     adds: dict[bool, list[tuple[bytes, bytes]]] = {False: [], True: []}
     removes: list[tuple[bytes, bytes, bytes]] = []
     taken: set[bytes] = set()
     # An item is either exported or not for the whole run, so it is an add or a removal, never both.
     for n, (_, op, item, group) in enumerate(candidates):
-        if item in taken:
-            continue
         if op in _ADDS:
-            if not exported[n] and not done_add[n]:
+            already = next(done_add)
+            if item not in taken and not exported[n] and not already:
                 adds[_ADDS[op]].append((item, group))
                 taken.add(item)
-        elif exported[n] and not done_retract[n]:
-            removes.append((op, item, group))
-            taken.add(item)
+        else:
+            already = next(done_retract)
+            if item not in taken and exported[n] and not already:
+                removes.append((op, item, group))
+                taken.add(item)
     commands: list[tuple[Any, ...]] = []
     for kto, records_key in ((False, pk.pair_records), (True, pk.kto_records)):
         if adds[kto]:

@@ -9,10 +9,10 @@ from likeloop_server.errors import EXIT_OK
 from ._common import redis_client
 
 WORKER_CLASSES = ("fork", "simple")
-# Jobs in the worker process: pairing through it kept up better than with a fork per job
-# (docs/benchmarks.md); a stuck job is still stopped by its timeout, and a job that dies takes
-# only its worker, whose claims and locks lapse.
-DEFAULT_WORKER_CLASS = "simple"
+# A child process per job, RQ's default: a job that crashes or leaks memory (an export holds
+# pyarrow and boto3 buffers) takes only its child. Pairing jobs drain many groups each, so the
+# fork costs little: within 4-16% of jobs run in the worker process (docs/benchmarks.md).
+DEFAULT_WORKER_CLASS = "fork"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
