@@ -40,6 +40,7 @@ bench: $(VENV)/.bench-installed  ## SDK per-call cost, export, pairing and inges
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/pairing.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/system.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
