@@ -8,6 +8,10 @@ from typing import Any
 
 from .export_layout import Layout
 
+# What ``load_dataset(tree)`` reads without a config name: the pairs, in TRL's standard format
+# (when the export wrote it; else the first config by name).
+DEFAULT_CONFIG = "trl"
+
 
 def dataset_card(layout: Layout, manifest: dict[str, Any], file_format: str) -> str:
     """A Hugging Face dataset card whose ``configs`` point at one snapshot's ``file_format``
@@ -18,9 +22,10 @@ def dataset_card(layout: Layout, manifest: dict[str, Any], file_format: str) -> 
         if f["kind"] == "pairs" and f["file_format"] == file_format:
             configs.setdefault(f["format"], {}).setdefault(f["split"], []).append(f["key"].removeprefix(base))
     lines = ["---", "configs:"]
-    for i, (name, splits) in enumerate(sorted(configs.items())):
+    default = DEFAULT_CONFIG if DEFAULT_CONFIG in configs else min(configs, default=None)
+    for name, splits in sorted(configs.items()):
         lines += [f"- config_name: {name}"]
-        if i == 0:
+        if name == default:
             lines += ["  default: true"]
         lines += ["  data_files:"]
         for split, paths in sorted(splits.items()):

@@ -120,6 +120,16 @@ def test_load_dataset_reads_every_config_of_the_card(snapshot, s3, settings, tmp
     assert texts == sorted(f"good {i}" for i in range(N_PROMPTS))
 
 
+def test_without_a_config_name_load_dataset_reads_the_trl_pairs(snapshot, s3, settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    import datasets
+
+    ds = datasets.load_dataset(str(download(s3, settings, tmp_path / "export")), cache_dir=str(tmp_path / "cache"))
+    assert set(ds["train"].column_names) == {"prompt", "chosen", "rejected", "metadata"}
+    assert all(isinstance(ds["train"][0][c], str) for c in ("prompt", "chosen", "rejected"))
+
+
 def test_no_prompt_is_in_both_splits(snapshot, s3, settings, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     import datasets
