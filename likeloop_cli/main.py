@@ -1,8 +1,4 @@
-"""The ``likeloop`` command: run the stack, manage keys, export datasets, read stats.
-
-Every subcommand reads its configuration from the environment (LIKELOOP_REDIS_URL,
-LIKELOOP_S3_URL, LIKELOOP_S3_ENDPOINT, ...); see ``likeloop <command> --help``.
-"""
+"""The ``likeloop`` command: run the stack, manage keys, export datasets, read stats."""
 
 from __future__ import annotations
 
@@ -16,10 +12,23 @@ from likeloop_server.errors import EXIT_FAILED, LikeLoopError
 
 from .commands import COMMANDS
 
+DESCRIPTION = """LikeLoop turns the likes and dislikes users give an LLM app's answers into preference
+datasets: it runs the service that collects them, pairs liked with disliked answers, and exports
+the pairs to S3 in the formats trainers read.
+
+Every command reads its settings from the environment (LIKELOOP_REDIS_URL, LIKELOOP_S3_URL,
+LIKELOOP_S3_ENDPOINT, ...: see the README). 'likeloop COMMAND --help' describes one command."""
+
+EXAMPLES = """examples:
+  likeloop up                                   everything on this machine, for trying it out
+  likeloop keys create --project shop --scope ingest
+  likeloop export --project shop --wait
+  likeloop stats --project shop"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="likeloop", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="likeloop", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:

@@ -7,15 +7,17 @@ import argparse
 from likeloop_server.errors import EXIT_OK
 from likeloop_server.settings import Settings
 
-from ._common import redis_client
+from ._common import add_command, redis_client
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    cron = sub.add_parser(
+    cron = add_command(
+        sub,
         "cron",
-        help="run RQ's cron scheduler: nightly exports, pairing sweeps",
-        description="Registers the nightly export of every project (LIKELOOP_EXPORT_CRON, default "
-        "'0 3 * * *', UTC) and a sweep every 5 s that replaces a pairing job lost to a crash.",
+        "run the scheduler of periodic jobs: nightly exports, pairing sweeps",
+        ["likeloop cron", "LIKELOOP_EXPORT_CRON='30 2 * * *' likeloop cron"],
+        description="Run RQ's cron scheduler with the nightly export of every project (LIKELOOP_EXPORT_CRON, "
+        "default '0 3 * * *', UTC) and a sweep every 5 s that replaces a pairing job lost to a crash.",
     )
     cron.add_argument("--log-level", default="info", help="debug, info, warning or error (default info)")
     cron.set_defaults(func=run)

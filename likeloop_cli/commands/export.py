@@ -14,15 +14,20 @@ from likeloop_server.exports import ExportStatus
 from likeloop_server.projects import parse_formats
 from likeloop_server.settings import Settings
 
-from ._common import redis_client
+from ._common import add_command, redis_client
 
 WAIT_POLL_S = 0.2
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    export = sub.add_parser(
+    export = add_command(
+        sub,
         "export",
-        help="export a project's preference pairs to S3 now",
+        "export a project's preference pairs to S3 now",
+        [
+            "likeloop export --project shop --wait",
+            "likeloop export --project shop --mode snapshot --format trl,openai --parquet --wait",
+        ],
         description="Queue an export for the workers (or run it here with --inline). Prints the export record as JSON.",
     )
     export.add_argument("--project", required=True, help="project to export")

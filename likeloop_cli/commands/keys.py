@@ -9,20 +9,33 @@ import sys
 from likeloop_server import apikeys
 from likeloop_server.errors import EXIT_FAILED, EXIT_OK
 
-from ._common import redis_client
+from ._common import add_command, redis_client
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    keys_p = sub.add_parser("keys", help="create, list and revoke project API keys")
+    keys_p = add_command(
+        sub,
+        "keys",
+        "create, list and revoke project API keys",
+        ["likeloop keys create --project shop --scope ingest", "likeloop keys list --project shop"],
+    )
     keys_sub = keys_p.add_subparsers(dest="keys_cmd", required=True, metavar="ACTION")
-    create = keys_sub.add_parser("create", help="mint a key (the project is created if new)")
+    create = add_command(
+        keys_sub,
+        "create",
+        "mint a key (the project is created if new)",
+        [
+            "likeloop keys create --project shop --scope ingest",
+            "likeloop keys create --project shop --scope read --json",
+        ],
+    )
     create.add_argument("--project", required=True, help="project name: lowercase letters, digits, '-', '_'")
     create.add_argument("--scope", default="ingest", help="comma-separated: ingest,read,admin (default ingest)")
     create.add_argument("--json", action="store_true", help="print the key and its record as JSON")
-    lst = keys_sub.add_parser("list", help="list keys (never their secrets)")
+    lst = add_command(keys_sub, "list", "list keys (never their secrets)", ["likeloop keys list --project shop --json"])
     lst.add_argument("--project", help="only this project's keys")
     lst.add_argument("--json", action="store_true", help="print JSON")
-    revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
+    revoke = add_command(keys_sub, "revoke", "revoke a key by its id", ["likeloop keys revoke 1a2b3c4d5e6f"])
     revoke.add_argument("key_id", help="the key id shown by 'keys create' and 'keys list'")
     keys_p.set_defaults(func=run)
 

@@ -10,15 +10,17 @@ from likeloop_server.errors import EXIT_OK
 from likeloop_server.projects import STRATEGIES, get_config, parse_formats, update_config
 from likeloop_server.queues import repair_all
 
-from ._common import redis_client
+from ._common import add_command, redis_client
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    project = sub.add_parser(
+    project = add_command(
+        sub,
         "project",
-        help="show or change a project's pairing and export settings",
-        description="Without options, prints the settings as JSON. A new --strategy "
-        "re-pairs every prompt group of the project.",
+        "show or change a project's pairing and export settings",
+        ["likeloop project --project shop", "likeloop project --project shop --strategy best_worst --test-ratio 0.1"],
+        description="Without options, prints the settings as JSON. A new --strategy re-pairs every prompt "
+        "group of the project.",
     )
     project.add_argument("--project", required=True, help="project name")
     project.add_argument(

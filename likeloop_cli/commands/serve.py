@@ -12,9 +12,16 @@ from typing import Any
 from likeloop_server.errors import EXIT_FAILED, EXIT_OK
 from likeloop_server.settings import Settings
 
+from ._common import add_command
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    serve = sub.add_parser("serve", help="run the HTTP service under gunicorn")
+    serve = add_command(
+        sub,
+        "serve",
+        "run the HTTP service under gunicorn",
+        ["likeloop serve", "likeloop serve --host 0.0.0.0 --port 8000 --workers 4 --access-log"],
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
     serve.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")

@@ -8,11 +8,16 @@ import json
 from likeloop_server.errors import EXIT_OK
 from likeloop_server.stats import StatsQuery, read_stats
 
-from ._common import redis_client
+from ._common import add_command, redis_client
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    stats = sub.add_parser("stats", help="print a project's feedback counts")
+    stats = add_command(
+        sub,
+        "stats",
+        "print a project's feedback counts",
+        ["likeloop stats --project shop", "likeloop stats --project shop --since 2026-11-01 --model gpt-4o --json"],
+    )
     stats.add_argument("--project", required=True, help="project name")
     stats.add_argument("--since", help="first UTC day, YYYY-MM-DD")
     stats.add_argument("--until", help="last UTC day, YYYY-MM-DD")

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 
+from ._common import add_command
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    up = sub.add_parser(
+    up = add_command(
+        sub,
         "up",
-        help="run the whole stack locally: embedded Redis and S3, service, worker, cron",
-        description="Start everything on loopback. Without LIKELOOP_REDIS_URL a bundled redis-server "
-        "(AOF on) is started; without LIKELOOP_S3_ENDPOINT a SeaweedFS S3 server is started. Creates "
-        "a demo project and prints its API key. Ctrl-C stops it all.",
+        "run the whole stack locally: embedded Redis and S3, service, worker, cron",
+        ["likeloop up", "likeloop up --port 8080 --data-dir /tmp/likeloop"],
+        description="Start everything on this machine, reachable only from it. Without LIKELOOP_REDIS_URL "
+        "a bundled Redis server is started (with its append-only file on); without LIKELOOP_S3_ENDPOINT "
+        "a SeaweedFS S3 server is started. Creates a demo project and prints its API key. Ctrl-C stops "
+        "it all.",
     )
     up.add_argument("--host", default="127.0.0.1", help="service address (default 127.0.0.1)")
     up.add_argument("--port", type=int, default=8000, help="service port (default 8000)")

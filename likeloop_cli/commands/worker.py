@@ -6,7 +6,7 @@ import argparse
 
 from likeloop_server.errors import EXIT_OK
 
-from ._common import redis_client
+from ._common import add_command, redis_client
 
 WORKER_CLASSES = ("fork", "simple")
 # A child process per job, RQ's default: a job that crashes or leaks memory (an export holds
@@ -16,9 +16,13 @@ DEFAULT_WORKER_CLASS = "fork"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    worker = sub.add_parser(
+    worker = add_command(
+        sub,
         "worker",
-        help="run an RQ worker for pairing and export jobs (first moves pairs stored by older versions)",
+        "run a worker for pairing and export jobs",
+        ["likeloop worker", "likeloop worker --burst", "likeloop worker --queues likeloop-pairing --class simple"],
+        description="Run an RQ worker that pairs liked and disliked answers and writes exports. Before the "
+        "first job it moves pairs stored by older versions to the current layout.",
     )
     worker.add_argument("--burst", action="store_true", help="process what is queued, then exit")
     worker.add_argument("--queues", help="comma-separated queues (default: likeloop-pairing,likeloop-export)")

@@ -16,12 +16,17 @@ from tests.support import likeloop_cli, server_env
 COMMANDS = ["up", "serve", "worker", "cron", "keys", "export", "project", "stats"]
 
 
-@pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS], ["keys", "create"]])
-def test_every_command_has_help(command):
+@pytest.mark.parametrize(
+    "command", [[], *[[c] for c in COMMANDS], ["keys", "create"], ["keys", "list"], ["keys", "revoke"]]
+)
+def test_every_command_has_help_in_plain_words_with_examples(command):
     result = subprocess.run(
         [sys.executable, "-m", "likeloop_cli", *command, "--help"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0 and "usage: likeloop" in result.stdout
+    examples = result.stdout.split("examples:\n", 1)[1]
+    assert examples.startswith("  likeloop ") or examples.startswith("  LIKELOOP_")
+    assert "``" not in result.stdout  # markup of docstrings, not of a terminal
 
 
 def test_keys_create_json_list_and_revoke(conn, settings):
