@@ -53,6 +53,7 @@ def test_make_run_stack_and_readme_snippet_produce_a_dataset(tmp_path):
             time.sleep(0.3)
         env = {**clean_env, **read_env_file(data / "env")}
         assert env["LIKELOOP_URL"] == f"http://127.0.0.1:{port}"
+        key = env["LIKELOOP_API_KEY"]
 
         snippet = subprocess.run(
             [sys.executable, "-c", readme_snippet()], env=env, capture_output=True, text=True, timeout=60
@@ -81,13 +82,43 @@ def test_make_run_stack_and_readme_snippet_produce_a_dataset(tmp_path):
         names = [o["Key"] for o in listed["Contents"]]
         assert any("/trl/train/dt=" in n for n in names) and any("/manifests/" in n for n in names)
     finally:
+        stopping = time.monotonic()
         up.send_signal(signal.SIGINT)
         try:
             up.wait(60)
         except subprocess.TimeoutExpired:
             up.kill()
+    stopped_in = time.monotonic() - stopping
     assert up.returncode == 0
     assert not _ready(port)
+    assert stopped_in < 5, f"Ctrl-C took {stopped_in:.1f} s to stop the stack"
+
+    # Started again on the same data: what the first run stored and exported is all there.
+    again = subprocess.Popen(
+        [sys.executable, "-m", "likeloop_cli", "up", "--port", str(port), "--data-dir", str(data)],
+        env=clean_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not _ready(port):
+            assert again.poll() is None and time.monotonic() < deadline, "stack did not come up again"
+            time.sleep(0.3)
+        env = {**clean_env, **read_env_file(data / "env")}  # its servers' ports may differ
+        assert env["LIKELOOP_API_KEY"] == key  # the same demo key
+        _wait_for_pairs(env)
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=env["LIKELOOP_S3_ENDPOINT"],
+            region_name="us-east-1",
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        )
+        assert s3.list_objects_v2(Bucket="likeloop-datasets", Prefix="exports/demo/")["KeyCount"] == len(names)
+    finally:
+        again.send_signal(signal.SIGINT)
+        again.wait(60)
 
 
 def _ready(port: int) -> bool:
