@@ -7,6 +7,7 @@
     ├── Busy                    the work is held by another run; try later      409, exit 1
     ├── CredentialRefused       a key or feedback token is not accepted         401 / 403, exit 2
     ├── StackError              an embedded server could not be started         500, exit 1
+    ├── IntegrityError          data read back differs from its record          500, exit 1
     └── (service) ApiError      an answer the service builds itself             its own status
 
 The service turns any of them into its JSON error body (``service/errors.py``), the command line
@@ -74,6 +75,12 @@ class CredentialRefused(LikeLoopError):
     def __init__(self, code: str, message: str, *, http_status: int = 401, field: str | None = "Authorization"):
         super().__init__(message, field=field, code=code)
         self.http_status = http_status
+
+
+class IntegrityError(LikeLoopError):
+    """Data read back does not match what was recorded of it (an object's size or checksum)."""
+
+    code = "integrity_error"
 
 
 class StackError(LikeLoopError):

@@ -25,6 +25,13 @@ def readme_snippet() -> str:
     return match.group(1)
 
 
+def readme_pull_lines() -> str:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(r"<!-- quickstart-pull -->\s*```sh\n(.*?)```", text, re.S)
+    assert match, "README lost its quick-start pull lines"
+    return match.group(1)
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     out = {}
     for line in path.read_text().splitlines():
@@ -81,6 +88,26 @@ def test_make_run_stack_and_readme_snippet_produce_a_dataset(tmp_path):
         listed = s3.list_objects_v2(Bucket="likeloop-datasets", Prefix="exports/demo/")
         names = [o["Key"] for o in listed["Contents"]]
         assert any("/trl/train/dt=" in n for n in names) and any("/manifests/" in n for n in names)
+
+        # The README's next lines: a snapshot, pulled and loaded with Hugging Face datasets.
+        shell_env = {
+            **env,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",  # as `source .likeloop/env` sets it
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "HF_HOME": str(tmp_path / "hf"),
+        }
+        pulled = subprocess.run(
+            ["bash", "-eu", "-c", readme_pull_lines()],
+            env=shell_env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert pulled.returncode == 0, pulled.stderr
+        assert "DatasetDict" in pulled.stdout and "num_rows: 1" in pulled.stdout, pulled.stdout
+        names = [o["Key"] for o in s3.list_objects_v2(Bucket="likeloop-datasets", Prefix="exports/demo/")["Contents"]]
     finally:
         stopping = time.monotonic()
         up.send_signal(signal.SIGINT)

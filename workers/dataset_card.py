@@ -35,7 +35,8 @@ def dataset_card(layout: Layout, manifest: dict[str, Any], file_format: str) -> 
     lines += [
         f"# {layout.project}: preference pairs from user feedback",
         "",
-        f"Snapshot `{manifest['export_id']}` ({manifest['created_at']}): {counts['pairs']} pairs, "
+        f"{'Snapshot' if manifest['mode'] == 'snapshot' else 'Incremental export'} `{manifest['export_id']}` "
+        f"({manifest['created_at']}): {counts['pairs']} pairs, "
         f"pairing strategy `{manifest['plan']['strategy']}`, test share {manifest['plan']['test_ratio']} "
         "(split by prompt group: no prompt is in both splits).",
         "",

@@ -98,10 +98,17 @@ def _inline(conn: Any, settings: Settings, args: argparse.Namespace, formats: tu
 
 
 def _wait(conn: Any, project: str, export_id: str, timeout: float) -> int:
+    """Wait for the export's outcome; on a terminal, say on stderr how it is going."""
     deadline = time.monotonic() + timeout
+    started, shown = time.monotonic(), None
+    on_terminal = sys.stderr.isatty()
     while time.monotonic() < deadline:
         record = exports.get_export(conn, project, export_id) or {}
-        if record.get("status") in exports.FINAL_STATUSES:
+        status = record.get("status")
+        if on_terminal and status != shown:
+            print(f"export {export_id}: {status} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+            shown = status
+        if status in exports.FINAL_STATUSES:
             print(json.dumps(record))
             return EXIT_OK if record["status"] == ExportStatus.SUCCEEDED else EXIT_FAILED
         time.sleep(WAIT_POLL_S)

@@ -1,0 +1,116 @@
+"""``likeloop pull``: an export downloaded as its manifest lists it, checked, and read offline by
+``datasets.load_dataset``; plain output off a terminal, a progress bar on one."""
+
+import fcntl
+import json
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+
+import pytest
+
+from likeloop_server import apikeys, exports, projects
+from tests.support import P, labelled, likeloop_cli, server_env, store_and_pair
+from workers.export import export_project
+
+N = 6
+
+
+@pytest.fixture
+def exported(conn, s3, settings):
+    apikeys.create_key(conn, P, ("ingest",))
+    store_and_pair(conn, settings, *[e for i in range(N) for e in labelled(i)])
+    projects.update_config(conn, P, formats=("trl", "trl-chat", "openai", "kto"), parquet=True)
+    snapshot = export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot")
+    store_and_pair(conn, settings, *labelled(N))  # one more pair, then an incremental export (of all 7:
+    # a snapshot does not move the incremental cursor)
+    incremental = export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")
+    return snapshot, incremental
+
+
+def load(folder, config, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    import datasets
+
+    return datasets.load_dataset(str(folder), config, cache_dir=str(tmp_path / "cache"))
+
+
+@pytest.mark.parametrize("parquet", [False, True])
+def test_the_latest_snapshot_is_pulled_and_loads_offline(exported, settings, tmp_path, monkeypatch, parquet):
+    snapshot, _ = exported
+    folder = tmp_path / "shop"
+    out = likeloop_cli("pull", "--project", P, "--to", str(folder), *(["--parquet"] if parquet else []), "--json",
+                       settings=settings)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    done = json.loads(out.stdout)
+    assert done["export_id"] == snapshot["export_id"] and done["mode"] == "snapshot"
+    assert done["configs"] == ["kto", "openai", "trl", "trl-chat"]
+    assert json.loads((folder / "manifest.json").read_text())["export_id"] == snapshot["export_id"]
+    assert not list(folder.rglob("*.partial"))
+    trl = load(folder, "trl", tmp_path, monkeypatch)
+    assert sorted(trl["train"]["chosen"]) == sorted(f"good {i}" for i in range(N))
+    assert load(folder, None, tmp_path, monkeypatch)["train"].column_names == trl["train"].column_names
+    assert load(folder, "kto", tmp_path, monkeypatch)["train"].num_rows == 2 * N
+    assert load(folder, "openai", tmp_path, monkeypatch)["train"].num_rows == N
+
+
+def test_a_named_export_is_pulled(exported, settings, tmp_path, monkeypatch):
+    _, incremental = exported
+    folder = tmp_path / "inc"
+    out = likeloop_cli("pull", "--project", P, "--to", str(folder), "--export", incremental["export_id"],
+                       settings=settings)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"pulled export {incremental['export_id']} of {P}")
+    assert incremental["counts"]["pairs"] == N + 1
+    chosen = load(folder, "trl", tmp_path, monkeypatch)["train"]["chosen"]
+    assert sorted(chosen) == sorted(f"good {i}" for i in range(N + 1))
+
+
+def test_an_object_that_differs_from_its_manifest_is_refused(exported, s3, settings, tmp_path):
+    snapshot, _ = exported
+    (victim,) = [f for f in snapshot["files"] if f["format"] == "trl" and f["file_format"] == "jsonl"]
+    s3.put_object(Bucket=settings.s3_bucket, Key=victim["key"], Body=b"not what was exported")
+    folder = tmp_path / "shop"
+    out = likeloop_cli("pull", "--project", P, "--to", str(folder), settings=settings)
+    assert out.returncode == 1 and "sha256" in out.stderr and victim["key"] in out.stderr
+    assert not list(folder.rglob("*.partial")) and not (folder / "README.md").exists()
+
+
+def test_no_snapshot_yet_is_a_clear_error(conn, s3, settings, tmp_path):
+    apikeys.create_key(conn, P, ("ingest",))
+    out = likeloop_cli("pull", "--project", P, "--to", str(tmp_path / "x"), settings=settings)
+    assert out.returncode == 2 and "no snapshot export yet" in out.stderr
+    out = likeloop_cli("pull", "--project", P, "--to", str(tmp_path / "x"), "--export", "nope", settings=settings)
+    assert out.returncode == 2 and "no export 'nope'" in out.stderr
+
+
+def test_on_a_terminal_it_shows_progress(exported, settings, tmp_path):
+    main, side = pty.openpty()
+    fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal has a size
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "likeloop_cli", "pull", "--project", P, "--to", str(tmp_path / "t")],
+        env=server_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=side,
+    )
+    os.close(side)
+    shown = b""
+    while True:  # read the terminal while it is open: Linux drops what is unread when it closes
+        ready, _, _ = select.select([main], [], [], 120)
+        try:
+            chunk = os.read(main, 65536) if ready else b""
+        except OSError:  # the other side closed
+            chunk = b""
+        if not chunk:
+            break
+        shown += chunk
+    os.close(main)
+    stdout = proc.stdout.read()
+    assert proc.wait(60) == 0
+    assert b"pull: 100%" in shown, shown  # tqdm's bar, on the terminal
+    assert stdout.decode().startswith("pulled export")  # the result stays plain on stdout

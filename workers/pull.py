@@ -1,0 +1,119 @@
+"""Pulling an export down: the objects its manifest lists, each checked against the manifest's
+size and sha256, laid out as in S3 with the dataset card beside them, so ``datasets.load_dataset``
+reads the folder offline as it would the bucket."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from likeloop_server.errors import IntegrityError, NotFound
+from likeloop_server.settings import Settings
+
+from .dataset_card import dataset_card
+from .export_layout import Layout
+
+# Objects are read and hashed this much at a time: memory stays flat whatever their size.
+READ_BYTES = 1 << 20
+
+Progress = Callable[[int], None]  # called with each chunk's size in bytes
+
+
+def find_manifest(s3: Any, layout: Layout, export_id: str | None = None) -> tuple[str, dict[str, Any]]:
+    """(key, manifest) of the export named ``export_id``, else of the latest snapshot."""
+    paginator = s3.get_paginator("list_objects_v2")
+    names = [
+        obj["Key"]
+        for page in paginator.paginate(Bucket=layout.bucket, Prefix=layout.manifests)
+        for obj in page.get("Contents", [])
+    ]
+    if export_id is not None:
+        wanted = [k for k in names if k.endswith(f"-{export_id}.json") or k == layout.manifest(export_id)]
+        if not wanted:
+            raise NotFound(f"no export {export_id!r} of project {layout.project!r} in S3", field="export")
+        return wanted[-1], _read_json(s3, layout.bucket, wanted[-1])
+    for key in sorted(names, reverse=True):  # names sort in the order the exports ran
+        manifest = _read_json(s3, layout.bucket, key)
+        if manifest.get("mode") == "snapshot":
+            return key, manifest
+    raise NotFound(
+        f"project {layout.project!r} has no snapshot export yet: run "
+        f"'likeloop export --project {layout.project} --mode snapshot --wait'",
+        field="project",
+    )
+
+
+def _read_json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
+    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def files_to_pull(manifest: dict[str, Any], file_format: str) -> list[dict[str, Any]]:
+    """The manifest's dataset files in ``file_format`` (jsonl or parquet)."""
+    files = [f for f in manifest["files"] if f["kind"] == "pairs" and f["file_format"] == file_format]
+    if not files:
+        raise NotFound(f"export {manifest['export_id']} wrote no {file_format} files", field="parquet")
+    return files
+
+
+def download(s3: Any, bucket: str, key: str, target: Path, size: int, sha256: str, progress: Progress) -> None:
+    """One object to ``target``, through a temporary file renamed only once it matches."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    digest, written = hashlib.sha256(), 0
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    with open(partial, "wb") as out:
+        while chunk := body.read(READ_BYTES):
+            digest.update(chunk)
+            out.write(chunk)
+            written += len(chunk)
+            progress(len(chunk))
+    if written != size or digest.hexdigest() != sha256:
+        partial.unlink()
+        raise IntegrityError(
+            f"{key}: got {written} bytes with sha256 {digest.hexdigest()}; its manifest says {size} and {sha256}"
+        )
+    os.replace(partial, target)
+
+
+def pull(
+    s3: Any,
+    settings: Settings,
+    project: str,
+    dest: Path,
+    export_id: str | None = None,
+    parquet: bool = False,
+    on_plan: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Download an export (the latest snapshot unless ``export_id``) into ``dest``: its data
+    files, a dataset card and its manifest. ``on_plan`` gets the total bytes before the first
+    download; ``progress`` each chunk's size. Returns what was pulled."""
+    layout = Layout(settings, project)
+    manifest_key, manifest = find_manifest(s3, layout, export_id)
+    file_format = "parquet" if parquet else "jsonl"
+    files = files_to_pull(manifest, file_format)
+    total = sum(f["bytes"] for f in files)
+    if on_plan is not None:
+        on_plan(total)
+    base = layout.dataset_root(file_format) + "/"
+    for f in files:
+        target = dest / f["key"].removeprefix(base)
+        download(s3, layout.bucket, f["key"], target, f["bytes"], f["sha256"], progress or (lambda n: None))
+    (dest / "README.md").write_text(dataset_card(layout, manifest, file_format), encoding="utf-8")
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+    return {
+        "project": project,
+        "export_id": manifest["export_id"],
+        "mode": manifest["mode"],
+        "manifest": f"s3://{layout.bucket}/{manifest_key}",
+        "to": str(dest),
+        "file_format": file_format,
+        "files": len(files),
+        "bytes": total,
+        "counts": manifest["counts"],
+        "configs": sorted({f["format"] for f in files}),
+    }
