@@ -64,6 +64,35 @@ def store_and_pair(
     return dirty
 
 
+def run_on_terminal(argv: list[str], env: dict[str, str], timeout: float = 120) -> tuple[int, str, bytes]:
+    """Run a command with stderr on a pseudo-terminal (100 columns): (exit status, stdout, what
+    the terminal showed)."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import termios
+
+    main, side = pty.openpty()
+    fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal has a size
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=side)
+    os.close(side)
+    shown = b""
+    while True:  # read the terminal while it is open: Linux drops what is unread when it closes
+        ready, _, _ = select.select([main], [], [], timeout)
+        try:
+            chunk = os.read(main, 65536) if ready else b""
+        except OSError:  # the other side closed
+            chunk = b""
+        if not chunk:
+            break
+        shown += chunk
+    os.close(main)
+    stdout = proc.stdout.read().decode() if proc.stdout else ""
+    return proc.wait(60), stdout, shown
+
+
 def read_jsonl_gz(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
     """The rows of one gzipped JSON-lines object."""
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()

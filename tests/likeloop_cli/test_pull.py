@@ -1,20 +1,14 @@
 """``likeloop pull``: an export downloaded as its manifest lists it, checked, and read offline by
 ``datasets.load_dataset``; plain output off a terminal, a progress bar on one."""
 
-import fcntl
 import json
-import os
-import pty
-import select
-import struct
 import subprocess
 import sys
-import termios
 
 import pytest
 
 from likeloop_server import apikeys, exports, projects
-from tests.support import P, labelled, likeloop_cli, server_env, store_and_pair
+from tests.support import P, labelled, likeloop_cli, run_on_terminal, server_env, store_and_pair
 from workers.export import export_project
 
 N = 6
@@ -90,27 +84,30 @@ def test_no_snapshot_yet_is_a_clear_error(conn, s3, settings, tmp_path):
 
 
 def test_on_a_terminal_it_shows_progress(exported, settings, tmp_path):
-    main, side = pty.openpty()
-    fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal has a size
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "likeloop_cli", "pull", "--project", P, "--to", str(tmp_path / "t")],
-        env=server_env(settings),
-        stdout=subprocess.PIPE,
-        stderr=side,
-    )
-    os.close(side)
-    shown = b""
-    while True:  # read the terminal while it is open: Linux drops what is unread when it closes
-        ready, _, _ = select.select([main], [], [], 120)
-        try:
-            chunk = os.read(main, 65536) if ready else b""
-        except OSError:  # the other side closed
-            chunk = b""
-        if not chunk:
-            break
-        shown += chunk
-    os.close(main)
-    stdout = proc.stdout.read()
-    assert proc.wait(60) == 0
+    argv = [sys.executable, "-m", "likeloop_cli", "pull", "--project", P, "--to", str(tmp_path / "t")]
+    status, stdout, shown = run_on_terminal(argv, server_env(settings))
+    assert status == 0
     assert b"pull: 100%" in shown, shown  # tqdm's bar, on the terminal
-    assert stdout.decode().startswith("pulled export")  # the result stays plain on stdout
+    assert stdout.startswith("pulled export")  # the result stays plain on stdout
+
+
+def test_export_wait_says_how_it_goes_on_a_terminal_and_prints_only_json_off_one(conn, s3, settings):
+    apikeys.create_key(conn, P, ("ingest",))
+    store_and_pair(conn, settings, *labelled(0))
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "likeloop_cli", "worker"],
+        env=server_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        argv = [sys.executable, "-m", "likeloop_cli", "export", "--project", P, "--wait"]
+        status, stdout, shown = run_on_terminal(argv, server_env(settings))
+        assert status == 0 and json.loads(stdout)["status"] == "succeeded"
+        assert b": queued (0 s)" in shown or b": running" in shown, shown
+        assert b": succeeded" in shown, shown
+        plain = likeloop_cli("export", "--project", P, "--wait", settings=settings)
+        assert plain.returncode == 0 and plain.stderr == "" and json.loads(plain.stdout)["status"] == "succeeded"
+    finally:
+        worker.terminate()
+        worker.wait(30)
