@@ -35,6 +35,9 @@ EXPORT_LOCK_TTL_S = 120
 RATE_LIMIT = ""
 # Feedback tokens carry their own authority, so any origin may post browser feedback.
 CORS_ORIGINS = "*"
+# Feedback tokens live at most this long, whatever expiry their minter wrote (the SDK caps it too):
+# a leaked token stops working within a week.
+MAX_TOKEN_LIFETIME_S = 7 * 86400
 # API key records are cached this long per service process: revocation takes this long.
 KEY_CACHE_S = 5
 GROUP_COMMIT = False

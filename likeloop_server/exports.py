@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from datetime import UTC, datetime
@@ -15,6 +16,8 @@ from .errors import InvalidValue
 from .queues import enqueue_export
 
 MODES = ("incremental", "snapshot")
+# What new_export_id makes; anything else names no export (and is never looked up in Redis).
+EXPORT_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 
 
 class ExportStatus(StrEnum):
@@ -98,6 +101,9 @@ _NUMERIC = ("requested_at", "started_at", "finished_at", "pairs", "retractions",
 
 
 def get_export(conn: redis.Redis, project: str, export_id: str) -> dict[str, Any] | None:
+    """An export's record, or None (also for an id no export could have)."""
+    if not EXPORT_ID_RE.match(export_id):
+        return None
     raw = conn.hgetall(keys.ProjectKeys(project).export(export_id))
     if not raw:
         return None

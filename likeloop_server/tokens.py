@@ -19,9 +19,12 @@ from dataclasses import dataclass
 import redis
 
 from . import apikeys
+from .defaults import MAX_TOKEN_LIFETIME_S
 from .errors import CredentialRefused
 
 PREFIX = "llft_"
+# Clocks of the minting app and the service may differ this much.
+_CLOCK_SLACK_S = 300
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,8 @@ def verify(conn: redis.Redis, token: str, now: float | None = None) -> TokenClai
         if not isinstance(key_id, str) or not isinstance(response_id, str):
             raise ValueError("bad claim types")
         given = _unb64(signature)
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+    # OverflowError: an infinite expiry; RecursionError: JSON nested too deeply.
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError, binascii.Error, UnicodeDecodeError) as exc:
         raise _malformed() from exc
     found = apikeys.lookup_by_id(conn, key_id)
     if found is None:
@@ -66,6 +70,9 @@ def verify(conn: redis.Redis, token: str, now: float | None = None) -> TokenClai
         raise CredentialRefused(
             "insufficient_scope", "the key that minted this feedback token lacks the 'ingest' scope", http_status=403
         )
-    if expires_at < (now if now is not None else time.time()):
+    now = now if now is not None else time.time()
+    if expires_at < now:
         raise CredentialRefused("expired_token", "this feedback token has expired; mint a new one")
+    if expires_at > now + MAX_TOKEN_LIFETIME_S + _CLOCK_SLACK_S:
+        raise CredentialRefused("invalid_token", "this feedback token claims a lifetime longer than 7 days")
     return TokenClaims(key_id, key.project, response_id, expires_at, user_id if isinstance(user_id, str) else None)

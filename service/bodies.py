@@ -20,7 +20,8 @@ from .resources import resources
 def limit_arg(default: int, maximum: int) -> int:
     """The ``limit`` query parameter of a list endpoint, from 1 to ``maximum``."""
     raw = request.args.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    # ASCII digits only: str.isdigit() accepts "²", which int() refuses.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 1 <= int(raw) <= maximum:
         raise ApiError(400, "invalid_field", f"limit: must be an integer from 1 to {maximum}", field="limit")
     return int(raw)
 

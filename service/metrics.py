@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
+from .event_schemas import FeedbackEventSchema, ResponseEventSchema
 from .pipeline_metrics import PipelineCollector
 from .tally import Tally
 
@@ -25,18 +26,24 @@ EVENTS = Counter(
 ERRORS = Counter("likeloop_request_errors_total", "Requests answered with an error, by error code", ["code"])
 # The per-request updates (latency, event outcomes) go through this; see service/tally.py.
 TALLY = Tally()
+# Rejection reasons a metric label may name: the fields of the event schemas.
+REASON_FIELDS = frozenset(ResponseEventSchema().fields) | frozenset(FeedbackEventSchema().fields)
+# HTTP methods a metric label may name; any other is "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 _OUTCOMES: dict[tuple[str, str], Any] = {}  # label lookups cost more than the increment
 
 
 def _reason(error: dict[str, Any] | None) -> str:
-    """The metric label of a rejection: the field's last name (events[3].value -> value), so the
-    label set stays bounded; "event" when the event itself was wrong (not an object)."""
+    """The metric label of a rejection: the field's last name (events[3].value -> value), one of
+    the event schemas' fields or "other" (a caller's unknown keys must not make new series);
+    "event" when the event itself was wrong (not an object)."""
     field = (error or {}).get("field") or "body"
     if "." in field:
-        return field.rsplit(".", 1)[-1]
-    return "event" if field.startswith("events[") else field
+        name = field.rsplit(".", 1)[-1]
+        return name if name in REASON_FIELDS else "other"
+    return "event" if field.startswith("events[") else ("body" if field == "body" else "other")
 
 
 def record_event_outcomes(results: list[dict[str, Any]]) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import redis
 from flask import Blueprint, current_app, jsonify, redirect
 
 from .resources import resources
 
+log = logging.getLogger(__name__)
 bp = Blueprint("pages", __name__)
 
 
@@ -33,5 +36,6 @@ def readyz():  # type: ignore[no-untyped-def]
     try:
         resources().redis.ping()
     except redis.RedisError as exc:
-        return jsonify({"status": "unavailable", "redis": str(exc)}), 503
+        log.warning("not ready: Redis did not answer: %s", exc)  # the reason goes to the log, not to callers
+        return jsonify({"status": "unavailable", "redis": "unavailable"}), 503
     return jsonify({"status": "ok", "redis": "ok"})

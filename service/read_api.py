@@ -10,6 +10,7 @@ from flask import Blueprint, g, jsonify, request
 
 from likeloop_server import keys, queues, stored
 from likeloop_server.defaults import MAX_COMMENTS, MAX_PROMPTS
+from likeloop_server.identity import CLIENT_ID_RE
 from likeloop_server.stats import StatsQuery, most_disliked, read_stats
 
 from .auth import require
@@ -23,7 +24,9 @@ bp = Blueprint("read", __name__)
 @bp.get("/v1/responses/<response_id>")
 @require("read")
 def get_response(response_id: str):  # type: ignore[no-untyped-def]
-    (found,) = stored.read_responses(resources().redis, keys.ProjectKeys(g.project), [response_id])
+    found = None
+    if CLIENT_ID_RE.match(response_id):  # no other id can be stored: not looked up
+        (found,) = stored.read_responses(resources().redis, keys.ProjectKeys(g.project), [response_id])
     if found is None:
         raise ApiError(404, "response_not_found", f"no response {response_id!r} in this project", field="response_id")
     r = found.response

@@ -14,7 +14,7 @@ from likeloop_server.identity import new_id
 
 from .errors import ERROR_CODE_KEY
 from .logs import REQUEST_ID_KEY, access_log
-from .metrics import ERRORS, REQUESTS, TALLY
+from .metrics import ERRORS, METHODS, REQUESTS, TALLY
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -47,6 +47,7 @@ class RequestObserver:
         rule = getattr(environ.get("werkzeug.request"), "url_rule", None)
         endpoint = rule.rule if rule is not None else "unmatched"
         method = environ.get("REQUEST_METHOD", "")
+        method = method if method in METHODS else "other"  # a label from a fixed set
         slot = (endpoint, method, status)
         histogram = self._histograms.get(slot)
         if histogram is None:
