@@ -33,6 +33,9 @@ EXPORT_LOCK_TTL_S = 120
 # Per-key request limit on the write endpoints, in flask-limiter's syntax ("100/second"); empty
 # means no limit.
 RATE_LIMIT = ""
+# Per feedback token, on POST /v1/feedback: a person clicks a few times a minute; a script
+# replaying one token from a page gets 429 after this.
+TOKEN_RATE_LIMIT = "30/minute"
 # Feedback tokens carry their own authority, so any origin may post browser feedback.
 CORS_ORIGINS = "*"
 # Feedback tokens live at most this long, whatever expiry their minter wrote (the SDK caps it too):

@@ -62,6 +62,7 @@ class Settings:
     export_lock_ttl_s: int = _setting(defaults.EXPORT_LOCK_TTL_S, "LIKELOOP_EXPORT_LOCK_TTL_S", _parse_int)
     pairing_lease_s: int = _setting(defaults.PAIRING_LEASE_S, "LIKELOOP_PAIRING_LEASE_S", _parse_int)
     rate_limit: str = _setting(defaults.RATE_LIMIT, "LIKELOOP_RATE_LIMIT")
+    token_rate_limit: str = _setting(defaults.TOKEN_RATE_LIMIT, "LIKELOOP_TOKEN_RATE_LIMIT")
     # Origins allowed to post browser feedback (CORS on /v1/feedback only).
     cors_origins: str = _setting(defaults.CORS_ORIGINS, "LIKELOOP_CORS_ORIGINS")
     key_cache_s: int = _setting(defaults.KEY_CACHE_S, "LIKELOOP_KEY_CACHE_S", _parse_int)

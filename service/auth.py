@@ -42,6 +42,9 @@ def require(scope: str, allow_token: bool = False) -> Callable[[F], F]:
                         "token_not_allowed", "feedback tokens are accepted only by POST /v1/feedback"
                     )
                 ctx.token = tokens.verify(resources().redis, secret)  # or CredentialRefused
+                limiter = resources().token_limiter
+                if limiter is not None:
+                    limiter.check(secret)  # or 429
                 ctx.project = ctx.token.project
                 return view(*args, **kwargs)
             key = resources().keys.lookup(secret)

@@ -12,6 +12,7 @@ from likeloop_server.settings import Settings
 
 from .auth_cache import KeyCache
 from .group_commit import DirectCommit, GroupCommit
+from .ratelimit import TokenLimiter
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Resources:
     redis: redis.Redis
     keys: KeyCache
     commit: DirectCommit | GroupCommit  # stores events through a BatchStore
+    token_limiter: TokenLimiter | None = None  # counts feedback-token requests (ratelimit.py)
 
 
 def resources() -> Resources:
