@@ -4,12 +4,14 @@ events (and pairing them) without the HTTP layer, reading exported objects, and 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +173,25 @@ class LiveService:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+@contextlib.contextmanager
+def running_worker(settings: Settings) -> Iterator[subprocess.Popen]:
+    """A long-running ``likeloop worker`` in a child process, as in production."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "likeloop_cli", "worker"],
+        env=server_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def run_worker_burst(settings: Settings) -> subprocess.CompletedProcess:

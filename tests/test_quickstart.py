@@ -32,6 +32,17 @@ def readme_pull_lines() -> str:
     return match.group(1)
 
 
+def s3_of(env: dict[str, str]):  # type: ignore[no-untyped-def]
+    """A client of the stack's S3, with the credentials its env file gives."""
+    return boto3.client(
+        "s3",
+        endpoint_url=env["LIKELOOP_S3_ENDPOINT"],
+        region_name="us-east-1",
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     out = {}
     for line in path.read_text().splitlines():
@@ -78,13 +89,7 @@ def test_make_run_stack_and_readme_snippet_produce_a_dataset(tmp_path):
         record = json.loads(export.stdout)
         assert record["status"] == "succeeded" and record["pairs"] == 1
 
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=env["LIKELOOP_S3_ENDPOINT"],
-            region_name="us-east-1",
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        )
+        s3 = s3_of(env)
         listed = s3.list_objects_v2(Bucket="likeloop-datasets", Prefix="exports/demo/")
         names = [o["Key"] for o in listed["Contents"]]
         assert any("/trl/train/dt=" in n for n in names) and any("/manifests/" in n for n in names)
@@ -135,13 +140,7 @@ def test_make_run_stack_and_readme_snippet_produce_a_dataset(tmp_path):
         env = {**clean_env, **read_env_file(data / "env")}  # its servers' ports may differ
         assert env["LIKELOOP_API_KEY"] == key  # the same demo key
         _wait_for_pairs(env)
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=env["LIKELOOP_S3_ENDPOINT"],
-            region_name="us-east-1",
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        )
+        s3 = s3_of(env)
         assert s3.list_objects_v2(Bucket="likeloop-datasets", Prefix="exports/demo/")["KeyCount"] == len(names)
     finally:
         again.send_signal(signal.SIGINT)

@@ -1,6 +1,5 @@
 """The ``likeloop`` command as scripts use it."""
 
-import contextlib
 import json
 import socket
 import subprocess
@@ -11,7 +10,7 @@ import pytest
 
 from likeloop_cli.stack import free_port
 from likeloop_server import apikeys
-from tests.support import likeloop_cli, server_env
+from tests.support import likeloop_cli, running_worker
 
 COMMANDS = ["up", "serve", "worker", "cron", "keys", "export", "project", "stats"]
 
@@ -66,25 +65,6 @@ def test_unreachable_redis_is_a_clear_error(settings):
         "stats", "--project", "acme", settings=replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     )
     assert result.returncode == 1 and "cannot reach Redis" in result.stderr
-
-
-@contextlib.contextmanager
-def running_worker(settings):
-    """A long-running ``likeloop worker`` in a child process, as in production."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "likeloop_cli", "worker"],
-        env=server_env(settings),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_export_wait_succeeds_with_a_running_worker(conn, s3, settings):

@@ -2,13 +2,12 @@
 ``datasets.load_dataset``; plain output off a terminal, a progress bar on one."""
 
 import json
-import subprocess
 import sys
 
 import pytest
 
 from likeloop_server import apikeys, exports, projects
-from tests.support import P, labelled, likeloop_cli, run_on_terminal, server_env, store_and_pair
+from tests.support import P, labelled, likeloop_cli, run_on_terminal, running_worker, server_env, store_and_pair
 from workers.export import export_project
 
 N = 6
@@ -94,13 +93,7 @@ def test_on_a_terminal_it_shows_progress(exported, settings, tmp_path):
 def test_export_wait_says_how_it_goes_on_a_terminal_and_prints_only_json_off_one(conn, s3, settings):
     apikeys.create_key(conn, P, ("ingest",))
     store_and_pair(conn, settings, *labelled(0))
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "likeloop_cli", "worker"],
-        env=server_env(settings),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with running_worker(settings):
         argv = [sys.executable, "-m", "likeloop_cli", "export", "--project", P, "--wait"]
         status, stdout, shown = run_on_terminal(argv, server_env(settings))
         assert status == 0 and json.loads(stdout)["status"] == "succeeded"
@@ -108,6 +101,3 @@ def test_export_wait_says_how_it_goes_on_a_terminal_and_prints_only_json_off_one
         assert b": succeeded" in shown, shown
         plain = likeloop_cli("export", "--project", P, "--wait", settings=settings)
         assert plain.returncode == 0 and plain.stderr == "" and json.loads(plain.stdout)["status"] == "succeeded"
-    finally:
-        worker.terminate()
-        worker.wait(30)
