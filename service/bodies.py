@@ -60,12 +60,17 @@ def _raw_body() -> bytes:
     return data
 
 
-def json_body(allow_empty: bool = False) -> Any:
-    """The request's JSON body (gzip allowed). Raises ApiError for anything that is not JSON."""
+def json_body(allow_empty: bool = False, batch: bool = False) -> Any:
+    """The request's JSON body (gzip allowed). Raises ApiError for anything that is not JSON.
+
+    A gzip body may inflate to ``LIKELOOP_MAX_INFLATED_BYTES`` for a batch (``batch``), and to no
+    more than the body limit itself for anything else: one event needs no more room inflated
+    than it may take plain."""
     data = _raw_body()
     encoding = request.environ.get("HTTP_CONTENT_ENCODING", "identity").lower()
     if encoding == "gzip":
-        data = _inflate(data, resources().settings.max_inflated_bytes)
+        settings = resources().settings
+        data = _inflate(data, settings.max_inflated_bytes if batch else settings.max_body_bytes)
     elif encoding not in ("identity", ""):
         raise ApiError(
             415,

@@ -81,3 +81,24 @@ def test_readiness_does_not_echo_redis_errors(settings, conn):
     down = create_app(replace(settings, redis_url="redis://127.0.0.1:1/0")).test_client()
     resp = down.get("/readyz")
     assert resp.status_code == 503 and resp.json == {"status": "unavailable", "redis": "unavailable"}
+
+
+def test_an_oversized_batch_is_refused_before_any_event_is_validated(client, key):
+    # An envelope that validation would refuse (an unknown key) is refused for its size first.
+    body = {"events": [{"type": "like"}] * 501, "unexpected": True}
+    resp = client.post("/v1/events", json=body, headers=auth(key))
+    assert resp.status_code == 413 and resp.json["error"]["code"] == "batch_too_large"
+
+
+def test_a_single_event_may_inflate_only_to_the_body_limit(client, key):
+    import gzip
+
+    event = {"type": "like", "response_id": "r1", "pad": "x" * (2 * 1024 * 1024)}  # 2 MiB inflated
+    packed = gzip.compress(json.dumps(event).encode())
+    assert len(packed) < 1024 * 1024  # the compressed body is within the 1 MiB limit
+    headers = {**auth(key), "Content-Encoding": "gzip", "Content-Type": "application/json"}
+    single = client.post("/v1/feedback", data=packed, headers=headers)
+    assert single.status_code == 413 and single.json["error"]["code"] == "body_too_large"
+    batch = {"events": [{"type": "response", "prompt": "Q", "response": "x" * (1024 * 1024 + 10)}]}
+    resp = client.post("/v1/events", data=gzip.compress(json.dumps(batch).encode()), headers=headers)
+    assert resp.status_code == 207  # a batch may inflate further (to 8 MiB); this event is then too long
