@@ -161,7 +161,6 @@ def pairing_alone(st: Stack, groups: int) -> float:
         send_group(ll, project, n)
     assert ll.flush(120)
     ll.shutdown()
-    st.conn.delete(keys.ProjectKeys(project).pairing_job)
     started = time.monotonic()
     done = drain(st.conn, project, 100, time.monotonic() + 600)["groups"]
     return done / (time.monotonic() - started)

@@ -13,7 +13,7 @@ import redis
 from rq import Queue, Retry, Worker
 from rq.registry import FailedJobRegistry
 
-from . import defaults, keys
+from . import defaults, keys, ownership
 from .identity import new_id
 
 PAIRING_QUEUE = "likeloop-pairing"
@@ -27,12 +27,6 @@ EXPORT_JOB = "workers.export.run_export"
 
 PAIRING_RETRY = Retry(max=len(defaults.PAIRING_RETRY_INTERVALS_S), interval=list(defaults.PAIRING_RETRY_INTERVALS_S))
 EXPORT_RETRY = Retry(max=len(defaults.EXPORT_RETRY_INTERVALS_S), interval=list(defaults.EXPORT_RETRY_INTERVALS_S))
-
-
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 def schedule_pairing(conn: redis.Redis, project: str) -> bool:
@@ -60,7 +54,7 @@ def schedule_pairing(conn: redis.Redis, project: str) -> bool:
 
 def release_pairing_job(conn: redis.Redis, project: str, job_id: str) -> None:
     """Free the project's queued-job name if it is ``job_id`` (the job has started)."""
-    conn.eval(_RELEASE, 1, keys.ProjectKeys(project).pairing_job, job_id)
+    ownership.release(conn, keys.ProjectKeys(project).pairing_job, job_id)
 
 
 def repair_all(conn: redis.Redis, project: str) -> int:

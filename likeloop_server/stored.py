@@ -47,7 +47,7 @@ def parse_messages(raw: bytes) -> list[dict[str, Any]]:
     return json.loads(raw)
 
 
-def parse_response(raw: dict[bytes, bytes]) -> dict[str, Any] | None:
+def parse_response(raw: dict[bytes, bytes], json_fields: tuple[str, ...] = _JSON_FIELDS) -> dict[str, Any] | None:
     """A response hash as text fields, its JSON fields decoded and ``ts`` a float; None if empty
     (the response expired or never existed). Fields: ``id``, ``group``, ``response``, ``model``,
     ``ts``, ``dims`` (JSON text) and, when given, ``prompt``, ``messages``, ``system``, ``prompt_id``,
@@ -55,7 +55,7 @@ def parse_response(raw: dict[bytes, bytes]) -> dict[str, Any] | None:
     if not raw:
         return None
     out: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
-    for name in _JSON_FIELDS:
+    for name in json_fields:
         if name in out:
             out[name] = json.loads(out[name])
     out["ts"] = float(out.get("ts", 0))
@@ -73,9 +73,10 @@ class ResponseWithFeedback:
 
 
 def read_responses(
-    conn: redis.Redis, pk: keys.ProjectKeys, response_ids: list[str]
+    conn: redis.Redis, pk: keys.ProjectKeys, response_ids: list[str], json_fields: tuple[str, ...] = _JSON_FIELDS
 ) -> list[ResponseWithFeedback | None]:
-    """Each response with its feedback, in one round trip; None for one that is gone."""
+    """Each response with its feedback, in one round trip; None for one that is gone.
+    ``json_fields`` are decoded (pass fewer to leave others as text)."""
     pipe = conn.pipeline(transaction=False)
     for rid in response_ids:
         pipe.hgetall(pk.response(rid))
@@ -86,7 +87,7 @@ def read_responses(
     out: list[ResponseWithFeedback | None] = []
     for i in range(len(response_ids)):
         resp, votes, ratings, comments = rows[4 * i : 4 * i + 4]
-        parsed = parse_response(resp)
+        parsed = parse_response(resp, json_fields)
         out.append(
             None
             if parsed is None

@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
-from .event_schemas import FeedbackEventSchema, ResponseEventSchema
+from .event_schemas import feedback_event_schema, response_event_schema
 from .pipeline_metrics import PipelineCollector
 from .tally import Tally
 
@@ -27,7 +27,7 @@ ERRORS = Counter("likeloop_request_errors_total", "Requests answered with an err
 # The per-request updates (latency, event outcomes) go through this; see service/tally.py.
 TALLY = Tally()
 # Rejection reasons a metric label may name: the fields of the event schemas.
-REASON_FIELDS = frozenset(ResponseEventSchema().fields) | frozenset(FeedbackEventSchema().fields)
+REASON_FIELDS = frozenset(response_event_schema.fields) | frozenset(feedback_event_schema.fields)
 # HTTP methods a metric label may name; any other is "other".
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 

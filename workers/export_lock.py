@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import redis
 
+from likeloop_server import ownership
 from likeloop_server.errors import Busy
 
-_RELEASE_LOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 _RENEW_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return 0
@@ -37,4 +34,4 @@ class ExportLock:
             raise ExportBusy(f"lost {self.key}: this export was too slow to renew it")
 
     def release(self) -> None:
-        self.conn.eval(_RELEASE_LOCK, 1, self.key, self.owner)
+        ownership.release(self.conn, self.key, self.owner)

@@ -71,7 +71,8 @@ def read_groups(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -
             )
         )
         members.append(sorted(r.decode() for r in rids))
-    found = iter(stored.read_responses(conn, pk, [rid for rids in members for rid in rids]))
+    # JSON fields left as text: only the first response's messages are needed, for the prompt.
+    found = iter(stored.read_responses(conn, pk, [rid for rids in members for rid in rids], json_fields=()))
     for snap, rids in zip(snaps, members, strict=True):
         for rid in rids:
             _add_response(snap, rid, next(found))
@@ -84,7 +85,8 @@ def _add_response(snap: GroupSnapshot, rid: str, found: stored.ResponseWithFeedb
         return
     r = found.response
     if not snap.prompt:
-        snap.prompt = {"prompt": r.get("prompt"), "system": r.get("system"), "messages": r.get("messages")}
+        messages = stored.parse_messages(r["messages"]) if "messages" in r else None
+        snap.prompt = {"prompt": r.get("prompt"), "system": r.get("system"), "messages": messages}
     snap.labels.append(
         ResponseLabels(
             response_id=rid,

@@ -90,10 +90,10 @@ class Client:
         self.on_error = on_error
         self.debug = debug
         config = _config.from_arguments(
-            api_key, url, spool_dir,
-            flush_at=flush_at, flush_interval=flush_interval, max_batch_bytes=max_batch_bytes,
+            api_key, url, spool_dir, flush_at,
+            flush_interval=flush_interval, max_batch_bytes=max_batch_bytes,
             max_queue=max_queue, max_queue_bytes=max_queue_bytes, timeout=timeout, max_retries=max_retries,
-            exit_timeout=exit_timeout, spool_fsync=spool_fsync, sync=sync, sample_rate=sample_rate, debug=debug,
+            exit_timeout=exit_timeout, spool_fsync=spool_fsync, sync=sync, sample_rate=sample_rate,
             enabled=enabled, retry=retry or RetryPolicy(), user_agent=f"likeloop-python/{__version__}",
         )  # fmt: skip
         self.config = self._checked(config)

@@ -51,7 +51,6 @@ class Config:
     spool_fsync: str = "always"
     sync: bool = False
     sample_rate: float = 1.0
-    debug: bool = False
     enabled: bool = True
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     user_agent: str = "likeloop-python"
@@ -63,7 +62,7 @@ class Config:
 
 
 def from_arguments(
-    api_key: str | None, url: str | None, spool_dir: str | os.PathLike[str] | None, **given: object
+    api_key: str | None, url: str | None, spool_dir: str | os.PathLike[str] | None, flush_at: int, **given: object
 ) -> Config:
     """A config from ``Client``'s arguments: key and URL default to LIKELOOP_API_KEY and
     LIKELOOP_URL, ``flush_at`` is at least 1."""
@@ -71,5 +70,6 @@ def from_arguments(
         api_key=api_key or os.environ.get("LIKELOOP_API_KEY", ""),
         url=(url or os.environ.get("LIKELOOP_URL") or DEFAULT_URL).rstrip("/"),
         spool_dir=Path(spool_dir) if spool_dir is not None else None,
-        **{**given, "flush_at": max(1, int(given.get("flush_at", DEFAULT_FLUSH_AT)))},  # type: ignore[arg-type]
+        flush_at=max(1, flush_at),
+        **given,  # type: ignore[arg-type]
     )
