@@ -15,15 +15,18 @@ from typing import Any
 import redis
 
 from . import defaults, keys
+from .counters import DIMENSIONS
 from .direct_script import DirectScript
 from .ingest import dumps_bytes
 from .settings import Settings
 
 
 def _script_source() -> str:
-    """ingest.lua, after a line that names the key arguments it gets first (keys.py's names)."""
+    """ingest.lua, after lines that name the key arguments it gets first (keys.py's names) and
+    the stats dimensions' prefixes (counters.py's)."""
     names = ", ".join(f"{name} = ARGV[{i}]" for i, name in enumerate(keys.INGEST_SCRIPT_KEYS, start=1))
-    header = f"local K = {{{names}}}\nlocal NK = {len(keys.INGEST_SCRIPT_KEYS)}\n"
+    dims = ", ".join(f"{kind} = '{prefix}'" for kind, prefix in DIMENSIONS.items())
+    header = f"local K = {{{names}}}\nlocal NK = {len(keys.INGEST_SCRIPT_KEYS)}\nlocal D = {{{dims}}}\n"
     return header + (Path(__file__).parent / "ingest.lua").read_text(encoding="utf-8")
 
 
@@ -56,5 +59,8 @@ class BatchStore:
             dumps_bytes(prepared),
             repr(time.time()),
             defaults.RECENT_COMMENTS,
+            s.max_stat_values,
+            s.max_comments_per_response,
+            s.max_pending_per_response,
         )
         return [x.decode() for x in statuses], [g.decode() for g in dirty]

@@ -56,13 +56,14 @@ def split_field(name: str) -> tuple[str, str | None]:
 
 def stat_dims(model: str, group_id: str, user_id: str | None, metadata: dict[str, Any] | None) -> list[str]:
     """The dimensions a response's counters are also kept under: its model (if any), its prompt
-    group, its user (if any) and up to ``MAX_STAT_METADATA_KEYS`` short scalar metadata values."""
+    group, its user (if any) and its short scalar metadata values (the ingest script counts only
+    those of the keys the project allow-lists)."""
     dims = [dimension("model", model)] if model else []
     dims.append(dimension("group", group_id))
     if user_id:
         dims.append(dimension("user", user_id))
     scalars = [(k, v) for k, v in sorted((metadata or {}).items()) if isinstance(v, _SCALARS)]
-    for k, v in scalars[: defaults.MAX_STAT_METADATA_KEYS]:
+    for k, v in scalars:
         text = str(v).lower() if isinstance(v, bool) else str(v)
         if len(text) <= defaults.MAX_STAT_VALUE_CHARS:
             dims.append(dimension("meta", f"{k}={text}"))

@@ -66,6 +66,18 @@ MAX_STAT_METADATA_KEYS = 10
 MAX_STAT_VALUE_CHARS = 64
 # The dashboard shows the latest comments; this many are kept per project.
 RECENT_COMMENTS = 200
+# Bounds on what one response's feedback can add: its comments (each short), and feedback that
+# waits for a response not stored yet. Beyond them an event is refused, not stored.
+MAX_COMMENT_CHARS = 2_000
+MAX_COMMENTS_PER_RESPONSE = 50
+MAX_PENDING_PER_RESPONSE = 100
+# Distinct models and metadata values the stats count per project: the counters' fields stay
+# bounded whatever a client sends. Values past the cap are counted in the totals only.
+MAX_STAT_VALUES = 500
+# A dataset row's provenance keeps a response's comment count and this many comments, each
+# cut to this many characters: rows stay small however much was said.
+PROVENANCE_COMMENTS = 3
+PROVENANCE_COMMENT_CHARS = 280
 
 # ---- Reading ---------------------------------------------------------------------------------
 

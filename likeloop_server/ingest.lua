@@ -1,10 +1,18 @@
 -- Store one validated batch of events atomically (a Lua script runs as one Redis transaction).
 --
 -- ARGV: first the key names and prefixes of the project (K below; likeloop_server/keys.py
---       builds them and batch_store.py puts the table that names them before this text), then
+--       builds them and batch_store.py puts the table that names them before this text, with
+--       D: the stats dimensions' prefixes, counters.DIMENSIONS), then
 --       response TTL s, pending TTL s, dedupe TTL s, JSON array of prepared events (see
---       likeloop_server/ingest.py), now (unix seconds), how many recent comments to keep.
--- Returns {statuses, newly_dirty_group_ids}; a status per event: accepted | duplicate | pending.
+--       likeloop_server/ingest.py), now (unix seconds), how many recent comments to keep, the
+--       most stats dimension values (models, metadata values) a project counts, the most
+--       comments a response keeps, the most feedback events one unknown response may have waiting.
+-- Returns {statuses, newly_dirty_group_ids}; a status per event: accepted | duplicate | pending |
+-- comment_limit (the response has its most comments) | pending_limit (its waiting list is full).
+--
+-- What is permanent grows with feedback, never with unlabelled responses alone: a response
+-- counts under its model and allow-listed metadata values (a bounded set per project), and
+-- under its prompt group and user only once it has feedback.
 --
 -- The keys a batch touches are known only while it runs, so they are built here from K's
 -- prefixes rather than passed in KEYS: Redis Cluster is not a target (RQ does not support it).
@@ -15,6 +23,9 @@ local dedupe_ttl = tonumber(ARGV[NK + 3])
 local events = cjson.decode(ARGV[NK + 4])
 local now = ARGV[NK + 5]
 local recent_comments = tonumber(ARGV[NK + 6])
+local max_dim_values = tonumber(ARGV[NK + 7])
+local max_comments = tonumber(ARGV[NK + 8])
+local max_pending = tonumber(ARGV[NK + 9])
 
 local statuses = {}
 -- Feedback that waits for its response is rare: skip looking for it unless some is waiting.
@@ -37,15 +48,64 @@ local function incr(key, field, by)
   fields[field] = (fields[field] or 0) + by
 end
 
+-- Whether a bounded dimension (a model, a metadata key=value; D names their prefixes) is counted: a metadata key
+-- only when the project allow-lists it, and any value only while the project's set of counted
+-- values has room (a value in the set stays counted; one refused stays refused while it is full).
+local counted_keys = nil  -- allow-listed metadata keys, read once per batch
+local dim_counted = {}
+local function counted(d)
+  local ok = dim_counted[d]
+  if ok ~= nil then return ok end
+  ok = true
+  if string.sub(d, 1, #D.meta) == D.meta then
+    if counted_keys == nil then
+      counted_keys = {}
+      local listed = redis.call('HGET', K.config, 'stats_metadata_keys')
+      if listed then
+        for name in string.gmatch(listed, '[^,]+') do counted_keys[name] = true end
+      end
+    end
+    local eq = string.find(d, '=', #D.meta + 1, true)
+    ok = eq ~= nil and counted_keys[string.sub(d, #D.meta + 1, eq - 1)] == true
+  end
+  if ok and redis.call('SISMEMBER', K.statdims, d) == 0 then
+    ok = redis.call('SCARD', K.statdims) < max_dim_values
+    if ok then redis.call('SADD', K.statdims, d) end
+  end
+  dim_counted[d] = ok
+  return ok
+end
+
+-- Unbounded dimensions: prompt group and user, counted for labelled responses only.
+local function unbounded(d)
+  return string.sub(d, 1, #D.group) == D.group or string.sub(d, 1, #D.user) == D.user
+end
+
+local function incr_both(total, bucket, name, by)
+  incr(total, name, by)
+  incr(bucket, name, by)
+end
+
 -- Bump a counter in the project total and in the event's hour bucket, plainly and for each of
--- the response's dimensions (model, prompt group, user, metadata key=value).
-local function bump(dims, metric, by, hour)
+-- the response's counted dimensions; ``labelled`` says whether the group and user count too.
+local function bump(dims, metric, by, hour, labelled)
   local total, bucket = K.stats, K.stats_hour .. hour
-  incr(total, metric, by)
-  incr(bucket, metric, by)
+  incr_both(total, bucket, metric, by)
   for _, d in ipairs(dims) do
-    incr(total, metric .. '|' .. d, by)
-    incr(bucket, metric .. '|' .. d, by)
+    if unbounded(d) then
+      if labelled then incr_both(total, bucket, metric .. '|' .. d, by) end
+    elseif counted(d) then
+      incr_both(total, bucket, metric .. '|' .. d, by)
+    end
+  end
+  bucket_hours[bucket] = hour
+end
+
+-- A response's first feedback: from now on its group and user count it, in its own hour.
+local function count_labelled(dims, hour)
+  local total, bucket = K.stats, K.stats_hour .. hour
+  for _, d in ipairs(dims) do
+    if unbounded(d) then incr_both(total, bucket, 'responses|' .. d, 1) end
   end
   bucket_hours[bucket] = hour
 end
@@ -83,10 +143,10 @@ local function apply(ev, rkey, dims)
     if old then
       local o = fields(old)
       if o[1] == new then return false end
-      bump(dims, (o[1] == '1') and 'likes' or 'dislikes', -1, o[2])
+      bump(dims, (o[1] == '1') and 'likes' or 'dislikes', -1, o[2], true)
     end
     redis.call('HSET', vkey, user, new .. '|' .. day)
-    bump(dims, (t == 'like') and 'likes' or 'dislikes', 1, day)
+    bump(dims, (t == 'like') and 'likes' or 'dislikes', 1, day, true)
     return true
   elseif t == 'rating' then
     local rkey2 = K.ratings .. rid
@@ -95,33 +155,39 @@ local function apply(ev, rkey, dims)
     if old then
       local o = fields(old)
       if o[1] == tostring(ev.value) and o[2] == tostring(ev.scale) then return false end
-      bump(dims, 'ratings', -1, o[3])
-      bump(dims, 'rating_sum', -tonumber(o[1]), o[3])
+      bump(dims, 'ratings', -1, o[3], true)
+      bump(dims, 'rating_sum', -tonumber(o[1]), o[3], true)
     end
     redis.call('HSET', rkey2, user, new)
-    bump(dims, 'ratings', 1, day)
-    bump(dims, 'rating_sum', ev.value, day)
+    bump(dims, 'ratings', 1, day, true)
+    bump(dims, 'rating_sum', ev.value, day, true)
     return true
   elseif t == 'comment' then
     local comment = cjson.encode({user = user, text = ev.text, ts = ev.ts, response_id = rid})
     redis.call('RPUSH', K.comments .. rid, comment)
     redis.call('LPUSH', K.recentcomments, comment)
     redis.call('LTRIM', K.recentcomments, 0, recent_comments - 1)
-    bump(dims, 'comments', 1, day)
+    bump(dims, 'comments', 1, day, true)
     return false
   elseif t == 'correction' then
     local had = redis.call('HEXISTS', rkey, 'correction')
     redis.call('HSET', rkey, 'correction', ev.text, 'correction_user', user, 'correction_ts', ev.ts)
-    if had == 0 then bump(dims, 'corrections', 1, day) end
+    if had == 0 then bump(dims, 'corrections', 1, day, true) end
     return true
   end
   return false
 end
 
-local function keep(rkey, gkey)
+-- Whether a comment on a response would pass its limit (comments already stored, or waiting).
+local function comments_full(rid)
+  return redis.call('LLEN', K.comments .. rid) >= max_comments
+end
+
+local function keep(rkey, gkey, dims, hour)
   kept[gkey] = true
-  -- Feedback makes a response worth keeping: it and its group no longer expire.
-  redis.call('PERSIST', rkey)
+  -- Feedback makes a response worth keeping: it and its group no longer expire. The first
+  -- feedback (the response still had an expiry) makes it count under its group and user.
+  if redis.call('PERSIST', rkey) == 1 and hour then count_labelled(dims, hour) end
   redis.call('PERSIST', gkey)
 end
 
@@ -142,7 +208,7 @@ for i, ev in ipairs(events) do
       redis.call('EXPIRE', rkey, resp_ttl)
       if grown[gkey] == nil then grown[gkey] = redis.call('TTL', gkey) end
       redis.call('SADD', gkey, ev.rid)
-      bump(ev.dims, 'responses', 1, ev.hour)
+      bump(ev.dims, 'responses', 1, ev.hour, false)
       local pkey = K.pending .. ev.rid
       local waiting = {}
       if not ev.fresh then
@@ -152,27 +218,38 @@ for i, ev in ipairs(events) do
       if #waiting > 0 then
         local changed = false
         for _, raw in ipairs(waiting) do
-          if apply(cjson.decode(raw), rkey, ev.dims) then changed = true end
+          local fb = cjson.decode(raw)
+          if (fb.t ~= 'comment' or not comments_full(ev.rid)) and apply(fb, rkey, ev.dims) then changed = true end
         end
         redis.call('DEL', pkey)
-        keep(rkey, gkey)
+        keep(rkey, gkey, ev.dims, ev.hour)
         if changed then mark_dirty(gid) end
       end
     end
   else
     local rkey = K.resp .. ev.rid
-    local stored = redis.call('HMGET', rkey, 'group', 'dims')
+    local stored = redis.call('HMGET', rkey, 'group', 'dims', 'hour')
     if stored[1] then
-      if apply(ev, rkey, cjson.decode(stored[2] or '[]')) then mark_dirty(stored[1]) end
-      keep(rkey, K.group .. stored[1])
+      if ev.t == 'comment' and comments_full(ev.rid) then
+        status = 'comment_limit'
+      else
+        local dims = cjson.decode(stored[2] or '[]')
+        if apply(ev, rkey, dims) then mark_dirty(stored[1]) end
+        keep(rkey, K.group .. stored[1], dims, stored[3])
+      end
     else
       local pkey = K.pending .. ev.rid
-      redis.call('RPUSH', pkey, cjson.encode(ev))
-      redis.call('EXPIRE', pkey, pending_ttl)
-      -- The marker outlives every pending list, so while it is absent none exists.
-      redis.call('SET', K.pendingany, '1', 'EX', pending_ttl)
-      any_pending = true
-      status = 'pending'
+      if redis.call('LLEN', pkey) >= max_pending then
+        incr(K.stats, 'pending_dropped', 1)
+        status = 'pending_limit'
+      else
+        redis.call('RPUSH', pkey, cjson.encode(ev))
+        redis.call('EXPIRE', pkey, pending_ttl)
+        -- The marker outlives every pending list, so while it is absent none exists.
+        redis.call('SET', K.pendingany, '1', 'EX', pending_ttl)
+        any_pending = true
+        status = 'pending'
+      end
     end
   end
   statuses[i] = status
@@ -184,6 +261,13 @@ end
 for gkey, ttl in pairs(grown) do
   if not kept[gkey] and ttl ~= -1 and ttl < resp_ttl then
     redis.call('EXPIRE', gkey, resp_ttl + 86400)
+  end
+end
+-- Prompt groups by dislikes, so the most disliked are read without reading every group's counts.
+local DISLIKED_GROUP = 'dislikes|' .. D.group
+for field, by in pairs(increments[K.stats] or {}) do
+  if by ~= 0 and string.sub(field, 1, #DISLIKED_GROUP) == DISLIKED_GROUP then
+    redis.call('ZINCRBY', K.disliked, by, string.sub(field, #DISLIKED_GROUP + 1))
   end
 end
 for key, fields in pairs(increments) do

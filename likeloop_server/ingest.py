@@ -57,12 +57,13 @@ def _prepare_response(event: dict[str, Any], ts: float) -> dict[str, Any]:
         stored += ("messages", dumps(messages))
     if metadata:
         stored += ("metadata", dumps(metadata))
-    stored += ("dims", dumps(dims))
+    hour = utc_hour(ts)
+    stored += ("dims", dumps(dims), "hour", hour)
     return {
         "t": RESPONSE_TYPE,
         # Without an event id, the response id stands for the event (the SDK sends it as both).
         "eid": given or rid,
-        "hour": utc_hour(ts),
+        "hour": hour,
         "ts": stamp,
         # The response id dedupes a response already; a different event id is checked too.
         "dedupe": given is not None and given != rid,

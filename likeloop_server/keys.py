@@ -14,7 +14,7 @@ PROJECTS = PREFIX + "projects"  # set of project names
 API_KEY = PREFIX + "apikey:"  # + sha256(key) -> hash {id, project, scopes, created_at, revoked}
 API_KEY_IDS = PREFIX + "apikeyids"  # hash key id -> sha256(key), for listing and revoking
 LAYOUT = PREFIX + "layout"  # version of the key layout stored pairs are in (workers/migrate.py)
-LAYOUT_VERSION = b"2"  # the layout this code reads and writes
+LAYOUT_VERSION = b"3"  # the layout this code reads and writes
 RATE_LIMIT_PREFIX = PREFIX + "ratelimit"  # flask-limiter's counters (service/ratelimit.py)
 
 
@@ -96,6 +96,14 @@ class ProjectKeys:
     def stats_hours(self) -> str:
         return f"{self.base}statshours"  # set of hours ("2026-11-27T13") that have a stats hash
 
+    @property
+    def stats_dimensions(self) -> str:
+        return f"{self.base}statdims"  # set of the model and metadata dimensions counted (capped)
+
+    @property
+    def disliked_groups(self) -> str:
+        return f"{self.base}disliked"  # sorted set prompt group id -> its dislikes
+
     # Pairing output. Records live in one hash per project, so an export reads a chunk of them
     # with one command; each group keeps the ids of its own.
     @property
@@ -172,6 +180,9 @@ class ProjectKeys:
             self.stats_total,
             self.stats_hour(""),
             self.stats_hours,
+            self.config,
+            self.stats_dimensions,
+            self.disliked_groups,
         )
 
 
@@ -192,4 +203,7 @@ INGEST_SCRIPT_KEYS = (
     "stats",
     "stats_hour",
     "statshours",
+    "config",
+    "statdims",
+    "disliked",
 )

@@ -57,6 +57,14 @@ class Settings:
     response_ttl_days: int = _setting(defaults.RESPONSE_TTL_DAYS, "LIKELOOP_RESPONSE_TTL_DAYS", _parse_int)
     pending_ttl_hours: int = _setting(defaults.PENDING_TTL_HOURS, "LIKELOOP_PENDING_TTL_HOURS", _parse_int)
     dedupe_ttl_hours: int = _setting(defaults.DEDUPE_TTL_HOURS, "LIKELOOP_DEDUPE_TTL_HOURS", _parse_int)
+    max_comment_chars: int = _setting(defaults.MAX_COMMENT_CHARS, "LIKELOOP_MAX_COMMENT_CHARS", _parse_int)
+    max_comments_per_response: int = _setting(
+        defaults.MAX_COMMENTS_PER_RESPONSE, "LIKELOOP_MAX_COMMENTS_PER_RESPONSE", _parse_int
+    )
+    max_pending_per_response: int = _setting(
+        defaults.MAX_PENDING_PER_RESPONSE, "LIKELOOP_MAX_PENDING_PER_RESPONSE", _parse_int
+    )
+    max_stat_values: int = _setting(defaults.MAX_STAT_VALUES, "LIKELOOP_MAX_STAT_VALUES", _parse_int)
     max_pairs_per_group: int = _setting(defaults.MAX_PAIRS_PER_GROUP, "LIKELOOP_MAX_PAIRS_PER_GROUP", _parse_int)
     export_cron: str = _setting(defaults.EXPORT_CRON, "LIKELOOP_EXPORT_CRON")
     export_lock_ttl_s: int = _setting(defaults.EXPORT_LOCK_TTL_S, "LIKELOOP_EXPORT_LOCK_TTL_S", _parse_int)

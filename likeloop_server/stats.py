@@ -19,7 +19,7 @@ from .counters import COUNTERS, DIMENSIONS, PAIRS_EXPORTED, dimension, split_has
 from .errors import InvalidValue
 
 GROUPINGS = ("day", "hour", "model", "group")
-_MODEL, _GROUP = DIMENSIONS["model"], DIMENSIONS["group"]
+_MODEL = DIMENSIONS["model"]
 
 
 @dataclass(frozen=True)
@@ -108,14 +108,19 @@ def read_stats(conn: redis.Redis, project: str, query: StatsQuery | None = None)
 
 def most_disliked(conn: redis.Redis, project: str, limit: int = 20, samples: int = 3) -> list[dict[str, Any]]:
     """Prompt groups with the most dislikes (then the lowest like rate), with a sample prompt and
-    recent comments."""
+    recent comments. Reads only the leading groups of the dislikes ranking, however many exist."""
     pk = keys.ProjectKeys(project)
-    _, dims = split_hash(conn.hgetall(pk.stats_total))
-    groups = [
-        (dim[len(_GROUP) :], derive(c))
-        for dim, c in dims.items()
-        if dim.startswith(_GROUP) and c.get("dislikes", 0) > 0
-    ]
+    # Ties on dislikes are broken by like rate: read past the limit to see the tied ones.
+    ranked = conn.zrevrangebyscore(pk.disliked_groups, "+inf", 1, start=0, num=limit * 2 + 10, withscores=True)
+    gids = [gid.decode() for gid, _ in ranked]
+    pipe = conn.pipeline(transaction=False)
+    for gid in gids:
+        dim = dimension("group", gid)
+        pipe.hmget(pk.stats_total, [f"{metric}|{dim}" for metric in COUNTERS])
+    groups = []
+    for gid, values in zip(gids, pipe.execute(), strict=True):
+        counts = {metric: int(v) for metric, v in zip(COUNTERS, values, strict=True) if v is not None}
+        groups.append((gid, derive(counts)))
     groups.sort(key=lambda g: (-g[1]["dislikes"], g[1]["like_rate"] or 0.0, g[0]))
     out = []
     for gid, counts in groups[:limit]:

@@ -118,6 +118,7 @@ class ProjectConfigOutSchema(Schema):
     parquet = fields.Bool(required=True)
     test_ratio = fields.Float(required=True)
     nightly_mode = fields.Str(required=True)
+    stats_metadata_keys = fields.List(fields.Str(), required=True)
 
 
 class HealthSchema(Schema):

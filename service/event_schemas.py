@@ -14,13 +14,14 @@ from likeloop_server.defaults import (
     MAX_METADATA_KEYS,
     MAX_NAME_CHARS,
     MAX_SCALE,
+    MAX_STAT_METADATA_KEYS,
     MAX_TEXT_CHARS,
     MIN_TIMESTAMP,
     RATING_SCALE,
 )
 from likeloop_server.identity import CLIENT_ID_RE
 from likeloop_server.ingest import EVENT_TYPES, FEEDBACK_TYPES, RESPONSE_TYPE
-from likeloop_server.projects import FORMATS, MODES, STRATEGIES
+from likeloop_server.projects import FORMATS, MODES, STAT_KEY_RE, STRATEGIES
 
 
 def _id_field(**kw: Any) -> fields.Str:
@@ -166,6 +167,11 @@ class ProjectConfigSchema(_Strict):
     parquet = fields.Bool()
     test_ratio = fields.Float(validate=validate.Range(min=0, max=1, max_inclusive=False))
     nightly_mode = fields.Str(validate=validate.OneOf(MODES))
+    stats_metadata_keys = fields.List(
+        fields.Str(validate=validate.Regexp(STAT_KEY_RE, error="a name of 1-64 letters, digits, '_', '.' or '-'")),
+        validate=validate.Length(max=MAX_STAT_METADATA_KEYS),
+        metadata={"description": "Metadata keys whose values the stats count (others are not counted)."},
+    )
 
 
 response_event_schema = ResponseEventSchema()

@@ -47,8 +47,30 @@ def _store(prepared: list[dict[str, Any]]) -> list[str]:
     return resources().commit.commit(g.project, prepared)
 
 
-def _result(index: int, event: dict[str, Any], status: str) -> dict[str, Any]:
+# Statuses of the ingest script for an event it refused: the error each becomes.
+LIMIT_ERRORS = {
+    "comment_limit": ("this response has as many comments as it may keep (LIKELOOP_MAX_COMMENTS_PER_RESPONSE)"),
+    "pending_limit": (
+        "too much feedback is waiting for this response, which has not been logged yet "
+        "(LIKELOOP_MAX_PENDING_PER_RESPONSE)"
+    ),
+}
+
+
+def _result(index: int, event: dict[str, Any], status: str, prefix: str = "") -> dict[str, Any]:
+    if status in LIMIT_ERRORS:
+        field = f"{prefix}response_id"
+        error = {"code": status, "message": f"{field}: {LIMIT_ERRORS[status]}", "field": field}
+        return {"index": index, "status": "rejected", "error": error}
     return {"index": index, "status": status, "event_id": event["eid"], "response_id": event["rid"]}
+
+
+def check_limits(event: dict[str, Any], prefix: str = "") -> ValidationError | None:
+    """What the settings refuse in a validated event (a comment's length), as a ValidationError."""
+    limit = resources().settings.max_comment_chars
+    if event["type"] == "comment" and len(event["text"]) > limit:
+        return ValidationError({"text": [f"a comment holds at most {limit} characters, got {len(event['text'])}"]})
+    return None
 
 
 @bp.post("/v1/events")
@@ -67,6 +89,8 @@ def post_events():  # type: ignore[no-untyped-def]
     prepared: list[dict[str, Any]] = []
     positions: list[int] = []
     for i, loaded in enumerate(event_loader.load_events(raw_events)):
+        if not isinstance(loaded, ValidationError):
+            loaded = check_limits(loaded) or loaded
         if isinstance(loaded, ValidationError):
             field, message = first_error(loaded.messages, f"events[{i}]")
             error = {"code": "invalid_field", "message": f"{field}: {message}", "field": field}
@@ -75,7 +99,7 @@ def post_events():  # type: ignore[no-untyped-def]
             prepared.append(prepare(loaded))
             positions.append(i)
     for i, event, status in zip(positions, prepared, _store(prepared), strict=True):
-        results[i] = _result(i, event, status)
+        results[i] = _result(i, event, status, f"events[{i}].")
     metrics.record_event_outcomes(results)  # type: ignore[arg-type]
     rejected = sum(1 for r in results if r and r["status"] == "rejected")
     body = {"accepted": len(raw_events) - rejected, "rejected": rejected, "results": results}
@@ -83,8 +107,16 @@ def post_events():  # type: ignore[no-untyped-def]
 
 
 def _single(loader: Any, raw: Any) -> Response:
-    event = prepare(load(loader, raw))
+    loaded = load(loader, raw)
+    refused = check_limits(loaded)
+    if refused is not None:
+        field, message = first_error(refused.messages)
+        raise ApiError(400, "invalid_field", f"{field}: {message}", field=field)
+    event = prepare(loaded)
     (status,) = _store([event])
+    if status in LIMIT_ERRORS:
+        metrics.record_event_outcome("rejected", status)
+        raise ApiError(409, status, LIMIT_ERRORS[status], field="response_id")
     metrics.record_event_outcome(status)
     # Built here rather than through jsonify: this is the path whose rate docs/benchmarks.md measures.
     body = orjson.dumps(_result(0, event, status))

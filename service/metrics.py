@@ -32,6 +32,9 @@ REASON_FIELDS = frozenset(response_event_schema.fields) | frozenset(feedback_eve
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+# Refusals by a limit rather than a field: the limit is the reason.
+_LIMIT_CODES = frozenset({"comment_limit", "pending_limit"})
+
 _OUTCOMES: dict[tuple[str, str], Any] = {}  # label lookups cost more than the increment
 
 
@@ -39,6 +42,8 @@ def _reason(error: dict[str, Any] | None) -> str:
     """The metric label of a rejection: the field's last name (events[3].value -> value), one of
     the event schemas' fields or "other" (a caller's unknown keys must not make new series);
     "event" when the event itself was wrong (not an object)."""
+    if (error or {}).get("code") in _LIMIT_CODES:
+        return error["code"]  # type: ignore[index]
     field = (error or {}).get("field") or "body"
     if "." in field:
         name = field.rsplit(".", 1)[-1]

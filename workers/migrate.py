@@ -6,6 +6,9 @@ Layout 1 kept each prompt group's records in a hash of its own (``P:pairs:<group
 copies them), and each group's ids in a set (``P:gpairs:<group>``, ``P:gkto:<group>``). Each
 group moves in one transaction; running it again moves only what is left. Upgrade every worker
 together: a worker of the old version would keep writing the old layout.
+
+Layout 3 adds the ranking of prompt groups by dislikes (``P:disliked``), built once from the
+project's counters; the ingest script keeps it from then on.
 """
 
 from __future__ import annotations
@@ -25,13 +28,30 @@ from .formats import stored_kto, stored_pair
 log = logging.getLogger(__name__)
 
 
+# Atomic, so dislikes counted meanwhile by the ingest script are neither lost nor doubled.
+_RANK_DISLIKED = """
+local prefix = 'dislikes|g:'
+local fields = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[2])
+for i = 1, #fields, 2 do
+  local name, count = fields[i], tonumber(fields[i + 1])
+  if count > 0 and string.sub(name, 1, #prefix) == prefix then
+    redis.call('ZADD', KEYS[2], count, string.sub(name, #prefix + 1))
+  end
+end
+return redis.call('ZCARD', KEYS[2])
+"""
+
+
 def migrate(conn: redis.Redis) -> int:
-    """Move every layout-1 record to layout 2 (a no-op once done). Returns how many moved."""
+    """Bring every project to the current layout (a no-op once done). Returns how many
+    records moved."""
     if conn.get(keys.LAYOUT) == keys.LAYOUT_VERSION:
         return 0
     moved = 0
     for project in list_projects(conn):
         pk = keys.ProjectKeys(project)
+        conn.eval(_RANK_DISLIKED, 2, pk.stats_total, pk.disliked_groups)
         kinds: list[tuple[Callable[[str], str], Callable[[str], str], str, Callable[[Any], bytes]]] = [
             (pk.legacy_pairs, pk.group_pairs, pk.pair_records, stored_pair),
             (pk.legacy_kto, pk.group_kto, pk.kto_records, stored_kto),

@@ -29,7 +29,7 @@ from likeloop_server.queues import release_pairing_job, schedule_pairing
 from . import context
 from .claims import Claims
 from .formats import stored_kto, stored_pair
-from .rules import ResponseLabels, kto_items, kto_record, make_pairs, pair_record
+from .rules import ResponseLabels, kto_items, kto_record, make_pairs, pair_record, sample_comments
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,8 @@ def _add_response(snap: GroupSnapshot, rid: str, found: stored.ResponseWithFeedb
             votes=found.votes,
             ratings=found.ratings,
             correction=r.get("correction"),
-            comments=tuple(c["text"] for c in found.comments),
+            comments=sample_comments([c["text"] for c in found.comments]),
+            comment_count=len(found.comments),
             created_at=r["ts"],
         )
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from likeloop_server import defaults
 from likeloop_server.identity import normalise_text, pair_id, short_hash
 
 from .provenance import kto_metadata, pair_metadata
@@ -31,7 +32,8 @@ class ResponseLabels:
     votes: tuple[int, ...] = ()  # +1 / -1 per user
     ratings: tuple[tuple[int, int], ...] = ()  # (value, scale) per user
     correction: str | None = None
-    comments: tuple[str, ...] = ()
+    comments: tuple[str, ...] = ()  # a few samples, each cut short (``sample_comments``)
+    comment_count: int = 0  # all of the response's comments
     created_at: float = 0.0
 
     @property
@@ -49,6 +51,13 @@ class ResponseLabels:
             midpoint = (1 + scale) / 2
             total += (value > midpoint) - (value < midpoint)
         return total
+
+
+def sample_comments(texts: list[str]) -> tuple[str, ...]:
+    """The comments a row's provenance keeps: the first few, each cut to a bounded length, so a
+    row stays small however many comments a response got."""
+    limit = defaults.PROVENANCE_COMMENT_CHARS
+    return tuple(t if len(t) <= limit else t[: limit - 1] + "\u2026" for t in texts[: defaults.PROVENANCE_COMMENTS])
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,7 @@ class Candidate:
             "ratings": [list(r) for r in src.ratings],
             "score": None if self.is_correction else src.score,
             "comments": list(src.comments),
+            "comment_count": max(src.comment_count, len(src.comments)),
         }
 
 

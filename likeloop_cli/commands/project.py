@@ -35,6 +35,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     project.add_argument("--test-ratio", type=float, help="share of prompt groups in the test split (0 to <1)")
     project.add_argument("--nightly-mode", choices=exports.MODES, help="mode of the nightly export")
+    project.add_argument(
+        "--stats-metadata-keys",
+        metavar="KEYS",
+        help="metadata keys whose values the stats count, comma-separated (e.g. route,plan); '' for none",
+    )
     project.set_defaults(func=run)
 
 
@@ -50,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
         parquet=args.parquet,
         test_ratio=args.test_ratio,
         nightly_mode=args.nightly_mode,
+        stats_metadata_keys=None
+        if args.stats_metadata_keys is None
+        else tuple(k.strip() for k in args.stats_metadata_keys.split(",") if k.strip()),
     )
     out = {"project": args.project, **config.as_dict()}
     if config.strategy != before.strategy:

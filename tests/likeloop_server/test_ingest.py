@@ -25,7 +25,11 @@ def test_a_response_is_stored_with_its_group(conn, settings):
     assert stored[b"response"] == b"A" and stored[b"model"] == b"m1"
     assert conn.smembers(pk.group(stored[b"group"].decode())) == {b"r1"}
     gid = stored[b"group"].decode()
-    assert stats(conn) == {"responses": 1, "responses|m:m1": 1, f"responses|g:{gid}": 1}
+    # Unlabelled, it counts under its model only: its group counts it once it has feedback.
+    assert stats(conn) == {"responses": 1, "responses|m:m1": 1}
+    store(conn, settings, fb("like", "r1", "u1"), fb("like", "r1", "u2"))
+    assert stats(conn)[f"responses|g:{gid}"] == 1
+    assert stats(conn)[f"likes|g:{gid}"] == 2
 
 
 def test_the_same_event_id_is_stored_once(conn, settings):

@@ -16,6 +16,7 @@ def test_settings_can_be_read_and_changed(client, conn):
         "parquet": False,
         "test_ratio": 0.0,
         "nightly_mode": "incremental",
+        "stats_metadata_keys": [],
     }
     changed = client.patch(
         "/v1/project", json={"formats": ["openai", "trl-chat"], "parquet": True, "test_ratio": 0.1}, headers=auth(admin)
@@ -31,6 +32,8 @@ def test_bad_settings_are_refused_by_name(client, conn):
         ({"formats": ["csv"]}, "formats"),
         ({"test_ratio": 1.0}, "test_ratio"),
         ({"nightly_mode": "hourly"}, "nightly_mode"),
+        ({"stats_metadata_keys": ["a,b"]}, "stats_metadata_keys"),
+        ({"stats_metadata_keys": [f"k{i}" for i in range(11)]}, "stats_metadata_keys"),
     ):
         resp = client.patch("/v1/project", json=body, headers=auth(admin))
         assert resp.status_code == 400 and resp.get_json()["error"]["field"].startswith(field)

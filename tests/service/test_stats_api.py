@@ -1,4 +1,8 @@
-"""Every stats filter and grouping, against counts computed here from the events the test sent."""
+"""Every stats filter and grouping, against counts computed here from the events the test sent.
+
+Responses count under their model and allow-listed metadata values when they arrive, and under
+their prompt group and user only once they have feedback (unlabelled traffic grows nothing
+permanent)."""
 
 import random
 import time
@@ -21,6 +25,8 @@ def hour_of(ts: float) -> str:
 def sent(client, key):
     """Random traffic over three days; returns the counted facts: (metric, amount, hour, dims)."""
     rng = random.Random(7)
+    resp = client.patch("/v1/project", json={"stats_metadata_keys": ["route"]}, headers=auth(key))
+    assert resp.status_code == 200, resp.get_json()
     events, facts, responses = [], [], {}
     for i in range(120):
         ts = NOW - rng.randint(0, 3 * 24) * HOUR - rng.randint(0, 3000)
@@ -45,9 +51,10 @@ def sent(client, key):
                 "timestamp": ts,
             }
         )
-        facts.append(("responses", 1, hour_of(ts), dims))
     for rid, (dims, ts) in responses.items():
-        for voter in rng.sample(["v1", "v2", "v3", "v4"], rng.randint(0, 4)):
+        voters = rng.sample(["v1", "v2", "v3", "v4"], rng.randint(0, 4))
+        facts.append(("responses", 1, hour_of(ts), {**dims, "labelled": bool(voters)}))
+        for voter in voters:
             kind = rng.choice(["like", "dislike", "rating", "comment"])
             fts = min(NOW, ts + rng.randint(0, 5) * HOUR)
             event = {"type": kind, "response_id": rid, "user_id": voter, "timestamp": fts}
@@ -84,7 +91,12 @@ def expected(facts, since=None, until=None, dim=None, value=None, group_by="day"
         key_of = {"model": dims["model"], "user": dims["user"], "meta": dims["meta"], "group": groups[dims["prompt"]]}
         if dim and key_of[dim] != value:
             continue
+        unlabelled = metric == "responses" and not dims["labelled"]
+        if unlabelled and dim in ("user", "group"):
+            continue
         totals[metric] += amount
+        if unlabelled and group_by == "group":
+            continue
         bucket = {"day": hour[:10], "hour": hour}.get(group_by) or key_of[group_by]
         buckets[bucket][metric] += amount
     return totals, buckets

@@ -1,4 +1,5 @@
-"""Layout 1 (a records hash per prompt group) moves to layout 2 and exports the same rows."""
+"""Older layouts move to the current one: layout 1 (a records hash per prompt group) exports the
+same rows after the move; layout 3 ranks prompt groups by the dislikes counted before it."""
 
 import json
 
@@ -67,3 +68,22 @@ def test_pairing_after_the_move_keeps_moved_pairs_it_would_make_again(conn, sett
     # The same pair again: pairing sees it as already stored and logs no change.
     assert pair_group_with(conn, P, gid, 100) == {"added": 0, "removed": 0, "pairs": 1}
     assert [r["chosen"] for r in stored_records(conn, pk, gid)] == [stored["chosen"]]
+
+
+def test_the_dislikes_ranking_is_built_from_the_counters_an_older_layout_kept(conn, settings):
+    from likeloop_server.stats import most_disliked
+
+    apikeys.create_key(conn, P, ("ingest",))
+    events = [response("a", "good", prompt="Q1"), response("b", "bad", prompt="Q2")]
+    events += [feedback("dislike", "b", user=u) for u in ("u1", "u2")] + [feedback("dislike", "a", user="u3")]
+    store(conn, settings, *events, project=P)
+    pk = keys.ProjectKeys(P)
+    before = most_disliked(conn, P)
+    # An older version kept the counters but no ranking.
+    conn.delete(pk.disliked_groups)
+    conn.set(keys.LAYOUT, b"2")
+    assert most_disliked(conn, P) == []
+    migrate(conn)
+    after = most_disliked(conn, P)
+    assert [(g["prompt"], g["dislikes"]) for g in after] == [("Q2", 2), ("Q1", 1)]
+    assert after == before
