@@ -13,6 +13,9 @@ from typing import Any
 PROJECT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # Client-chosen ids end up inside Redis keys and S3 records: keep them printable and short.
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+# Event ids of feedback posted with a token start with this, which CLIENT_ID_RE refuses: no
+# client can send one (service/ingest_api.py).
+TOKEN_EVENT_PREFIX = "~"
 # 128 bits of a sha256: collisions are out of reach, and keys stay short.
 _ID_HEX_CHARS = 32
 

@@ -1,9 +1,14 @@
 """Feedback tokens minted by the SDK (``Client.feedback_token``): verified here, never stored.
 
 The format is defined by the SDK's ``likeloop/_token.py``; tests/likeloop_server/test_tokens.py
-checks that tokens minted there verify here. A token carries a key id, a response id, an expiry
-and optionally a user id, signed with HMAC-SHA256 under a secret derived from the API key
-(``apikeys.signing_secret``), which the key's record keeps (the key itself is never stored).
+checks that tokens minted there verify here. A token carries a key id, a response id, an expiry,
+the user it votes as or a nonce that makes it an anonymous voter of its own, and the feedback
+types it allows (like, dislike, rating and comment unless it names others), signed with
+HMAC-SHA256 under a secret derived from the API key (``apikeys.signing_secret``), which the
+key's record keeps (the key itself is never stored).
+
+A token is one voter: everything posted through it counts as its user's, or as one anonymous
+voter's (``voter``), so a replayed token replaces its own vote instead of adding votes.
 """
 
 from __future__ import annotations
@@ -21,8 +26,15 @@ import redis
 from . import apikeys
 from .defaults import MAX_TOKEN_LIFETIME_S
 from .errors import CredentialRefused
+from .ingest import FEEDBACK_TYPES
 
 PREFIX = "llft_"
+# What a token allows when it names no types: votes, ratings and comments, not corrections
+# (a correction becomes the chosen answer of a training pair: the app must grant it).
+DEFAULT_TYPES = ("like", "dislike", "rating", "comment")
+# The user id an anonymous token votes as: this prefix and its nonce.
+VOTER_PREFIX = "token:"
+_MAX_NONCE_CHARS = 64
 # Clocks of the minting app and the service may differ this much.
 _CLOCK_SLACK_S = 300
 
@@ -34,6 +46,8 @@ class TokenClaims:
     response_id: str
     expires_at: int
     user_id: str | None
+    types: tuple[str, ...] = DEFAULT_TYPES
+    voter: str = ""  # the user id its feedback is recorded under
 
 
 def _unb64(text: str) -> bytes:
@@ -50,9 +64,15 @@ def verify(conn: redis.Redis, token: str, now: float | None = None) -> TokenClai
         payload, signature = token.removeprefix(PREFIX).split(".", 1)
         claims = json.loads(_unb64(payload))
         key_id, response_id, expires_at = claims["k"], claims["r"], int(claims["e"])
-        user_id = claims.get("u")
+        user_id, nonce, types = claims.get("u"), claims.get("n"), claims.get("t", DEFAULT_TYPES)
         if not isinstance(key_id, str) or not isinstance(response_id, str):
             raise ValueError("bad claim types")
+        if user_id is not None and not isinstance(user_id, str):
+            raise ValueError("bad user")
+        if nonce is not None and (not isinstance(nonce, str) or not 0 < len(nonce) <= _MAX_NONCE_CHARS):
+            raise ValueError("bad nonce")
+        if not isinstance(types, list | tuple) or not types or not set(types) <= set(FEEDBACK_TYPES):
+            raise ValueError("bad types")
         given = _unb64(signature)
     # OverflowError: an infinite expiry; RecursionError: JSON nested too deeply.
     except (ValueError, KeyError, TypeError, OverflowError, RecursionError, binascii.Error, UnicodeDecodeError) as exc:
@@ -75,4 +95,9 @@ def verify(conn: redis.Redis, token: str, now: float | None = None) -> TokenClai
         raise CredentialRefused("expired_token", "this feedback token has expired; mint a new one")
     if expires_at > now + MAX_TOKEN_LIFETIME_S + _CLOCK_SLACK_S:
         raise CredentialRefused("invalid_token", "this feedback token claims a lifetime longer than 7 days")
-    return TokenClaims(key_id, key.project, response_id, expires_at, user_id if isinstance(user_id, str) else None)
+    if user_id is not None:
+        voter = user_id
+    else:
+        # A token minted before nonces stands for one voter too: its signature is its own.
+        voter = VOTER_PREFIX + (nonce or hashlib.sha256(given).hexdigest()[:16])
+    return TokenClaims(key_id, key.project, response_id, expires_at, user_id, tuple(types), voter)

@@ -15,8 +15,10 @@ import redis
 from flask import Blueprint, Response, g, jsonify
 from marshmallow import ValidationError
 
+from likeloop_server.identity import TOKEN_EVENT_PREFIX, short_hash
 from likeloop_server.ingest import FEEDBACK_TYPES, RESPONSE_TYPE, prepare
 from likeloop_server.queues import schedule_pairing
+from likeloop_server.tokens import TokenClaims
 
 from . import event_loader, metrics
 from .auth import require
@@ -106,8 +108,10 @@ def post_events():  # type: ignore[no-untyped-def]
     return jsonify(body), (207 if rejected else 200)
 
 
-def _single(loader: Any, raw: Any) -> Response:
+def _single(loader: Any, raw: Any, token: TokenClaims | None = None) -> Response:
     loaded = load(loader, raw)
+    if token is not None:
+        loaded = _token_event_id(token, loaded)
     refused = check_limits(loaded)
     if refused is not None:
         field, message = first_error(refused.messages)
@@ -148,17 +152,45 @@ def post_feedback():  # type: ignore[no-untyped-def]
             f"type: must be one of {', '.join(FEEDBACK_TYPES)}" + (f", got {got!r}" if got else ""),
             field="type",
         )
-    token = g.token
-    if token is not None and isinstance(raw, dict):
-        if raw.get("response_id") != token.response_id:
-            raise ApiError(
-                403, "token_response_mismatch", "this feedback token is for another response", field="response_id"
-            )
-        if token.user_id is not None:
-            if raw.get("user_id", token.user_id) != token.user_id:
-                raise ApiError(403, "token_user_mismatch", "this feedback token is for another user", field="user_id")
-            raw["user_id"] = token.user_id
-    return _single(event_loader.load_feedback_event, raw)
+    if g.token is not None and isinstance(raw, dict):
+        _as_token_voter(g.token, raw)
+    return _single(event_loader.load_feedback_event, raw, g.token)
+
+
+def _as_token_voter(token: TokenClaims, raw: dict[str, Any]) -> None:
+    """Make a token-borne event the token's own: its response, its voter, a type it allows, the
+    server's time, and an event id in a namespace of the token's (a browser's ids can never
+    shadow the app's own). Raises ApiError (403) for what the token does not allow."""
+    if raw.get("response_id") != token.response_id:
+        raise ApiError(
+            403, "token_response_mismatch", "this feedback token is for another response", field="response_id"
+        )
+    if raw["type"] not in token.types:
+        raise ApiError(
+            403,
+            "token_type_not_allowed",
+            f"this feedback token allows {', '.join(token.types)}, not {raw['type']}",
+            field="type",
+        )
+    if "user_id" in raw and raw["user_id"] != token.user_id:
+        message = (
+            "this feedback token is for another user"
+            if token.user_id is not None
+            else "this feedback token stands for one anonymous voter and cannot name a user"
+        )
+        raise ApiError(403, "token_user_mismatch", message, field="user_id")
+    raw["user_id"] = token.voter
+    raw.pop("timestamp", None)  # the server's clock, not the browser's
+
+
+def _token_event_id(token: TokenClaims, event: dict[str, Any]) -> dict[str, Any]:
+    """A validated token-borne event with its event id (if it gave one) moved to the token's
+    namespace: '~' is outside the ids clients may send, so retries of the same post are still
+    recognised, and no other caller's event can be shadowed."""
+    given = event.get("event_id")
+    if given is not None:
+        event["event_id"] = TOKEN_EVENT_PREFIX + short_hash(token.voter, token.response_id, given)
+    return event
 
 
 def feedback_blueprint() -> Blueprint:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import itertools
 import logging
 import os
 import threading
@@ -11,7 +10,7 @@ import time
 import weakref
 import zlib
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -36,6 +35,8 @@ from ._retry import RetryPolicy
 from ._sender import Counters, Sender
 from ._spool import Spool
 from ._transport import HttpTransport, Transport
+
+_ID_POOL = 256  # ids drawn from the OS at a time
 
 log = logging.getLogger("likeloop")
 
@@ -135,9 +136,10 @@ class Client:
         self._queue: deque[tuple[dict[str, Any], int]] = deque()
         self._queued_bytes = 0
         self._sender: Sender | None = None
-        # Event ids: unique per process (random prefix) and cheap (a counter).
-        self._id_prefix = os.urandom(8).hex() + "-"  # 64 random bits per process
-        self._seq = itertools.count(1)
+        # Marks the batches this process spools (not secret; never part of an id).
+        self._origin = os.urandom(8).hex()
+        # Ids to hand out (``_new_id``); a forked child must not reuse its parent's.
+        self._ids: list[str] = []
 
     # ---- public API -------------------------------------------------------------------------
 
@@ -157,9 +159,8 @@ class Client:
         timestamp: float | None = None,
     ) -> str | None:
         """Log one LLM response; returns its id (use it for feedback), or None if the call is invalid."""
-        # Response ids, like event ids, are a per-process random prefix plus a counter: unique, and
-        # far cheaper than a UUID. A response's event id is its response id.
-        rid = response_id or self._id_prefix + str(next(self._seq))
+        # A response's event id is its response id.
+        rid = response_id or self._new_id()
         built = response_event(
             rid, prompt, response, messages, system, model, prompt_id, user_id, session_id, metadata, timestamp
         )
@@ -196,18 +197,34 @@ class Client:
         return self._feedback("correction", response_id, user_id, {"text": text})
 
     def feedback_token(
-        self, response_id: str, *, expires_in: float = DEFAULT_TOKEN_TTL_S, user_id: str | None = None
+        self,
+        response_id: str,
+        *,
+        expires_in: float = DEFAULT_TOKEN_TTL_S,
+        user_id: str | None = None,
+        allow: Iterable[str] = _token.DEFAULT_TYPES,
     ) -> str | None:
-        """A token a browser can use to post feedback on this one response, until it expires.
+        """A token a browser can use to post feedback on this one response, until it expires
+        (at most 7 days).
 
         Minted locally (no network). Send it as ``Authorization: Bearer <token>`` to
-        ``POST /v1/feedback``. With ``user_id``, the vote is recorded as that user's.
+        ``POST /v1/feedback``. Everything posted with one token counts as one voter: ``user_id``
+        if given, else an anonymous voter of the token's own (a second vote replaces the first).
+        ``allow`` lists the feedback types it accepts: like, dislike, rating and comment unless
+        given; add ``"correction"`` only for users you trust to write training answers.
         """
         if not self.config.api_key:
             return self._misuse("feedback_token() needs the client's API key")
         if type(response_id) is not str or not response_id:
             return self._misuse(f"feedback_token() needs a response id, got {response_id!r}")
-        return _token.mint(self.config.api_key, response_id, expires_in, user_id)
+        try:
+            given = allow if isinstance(allow, str) else list(allow)
+        except TypeError:
+            given = None
+        types = _token.check_types(given)
+        if types is None:
+            return self._misuse(f"feedback_token() allow= takes some of {', '.join(_token.FEEDBACK_TYPES)}")
+        return _token.mint(self.config.api_key, response_id, expires_in, user_id, types=types)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far was delivered or given up on, at most ``timeout`` s.
@@ -270,6 +287,19 @@ class Client:
 
     # ---- internals ----------------------------------------------------------------------------
 
+    def _new_id(self) -> str:
+        """128 random bits from the OS as 32 hex characters: unique, and unguessable, so a token
+        holder cannot post under the app's next ids. Drawn 256 at a time: ``os.urandom`` releases
+        the GIL, and once per id that let other threads in on every call of the host app's."""
+        ids = self._ids
+        if not ids:
+            pool = os.urandom(16 * _ID_POOL).hex()
+            ids = self._ids = [pool[i : i + 32] for i in range(0, len(pool), 32)]
+        try:
+            return ids.pop()
+        except IndexError:  # another thread took the last one meanwhile
+            return os.urandom(16).hex()
+
     def _settled(self) -> int:
         c = self._counters
         return c.sent + c.rejected + c.failed
@@ -280,7 +310,7 @@ class Client:
         event: dict[str, Any] = {
             "type": etype,
             "response_id": response_id,
-            "event_id": self._id_prefix + str(next(self._seq)),
+            "event_id": self._new_id(),
         }
         size = EVENT_OVERHEAD
         if extra:
@@ -343,7 +373,7 @@ class Client:
             done=self._done,
             on_error=self._report,
             spool=self._spool,
-            origin=self._id_prefix.rstrip("-"),
+            origin=self._origin,
             release_bytes=self._release_bytes,
         )
 
