@@ -33,6 +33,9 @@ EVENTS_PATH = "/v1/events"
 # Below this size gzip costs more CPU than it saves on the wire.
 GZIP_MIN_BYTES = 1024
 _ENVELOPE = len(b'{"events":[]}')
+# After the shutdown deadline, how long the sender thread gets to notice before its batch is
+# settled without it (a post that hangs is not waited for).
+_ABORT_GRACE_S = 0.1
 
 
 @dataclass
@@ -104,7 +107,10 @@ class Sender:
         self.wake = threading.Event()
         self.stopping = threading.Event()  # finish what is queued, then exit
         self.abort = threading.Event()  # the shutdown deadline passed: stop waiting and sending
-        self.deadline: float | None = None  # no retry wait may end after this (shutdown, sync calls)
+        self.deadline: float | None = None  # no wait or request may end after this (shutdown, sync calls)
+        # The batch a post is under way for: whoever claims it (the sender when the answer comes,
+        # or stop() when the answer does not come in time) settles it, once.
+        self.in_flight: tuple[list[dict[str, Any]], bytes] | None = None
         self.replay_after = 0.0  # monotonic time before which the spool is not retried
         self.replay_attempt = 0
         self.headers = {
@@ -162,7 +168,10 @@ class Sender:
             spooling = True
             if time.monotonic() >= self.replay_after and self._replay_one():
                 spooling = self._spool_has_work()
-        batch, body = self._take_batch()
+        with self.done:  # taken from the queue and marked in flight at once: stop() sees one or the other
+            batch, body = self._take_batch()
+            if batch and not spooling:
+                self.in_flight = (batch, body)
         if not batch:
             return
         if spooling:
@@ -249,6 +258,13 @@ class Sender:
         if len(body) >= GZIP_MIN_BYTES:
             body = gzip.compress(body, compresslevel=5)
             headers = {**headers, "Content-Encoding": "gzip"}
+        # Under a deadline (shutdown, flush in sync mode) no request may outlast it.
+        set_timeout = getattr(self.transport, "set_timeout", None)
+        if set_timeout is not None:
+            left = None if self.deadline is None else self.deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return Outcome(None, None, "no time left before the deadline")
+            set_timeout(self.config.timeout if left is None else min(self.config.timeout, max(0.05, left)))
         try:
             response = self.transport.post(EVENTS_PATH, body, headers)
         except TransportError as exc:
@@ -260,10 +276,22 @@ class Sender:
         retry_after = parse_retry_after(outcome.response.headers.get("retry-after")) if outcome.response else None
         return self.config.retry.delay(attempt, retry_after)
 
+    def _claim(self, batch: list[dict[str, Any]]) -> bool:
+        """Take back the in-flight batch; False if stop() settled it while its post hung."""
+        with self.done:
+            if self.in_flight is None or self.in_flight[0] is not batch:
+                return False
+            self.in_flight = None
+            return True
+
     def _deliver(self, batch: list[dict[str, Any]], body: bytes) -> None:
         attempt = 0
         while True:
+            with self.done:
+                self.in_flight = (batch, body)
             outcome = self._post(body)
+            if not self._claim(batch):
+                return
             if outcome.ok:
                 rejected, error = self._rejections(batch, outcome.response)
                 self._finish(batch, sent=len(batch) - rejected, rejected=rejected, error=error)
@@ -354,9 +382,19 @@ class Sender:
             self.thread.join(max(0.0, deadline - time.monotonic()))
             if self.thread.is_alive():
                 self.abort.set()
-                self.thread.join(2.0)
+                self.thread.join(_ABORT_GRACE_S)
+        with self.done:
+            hung, self.in_flight = self.in_flight, None
+        if hung is not None:  # its post has not answered: keep it (the service dedupes a resend)
+            batch, body = hung
+            if self.spool is not None:
+                self._to_spool(batch, body)
+            else:
+                error = DeliveryError(f"{len(batch)} events not sent before shutdown: no answer in time", batch)
+                self._finish(batch, failed=len(batch), error=error)
         self.settle_leftovers("not sent before shutdown")
-        self.transport.close()
+        if not self.alive():
+            self.transport.close()  # else the thread still uses it; it dies with the process
 
     def settle_leftovers(self, why: str) -> None:
         """What is still queued goes to the spool if there is one, else is counted as failed."""

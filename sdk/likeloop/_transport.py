@@ -53,6 +53,16 @@ class HttpTransport:
             self._conn = cls(self._host, self._port, timeout=self._timeout)
         return self._conn
 
+    def set_timeout(self, seconds: float) -> None:
+        """The socket timeout of the next requests (connect, send, each read): the sender
+        shortens it so that no request outlasts a shutdown or flush deadline."""
+        self._timeout = seconds
+        conn = self._conn
+        if conn is not None:
+            conn.timeout = seconds
+            if conn.sock is not None:
+                conn.sock.settimeout(seconds)
+
     def post(self, path: str, body: bytes, headers: dict[str, str]) -> Response:
         conn = self._connection()
         try:
