@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -27,6 +29,8 @@ from likeloop_server.settings import Settings
 from . import stack
 
 DEMO_PROJECT = "demo"
+DEMO_KEY_SCOPES = ("ingest",)
+DEMO_READ_SCOPES = ("read",)
 # Stable ports when they are free, so a restarted stack keeps the same URLs.
 PREFERRED_REDIS_PORT = 6390
 PREFERRED_S3_PORT = 8333
@@ -38,15 +42,10 @@ SERVICE_START_TIMEOUT_S = 30.0
 # killed job's work is still marked in Redis (dirty groups, the export cursor) to be redone.
 CHILD_STOP_S = 2.5
 SERVER_STOP_S = 1.0
-# What the env file exports, besides the service's URL and the demo key.
-_EXPORTED = (
-    "LIKELOOP_REDIS_URL",
-    "LIKELOOP_S3_URL",
-    "LIKELOOP_S3_ENDPOINT",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_DEFAULT_REGION",
-)
+# What the env file exports, besides the service's URL and the demo keys.
+_EXPORTED = ("LIKELOOP_REDIS_URL", "LIKELOOP_S3_URL", "LIKELOOP_S3_ENDPOINT", "LIKELOOP_METRICS_TOKEN")
+# Exported only when they are the embedded S3's placeholders: real credentials stay where they are.
+_LOCAL_AWS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
 
 
 def _port(preferred: int, with_grpc: bool = False) -> int:
@@ -54,20 +53,46 @@ def _port(preferred: int, with_grpc: bool = False) -> int:
     return preferred if free else stack.free_port(with_grpc=with_grpc)
 
 
-def _demo_key(conn: redis.Redis, path: Path) -> str:
-    """Reuse the demo key from an earlier run while it is valid; mint one otherwise."""
+def _reusable(conn: redis.Redis, secret: object, scopes: tuple[str, ...]) -> bool:
+    """Whether a saved demo key is valid with exactly ``scopes``; one with other scopes (an older
+    version's demo key had every scope) is revoked."""
+    found = apikeys.lookup(conn, secret) if isinstance(secret, str) else None
+    if found is None or found.revoked:
+        return False
+    if tuple(found.scopes) != scopes:
+        apikeys.revoke(conn, found.id)
+        return False
+    return True
+
+
+def _demo_keys(conn: redis.Redis, path: Path) -> tuple[str, str]:
+    """The demo project's keys: one that can only send events (what the SDK snippet and a
+    browser-facing app hold) and one that can only read (the dashboard, stats). Reused from an
+    earlier run while valid; minted otherwise. Kept in a file only its owner can read."""
+    saved: dict[str, object] = {}
     if path.exists():
         try:
-            secret = json.loads(path.read_text())["key"]
-            found = apikeys.lookup(conn, secret)
-            if found is not None and not found.revoked:
-                return secret
-        except (ValueError, KeyError, OSError):
-            pass
-    secret, _ = apikeys.create_key(conn, DEMO_PROJECT, apikeys.SCOPES)
-    path.write_text(json.dumps({"project": DEMO_PROJECT, "key": secret}))
-    path.chmod(0o600)
-    return secret
+            saved = json.loads(path.read_text())
+        except (ValueError, OSError):
+            saved = {}
+    found: dict[str, str] = {}
+    for name, scopes in (("key", DEMO_KEY_SCOPES), ("read_key", DEMO_READ_SCOPES)):
+        secret = saved.get(name)
+        if isinstance(secret, str) and _reusable(conn, secret, scopes):
+            found[name] = secret
+        else:
+            found[name], _ = apikeys.create_key(conn, DEMO_PROJECT, scopes)
+    if found != {k: saved.get(k) for k in found}:
+        _write_private(path, json.dumps({"project": DEMO_PROJECT, **found}))
+    return found["key"], found["read_key"]
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file readable by its owner only, from its first byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    path.chmod(0o600)  # an older file keeps its mode through O_CREAT
 
 
 def _wait_ready(url: str, proc: subprocess.Popen) -> bool:
@@ -88,8 +113,11 @@ class LocalStack:
     def __init__(self, data: Path) -> None:
         self.data, self.logs = data, data / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
+        self.real_aws = {k: os.environ[k] for k in _LOCAL_AWS if k in os.environ}
         self.env = stack.local_aws_env()
         self.env.setdefault("LIKELOOP_S3_URL", defaults.S3_URL)
+        # /metrics answers only this bearer token; made here for the local stack's own use.
+        self.env.setdefault("LIKELOOP_METRICS_TOKEN", secrets.token_urlsafe(24))
         self.servers: list[stack.Server] = []
         self.children: list[tuple[str, subprocess.Popen]] = []
 
@@ -104,14 +132,18 @@ class LocalStack:
         os.environ.update(self.env)
         return Settings.from_env()
 
-    def write_env_file(self, url: str, key: str) -> Path:
+    def write_env_file(self, url: str, key: str, read_key: str) -> Path:
+        """The env file another shell sources: owner-only, and with no copy of real AWS
+        credentials (only the embedded S3's placeholders)."""
         exported = {k: self.env[k] for k in _EXPORTED}
-        exported.update(LIKELOOP_URL=url, LIKELOOP_API_KEY=key)
-        lines = [f"export {k}={v}\n" for k, v in exported.items()]
+        if not self.real_aws:
+            exported.update({k: self.env[k] for k in _LOCAL_AWS})
+        exported.update(LIKELOOP_URL=url, LIKELOOP_API_KEY=key, LIKELOOP_READ_KEY=read_key)
+        lines = [f"export {k}={shlex.quote(v)}\n" for k, v in exported.items()]
         # So that `likeloop` and the `python` with the SDK installed are found after `source`.
         lines.append(f'export PATH="{Path(sys.executable).parent}:$PATH"\n')
         path = self.data / "env"
-        path.write_text("".join(lines))
+        _write_private(path, "".join(lines))
         return path
 
     def start_children(self, host: str, port: int) -> None:
@@ -152,14 +184,15 @@ class LocalStack:
             server.stop(grace=SERVER_STOP_S)
 
 
-def _banner(url: str, settings: Settings, local: LocalStack, key: str, env_file: Path) -> str:
+def _banner(url: str, settings: Settings, local: LocalStack, key: str, read_key: str, env_file: Path) -> str:
     return f"""
 LikeLoop is running.
   API          {url}   (health {url}/healthz)
   Redis        {local.env["LIKELOOP_REDIS_URL"]}   (AOF in {local.data / "redis"})
   S3           {local.env["LIKELOOP_S3_ENDPOINT"]}   datasets under {settings.s3_url}
   Project      {DEMO_PROJECT}
-  API key      {key}
+  Ingest key   {key}   (sends events: the SDK snippet's)
+  Read key     {read_key}   (the dashboard at {url}/dashboard, stats)
   Logs         {local.logs}/
 
 In another shell:  source {env_file}
@@ -181,14 +214,14 @@ def run_local_stack(host: str, port: int, data_dir: str) -> int:
     try:
         settings = local.start_servers()
         stack.ensure_bucket(s3_client(settings), settings.s3_bucket)
-        key = _demo_key(redis.Redis.from_url(settings.redis_url), local.data / "demo-key.json")
+        key, read_key = _demo_keys(redis.Redis.from_url(settings.redis_url), local.data / "demo-key.json")
         url = f"http://{host}:{port}"
-        env_file = local.write_env_file(url, key)
+        env_file = local.write_env_file(url, key, read_key)
         local.start_children(host, port)
         if not _wait_ready(url, local.children[0][1]):
             print(f"error: the service did not come up; see {local.logs / 'service.log'}", file=sys.stderr)
             return EXIT_FAILED
-        print(_banner(url, settings, local, key, env_file), flush=True)
+        print(_banner(url, settings, local, key, read_key, env_file), flush=True)
         return local.watch()
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)

@@ -101,8 +101,19 @@ def queue_states(conn: redis.Redis) -> list[dict[str, Any]]:
     return out
 
 
-def worker_states(conn: redis.Redis) -> list[dict[str, Any]]:
-    """Each registered worker's name, state and queues."""
-    return [
-        {"name": w.name, "state": str(w.get_state()), "queues": w.queue_names()} for w in Worker.all(connection=conn)
-    ]
+def project_pipeline(conn: redis.Redis, project: str) -> dict[str, Any]:
+    """What one project may see of the pipeline: its groups waiting for pairing (and since
+    when), whether its pairing job is queued, and how many workers serve the pairing queue.
+    Nothing of other projects' work, nor the workers' names and hosts."""
+    pk = keys.ProjectKeys(project)
+    pipe = conn.pipeline(transaction=False)
+    pipe.zcard(pk.dirty)
+    pipe.zrange(pk.dirty, 0, 0, withscores=True)
+    pipe.exists(pk.pairing_job)
+    waiting, oldest, queued = pipe.execute()
+    return {
+        "dirty_groups": waiting,
+        "oldest_dirty_s": round(max(0.0, time.time() - oldest[0][1]), 3) if oldest else None,
+        "pairing_job_queued": bool(queued),
+        "pairing_workers": Worker.count(connection=conn, queue=Queue(PAIRING_QUEUE, connection=conn)),
+    }

@@ -73,6 +73,8 @@ class Settings:
     token_rate_limit: str = _setting(defaults.TOKEN_RATE_LIMIT, "LIKELOOP_TOKEN_RATE_LIMIT")
     # Origins allowed to post browser feedback (CORS on /v1/feedback only).
     cors_origins: str = _setting(defaults.CORS_ORIGINS, "LIKELOOP_CORS_ORIGINS")
+    # The bearer token /metrics asks for; unset, /metrics answers nobody.
+    metrics_token: str = _setting("", "LIKELOOP_METRICS_TOKEN")
     key_cache_s: int = _setting(defaults.KEY_CACHE_S, "LIKELOOP_KEY_CACHE_S", _parse_int)
     # Store concurrent requests' events in one script call (service/group_commit.py): worth it
     # when many service processes share one Redis and Redis is the limit.

@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
         app.config.update(test_config)
     app.extensions["likeloop"] = resources = _resources(settings)
     errors.init_app(app)
-    metrics.init_app(app, resources.redis)
+    metrics.init_app(app, resources.redis, settings.metrics_token)
     app.wsgi_app = RequestObserver(app.wsgi_app)  # type: ignore[method-assign]
     feedback = ingest_api.feedback_blueprint()
     ratelimit.init_app(app, settings, [ingest_api.bp, feedback])

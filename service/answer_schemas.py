@@ -137,19 +137,8 @@ class CommentListSchema(Schema):
     comments = fields.List(fields.Nested(CommentSchema), required=True)
 
 
-class QueueStateSchema(Schema):
-    name = fields.Str(required=True)
-    queued = fields.Int(required=True)
-    failed = fields.Int(required=True)
-
-
-class WorkerStateSchema(Schema):
-    name = fields.Str(required=True)
-    state = fields.Str(required=True)
-    queues = fields.List(fields.Str(), required=True)
-
-
 class PipelineSchema(Schema):
-    queues = fields.List(fields.Nested(QueueStateSchema), required=True)
-    workers = fields.List(fields.Nested(WorkerStateSchema), required=True)
     dirty_groups = fields.Int(required=True)
+    oldest_dirty_s = fields.Float(allow_none=True, required=True)
+    pairing_job_queued = fields.Bool(required=True)
+    pairing_workers = fields.Int(required=True)

@@ -4,11 +4,14 @@ with the pipeline state read from Redis (``pipeline_metrics``)."""
 
 from __future__ import annotations
 
+import hmac
 import os
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from likeloop_server.errors import CredentialRefused
 
 from .event_schemas import feedback_event_schema, response_event_schema
 from .pipeline_metrics import PipelineCollector
@@ -67,8 +70,21 @@ def record_event_outcome(status: str, reason: str = "", n: int = 1) -> None:
     TALLY.inc(child, n)
 
 
-def init_app(app: Flask, conn: Any) -> None:
-    """Serve ``/metrics``: this process's metrics (all workers' under gunicorn) and the pipeline's."""
+def _check_scraper(token: str) -> None:
+    """``/metrics`` names every project: it answers only ``Authorization: Bearer <token>``
+    (``LIKELOOP_METRICS_TOKEN``; Prometheus sends it with ``authorization: credentials_file``)."""
+    if not token:
+        raise CredentialRefused(
+            "metrics_disabled", "/metrics is off: set LIKELOOP_METRICS_TOKEN and scrape with that bearer token"
+        )
+    kind, _, given = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if kind.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise CredentialRefused("invalid_metrics_token", "send the metrics token as 'Authorization: Bearer <token>'")
+
+
+def init_app(app: Flask, conn: Any, token: str) -> None:
+    """Serve ``/metrics`` to the holder of ``token``: this process's metrics (all workers' under
+    gunicorn) and the pipeline's."""
     registry = CollectorRegistry()
     multiproc = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
     if multiproc:
@@ -79,7 +95,8 @@ def init_app(app: Flask, conn: Any) -> None:
 
     @app.get("/metrics")
     def metrics() -> Response:
-        """Prometheus metrics. Serve it on an internal network only: it names projects."""
+        """Prometheus metrics, for the holder of the metrics token only: they name projects."""
+        _check_scraper(token)
         TALLY.flush()  # this process's latest counts; other workers' are at most a second old
         body = generate_latest(registry)
         if not multiproc:

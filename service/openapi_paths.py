@@ -141,12 +141,21 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
                    params=_limit(MAX_COMMENTS))
     },
     "/v1/pipeline": {
-        "get": _op("Queue depths, failed jobs, workers, groups waiting for pairing", ("200", "Pipeline", "Pipeline"),
+        "get": _op("This project's groups waiting for pairing and its pairing job", ("200", "Pipeline", "Pipeline"),
                    scope="read", errors=_READ_ERRORS)
     },
     "/metrics": {
-        "get": _page("Prometheus metrics (serve on an internal network only)", "text/plain",
-                     "Metrics in Prometheus text format")
+        "get": {
+            **_page("Prometheus metrics, for the bearer of LIKELOOP_METRICS_TOKEN (not a project key)", "text/plain",
+                    "Metrics in Prometheus text format"),
+            "security": [{"bearer": []}],
+            "responses": {
+                "200": {"description": "Metrics in Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}}},
+                "401": {"description": "No metrics token, a wrong one, or none configured",
+                        "content": _json("Error")},
+            },
+        }
     },
     "/dashboard": {"get": _page("The dashboard page (asks for a read key)")},
     "/docs": {"get": _page("This document, rendered")},

@@ -103,12 +103,5 @@ def get_comments():  # type: ignore[no-untyped-def]
 @bp.get("/v1/pipeline")
 @require("read")
 def get_pipeline():  # type: ignore[no-untyped-def]
-    """Queue depths, failed jobs, workers, and this project's groups waiting for pairing."""
-    conn = resources().redis
-    return jsonify(
-        {
-            "queues": queues.queue_states(conn),
-            "workers": queues.worker_states(conn),
-            "dirty_groups": conn.zcard(keys.ProjectKeys(g.project).dirty),
-        }
-    )
+    """This project's groups waiting for pairing, its pairing job, and the pairing workers' count."""
+    return jsonify(queues.project_pipeline(resources().redis, g.project))

@@ -14,7 +14,7 @@ import redis
 
 from likeloop_cli import stack
 from likeloop_server.settings import Settings
-from tests.support import LiveService, P, make_key
+from tests.support import METRICS_TOKEN, LiveService, P, make_key
 from workers.context import s3_client
 
 TEST_BUCKET = "likeloop-test"
@@ -53,6 +53,7 @@ def settings(redis_server: stack.Server, request: pytest.FixtureRequest) -> Sett
         redis_url=redis_server.url,
         s3_url=f"s3://{TEST_BUCKET}/t-{uuid.uuid4().hex[:12]}",
         s3_endpoint=endpoint,
+        metrics_token=METRICS_TOKEN,
     )
 
 

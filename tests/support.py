@@ -110,9 +110,21 @@ def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+# The metrics token of the tests' settings (conftest.py) and served services.
+METRICS_TOKEN = "test-metrics-token"
+
+
+def scrape(client: Any) -> str:
+    """``/metrics`` as Prometheus reads it, with the metrics token (a Flask test client)."""
+    resp = client.get("/metrics", headers=auth(METRICS_TOKEN))
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return resp.get_data(as_text=True)
+
+
 def server_env(settings: Settings) -> dict[str, str]:
     env = stack.local_aws_env()
     env.update(LIKELOOP_REDIS_URL=settings.redis_url, LIKELOOP_S3_URL=settings.s3_url)
+    env["LIKELOOP_METRICS_TOKEN"] = settings.metrics_token
     if settings.s3_endpoint:
         env["LIKELOOP_S3_ENDPOINT"] = settings.s3_endpoint
     return env

@@ -75,7 +75,7 @@ def test_the_dashboard_shows_the_project(browser, live_service, data):
     assert models == {"gpt-small", "gpt-large"}
     assert "far too long" in page.locator("#comments").inner_text()
     assert "Question" in page.locator("#prompts").inner_text()
-    assert "likeloop-pairing" in page.locator("#pipeline").inner_text()
+    assert "groups waiting for pairing" in page.locator("#pipeline").inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -72,6 +73,14 @@ def test_make_run_stack_and_readme_snippet_produce_a_dataset(tmp_path):
         env = {**clean_env, **read_env_file(data / "env")}
         assert env["LIKELOOP_URL"] == f"http://127.0.0.1:{port}"
         key = env["LIKELOOP_API_KEY"]
+        assert (data / "env").stat().st_mode & 0o077 == 0  # the keys are its owner's only
+        # The key the SDK snippet uses can send events and nothing else.
+        reading = urllib.request.Request(env["LIKELOOP_URL"] + "/v1/stats", headers={"Authorization": "Bearer " + key})
+        try:
+            urllib.request.urlopen(reading, timeout=5)
+            raise AssertionError("the demo ingest key could read stats")
+        except urllib.error.HTTPError as err:
+            assert err.code == 403
 
         snippet = subprocess.run(
             [sys.executable, "-c", readme_snippet()], env=env, capture_output=True, text=True, timeout=60
@@ -158,7 +167,7 @@ def _ready(port: int) -> bool:
 def _wait_for_pairs(env: dict[str, str]) -> None:
     """Pairing runs in the stack's worker, a moment after the feedback lands."""
     req = urllib.request.Request(
-        env["LIKELOOP_URL"] + "/v1/stats", headers={"Authorization": "Bearer " + env["LIKELOOP_API_KEY"]}
+        env["LIKELOOP_URL"] + "/v1/stats", headers={"Authorization": "Bearer " + env["LIKELOOP_READ_KEY"]}
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -108,12 +108,12 @@
           }));
         }),
         api("/v1/pipeline").then(function (body) {
-          var rows = body.queues.map(function (q) {
-            return "<tr><td>queue " + esc(q.name) + "</td><td>" + q.queued + " waiting, " + q.failed + " failed</td></tr>";
-          });
-          rows.push("<tr><td>workers</td><td>" + (body.workers.length ? body.workers.length + " (" +
-                    body.workers.map(function (w) { return esc(w.state); }).join(", ") + ")" : "none running") + "</td></tr>");
-          rows.push("<tr><td>groups waiting for pairing</td><td>" + body.dirty_groups + "</td></tr>");
+          var rows = [
+            "<tr><td>pairing workers</td><td>" + (body.pairing_workers ? body.pairing_workers : "none running") + "</td></tr>",
+            "<tr><td>groups waiting for pairing</td><td>" + body.dirty_groups +
+              (body.oldest_dirty_s == null ? "" : " (oldest " + body.oldest_dirty_s.toFixed(1) + " s)") + "</td></tr>",
+            "<tr><td>pairing job</td><td>" + (body.pairing_job_queued ? "queued" : "idle") + "</td></tr>",
+          ];
           table("pipeline", ["", ""], rows);
         }),
       ]);

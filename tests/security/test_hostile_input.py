@@ -13,7 +13,7 @@ from likeloop._token import key_id, signing_secret
 
 from service import create_app
 from tests.service.test_observability import metric
-from tests.support import auth, make_key
+from tests.support import auth, make_key, scrape
 
 
 def token_with(api_key: str, payload: bytes) -> str:
@@ -71,7 +71,7 @@ def test_metric_labels_come_from_fixed_sets(client, key):
     client.open("/v1/events", method="BREW", headers=auth(key))
     body = {"events": [{"type": "response", "prompt": "Q", "response": "A", "colour_" + "x" * 40: "red"}]}
     client.post("/v1/events", json=body, headers=auth(key))
-    text = client.get("/metrics").get_data(as_text=True)
+    text = scrape(client)
     assert "BREW" not in text and metric(text, "likeloop_request_duration_seconds_count", method="other") >= 1
     assert "colour_" not in text
     assert metric(text, "likeloop_events_total", outcome="rejected", reason="other") >= 1
@@ -102,3 +102,25 @@ def test_a_single_event_may_inflate_only_to_the_body_limit(client, key):
     batch = {"events": [{"type": "response", "prompt": "Q", "response": "x" * (1024 * 1024 + 10)}]}
     resp = client.post("/v1/events", data=gzip.compress(json.dumps(batch).encode()), headers=headers)
     assert resp.status_code == 207  # a batch may inflate further (to 8 MiB); this event is then too long
+
+
+def test_metrics_answer_only_the_metrics_token(client, settings, conn):
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics").get_json()["error"]["code"] == "invalid_metrics_token"
+    assert client.get("/metrics", headers=auth("guess")).status_code == 401
+    # A project's own admin key is not enough: the metrics name every project.
+    assert client.get("/metrics", headers=auth(make_key(conn, "acme"))).status_code == 401
+    assert "likeloop_redis_up" in scrape(client)
+    unset = create_app(replace(settings, metrics_token=""), {"TESTING": True}).test_client()
+    resp = unset.get("/metrics", headers=auth(""))
+    assert resp.status_code == 401 and resp.get_json()["error"]["code"] == "metrics_disabled"
+
+
+def test_the_pipeline_shows_only_the_callers_project(client, conn):
+    from likeloop_server import keys
+
+    conn.zadd(keys.ProjectKeys("other").dirty, {"g1": 1.0, "g2": 2.0})
+    conn.zadd(keys.ProjectKeys("acme").dirty, {"g9": 100.0})
+    body = client.get("/v1/pipeline", headers=auth(make_key(conn, "acme", "read"))).get_json()
+    assert body["dirty_groups"] == 1 and body["oldest_dirty_s"] > 0
+    assert set(body) == {"dirty_groups", "oldest_dirty_s", "pairing_job_queued", "pairing_workers"}

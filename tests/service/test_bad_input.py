@@ -6,7 +6,7 @@ import json
 import pytest
 
 from likeloop_server import apikeys
-from tests.support import auth, make_key
+from tests.support import METRICS_TOKEN, auth, make_key
 
 GOOD = {"type": "response", "prompt": "Q?", "response": "A"}
 
@@ -180,7 +180,7 @@ def test_redis_outage_is_a_503_not_a_500(settings, key):
     assert resp.headers["Retry-After"]
     assert down.get("/readyz").status_code == 503
     assert down.get("/healthz").status_code == 200
-    metrics = down.get("/metrics")
+    metrics = down.get("/metrics", headers=auth(METRICS_TOKEN))
     assert metrics.status_code == 200 and b"likeloop_redis_up 0.0" in metrics.data
 
 

@@ -9,7 +9,7 @@ from rq import Queue
 
 from likeloop_server.queues import PAIRING_QUEUE
 from service.group_commit import DirectCommit, GroupCommit
-from tests.support import auth
+from tests.support import auth, scrape
 
 
 @pytest.fixture(params=[False, True], ids=["direct", "group_commit"])
@@ -154,7 +154,7 @@ def test_error_answers_are_counted_by_code_and_carry_the_request_id(client, key)
     def errors(code):
         from tests.service.test_observability import metric
 
-        return metric(client.get("/metrics").get_data(as_text=True), "likeloop_request_errors_total", code=code)
+        return metric(scrape(client), "likeloop_request_errors_total", code=code)
 
     before = errors("invalid_api_key"), errors("not_found")
     answer = client.post("/v1/responses", json={}, headers={**auth("nope"), "X-Request-ID": "r-7"})

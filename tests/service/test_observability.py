@@ -5,7 +5,7 @@ import re
 import time
 import urllib.request
 
-from tests.support import auth, make_key
+from tests.support import METRICS_TOKEN, auth, make_key, scrape
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -28,10 +28,10 @@ def test_metrics_count_events_requests_and_pipeline_state(client, key, conn):
         {"type": "like", "response_id": "a"}, {"type": "dislike", "response_id": "b"},
         {"type": "rating", "response_id": "a", "value": 99},
     ]}  # fmt: skip
-    before = client.get("/metrics").get_data(as_text=True)
+    before = scrape(client)
     client.post("/v1/events", json=body, headers=auth(key))
     client.post("/v1/responses", json={"prompt": 1}, headers=auth(key))
-    text = client.get("/metrics").get_data(as_text=True)
+    text = scrape(client)
     assert (
         metric(text, "likeloop_events_total", outcome="accepted", reason="")
         - metric(before, "likeloop_events_total", outcome="accepted", reason="")
@@ -61,7 +61,8 @@ def test_the_served_service_logs_json_lines_with_request_ids_and_merges_worker_m
     # The worker that answered may not be the one scraped: its counts arrive within a second.
     deadline = time.monotonic() + 5
     while True:
-        with urllib.request.urlopen(f"{live_service.url}/metrics", timeout=5) as resp:
+        scraping = urllib.request.Request(f"{live_service.url}/metrics", headers=auth(METRICS_TOKEN))
+        with urllib.request.urlopen(scraping, timeout=5) as resp:
             text = resp.read().decode()
         name = "likeloop_request_duration_seconds_count"
         count = metric(text, name, endpoint="/v1/stats", method="GET", status="200")
@@ -80,8 +81,8 @@ def test_rejections_are_labelled_by_field_name_never_by_position(client, key):
         return metric(text, "likeloop_events_total", outcome="rejected", reason=reason)
 
     events = [["not an object"], {"type": "nope"}, {"type": "like", "response_id": "r1", "value": 3}]
-    before = client.get("/metrics").get_data(as_text=True)
+    before = scrape(client)
     client.post("/v1/events", json={"events": events * 3}, headers=auth(key))
-    text = client.get("/metrics").get_data(as_text=True)
+    text = scrape(client)
     assert [rejected(text, r) - rejected(before, r) for r in ("event", "type", "value")] == [3, 3, 3]
     assert "events[" not in text
