@@ -1,7 +1,9 @@
 """RQ queues and the jobs put on them, named in one place for the service, workers and CLI.
 
 Jobs are referred to by import path so that enqueuing (in the service) does not import the
-workers' dependencies (boto3).
+workers' dependencies (boto3). They are stored as JSON, not pickles (loading a pickle runs
+whatever code it names), and a worker runs only LikeLoop's own job functions (``JOB_FUNCTIONS``):
+a job written into Redis by anyone else fails instead of running.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from typing import Any
 
 import redis
 from rq import Queue, Retry, Worker
+from rq.job import Job
 from rq.registry import FailedJobRegistry
+from rq.serializers import JSONSerializer
 
 from . import defaults, keys, ownership
 from .identity import new_id
@@ -24,6 +28,53 @@ ALL_QUEUES = (PAIRING_QUEUE, EXPORT_QUEUE)
 # job older versions enqueued and stays importable for jobs still queued.
 DRAIN_JOB = "workers.pairing.drain_project"
 EXPORT_JOB = "workers.export.run_export"
+
+# Every function a LikeLoop job may call: the jobs above, the cron's (workers/cron.py), and
+# pair_group, which older versions enqueued.
+JOB_FUNCTIONS = frozenset(
+    {
+        DRAIN_JOB,
+        EXPORT_JOB,
+        "workers.pairing.pair_group",
+        "workers.pairing.sweep_dirty",
+        "workers.export.export_all_projects",
+    }
+)
+SERIALIZER = JSONSerializer
+
+
+class UnknownJob(Exception):
+    """A job names a function that is not one of LikeLoop's jobs."""
+
+
+class LikeLoopJob(Job):
+    """A job that runs only if its function is one of ``JOB_FUNCTIONS``."""
+
+    @property
+    def func(self):  # type: ignore[no-untyped-def, override]
+        name = self.func_name
+        if name not in JOB_FUNCTIONS:
+            raise UnknownJob(f"{name!r} is not a LikeLoop job; refusing to run it")
+        return super().func
+
+
+class LikeLoopQueue(Queue):
+    """An RQ queue of JSON-serialized ``LikeLoopJob``s."""
+
+    def __init__(self, name: str = "default", *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("serializer", SERIALIZER)
+        kwargs.setdefault("job_class", LikeLoopJob)
+        super().__init__(name, *args, **kwargs)
+
+
+def queue(name: str, conn: redis.Redis) -> Queue:
+    return LikeLoopQueue(name, connection=conn)
+
+
+def fetch_job(conn: redis.Redis, job_id: str) -> Job:
+    """A job by id (its data is read as JSON; raises rq's NoSuchJobError if it is gone)."""
+    return LikeLoopJob.fetch(job_id, connection=conn, serializer=SERIALIZER)
+
 
 PAIRING_RETRY = Retry(max=len(defaults.PAIRING_RETRY_INTERVALS_S), interval=list(defaults.PAIRING_RETRY_INTERVALS_S))
 EXPORT_RETRY = Retry(max=len(defaults.EXPORT_RETRY_INTERVALS_S), interval=list(defaults.EXPORT_RETRY_INTERVALS_S))
@@ -40,7 +91,7 @@ def schedule_pairing(conn: redis.Redis, project: str) -> bool:
     job_id = f"pairing-{project}-{new_id()[:16]}"
     if not conn.set(pk.pairing_job, job_id, nx=True):
         return False
-    Queue(PAIRING_QUEUE, connection=conn).enqueue(
+    queue(PAIRING_QUEUE, conn).enqueue(
         DRAIN_JOB,
         args=(project,),
         job_id=job_id,
@@ -81,7 +132,7 @@ def enqueue_export(
     parquet: bool | None = None,
 ) -> None:
     """Enqueue an export run; ``retry=False`` when someone is waiting to see it fail or succeed."""
-    Queue(EXPORT_QUEUE, connection=conn).enqueue(
+    queue(EXPORT_QUEUE, conn).enqueue(
         EXPORT_JOB,
         args=(project, export_id, mode, formats, parquet),
         job_id=f"export-{project}-{export_id}",
@@ -96,8 +147,8 @@ def queue_states(conn: redis.Redis) -> list[dict[str, Any]]:
     """Each queue's name, jobs waiting and jobs in its failed registry."""
     out = []
     for name in ALL_QUEUES:
-        queue = Queue(name, connection=conn)
-        out.append({"name": name, "queued": queue.count, "failed": FailedJobRegistry(queue=queue).count})
+        q = queue(name, conn)
+        out.append({"name": name, "queued": q.count, "failed": FailedJobRegistry(queue=q).count})
     return out
 
 
@@ -115,5 +166,5 @@ def project_pipeline(conn: redis.Redis, project: str) -> dict[str, Any]:
         "dirty_groups": waiting,
         "oldest_dirty_s": round(max(0.0, time.time() - oldest[0][1]), 3) if oldest else None,
         "pairing_job_queued": bool(queued),
-        "pairing_workers": Worker.count(connection=conn, queue=Queue(PAIRING_QUEUE, connection=conn)),
+        "pairing_workers": Worker.count(connection=conn, queue=queue(PAIRING_QUEUE, conn)),
     }

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import rq.cron
 from rq.cron import CronScheduler
 
 from likeloop_server.defaults import SWEEP_INTERVAL_S
-from likeloop_server.queues import EXPORT_QUEUE, PAIRING_QUEUE
+from likeloop_server.queues import EXPORT_QUEUE, PAIRING_QUEUE, LikeLoopQueue
 from likeloop_server.settings import Settings
 
 from .export import export_all_projects
@@ -13,6 +14,11 @@ from .pairing import sweep_dirty
 
 
 def register_jobs(scheduler: CronScheduler, settings: Settings) -> None:
-    """The nightly export of every project, and the sweep that re-enqueues stale pairing."""
+    """The nightly export of every project, and the sweep that re-enqueues stale pairing.
+
+    RQ's cron enqueues through ``rq.cron.Queue`` with no say in the serializer; it is pointed at
+    LikeLoop's queue class so that cron's jobs are JSON like every other (workers read no pickles).
+    """
+    rq.cron.Queue = LikeLoopQueue  # type: ignore[misc]
     scheduler.register(export_all_projects, EXPORT_QUEUE, cron=settings.export_cron, name="nightly-export")
     scheduler.register(sweep_dirty, PAIRING_QUEUE, interval=SWEEP_INTERVAL_S, name="pairing-sweep")

@@ -245,12 +245,14 @@ def stored_records(conn: redis.Redis, pk: keys.ProjectKeys, group_id: str, kto: 
 
 def _job_is_alive(conn: redis.Redis, job_id: bytes | None) -> bool:
     from rq.exceptions import NoSuchJobError
-    from rq.job import Job, JobStatus
+    from rq.job import JobStatus
+
+    from likeloop_server.queues import fetch_job
 
     if job_id is None:
         return False
     try:
-        status = Job.fetch(job_id.decode(), connection=conn).get_status()
+        status = fetch_job(conn, job_id.decode()).get_status()
     except NoSuchJobError:
         return False
     return status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED)

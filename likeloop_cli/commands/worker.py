@@ -39,15 +39,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rq import Queue, SimpleWorker, Worker
+    from rq import SimpleWorker, Worker
 
-    from likeloop_server.queues import ALL_QUEUES
+    from likeloop_server.queues import ALL_QUEUES, SERIALIZER, LikeLoopJob, queue
     from workers.migrate import migrate
 
     conn = redis_client()
     migrate(conn)  # before any job: jobs read and write the current layout only
     names = args.queues.split(",") if args.queues else list(ALL_QUEUES)
     cls = SimpleWorker if args.worker_class == "simple" else Worker
-    worker = cls([Queue(n, connection=conn) for n in names], connection=conn)
+    # JSON jobs, and only LikeLoop's own functions (likeloop_server/queues.py).
+    worker = cls([queue(n, conn) for n in names], connection=conn, serializer=SERIALIZER, job_class=LikeLoopJob)
     worker.work(burst=args.burst, with_scheduler=not args.burst, logging_level=args.log_level.upper())
     return EXIT_OK

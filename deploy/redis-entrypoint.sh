@@ -1,0 +1,15 @@
+#!/bin/sh
+# Start Redis for LikeLoop with an ACL: the default (password-less) user off, and one user,
+# "likeloop", with the password in LIKELOOP_REDIS_PASSWORD and the rights in redis-acl.rules.
+# LikeLoop connects as redis://likeloop:<password>@host:6379/0. Extra arguments go to redis-server.
+set -eu
+: "${LIKELOOP_REDIS_PASSWORD:?set LIKELOOP_REDIS_PASSWORD (letters and digits, e.g. openssl rand -hex 32)}"
+case "$LIKELOOP_REDIS_PASSWORD" in
+  *[!A-Za-z0-9]*) echo "LIKELOOP_REDIS_PASSWORD: use letters and digits only (it goes into a URL)" >&2; exit 2 ;;
+esac
+here=${LIKELOOP_REDIS_CONFIG_DIR:-/usr/local/etc/redis}
+acl=${LIKELOOP_REDIS_ACL_FILE:-/tmp/likeloop-users.acl}
+rules=$(grep -v '^#' "$here/redis-acl.rules" | grep -v '^[[:space:]]*$')
+umask 077
+printf 'user default off\nuser likeloop on >%s ~* &* %s\n' "$LIKELOOP_REDIS_PASSWORD" "$rules" > "$acl"
+exec redis-server "$here/redis.conf" --aclfile "$acl" "$@"

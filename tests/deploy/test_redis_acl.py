@@ -1,0 +1,97 @@
+"""deploy/'s Redis, run as compose runs it (redis-entrypoint.sh with redis.conf and the ACL
+rules): the whole pipeline works as the "likeloop" user, and neither a caller without the
+password nor LikeLoop's own user can reconfigure or wipe the server."""
+
+import os
+import re
+import subprocess
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+
+from likeloop_cli import stack
+from service import create_app
+from tests.support import auth, feedback, likeloop_cli, make_key, response, run_worker_burst
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+PASSWORD = "s3cretPassw0rd"
+
+
+@pytest.fixture
+def acl_redis(tmp_path):
+    """redis-server started by deploy/redis-entrypoint.sh, on a free loopback port."""
+    port = stack.free_port()
+    env = {
+        "PATH": f"{Path(stack.redis_server_binary()).parent}:{os.environ['PATH']}",
+        "LIKELOOP_REDIS_PASSWORD": PASSWORD,
+        "LIKELOOP_REDIS_CONFIG_DIR": str(DEPLOY),
+        "LIKELOOP_REDIS_ACL_FILE": str(tmp_path / "users.acl"),
+    }
+    argv = ["sh", str(DEPLOY / "redis-entrypoint.sh"), "--bind", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(
+        [*argv, "--dir", str(tmp_path)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
+    url = f"redis://likeloop:{PASSWORD}@127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            redis.Redis.from_url(url).ping()
+            break
+        except redis.ConnectionError:
+            assert proc.poll() is None and time.monotonic() < deadline, "redis did not start"
+            time.sleep(0.05)
+    yield url, port
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_the_pipeline_runs_as_the_acl_user_and_nothing_else_gets_in(acl_redis, settings, s3):
+    url, port = acl_redis
+    settings = replace(settings, redis_url=url)
+    conn = redis.Redis.from_url(url)
+    key = make_key(conn, "acme")
+    client = create_app(settings, {"TESTING": True}).test_client()
+    events = [response("a", "good"), response("b", "bad"), feedback("like", "a"), feedback("dislike", "b")]
+    assert client.post("/v1/events", json={"events": events}, headers=auth(key)).status_code == 200
+    assert client.get("/v1/pipeline", headers=auth(key)).status_code == 200
+    run_worker_burst(settings)  # pairing, as RQ's worker runs it
+    exported = likeloop_cli("export", "--project", "acme", settings=settings)
+    assert exported.returncode == 0, exported.stderr
+    burst = run_worker_burst(settings)
+    assert "NOPERM" not in burst.stderr and "not supported" not in burst.stderr, burst.stderr
+    stats = client.get("/v1/stats", headers=auth(key)).get_json()["totals"]
+    assert (stats["pairs"], stats["pairs_exported"]) == (1, 1)
+
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=port).ping()  # the default user is off
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis.from_url(url.replace(PASSWORD, "guess")).ping()
+    for command in (("FLUSHALL",), ("CONFIG", "SET", "dir", "/tmp"), ("DEBUG", "SLEEP", "0"), ("KEYS", "*")):
+        with pytest.raises(redis.ResponseError, match="NOPERM|no permissions"):
+            conn.execute_command(*command)
+
+
+def test_the_entrypoint_refuses_a_missing_or_url_unsafe_password(tmp_path):
+    for password in ("", "has space", "p@ss"):
+        env = {
+            "PATH": os.environ["PATH"],
+            "LIKELOOP_REDIS_CONFIG_DIR": str(DEPLOY),
+            "LIKELOOP_REDIS_PASSWORD": password,
+        }
+        done = subprocess.run(["sh", str(DEPLOY / "redis-entrypoint.sh")], env=env, capture_output=True, text=True)
+        assert done.returncode != 0 and "LIKELOOP_REDIS_PASSWORD" in done.stderr
+
+
+def test_compose_gives_no_credential_a_default():
+    text = (DEPLOY / "compose.yaml").read_text()
+    yaml.safe_load(text)  # well-formed
+    references = re.findall(r"\$\{([A-Z_]+)(:[-?][^}]*)?\}", text)
+    secret = [(name, how) for name, how in references if re.search(r"PASSWORD|TOKEN|SECRET|USER", name)]
+    assert secret and all(how.startswith(":?") for _, how in secret), secret
+    assert "redis://likeloop:${LIKELOOP_REDIS_PASSWORD" in text
+    env_example = (DEPLOY / "env.example").read_text()
+    assert all(f"{name}=" in env_example for name, _ in secret)
