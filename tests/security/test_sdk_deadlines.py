@@ -49,23 +49,23 @@ def timed(call):
     return result, time.monotonic() - start
 
 
-def test_shutdown_returns_in_time_and_counts_what_it_could_not_send(stalled_url):
-    ll = likeloop.Client(api_key="k", url=stalled_url, flush_at=5)
+def log_twelve_and_shut_down(ll):
+    """(what shutdown(timeout=1) returned, the client's stats) after 12 logged responses."""
     for i in range(12):
         ll.log(prompt="Q", response=f"A{i}")
     ok, took = timed(lambda: ll.shutdown(timeout=1.0))
     assert took < 1.0 + SLACK_S, took
-    stats = ll.stats()
+    return ok, ll.stats()
+
+
+def test_shutdown_returns_in_time_and_counts_what_it_could_not_send(stalled_url):
+    ok, stats = log_twelve_and_shut_down(likeloop.Client(api_key="k", url=stalled_url, flush_at=5))
     assert ok is False and stats["failed"] == 12 and stats["sent"] == 0
 
 
 def test_shutdown_keeps_what_it_could_not_send_in_the_spool(stalled_url, tmp_path):
     ll = likeloop.Client(api_key="k", url=stalled_url, flush_at=5, spool_dir=tmp_path)
-    for i in range(12):
-        ll.log(prompt="Q", response=f"A{i}")
-    ok, took = timed(lambda: ll.shutdown(timeout=1.0))
-    assert took < 1.0 + SLACK_S, took
-    stats = ll.stats()
+    ok, stats = log_twelve_and_shut_down(ll)
     assert ok is True and stats["failed"] == 0 and stats["spooled"] == 12
 
 
