@@ -83,6 +83,8 @@ PROVENANCE_COMMENT_CHARS = 280
 
 # Most disliked prompt groups and latest comments one request may ask for.
 MAX_PROMPTS = 100
+# Responses of one prompt group one request may ask for (each with all its feedback).
+MAX_GROUP_RESPONSES = 200
 MAX_COMMENTS = 200
 # Export history pages are small; the dashboard and the CLI ask for the latest runs.
 MAX_EXPORT_LIST = 500

@@ -106,10 +106,27 @@ def read_stats(conn: redis.Redis, project: str, query: StatsQuery | None = None)
     return result
 
 
-def most_disliked(conn: redis.Redis, project: str, limit: int = 20, samples: int = 3) -> list[dict[str, Any]]:
+def most_disliked(
+    conn: redis.Redis,
+    project: str,
+    limit: int = 20,
+    samples: int = 3,
+    since: str | None = None,
+    until: str | None = None,
+) -> list[dict[str, Any]]:
     """Prompt groups with the most dislikes (then the lowest like rate), with a sample prompt and
-    recent comments. Reads only the leading groups of the dislikes ranking, however many exist."""
-    pk = keys.ProjectKeys(project)
+    recent comments. All time: read from the dislikes ranking (its leading groups only, however
+    many exist); in a time range: from the hours' per-group counts."""
+    if since is not None or until is not None:
+        counted = read_stats(conn, project, StatsQuery(since, until, group_by="group"))["groups"]
+        groups = [(g["key"], g) for g in counted if g["dislikes"] > 0]
+    else:
+        groups = _ranked_groups(conn, keys.ProjectKeys(project), limit)
+    groups.sort(key=lambda g: (-g[1]["dislikes"], g[1]["like_rate"] or 0.0, g[0]))
+    return [_describe(conn, keys.ProjectKeys(project), gid, counts, samples) for gid, counts in groups[:limit]]
+
+
+def _ranked_groups(conn: redis.Redis, pk: keys.ProjectKeys, limit: int) -> list[tuple[str, dict[str, Any]]]:
     # Ties on dislikes are broken by like rate: read past the limit to see the tied ones.
     ranked = conn.zrevrangebyscore(pk.disliked_groups, "+inf", 1, start=0, num=limit * 2 + 10, withscores=True)
     gids = [gid.decode() for gid, _ in ranked]
@@ -121,19 +138,60 @@ def most_disliked(conn: redis.Redis, project: str, limit: int = 20, samples: int
     for gid, values in zip(gids, pipe.execute(), strict=True):
         counts = {metric: int(v) for metric, v in zip(COUNTERS, values, strict=True) if v is not None}
         groups.append((gid, derive(counts)))
-    groups.sort(key=lambda g: (-g[1]["dislikes"], g[1]["like_rate"] or 0.0, g[0]))
-    out = []
-    for gid, counts in groups[:limit]:
-        rids = sorted(r.decode() for r in conn.smembers(pk.group(gid)))
-        prompt = None
-        comments: list[dict[str, Any]] = []
-        for rid in rids:
-            resp = conn.hmget(pk.response(rid), "prompt", "messages")
-            if prompt is None and (resp[0] or resp[1]):
-                prompt = resp[0].decode() if resp[0] else stored.parse_messages(resp[1])[-1].get("content")
-            comments += [stored.parse_comment(c) for c in conn.lrange(pk.comments(rid), -samples, -1)]
-        comments.sort(key=lambda c: float(c.get("ts") or 0), reverse=True)
-        out.append(
-            {"group_id": gid, "prompt": prompt, **counts, "sample_comments": [c["text"] for c in comments][:samples]}
-        )
-    return out
+    return groups
+
+
+def _prompt_of(resp: dict[str, Any]) -> str | None:
+    if resp.get("prompt"):
+        return resp["prompt"]
+    messages = resp.get("messages")
+    return messages[-1].get("content") if messages else None
+
+
+def _describe(
+    conn: redis.Redis, pk: keys.ProjectKeys, gid: str, counts: dict[str, Any], samples: int
+) -> dict[str, Any]:
+    rids = sorted(r.decode() for r in conn.smembers(pk.group(gid)))
+    prompt = None
+    comments: list[dict[str, Any]] = []
+    for rid in rids:
+        resp = conn.hmget(pk.response(rid), "prompt", "messages")
+        if prompt is None and (resp[0] or resp[1]):
+            prompt = resp[0].decode() if resp[0] else stored.parse_messages(resp[1])[-1].get("content")
+        comments += [stored.parse_comment(c) for c in conn.lrange(pk.comments(rid), -samples, -1)]
+    comments.sort(key=lambda c: float(c.get("ts") or 0), reverse=True)
+    counts = {k: v for k, v in counts.items() if k != "key"}
+    return {"group_id": gid, "prompt": prompt, **counts, "sample_comments": [c["text"] for c in comments][:samples]}
+
+
+def prompt_group(conn: redis.Redis, project: str, group_id: str, limit: int) -> dict[str, Any] | None:
+    """A prompt group's responses (the first ``limit`` by id) with all their feedback, or None."""
+    pk = keys.ProjectKeys(project)
+    rids = sorted(r.decode() for r in conn.smembers(pk.group(group_id)))
+    if not rids:
+        return None
+    shown = rids[:limit]
+    found = [(rid, r) for rid, r in zip(shown, stored.read_responses(conn, pk, shown), strict=True) if r]
+    prompt = next((_prompt_of(r.response) for _, r in found if _prompt_of(r.response)), None)
+    first = found[0][1].response if found else {}
+    return {
+        "group_id": group_id,
+        "prompt": prompt,
+        "system": first.get("system"),
+        "messages": first.get("messages"),
+        "response_count": len(rids),
+        "responses": [
+            {
+                "response_id": rid,
+                "response": r.response["response"],
+                "model": r.response.get("model") or None,
+                "timestamp": r.response["ts"],
+                "likes": sum(1 for v in r.votes if v > 0),
+                "dislikes": sum(1 for v in r.votes if v < 0),
+                "ratings": [{"value": v, "scale": sc} for v, sc in r.ratings],
+                "comments": r.comments,
+                "correction": r.response.get("correction"),
+            }
+            for rid, r in found
+        ],
+    }

@@ -88,6 +88,27 @@ class PromptStatsSchema(StatsCountsSchema):
     sample_comments = fields.List(fields.Str(), required=True)
 
 
+class GroupResponseSchema(Schema):
+    response_id = fields.Str(required=True)
+    response = fields.Str(required=True)
+    model = fields.Str(allow_none=True, required=True)
+    timestamp = fields.Float(required=True)
+    likes = fields.Int(required=True)
+    dislikes = fields.Int(required=True)
+    ratings = fields.List(fields.Dict(), required=True)
+    comments = fields.List(fields.Dict(), required=True)
+    correction = fields.Str(allow_none=True, required=True)
+
+
+class PromptGroupSchema(Schema):
+    group_id = fields.Str(required=True)
+    prompt = fields.Str(allow_none=True, required=True)
+    system = fields.Str(allow_none=True, required=True)
+    messages = fields.List(fields.Dict(), allow_none=True, required=True)
+    response_count = fields.Int(required=True)
+    responses = fields.List(fields.Nested(GroupResponseSchema), required=True)
+
+
 class PromptListSchema(Schema):
     prompts = fields.List(fields.Nested(PromptStatsSchema), required=True)
 
@@ -103,6 +124,9 @@ class ExportRecordSchema(Schema):
     finished_at = fields.Float()
     pairs = fields.Int()
     retractions = fields.Int()
+    kto = fields.Int()
+    files = fields.Int(metadata={"description": "Objects the run wrote (the manifest and cards aside)."})
+    bytes = fields.Int(metadata={"description": "Their total size."})
     manifest = fields.Str()
     error = fields.Str()
 

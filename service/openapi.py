@@ -27,6 +27,7 @@ COMPONENTS = {
     "ResponseDetail": answers.ResponseDetailSchema,
     "Stats": answers.StatsSchema,
     "PromptList": answers.PromptListSchema,
+    "PromptGroup": answers.PromptGroupSchema,
     "CommentList": answers.CommentListSchema,
     "Pipeline": answers.PipelineSchema,
     "ExportRequest": inputs.ExportRequestSchema,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from likeloop_server.defaults import MAX_COMMENTS, MAX_EXPORT_LIST, MAX_PROMPTS
+from likeloop_server.defaults import MAX_COMMENTS, MAX_EXPORT_LIST, MAX_GROUP_RESPONSES, MAX_PROMPTS
 from likeloop_server.stats import GROUPINGS
 
 _ERRORS = {
@@ -21,6 +21,7 @@ _READ_ERRORS = ("401", "403", "503")
 _BODY_ERRORS = ("400", "401", "403", "413", "415", "503")
 _ID = {"type": "string", "pattern": r"^[A-Za-z0-9_.:-]{1,128}$"}
 _TIME = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}(T\d{2})?$"}
+_GROUP = {"type": "string", "pattern": r"^[0-9a-f]{32}$"}
 
 
 def _json(schema: str) -> dict[str, Any]:
@@ -113,8 +114,16 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "/v1/prompts": {
         "get": _op(
-            "The most disliked prompt groups, with sample comments", ("200", "Prompts", "PromptList"), scope="read",
-            params=_limit(MAX_PROMPTS),
+            "The most disliked prompt groups (all time, or within since/until), with sample comments",
+            ("200", "Prompts", "PromptList"), scope="read",
+            params=[*_limit(MAX_PROMPTS), *({"name": n, "in": "query", "schema": _TIME} for n in ("since", "until"))],
+        )
+    },
+    "/v1/prompts/{group_id}": {
+        "get": _op(
+            "One prompt group's responses with all their feedback", ("200", "The prompt group", "PromptGroup"),
+            scope="read", params=[*_path_param("group_id", _GROUP), *_limit(MAX_GROUP_RESPONSES)],
+            errors=_READ_ERRORS, extra={"404": ("No such prompt group in this project", "Error")},
         )
     },
     "/v1/exports": {

@@ -9,9 +9,9 @@ from typing import Any
 from flask import Blueprint, g, jsonify, request
 
 from likeloop_server import keys, queues, stored
-from likeloop_server.defaults import MAX_COMMENTS, MAX_PROMPTS
+from likeloop_server.defaults import MAX_COMMENTS, MAX_GROUP_RESPONSES, MAX_PROMPTS
 from likeloop_server.identity import CLIENT_ID_RE
-from likeloop_server.stats import StatsQuery, most_disliked, read_stats
+from likeloop_server.stats import StatsQuery, most_disliked, prompt_group, read_stats
 
 from .auth import require
 from .bodies import limit_arg
@@ -87,8 +87,26 @@ def get_stats():  # type: ignore[no-untyped-def]
 @bp.get("/v1/prompts")
 @require("read")
 def get_prompts():  # type: ignore[no-untyped-def]
-    """The most disliked prompt groups, with a sample prompt and recent comments."""
-    return jsonify({"prompts": most_disliked(resources().redis, g.project, limit_arg(20, MAX_PROMPTS))})
+    """The most disliked prompt groups (all time, or within ``since``/``until``), with a sample
+    prompt and recent comments."""
+    limit = limit_arg(20, MAX_PROMPTS)
+    found = most_disliked(resources().redis, g.project, limit, since=_time_arg("since"), until=_time_arg("until"))
+    return jsonify({"prompts": found})
+
+
+_GROUP_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@bp.get("/v1/prompts/<group_id>")
+@require("read")
+def get_prompt_group(group_id: str):  # type: ignore[no-untyped-def]
+    """One prompt group: its prompt and its responses, each with all its feedback."""
+    found = None
+    if _GROUP_ID.match(group_id):  # no other id can be stored: not looked up
+        found = prompt_group(resources().redis, g.project, group_id, limit_arg(50, MAX_GROUP_RESPONSES))
+    if found is None:
+        raise ApiError(404, "prompt_not_found", f"no prompt group {group_id!r} in this project", field="group_id")
+    return jsonify(found)
 
 
 @bp.get("/v1/comments")

@@ -91,6 +91,9 @@ def test_thumbs_up_to_dataset_in_s3(live_service, conn, s3, settings):
     assert set(got) == expected_pairs()
     assert max(got.values()) == 1  # every expected pair exactly once
     assert manifest["counts"]["pairs"] == len(expected_pairs()) == 5
+    # The export's record sums up its objects as its manifest lists them.
+    assert record["files"] == len(manifest["files"]) and record["bytes"] == sum(f["bytes"] for f in manifest["files"])
+    assert record["pairs"] == 5 and record["kto"] == manifest["counts"]["kto"]
 
     # The stats endpoint agrees with what was sent.
     votes = final_votes()

@@ -182,6 +182,7 @@ def export_project(
         exports.update_export(
             conn, project, export_id, status=ExportStatus.SUCCEEDED, finished_at=repr(time.time()),
             pairs=manifest["counts"]["pairs"], retractions=manifest["counts"]["retractions"],
+            kto=manifest["counts"]["kto"], files=len(files), bytes=sum(f["bytes"] for f in files),
             manifest=f"s3://{layout.bucket}/{manifest_key}", error="",
         )  # fmt: skip
         return manifest
