@@ -15,7 +15,7 @@ import pytest
 from likeloop import _token
 
 from likeloop_cli.stack import free_port
-from tests.support import make_key
+from tests.support import likeloop_cli, make_key, run_worker_burst
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -60,25 +60,95 @@ def data(live_service, conn):
     return key, rids, ll
 
 
-def test_the_dashboard_shows_the_project(browser, live_service, data):
-    key, _, _ = data
-    page = browser.new_page(viewport={"width": 1300, "height": 1100})
+@pytest.fixture
+def history(live_service, conn, settings, s3):
+    """Six days of traffic on two models (one liked, one disliked more), paired by a real worker
+    and exported once: what the dashboard draws over time."""
+    key = make_key(conn, "acme")
+    now = time.time()
+    events = []
+    for d in range(6):
+        ts = now - (5 - d) * 86400
+        for model, liked in (("gpt-small", 4), ("gpt-large", 1)):
+            for i in range(5):
+                rid = f"{model}-{d}-{i}"
+                events.append(
+                    {
+                        "type": "response",
+                        "response_id": rid,
+                        "prompt": f"Question {i}",
+                        "response": f"{model} answer {i} (day {d})",
+                        "model": model,
+                        "timestamp": ts,
+                    }
+                )
+                vote = "like" if i < liked else "dislike"
+                events.append({"type": vote, "response_id": rid, "user_id": f"u{d}", "timestamp": ts})
+    events.append({"type": "comment", "response_id": "gpt-large-5-4", "user_id": "u5", "text": "far too long"})
+    post_events(live_service.url, key, events)
+    run_worker_burst(settings)
+    likeloop_cli("export", "--project", "acme", settings=settings)
+    run_worker_burst(settings)
+    return key
+
+
+def post_events(url: str, key: str, events: list[dict]) -> None:
+    import json
+
+    for start in range(0, len(events), 200):
+        body = json.dumps({"events": events[start : start + 200]}).encode()
+        req = urllib.request.Request(
+            f"{url}/v1/events",
+            data=body,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        assert urllib.request.urlopen(req, timeout=10).status == 200
+
+
+def attributes(page, selector: str, name: str) -> set[str]:
+    found = page.locator(selector)
+    return {found.nth(i).get_attribute(name) for i in range(found.count())}
+
+
+def test_the_dashboard_shows_the_project_over_time(browser, live_service, history):
+    page = browser.new_page(viewport={"width": 1300, "height": 1400})
     page.goto(f"{live_service.url}/dashboard")
-    page.fill("#key", key)
+    page.fill("#key", history)
     page.click("#load")
     page.wait_for_selector("body[data-loaded=true]", timeout=15000)
-    assert page.locator("#kpis").inner_text().split()[0] == "8"  # responses
-    models = {
-        page.locator("#like-rate-chart circle.point").nth(i).get_attribute("data-model")
-        for i in range(page.locator("#like-rate-chart circle.point").count())
-    }
-    assert models == {"gpt-small", "gpt-large"}
-    assert "far too long" in page.locator("#comments").inner_text()
-    assert "Question" in page.locator("#prompts").inner_text()
+    assert page.locator("#kpis").inner_text().split()[0] == "60"  # responses in the last 30 days
+    # Like rate and volume per model, one point per model and day.
+    assert attributes(page, "#like-rate-chart circle.point", "data-model") == {"gpt-small", "gpt-large"}
+    assert len(attributes(page, "#like-rate-chart circle.point", "data-bucket")) == 6
+    assert len(attributes(page, "#volume-chart circle.point", "data-bucket")) == 6
+    assert "80.0%" in page.locator("#models").inner_text() and "20.0%" in page.locator("#models").inner_text()
+    # Pairs made by the worker and exported by the export, today.
+    assert attributes(page, "#pairs-chart rect", "data-kind") == {"made", "exported"}
+    # Exports with their counts, size and manifest.
+    exports_text = page.locator("#exports").inner_text()
+    assert "succeeded" in exports_text and " KB" in exports_text and "manifests/" in exports_text
+    # A disliked prompt opens its responses and their comments.
+    assert "Question 4" in page.locator("#prompts").inner_text()
+    page.locator("#prompts a.prompt-link", has_text="Question 4").click()
+    page.wait_for_selector("#group .response", timeout=10000)
+    assert page.locator("#group .response").count() == 12
+    assert "far too long" in page.locator("#group").inner_text()
+    assert "#prompt=" in page.url
+    # A comment leads to its prompt group too.
+    page.locator("#comments a.response-link").first.click()
+    page.wait_for_function("document.querySelector('#group').innerText.includes('far too long')", timeout=10000)
     assert "groups waiting for pairing" in page.locator("#pipeline").inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+
+    # The last 24 hours: today's traffic only, by hour.
+    page.evaluate("document.body.removeAttribute('data-loaded')")
+    page.select_option("#range", "24h")
+    page.wait_for_selector("body[data-loaded=true]", timeout=15000)
+    assert page.locator("#kpis").inner_text().split()[0] == "10"
+    assert all(len(b) == 13 for b in attributes(page, "#like-rate-chart circle.point", "data-bucket"))
+    page.screenshot(path=str(ARTIFACTS / "dashboard-24h.png"), full_page=True)
 
 
 def test_a_wrong_key_is_shown_not_crashed(browser, live_service, conn):
