@@ -16,7 +16,9 @@ from typing import Any
 from . import defaults
 
 # Metrics the ingest script counts (ingest.lua names them; tests check it names no other).
-INGEST_METRICS = ("responses", "likes", "dislikes", "ratings", "rating_sum", "comments", "corrections")
+INGEST_METRICS = (
+    "responses", "likes", "dislikes", "ratings", "rating_sum", "comments", "corrections", "comparisons",
+)  # fmt: skip
 COUNTERS = (*INGEST_METRICS, "pairs")
 PAIRS_EXPORTED = "pairs_exported"  # only in the project's total hash
 

@@ -8,7 +8,8 @@
 --       most stats dimension values (models, metadata values) a project counts, the most
 --       comments a response keeps, the most feedback events one unknown response may have waiting.
 -- Returns {statuses, newly_dirty_group_ids}; a status per event: accepted | duplicate | pending |
--- comment_limit (the response has its most comments) | pending_limit (its waiting list is full).
+-- comment_limit (the response has its most comments) | pending_limit (its waiting list is full) |
+-- group_mismatch (a comparison of responses to different prompts).
 --
 -- What is permanent grows with feedback, never with unlabelled responses alone: a response
 -- counts under its model and allow-listed metadata values (a bounded set per project), and
@@ -191,6 +192,59 @@ local function keep(rkey, gkey, dims, hour)
   redis.call('PERSIST', gkey)
 end
 
+-- Wait for a response not stored yet; false if its waiting list is full (counted as dropped).
+local function wait_for(rid, ev)
+  local pkey = K.pending .. rid
+  if redis.call('LLEN', pkey) >= max_pending then
+    incr(K.stats, 'pending_dropped', 1)
+    return false
+  end
+  redis.call('RPUSH', pkey, cjson.encode(ev))
+  redis.call('EXPIRE', pkey, pending_ttl)
+  -- The marker outlives every pending list, so while it is absent none exists.
+  redis.call('SET', K.pendingany, '1', 'EX', pending_ttl)
+  any_pending = true
+  return true
+end
+
+-- The status of an event that waits for a response: pending, or pending_limit when it cannot.
+local function waited(rid, ev)
+  if wait_for(rid, ev) then return 'pending' end
+  return 'pending_limit'
+end
+
+-- A comparison of two responses: stored as its user's judgement of the pair once both are
+-- stored and answer the same prompt group; until then it waits for the missing one.
+-- Returns accepted | pending | pending_limit | group_mismatch.
+local VERDICTS = {a = true, b = false}
+local function compare(ev)
+  local a = redis.call('HMGET', K.resp .. ev.rid, 'group', 'dims', 'hour')
+  local b = redis.call('HMGET', K.resp .. ev.other, 'group', 'dims', 'hour')
+  local missing = (not a[1]) and ev.rid or ((not b[1]) and ev.other or nil)
+  if missing then return waited(missing, ev) end
+  if a[1] ~= b[1] then return 'group_mismatch' end
+  local lo, hi = ev.rid, ev.other
+  if hi < lo then lo, hi = hi, lo end
+  local verdict = '='
+  if ev.choice == 'both_bad' then
+    verdict = 'x'
+  elseif ev.choice ~= 'tie' then
+    local winner = VERDICTS[ev.choice] and ev.rid or ev.other
+    verdict = (winner == lo) and '<' or '>'
+  end
+  local jkey = K.judg .. a[1]
+  local field = lo .. '|' .. hi .. '|' .. ev.user
+  local old = redis.call('HGET', jkey, field)
+  if old and string.sub(old, 1, 1) == verdict then return 'accepted' end
+  redis.call('HSET', jkey, field, verdict .. '|' .. ev.hour)
+  local dims = cjson.decode(a[2] or '[]')
+  if not old then bump(dims, 'comparisons', 1, ev.hour, true) end
+  mark_dirty(a[1])
+  keep(K.resp .. ev.rid, K.group .. a[1], dims, a[3])
+  keep(K.resp .. ev.other, K.group .. a[1], cjson.decode(b[2] or '[]'), b[3])
+  return 'accepted'
+end
+
 for i, ev in ipairs(events) do
   local status = 'accepted'
   -- Only a client-chosen event id can come again; a response is also deduped by its id.
@@ -217,15 +271,22 @@ for i, ev in ipairs(events) do
       end
       if #waiting > 0 then
         local changed = false
+        redis.call('DEL', pkey)  -- first: a comparison may wait again, for its other response
         for _, raw in ipairs(waiting) do
           local fb = cjson.decode(raw)
-          if (fb.t ~= 'comment' or not comments_full(ev.rid)) and apply(fb, rkey, ev.dims) then changed = true end
+          if fb.t == 'comparison' then
+            -- Its client was told "pending": a mismatch found now can only be counted.
+            if compare(fb) == 'group_mismatch' then incr(K.stats, 'comparisons_dropped', 1) end
+          elseif (fb.t ~= 'comment' or not comments_full(ev.rid)) and apply(fb, rkey, ev.dims) then
+            changed = true
+          end
         end
-        redis.call('DEL', pkey)
         keep(rkey, gkey, ev.dims, ev.hour)
         if changed then mark_dirty(gid) end
       end
     end
+  elseif ev.t == 'comparison' then
+    status = compare(ev)
   else
     local rkey = K.resp .. ev.rid
     local stored = redis.call('HMGET', rkey, 'group', 'dims', 'hour')
@@ -238,18 +299,7 @@ for i, ev in ipairs(events) do
         keep(rkey, K.group .. stored[1], dims, stored[3])
       end
     else
-      local pkey = K.pending .. ev.rid
-      if redis.call('LLEN', pkey) >= max_pending then
-        incr(K.stats, 'pending_dropped', 1)
-        status = 'pending_limit'
-      else
-        redis.call('RPUSH', pkey, cjson.encode(ev))
-        redis.call('EXPIRE', pkey, pending_ttl)
-        -- The marker outlives every pending list, so while it is absent none exists.
-        redis.call('SET', K.pendingany, '1', 'EX', pending_ttl)
-        any_pending = true
-        status = 'pending'
-      end
+      status = waited(ev.rid, ev)
     end
   end
   statuses[i] = status

@@ -19,7 +19,9 @@ from .counters import stat_dims, utc_hour
 from .identity import new_id, prompt_group_id
 
 RESPONSE_TYPE = "response"
-FEEDBACK_TYPES = ("like", "dislike", "rating", "comment", "correction")
+FEEDBACK_TYPES = ("like", "dislike", "rating", "comment", "correction", "comparison")
+# A comparison judges two responses of one prompt group: the first better, the second, a tie, or both bad.
+COMPARISON_CHOICES = ("a", "b", "tie", "both_bad")
 EVENT_TYPES = (RESPONSE_TYPE, *FEEDBACK_TYPES)
 # Feedback without a user id counts as its own voter, so anonymous likes add up instead of
 # replacing each other; retries are still dropped by the event id.
@@ -92,6 +94,9 @@ def _prepare_feedback(event: dict[str, Any], ts: float) -> dict[str, Any]:
         out["scale"] = int(event.get("scale") or defaults.RATING_SCALE)
     elif etype in ("comment", "correction"):
         out["text"] = event["text"]
+    elif etype == "comparison":
+        out["other"] = event["other_response_id"]
+        out["choice"] = event["choice"]
     return out
 
 

@@ -70,6 +70,12 @@ class ProjectKeys:
     def group_version(self, group_id: str) -> str:
         return f"{self.base}gver:{group_id}"  # counter bumped by every change to the group's labels
 
+    def judgements(self, group_id: str) -> str:
+        # hash "<lower id>|<higher id>|<user>" -> "<verdict>|<hour>": each user's current judgement
+        # of two of the group's responses; verdict "<" the lower id better, ">" the higher, "=" a
+        # tie, "x" both bad
+        return f"{self.base}judg:{group_id}"
+
     @property
     def dirty(self) -> str:
         # sorted set group id -> from when it may be claimed for pairing: when it became dirty,
@@ -183,6 +189,7 @@ class ProjectKeys:
             self.config,
             self.stats_dimensions,
             self.disliked_groups,
+            self.judgements(""),
         )
 
 
@@ -206,4 +213,5 @@ INGEST_SCRIPT_KEYS = (
     "config",
     "statdims",
     "disliked",
+    "judg",
 )

@@ -125,3 +125,14 @@ def parse_pair_log(reply: list[Any]) -> list[tuple[bytes, bytes, bytes, bytes]]:
         named = dict(zip(fields[::2], fields[1::2], strict=True))
         out.append((entry_id, named[b"op"], named[b"pair"], named[b"group"]))
     return out
+
+
+def parse_judgements(raw: dict[bytes, bytes]) -> list[tuple[str, str, str, str]]:
+    """A prompt group's judgements (``keys.ProjectKeys.judgements``) as (lower id, higher id,
+    user, verdict) sorted; verdict ``<`` the lower id better, ``>`` the higher, ``=`` a tie,
+    ``x`` both bad."""
+    out = []
+    for field, value in raw.items():
+        lo, hi, user = field.decode().split("|", 2)
+        out.append((lo, hi, user, value.decode()[:1]))
+    return sorted(out)

@@ -35,6 +35,8 @@ DEFAULT_TYPES = ("like", "dislike", "rating", "comment")
 # The user id an anonymous token votes as: this prefix and its nonce.
 VOTER_PREFIX = "token:"
 _MAX_NONCE_CHARS = 64
+# What a token may allow at all: a comparison names a second response, which a token is not bound to.
+TOKEN_TYPES = tuple(t for t in FEEDBACK_TYPES if t != "comparison")
 # Clocks of the minting app and the service may differ this much.
 _CLOCK_SLACK_S = 300
 
@@ -71,7 +73,7 @@ def verify(conn: redis.Redis, token: str, now: float | None = None) -> TokenClai
             raise ValueError("bad user")
         if nonce is not None and (not isinstance(nonce, str) or not 0 < len(nonce) <= _MAX_NONCE_CHARS):
             raise ValueError("bad nonce")
-        if not isinstance(types, list | tuple) or not types or not set(types) <= set(FEEDBACK_TYPES):
+        if not isinstance(types, list | tuple) or not types or not set(types) <= set(TOKEN_TYPES):
             raise ValueError("bad types")
         given = _unb64(signature)
     # OverflowError: an infinite expiry; RecursionError: JSON nested too deeply.

@@ -66,6 +66,7 @@ class StatsCountsSchema(Schema):
     ratings = fields.Int(required=True)
     comments = fields.Int(required=True)
     corrections = fields.Int(required=True)
+    comparisons = fields.Int(required=True)
     pairs = fields.Int(required=True)
     like_rate = fields.Float(required=True, allow_none=True)
     mean_rating = fields.Float(required=True, allow_none=True)

@@ -20,7 +20,7 @@ from likeloop_server.defaults import (
     RATING_SCALE,
 )
 from likeloop_server.identity import CLIENT_ID_RE
-from likeloop_server.ingest import EVENT_TYPES, FEEDBACK_TYPES, RESPONSE_TYPE
+from likeloop_server.ingest import COMPARISON_CHOICES, EVENT_TYPES, FEEDBACK_TYPES, RESPONSE_TYPE
 from likeloop_server.projects import FORMATS, MODES, STAT_KEY_RE, STRATEGIES
 
 
@@ -77,6 +77,16 @@ def check_feedback(data: dict[str, Any]) -> None:
             raise ValidationError(f"a {etype} needs a text", "text")
     elif "text" in data:
         raise ValidationError(f"only a comment or correction takes a text, not a {etype}", "text")
+    if etype == "comparison":
+        for name in ("other_response_id", "choice"):
+            if name not in data:
+                raise ValidationError(f"a comparison needs {name}", name)
+        if data["other_response_id"] == data["response_id"]:
+            raise ValidationError("a comparison is of two different responses", "other_response_id")
+    else:
+        for name in ("other_response_id", "choice"):
+            if name in data:
+                raise ValidationError(f"only a comparison takes {name}, not a {etype}", name)
 
 
 class _Strict(Schema):
@@ -126,7 +136,8 @@ class ResponseEventSchema(_EventBase):
 
 
 class FeedbackEventSchema(_EventBase):
-    """Feedback on a logged response: like, dislike, rating, comment or correction."""
+    """Feedback on a logged response: like, dislike, rating, comment or correction; or a
+    comparison of two responses to the same prompt."""
 
     response_id = _id_field(required=True)
     user_id = fields.Str(
@@ -137,6 +148,13 @@ class FeedbackEventSchema(_EventBase):
     scale = fields.Int(strict=True, validate=validate.Range(min=2, max=MAX_SCALE), load_default=None)
     text = fields.Str(
         validate=validate.Length(min=1, max=MAX_TEXT_CHARS), metadata={"description": "comment or correction"}
+    )
+    other_response_id = _id_field(
+        metadata={"description": "comparison: the second response (response_id is the first, 'a')"}
+    )
+    choice = fields.Str(
+        validate=validate.OneOf(COMPARISON_CHOICES),
+        metadata={"description": "comparison: a (the first is better), b, tie or both_bad"},
     )
 
     @validates_schema

@@ -56,12 +56,15 @@ LIMIT_ERRORS = {
         "too much feedback is waiting for this response, which has not been logged yet "
         "(LIKELOOP_MAX_PENDING_PER_RESPONSE)"
     ),
+    "group_mismatch": "the two responses answer different prompts; a comparison is of answers to the same prompt",
 }
+# The field each refusal names.
+_LIMIT_FIELDS = {"group_mismatch": "other_response_id"}
 
 
 def _result(index: int, event: dict[str, Any], status: str, prefix: str = "") -> dict[str, Any]:
     if status in LIMIT_ERRORS:
-        field = f"{prefix}response_id"
+        field = prefix + _LIMIT_FIELDS.get(status, "response_id")
         error = {"code": status, "message": f"{field}: {LIMIT_ERRORS[status]}", "field": field}
         return {"index": index, "status": "rejected", "error": error}
     return {"index": index, "status": status, "event_id": event["eid"], "response_id": event["rid"]}
@@ -120,7 +123,7 @@ def _single(loader: Any, raw: Any, token: TokenClaims | None = None) -> Response
     (status,) = _store([event])
     if status in LIMIT_ERRORS:
         metrics.record_event_outcome("rejected", status)
-        raise ApiError(409, status, LIMIT_ERRORS[status], field="response_id")
+        raise ApiError(409, status, LIMIT_ERRORS[status], field=_LIMIT_FIELDS.get(status, "response_id"))
     metrics.record_event_outcome(status)
     # Built here rather than through jsonify: this is the path whose rate docs/benchmarks.md measures.
     body = orjson.dumps(_result(0, event, status))

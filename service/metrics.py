@@ -36,7 +36,7 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
 # Refusals by a limit rather than a field: the limit is the reason.
-_LIMIT_CODES = frozenset({"comment_limit", "pending_limit"})
+_LIMIT_CODES = frozenset({"comment_limit", "pending_limit", "group_mismatch"})
 
 _OUTCOMES: dict[tuple[str, str], Any] = {}  # label lookups cost more than the increment
 

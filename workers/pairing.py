@@ -38,7 +38,8 @@ Command = list[Any]
 
 @dataclass
 class GroupSnapshot:
-    """One prompt group as read: its version, responses with their labels, and stored item ids."""
+    """One prompt group as read: its version, responses with their labels, the users' judgements
+    of pairs of them (comparisons), and stored item ids."""
 
     group_id: str
     version: str
@@ -47,6 +48,7 @@ class GroupSnapshot:
     expired: list[str] = field(default_factory=list)
     pair_ids: set[str] = field(default_factory=set)
     kto_ids: set[str] = field(default_factory=set)
+    judgements: list[tuple[str, str, str, str]] = field(default_factory=list)  # stored.parse_judgements
 
 
 def read_groups(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -> list[GroupSnapshot]:
@@ -58,16 +60,18 @@ def read_groups(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -
         pipe.smembers(pk.group(gid))
         pipe.smembers(pk.group_pairs(gid))
         pipe.smembers(pk.group_kto(gid))
+        pipe.hgetall(pk.judgements(gid))
     rows = pipe.execute()
     snaps, members = [], []
     for i, gid in enumerate(group_ids):
-        version, rids, pair_ids, kto_ids = rows[4 * i : 4 * i + 4]
+        version, rids, pair_ids, kto_ids, judged = rows[5 * i : 5 * i + 5]
         snaps.append(
             GroupSnapshot(
                 gid,
                 (version or b"0").decode(),
                 pair_ids={x.decode() for x in pair_ids},
                 kto_ids={x.decode() for x in kto_ids},
+                judgements=stored.parse_judgements(judged),
             )
         )
         members.append(sorted(r.decode() for r in rids))
@@ -135,10 +139,10 @@ def plan_writes(
 ) -> tuple[list[Command], dict[str, int]]:
     """The commands that store a group's pairs and KTO items for its labels, and what they do."""
     gid = snap.group_id
-    pairs = make_pairs(gid, snap.labels, max_pairs, strategy)
+    pairs = make_pairs(gid, snap.labels, max_pairs, strategy, snap.judgements)
     # Records that stay keep their stored form (and their original time): only new ids are written.
     records = {p.id: stored_pair(pair_record(p, snap.prompt, now)) for p in pairs}
-    items = {k.id: stored_kto(kto_record(k, snap.prompt, now)) for k in kto_items(gid, snap.labels)}
+    items = {k.id: stored_kto(kto_record(k, snap.prompt, now)) for k in kto_items(gid, snap.labels, snap.judgements)}
     pair_ops = (stored.PAIR_ADD, stored.PAIR_RETRACT)
     commands, added, removed = _replace(
         pk.group_pairs(gid), pk.pair_records, snap.pair_ids, records, pk.pair_log, gid, pair_ops

@@ -24,12 +24,17 @@ def pair_metadata(
     chosen: dict[str, Any],
     rejected: dict[str, Any],
     paired_at: float,
+    source: str = "vote",
+    margin: int = 1,
 ) -> str:
     """Pair id, prompt group, the system prompt and chat (when there is one), each response's
-    id, model and feedback, and when the pair was made."""
+    id, model and feedback, when the pair was made, where the preference came from (``source``:
+    vote, rating, comparison, correction) and its ``margin`` (the net preference)."""
     return _json(
         {
             "pair_id": pair_id,
+            "source": source,
+            "margin": margin,
             "group_id": group_id,
             "system": prompt.get("system"),
             "messages": prompt.get("messages"),

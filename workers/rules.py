@@ -1,15 +1,21 @@
 """Pairing rules: a prompt group's labelled responses in, preference pairs out. Pure functions.
 
 A response's score is its net vote over users (like +1, dislike -1) plus, for each user's
-rating, +1 above the scale's midpoint and -1 below it. Score > 0 makes it a chosen candidate,
-< 0 a rejected one; 0 (ties, no votes, comment-only) gives no label. A correction is a chosen
-candidate of its own, paired first against the response it corrects. Pairs are every chosen
-against every rejected, strongest first, capped per group, never the same text on both sides.
+rating, +1 above the scale's midpoint and -1 below it, minus one for each user who judged it
+"both bad" in a comparison. Score > 0 makes it a chosen candidate, < 0 a rejected one; 0 (ties,
+no votes, comment-only) gives no label. A correction is a chosen candidate of its own, paired
+first against the response it corrects. Pairs are every chosen against every rejected,
+strongest first, capped per group, never the same text on both sides.
+
+Comparisons decide the pairs they judge: where any user compared A with B directly, the net of
+their current judgements (users preferring A minus users preferring B) decides that pair alone,
+over votes and ratings: A over B when positive, B over A when negative, no pair when even (ties
+and "both bad" prefer neither). docs/pairing.md has the rules with examples.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from likeloop_server import defaults
@@ -35,6 +41,11 @@ class ResponseLabels:
     comments: tuple[str, ...] = ()  # a few samples, each cut short (``sample_comments``)
     comment_count: int = 0  # all of the response's comments
     created_at: float = 0.0
+    both_bad: int = 0  # users who judged it "both bad" in a comparison
+
+    @property
+    def voted(self) -> bool:
+        return bool(self.votes or self.both_bad)
 
     @property
     def likes(self) -> int:
@@ -46,7 +57,7 @@ class ResponseLabels:
 
     @property
     def score(self) -> int:
-        total = sum(self.votes)
+        total = sum(self.votes) - self.both_bad
         for value, scale in self.ratings:
             midpoint = (1 + scale) / 2
             total += (value > midpoint) - (value < midpoint)
@@ -82,6 +93,10 @@ class Candidate:
         }
 
 
+# Where a pair's preference came from (its provenance's ``source``).
+SOURCES = ("vote", "rating", "comparison", "correction")
+
+
 @dataclass(frozen=True)
 class Pair:
     id: str
@@ -89,6 +104,37 @@ class Pair:
     chosen: Candidate
     rejected: Candidate
     strength: int = field(compare=False)
+    source: str = field(default="vote", compare=False)
+
+    @property
+    def margin(self) -> int:
+        """The net preference behind the pair: users preferring chosen over rejected, less the
+        other way (comparisons); the score difference (votes, ratings); 1 for a correction."""
+        return 1 if self.source == "correction" else self.strength
+
+
+Judgement = tuple[str, str, str, str]  # (lower id, higher id, user, verdict): stored.parse_judgements
+
+
+def direct_preferences(judgements: list[Judgement]) -> dict[tuple[str, str], int]:
+    """(lower id, higher id) -> users preferring the lower minus users preferring the higher,
+    for every pair of responses some user judged (ties and "both bad" count as judged, for 0)."""
+    net: dict[tuple[str, str], int] = {}
+    for lo, hi, _user, verdict in judgements:
+        net[(lo, hi)] = net.get((lo, hi), 0) + (verdict == "<") - (verdict == ">")
+    return net
+
+
+def with_judgements(responses: list[ResponseLabels], judgements: list[Judgement]) -> list[ResponseLabels]:
+    """The responses with their "both bad" judgements counted (once per user and response)."""
+    bad: dict[str, set[str]] = {}
+    for lo, hi, user, verdict in judgements:
+        if verdict == "x":
+            bad.setdefault(lo, set()).add(user)
+            bad.setdefault(hi, set()).add(user)
+    if not bad:
+        return responses
+    return [replace(r, both_bad=len(bad[r.response_id])) if r.response_id in bad else r for r in responses]
 
 
 def _labelled(responses: list[ResponseLabels]) -> tuple[list[Candidate], list[Candidate]]:
@@ -102,22 +148,38 @@ def _labelled(responses: list[ResponseLabels]) -> tuple[list[Candidate], list[Ca
     return chosen, rejected
 
 
-def make_pairs(group_id: str, responses: list[ResponseLabels], max_pairs: int, strategy: str = "all") -> list[Pair]:
+def make_pairs(
+    group_id: str,
+    responses: list[ResponseLabels],
+    max_pairs: int,
+    strategy: str = "all",
+    judgements: list[Judgement] | None = None,
+) -> list[Pair]:
     """The preference pairs of one prompt group, strongest first, at most ``max_pairs``.
 
     ``strategy``: ``all`` every chosen against every rejected; ``best_worst`` only the strongest
     pair (highest score against lowest); ``one_to_one`` strongest first, each response (or
-    correction) in at most one pair. Deterministic: the same labels always give the same pairs.
+    correction) in at most one pair. ``judgements``: the users' comparisons, which decide the
+    pairs they judge. Deterministic: the same labels always give the same pairs.
     """
+    judgements = judgements or []
+    responses = with_judgements(responses, judgements)
+    direct = direct_preferences(judgements)
     chosen, rejected = _labelled(responses)
     found: dict[str, Pair] = {}
 
-    def add(c: Candidate, r: Candidate, strength: int) -> None:
+    def add(c: Candidate, r: Candidate, strength: int, source: str) -> None:
         if normalise_text(c.text) == normalise_text(r.text):
             return
         pid = pair_id(group_id, c.key, r.key)
         if pid not in found:
-            found[pid] = Pair(pid, group_id, c, r, strength)
+            found[pid] = Pair(pid, group_id, c, r, strength, source)
+
+    by_id = {r.response_id: Candidate(r.response_id, r.text, r) for r in responses}
+    for (lo, hi), net in sorted(direct.items()):
+        if net and lo in by_id and hi in by_id:
+            winner, loser = (lo, hi) if net > 0 else (hi, lo)
+            add(by_id[winner], by_id[loser], abs(net), "comparison")
 
     corrections = [
         Candidate(r.response_id + CORRECTION_SUFFIX, r.correction, r, is_correction=True)
@@ -125,11 +187,15 @@ def make_pairs(group_id: str, responses: list[ResponseLabels], max_pairs: int, s
         if r.correction
     ]
     for corr in corrections:
-        add(corr, Candidate(corr.source.response_id, corr.source.text, corr.source), _CORRECTION_STRENGTH)
+        add(corr, Candidate(corr.source.response_id, corr.source.text, corr.source), _CORRECTION_STRENGTH, "correction")
     for c in chosen + corrections:
         c_score = _CORRECTION_STRENGTH // 2 if c.is_correction else c.source.score
         for r in rejected:
-            add(c, r, c_score - r.source.score)
+            ids = (c.key, r.key) if c.key < r.key else (r.key, c.key)
+            if not c.is_correction and ids in direct:
+                continue  # judged directly: the comparisons decided it above
+            source = "correction" if c.is_correction else ("vote" if c.source.voted or r.source.voted else "rating")
+            add(c, r, c_score - r.source.score, source)
     ordered = sorted(found.values(), key=lambda p: (-p.strength, p.id))
     if strategy == "best_worst":
         ordered = ordered[:1]
@@ -159,7 +225,14 @@ def pair_record(pair: Pair, prompt: dict[str, Any], paired_at: float) -> dict[st
         "rejected": pair.rejected.text,
         "paired_at": paired_at,
         "metadata": pair_metadata(
-            pair.id, pair.group_id, prompt, pair.chosen.describe(), pair.rejected.describe(), paired_at
+            pair.id,
+            pair.group_id,
+            prompt,
+            pair.chosen.describe(),
+            pair.rejected.describe(),
+            paired_at,
+            source=pair.source,
+            margin=pair.margin,
         ),
     }
 
@@ -174,14 +247,18 @@ class KtoItem:
     label: bool
 
 
-def kto_items(group_id: str, responses: list[ResponseLabels]) -> list[KtoItem]:
-    """Every labelled response of a group, paired or not: score > 0 desirable, < 0 undesirable.
+def kto_items(
+    group_id: str, responses: list[ResponseLabels], judgements: list[Judgement] | None = None
+) -> list[KtoItem]:
+    """Every labelled response of a group, paired or not: score > 0 desirable, < 0 undesirable
+    (a "both bad" judgement counts against each of the two).
 
     A correction is desirable; the response it corrects, unless its votes say otherwise,
     undesirable. The id includes the label, so a flipped label is a new row (and the old one is
     retracted). Sorted by id: deterministic.
     """
     items: dict[str, KtoItem] = {}
+    responses = with_judgements(responses, judgements or [])
 
     def add(c: Candidate, label: bool) -> None:
         iid = short_hash("kto", group_id, c.key, "1" if label else "0")

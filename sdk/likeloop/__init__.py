@@ -24,6 +24,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "comment",
+    "compare",
     "correct",
     "default_client",
     "dislike",
@@ -70,6 +71,10 @@ def comment(response_id: str, text: str, **kwargs: Any) -> bool:
 
 def correct(response_id: str, text: str, **kwargs: Any) -> bool:
     return default_client().correct(response_id, text, **kwargs)
+
+
+def compare(a: str, b: str, **kwargs: Any) -> bool:
+    return default_client().compare(a, b, **kwargs)
 
 
 def flush(timeout: float = 5.0) -> bool:

@@ -37,6 +37,7 @@ from ._spool import Spool
 from ._transport import HttpTransport, Transport
 
 _ID_POOL = 256  # ids drawn from the OS at a time
+COMPARISON_CHOICES = ("a", "b", "tie", "both_bad")
 
 log = logging.getLogger("likeloop")
 
@@ -195,6 +196,23 @@ class Client:
         if type(text) is not str or not text:
             return bool(self._misuse("correct() needs the corrected text"))
         return self._feedback("correction", response_id, user_id, {"text": text})
+
+    def compare(self, a: str, b: str, *, choice: str = "a", user_id: str | None = None) -> bool:
+        """Record which of two answers to the same prompt a user found better: ``choice`` is
+        ``"a"``, ``"b"``, ``"tie"`` or ``"both_bad"``. Where users compared two answers, their
+        majority decides that pair over likes and dislikes; a later comparison of the same two
+        by the same user replaces the earlier one."""
+        if choice not in COMPARISON_CHOICES:
+            return bool(
+                self._misuse(f"compare() choice must be one of {', '.join(COMPARISON_CHOICES)}, got {choice!r}")
+            )
+        if type(b) is not str or not b or b == a:
+            return bool(self._misuse(f"compare() needs two different response ids, got {a!r} and {b!r}"))
+        if self._sample_below is not None and zlib.crc32(b.encode()) >= self._sample_below:
+            with self._qlock:  # the other answer was sampled out: the comparison could never apply
+                self._counters.dropped_sampled += 1
+            return False
+        return self._feedback("comparison", a, user_id, {"other_response_id": b, "choice": choice})
 
     def feedback_token(
         self,

@@ -28,6 +28,34 @@ def test_logged_responses_and_feedback_reach_the_service(live_service, conn):
     ll.shutdown()
 
 
+def test_a_comparison_from_the_sdk_becomes_an_exported_pair(live_service, conn, settings, s3):
+    import json
+
+    from likeloop_server import exports
+    from tests.support import read_jsonl_gz, run_worker_burst
+
+    key = make_key(conn, "acme")
+    ll = likeloop.Client(api_key=key, url=live_service.url, flush_interval=0.05)
+    a = ll.log(prompt="Which is the capital of Australia?", response="Canberra.", model="m1")
+    b = ll.log(prompt="Which is the capital of Australia?", response="Sydney.", model="m2")
+    ll.like(b, user_id="fan-of-sydney")  # votes say b; the users who compared the two say a
+    assert ll.compare(a, b, choice="a", user_id="u1") and ll.compare(b, a, choice="b", user_id="u2")
+    assert ll.compare(a, a) is False and ll.compare(a, b, choice="left") is False  # refused in the SDK
+    assert ll.flush(10) and ll.stats()["rejected"] == 0
+    ll.shutdown()
+    run_worker_burst(settings)
+    export_id = exports.request_export(conn, "acme", "incremental", trigger="test")
+    run_worker_burst(settings)
+    record = exports.get_export(conn, "acme", export_id)
+    assert record["status"] == "succeeded" and record["pairs"] == 1, record
+    bucket, manifest_key = record["manifest"].removeprefix("s3://").split("/", 1)
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
+    (pairs,) = [f for f in manifest["files"] if f["kind"] == "pairs"]
+    (row,) = read_jsonl_gz(s3, bucket, pairs["key"])
+    assert (row["chosen"], row["rejected"]) == ("Canberra.", "Sydney.")
+    assert json.loads(row["metadata"])["source"] == "comparison"
+
+
 def test_events_logged_during_an_outage_arrive_after_recovery(settings, conn, tmp_path):
     key = make_key(conn, "acme")
     port = free_port()

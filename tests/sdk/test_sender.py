@@ -216,6 +216,7 @@ def test_public_api_is_pinned():
             "UsageError",
             "__version__",
             "comment",
+            "compare",
             "correct",
             "default_client",
             "dislike",

@@ -1,0 +1,83 @@
+"""Comparison events through the ingest script: stored as each user's current judgement of two
+responses of one prompt group, refused for answers to different prompts, waiting (in either
+order) for responses not logged yet, and paired by the worker."""
+
+from likeloop_server import keys
+from likeloop_server.stored import parse_judgements
+from tests.support import P, auth, feedback, response, store, store_and_pair
+from workers.pairing import stored_records
+
+
+def compare(a, b, choice, user="u1", **fields):
+    return feedback("comparison", a, user=user, other_response_id=b, choice=choice, **fields)
+
+
+def judgements(conn, gid):
+    return parse_judgements(conn.hgetall(keys.ProjectKeys(P).judgements(gid)))
+
+
+def test_a_users_latest_comparison_stands(conn, settings):
+    _, _ = store(conn, settings, response("a", "A"), response("b", "B"))
+    statuses, dirty = store(conn, settings, compare("a", "b", "a"))
+    assert statuses == ["accepted"] and len(dirty) == 1
+    (gid,) = dirty
+    store(conn, settings, compare("b", "a", "a"))  # the same user, the other way round: b is better now
+    assert judgements(conn, gid) == [("a", "b", "u1", ">")]
+    store(conn, settings, compare("a", "b", "tie", user="u2"))
+    assert judgements(conn, gid) == [("a", "b", "u1", ">"), ("a", "b", "u2", "=")]
+    total = conn.hgetall(keys.ProjectKeys(P).stats_total)
+    assert int(total[b"comparisons"]) == 2  # current judgements, not events
+
+
+def test_answers_to_different_prompts_cannot_be_compared(client, key):
+    client.post(
+        "/v1/events", json={"events": [response("a", prompt="Q1"), response("b", prompt="Q2")]}, headers=auth(key)
+    )
+    resp = client.post("/v1/feedback", json=compare("a", "b", "a"), headers=auth(key))
+    assert resp.status_code == 409 and resp.get_json()["error"]["code"] == "group_mismatch"
+    assert resp.get_json()["error"]["field"] == "other_response_id"
+    batch = client.post("/v1/events", json={"events": [compare("a", "b", "b")]}, headers=auth(key)).get_json()
+    assert batch["results"][0]["status"] == "rejected" and batch["results"][0]["error"]["code"] == "group_mismatch"
+
+
+def test_bad_comparisons_are_refused_by_name(client, key):
+    for body, field in (
+        (compare("a", "a", "a"), "other_response_id"),
+        (compare("a", "b", "left"), "choice"),
+        (feedback("comparison", "a", choice="a"), "other_response_id"),
+        (feedback("like", "a", choice="a"), "choice"),
+    ):
+        resp = client.post("/v1/feedback", json=body, headers=auth(key))
+        assert resp.status_code == 400 and resp.get_json()["error"]["field"] == field, body
+
+
+def test_a_comparison_waits_for_either_response(conn, settings):
+    for first, second in (("a", "b"), ("b", "a")):
+        conn.flushall()
+        assert store(conn, settings, compare("a", "b", "a"))[0] == ["pending"]
+        assert store(conn, settings, response(first, first.upper()))[1] == []  # still waiting for the other
+        _, dirty = store(conn, settings, response(second, second.upper()))
+        assert len(dirty) == 1 and judgements(conn, dirty[0]) == [("a", "b", "u1", "<")]
+
+
+def test_a_mismatch_found_when_a_response_arrives_is_counted(conn, settings):
+    store(conn, settings, response("a", prompt="Q1"), compare("a", "b", "a"))
+    store(conn, settings, response("b", prompt="Q2"))
+    assert int(conn.hget(keys.ProjectKeys(P).stats_total, "comparisons_dropped")) == 1
+
+
+def test_the_worker_pairs_what_users_compared_over_their_votes(conn, settings):
+    events = [
+        response("a", "A"),
+        response("b", "B"),
+        feedback("like", "b", user="v1"),
+        feedback("dislike", "a", user="v1"),
+    ]
+    events += [compare("a", "b", "a", user=u) for u in ("u1", "u2")]
+    (gid,) = store_and_pair(conn, settings, *events)
+    (pair,) = stored_records(conn, keys.ProjectKeys(P), gid)
+    assert (pair["chosen"], pair["rejected"]) == ("A", "B")
+    import json
+
+    meta = json.loads(pair["metadata"])
+    assert (meta["source"], meta["margin"]) == ("comparison", 2)
