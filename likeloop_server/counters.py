@@ -18,6 +18,7 @@ from . import defaults
 # Metrics the ingest script counts (ingest.lua names them; tests check it names no other).
 INGEST_METRICS = (
     "responses", "likes", "dislikes", "ratings", "rating_sum", "comments", "corrections", "comparisons",
+    "rankings",
 )  # fmt: skip
 COUNTERS = (*INGEST_METRICS, "pairs")
 PAIRS_EXPORTED = "pairs_exported"  # only in the project's total hash

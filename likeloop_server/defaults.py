@@ -71,6 +71,8 @@ RECENT_COMMENTS = 200
 MAX_COMMENT_CHARS = 2_000
 MAX_COMMENTS_PER_RESPONSE = 50
 MAX_PENDING_PER_RESPONSE = 100
+# Responses one ranking may order (it judges every pair of them: 190 at 20).
+MAX_RANKED = 20
 # Distinct models and metadata values the stats count per project: the counters' fields stay
 # bounded whatever a client sends. Values past the cap are counted in the totals only.
 MAX_STAT_VALUES = 500

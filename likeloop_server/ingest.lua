@@ -235,13 +235,55 @@ local function compare(ev)
   local jkey = K.judg .. a[1]
   local field = lo .. '|' .. hi .. '|' .. ev.user
   local old = redis.call('HGET', jkey, field)
-  if old and string.sub(old, 1, 1) == verdict then return 'accepted' end
-  redis.call('HSET', jkey, field, verdict .. '|' .. ev.hour)
+  if old and string.sub(old, 1, 1) == verdict and string.sub(old, -2) == '|c' then return 'accepted' end
+  redis.call('HSET', jkey, field, verdict .. '|' .. ev.hour .. '|c')
   local dims = cjson.decode(a[2] or '[]')
   if not old then bump(dims, 'comparisons', 1, ev.hour, true) end
   mark_dirty(a[1])
   keep(K.resp .. ev.rid, K.group .. a[1], dims, a[3])
   keep(K.resp .. ev.other, K.group .. a[1], cjson.decode(b[2] or '[]'), b[3])
+  return 'accepted'
+end
+
+-- A ranking of responses of one prompt group, best first (ev.ranks: levels of ids ranked equal):
+-- every id above another judges it better; ids ranked equal judge nothing, and the user's earlier
+-- judgement of any pair the ranking covers is replaced (or removed). Waits like a comparison.
+local function rank(ev)
+  local gid, rows = nil, {}
+  for _, level in ipairs(ev.ranks) do
+    for _, rid in ipairs(level) do
+      local row = redis.call('HMGET', K.resp .. rid, 'group', 'dims', 'hour')
+      if not row[1] then return waited(rid, ev) end
+      if gid and row[1] ~= gid then return 'group_mismatch' end
+      gid = row[1]
+      rows[rid] = row
+    end
+  end
+  local jkey = K.judg .. gid
+  local levels = ev.ranks
+  for i = 1, #levels do
+    for j = i, #levels do
+      for xi, x in ipairs(levels[i]) do
+        for yi, y in ipairs(levels[j]) do
+          if i < j or xi < yi then
+            local lo, hi = x, y
+            if hi < lo then lo, hi = hi, lo end
+            local field = lo .. '|' .. hi .. '|' .. ev.user
+            if i == j then
+              redis.call('HDEL', jkey, field)
+            else
+              redis.call('HSET', jkey, field, ((x == lo) and '<' or '>') .. '|' .. ev.hour .. '|r')
+            end
+          end
+        end
+      end
+    end
+  end
+  local first = rows[levels[1][1]]
+  local dims = cjson.decode(first[2] or '[]')
+  bump(dims, 'rankings', 1, ev.hour, true)
+  mark_dirty(gid)
+  for rid, row in pairs(rows) do keep(K.resp .. rid, K.group .. gid, cjson.decode(row[2] or '[]'), row[3]) end
   return 'accepted'
 end
 
@@ -274,9 +316,10 @@ for i, ev in ipairs(events) do
         redis.call('DEL', pkey)  -- first: a comparison may wait again, for its other response
         for _, raw in ipairs(waiting) do
           local fb = cjson.decode(raw)
-          if fb.t == 'comparison' then
+          if fb.t == 'comparison' or fb.t == 'ranking' then
             -- Its client was told "pending": a mismatch found now can only be counted.
-            if compare(fb) == 'group_mismatch' then incr(K.stats, 'comparisons_dropped', 1) end
+            local judge = (fb.t == 'comparison') and compare or rank
+            if judge(fb) == 'group_mismatch' then incr(K.stats, fb.t .. 's_dropped', 1) end
           elseif (fb.t ~= 'comment' or not comments_full(ev.rid)) and apply(fb, rkey, ev.dims) then
             changed = true
           end
@@ -287,6 +330,8 @@ for i, ev in ipairs(events) do
     end
   elseif ev.t == 'comparison' then
     status = compare(ev)
+  elseif ev.t == 'ranking' then
+    status = rank(ev)
   else
     local rkey = K.resp .. ev.rid
     local stored = redis.call('HMGET', rkey, 'group', 'dims', 'hour')

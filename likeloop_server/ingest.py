@@ -19,7 +19,7 @@ from .counters import stat_dims, utc_hour
 from .identity import new_id, prompt_group_id
 
 RESPONSE_TYPE = "response"
-FEEDBACK_TYPES = ("like", "dislike", "rating", "comment", "correction", "comparison")
+FEEDBACK_TYPES = ("like", "dislike", "rating", "comment", "correction", "comparison", "ranking")
 # A comparison judges two responses of one prompt group: the first better, the second, a tie, or both bad.
 COMPARISON_CHOICES = ("a", "b", "tie", "both_bad")
 EVENT_TYPES = (RESPONSE_TYPE, *FEEDBACK_TYPES)
@@ -86,7 +86,8 @@ def _prepare_feedback(event: dict[str, Any], ts: float) -> dict[str, Any]:
         "hour": utc_hour(ts),
         "ts": repr(ts),
         "dedupe": given is not None,
-        "rid": event["response_id"],
+        # A ranking names its responses in response_ids: the first stands for the event.
+        "rid": event.get("response_id") or ranking_levels(event["response_ids"])[0][0],
         "user": event.get("user_id") or ANONYMOUS_USER_PREFIX + eid,
     }
     if etype == "rating":
@@ -97,7 +98,14 @@ def _prepare_feedback(event: dict[str, Any], ts: float) -> dict[str, Any]:
     elif etype == "comparison":
         out["other"] = event["other_response_id"]
         out["choice"] = event["choice"]
+    elif etype == "ranking":
+        out["ranks"] = ranking_levels(event["response_ids"])
     return out
+
+
+def ranking_levels(response_ids: list[Any]) -> list[list[str]]:
+    """A ranking's ids as levels, best first: ``["a", ["b", "c"], "d"]`` -> [[a], [b, c], [d]]."""
+    return [[x] if isinstance(x, str) else list(x) for x in response_ids]
 
 
 def dumps_bytes(value: Any) -> bytes:

@@ -127,12 +127,14 @@ def parse_pair_log(reply: list[Any]) -> list[tuple[bytes, bytes, bytes, bytes]]:
     return out
 
 
-def parse_judgements(raw: dict[bytes, bytes]) -> list[tuple[str, str, str, str]]:
+def parse_judgements(raw: dict[bytes, bytes]) -> list[tuple[str, str, str, str, str]]:
     """A prompt group's judgements (``keys.ProjectKeys.judgements``) as (lower id, higher id,
-    user, verdict) sorted; verdict ``<`` the lower id better, ``>`` the higher, ``=`` a tie,
-    ``x`` both bad."""
+    user, verdict, source) sorted; verdict ``<`` the lower id better, ``>`` the higher, ``=`` a
+    tie, ``x`` both bad; source ``comparison`` or ``ranking``."""
     out = []
     for field, value in raw.items():
         lo, hi, user = field.decode().split("|", 2)
-        out.append((lo, hi, user, value.decode()[:1]))
+        parts = value.decode().split("|")
+        source = "ranking" if len(parts) > 2 and parts[2] == "r" else "comparison"
+        out.append((lo, hi, user, parts[0], source))
     return sorted(out)

@@ -35,8 +35,9 @@ DEFAULT_TYPES = ("like", "dislike", "rating", "comment")
 # The user id an anonymous token votes as: this prefix and its nonce.
 VOTER_PREFIX = "token:"
 _MAX_NONCE_CHARS = 64
-# What a token may allow at all: a comparison names a second response, which a token is not bound to.
-TOKEN_TYPES = tuple(t for t in FEEDBACK_TYPES if t != "comparison")
+# What a token may allow at all: comparisons and rankings name other responses, which a token is
+# not bound to.
+TOKEN_TYPES = tuple(t for t in FEEDBACK_TYPES if t not in ("comparison", "ranking"))
 # Clocks of the minting app and the service may differ this much.
 _CLOCK_SLACK_S = 300
 

@@ -67,6 +67,7 @@ class StatsCountsSchema(Schema):
     comments = fields.Int(required=True)
     corrections = fields.Int(required=True)
     comparisons = fields.Int(required=True)
+    rankings = fields.Int(required=True)
     pairs = fields.Int(required=True)
     like_rate = fields.Float(required=True, allow_none=True)
     mean_rating = fields.Float(required=True, allow_none=True)

@@ -13,6 +13,7 @@ from likeloop_server.defaults import (
     MAX_MESSAGES,
     MAX_METADATA_KEYS,
     MAX_NAME_CHARS,
+    MAX_RANKED,
     MAX_SCALE,
     MAX_STAT_METADATA_KEYS,
     MAX_TEXT_CHARS,
@@ -77,6 +78,12 @@ def check_feedback(data: dict[str, Any]) -> None:
             raise ValidationError(f"a {etype} needs a text", "text")
     elif "text" in data:
         raise ValidationError(f"only a comment or correction takes a text, not a {etype}", "text")
+    if etype == "ranking":
+        _check_ranking(data)
+    elif "response_id" not in data:
+        raise ValidationError("missing: the response this feedback is about", "response_id")
+    elif "response_ids" in data:
+        raise ValidationError(f"only a ranking takes response_ids, not a {etype}", "response_ids")
     if etype == "comparison":
         for name in ("other_response_id", "choice"):
             if name not in data:
@@ -87,6 +94,30 @@ def check_feedback(data: dict[str, Any]) -> None:
         for name in ("other_response_id", "choice"):
             if name in data:
                 raise ValidationError(f"only a comparison takes {name}, not a {etype}", name)
+
+
+def _check_ranking(data: dict[str, Any]) -> None:
+    """A ranking's response_ids: ids best first, where an element may be a list of ids ranked
+    equal; at least two responses, at most MAX_RANKED, none twice."""
+    if "response_id" in data:
+        raise ValidationError(
+            "a ranking names its responses in response_ids (best first), not response_id", "response_id"
+        )
+    levels = data.get("response_ids")
+    if not isinstance(levels, list) or not levels:
+        raise ValidationError("a ranking needs response_ids: a list of ids, best first", "response_ids")
+    seen: list[str] = []
+    for level in levels:
+        ids = [level] if isinstance(level, str) else level
+        if not isinstance(ids, list) or not ids or not all(isinstance(x, str) and CLIENT_ID_RE.match(x) for x in ids):
+            raise ValidationError(
+                "each element is a response id, or a non-empty list of ids ranked equal", "response_ids"
+            )
+        seen += ids
+    if len(set(seen)) != len(seen):
+        raise ValidationError("a response appears twice in the ranking", "response_ids")
+    if not 2 <= len(seen) <= MAX_RANKED:
+        raise ValidationError(f"a ranking orders 2 to {MAX_RANKED} responses, got {len(seen)}", "response_ids")
 
 
 class _Strict(Schema):
@@ -137,9 +168,13 @@ class ResponseEventSchema(_EventBase):
 
 class FeedbackEventSchema(_EventBase):
     """Feedback on a logged response: like, dislike, rating, comment or correction; or a
-    comparison of two responses to the same prompt."""
+    comparison of two responses to the same prompt, or a ranking of several."""
 
-    response_id = _id_field(required=True)
+    response_id = _id_field(metadata={"description": "The response (every type but ranking)."})
+    response_ids = fields.List(
+        fields.Raw(),
+        metadata={"description": "ranking: response ids best first; an element may be a list of ids ranked equal"},
+    )
     user_id = fields.Str(
         validate=validate.Length(min=1, max=MAX_NAME_CHARS),
         metadata={"description": "One current vote per user per response; a new vote replaces the old."},

@@ -94,7 +94,7 @@ class Candidate:
 
 
 # Where a pair's preference came from (its provenance's ``source``).
-SOURCES = ("vote", "rating", "comparison", "correction")
+SOURCES = ("vote", "rating", "comparison", "ranking", "correction")
 
 
 @dataclass(frozen=True)
@@ -113,22 +113,34 @@ class Pair:
         return 1 if self.source == "correction" else self.strength
 
 
-Judgement = tuple[str, str, str, str]  # (lower id, higher id, user, verdict): stored.parse_judgements
+# (lower id, higher id, user, verdict, source): stored.parse_judgements
+Judgement = tuple[str, str, str, str, str]
 
 
 def direct_preferences(judgements: list[Judgement]) -> dict[tuple[str, str], int]:
     """(lower id, higher id) -> users preferring the lower minus users preferring the higher,
     for every pair of responses some user judged (ties and "both bad" count as judged, for 0)."""
     net: dict[tuple[str, str], int] = {}
-    for lo, hi, _user, verdict in judgements:
+    for lo, hi, _user, verdict, _source in judgements:
         net[(lo, hi)] = net.get((lo, hi), 0) + (verdict == "<") - (verdict == ">")
     return net
+
+
+def _direct_sources(judgements: list[Judgement]) -> dict[tuple[str, str], str]:
+    """(lower id, higher id) -> ``ranking`` if every judgement of the pair came from a ranking,
+    else ``comparison``."""
+    sources: dict[tuple[str, str], str] = {}
+    for lo, hi, _user, _verdict, source in judgements:
+        sources[(lo, hi)] = (
+            "ranking" if source == "ranking" and sources.get((lo, hi), "ranking") == "ranking" else "comparison"
+        )
+    return sources
 
 
 def with_judgements(responses: list[ResponseLabels], judgements: list[Judgement]) -> list[ResponseLabels]:
     """The responses with their "both bad" judgements counted (once per user and response)."""
     bad: dict[str, set[str]] = {}
-    for lo, hi, user, verdict in judgements:
+    for lo, hi, user, verdict, _source in judgements:
         if verdict == "x":
             bad.setdefault(lo, set()).add(user)
             bad.setdefault(hi, set()).add(user)
@@ -176,10 +188,11 @@ def make_pairs(
             found[pid] = Pair(pid, group_id, c, r, strength, source)
 
     by_id = {r.response_id: Candidate(r.response_id, r.text, r) for r in responses}
+    sources = _direct_sources(judgements)
     for (lo, hi), net in sorted(direct.items()):
         if net and lo in by_id and hi in by_id:
             winner, loser = (lo, hi) if net > 0 else (hi, lo)
-            add(by_id[winner], by_id[loser], abs(net), "comparison")
+            add(by_id[winner], by_id[loser], abs(net), sources[(lo, hi)])
 
     corrections = [
         Candidate(r.response_id + CORRECTION_SUFFIX, r.correction, r, is_correction=True)

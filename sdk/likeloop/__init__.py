@@ -31,6 +31,7 @@ __all__ = [
     "flush",
     "like",
     "log",
+    "rank",
     "rate",
     "shutdown",
 ]
@@ -75,6 +76,10 @@ def correct(response_id: str, text: str, **kwargs: Any) -> bool:
 
 def compare(a: str, b: str, **kwargs: Any) -> bool:
     return default_client().compare(a, b, **kwargs)
+
+
+def rank(response_ids: Any, **kwargs: Any) -> bool:
+    return default_client().rank(response_ids, **kwargs)
 
 
 def flush(timeout: float = 5.0) -> bool:

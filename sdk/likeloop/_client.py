@@ -38,6 +38,7 @@ from ._transport import HttpTransport, Transport
 
 _ID_POOL = 256  # ids drawn from the OS at a time
 COMPARISON_CHOICES = ("a", "b", "tie", "both_bad")
+MAX_RANKED = 20  # the service's limit on the responses one ranking orders
 
 log = logging.getLogger("likeloop")
 
@@ -214,6 +215,32 @@ class Client:
             return False
         return self._feedback("comparison", a, user_id, {"other_response_id": b, "choice": choice})
 
+    def rank(self, response_ids: Sequence[str | Sequence[str]], *, user_id: str | None = None) -> bool:
+        """Record a user's ranking of answers to the same prompt, best first; an element may be a
+        list of ids ranked equal: ``ll.rank([r1, [r2, r3], r4])``. Every answer above another is
+        judged better than it (as a comparison would); a user's new ranking replaces their
+        earlier judgements of the pairs it covers."""
+        levels: list[list[str]] = []
+        try:
+            for level in response_ids:
+                ids = [level] if isinstance(level, str) else list(level)
+                if not ids or not all(type(x) is str and x for x in ids):
+                    raise TypeError
+                levels.append(ids)
+        except TypeError:
+            return bool(self._misuse("rank() takes response ids best first (an element may be a list of equals)"))
+        flat = [x for ids in levels for x in ids]
+        if not 2 <= len(flat) <= MAX_RANKED or len(set(flat)) != len(flat):
+            return bool(self._misuse(f"rank() orders 2 to {MAX_RANKED} different responses, got {flat!r}"))
+        if self._sample_below is not None and any(zlib.crc32(x.encode()) >= self._sample_below for x in flat):
+            with self._qlock:  # an answer was sampled out: the ranking could never apply
+                self._counters.dropped_sampled += 1
+            return False
+        event: dict[str, Any] = {"type": "ranking", "response_ids": levels, "event_id": self._new_id()}
+        if user_id is not None:
+            event["user_id"] = user_id
+        return self._enqueue(event, EVENT_OVERHEAD + 40 * len(flat))
+
     def feedback_token(
         self,
         response_id: str,
@@ -343,7 +370,8 @@ class Client:
         config = self.config
         if not config.enabled or self._closed:
             return False
-        if self._sample_below is not None and zlib.crc32(event["response_id"].encode()) >= self._sample_below:
+        # A ranking (no response_id) was checked against the sample by rank(), for every id.
+        if self._sample_below is not None and zlib.crc32(event.get("response_id", "").encode()) >= self._sample_below:
             with self._qlock:
                 self._counters.dropped_sampled += 1
             return False

@@ -114,3 +114,22 @@ def test_a_browser_token_works_over_http_for_its_response_only(live_service, con
     status, body = post(expired, rid)
     assert status == 401 and body["error"]["code"] == "expired_token"
     ll.shutdown()
+
+
+def test_a_ranking_from_the_sdk_pairs_every_answer_above_another(live_service, conn, settings):
+    import json
+    import urllib.request
+
+    from tests.support import run_worker_burst
+
+    key = make_key(conn, "acme")
+    ll = likeloop.Client(api_key=key, url=live_service.url, flush_interval=0.05)
+    ids = [ll.log(prompt="Name a prime.", response=text, model=f"m{i}") for i, text in enumerate(["7", "9", "1", "4"])]
+    assert ll.rank([ids[0], [ids[2], ids[3]], ids[1]], user_id="reviewer")
+    assert ll.rank([ids[0]]) is False and ll.rank([ids[0], ids[0]]) is False  # refused in the SDK
+    assert ll.flush(10) and ll.stats()["rejected"] == 0
+    ll.shutdown()
+    run_worker_burst(settings)
+    req = urllib.request.Request(f"{live_service.url}/v1/stats", headers={"Authorization": f"Bearer {key}"})
+    totals = json.loads(urllib.request.urlopen(req, timeout=5).read())["totals"]
+    assert (totals["rankings"], totals["pairs"]) == (1, 5)  # 7 over each; 1 and 4 (equal) over 9

@@ -223,6 +223,7 @@ def test_public_api_is_pinned():
             "flush",
             "like",
             "log",
+            "rank",
             "rate",
             "shutdown",
         ]

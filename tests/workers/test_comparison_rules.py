@@ -13,11 +13,11 @@ def r(rid, votes=()):
     return ResponseLabels(rid, f"text of {rid}", "m", tuple(votes))
 
 
-def j(a, b, user, verdict):
+def j(a, b, user, verdict, source="comparison"):
     """A judgement as stored: the ids in order, the verdict relative to the lower id."""
     lo, hi = sorted((a, b))
     code = {"tie": "=", "both_bad": "x"}.get(verdict) or ("<" if verdict == lo else ">")
-    return (lo, hi, user, code)
+    return (lo, hi, user, code, source)
 
 
 CASES = [
@@ -72,3 +72,11 @@ def test_provenance_names_source_and_margin():
     rated = [ResponseLabels("a", "A", ratings=((5, 5),)), ResponseLabels("b", "B", ratings=((1, 5),))]
     (by_rating,) = make_pairs("g", rated, 100)
     assert by_rating.source == "rating"
+
+
+def test_pairs_judged_only_by_rankings_name_ranking_as_their_source():
+    judged = [j("a", "b", "u1", "a", "ranking"), j("a", "c", "u1", "a", "ranking"), j("a", "c", "u2", "a")]
+    pairs = {
+        (p.chosen.key, p.rejected.key): p.source for p in make_pairs("g", [r("a"), r("b"), r("c")], 100, "all", judged)
+    }
+    assert pairs == {("a", "b"): "ranking", ("a", "c"): "comparison"}
