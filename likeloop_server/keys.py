@@ -76,6 +76,18 @@ class ProjectKeys:
         # tie, "x" both bad
         return f"{self.base}judg:{group_id}"
 
+    def group_matches(self, group_id: str) -> str:
+        # hash match field (likeloop_server/leaderboard.py) -> count: the head-to-head results
+        # between models the group's current feedback makes, as last counted by pairing
+        return f"{self.base}gmatch:{group_id}"
+
+    def matches_hour(self, hour: str) -> str:
+        return f"{self.base}match:h:{hour}"  # hash match field -> net count added in one UTC hour
+
+    @property
+    def match_hours(self) -> str:
+        return f"{self.base}matchhours"  # set of hours that have a matches hash
+
     @property
     def dirty(self) -> str:
         # sorted set group id -> from when it may be claimed for pairing: when it became dirty,

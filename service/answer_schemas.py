@@ -111,6 +111,25 @@ class PromptGroupSchema(Schema):
     responses = fields.List(fields.Nested(GroupResponseSchema), required=True)
 
 
+class LeaderboardRowSchema(Schema):
+    model = fields.Str(required=True)
+    rating = fields.Float(
+        required=True, metadata={"description": "Bradley-Terry strength on an Elo-like scale (1000: average)"}
+    )
+    ci95 = fields.List(
+        fields.Float(), allow_none=True, required=True, metadata={"description": "bootstrap 95% interval"}
+    )
+    wins = fields.Int(required=True)
+    losses = fields.Int(required=True)
+    ties = fields.Int(required=True)
+    matches = fields.Int(required=True)
+
+
+class LeaderboardSchema(Schema):
+    models = fields.List(fields.Nested(LeaderboardRowSchema), required=True)
+    matches = fields.Int(required=True)
+
+
 class PromptListSchema(Schema):
     prompts = fields.List(fields.Nested(PromptStatsSchema), required=True)
 

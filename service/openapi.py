@@ -28,6 +28,7 @@ COMPONENTS = {
     "Stats": answers.StatsSchema,
     "PromptList": answers.PromptListSchema,
     "PromptGroup": answers.PromptGroupSchema,
+    "Leaderboard": answers.LeaderboardSchema,
     "CommentList": answers.CommentListSchema,
     "Pipeline": answers.PipelineSchema,
     "ExportRequest": inputs.ExportRequestSchema,

@@ -126,6 +126,14 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             errors=_READ_ERRORS, extra={"404": ("No such prompt group in this project", "Error")},
         )
     },
+    "/v1/leaderboard": {
+        "get": _op(
+            "Models ranked by a Bradley-Terry fit over their head-to-head results",
+            ("200", "Leaderboard", "Leaderboard"),
+            scope="read", params=[{"name": n, "in": "query", "schema": _TIME} for n in ("since", "until")],
+            errors=_READ_ERRORS,
+        )
+    },
     "/v1/exports": {
         "post": _op("Start an export", ("202", "Queued", "ExportRecord"), body="ExportRequest", scope="admin",
                     errors=_BODY_ERRORS),

@@ -11,6 +11,7 @@ from flask import Blueprint, g, jsonify, request
 from likeloop_server import keys, queues, stored
 from likeloop_server.defaults import MAX_COMMENTS, MAX_GROUP_RESPONSES, MAX_PROMPTS
 from likeloop_server.identity import CLIENT_ID_RE
+from likeloop_server.leaderboard import leaderboard, read_results
 from likeloop_server.stats import StatsQuery, most_disliked, prompt_group, read_stats
 
 from .auth import require
@@ -107,6 +108,16 @@ def get_prompt_group(group_id: str):  # type: ignore[no-untyped-def]
     if found is None:
         raise ApiError(404, "prompt_not_found", f"no prompt group {group_id!r} in this project", field="group_id")
     return jsonify(found)
+
+
+@bp.get("/v1/leaderboard")
+@require("read")
+def get_leaderboard():  # type: ignore[no-untyped-def]
+    """The project's models ranked by a Bradley-Terry fit over their head-to-head results (in
+    ``since``/``until``), with wins, losses, ties and a 95% bootstrap interval."""
+    results = read_results(resources().redis, g.project, _time_arg("since"), _time_arg("until"))
+    board = leaderboard(results)
+    return jsonify({"models": board, "matches": sum(results.values())})
 
 
 @bp.get("/v1/comments")

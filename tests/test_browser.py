@@ -85,6 +85,18 @@ def history(live_service, conn, settings, s3):
                 vote = "like" if i < liked else "dislike"
                 events.append({"type": vote, "response_id": rid, "user_id": f"u{d}", "timestamp": ts})
     events.append({"type": "comment", "response_id": "gpt-large-5-4", "user_id": "u5", "text": "far too long"})
+    # People who saw both answers side by side mostly preferred gpt-small's.
+    for i in range(5):
+        winner, loser = ("gpt-small", "gpt-large") if i < 4 else ("gpt-large", "gpt-small")
+        events.append(
+            {
+                "type": "comparison",
+                "response_id": f"{winner}-5-{i}",
+                "other_response_id": f"{loser}-5-{i}",
+                "choice": "a",
+                "user_id": "judge",
+            }
+        )
     post_events(live_service.url, key, events)
     run_worker_burst(settings)
     likeloop_cli("export", "--project", "acme", settings=settings)
@@ -122,6 +134,9 @@ def test_the_dashboard_shows_the_project_over_time(browser, live_service, histor
     assert len(attributes(page, "#like-rate-chart circle.point", "data-bucket")) == 6
     assert len(attributes(page, "#volume-chart circle.point", "data-bucket")) == 6
     assert "80.0%" in page.locator("#models").inner_text() and "20.0%" in page.locator("#models").inner_text()
+    # The leaderboard puts the model people preferred first.
+    board = page.locator("#leaderboard tr")
+    assert "gpt-small" in board.nth(1).inner_text() and "gpt-large" in board.nth(2).inner_text()
     # Pairs made by the worker and exported by the export, today.
     assert attributes(page, "#pairs-chart rect", "data-kind") == {"made", "exported"}
     # Exports with their counts, size and manifest.

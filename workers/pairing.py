@@ -29,6 +29,7 @@ from likeloop_server.queues import release_pairing_job, schedule_pairing
 from . import context
 from .claims import Claims
 from .formats import stored_kto, stored_pair
+from .matches import group_results, result_commands
 from .rules import ResponseLabels, kto_items, kto_record, make_pairs, pair_record, sample_comments
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ class GroupSnapshot:
     expired: list[str] = field(default_factory=list)
     pair_ids: set[str] = field(default_factory=set)
     kto_ids: set[str] = field(default_factory=set)
-    judgements: list[tuple[str, str, str, str]] = field(default_factory=list)  # stored.parse_judgements
+    judgements: list[tuple[str, str, str, str, str]] = field(default_factory=list)  # stored.parse_judgements
+    results: dict[str, int] = field(default_factory=dict)  # head-to-head results last counted (matches.py)
 
 
 def read_groups(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -> list[GroupSnapshot]:
@@ -61,10 +63,11 @@ def read_groups(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -
         pipe.smembers(pk.group_pairs(gid))
         pipe.smembers(pk.group_kto(gid))
         pipe.hgetall(pk.judgements(gid))
+        pipe.hgetall(pk.group_matches(gid))
     rows = pipe.execute()
     snaps, members = [], []
     for i, gid in enumerate(group_ids):
-        version, rids, pair_ids, kto_ids, judged = rows[5 * i : 5 * i + 5]
+        version, rids, pair_ids, kto_ids, judged, results = rows[6 * i : 6 * i + 6]
         snaps.append(
             GroupSnapshot(
                 gid,
@@ -72,6 +75,7 @@ def read_groups(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -
                 pair_ids={x.decode() for x in pair_ids},
                 kto_ids={x.decode() for x in kto_ids},
                 judgements=stored.parse_judgements(judged),
+                results={k.decode(): int(v) for k, v in results.items()},
             )
         )
         members.append(sorted(r.decode() for r in rids))
@@ -149,9 +153,10 @@ def plan_writes(
     )
     kto_ops = (stored.KTO_LABEL, stored.KTO_UNLABEL)
     commands += _replace(pk.group_kto(gid), pk.kto_records, snap.kto_ids, items, pk.pair_log, gid, kto_ops)[0]
+    hour = utc_hour(now)
+    commands += result_commands(pk, gid, snap.results, group_results(pairs, snap.judgements, snap.labels), hour)
     delta = added - removed
     if delta:
-        hour = utc_hour(now)
         for key in (pk.stats_total, pk.stats_hour(hour)):
             commands.append(["HINCRBY", key, "pairs", str(delta)])
             commands.append(["HINCRBY", key, counter_field("pairs", dimension("group", gid)), str(delta)])

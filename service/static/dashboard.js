@@ -156,7 +156,8 @@
     var t = stats.totals;
     var items = [["Responses", num(t.responses)], ["Likes", num(t.likes)], ["Dislikes", num(t.dislikes)],
                  ["Like rate", pct(t.like_rate)], ["Mean rating", t.mean_rating == null ? "–" : t.mean_rating],
-                 ["Comments", num(t.comments)], ["Corrections", num(t.corrections)], ["Pairs made", num(t.pairs)]];
+                 ["Comments", num(t.comments)], ["Corrections", num(t.corrections)],
+                 ["Comparisons", num(t.comparisons)], ["Rankings", num(t.rankings)], ["Pairs made", num(t.pairs)]];
     if (t.pairs_exported != null) { items.push(["Pairs exported", num(t.pairs_exported)]); }
     $("kpis").innerHTML = items.map(function (kv) {
       return "<div class=\"kpi\"><b>" + esc(kv[1]) + "</b><span class=\"muted\">" + esc(kv[0]) + "</span></div>";
@@ -214,6 +215,17 @@
         return "<tr><td><a class=\"link prompt-link\" data-group=\"" + esc(p.group_id) + "\">" + esc(p.prompt || "(no text)") +
                "</a></td><td class=\"num\">" + p.dislikes + "</td><td class=\"num\">" + pct(p.like_rate) +
                "</td><td class=\"muted\">" + p.sample_comments.map(esc).join("<br>") + "</td></tr>";
+      }));
+    });
+  }
+
+  function leaderboardTable(range) {
+    return api("/v1/leaderboard" + query({since: range.since, until: range.until})).then(function (body) {
+      table("leaderboard", ["#", "Model", "#Rating", "#95% interval", "#Wins", "#Losses", "#Ties"], body.models.map(function (m, i) {
+        return "<tr><td>" + (i + 1) + "</td><td>" + esc(m.model) + "</td><td class=\"num\">" + m.rating.toFixed(0) +
+               "</td><td class=\"num muted\">" + (m.ci95 ? m.ci95[0].toFixed(0) + "–" + m.ci95[1].toFixed(0) : "–") +
+               "</td><td class=\"num\">" + num(m.wins) + "</td><td class=\"num\">" + num(m.losses) + "</td><td class=\"num\">" +
+               num(m.ties) + "</td></tr>";
       }));
     });
   }
@@ -288,7 +300,7 @@
       kpis(stats, range);
       pairsOverTime(stats, exportsList, range);
       exportsTable(exportsList);
-      return Promise.all([perModel(stats, range), prompts(range), comments(), pipeline()]);
+      return Promise.all([perModel(stats, range), leaderboardTable(range), prompts(range), comments(), pipeline()]);
     }).then(function () {
       message.textContent = "";
       $("board").hidden = false;

@@ -1,0 +1,56 @@
+"""Head-to-head results between models that one prompt group's feedback makes, counted by
+pairing (``likeloop_server/leaderboard.py`` reads them): each user's comparison or ranked pair of
+two answers of different models, and each pair made from votes or ratings between two models.
+"""
+
+from __future__ import annotations
+
+from likeloop_server import keys
+from likeloop_server.leaderboard import tie_field, win_field
+
+from .rules import Judgement, Pair, ResponseLabels
+
+Command = list[str]
+
+
+def group_results(pairs: list[Pair], judgements: list[Judgement], labels: list[ResponseLabels]) -> dict[str, int]:
+    """Match field -> count for the group as it is now."""
+    model = {r.response_id: r.model for r in labels}
+    out: dict[str, int] = {}
+
+    def add(name: str) -> None:
+        out[name] = out.get(name, 0) + 1
+
+    for lo, hi, _user, verdict, _source in judgements:
+        a, b = model.get(lo), model.get(hi)
+        if not a or not b or a == b:
+            continue
+        if verdict == "<":
+            add(win_field(a, b))
+        elif verdict == ">":
+            add(win_field(b, a))
+        else:  # a tie, or both bad: neither model beat the other
+            add(tie_field(a, b))
+    for p in pairs:
+        if p.source in ("vote", "rating"):
+            a, b = p.chosen.source.model, p.rejected.source.model
+            if a and b and a != b:
+                add(win_field(a, b))
+    return out
+
+
+def result_commands(
+    pk: keys.ProjectKeys, group_id: str, old: dict[str, int], new: dict[str, int], hour: str
+) -> list[Command]:
+    """Commands that add what changed between the group's old and new results to ``hour`` and
+    keep the new ones as the group's."""
+    changed = {k: new.get(k, 0) - old.get(k, 0) for k in old.keys() | new.keys()}
+    changed = {k: d for k, d in changed.items() if d}
+    if not changed:
+        return []
+    commands: list[Command] = [["HINCRBY", pk.matches_hour(hour), k, str(d)] for k, d in sorted(changed.items())]
+    commands.append(["SADD", pk.match_hours, hour])
+    commands.append(["DEL", pk.group_matches(group_id)])
+    if new:
+        commands.append(["HSET", pk.group_matches(group_id), *(x for k, v in sorted(new.items()) for x in (k, str(v)))])
+    return commands
