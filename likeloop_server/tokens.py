@@ -26,6 +26,7 @@ import redis
 from . import apikeys
 from .defaults import MAX_TOKEN_LIFETIME_S
 from .errors import CredentialRefused
+from .identity import CLIENT_ID_RE
 from .ingest import FEEDBACK_TYPES
 
 PREFIX = "llft_"
@@ -35,9 +36,9 @@ DEFAULT_TYPES = ("like", "dislike", "rating", "comment")
 # The user id an anonymous token votes as: this prefix and its nonce.
 VOTER_PREFIX = "token:"
 _MAX_NONCE_CHARS = 64
-# What a token may allow at all: comparisons and rankings name other responses, which a token is
-# not bound to.
-TOKEN_TYPES = tuple(t for t in FEEDBACK_TYPES if t not in ("comparison", "ranking"))
+# What a token may allow at all: a ranking names responses a token is not bound to; a comparison
+# only when the token names its second response ("o").
+TOKEN_TYPES = tuple(t for t in FEEDBACK_TYPES if t != "ranking")
 # Clocks of the minting app and the service may differ this much.
 _CLOCK_SLACK_S = 300
 
@@ -51,6 +52,7 @@ class TokenClaims:
     user_id: str | None
     types: tuple[str, ...] = DEFAULT_TYPES
     voter: str = ""  # the user id its feedback is recorded under
+    other_response_id: str | None = None  # the second response of the comparison it may post
 
 
 def _unb64(text: str) -> bytes:
@@ -68,6 +70,9 @@ def verify(conn: redis.Redis, token: str, now: float | None = None) -> TokenClai
         claims = json.loads(_unb64(payload))
         key_id, response_id, expires_at = claims["k"], claims["r"], int(claims["e"])
         user_id, nonce, types = claims.get("u"), claims.get("n"), claims.get("t", DEFAULT_TYPES)
+        other = claims.get("o")
+        if other is not None and (not isinstance(other, str) or not CLIENT_ID_RE.match(other)):
+            raise ValueError("bad other response")
         if not isinstance(key_id, str) or not isinstance(response_id, str):
             raise ValueError("bad claim types")
         if user_id is not None and not isinstance(user_id, str):
@@ -76,6 +81,8 @@ def verify(conn: redis.Redis, token: str, now: float | None = None) -> TokenClai
             raise ValueError("bad nonce")
         if not isinstance(types, list | tuple) or not types or not set(types) <= set(TOKEN_TYPES):
             raise ValueError("bad types")
+        if ("comparison" in types) != (other is not None):
+            raise ValueError("a comparison token names its other response, and only it does")
         given = _unb64(signature)
     # OverflowError: an infinite expiry; RecursionError: JSON nested too deeply.
     except (ValueError, KeyError, TypeError, OverflowError, RecursionError, binascii.Error, UnicodeDecodeError) as exc:
@@ -103,4 +110,4 @@ def verify(conn: redis.Redis, token: str, now: float | None = None) -> TokenClai
     else:
         # A token minted before nonces stands for one voter too: its signature is its own.
         voter = VOTER_PREFIX + (nonce or hashlib.sha256(given).hexdigest()[:16])
-    return TokenClaims(key_id, key.project, response_id, expires_at, user_id, tuple(types), voter)
+    return TokenClaims(key_id, key.project, response_id, expires_at, user_id, tuple(types), voter, other)

@@ -164,10 +164,14 @@ def _as_token_voter(token: TokenClaims, raw: dict[str, Any]) -> None:
     """Make a token-borne event the token's own: its response, its voter, a type it allows, the
     server's time, and an event id in a namespace of the token's (a browser's ids can never
     shadow the app's own). Raises ApiError (403) for what the token does not allow."""
-    if raw.get("response_id") != token.response_id:
-        raise ApiError(
-            403, "token_response_mismatch", "this feedback token is for another response", field="response_id"
-        )
+    if raw["type"] == "comparison" and token.other_response_id is not None:
+        named = {raw.get("response_id"), raw.get("other_response_id")}
+        if named != {token.response_id, token.other_response_id}:
+            message = "this feedback token is for a comparison of two other responses"
+            raise ApiError(403, "token_response_mismatch", message, field="other_response_id")
+    elif raw.get("response_id") != token.response_id:
+        message = "this feedback token is for another response"
+        raise ApiError(403, "token_response_mismatch", message, field="response_id")
     if raw["type"] not in token.types:
         raise ApiError(
             403,

@@ -245,3 +245,30 @@ def test_the_widget_posts_feedback_with_a_token_and_refuses_bad_ones(browser, li
         assert likes_of(live_service.url, key, other) == 0
     finally:
         site.close()
+
+
+def test_the_widget_compares_two_answers_with_a_token_bound_to_both(browser, live_service, data, settings):
+    import json
+
+    key, rids, ll = data
+    a, b = rids[("gpt-small", 1)], rids[("gpt-large", 1)]  # both answer "Question 1"
+    token = ll.feedback_token(a, compare_with=b)
+    div = (
+        f'<div id="cmp" data-likeloop-token="{token}" data-likeloop-response="{a}" '
+        f'data-likeloop-compare="{b}" data-likeloop-url="{live_service.url}"></div>'
+    )
+    site = PageServer(
+        f'<!doctype html><html><body>{div}<script src="{live_service.url}/static/likeloop.js"></script></body></html>'
+    )
+    try:
+        page = browser.new_page()
+        page.goto(site.url)
+        assert page.locator("#cmp [data-likeloop-action]").count() == 4
+        page.click("#cmp [data-likeloop-action=b]")
+        page.wait_for_function("document.querySelector('#cmp [data-likeloop-status]').textContent === 'Thanks!'")
+        req = urllib.request.Request(f"{live_service.url}/v1/stats", headers={"Authorization": f"Bearer {key}"})
+        assert json.loads(urllib.request.urlopen(req, timeout=5).read())["totals"]["comparisons"] == 1
+        # The same token cannot vote on either answer, nor compare other answers.
+        assert ll.feedback_token(a, compare_with=a) is None
+    finally:
+        site.close()

@@ -247,7 +247,8 @@ class Client:
         *,
         expires_in: float = DEFAULT_TOKEN_TTL_S,
         user_id: str | None = None,
-        allow: Iterable[str] = _token.DEFAULT_TYPES,
+        allow: Iterable[str] | None = None,
+        compare_with: str | None = None,
     ) -> str | None:
         """A token a browser can use to post feedback on this one response, until it expires
         (at most 7 days).
@@ -256,20 +257,31 @@ class Client:
         ``POST /v1/feedback``. Everything posted with one token counts as one voter: ``user_id``
         if given, else an anonymous voter of the token's own (a second vote replaces the first).
         ``allow`` lists the feedback types it accepts: like, dislike, rating and comment unless
-        given; add ``"correction"`` only for users you trust to write training answers.
+        given; add ``"correction"`` only for users you trust to write training answers. With
+        ``compare_with`` (a second response to the same prompt), the token may post a comparison
+        of the two (``allow`` defaults to comparison alone then): the widget's compare mode.
         """
         if not self.config.api_key:
             return self._misuse("feedback_token() needs the client's API key")
         if type(response_id) is not str or not response_id:
             return self._misuse(f"feedback_token() needs a response id, got {response_id!r}")
+        if compare_with is not None and (
+            type(compare_with) is not str or not compare_with or compare_with == response_id
+        ):
+            return self._misuse(f"feedback_token() compare_with= takes another response id, got {compare_with!r}")
+        if allow is None:
+            allow = ("comparison",) if compare_with is not None else _token.DEFAULT_TYPES
         try:
             given = allow if isinstance(allow, str) else list(allow)
         except TypeError:
             given = None
         types = _token.check_types(given)
-        if types is None:
-            return self._misuse(f"feedback_token() allow= takes some of {', '.join(_token.FEEDBACK_TYPES)}")
-        return _token.mint(self.config.api_key, response_id, expires_in, user_id, types=types)
+        if types is None or ("comparison" in types) != (compare_with is not None):
+            return self._misuse(
+                f"feedback_token() allow= takes some of {', '.join(_token.FEEDBACK_TYPES)} "
+                "(comparison exactly when compare_with= names the other response)"
+            )
+        return _token.mint(self.config.api_key, response_id, expires_in, user_id, types=types, other=compare_with)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far was delivered or given up on, at most ``timeout`` s.

@@ -8,7 +8,7 @@ key nor the secret, and the service accepts it only for feedback on that respons
 it allows, until it expires. Everything posted through one token counts as one voter's.
 
     llft_<base64url(JSON {"k": key id, "r": response id, "e": expiry, "u"?: user, "n"?: nonce,
-                          "t"?: [types]})>.<base64url(HMAC-SHA256)>
+                          "t"?: [types], "o"?: other response (a comparison)})>.<base64url(HMAC-SHA256)>
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ _LABEL = b"likeloop feedback token v1"
 _KEY_ID_CHARS = 12
 # A token lives for at most a week: long enough for a page left open, short enough to matter.
 MAX_EXPIRES_IN_S = 7 * 86400
-FEEDBACK_TYPES = ("like", "dislike", "rating", "comment", "correction")
+FEEDBACK_TYPES = ("like", "dislike", "rating", "comment", "correction", "comparison")
 # What a token allows unless minted with others: no corrections (their text becomes training
 # data's chosen answer, so the app must grant them explicitly).
 DEFAULT_TYPES = ("like", "dislike", "rating", "comment")
@@ -60,6 +60,7 @@ def mint(
     user_id: str | None = None,
     now: float | None = None,
     types: tuple[str, ...] = DEFAULT_TYPES,
+    other: str | None = None,
 ) -> str:
     expires_in = min(max(1.0, float(expires_in)), MAX_EXPIRES_IN_S)
     claims: dict[str, object] = {
@@ -73,6 +74,8 @@ def mint(
         claims["n"] = _b64(os.urandom(9))  # this token's own anonymous voter
     if types != DEFAULT_TYPES:
         claims["t"] = list(types)
+    if other is not None:
+        claims["o"] = other  # the second response of a comparison this token may post
     payload = _b64(json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
     signature = _b64(hmac.new(signing_secret(api_key), payload.encode("ascii"), hashlib.sha256).digest())
     return f"{PREFIX}{payload}.{signature}"

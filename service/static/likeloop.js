@@ -7,7 +7,16 @@
  *        data-likeloop-url="https://likeloop.example.com"></div>
  *   <script src="https://likeloop.example.com/static/likeloop.js"></script>
  *
- * or calls LikeLoop.mount(element, {token, responseId, url}). Buttons are rendered inside the
+ * or calls LikeLoop.mount(element, {token, responseId, url}).
+ *
+ * Compare mode, for a page that shows two answers to one prompt side by side: the token is
+ * minted with ll.feedback_token(a, compare_with=b), and the element names the second answer:
+ *
+ *   <div data-likeloop-token="llft_..." data-likeloop-response="A_ID" data-likeloop-compare="B_ID"
+ *        data-likeloop-url="https://likeloop.example.com"></div>
+ *
+ * which renders "A is better", "B is better", "Tie" and "Both bad" (data-likeloop-action="a|b|
+ * tie|both_bad" on elements of the page's own are wired instead). Buttons are rendered inside the
  * element unless it already holds elements with data-likeloop-action="like|dislike|comment",
  * which are wired instead. The token, not an API key, authorises the post; the service accepts it
  * for this one response only, until it expires. Events: "likeloop:sent" and "likeloop:error" on
@@ -43,12 +52,20 @@
     options = Object.assign({
       token: element.getAttribute("data-likeloop-token"),
       responseId: element.getAttribute("data-likeloop-response"),
+      compareWith: element.getAttribute("data-likeloop-compare"),
       url: element.getAttribute("data-likeloop-url") || "",
     }, options || {});
     if (!element.querySelector("[data-likeloop-action]")) {
-      element.appendChild(button("\uD83D\uDC4D", "like", "Good answer"));
-      element.appendChild(button("\uD83D\uDC4E", "dislike", "Bad answer"));
-      element.appendChild(button("\uD83D\uDCAC", "comment", "Comment"));
+      if (options.compareWith) {
+        element.appendChild(button("A is better", "a", "The first answer is better"));
+        element.appendChild(button("B is better", "b", "The second answer is better"));
+        element.appendChild(button("Tie", "tie", "Both are as good"));
+        element.appendChild(button("Both bad", "both_bad", "Neither answer is good"));
+      } else {
+        element.appendChild(button("\uD83D\uDC4D", "like", "Good answer"));
+        element.appendChild(button("\uD83D\uDC4E", "dislike", "Bad answer"));
+        element.appendChild(button("\uD83D\uDCAC", "comment", "Comment"));
+      }
     }
     var status = document.createElement("span");
     status.setAttribute("data-likeloop-status", "");
@@ -73,6 +90,8 @@
         if (action === "comment") {
           var text = global.prompt("What could be better?");
           if (text) { send({type: "comment", text: text}); }
+        } else if (options.compareWith) {
+          send({type: "comparison", other_response_id: options.compareWith, choice: action});
         } else {
           send({type: action});
         }

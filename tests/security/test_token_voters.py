@@ -123,3 +123,21 @@ def test_sdk_ids_are_random_not_a_counter(conn):
     os.waitpid(pid, 0)
     child_id = os.read(read, 64).decode()
     assert child_id != ll.log(prompt="Q", response="parent") and child_id not in ids
+
+
+def test_a_comparison_token_compares_its_two_responses_only(client, conn):
+    ll, key = minting_client(conn)
+    for rid in ("a", "b", "c"):
+        client.post("/v1/responses", json=response(rid, text=rid.upper()), headers=auth(key))
+    token = ll.feedback_token("a", compare_with="b")
+    ok = {"type": "comparison", "response_id": "b", "other_response_id": "a", "choice": "a"}  # either order
+    assert client.post("/v1/feedback", json=ok, headers=auth(token)).status_code == 201
+    other = {**ok, "other_response_id": "c"}
+    resp = client.post("/v1/feedback", json=other, headers=auth(token))
+    assert resp.status_code == 403 and resp.get_json()["error"]["code"] == "token_response_mismatch"
+    vote = client.post("/v1/feedback", json=feedback("like", "a"), headers=auth(token))
+    assert vote.status_code == 403 and vote.get_json()["error"]["code"] == "token_type_not_allowed"
+    plain = ll.feedback_token("a")  # a token without a second response cannot compare
+    resp = client.post("/v1/feedback", json=ok | {"response_id": "a", "other_response_id": "b"}, headers=auth(plain))
+    assert resp.status_code == 403
+    assert ll.feedback_token("a", allow=["comparison"]) is None  # comparison needs compare_with
