@@ -39,6 +39,7 @@ bench: $(VENV)/.bench-installed  ## SDK per-call cost, export, pairing and inges
 	$(BIN)/python bench/sdk_overhead.py
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/pairing.py
+	$(BIN)/python bench/rankings.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/system.py
 
