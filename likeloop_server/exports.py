@@ -97,7 +97,18 @@ def update_export(conn: redis.Redis, project: str, export_id: str, **fields: Any
     conn.hset(keys.ProjectKeys(project).export(export_id), mapping={k: str(v) for k, v in fields.items()})
 
 
-_NUMERIC = ("requested_at", "started_at", "finished_at", "pairs", "retractions", "attempts", "kto", "files", "bytes")
+_NUMERIC = (
+    "requested_at",
+    "started_at",
+    "finished_at",
+    "pairs",
+    "retractions",
+    "attempts",
+    "kto",
+    "files",
+    "bytes",
+    "written",
+)
 
 
 def get_export(conn: redis.Redis, project: str, export_id: str) -> dict[str, Any] | None:

@@ -146,6 +146,7 @@ class ExportRecordSchema(Schema):
     pairs = fields.Int()
     retractions = fields.Int()
     kto = fields.Int()
+    written = fields.Int(metadata={"description": "Rows written so far (while running; then all of them)."})
     files = fields.Int(metadata={"description": "Objects the run wrote (the manifest and cards aside)."})
     bytes = fields.Int(metadata={"description": "Their total size."})
     manifest = fields.Str()

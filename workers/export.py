@@ -56,8 +56,25 @@ def _all_records(conn: redis.Redis, records_key: str, seen_key: str) -> Iterator
             return
 
 
+class Progress:
+    """Publishes how many rows a run has written in its export record (``written``), at most
+    every PROGRESS_EVERY_S: what ``likeloop export --wait`` shows on a terminal."""
+
+    def __init__(self, conn: redis.Redis, project: str, export_id: str) -> None:
+        self.conn, self.project, self.export_id, self.shown_at = conn, project, export_id, 0.0
+
+    def __call__(self, writers: RunWriters, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self.shown_at >= PROGRESS_EVERY_S:
+            self.shown_at = now
+            exports.update_export(self.conn, self.project, self.export_id, written=writers.pairs + writers.kto)
+
+
+PROGRESS_EVERY_S = 0.5
+
+
 def _incremental(
-    conn: redis.Redis, pk: keys.ProjectKeys, writers: RunWriters, sets: RunSets, lock: ExportLock
+    conn: redis.Redis, pk: keys.ProjectKeys, writers: RunWriters, sets: RunSets, lock: ExportLock, progress: Progress
 ) -> dict[str, Any]:
     """Stream the pair log from the cursor to its current end, so memory stays flat.
 
@@ -78,11 +95,12 @@ def _incremental(
         writers.add_stored(chunk.kto, kto=True, ledger=True)
         for kind, item, group in chunk.retractions:
             writers.retract(item, group, now, kind)
+        progress(writers)
     return {"cursor": {"from": cursor, "to": end}}
 
 
 def _snapshot(
-    conn: redis.Redis, pk: keys.ProjectKeys, writers: RunWriters, sets: RunSets, lock: ExportLock
+    conn: redis.Redis, pk: keys.ProjectKeys, writers: RunWriters, sets: RunSets, lock: ExportLock, progress: Progress
 ) -> dict[str, Any]:
     sets.reset(conn)
     try:
@@ -95,6 +113,7 @@ def _snapshot(
                 for items in _all_records(conn, records_key, sets.added):
                     writers.add_stored(items, kto)
                     lock.renew()
+                    progress(writers)
     finally:
         sets.reset(conn)
     return {"cursor": None}
@@ -131,11 +150,18 @@ def _manifest(
 
 
 def _write_run(
-    conn: redis.Redis, pk: keys.ProjectKeys, writers: RunWriters, sets: RunSets, lock: ExportLock, mode: str
+    conn: redis.Redis,
+    pk: keys.ProjectKeys,
+    writers: RunWriters,
+    sets: RunSets,
+    lock: ExportLock,
+    mode: str,
+    progress: Progress,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Stream the run's rows into its objects and complete them: (cursor range, file entries)."""
     try:
-        body = (_incremental if mode == "incremental" else _snapshot)(conn, pk, writers, sets, lock)
+        body = (_incremental if mode == "incremental" else _snapshot)(conn, pk, writers, sets, lock, progress)
+        progress(writers, force=True)
         return body, writers.close()
     except BaseException:
         writers.abort()
@@ -168,7 +194,7 @@ def export_project(
         day = datetime.fromtimestamp(started, tz=UTC).strftime("%Y-%m-%d")
         sets = RunSets(pk, export_id)
         writers = RunWriters(s3, layout, export_id, day, plan)
-        body, files = _write_run(conn, pk, writers, sets, lock, mode)
+        body, files = _write_run(conn, pk, writers, sets, lock, mode, Progress(conn, project, export_id))
         run = {"export_id": export_id, "project": project, "mode": mode}
         manifest = _manifest(run, started, writers, body, files)
         manifest_key = layout.manifest(manifest_name(started, export_id))

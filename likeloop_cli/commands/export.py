@@ -98,19 +98,33 @@ def _inline(conn: Any, settings: Settings, args: argparse.Namespace, formats: tu
 
 
 def _wait(conn: Any, project: str, export_id: str, timeout: float) -> int:
-    """Wait for the export's outcome; on a terminal, say on stderr how it is going."""
+    """Wait for the export's outcome; on a terminal, show on stderr how it is going (its status,
+    and a counter of the rows it has written)."""
     deadline = time.monotonic() + timeout
     started, shown = time.monotonic(), None
-    on_terminal = sys.stderr.isatty()
-    while time.monotonic() < deadline:
-        record = exports.get_export(conn, project, export_id) or {}
-        status = record.get("status")
-        if on_terminal and status != shown:
-            print(f"export {export_id}: {status} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
-            shown = status
-        if status in exports.FINAL_STATUSES:
-            print(json.dumps(record))
-            return EXIT_OK if record["status"] == ExportStatus.SUCCEEDED else EXIT_FAILED
-        time.sleep(WAIT_POLL_S)
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(desc=f"export {export_id}", unit=" rows", file=sys.stderr, dynamic_ncols=True)
+    try:
+        while time.monotonic() < deadline:
+            record = exports.get_export(conn, project, export_id) or {}
+            status = record.get("status")
+            if bar is not None:
+                if status != shown:
+                    bar.write(f"export {export_id}: {status} ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+                    shown = status
+                bar.update(max(0, int(record.get("written") or 0) - bar.n))
+            if status in exports.FINAL_STATUSES:
+                if bar is not None:
+                    bar.close()
+                    bar = None
+                print(json.dumps(record))
+                return EXIT_OK if record["status"] == ExportStatus.SUCCEEDED else EXIT_FAILED
+            time.sleep(WAIT_POLL_S)
+    finally:
+        if bar is not None:
+            bar.close()
     print(f"error: export {export_id} did not finish within {timeout} s (is a worker running?)", file=sys.stderr)
     return EXIT_FAILED

@@ -99,5 +99,6 @@ def test_export_wait_says_how_it_goes_on_a_terminal_and_prints_only_json_off_one
         assert status == 0 and json.loads(stdout)["status"] == "succeeded"
         assert b": queued (0 s)" in shown or b": running" in shown, shown
         assert b": succeeded" in shown, shown
+        assert b"1 rows" in shown or b"2 rows" in shown, shown  # the rows written, counted up
         plain = likeloop_cli("export", "--project", P, "--wait", settings=settings)
         assert plain.returncode == 0 and plain.stderr == "" and json.loads(plain.stdout)["status"] == "succeeded"
