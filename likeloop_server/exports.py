@@ -15,6 +15,8 @@ from . import defaults, keys
 from .errors import InvalidValue
 from .queues import enqueue_export
 
+# Which pairs an export writes: those people decided, or models' too (AI feedback).
+SOURCE_CHOICES = ("human", "all")
 MODES = ("incremental", "snapshot")
 # What new_export_id makes; anything else names no export (and is never looked up in Redis).
 EXPORT_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
@@ -52,6 +54,7 @@ def request_export(
     retry: bool = True,
     formats: list[str] | None = None,
     parquet: bool | None = None,
+    sources: str | None = None,
 ) -> str:
     """Record an export request and enqueue its job. Returns the export id.
 
@@ -78,7 +81,7 @@ def request_export(
     )
     pipe.zadd(pk.exports, {export_id: now})
     pipe.execute()
-    enqueue_export(conn, project, export_id, mode, retry=retry, formats=formats, parquet=parquet)
+    enqueue_export(conn, project, export_id, mode, retry=retry, formats=formats, parquet=parquet, sources=sources)
     _trim(conn, pk)
     return export_id
 

@@ -88,6 +88,13 @@ class ProjectKeys:
     def match_hours(self) -> str:
         return f"{self.base}matchhours"  # set of hours that have a matches hash
 
+    def judge_calls(self, day: str) -> str:
+        return f"{self.base}judgecalls:{day}"  # model calls the judge made on one UTC day (its budget)
+
+    @property
+    def ai_pairs(self) -> str:
+        return f"{self.base}aipairs"  # set of pair ids whose preference came from a model, not people
+
     @property
     def dirty(self) -> str:
         # sorted set group id -> from when it may be claimed for pairing: when it became dirty,

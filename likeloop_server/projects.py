@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+from urllib.parse import urlparse
 
 import redis
 
@@ -17,6 +19,68 @@ STRATEGIES = ("all", "best_worst", "one_to_one")
 # A metadata key the stats may count: a short plain name.
 STAT_KEY_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 FORMATS = ("trl", "trl-chat", "openai", "kto")
+
+
+# The judge's prompt: the answers in both orders are asked with it (the position-bias guard).
+DEFAULT_JUDGE_TEMPLATE = """You are judging two answers to the same prompt. Pick the answer that is more helpful,
+correct and honest; prefer the shorter one when both are equally good; answer "tie" only when
+neither is better. Reply with JSON only: {{"winner": "A" | "B" | "tie", "reason": "<one sentence>"}}.
+
+Prompt:
+{prompt}
+
+Answer A:
+{answer_a}
+
+Answer B:
+{answer_b}
+"""
+ENV_NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """An LLM judge on any OpenAI-compatible endpoint: ``api_key_env`` names the environment
+    variable the workers read the model key from (the key itself is never stored);
+    ``sample_rate`` the share of prompt groups judged; ``daily_budget`` the model calls a day."""
+
+    base_url: str
+    model: str
+    api_key_env: str
+    sample_rate: float = 1.0
+    daily_budget: int = 100
+    template: str = DEFAULT_JUDGE_TEMPLATE
+
+    @classmethod
+    def parse(cls, raw: Any) -> JudgeConfig:
+        """A judge config from its JSON form; raises InvalidValue naming the field."""
+        if not isinstance(raw, dict):
+            raise InvalidValue("judge: an object with base_url, model and api_key_env", field="judge")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise InvalidValue(f"judge.{unknown[0]}: not a judge setting", field=f"judge.{unknown[0]}")
+        for name in ("base_url", "model", "api_key_env"):
+            if not isinstance(raw.get(name), str) or not raw[name]:
+                raise InvalidValue(f"judge.{name}: required, a string", field=f"judge.{name}")
+        url = urlparse(raw["base_url"])
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise InvalidValue("judge.base_url: an http(s) URL", field="judge.base_url")
+        if not ENV_NAME_RE.match(raw["api_key_env"]):
+            raise InvalidValue("judge.api_key_env: the NAME of an environment variable (A-Z, 0-9, _)",
+                               field="judge.api_key_env")  # fmt: skip
+        sample = raw.get("sample_rate", 1.0)
+        if isinstance(sample, bool) or not isinstance(sample, int | float) or not 0 <= sample <= 1:
+            raise InvalidValue("judge.sample_rate: a number from 0 to 1", field="judge.sample_rate")
+        budget = raw.get("daily_budget", 100)
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+            raise InvalidValue("judge.daily_budget: model calls a UTC day, an integer >= 0", field="judge.daily_budget")
+        template = raw.get("template", DEFAULT_JUDGE_TEMPLATE)
+        if not isinstance(template, str) or any(f"{{{k}}}" not in template for k in ("prompt", "answer_a", "answer_b")):
+            raise InvalidValue("judge.template: text with {prompt}, {answer_a} and {answer_b}", field="judge.template")
+        if len(raw["model"]) > 200 or len(template) > 20_000:
+            raise InvalidValue("judge: model or template too long", field="judge")
+        return cls(raw["base_url"], raw["model"], raw["api_key_env"], float(sample), budget, template)
 
 
 @dataclass(frozen=True)
@@ -34,6 +98,7 @@ class ProjectConfig:
     test_ratio: float = 0.0
     nightly_mode: str = "incremental"
     stats_metadata_keys: tuple[str, ...] = ()
+    judge: JudgeConfig | None = field(default=None)
 
     def validate(self) -> ProjectConfig:
         if self.strategy not in STRATEGIES:
@@ -69,6 +134,7 @@ class ProjectConfig:
         out = asdict(self)
         out["formats"] = list(self.formats)
         out["stats_metadata_keys"] = list(self.stats_metadata_keys)
+        out["judge"] = asdict(self.judge) if self.judge else None
         return out
 
 
@@ -82,6 +148,7 @@ def get_config(conn: redis.Redis, project: str) -> ProjectConfig:
         test_ratio=float(raw.get("test_ratio", base.test_ratio)),
         nightly_mode=raw.get("nightly_mode", base.nightly_mode),
         stats_metadata_keys=tuple(k for k in raw.get("stats_metadata_keys", "").split(",") if k),
+        judge=JudgeConfig(**json.loads(raw["judge"])) if raw.get("judge") else None,
     )
 
 
@@ -90,7 +157,10 @@ def update_config(conn: redis.Redis, project: str, **changes: Any) -> ProjectCon
     current = get_config(conn, project)
     if changes.get("stats_metadata_keys") is not None:
         changes["stats_metadata_keys"] = tuple(dict.fromkeys(changes["stats_metadata_keys"]))
+    judge = changes.pop("judge", None)
     new = replace(current, **{k: v for k, v in changes.items() if v is not None}).validate()
+    if judge is not None:  # {} turns the judge off
+        new = replace(new, judge=JudgeConfig.parse(judge) if judge else None)
     conn.hset(
         keys.ProjectKeys(project).config,
         mapping={
@@ -101,6 +171,7 @@ def update_config(conn: redis.Redis, project: str, **changes: Any) -> ProjectCon
             "nightly_mode": new.nightly_mode,
             # Read by the ingest script as it is: comma-separated names.
             "stats_metadata_keys": ",".join(new.stats_metadata_keys),
+            "judge": json.dumps(asdict(new.judge)) if new.judge else "",
         },
     )
     return new

@@ -38,6 +38,7 @@ JOB_FUNCTIONS = frozenset(
         "workers.pairing.pair_group",
         "workers.pairing.sweep_dirty",
         "workers.export.export_all_projects",
+        "workers.judge.judge_all_projects",
     }
 )
 SERIALIZER = JSONSerializer
@@ -130,11 +131,12 @@ def enqueue_export(
     retry: bool = True,
     formats: list[str] | None = None,
     parquet: bool | None = None,
+    sources: str | None = None,
 ) -> None:
     """Enqueue an export run; ``retry=False`` when someone is waiting to see it fail or succeed."""
     queue(EXPORT_QUEUE, conn).enqueue(
         EXPORT_JOB,
-        args=(project, export_id, mode, formats, parquet),
+        args=(project, export_id, mode, formats, parquet, sources),
         job_id=f"export-{project}-{export_id}",
         job_timeout=defaults.EXPORT_TIMEOUT_S,
         retry=EXPORT_RETRY if retry else None,

@@ -127,14 +127,21 @@ def parse_pair_log(reply: list[Any]) -> list[tuple[bytes, bytes, bytes, bytes]]:
     return out
 
 
+# The source marker of a stored judgement -> its source.
+_JUDGEMENT_SOURCES = {"c": "comparison", "r": "ranking", "j": "judge"}
+# The user a judge's verdicts are recorded as: this prefix and the judge's model.
+JUDGE_USER_PREFIX = "judge:"
+
+
 def parse_judgements(raw: dict[bytes, bytes]) -> list[tuple[str, str, str, str, str]]:
     """A prompt group's judgements (``keys.ProjectKeys.judgements``) as (lower id, higher id,
     user, verdict, source) sorted; verdict ``<`` the lower id better, ``>`` the higher, ``=`` a
-    tie, ``x`` both bad; source ``comparison`` or ``ranking``."""
+    tie, ``x`` both bad; source ``comparison``, ``ranking`` or ``judge`` (an LLM's verdict, its
+    user ``judge:<model>``)."""
     out = []
     for field, value in raw.items():
         lo, hi, user = field.decode().split("|", 2)
         parts = value.decode().split("|")
-        source = "ranking" if len(parts) > 2 and parts[2] == "r" else "comparison"
+        source = _JUDGEMENT_SOURCES.get(parts[2] if len(parts) > 2 else "c", "comparison")
         out.append((lo, hi, user, parts[0], source))
     return sorted(out)

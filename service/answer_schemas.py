@@ -165,6 +165,7 @@ class ProjectConfigOutSchema(Schema):
     test_ratio = fields.Float(required=True)
     nightly_mode = fields.Str(required=True)
     stats_metadata_keys = fields.List(fields.Str(), required=True)
+    judge = fields.Dict(allow_none=True, required=True)
 
 
 class HealthSchema(Schema):

@@ -20,6 +20,7 @@ from likeloop_server.defaults import (
     MIN_TIMESTAMP,
     RATING_SCALE,
 )
+from likeloop_server.exports import SOURCE_CHOICES
 from likeloop_server.identity import CLIENT_ID_RE
 from likeloop_server.ingest import COMPARISON_CHOICES, EVENT_TYPES, FEEDBACK_TYPES, RESPONSE_TYPE
 from likeloop_server.projects import FORMATS, MODES, STAT_KEY_RE, STRATEGIES
@@ -212,6 +213,10 @@ class ExportRequestSchema(_Strict):
         metadata={"description": "Override the project's formats for this run."},
     )
     parquet = fields.Bool(metadata={"description": "Also write Parquet (default: the project's setting)."})
+    sources = fields.Str(
+        validate=validate.OneOf(SOURCE_CHOICES),
+        metadata={"description": "human (default): pairs people decided; all: an LLM judge's too."},
+    )
 
 
 class ProjectConfigSchema(_Strict):
@@ -220,6 +225,12 @@ class ProjectConfigSchema(_Strict):
     parquet = fields.Bool()
     test_ratio = fields.Float(validate=validate.Range(min=0, max=1, max_inclusive=False))
     nightly_mode = fields.Str(validate=validate.OneOf(MODES))
+    judge = fields.Dict(
+        metadata={
+            "description": "An LLM judge: base_url, model, api_key_env (the NAME of the variable holding the key), "
+            "sample_rate, daily_budget, template; {} turns it off."
+        }
+    )
     stats_metadata_keys = fields.List(
         fields.Str(validate=validate.Regexp(STAT_KEY_RE, error="a name of 1-64 letters, digits, '_', '.' or '-'")),
         validate=validate.Length(max=MAX_STAT_METADATA_KEYS),

@@ -28,6 +28,7 @@ def post_export():  # type: ignore[no-untyped-def]
         trigger="api",
         formats=body.get("formats"),
         parquet=body.get("parquet"),
+        sources=body.get("sources"),
     )
     return jsonify(exports.get_export(resources().redis, g.project, export_id)), 202
 

@@ -10,7 +10,10 @@ from likeloop_server.queues import EXPORT_QUEUE, PAIRING_QUEUE, LikeLoopQueue
 from likeloop_server.settings import Settings
 
 from .export import export_all_projects
+from .judge import judge_all_projects
 from .pairing import sweep_dirty
+
+JUDGE_CRON = "17 * * * *"
 
 
 def register_jobs(scheduler: CronScheduler, settings: Settings) -> None:
@@ -22,3 +25,5 @@ def register_jobs(scheduler: CronScheduler, settings: Settings) -> None:
     rq.cron.Queue = LikeLoopQueue  # type: ignore[misc]
     scheduler.register(export_all_projects, EXPORT_QUEUE, cron=settings.export_cron, name="nightly-export")
     scheduler.register(sweep_dirty, PAIRING_QUEUE, interval=SWEEP_INTERVAL_S, name="pairing-sweep")
+    # Projects with a judge (opt-in): hourly, within each project's daily budget of model calls.
+    scheduler.register(judge_all_projects, EXPORT_QUEUE, cron=JUDGE_CRON, name="judge")

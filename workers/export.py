@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,7 +90,9 @@ def _incremental(
     sets.reset(conn)
     now = time.time()
     plan = writers.plan
-    spec = ScanSpec(pk, cursor, end, sets.added, sets.retracted, bool(plan.pair_formats), plan.kto)
+    spec = ScanSpec(
+        pk, cursor, end, sets.added, sets.retracted, bool(plan.pair_formats), plan.kto, _left_out(conn, pk, plan)
+    )
     for chunk in scan_log(conn, spec, lock.renew):
         writers.add_stored(chunk.pairs, kto=False, ledger=True)
         writers.add_stored(chunk.kto, kto=True, ledger=True)
@@ -99,10 +102,17 @@ def _incremental(
     return {"cursor": {"from": cursor, "to": end}}
 
 
+def _left_out(conn: redis.Redis, pk: keys.ProjectKeys, plan: ExportPlan) -> frozenset[bytes]:
+    """The pairs a run leaves out: those a model decided (``keys.ProjectKeys.ai_pairs``), unless
+    the run asks for every source."""
+    return frozenset() if plan.sources == "all" else frozenset(conn.smembers(pk.ai_pairs))
+
+
 def _snapshot(
     conn: redis.Redis, pk: keys.ProjectKeys, writers: RunWriters, sets: RunSets, lock: ExportLock, progress: Progress
 ) -> dict[str, Any]:
     sets.reset(conn)
+    skip = {x.decode() for x in _left_out(conn, pk, writers.plan)}
     try:
         plan = writers.plan
         for kto, wanted, records_key in (
@@ -111,7 +121,7 @@ def _snapshot(
         ):
             if wanted:
                 for items in _all_records(conn, records_key, sets.added):
-                    writers.add_stored(items, kto)
+                    writers.add_stored([x for x in items if x[0] not in skip] if skip else items, kto)
                     lock.renew()
                     progress(writers)
     finally:
@@ -141,6 +151,7 @@ def _manifest(
             "parquet": plan.parquet,
             "test_ratio": plan.test_ratio,
             "strategy": plan.strategy,
+            "sources": plan.sources,
         },
         **body,
         "files": files,
@@ -177,14 +188,16 @@ def export_project(
     mode: str,
     formats: tuple[str, ...] | None = None,
     parquet: bool | None = None,
+    sources: str | None = None,
 ) -> dict[str, Any]:
     """Run one export to completion; returns its manifest. Raises ExportBusy if one is running.
 
-    ``formats`` and ``parquet`` override the project's configured defaults for this run.
+    ``formats`` and ``parquet`` override the project's configured defaults for this run;
+    ``sources`` is ``human`` (the default: pairs people decided) or ``all`` (models' too).
     """
     pk = keys.ProjectKeys(project)
     layout = Layout(settings, project)
-    plan = _plan(conn, project, formats, parquet)
+    plan = replace(_plan(conn, project, formats, parquet), sources=sources or "human")
     lock = ExportLock(conn, pk.export_lock, export_id, settings.export_lock_ttl_s)
     lock.acquire()
     try:
@@ -222,6 +235,7 @@ def run_export(
     mode: str = "incremental",
     formats: list[str] | None = None,
     parquet: bool | None = None,
+    sources: str | None = None,
 ) -> dict[str, Any]:
     """RQ job: run a requested export, recording failures on the export record."""
     from rq import get_current_job
@@ -237,6 +251,7 @@ def run_export(
             mode,
             tuple(formats) if formats else None,
             parquet,
+            sources,
         )
         return {"manifest": manifest["export_id"], "counts": manifest["counts"]}
     except Exception as exc:

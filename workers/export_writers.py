@@ -25,6 +25,7 @@ class ExportPlan:
     parquet: bool
     test_ratio: float
     strategy: str
+    sources: str = "human"  # human: pairs whose preference came from people; all: models' too
 
     @functools.cached_property
     def pair_formats(self) -> tuple[str, ...]:

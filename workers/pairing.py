@@ -30,7 +30,7 @@ from . import context
 from .claims import Claims
 from .formats import stored_kto, stored_pair
 from .matches import group_results, result_commands
-from .rules import ResponseLabels, kto_items, kto_record, make_pairs, pair_record, sample_comments
+from .rules import AI_SOURCES, ResponseLabels, kto_items, kto_record, make_pairs, pair_record, sample_comments
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,13 @@ def plan_writes(
     )
     kto_ops = (stored.KTO_LABEL, stored.KTO_UNLABEL)
     commands += _replace(pk.group_kto(gid), pk.kto_records, snap.kto_ids, items, pk.pair_log, gid, kto_ops)[0]
+    # Which pairs came from a model: an export leaves them out unless asked for them.
+    machine = [p.id for p in pairs if p.source in AI_SOURCES and p.id not in snap.pair_ids]
+    gone = sorted(snap.pair_ids - records.keys())
+    if machine:
+        commands.append(["SADD", pk.ai_pairs, *machine])
+    if gone:
+        commands.append(["SREM", pk.ai_pairs, *gone])
     hour = utc_hour(now)
     commands += result_commands(pk, gid, snap.results, group_results(pairs, snap.judgements, snap.labels), hour)
     delta = added - removed

@@ -26,12 +26,16 @@ def pair_metadata(
     paired_at: float,
     source: str = "vote",
     margin: int = 1,
+    model: str | None = None,
 ) -> str:
     """Pair id, prompt group, the system prompt and chat (when there is one), each response's
     id, model and feedback, when the pair was made, where the preference came from (``source``:
-    vote, rating, comparison, correction) and its ``margin`` (the net preference)."""
+    vote, rating, comparison, ranking, correction, judge) and its ``margin`` (the net preference);
+    for a judge's pair, the judge's ``source_model``."""
+    extra = {"source_model": model} if model else {}
     return _json(
         {
+            **extra,
             "pair_id": pair_id,
             "source": source,
             "margin": margin,

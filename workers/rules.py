@@ -20,6 +20,7 @@ from typing import Any
 
 from likeloop_server import defaults
 from likeloop_server.identity import normalise_text, pair_id, short_hash
+from likeloop_server.stored import JUDGE_USER_PREFIX
 
 from .provenance import kto_metadata, pair_metadata
 
@@ -94,7 +95,10 @@ class Candidate:
 
 
 # Where a pair's preference came from (its provenance's ``source``).
-SOURCES = ("vote", "rating", "comparison", "ranking", "correction")
+SOURCES = ("vote", "rating", "comparison", "ranking", "correction", "judge")
+# Sources that are not people: left out of exports unless asked for (``--sources all``).
+AI_SOURCES = frozenset({"judge", "reference"})
+HUMAN_SOURCES = ("vote", "rating", "comparison", "ranking", "correction")
 
 
 @dataclass(frozen=True)
@@ -105,12 +109,14 @@ class Pair:
     rejected: Candidate
     strength: int = field(compare=False)
     source: str = field(default="vote", compare=False)
+    by: str | None = field(default=None, compare=False)  # the judge's model, for a judge's pair
 
     @property
     def margin(self) -> int:
         """The net preference behind the pair: users preferring chosen over rejected, less the
-        other way (comparisons); the score difference (votes, ratings); 1 for a correction."""
-        return 1 if self.source == "correction" else self.strength
+        other way (comparisons); the score difference (votes, ratings); 1 for a correction or a
+        judge's verdict."""
+        return 1 if self.source in ("correction", "judge") else self.strength
 
 
 # (lower id, higher id, user, verdict, source): stored.parse_judgements
@@ -175,17 +181,19 @@ def make_pairs(
     pairs they judge. Deterministic: the same labels always give the same pairs.
     """
     judgements = judgements or []
+    verdicts = [j for j in judgements if j[4] == "judge"]  # an LLM's: they decide only what people left open
+    judgements = [j for j in judgements if j[4] != "judge"]
     responses = with_judgements(responses, judgements)
     direct = direct_preferences(judgements)
     chosen, rejected = _labelled(responses)
     found: dict[str, Pair] = {}
 
-    def add(c: Candidate, r: Candidate, strength: int, source: str) -> None:
+    def add(c: Candidate, r: Candidate, strength: int, source: str, by: str | None = None) -> None:
         if normalise_text(c.text) == normalise_text(r.text):
             return
         pid = pair_id(group_id, c.key, r.key)
         if pid not in found:
-            found[pid] = Pair(pid, group_id, c, r, strength, source)
+            found[pid] = Pair(pid, group_id, c, r, strength, source, by)
 
     by_id = {r.response_id: Candidate(r.response_id, r.text, r) for r in responses}
     sources = _direct_sources(judgements)
@@ -209,6 +217,12 @@ def make_pairs(
                 continue  # judged directly: the comparisons decided it above
             source = "correction" if c.is_correction else ("vote" if c.source.voted or r.source.voted else "rating")
             add(c, r, c_score - r.source.score, source)
+    decided = {tuple(sorted((p.chosen.source.response_id, p.rejected.source.response_id))) for p in found.values()}
+    for lo, hi, user, verdict, _source in verdicts:
+        if verdict in "<>" and (lo, hi) not in direct and (lo, hi) not in decided and lo in by_id and hi in by_id:
+            winner, loser = (lo, hi) if verdict == "<" else (hi, lo)
+            # Strength 0: after every pair people made, so the strategies and the cap prefer theirs.
+            add(by_id[winner], by_id[loser], 0, "judge", user.removeprefix(JUDGE_USER_PREFIX))
     ordered = sorted(found.values(), key=lambda p: (-p.strength, p.id))
     if strategy == "best_worst":
         ordered = ordered[:1]
@@ -246,6 +260,7 @@ def pair_record(pair: Pair, prompt: dict[str, Any], paired_at: float) -> dict[st
             paired_at,
             source=pair.source,
             margin=pair.margin,
+            model=pair.by,
         ),
     }
 

@@ -50,6 +50,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="also write Parquet (or not) for this run; default: the project's setting",
     )
     export.add_argument(
+        "--sources",
+        choices=exports.SOURCE_CHOICES,
+        help="human (default): pairs people decided; all: an LLM judge's pairs too",
+    )
+    export.add_argument(
         "--wait",
         action="store_true",
         help="wait for the export to finish; exit 1 if it failed (a waited-for run is not retried)",
@@ -74,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         retry=not args.wait,
         formats=list(formats) if formats else None,
         parquet=args.parquet,
+        sources=args.sources,
     )
     if not args.wait:
         print(json.dumps(exports.get_export(conn, args.project, export_id)))
@@ -88,7 +94,15 @@ def _inline(conn: Any, settings: Settings, args: argparse.Namespace, formats: tu
     export_id = exports.new_export_id()
     try:
         manifest = export_project(
-            conn, context.s3_client(settings), settings, args.project, export_id, args.mode, formats, args.parquet
+            conn,
+            context.s3_client(settings),
+            settings,
+            args.project,
+            export_id,
+            args.mode,
+            formats,
+            args.parquet,
+            args.sources,
         )
     except Exception as exc:
         print(f"error: export failed: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from likeloop_server import apikeys, exports
-from likeloop_server.errors import EXIT_OK
+from likeloop_server.errors import EXIT_OK, InvalidValue
 from likeloop_server.projects import STRATEGIES, get_config, parse_formats, update_config
 from likeloop_server.queues import repair_all
 
@@ -40,7 +40,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="KEYS",
         help="metadata keys whose values the stats count, comma-separated (e.g. route,plan); '' for none",
     )
+    project.add_argument(
+        "--judge",
+        metavar="JSON",
+        help='an LLM judge: {"base_url", "model", "api_key_env", "sample_rate", "daily_budget", "template"}; '
+        "'{}' turns it off (docs/ai-feedback.md)",
+    )
     project.set_defaults(func=run)
+
+
+def _judge(text: str | None) -> dict | None:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InvalidValue(f"--judge: not JSON: {exc}", field="judge") from exc
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         stats_metadata_keys=None
         if args.stats_metadata_keys is None
         else tuple(k.strip() for k in args.stats_metadata_keys.split(",") if k.strip()),
+        judge=_judge(args.judge),
     )
     out = {"project": args.project, **config.as_dict()}
     if config.strategy != before.strategy:

@@ -17,6 +17,7 @@ def test_settings_can_be_read_and_changed(client, conn):
         "test_ratio": 0.0,
         "nightly_mode": "incremental",
         "stats_metadata_keys": [],
+        "judge": None,
     }
     changed = client.patch(
         "/v1/project", json={"formats": ["openai", "trl-chat"], "parquet": True, "test_ratio": 0.1}, headers=auth(admin)
@@ -34,6 +35,13 @@ def test_bad_settings_are_refused_by_name(client, conn):
         ({"nightly_mode": "hourly"}, "nightly_mode"),
         ({"stats_metadata_keys": ["a,b"]}, "stats_metadata_keys"),
         ({"stats_metadata_keys": [f"k{i}" for i in range(11)]}, "stats_metadata_keys"),
+        ({"judge": {"base_url": "ftp://x", "model": "m", "api_key_env": "K"}}, "judge.base_url"),
+        ({"judge": {"base_url": "http://x", "model": "m", "api_key_env": "sk-live-123"}}, "judge.api_key_env"),
+        ({"judge": {"base_url": "http://x", "model": "m", "api_key_env": "K", "sample_rate": 2}}, "judge.sample_rate"),
+        (
+            {"judge": {"base_url": "http://x", "model": "m", "api_key_env": "K", "template": "no slots"}},
+            "judge.template",
+        ),
     ):
         resp = client.patch("/v1/project", json=body, headers=auth(admin))
         assert resp.status_code == 400 and resp.get_json()["error"]["field"].startswith(field)

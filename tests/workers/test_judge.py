@@ -1,0 +1,148 @@
+"""The LLM judge against a local OpenAI-compatible server (the real ``openai`` client over HTTP):
+judged pairs marked as the judge's, the position-bias guard, people's decisions winning, the
+daily budget under two concurrent workers, retries after 429, unparseable replies, exports of
+human pairs only by default, and the model's key nowhere but in the environment."""
+
+import json
+import logging
+import threading
+import time
+
+import pytest
+
+from likeloop_server import exports, keys, projects
+from tests.llm_server import LlmServer
+from tests.support import P, auth, feedback, make_key, read_jsonl_gz, response, store, store_and_pair
+from workers.export import export_project
+from workers.judge import judge_project, parse_verdict
+from workers.pairing import drain, stored_records
+
+SECRET = "sk-test-0123456789-never-store-me"
+
+
+@pytest.fixture
+def llm(monkeypatch):
+    server = LlmServer()
+    monkeypatch.setenv("JUDGE_KEY", SECRET)
+    yield server
+    server.close()
+
+
+def with_judge(conn, llm, **overrides):
+    make_key(conn, P)
+    config = {"base_url": llm.url, "model": "judge-1", "api_key_env": "JUDGE_KEY", **overrides}
+    projects.update_config(conn, P, judge=config)
+
+
+def group(conn, settings, n, good=None, *extra):
+    """A prompt group of two answers, ``good`` of them says it is correct; returns its id."""
+    a = f"answer {n} correct" if good == "a" else f"answer {n} one"
+    b = f"answer {n} correct" if good == "b" else f"answer {n} two"
+    events = [response(f"g{n}a", a, prompt=f"Q{n}"), response(f"g{n}b", b, prompt=f"Q{n}"), *extra]
+    store(conn, settings, *events)
+    return conn.hget(keys.ProjectKeys(P).response(f"g{n}a"), "group").decode()
+
+
+def pair(conn):
+    """What the pairing job does with the groups the judge made dirty."""
+    drain(conn, P, 100, time.monotonic() + 30)
+
+
+def pairs_of(conn, gid):
+    return [
+        (r["chosen"], r["rejected"], json.loads(r["metadata"])) for r in stored_records(conn, keys.ProjectKeys(P), gid)
+    ]
+
+
+def test_parse_verdict_is_tolerant_and_strict_about_meaning():
+    assert parse_verdict('{"winner": "B", "reason": "x"}') == "B"
+    assert parse_verdict('Here you go: {"winner":"tie"}') == "tie"
+    assert parse_verdict("a") == "A"
+    for bad in (None, "", "maybe", '{"winner": 3}', '{"winner": "C"}'):
+        assert parse_verdict(bad) is None
+
+
+def test_a_judged_pair_is_marked_and_left_out_of_human_exports(conn, s3, settings, llm):
+    with_judge(conn, llm)
+    gid = group(conn, settings, 1, good="b")
+    done = judge_project(conn, P)
+    assert (done["pairs"], done["verdicts"], done["calls"], llm.calls) == (1, 1, 2, 2)
+    pair(conn)
+    ((chosen, rejected, meta),) = pairs_of(conn, gid)
+    assert (chosen, rejected) == ("answer 1 correct", "answer 1 one")
+    assert (meta["source"], meta["source_model"]) == ("judge", "judge-1")
+    human = export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot")
+    assert human["counts"]["pairs"] == 0 and human["plan"]["sources"] == "human"
+    everything = export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot", sources="all")
+    (f,) = [f for f in everything["files"] if f["kind"] == "pairs"]
+    (row,) = read_jsonl_gz(s3, settings.s3_bucket, f["key"])
+    assert json.loads(row["metadata"])["source"] == "judge"
+    assert judge_project(conn, P)["calls"] == 0  # judged once: not asked again
+
+
+def test_a_judge_that_always_says_a_makes_no_pairs(conn, settings, llm):
+    llm.mode = "always_a"
+    with_judge(conn, llm)
+    gid = group(conn, settings, 1, good="b")
+    done = judge_project(conn, P)
+    assert (done["verdicts"], done["ties"]) == (1, 1)  # the two orders disagree: a tie
+    pair(conn)
+    assert pairs_of(conn, gid) == []
+
+
+def test_people_decide_first_and_the_judge_is_not_asked_about_their_pairs(conn, settings, llm):
+    with_judge(conn, llm)
+    # People say "one" is better; the judge would say "correct".
+    gid = group(conn, settings, 1, "b", feedback("like", "g1a", user="u1"), feedback("dislike", "g1b", user="u1"))
+    assert judge_project(conn, P)["calls"] == 0
+    # A judgement a judge made before people voted is overruled by them.
+    gid2 = group(conn, settings, 2, good="b")
+    judge_project(conn, P)
+    store_and_pair(conn, settings, feedback("like", "g2a", user="u1"), feedback("dislike", "g2b", user="u1"))
+    pair(conn)
+    assert [(c, r, m["source"]) for c, r, m in pairs_of(conn, gid2)] == [("answer 2 one", "answer 2 correct", "vote")]
+    assert [m["source"] for _, _, m in pairs_of(conn, gid)] == ["vote"]
+
+
+def test_the_daily_budget_holds_under_two_concurrent_workers(conn, settings, llm):
+    with_judge(conn, llm, daily_budget=6)
+    for n in range(10):
+        group(conn, settings, n, good="a")
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(judge_project(conn, P))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert llm.calls <= 6 and sum(r["calls"] for r in results) == llm.calls
+    assert any(r["budget_spent"] for r in results)
+    assert judge_project(conn, P)["calls"] == 0  # the rest waits for the next day
+
+
+def test_429s_are_retried_and_unparseable_replies_counted(conn, settings, llm):
+    with_judge(conn, llm)
+    group(conn, settings, 1, good="a")
+    llm.fail_first = 2
+    done = judge_project(conn, P)
+    assert done["verdicts"] == 1 and llm.calls == 4  # two refused, then both orders
+    llm.mode = "garbage"
+    group(conn, settings, 2, good="a")
+    done = judge_project(conn, P)
+    assert (done["unparseable"], done["verdicts"]) == (2, 0)
+    total = conn.hgetall(keys.ProjectKeys(P).stats_total)
+    assert int(total[b"judge_unparseable"]) == 2 and int(total[b"judge_calls"]) == 4
+
+
+def test_the_model_key_is_never_stored_returned_or_logged(conn, settings, llm, client, caplog):
+    caplog.set_level(logging.DEBUG)
+    with_judge(conn, llm)
+    group(conn, settings, 1, good="a")
+    judge_project(conn, P)
+    assert llm.auth == {f"Bearer {SECRET}"}  # it reached the model
+    for name in conn.scan_iter():
+        dumped = conn.dump(name) or b""
+        assert SECRET.encode() not in dumped and SECRET.encode() not in name
+    admin = make_key(conn, P)
+    body = client.get("/v1/project", headers=auth(admin)).get_data(as_text=True)
+    assert SECRET not in body and "JUDGE_KEY" in body
+    assert SECRET not in caplog.text

@@ -1,0 +1,267 @@
+"""AI feedback from an LLM judge (opt-in per project, ``projects.JudgeConfig``): for prompt
+groups whose answers people have not decided between, ask the project's model which of two
+answers is better, in both orders; a verdict stands only when both orders agree (the position-
+bias guard), and becomes a judgement with source ``judge`` that pairing uses only where people
+left the pair open. Calls are counted against the project's daily budget, which is never
+exceeded, also with several workers: calls are reserved in Redis before they are made.
+
+The model's key is read from the environment variable the config names; it is never stored,
+returned or logged. The official ``openai`` client talks to any OpenAI-compatible endpoint and
+retries 429, 5xx and timeouts with backoff, honouring ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from likeloop_server import keys, projects, stored
+from likeloop_server.apikeys import list_projects
+from likeloop_server.counters import utc_hour
+from likeloop_server.errors import ConfigError
+from likeloop_server.identity import normalise_text, short_hash
+from likeloop_server.queues import schedule_pairing
+
+from .pairing import read_groups
+from .rules import direct_preferences, make_pairs
+
+log = logging.getLogger(__name__)
+
+GROUPS_PER_READ = 100
+PAIRS_PER_GROUP = 10  # pairs of one group judged in one run (each costs two calls)
+CALL_TIMEOUT_S = 60.0
+MAX_RETRIES = 4
+# Counters in the project's stats hash (keys.ProjectKeys.stats_total).
+COUNTER_FIELDS = ("judge_calls", "judge_tokens", "judge_errors", "judge_unparseable", "judge_verdicts", "judge_ms")
+
+_RESERVE = """
+local used = redis.call('INCRBY', KEYS[1], ARGV[1])
+if used > tonumber(ARGV[2]) then
+  redis.call('DECRBY', KEYS[1], ARGV[1])
+  return 0
+end
+redis.call('EXPIRE', KEYS[1], 172800)
+return 1
+"""
+
+
+def reserve_calls(conn: redis.Redis, project: str, calls: int, budget: int, now: float | None = None) -> bool:
+    """Take ``calls`` from today's budget (UTC); False, taking nothing, if they do not fit."""
+    day = datetime.fromtimestamp(now if now is not None else time.time(), tz=UTC).strftime("%Y-%m-%d")
+    return bool(conn.eval(_RESERVE, 1, keys.ProjectKeys(project).judge_calls(day), calls, budget))
+
+
+_WINNER = re.compile(r'"winner"\s*:\s*"(A|B|tie)"', re.IGNORECASE)
+
+
+def parse_verdict(text: str | None) -> str | None:
+    """``A``, ``B`` or ``tie`` from the judge's reply (JSON, JSON inside other text, or a bare
+    answer); None when it says none of them."""
+    if not text:
+        return None
+    try:
+        found = json.loads(text).get("winner")
+    except (ValueError, AttributeError):
+        match = _WINNER.search(text)
+        found = match.group(1) if match else text.strip().strip('."').upper()
+    if not isinstance(found, str):
+        return None
+    found = found.strip()
+    return {"a": "A", "b": "B", "tie": "tie"}.get(found.lower())
+
+
+@dataclass
+class RunCounts:
+    groups: int = 0
+    pairs: int = 0
+    verdicts: int = 0
+    ties: int = 0
+    calls: int = 0
+    tokens: int = 0
+    unparseable: int = 0
+    errors: int = 0
+    ms: int = 0
+    budget_spent: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        return {**out, **self.extra}
+
+
+class Judge:
+    """One project's judge: the model behind its config, asked through the ``openai`` client."""
+
+    def __init__(self, config: projects.JudgeConfig) -> None:
+        from openai import OpenAI
+
+        key = os.environ.get(config.api_key_env)
+        if not key:
+            raise ConfigError(f"the judge's key is read from ${config.api_key_env}, which is not set")
+        self.config = config
+        self.client = OpenAI(base_url=config.base_url, api_key=key, max_retries=MAX_RETRIES, timeout=CALL_TIMEOUT_S)
+
+    def ask(self, prompt: str, answer_a: str, answer_b: str, counts: RunCounts) -> str | None:
+        """The judge's pick (A, B, tie) of one ordering, or None (unparseable). Raises the
+        client's error once its retries are spent."""
+        text = self.config.template.format(prompt=prompt, answer_a=answer_a, answer_b=answer_b)
+        started = time.monotonic()
+        try:
+            reply = self.client.chat.completions.create(
+                model=self.config.model,
+                messages=[{"role": "user", "content": text}],
+                response_format={"type": "json_object"},
+                temperature=0,
+            )
+        finally:
+            counts.calls += 1
+            counts.ms += round((time.monotonic() - started) * 1000)
+        if reply.usage is not None:
+            counts.tokens += reply.usage.total_tokens or 0
+        verdict = parse_verdict(reply.choices[0].message.content if reply.choices else None)
+        if verdict is None:
+            counts.unparseable += 1
+        return verdict
+
+
+def _sampled(group_id: str, rate: float) -> bool:
+    return int(short_hash("judge", group_id)[:8], 16) / 2**32 < rate
+
+
+def _open_pairs(snap: Any, judge_user: str) -> list[tuple[str, str]]:
+    """Pairs of the group's answers that people have not decided and this judge has not judged."""
+    human = [j for j in snap.judgements if j[4] != "judge"]
+    decided = set(direct_preferences(human))
+    decided |= {
+        tuple(sorted((p.chosen.source.response_id, p.rejected.source.response_id)))
+        for p in make_pairs(snap.group_id, snap.labels, 10_000, "all", human)
+    }
+    decided |= {(lo, hi) for lo, hi, user, _v, source in snap.judgements if source == "judge" and user == judge_user}
+    answers = sorted(snap.labels, key=lambda r: r.response_id)
+    out = []
+    for i, a in enumerate(answers):
+        for b in answers[i + 1 :]:
+            if (a.response_id, b.response_id) not in decided and normalise_text(a.text) != normalise_text(b.text):
+                out.append((a.response_id, b.response_id))
+    return out[:PAIRS_PER_GROUP]
+
+
+def _prompt_text(prompt: dict[str, Any]) -> str:
+    if prompt.get("prompt"):
+        return prompt["prompt"]
+    messages = json.loads(prompt["messages"]) if isinstance(prompt.get("messages"), str) else prompt.get("messages")
+    return "\n".join(f"{m.get('role')}: {m.get('content')}" for m in messages or [])
+
+
+def judge_project(conn: redis.Redis, project: str, judge: Judge | None = None) -> dict[str, Any]:
+    """Judge the project's open pairs until none is left or the day's budget is spent. Returns
+    what was done (counts)."""
+    config = projects.get_config(conn, project).judge
+    if config is None:
+        raise ConfigError(f"project {project!r} has no judge: set one with PATCH /v1/project or likeloop project")
+    judge = judge or Judge(config)
+    pk = keys.ProjectKeys(project)
+    judge_user = stored.JUDGE_USER_PREFIX + config.model
+    counts = RunCounts()
+    try:
+        gids = [pk.group_id_of(k) for k in conn.scan_iter(match=pk.group("*"), count=1000)]
+        gids = sorted(g for g in gids if _sampled(g, config.sample_rate))
+        for start in range(0, len(gids), GROUPS_PER_READ):
+            for snap in read_groups(conn, pk, gids[start : start + GROUPS_PER_READ]):
+                if len(snap.labels) < 2:
+                    continue
+                pairs = _open_pairs(snap, judge_user)
+                if pairs:
+                    counts.groups += 1
+                    if not _judge_group(conn, project, judge, snap, pairs, judge_user, counts):
+                        return counts.as_dict()
+    finally:
+        _record_counts(conn, pk, counts)
+    return counts.as_dict()
+
+
+def _judge_group(
+    conn: redis.Redis, project: str, judge: Judge, snap: Any, pairs: list[tuple[str, str]], user: str, counts: RunCounts
+) -> bool:
+    """Judge some pairs of one group and store the verdicts; False when the run must stop (the
+    budget is spent, or the endpoint keeps failing)."""
+    from openai import OpenAIError
+
+    text = {r.response_id: r.text for r in snap.labels}
+    prompt = _prompt_text(snap.prompt)
+    pk = keys.ProjectKeys(project)
+    verdicts: dict[str, str] = {}
+    going = True
+    for lo, hi in pairs:
+        if not reserve_calls(conn, project, 2, judge.config.daily_budget):
+            counts.budget_spent = True
+            going = False
+            break
+        counts.pairs += 1
+        try:
+            first = judge.ask(prompt, text[lo], text[hi], counts)
+            second = judge.ask(prompt, text[hi], text[lo], counts)
+        except OpenAIError as exc:
+            counts.errors += 1
+            log.warning("the judge of %s failed (after retries): %s", project, type(exc).__name__)
+            going = False
+            break
+        if first is None or second is None:
+            continue  # unparseable: counted, never a label
+        # Both orders must agree: A first and B second name the same answer.
+        if first == "A" and second == "B":
+            verdict = "<"
+        elif first == "B" and second == "A":
+            verdict = ">"
+        else:
+            verdict = "="
+            counts.ties += 1
+        counts.verdicts += 1
+        verdicts[f"{lo}|{hi}|{user}"] = f"{verdict}|{utc_hour(time.time())}|j"
+    if verdicts:
+        pipe = conn.pipeline(transaction=True)
+        pipe.hset(pk.judgements(snap.group_id), mapping=verdicts)
+        pipe.incr(pk.group_version(snap.group_id))
+        pipe.zadd(pk.dirty, {snap.group_id: time.time()}, nx=True)
+        pipe.execute()
+        schedule_pairing(conn, project)
+    return going
+
+
+def _record_counts(conn: redis.Redis, pk: keys.ProjectKeys, counts: RunCounts) -> None:
+    values = dict(
+        zip(
+            COUNTER_FIELDS,
+            (counts.calls, counts.tokens, counts.errors, counts.unparseable, counts.verdicts, counts.ms),
+            strict=True,
+        )
+    )
+    pipe = conn.pipeline(transaction=False)
+    for name, value in values.items():
+        if value:
+            pipe.hincrby(pk.stats_total, name, value)
+    pipe.execute()
+
+
+def judge_all_projects() -> dict[str, Any]:
+    """Cron job: run the judge of every project that has one."""
+    from .context import redis_conn
+
+    conn = redis_conn()
+    done: dict[str, Any] = {}
+    for project in list_projects(conn):
+        if projects.get_config(conn, project).judge is not None:
+            try:
+                done[project] = judge_project(conn, project)
+            except ConfigError as exc:
+                log.warning("judge of %s skipped: %s", project, exc)
+                done[project] = {"error": str(exc)}
+    return done
