@@ -35,6 +35,12 @@ def tie_field(a: str, b: str) -> str:
     return f"t{SEP}{lo}{SEP}{hi}"
 
 
+# Fields of the same hashes that count how often an LLM judge agreed with people on a pair both
+# decided (workers/matches.py): not results between models.
+JUDGE_AGREED = f"judge{SEP}agreed"
+JUDGE_DISAGREED = f"judge{SEP}disagreed"
+
+
 def parse_field(name: str) -> tuple[str, str, str]:
     """(kind ``w`` or ``t``, first model, second model)."""
     kind, first, second = name.split(SEP, 2)
@@ -42,7 +48,20 @@ def parse_field(name: str) -> tuple[str, str, str]:
 
 
 def read_results(conn: redis.Redis, project: str, since: str | None, until: str | None) -> dict[str, int]:
-    """The results counted in the hours of a range (inclusive, as the stats take them)."""
+    """The results between models counted in the hours of a range (inclusive, as the stats take them)."""
+    return {k: v for k, v in read_counts(conn, project, since, until).items() if k[:2] in (f"w{SEP}", f"t{SEP}")}
+
+
+def judge_agreement(conn: redis.Redis, project: str, since: str | None, until: str | None) -> dict[str, Any]:
+    """How often the judge and people agreed on the pairs both decided, in a range."""
+    counts = read_counts(conn, project, since, until)
+    agreed, disagreed = counts.get(JUDGE_AGREED, 0), counts.get(JUDGE_DISAGREED, 0)
+    both = agreed + disagreed
+    return {"agreed": agreed, "disagreed": disagreed, "agreement": round(agreed / both, 4) if both else None}
+
+
+def read_counts(conn: redis.Redis, project: str, since: str | None, until: str | None) -> dict[str, int]:
+    """Every field of the matches hashes of a range's hours, summed (positive ones)."""
     pk = keys.ProjectKeys(project)
     hours = sorted(h.decode() for h in conn.smembers(pk.match_hours))
     hours = [h for h in hours if (since is None or h >= since[:13]) and (until is None or h[: len(until)] <= until)]

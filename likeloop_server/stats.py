@@ -17,6 +17,7 @@ import redis
 from . import keys, stored
 from .counters import COUNTERS, DIMENSIONS, PAIRS_EXPORTED, dimension, split_hash
 from .errors import InvalidValue
+from .leaderboard import judge_agreement
 
 GROUPINGS = ("day", "hour", "model", "group")
 _MODEL = DIMENSIONS["model"]
@@ -103,7 +104,23 @@ def read_stats(conn: redis.Redis, project: str, query: StatsQuery | None = None)
     }
     if q.since is None and q.until is None and q.dimension is None:
         result["totals"][PAIRS_EXPORTED] = int(conn.hget(keys.ProjectKeys(project).stats_total, PAIRS_EXPORTED) or 0)
+    if q.dimension is None:
+        result["judge"] = judge_stats(conn, project, q.since, q.until)
     return result
+
+
+JUDGE_COUNTERS = ("judge_calls", "judge_tokens", "judge_verdicts", "judge_unparseable", "judge_errors", "judge_ms")
+
+
+def judge_stats(conn: redis.Redis, project: str, since: str | None = None, until: str | None = None) -> dict[str, Any]:
+    """The LLM judge's totals (calls, tokens, verdicts, unparseable replies, errors, time in
+    calls; all time) and its agreement with people where both decided a pair (in the range)."""
+    values = conn.hmget(keys.ProjectKeys(project).stats_total, JUDGE_COUNTERS)
+    out: dict[str, Any] = {
+        name.removeprefix("judge_"): int(v or 0) for name, v in zip(JUDGE_COUNTERS, values, strict=True)
+    }
+    out.update(judge_agreement(conn, project, since, until))
+    return out
 
 
 def most_disliked(

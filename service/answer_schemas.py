@@ -82,6 +82,13 @@ class StatsSchema(Schema):
     totals = fields.Nested(StatsCountsSchema, required=True)
     by_model = fields.Dict(keys=fields.Str(), values=fields.Nested(StatsCountsSchema), required=True)
     groups = fields.List(fields.Nested(StatsCountsSchema), required=True)
+    judge = fields.Dict(
+        metadata={
+            "description": "Without a dimension filter: the LLM judge's calls, tokens, verdicts, unparseable "
+            "replies, errors and ms in calls (all time), and its agreement with people where both decided a pair "
+            "(in the range)"
+        }
+    )
 
 
 class PromptStatsSchema(StatsCountsSchema):

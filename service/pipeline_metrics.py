@@ -12,6 +12,7 @@ from likeloop_server import exports, keys
 from likeloop_server.apikeys import list_projects
 from likeloop_server.counters import PAIRS_EXPORTED
 from likeloop_server.queues import queue_states
+from likeloop_server.stats import JUDGE_COUNTERS
 
 
 class PipelineCollector:
@@ -49,11 +50,18 @@ class PipelineCollector:
         size = GaugeMetricFamily(
             "likeloop_last_export_pairs", "Pairs written by the last finished export", labels=["project"]
         )
+        judge = GaugeMetricFamily(
+            "likeloop_judge", "The LLM judge's totals: calls, tokens, verdicts, unparseable, errors, ms",
+            labels=["project", "counter"],
+        )  # fmt: skip
         for project in list_projects(self.conn):
             pk = keys.ProjectKeys(project)
-            counts = self.conn.hmget(pk.stats_total, "pairs", PAIRS_EXPORTED)
+            counts = self.conn.hmget(pk.stats_total, "pairs", PAIRS_EXPORTED, *JUDGE_COUNTERS)
             pairs.add_metric([project], int(counts[0] or 0))
             exported.add_metric([project], int(counts[1] or 0))
+            for name, value in zip(JUDGE_COUNTERS, counts[2:], strict=True):
+                if value is not None:
+                    judge.add_metric([project, name.removeprefix("judge_")], int(value))
             dirty.add_metric([project], self.conn.zcard(pk.dirty))
             for record in exports.list_exports(self.conn, project, limit=5):
                 if record.get("status") in exports.FINAL_STATUSES and "started_at" in record:
@@ -62,4 +70,4 @@ class PipelineCollector:
                     )
                     size.add_metric([project], int(record.get("pairs", 0)))
                     break
-        yield from (depth, failed, pairs, exported, dirty, duration, size)
+        yield from (depth, failed, pairs, exported, dirty, duration, size, judge)

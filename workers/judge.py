@@ -29,6 +29,7 @@ from likeloop_server.counters import utc_hour
 from likeloop_server.errors import ConfigError
 from likeloop_server.identity import normalise_text, short_hash
 from likeloop_server.queues import schedule_pairing
+from likeloop_server.stats import JUDGE_COUNTERS
 
 from .pairing import read_groups
 from .rules import direct_preferences, make_pairs
@@ -39,8 +40,6 @@ GROUPS_PER_READ = 100
 PAIRS_PER_GROUP = 10  # pairs of one group judged in one run (each costs two calls)
 CALL_TIMEOUT_S = 60.0
 MAX_RETRIES = 4
-# Counters in the project's stats hash (keys.ProjectKeys.stats_total).
-COUNTER_FIELDS = ("judge_calls", "judge_tokens", "judge_errors", "judge_unparseable", "judge_verdicts", "judge_ms")
 
 _RESERVE = """
 local used = redis.call('INCRBY', KEYS[1], ARGV[1])
@@ -237,13 +236,8 @@ def _judge_group(
 
 
 def _record_counts(conn: redis.Redis, pk: keys.ProjectKeys, counts: RunCounts) -> None:
-    values = dict(
-        zip(
-            COUNTER_FIELDS,
-            (counts.calls, counts.tokens, counts.errors, counts.unparseable, counts.verdicts, counts.ms),
-            strict=True,
-        )
-    )
+    """Add a run's counts to the project's judge counters (``stats.JUDGE_COUNTERS``)."""
+    values = {name: getattr(counts, name.removeprefix("judge_")) for name in JUDGE_COUNTERS}
     pipe = conn.pipeline(transaction=False)
     for name, value in values.items():
         if value:

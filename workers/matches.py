@@ -1,12 +1,13 @@
 """Head-to-head results between models that one prompt group's feedback makes, counted by
 pairing (``likeloop_server/leaderboard.py`` reads them): each user's comparison or ranked pair of
 two answers of different models, and each pair made from votes or ratings between two models.
+Also whether an LLM judge's verdict agrees with what people decided about the same pair.
 """
 
 from __future__ import annotations
 
 from likeloop_server import keys
-from likeloop_server.leaderboard import tie_field, win_field
+from likeloop_server.leaderboard import JUDGE_AGREED, JUDGE_DISAGREED, tie_field, win_field
 
 from .rules import Judgement, Pair, ResponseLabels
 
@@ -21,7 +22,17 @@ def group_results(pairs: list[Pair], judgements: list[Judgement], labels: list[R
     def add(name: str) -> None:
         out[name] = out.get(name, 0) + 1
 
-    for lo, hi, _user, verdict, _source in judgements:
+    people = {}  # (lower id, higher id) -> the id people preferred, for the pairs they decided
+    for p in pairs:
+        if p.source != "judge" and not p.chosen.is_correction:
+            ids = (p.chosen.key, p.rejected.key)
+            people[tuple(sorted(ids))] = p.chosen.key
+    for lo, hi, _user, verdict, source in judgements:
+        if source == "judge":  # a judge's verdict: compared with people's, never a result between models
+            if (lo, hi) in people:
+                judged = {"<": lo, ">": hi}.get(verdict)
+                add(JUDGE_AGREED if judged == people[(lo, hi)] else JUDGE_DISAGREED)
+            continue
         a, b = model.get(lo), model.get(hi)
         if not a or not b or a == b:
             continue

@@ -159,6 +159,11 @@
                  ["Comments", num(t.comments)], ["Corrections", num(t.corrections)],
                  ["Comparisons", num(t.comparisons)], ["Rankings", num(t.rankings)], ["Pairs made", num(t.pairs)]];
     if (t.pairs_exported != null) { items.push(["Pairs exported", num(t.pairs_exported)]); }
+    var j = stats.judge;
+    if (j && j.calls) {
+      items.push(["Judge verdicts", num(j.verdicts)]);
+      items.push(["Judge agrees with people", j.agreement == null ? "–" : pct(j.agreement) + " of " + (j.agreed + j.disagreed)]);
+    }
     $("kpis").innerHTML = items.map(function (kv) {
       return "<div class=\"kpi\"><b>" + esc(kv[1]) + "</b><span class=\"muted\">" + esc(kv[0]) + "</span></div>";
     }).join("");

@@ -146,3 +146,21 @@ def test_the_model_key_is_never_stored_returned_or_logged(conn, settings, llm, c
     body = client.get("/v1/project", headers=auth(admin)).get_data(as_text=True)
     assert SECRET not in body and "JUDGE_KEY" in body
     assert SECRET not in caplog.text
+
+
+def test_stats_say_how_often_the_judge_agrees_with_people(conn, settings, llm, client):
+    with_judge(conn, llm)
+    agreeing = group(conn, settings, 1, good="a")  # the judge will prefer a; people too
+    disagreeing = group(conn, settings, 2, good="a")  # the judge will prefer a; people b
+    judge_project(conn, P)
+    store(conn, settings, feedback("like", "g1a", user="u1"), feedback("dislike", "g1b", user="u1"))
+    store(conn, settings, feedback("like", "g2b", user="u1"), feedback("dislike", "g2a", user="u1"))
+    pair(conn)
+    assert {m["source"] for g in (agreeing, disagreeing) for _, _, m in pairs_of(conn, g)} == {"vote"}
+    admin = make_key(conn, P)
+    judge = client.get("/v1/stats", headers=auth(admin)).get_json()["judge"]
+    assert (judge["agreed"], judge["disagreed"], judge["agreement"]) == (1, 1, 0.5)
+    assert (judge["calls"], judge["verdicts"], judge["tokens"]) == (4, 2, 200)
+    from tests.support import scrape
+
+    assert 'likeloop_judge{counter="calls",project="acme"} 4.0' in scrape(client)
