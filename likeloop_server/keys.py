@@ -88,8 +88,10 @@ class ProjectKeys:
     def match_hours(self) -> str:
         return f"{self.base}matchhours"  # set of hours that have a matches hash
 
-    def judge_calls(self, day: str) -> str:
-        return f"{self.base}judgecalls:{day}"  # model calls the judge made on one UTC day (its budget)
+    def model_calls(self, kind: str, day: str) -> str:
+        # model calls the judge (kind "judge") or the reference model ("reference") made on one
+        # UTC day: its budget
+        return f"{self.base}{kind}calls:{day}"
 
     @property
     def ai_pairs(self) -> str:

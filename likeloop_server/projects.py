@@ -54,33 +54,68 @@ class JudgeConfig:
     @classmethod
     def parse(cls, raw: Any) -> JudgeConfig:
         """A judge config from its JSON form; raises InvalidValue naming the field."""
-        if not isinstance(raw, dict):
-            raise InvalidValue("judge: an object with base_url, model and api_key_env", field="judge")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise InvalidValue(f"judge.{unknown[0]}: not a judge setting", field=f"judge.{unknown[0]}")
-        for name in ("base_url", "model", "api_key_env"):
-            if not isinstance(raw.get(name), str) or not raw[name]:
-                raise InvalidValue(f"judge.{name}: required, a string", field=f"judge.{name}")
-        url = urlparse(raw["base_url"])
-        if url.scheme not in ("http", "https") or not url.netloc:
-            raise InvalidValue("judge.base_url: an http(s) URL", field="judge.base_url")
-        if not ENV_NAME_RE.match(raw["api_key_env"]):
-            raise InvalidValue("judge.api_key_env: the NAME of an environment variable (A-Z, 0-9, _)",
-                               field="judge.api_key_env")  # fmt: skip
+        _check_endpoint(cls, raw, "judge")
         sample = raw.get("sample_rate", 1.0)
         if isinstance(sample, bool) or not isinstance(sample, int | float) or not 0 <= sample <= 1:
             raise InvalidValue("judge.sample_rate: a number from 0 to 1", field="judge.sample_rate")
-        budget = raw.get("daily_budget", 100)
-        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
-            raise InvalidValue("judge.daily_budget: model calls a UTC day, an integer >= 0", field="judge.daily_budget")
+        budget = _budget(raw, "judge")
         template = raw.get("template", DEFAULT_JUDGE_TEMPLATE)
         if not isinstance(template, str) or any(f"{{{k}}}" not in template for k in ("prompt", "answer_a", "answer_b")):
             raise InvalidValue("judge.template: text with {prompt}, {answer_a} and {answer_b}", field="judge.template")
-        if len(raw["model"]) > 200 or len(template) > 20_000:
-            raise InvalidValue("judge: model or template too long", field="judge")
+        if len(template) > 20_000:
+            raise InvalidValue("judge.template: at most 20,000 characters", field="judge.template")
         return cls(raw["base_url"], raw["model"], raw["api_key_env"], float(sample), budget, template)
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    """Reference answers from another model: with ``role`` ``rejected`` (a weaker model), groups
+    whose answers people only liked get one to pair as rejected; with ``chosen`` (a stronger
+    model), groups whose answers people only disliked get one to pair as chosen."""
+
+    base_url: str
+    model: str
+    api_key_env: str
+    role: str = "rejected"
+    daily_budget: int = 100
+
+    @classmethod
+    def parse(cls, raw: Any) -> ReferenceConfig:
+        _check_endpoint(cls, raw, "reference")
+        role = raw.get("role", "rejected")
+        if role not in ("rejected", "chosen"):
+            raise InvalidValue("reference.role: rejected or chosen", field="reference.role")
+        return cls(raw["base_url"], raw["model"], raw["api_key_env"], role, _budget(raw, "reference"))
+
+
+def _check_endpoint(cls: type, raw: Any, section: str) -> None:
+    """The settings a model endpoint has in common: known fields only, base_url, model, api_key_env."""
+    if not isinstance(raw, dict):
+        raise InvalidValue(f"{section}: an object with base_url, model and api_key_env", field=section)
+    unknown = sorted(set(raw) - {f.name for f in fields(cls)})
+    if unknown:
+        raise InvalidValue(f"{section}.{unknown[0]}: not a {section} setting", field=f"{section}.{unknown[0]}")
+    for name in ("base_url", "model", "api_key_env"):
+        if not isinstance(raw.get(name), str) or not raw[name]:
+            raise InvalidValue(f"{section}.{name}: required, a string", field=f"{section}.{name}")
+    url = urlparse(raw["base_url"])
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise InvalidValue(f"{section}.base_url: an http(s) URL", field=f"{section}.base_url")
+    if not ENV_NAME_RE.match(raw["api_key_env"]):
+        raise InvalidValue(
+            f"{section}.api_key_env: the NAME of an environment variable (A-Z, 0-9, _)", field=f"{section}.api_key_env"
+        )
+    if len(raw["model"]) > 200:
+        raise InvalidValue(f"{section}.model: at most 200 characters", field=f"{section}.model")
+
+
+def _budget(raw: dict[str, Any], section: str) -> int:
+    budget = raw.get("daily_budget", 100)
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+        raise InvalidValue(
+            f"{section}.daily_budget: model calls a UTC day, an integer >= 0", field=f"{section}.daily_budget"
+        )
+    return budget
 
 
 @dataclass(frozen=True)
@@ -99,6 +134,7 @@ class ProjectConfig:
     nightly_mode: str = "incremental"
     stats_metadata_keys: tuple[str, ...] = ()
     judge: JudgeConfig | None = field(default=None)
+    reference: ReferenceConfig | None = field(default=None)
 
     def validate(self) -> ProjectConfig:
         if self.strategy not in STRATEGIES:
@@ -135,6 +171,7 @@ class ProjectConfig:
         out["formats"] = list(self.formats)
         out["stats_metadata_keys"] = list(self.stats_metadata_keys)
         out["judge"] = asdict(self.judge) if self.judge else None
+        out["reference"] = asdict(self.reference) if self.reference else None
         return out
 
 
@@ -149,6 +186,7 @@ def get_config(conn: redis.Redis, project: str) -> ProjectConfig:
         nightly_mode=raw.get("nightly_mode", base.nightly_mode),
         stats_metadata_keys=tuple(k for k in raw.get("stats_metadata_keys", "").split(",") if k),
         judge=JudgeConfig(**json.loads(raw["judge"])) if raw.get("judge") else None,
+        reference=ReferenceConfig(**json.loads(raw["reference"])) if raw.get("reference") else None,
     )
 
 
@@ -157,10 +195,12 @@ def update_config(conn: redis.Redis, project: str, **changes: Any) -> ProjectCon
     current = get_config(conn, project)
     if changes.get("stats_metadata_keys") is not None:
         changes["stats_metadata_keys"] = tuple(dict.fromkeys(changes["stats_metadata_keys"]))
-    judge = changes.pop("judge", None)
+    judge, reference = changes.pop("judge", None), changes.pop("reference", None)
     new = replace(current, **{k: v for k, v in changes.items() if v is not None}).validate()
     if judge is not None:  # {} turns the judge off
         new = replace(new, judge=JudgeConfig.parse(judge) if judge else None)
+    if reference is not None:
+        new = replace(new, reference=ReferenceConfig.parse(reference) if reference else None)
     conn.hset(
         keys.ProjectKeys(project).config,
         mapping={
@@ -172,6 +212,7 @@ def update_config(conn: redis.Redis, project: str, **changes: Any) -> ProjectCon
             # Read by the ingest script as it is: comma-separated names.
             "stats_metadata_keys": ",".join(new.stats_metadata_keys),
             "judge": json.dumps(asdict(new.judge)) if new.judge else "",
+            "reference": json.dumps(asdict(new.reference)) if new.reference else "",
         },
     )
     return new

@@ -39,6 +39,7 @@ JOB_FUNCTIONS = frozenset(
         "workers.pairing.sweep_dirty",
         "workers.export.export_all_projects",
         "workers.judge.judge_all_projects",
+        "workers.reference.reference_all_projects",
     }
 )
 SERIALIZER = JSONSerializer

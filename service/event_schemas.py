@@ -231,6 +231,13 @@ class ProjectConfigSchema(_Strict):
             "sample_rate, daily_budget, template; {} turns it off."
         }
     )
+    reference = fields.Dict(
+        metadata={
+            "description": "Reference answers: base_url, model, api_key_env, role (rejected: a weaker model's answer "
+            "for groups people only liked; chosen: a stronger model's for groups people only disliked), "
+            "daily_budget; {} turns it off."
+        }
+    )
     stats_metadata_keys = fields.List(
         fields.Str(validate=validate.Regexp(STAT_KEY_RE, error="a name of 1-64 letters, digits, '_', '.' or '-'")),
         validate=validate.Length(max=MAX_STAT_METADATA_KEYS),

@@ -59,7 +59,10 @@ class LlmServer:
 
     def reply(self, body: dict[str, Any]) -> dict[str, Any]:
         text = body["messages"][-1]["content"]
-        a, b = _ANSWERS.search(text).groups()
+        found = _ANSWERS.search(text)
+        if found is None:  # not a judging prompt: an answer, as a reference model gives
+            return self._completion(body, f"A reference answer from {body['model']} to: {text}")
+        a, b = found.groups()
         if self.mode == "garbage":
             content = "I would rather not say."
         elif self.mode == "always_a":
@@ -67,6 +70,9 @@ class LlmServer:
         else:
             winner = "A" if "correct" in a else ("B" if "correct" in b else "tie")
             content = f"Sure. {json.dumps({'winner': winner, 'reason': 'says correct'})}"  # JSON inside prose
+        return self._completion(body, content)
+
+    def _completion(self, body: dict[str, Any], content: str) -> dict[str, Any]:
         return {
             "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body["model"],
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],

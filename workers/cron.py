@@ -12,8 +12,10 @@ from likeloop_server.settings import Settings
 from .export import export_all_projects
 from .judge import judge_all_projects
 from .pairing import sweep_dirty
+from .reference import reference_all_projects
 
 JUDGE_CRON = "17 * * * *"
+REFERENCE_CRON = "47 * * * *"
 
 
 def register_jobs(scheduler: CronScheduler, settings: Settings) -> None:
@@ -27,3 +29,4 @@ def register_jobs(scheduler: CronScheduler, settings: Settings) -> None:
     scheduler.register(sweep_dirty, PAIRING_QUEUE, interval=SWEEP_INTERVAL_S, name="pairing-sweep")
     # Projects with a judge (opt-in): hourly, within each project's daily budget of model calls.
     scheduler.register(judge_all_projects, EXPORT_QUEUE, cron=JUDGE_CRON, name="judge")
+    scheduler.register(reference_all_projects, EXPORT_QUEUE, cron=REFERENCE_CRON, name="reference")

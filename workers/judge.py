@@ -52,10 +52,23 @@ return 1
 """
 
 
-def reserve_calls(conn: redis.Redis, project: str, calls: int, budget: int, now: float | None = None) -> bool:
-    """Take ``calls`` from today's budget (UTC); False, taking nothing, if they do not fit."""
+def reserve_calls(
+    conn: redis.Redis, project: str, calls: int, budget: int, kind: str = "judge", now: float | None = None
+) -> bool:
+    """Take ``calls`` from today's budget (UTC) of the project's judge (or ``kind="reference"``);
+    False, taking nothing, if they do not fit."""
     day = datetime.fromtimestamp(now if now is not None else time.time(), tz=UTC).strftime("%Y-%m-%d")
-    return bool(conn.eval(_RESERVE, 1, keys.ProjectKeys(project).judge_calls(day), calls, budget))
+    return bool(conn.eval(_RESERVE, 1, keys.ProjectKeys(project).model_calls(kind, day), calls, budget))
+
+
+def model_client(config: projects.JudgeConfig | projects.ReferenceConfig) -> Any:
+    """The ``openai`` client of a configured endpoint, its key read from the named variable."""
+    from openai import OpenAI
+
+    key = os.environ.get(config.api_key_env)
+    if not key:
+        raise ConfigError(f"the model's key is read from ${config.api_key_env}, which is not set")
+    return OpenAI(base_url=config.base_url, api_key=key, max_retries=MAX_RETRIES, timeout=CALL_TIMEOUT_S)
 
 
 _WINNER = re.compile(r'"winner"\s*:\s*"(A|B|tie)"', re.IGNORECASE)
@@ -100,13 +113,8 @@ class Judge:
     """One project's judge: the model behind its config, asked through the ``openai`` client."""
 
     def __init__(self, config: projects.JudgeConfig) -> None:
-        from openai import OpenAI
-
-        key = os.environ.get(config.api_key_env)
-        if not key:
-            raise ConfigError(f"the judge's key is read from ${config.api_key_env}, which is not set")
         self.config = config
-        self.client = OpenAI(base_url=config.base_url, api_key=key, max_retries=MAX_RETRIES, timeout=CALL_TIMEOUT_S)
+        self.client = model_client(config)
 
     def ask(self, prompt: str, answer_a: str, answer_b: str, counts: RunCounts) -> str | None:
         """The judge's pick (A, B, tie) of one ordering, or None (unparseable). Raises the

@@ -105,6 +105,7 @@ def _add_response(snap: GroupSnapshot, rid: str, found: stored.ResponseWithFeedb
             correction=r.get("correction"),
             comments=sample_comments([c["text"] for c in found.comments]),
             comment_count=len(found.comments),
+            reference_role=r.get("reference_role"),
             created_at=r["ts"],
         )
     )

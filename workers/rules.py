@@ -43,6 +43,7 @@ class ResponseLabels:
     comment_count: int = 0  # all of the response's comments
     created_at: float = 0.0
     both_bad: int = 0  # users who judged it "both bad" in a comparison
+    reference_role: str | None = None  # a reference model's answer: "rejected" or "chosen" (workers/reference.py)
 
     @property
     def voted(self) -> bool:
@@ -58,6 +59,8 @@ class ResponseLabels:
 
     @property
     def score(self) -> int:
+        if self.reference_role:  # a model's answer stands in its role, whatever anyone voted
+            return -1 if self.reference_role == "rejected" else 1
         total = sum(self.votes) - self.both_bad
         for value, scale in self.ratings:
             midpoint = (1 + scale) / 2
@@ -95,7 +98,7 @@ class Candidate:
 
 
 # Where a pair's preference came from (its provenance's ``source``).
-SOURCES = ("vote", "rating", "comparison", "ranking", "correction", "judge")
+SOURCES = ("vote", "rating", "comparison", "ranking", "correction", "judge", "reference")
 # Sources that are not people: left out of exports unless asked for (``--sources all``).
 AI_SOURCES = frozenset({"judge", "reference"})
 HUMAN_SOURCES = ("vote", "rating", "comparison", "ranking", "correction")
@@ -116,7 +119,7 @@ class Pair:
         """The net preference behind the pair: users preferring chosen over rejected, less the
         other way (comparisons); the score difference (votes, ratings); 1 for a correction or a
         judge's verdict."""
-        return 1 if self.source in ("correction", "judge") else self.strength
+        return 1 if self.source in ("correction", "judge", "reference") else self.strength
 
 
 # (lower id, higher id, user, verdict, source): stored.parse_judgements
@@ -215,6 +218,10 @@ def make_pairs(
             ids = (c.key, r.key) if c.key < r.key else (r.key, c.key)
             if not c.is_correction and ids in direct:
                 continue  # judged directly: the comparisons decided it above
+            if c.source.reference_role or r.source.reference_role:
+                reference = c.source if c.source.reference_role else r.source
+                add(c, r, c_score - r.source.score, "reference", reference.model)
+                continue
             source = "correction" if c.is_correction else ("vote" if c.source.voted or r.source.voted else "rating")
             add(c, r, c_score - r.source.score, source)
     decided = {tuple(sorted((p.chosen.source.response_id, p.rejected.source.response_id))) for p in found.values()}
@@ -293,6 +300,8 @@ def kto_items(
         items.setdefault(iid, KtoItem(iid, group_id, c, label))
 
     for r in responses:
+        if r.reference_role:
+            continue  # a model's answer: no KTO row (its pairs carry it, marked as a model's)
         if r.score != 0:
             add(Candidate(r.response_id, r.text, r), r.score > 0)
         if r.correction and normalise_text(r.correction) != normalise_text(r.text):

@@ -1,6 +1,6 @@
 """One module per ``likeloop`` subcommand, each with ``add_parser(subparsers)`` and ``run(args)``."""
 
-from . import cron, export, judge, keys, project, pull, serve, stats, up, worker
+from . import cron, export, judge, keys, project, pull, reference, serve, stats, up, worker
 
 # In the order ``likeloop --help`` lists them.
-COMMANDS = (up, serve, worker, cron, keys, export, pull, project, judge, stats)
+COMMANDS = (up, serve, worker, cron, keys, export, pull, project, judge, reference, stats)

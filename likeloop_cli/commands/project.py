@@ -46,16 +46,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help='an LLM judge: {"base_url", "model", "api_key_env", "sample_rate", "daily_budget", "template"}; '
         "'{}' turns it off (docs/ai-feedback.md)",
     )
+    project.add_argument(
+        "--reference",
+        metavar="JSON",
+        help='reference answers: {"base_url", "model", "api_key_env", "role": "rejected"|"chosen", '
+        "\"daily_budget\"}; '{}' turns them off (docs/ai-feedback.md)",
+    )
     project.set_defaults(func=run)
 
 
-def _judge(text: str | None) -> dict | None:
+def _json_arg(text: str | None, name: str) -> dict | None:
     if text is None:
         return None
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise InvalidValue(f"--judge: not JSON: {exc}", field="judge") from exc
+        raise InvalidValue(f"--{name}: not JSON: {exc}", field=name) from exc
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         stats_metadata_keys=None
         if args.stats_metadata_keys is None
         else tuple(k.strip() for k in args.stats_metadata_keys.split(",") if k.strip()),
-        judge=_judge(args.judge),
+        judge=_json_arg(args.judge, "judge"),
+        reference=_json_arg(args.reference, "reference"),
     )
     out = {"project": args.project, **config.as_dict()}
     if config.strategy != before.strategy:

@@ -18,6 +18,7 @@ def test_settings_can_be_read_and_changed(client, conn):
         "nightly_mode": "incremental",
         "stats_metadata_keys": [],
         "judge": None,
+        "reference": None,
     }
     changed = client.patch(
         "/v1/project", json={"formats": ["openai", "trl-chat"], "parquet": True, "test_ratio": 0.1}, headers=auth(admin)

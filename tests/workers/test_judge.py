@@ -164,3 +164,46 @@ def test_stats_say_how_often_the_judge_agrees_with_people(conn, settings, llm, c
     from tests.support import scrape
 
     assert 'likeloop_judge{counter="calls",project="acme"} 4.0' in scrape(client)
+
+
+def with_reference(conn, llm, role, **overrides):
+    make_key(conn, P)
+    config = {"base_url": llm.url, "model": f"{role}-model", "api_key_env": "JUDGE_KEY", "role": role, **overrides}
+    projects.update_config(conn, P, reference=config)
+
+
+def test_a_weaker_models_answer_becomes_the_rejected_side_of_an_all_liked_group(conn, s3, settings, llm):
+    from workers.reference import reference_project
+
+    with_reference(conn, llm, "rejected")
+    store(conn, settings, response("a", "the liked answer", prompt="Q1"), feedback("like", "a", user="u1"))
+    gid = conn.hget(keys.ProjectKeys(P).response("a"), "group").decode()
+    group(conn, settings, 2, "a", feedback("like", "g2a", user="u1"), feedback("dislike", "g2b", user="u1"))  # decided
+    done = reference_project(conn, P)
+    assert (done["groups"], done["answers"], done["calls"]) == (1, 1, 1)
+    pair(conn)
+    ((chosen, rejected, meta),) = pairs_of(conn, gid)
+    assert chosen == "the liked answer" and rejected.startswith("A reference answer from rejected-model to: Q1")
+    assert (meta["source"], meta["source_model"]) == ("reference", "rejected-model")
+    assert reference_project(conn, P)["calls"] == 0  # one reference per group
+    human = export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot")
+    assert human["counts"]["pairs"] == 1  # the decided group's vote pair only
+
+
+def test_a_stronger_models_answer_becomes_the_chosen_side_within_the_budget(conn, settings, llm):
+    from workers.reference import reference_project
+
+    with_reference(conn, llm, "chosen", daily_budget=1)
+    for n in (1, 2):
+        store(
+            conn,
+            settings,
+            response(f"d{n}", f"a bad answer {n}", prompt=f"Q{n}"),
+            feedback("dislike", f"d{n}", user="u"),
+        )
+    done = reference_project(conn, P)
+    assert (done["answers"], done["budget_spent"], llm.calls) == (1, True, 1)
+    pair(conn)
+    gid = conn.hget(keys.ProjectKeys(P).response("d1"), "group").decode()
+    ((chosen, rejected, meta),) = pairs_of(conn, gid)
+    assert rejected == "a bad answer 1" and meta["source"] == "reference"
