@@ -106,10 +106,15 @@ def read_stats(conn: redis.Redis, project: str, query: StatsQuery | None = None)
         result["totals"][PAIRS_EXPORTED] = int(conn.hget(keys.ProjectKeys(project).stats_total, PAIRS_EXPORTED) or 0)
     if q.dimension is None:
         result["judge"] = judge_stats(conn, project, q.since, q.until)
+        values = conn.hmget(keys.ProjectKeys(project).stats_total, REFERENCE_COUNTERS)
+        result["reference"] = {
+            name.removeprefix("reference_"): int(v or 0) for name, v in zip(REFERENCE_COUNTERS, values, strict=True)
+        }
     return result
 
 
 JUDGE_COUNTERS = ("judge_calls", "judge_tokens", "judge_verdicts", "judge_unparseable", "judge_errors", "judge_ms")
+REFERENCE_COUNTERS = ("reference_calls", "reference_tokens", "reference_answers", "reference_errors", "reference_ms")
 
 
 def judge_stats(conn: redis.Redis, project: str, since: str | None = None, until: str | None = None) -> dict[str, Any]:

@@ -89,6 +89,10 @@ class StatsSchema(Schema):
             "(in the range)"
         }
     )
+    reference = fields.Dict(
+        metadata={"description": "Without a dimension filter: the reference model's calls, tokens, answers, "
+                  "errors and ms in calls (all time)"}
+    )  # fmt: skip
 
 
 class PromptStatsSchema(StatsCountsSchema):

@@ -12,7 +12,7 @@ from likeloop_server import exports, keys
 from likeloop_server.apikeys import list_projects
 from likeloop_server.counters import PAIRS_EXPORTED
 from likeloop_server.queues import queue_states
-from likeloop_server.stats import JUDGE_COUNTERS
+from likeloop_server.stats import JUDGE_COUNTERS, REFERENCE_COUNTERS
 
 
 class PipelineCollector:
@@ -54,14 +54,19 @@ class PipelineCollector:
             "likeloop_judge", "The LLM judge's totals: calls, tokens, verdicts, unparseable, errors, ms",
             labels=["project", "counter"],
         )  # fmt: skip
+        reference = GaugeMetricFamily(
+            "likeloop_reference", "The reference model's totals: calls, tokens, answers, errors, ms",
+            labels=["project", "counter"],
+        )  # fmt: skip
         for project in list_projects(self.conn):
             pk = keys.ProjectKeys(project)
-            counts = self.conn.hmget(pk.stats_total, "pairs", PAIRS_EXPORTED, *JUDGE_COUNTERS)
+            counts = self.conn.hmget(pk.stats_total, "pairs", PAIRS_EXPORTED, *JUDGE_COUNTERS, *REFERENCE_COUNTERS)
             pairs.add_metric([project], int(counts[0] or 0))
             exported.add_metric([project], int(counts[1] or 0))
-            for name, value in zip(JUDGE_COUNTERS, counts[2:], strict=True):
+            for name, value in zip((*JUDGE_COUNTERS, *REFERENCE_COUNTERS), counts[2:], strict=True):
                 if value is not None:
-                    judge.add_metric([project, name.removeprefix("judge_")], int(value))
+                    family = judge if name.startswith("judge_") else reference
+                    family.add_metric([project, name.split("_", 1)[1]], int(value))
             dirty.add_metric([project], self.conn.zcard(pk.dirty))
             for record in exports.list_exports(self.conn, project, limit=5):
                 if record.get("status") in exports.FINAL_STATUSES and "started_at" in record:
@@ -70,4 +75,4 @@ class PipelineCollector:
                     )
                     size.add_metric([project], int(record.get("pairs", 0)))
                     break
-        yield from (depth, failed, pairs, exported, dirty, duration, size, judge)
+        yield from (depth, failed, pairs, exported, dirty, duration, size, judge, reference)

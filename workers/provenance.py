@@ -50,11 +50,19 @@ def pair_metadata(
 
 
 def kto_metadata(
-    item_id: str, group_id: str, prompt: dict[str, Any], completion: dict[str, Any], labelled_at: float
+    item_id: str,
+    group_id: str,
+    prompt: dict[str, Any],
+    completion: dict[str, Any],
+    labelled_at: float,
+    source: str | None = None,
 ) -> str:
-    """The KTO row's counterpart of ``pair_metadata``."""
+    """The KTO row's counterpart of ``pair_metadata``, with the ``source`` of its label (vote,
+    rating, comparison, correction: KTO rows come from people only)."""
+    extra = {"source": source} if source else {}
     return _json(
         {
+            **extra,
             "item_id": item_id,
             "group_id": group_id,
             "system": prompt.get("system"),

@@ -22,6 +22,7 @@ from likeloop_server.errors import ConfigError
 from likeloop_server.identity import short_hash
 from likeloop_server.ingest import prepare
 from likeloop_server.queues import schedule_pairing
+from likeloop_server.stats import REFERENCE_COUNTERS
 
 from .judge import model_client, reserve_calls
 from .pairing import read_groups
@@ -55,14 +56,30 @@ def _messages(prompt: dict[str, Any]) -> list[dict[str, str]]:
 def reference_project(conn: redis.Redis, project: str, client: Any = None) -> dict[str, Any]:
     """Add reference answers to the project's one-sided groups until none is left or the day's
     budget is spent. Returns counts."""
-    from openai import OpenAIError
-
     config = projects.get_config(conn, project).reference
     if config is None:
         raise ConfigError(f"project {project!r} has no reference model: set one with PATCH /v1/project")
     client = client or model_client(config)
     pk = keys.ProjectKeys(project)
-    counts = {"groups": 0, "answers": 0, "calls": 0, "tokens": 0, "errors": 0, "budget_spent": False}
+    counts = {"groups": 0, "answers": 0, "calls": 0, "tokens": 0, "errors": 0, "ms": 0, "budget_spent": False}
+    try:
+        _add_references(conn, project, config, client, counts)
+    finally:
+        pipe = conn.pipeline(transaction=False)
+        for name in REFERENCE_COUNTERS:
+            value = counts[name.removeprefix("reference_")]
+            if value:
+                pipe.hincrby(pk.stats_total, name, value)
+        pipe.execute()
+    return counts
+
+
+def _add_references(
+    conn: redis.Redis, project: str, config: projects.ReferenceConfig, client: Any, counts: dict[str, Any]
+) -> None:
+    from openai import OpenAIError
+
+    pk = keys.ProjectKeys(project)
     gids = sorted(pk.group_id_of(k) for k in conn.scan_iter(match=pk.group("*"), count=1000))
     for start in range(0, len(gids), GROUPS_PER_READ):
         for snap in read_groups(conn, pk, gids[start : start + GROUPS_PER_READ]):
@@ -71,15 +88,17 @@ def reference_project(conn: redis.Redis, project: str, client: Any = None) -> di
             counts["groups"] += 1
             if not reserve_calls(conn, project, 1, config.daily_budget, kind=REFERENCE_SOURCE):
                 counts["budget_spent"] = True
-                return counts
+                return
+            started = time.monotonic()
             try:
                 reply = client.chat.completions.create(model=config.model, messages=_messages(snap.prompt))
             except OpenAIError as exc:
                 counts["errors"] += 1
                 log.warning("the reference model of %s failed (after retries): %s", project, type(exc).__name__)
-                return counts
+                return
             finally:
                 counts["calls"] += 1
+                counts["ms"] += round((time.monotonic() - started) * 1000)
             if reply.usage is not None:
                 counts["tokens"] += reply.usage.total_tokens or 0
             text = reply.choices[0].message.content if reply.choices else None

@@ -322,5 +322,17 @@ def kto_record(item: KtoItem, prompt: dict[str, Any], labelled_at: float) -> dic
         "completion": item.candidate.text,
         "label": item.label,
         "labelled_at": labelled_at,
-        "metadata": kto_metadata(item.id, item.group_id, prompt, item.candidate.describe(), labelled_at),
+        "metadata": kto_metadata(
+            item.id, item.group_id, prompt, item.candidate.describe(), labelled_at, source=kto_source(item)
+        ),
     }
+
+
+def kto_source(item: KtoItem) -> str:
+    """Where a KTO label came from: a correction, votes, a "both bad" comparison, or ratings."""
+    src = item.candidate.source
+    if item.candidate.is_correction or (not item.label and src.correction and src.score == 0):
+        return "correction"
+    if src.votes:
+        return "vote"
+    return "comparison" if src.both_bad else "rating"

@@ -80,3 +80,11 @@ def test_pairs_judged_only_by_rankings_name_ranking_as_their_source():
         (p.chosen.key, p.rejected.key): p.source for p in make_pairs("g", [r("a"), r("b"), r("c")], 100, "all", judged)
     }
     assert pairs == {("a", "b"): "ranking", ("a", "c"): "comparison"}
+
+
+def test_kto_rows_name_the_source_of_their_label():
+    from workers.rules import kto_record
+
+    items = kto_items("g", [r("a", [1]), r("b"), r("c")], [j("b", "c", "u1", "both_bad")])
+    sources = {i.candidate.key: json.loads(kto_record(i, {"prompt": "Q"}, 1.0)["metadata"])["source"] for i in items}
+    assert sources == {"a": "vote", "b": "comparison", "c": "comparison"}

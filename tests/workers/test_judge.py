@@ -186,6 +186,10 @@ def test_a_weaker_models_answer_becomes_the_rejected_side_of_an_all_liked_group(
     assert chosen == "the liked answer" and rejected.startswith("A reference answer from rejected-model to: Q1")
     assert (meta["source"], meta["source_model"]) == ("reference", "rejected-model")
     assert reference_project(conn, P)["calls"] == 0  # one reference per group
+    from likeloop_server.stats import read_stats
+
+    assert read_stats(conn, P)["reference"] == {"calls": 1, "tokens": 50, "answers": 1, "errors": 0,
+                                                "ms": read_stats(conn, P)["reference"]["ms"]}  # fmt: skip
     human = export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot")
     assert human["counts"]["pairs"] == 1  # the decided group's vote pair only
 
