@@ -5,7 +5,6 @@ human pairs only by default, and the model's key nowhere but in the environment.
 
 import json
 import logging
-import threading
 import time
 
 import pytest
@@ -105,15 +104,19 @@ def test_people_decide_first_and_the_judge_is_not_asked_about_their_pairs(conn, 
 
 
 def test_the_daily_budget_holds_under_two_concurrent_workers(conn, settings, llm):
+    import subprocess
+    import sys
+
+    from tests.support import server_env
+
     with_judge(conn, llm, daily_budget=6)
     for n in range(10):
         group(conn, settings, n, good="a")
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(judge_project(conn, P))) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    env = {**server_env(settings), "JUDGE_KEY": SECRET}
+    argv = [sys.executable, "-m", "likeloop_cli", "judge", "--project", P]
+    workers = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [json.loads(w.communicate(timeout=120)[0]) for w in workers]
+    assert all(w.returncode == 0 for w in workers)
     assert llm.calls <= 6 and sum(r["calls"] for r in results) == llm.calls
     assert any(r["budget_spent"] for r in results)
     assert judge_project(conn, P)["calls"] == 0  # the rest waits for the next day
