@@ -27,6 +27,7 @@ def measure(thousands: int) -> list[int]:
     from service import create_app
     from tests.support import auth, make_key
 
+    # Kept here, not imported from the tests: a baseline checkout may not have them.
     def permanent(conn: redis.Redis) -> int:
         names = list(conn.scan_iter(count=1000))
         pipe = conn.pipeline(transaction=False)

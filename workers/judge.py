@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -253,17 +254,23 @@ def _record_counts(conn: redis.Redis, pk: keys.ProjectKeys, counts: RunCounts) -
     pipe.execute()
 
 
-def judge_all_projects() -> dict[str, Any]:
-    """Cron job: run the judge of every project that has one."""
+def for_configured_projects(section: str, run: Callable[[redis.Redis, str], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``run`` for every project whose config has ``section`` (judge, reference) set: what
+    each did, or why it was skipped."""
     from .context import redis_conn
 
     conn = redis_conn()
     done: dict[str, Any] = {}
     for project in list_projects(conn):
-        if projects.get_config(conn, project).judge is not None:
+        if getattr(projects.get_config(conn, project), section) is not None:
             try:
-                done[project] = judge_project(conn, project)
+                done[project] = run(conn, project)
             except ConfigError as exc:
-                log.warning("judge of %s skipped: %s", project, exc)
+                log.warning("%s of %s skipped: %s", section, project, exc)
                 done[project] = {"error": str(exc)}
     return done
+
+
+def judge_all_projects() -> dict[str, Any]:
+    """Cron job: run the judge of every project that has one."""
+    return for_configured_projects("judge", judge_project)

@@ -17,14 +17,13 @@ from typing import Any
 import redis
 
 from likeloop_server import keys, projects
-from likeloop_server.apikeys import list_projects
 from likeloop_server.errors import ConfigError
 from likeloop_server.identity import short_hash
 from likeloop_server.ingest import prepare
 from likeloop_server.queues import schedule_pairing
 from likeloop_server.stats import REFERENCE_COUNTERS
 
-from .judge import model_client, reserve_calls
+from .judge import for_configured_projects, model_client, reserve_calls
 from .pairing import read_groups
 
 log = logging.getLogger(__name__)
@@ -138,15 +137,4 @@ def _store(conn: redis.Redis, project: str, snap: Any, config: projects.Referenc
 
 def reference_all_projects() -> dict[str, Any]:
     """Cron job: add reference answers for every project that has a reference model."""
-    from .context import redis_conn
-
-    conn = redis_conn()
-    done: dict[str, Any] = {}
-    for project in list_projects(conn):
-        if projects.get_config(conn, project).reference is not None:
-            try:
-                done[project] = reference_project(conn, project)
-            except ConfigError as exc:
-                log.warning("references of %s skipped: %s", project, exc)
-                done[project] = {"error": str(exc)}
-    return done
+    return for_configured_projects("reference", reference_project)
