@@ -15,8 +15,38 @@ from . import defaults, keys
 from .errors import InvalidValue
 from .queues import enqueue_export
 
-# Which pairs an export writes: those people decided, or models' too (AI feedback).
+# Where a pair's preference came from (its provenance's ``source``), and which of them are models.
+PAIR_SOURCES = ("vote", "rating", "comparison", "ranking", "correction", "judge", "reference")
+AI_SOURCES = ("judge", "reference")
+HUMAN_SOURCES = tuple(s for s in PAIR_SOURCES if s not in AI_SOURCES)
+# Which pairs an export writes: "human" (people's), "all", or a comma-separated list of sources.
 SOURCE_CHOICES = ("human", "all")
+
+
+def parse_sources(text: str) -> str:
+    """``human``, ``all`` or a list such as ``vote,comparison`` (normalised: sorted, no repeats);
+    raises InvalidValue naming what is wrong."""
+    if text in SOURCE_CHOICES:
+        return text
+    names = sorted({n.strip() for n in text.split(",") if n.strip()})
+    bad = [n for n in names if n not in PAIR_SOURCES]
+    if bad or not names:
+        raise InvalidValue(
+            f"sources: human, all, or some of {', '.join(PAIR_SOURCES)} comma-separated; got {text!r}", field="sources"
+        )
+    return ",".join(names)
+
+
+def excluded_sources(sources: str) -> tuple[str, ...]:
+    """The sources an export of ``sources`` leaves out."""
+    if sources == "all":
+        return ()
+    if sources == "human":
+        return AI_SOURCES
+    wanted = set(sources.split(","))
+    return tuple(s for s in PAIR_SOURCES if s not in wanted)
+
+
 MODES = ("incremental", "snapshot")
 # What new_export_id makes; anything else names no export (and is never looked up in Redis).
 EXPORT_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")

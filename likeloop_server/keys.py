@@ -14,7 +14,7 @@ PROJECTS = PREFIX + "projects"  # set of project names
 API_KEY = PREFIX + "apikey:"  # + sha256(key) -> hash {id, project, scopes, created_at, revoked}
 API_KEY_IDS = PREFIX + "apikeyids"  # hash key id -> sha256(key), for listing and revoking
 LAYOUT = PREFIX + "layout"  # version of the key layout stored pairs are in (workers/migrate.py)
-LAYOUT_VERSION = b"3"  # the layout this code reads and writes
+LAYOUT_VERSION = b"4"  # the layout this code reads and writes
 RATE_LIMIT_PREFIX = PREFIX + "ratelimit"  # flask-limiter's counters (service/ratelimit.py)
 
 
@@ -93,9 +93,9 @@ class ProjectKeys:
         # UTC day: its budget
         return f"{self.base}{kind}calls:{day}"
 
-    @property
-    def ai_pairs(self) -> str:
-        return f"{self.base}aipairs"  # set of pair ids whose preference came from a model, not people
+    def source_pairs(self, source: str) -> str:
+        # set of the ids of current pairs whose preference came from one source (exports.PAIR_SOURCES)
+        return f"{self.base}srcpairs:{source}"
 
     @property
     def dirty(self) -> str:

@@ -20,7 +20,8 @@ from likeloop_server.defaults import (
     MIN_TIMESTAMP,
     RATING_SCALE,
 )
-from likeloop_server.exports import SOURCE_CHOICES
+from likeloop_server.errors import InvalidValue
+from likeloop_server.exports import parse_sources
 from likeloop_server.identity import CLIENT_ID_RE
 from likeloop_server.ingest import COMPARISON_CHOICES, EVENT_TYPES, FEEDBACK_TYPES, RESPONSE_TYPE
 from likeloop_server.projects import FORMATS, MODES, STAT_KEY_RE, STRATEGIES
@@ -205,6 +206,13 @@ class EventsBatchSchema(_Strict):
     sent_at = fields.Float()
 
 
+def _check_sources(text: str) -> None:
+    try:
+        parse_sources(text)
+    except InvalidValue as exc:
+        raise ValidationError(str(exc).removeprefix("sources: ")) from exc
+
+
 class ExportRequestSchema(_Strict):
     mode = fields.Str(load_default="incremental", validate=validate.OneOf(MODES))
     formats = fields.List(
@@ -214,8 +222,11 @@ class ExportRequestSchema(_Strict):
     )
     parquet = fields.Bool(metadata={"description": "Also write Parquet (default: the project's setting)."})
     sources = fields.Str(
-        validate=validate.OneOf(SOURCE_CHOICES),
-        metadata={"description": "human (default): pairs people decided; all: an LLM judge's too."},
+        validate=_check_sources,
+        metadata={
+            "description": "human (default): pairs people decided; all: models' too (judge, reference); or a "
+            "comma-separated list of sources: vote, rating, comparison, ranking, correction, judge, reference."
+        },
     )
 
 

@@ -102,17 +102,35 @@ def _incremental(
     return {"cursor": {"from": cursor, "to": end}}
 
 
-def _left_out(conn: redis.Redis, pk: keys.ProjectKeys, plan: ExportPlan) -> frozenset[bytes]:
-    """The pairs a run leaves out: those a model decided (``keys.ProjectKeys.ai_pairs``), unless
-    the run asks for every source."""
-    return frozenset() if plan.sources == "all" else frozenset(conn.smembers(pk.ai_pairs))
+def _left_out(conn: redis.Redis, pk: keys.ProjectKeys, plan: ExportPlan) -> tuple[str, ...]:
+    """The sets of pair ids a run leaves out: those of the sources ``plan.sources`` excludes
+    (models' by default), as far as any exists (a project without them pays nothing)."""
+    candidates = [pk.source_pairs(source) for source in exports.excluded_sources(plan.sources)]
+    if not candidates:
+        return ()
+    found = conn.pipeline(transaction=False)
+    for key in candidates:
+        found.exists(key)
+    return tuple(key for key, exists in zip(candidates, found.execute(), strict=True) if exists)
+
+
+def _without(conn: redis.Redis, skip_sets: tuple[str, ...], items: list[Added]) -> list[Added]:
+    """A snapshot chunk without the pairs of left-out sources."""
+    if not skip_sets or not items:
+        return items
+    ids = [item for item, _, _ in items]
+    pipe = conn.pipeline(transaction=False)
+    for key in skip_sets:
+        pipe.smismember(key, ids)
+    flags = pipe.execute()
+    return [x for n, x in enumerate(items) if not any(f[n] for f in flags)]
 
 
 def _snapshot(
     conn: redis.Redis, pk: keys.ProjectKeys, writers: RunWriters, sets: RunSets, lock: ExportLock, progress: Progress
 ) -> dict[str, Any]:
     sets.reset(conn)
-    skip = {x.decode() for x in _left_out(conn, pk, writers.plan)}
+    skip_sets = _left_out(conn, pk, writers.plan)
     try:
         plan = writers.plan
         for kto, wanted, records_key in (
@@ -121,7 +139,7 @@ def _snapshot(
         ):
             if wanted:
                 for items in _all_records(conn, records_key, sets.added):
-                    writers.add_stored([x for x in items if x[0] not in skip] if skip else items, kto)
+                    writers.add_stored(items if kto else _without(conn, skip_sets, items), kto)
                     lock.renew()
                     progress(writers)
     finally:
@@ -193,11 +211,12 @@ def export_project(
     """Run one export to completion; returns its manifest. Raises ExportBusy if one is running.
 
     ``formats`` and ``parquet`` override the project's configured defaults for this run;
-    ``sources`` is ``human`` (the default: pairs people decided) or ``all`` (models' too).
+    ``sources`` is ``human`` (the default: pairs people decided), ``all`` (models' too) or a
+    comma-separated list of sources (``exports.PAIR_SOURCES``).
     """
     pk = keys.ProjectKeys(project)
     layout = Layout(settings, project)
-    plan = replace(_plan(conn, project, formats, parquet), sources=sources or "human")
+    plan = replace(_plan(conn, project, formats, parquet), sources=exports.parse_sources(sources or "human"))
     lock = ExportLock(conn, pk.export_lock, export_id, settings.export_lock_ttl_s)
     lock.acquire()
     try:

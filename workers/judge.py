@@ -169,9 +169,10 @@ def _prompt_text(prompt: dict[str, Any]) -> str:
     return "\n".join(f"{m.get('role')}: {m.get('content')}" for m in messages or [])
 
 
-def judge_project(conn: redis.Redis, project: str, judge: Judge | None = None) -> dict[str, Any]:
-    """Judge the project's open pairs until none is left or the day's budget is spent. Returns
-    what was done (counts)."""
+def judge_project(conn: redis.Redis, project: str, judge: Judge | None = None, idle_s: float = 0.0) -> dict[str, Any]:
+    """Judge the project's open pairs until none is left or the day's budget is spent; with
+    ``idle_s``, only in groups whose newest answer is at least that old (cron: people's feedback
+    on fresh answers may still decide them). Returns what was done (counts)."""
     config = projects.get_config(conn, project).judge
     if config is None:
         raise ConfigError(f"project {project!r} has no judge: set one with PATCH /v1/project or likeloop project")
@@ -185,6 +186,8 @@ def judge_project(conn: redis.Redis, project: str, judge: Judge | None = None) -
         for start in range(0, len(gids), GROUPS_PER_READ):
             for snap in read_groups(conn, pk, gids[start : start + GROUPS_PER_READ]):
                 if len(snap.labels) < 2:
+                    continue
+                if idle_s and max(float(r.created_at) for r in snap.labels) > time.time() - idle_s:
                     continue
                 pairs = _open_pairs(snap, judge_user)
                 if pairs:
@@ -271,6 +274,10 @@ def for_configured_projects(section: str, run: Callable[[redis.Redis, str], dict
     return done
 
 
+# The cron's judge leaves groups alone until their newest answer is this old.
+CRON_IDLE_S = 3600.0
+
+
 def judge_all_projects() -> dict[str, Any]:
-    """Cron job: run the judge of every project that has one."""
-    return for_configured_projects("judge", judge_project)
+    """Cron job: run the judge of every project that has one, on groups idle for CRON_IDLE_S."""
+    return for_configured_projects("judge", lambda conn, project: judge_project(conn, project, idle_s=CRON_IDLE_S))

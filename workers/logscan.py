@@ -52,7 +52,8 @@ class ScanSpec:
     retracted: str  # scratch set of the ids this run retracted
     want_pairs: bool
     want_kto: bool
-    skip: frozenset[bytes] = frozenset()  # item ids this run leaves out (models' pairs, for a human run)
+    # Sets of pair ids (keys.ProjectKeys.source_pairs) of the sources this run leaves out.
+    skip_sets: tuple[str, ...] = ()
 
 
 class _Link:
@@ -96,9 +97,12 @@ def _decide(link: _Link, spec: ScanSpec, entries: list[tuple[bytes, bytes, bytes
     """Pick the entries to act on, and send (not read) the reads of their records."""
     pk = spec.pk
     wanted = {False: spec.want_pairs, True: spec.want_kto}
-    candidates = [
-        e for e in entries if e[2] not in spec.skip and ((e[1] in _ADDS and wanted[_ADDS[e[1]]]) or e[1] in _REMOVES)
-    ]
+    candidates = [e for e in entries if (e[1] in _ADDS and wanted[_ADDS[e[1]]]) or e[1] in _REMOVES]
+    if spec.skip_sets and candidates:  # pairs of left-out sources are neither written nor retracted
+        ids = [e[2] for e in candidates]
+        link.send(*(("SMISMEMBER", key, *ids) for key in spec.skip_sets))
+        left_out = [any(flags) for flags in zip(*link.read(len(spec.skip_sets)), strict=True)]
+        candidates = [e for e, out in zip(candidates, left_out, strict=True) if not out]
     items = [e[2] for e in candidates]
     # The run's added set matters for adds only, its retracted set for removals only: each is
     # asked about the entries it decides (most runs retract little, so that check is small).

@@ -8,7 +8,9 @@ group moves in one transaction; running it again moves only what is left. Upgrad
 together: a worker of the old version would keep writing the old layout.
 
 Layout 3 adds the ranking of prompt groups by dislikes (``P:disliked``), built once from the
-project's counters; the ingest script keeps it from then on.
+project's counters; the ingest script keeps it from then on. Layout 4 files every stored pair
+under its source (``P:srcpairs:<source>``, read from its provenance; ``vote`` for pairs made
+before provenance named one), which exports choose by; pairing keeps them from then on.
 """
 
 from __future__ import annotations
@@ -43,6 +45,28 @@ return redis.call('ZCARD', KEYS[2])
 """
 
 
+def _file_by_source(conn: redis.Redis, pk: keys.ProjectKeys) -> None:
+    """Every stored pair's id in the set of its source (idempotent: sets only gain members)."""
+    cursor = 0
+    while True:
+        cursor, found = conn.hscan(pk.pair_records, cursor, count=1000)
+        by_source: dict[str, list[bytes]] = {}
+        for item, raw in found.items():
+            try:
+                source = json.loads(json.loads(raw)["metadata"]).get("source") or "vote"
+            except (ValueError, KeyError, TypeError):
+                source = "vote"
+            by_source.setdefault(source, []).append(item)
+        if by_source:
+            pipe = conn.pipeline(transaction=False)
+            for source, ids in by_source.items():
+                pipe.sadd(pk.source_pairs(source), *ids)
+            pipe.execute()
+        if cursor == 0:
+            break
+    conn.delete(f"{pk.base}aipairs")  # this layout's first version kept models' pairs in one set
+
+
 def migrate(conn: redis.Redis) -> int:
     """Bring every project to the current layout (a no-op once done). Returns how many
     records moved."""
@@ -52,6 +76,7 @@ def migrate(conn: redis.Redis) -> int:
     for project in list_projects(conn):
         pk = keys.ProjectKeys(project)
         conn.eval(_RANK_DISLIKED, 2, pk.stats_total, pk.disliked_groups)
+        _file_by_source(conn, pk)
         kinds: list[tuple[Callable[[str], str], Callable[[str], str], str, Callable[[Any], bytes]]] = [
             (pk.legacy_pairs, pk.group_pairs, pk.pair_records, stored_pair),
             (pk.legacy_kto, pk.group_kto, pk.kto_records, stored_kto),

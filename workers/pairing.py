@@ -23,6 +23,7 @@ from likeloop_server import defaults, keys, stored
 from likeloop_server.apikeys import list_projects
 from likeloop_server.counters import dimension, utc_hour
 from likeloop_server.counters import field as counter_field
+from likeloop_server.exports import PAIR_SOURCES
 from likeloop_server.projects import get_config
 from likeloop_server.queues import release_pairing_job, schedule_pairing
 
@@ -30,7 +31,7 @@ from . import context
 from .claims import Claims
 from .formats import stored_kto, stored_pair
 from .matches import group_results, result_commands
-from .rules import AI_SOURCES, ResponseLabels, kto_items, kto_record, make_pairs, pair_record, sample_comments
+from .rules import ResponseLabels, kto_items, kto_record, make_pairs, pair_record, sample_comments
 
 log = logging.getLogger(__name__)
 
@@ -154,13 +155,16 @@ def plan_writes(
     )
     kto_ops = (stored.KTO_LABEL, stored.KTO_UNLABEL)
     commands += _replace(pk.group_kto(gid), pk.kto_records, snap.kto_ids, items, pk.pair_log, gid, kto_ops)[0]
-    # Which pairs came from a model: an export leaves them out unless asked for them.
-    machine = [p.id for p in pairs if p.source in AI_SOURCES and p.id not in snap.pair_ids]
+    # Each pair's source, for exports that choose by source (models' pairs are left out by default).
+    new_by_source: dict[str, list[str]] = {}
+    for p in pairs:
+        if p.id not in snap.pair_ids:
+            new_by_source.setdefault(p.source, []).append(p.id)
+    for source, ids in sorted(new_by_source.items()):
+        commands.append(["SADD", pk.source_pairs(source), *ids])
     gone = sorted(snap.pair_ids - records.keys())
-    if machine:
-        commands.append(["SADD", pk.ai_pairs, *machine])
     if gone:
-        commands.append(["SREM", pk.ai_pairs, *gone])
+        commands += [["SREM", pk.source_pairs(source), *gone] for source in PAIR_SOURCES]
     hour = utc_hour(now)
     commands += result_commands(pk, gid, snap.results, group_results(pairs, snap.judgements, snap.labels), hour)
     delta = added - removed

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from likeloop_server import defaults
+from likeloop_server.exports import PAIR_SOURCES
 from likeloop_server.identity import normalise_text, pair_id, short_hash
 from likeloop_server.stored import JUDGE_USER_PREFIX
 
@@ -98,10 +99,8 @@ class Candidate:
 
 
 # Where a pair's preference came from (its provenance's ``source``).
-SOURCES = ("vote", "rating", "comparison", "ranking", "correction", "judge", "reference")
-# Sources that are not people: left out of exports unless asked for (``--sources all``).
-AI_SOURCES = frozenset({"judge", "reference"})
-HUMAN_SOURCES = ("vote", "rating", "comparison", "ranking", "correction")
+# Where a pair's preference came from: likeloop_server.exports.PAIR_SOURCES (AI_SOURCES are models').
+SOURCES = PAIR_SOURCES
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from likeloop_server import apikeys, exports
-from likeloop_server.errors import EXIT_FAILED, EXIT_OK
+from likeloop_server.errors import EXIT_FAILED, EXIT_OK, InvalidValue
 from likeloop_server.exports import ExportStatus
 from likeloop_server.projects import parse_formats
 from likeloop_server.settings import Settings
@@ -51,8 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     export.add_argument(
         "--sources",
-        choices=exports.SOURCE_CHOICES,
-        help="human (default): pairs people decided; all: an LLM judge's pairs too",
+        type=_sources,
+        help="human (default): pairs people decided; all: models' too (judge, reference); or a list such as "
+        "vote,comparison,ranking",
     )
     export.add_argument(
         "--wait",
@@ -62,6 +63,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     export.add_argument("--timeout", type=float, default=3600, help="seconds --wait waits (default 3600)")
     export.add_argument("--inline", action="store_true", help="run the export in this process, without a worker")
     export.set_defaults(func=run)
+
+
+def _sources(text: str) -> str:
+    try:
+        return exports.parse_sources(text)
+    except InvalidValue as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def run(args: argparse.Namespace) -> int:

@@ -214,3 +214,57 @@ def test_a_stronger_models_answer_becomes_the_chosen_side_within_the_budget(conn
     gid = conn.hget(keys.ProjectKeys(P).response("d1"), "group").decode()
     ((chosen, rejected, meta),) = pairs_of(conn, gid)
     assert rejected == "a bad answer 1" and meta["source"] == "reference"
+
+
+def test_an_export_chooses_its_pairs_by_source(conn, s3, settings, llm, client):
+    with_judge(conn, llm)
+    group(conn, settings, 1, "a", feedback("like", "g1a", user="u1"), feedback("dislike", "g1b", user="u1"))
+    group(
+        conn,
+        settings,
+        2,
+        "a",
+        feedback("rating", "g2a", user="u1", value=5),
+        feedback("rating", "g2b", user="u1", value=1),
+    )
+    group(conn, settings, 3, good="a")
+    judge_project(conn, P)
+    pair(conn)
+
+    def exported(sources, mode="snapshot"):
+        manifest = export_project(conn, s3, settings, P, exports.new_export_id(), mode, sources=sources)
+        return manifest["counts"]["pairs"]
+
+    assert [exported(s) for s in ("human", "all", "vote", "judge,rating", "rating,judge")] == [2, 3, 1, 2, 2]
+    assert exported("vote,comparison", mode="incremental") == 1
+    admin = make_key(conn, P)
+    bad = client.post("/v1/exports", json={"sources": "votes"}, headers=auth(admin))
+    assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "sources"
+    ok = client.post("/v1/exports", json={"sources": "ranking,vote"}, headers=auth(admin))
+    assert ok.status_code == 202
+
+
+def test_the_migration_files_pairs_made_before_sources_were_kept(conn, settings):
+    from workers.migrate import migrate
+
+    make_key(conn, P)
+    gid = group(conn, settings, 1, "a", feedback("like", "g1a", user="u1"), feedback("dislike", "g1b", user="u1"))
+    pair(conn)
+    pk = keys.ProjectKeys(P)
+    (pair_id,) = conn.smembers(pk.group_pairs(gid))
+    conn.delete(pk.source_pairs("vote"))
+    conn.set(keys.LAYOUT, b"3")
+    migrate(conn)
+    assert conn.smembers(pk.source_pairs("vote")) == {pair_id}
+
+
+def test_the_cron_judges_only_groups_idle_for_a_while(conn, settings, llm):
+    with_judge(conn, llm)
+    fresh = group(conn, settings, 1, good="a")
+    old_ts = time.time() - 7200
+    store(conn, settings, response("o1", "answer correct", prompt="Old", timestamp=old_ts),
+          response("o2", "answer other", prompt="Old", timestamp=old_ts))  # fmt: skip
+    done = judge_project(conn, P, idle_s=3600)
+    assert (done["groups"], done["verdicts"]) == (1, 1)
+    judged = {g.decode() for g in conn.scan_iter(match=keys.ProjectKeys(P).judgements("*"))}
+    assert keys.ProjectKeys(P).judgements(fresh) not in judged
