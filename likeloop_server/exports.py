@@ -18,7 +18,6 @@ from .queues import enqueue_export
 # Where a pair's preference came from (its provenance's ``source``), and which of them are models.
 PAIR_SOURCES = ("vote", "rating", "comparison", "ranking", "correction", "judge", "reference")
 AI_SOURCES = ("judge", "reference")
-HUMAN_SOURCES = tuple(s for s in PAIR_SOURCES if s not in AI_SOURCES)
 # Which pairs an export writes: "human" (people's), "all", or a comma-separated list of sources.
 SOURCE_CHOICES = ("human", "all")
 

@@ -16,6 +16,18 @@ from werkzeug.exceptions import HTTPException
 
 from likeloop_server.errors import LikeLoopError
 
+# Statuses of the ingest script for an event it refused (a per-response limit, or a comparison
+# across prompts): the error message each becomes, and the field it names.
+LIMIT_ERRORS = {
+    "comment_limit": "this response has as many comments as it may keep (LIKELOOP_MAX_COMMENTS_PER_RESPONSE)",
+    "pending_limit": (
+        "too much feedback is waiting for this response, which has not been logged yet "
+        "(LIKELOOP_MAX_PENDING_PER_RESPONSE)"
+    ),
+    "group_mismatch": "the two responses answer different prompts; a comparison is of answers to the same prompt",
+}
+LIMIT_FIELDS = {"group_mismatch": "other_response_id"}
+
 log = logging.getLogger(__name__)
 
 # The error code of the answer, left in the WSGI environ for the request metrics.

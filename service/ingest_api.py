@@ -23,7 +23,7 @@ from likeloop_server.tokens import TokenClaims
 from . import event_loader, metrics
 from .auth import require
 from .bodies import json_body, load
-from .errors import ApiError, first_error
+from .errors import LIMIT_ERRORS, LIMIT_FIELDS, ApiError, first_error
 from .event_schemas import batch_schema
 from .resources import resources
 
@@ -49,30 +49,17 @@ def _store(prepared: list[dict[str, Any]]) -> list[str]:
     return resources().commit.commit(g.project, prepared)
 
 
-# Statuses of the ingest script for an event it refused: the error each becomes.
-LIMIT_ERRORS = {
-    "comment_limit": ("this response has as many comments as it may keep (LIKELOOP_MAX_COMMENTS_PER_RESPONSE)"),
-    "pending_limit": (
-        "too much feedback is waiting for this response, which has not been logged yet "
-        "(LIKELOOP_MAX_PENDING_PER_RESPONSE)"
-    ),
-    "group_mismatch": "the two responses answer different prompts; a comparison is of answers to the same prompt",
-}
-# The field each refusal names.
-_LIMIT_FIELDS = {"group_mismatch": "other_response_id"}
-
-
 def _result(index: int, event: dict[str, Any], status: str, prefix: str = "") -> dict[str, Any]:
     if status in LIMIT_ERRORS:
-        field = prefix + _LIMIT_FIELDS.get(status, "response_id")
+        field = prefix + LIMIT_FIELDS.get(status, "response_id")
         error = {"code": status, "message": f"{field}: {LIMIT_ERRORS[status]}", "field": field}
         return {"index": index, "status": "rejected", "error": error}
     return {"index": index, "status": status, "event_id": event["eid"], "response_id": event["rid"]}
 
 
-def check_limits(event: dict[str, Any], prefix: str = "") -> ValidationError | None:
-    """What the settings refuse in a validated event (a comment's length), as a ValidationError."""
-    limit = resources().settings.max_comment_chars
+def check_limits(event: dict[str, Any], limit: int) -> ValidationError | None:
+    """What the settings refuse in a validated event (a comment longer than ``limit``
+    characters), as a ValidationError."""
     if event["type"] == "comment" and len(event["text"]) > limit:
         return ValidationError({"text": [f"a comment holds at most {limit} characters, got {len(event['text'])}"]})
     return None
@@ -83,7 +70,8 @@ def check_limits(event: dict[str, Any], prefix: str = "") -> ValidationError | N
 def post_events():  # type: ignore[no-untyped-def]
     """Store a batch of events; each gets its own result, so one bad event does not sink the rest."""
     body = json_body(batch=True)
-    limit = resources().settings.max_batch_events
+    settings = resources().settings
+    limit, comment_limit = settings.max_batch_events, settings.max_comment_chars
     # Counted before anything is validated: an oversized batch costs no work per event.
     if isinstance(body, dict) and isinstance(body.get("events"), list) and len(body["events"]) > limit:
         raise ApiError(
@@ -95,7 +83,7 @@ def post_events():  # type: ignore[no-untyped-def]
     positions: list[int] = []
     for i, loaded in enumerate(event_loader.load_events(raw_events)):
         if not isinstance(loaded, ValidationError):
-            loaded = check_limits(loaded) or loaded
+            loaded = check_limits(loaded, comment_limit) or loaded
         if isinstance(loaded, ValidationError):
             field, message = first_error(loaded.messages, f"events[{i}]")
             error = {"code": "invalid_field", "message": f"{field}: {message}", "field": field}
@@ -115,7 +103,7 @@ def _single(loader: Any, raw: Any, token: TokenClaims | None = None) -> Response
     loaded = load(loader, raw)
     if token is not None:
         loaded = _token_event_id(token, loaded)
-    refused = check_limits(loaded)
+    refused = check_limits(loaded, resources().settings.max_comment_chars)
     if refused is not None:
         field, message = first_error(refused.messages)
         raise ApiError(400, "invalid_field", f"{field}: {message}", field=field)
@@ -123,7 +111,7 @@ def _single(loader: Any, raw: Any, token: TokenClaims | None = None) -> Response
     (status,) = _store([event])
     if status in LIMIT_ERRORS:
         metrics.record_event_outcome("rejected", status)
-        raise ApiError(409, status, LIMIT_ERRORS[status], field=_LIMIT_FIELDS.get(status, "response_id"))
+        raise ApiError(409, status, LIMIT_ERRORS[status], field=LIMIT_FIELDS.get(status, "response_id"))
     metrics.record_event_outcome(status)
     # Built here rather than through jsonify: this is the path whose rate docs/benchmarks.md measures.
     body = orjson.dumps(_result(0, event, status))

@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 
 from likeloop_server.errors import CredentialRefused
 
+from .errors import LIMIT_ERRORS
 from .event_schemas import feedback_event_schema, response_event_schema
 from .pipeline_metrics import PipelineCollector
 from .tally import Tally
@@ -35,9 +36,6 @@ REASON_FIELDS = frozenset(response_event_schema.fields) | frozenset(feedback_eve
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-# Refusals by a limit rather than a field: the limit is the reason.
-_LIMIT_CODES = frozenset({"comment_limit", "pending_limit", "group_mismatch"})
-
 _OUTCOMES: dict[tuple[str, str], Any] = {}  # label lookups cost more than the increment
 
 
@@ -45,7 +43,7 @@ def _reason(error: dict[str, Any] | None) -> str:
     """The metric label of a rejection: the field's last name (events[3].value -> value), one of
     the event schemas' fields or "other" (a caller's unknown keys must not make new series);
     "event" when the event itself was wrong (not an object)."""
-    if (error or {}).get("code") in _LIMIT_CODES:
+    if (error or {}).get("code") in LIMIT_ERRORS:  # refused by a limit, not a field: the limit is the reason
         return error["code"]  # type: ignore[index]
     field = (error or {}).get("field") or "body"
     if "." in field:

@@ -18,7 +18,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -103,11 +103,9 @@ class RunCounts:
     errors: int = 0
     ms: int = 0
     budget_spent: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "extra"}
-        return {**out, **self.extra}
+        return asdict(self)
 
 
 class Judge:

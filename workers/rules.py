@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from likeloop_server import defaults
-from likeloop_server.exports import PAIR_SOURCES
 from likeloop_server.identity import normalise_text, pair_id, short_hash
 from likeloop_server.stored import JUDGE_USER_PREFIX
 
@@ -99,8 +98,6 @@ class Candidate:
 
 
 # Where a pair's preference came from (its provenance's ``source``).
-# Where a pair's preference came from: likeloop_server.exports.PAIR_SOURCES (AI_SOURCES are models').
-SOURCES = PAIR_SOURCES
 
 
 @dataclass(frozen=True)

@@ -209,9 +209,7 @@ class Client:
             )
         if type(b) is not str or not b or b == a:
             return bool(self._misuse(f"compare() needs two different response ids, got {a!r} and {b!r}"))
-        if self._sample_below is not None and zlib.crc32(b.encode()) >= self._sample_below:
-            with self._qlock:  # the other answer was sampled out: the comparison could never apply
-                self._counters.dropped_sampled += 1
+        if self._sampled_out([b]):  # the other answer was: the comparison could never apply
             return False
         return self._feedback("comparison", a, user_id, {"other_response_id": b, "choice": choice})
 
@@ -232,9 +230,7 @@ class Client:
         flat = [x for ids in levels for x in ids]
         if not 2 <= len(flat) <= MAX_RANKED or len(set(flat)) != len(flat):
             return bool(self._misuse(f"rank() orders 2 to {MAX_RANKED} different responses, got {flat!r}"))
-        if self._sample_below is not None and any(zlib.crc32(x.encode()) >= self._sample_below for x in flat):
-            with self._qlock:  # an answer was sampled out: the ranking could never apply
-                self._counters.dropped_sampled += 1
+        if self._sampled_out(flat):  # an answer was: the ranking could never apply
             return False
         event: dict[str, Any] = {"type": "ranking", "response_ids": levels, "event_id": self._new_id()}
         if user_id is not None:
@@ -356,6 +352,15 @@ class Client:
             return ids.pop()
         except IndexError:  # another thread took the last one meanwhile
             return os.urandom(16).hex()
+
+    def _sampled_out(self, response_ids: list[str]) -> bool:
+        """Whether ``sample_rate`` drops any of these responses (counted as one dropped event)."""
+        below = self._sample_below
+        if below is None or all(zlib.crc32(x.encode()) < below for x in response_ids):
+            return False
+        with self._qlock:
+            self._counters.dropped_sampled += 1
+        return True
 
     def _settled(self) -> int:
         c = self._counters
