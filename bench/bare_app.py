@@ -3,6 +3,7 @@ with no authentication and no validation, served by the same gunicorn settings."
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import uuid
@@ -23,7 +24,10 @@ def bare_one():  # type: ignore[no-untyped-def]
 
 @app.post("/bare/batch")
 def bare_batch():  # type: ignore[no-untyped-def]
-    events = json.loads(request.get_data())["events"]
+    data = request.get_data()
+    if request.headers.get("Content-Encoding") == "gzip":  # as the SDK sends batches
+        data = gzip.decompress(data)
+    events = json.loads(data)["events"]
     pipe = conn.pipeline(transaction=True)
     for event in events:
         pipe.hset(f"bare:{uuid.uuid4().hex}", mapping={"response": str(event.get("response", ""))})

@@ -2,6 +2,9 @@
 batches of 100, through the real service (authentication, marshmallow validation, the Redis
 script, pairing enqueue) against a bare Flask endpoint that only parses JSON and writes to Redis,
 both under gunicorn with the same settings, measured in the same run with wrk on loopback.
+Batches come two ways: one body of 100 events without ids, sent again and again, and "SDK
+batches": gzip bodies the SDK itself made (ids, timestamps), each sent once, which both servers
+inflate.
 With ``--baseline-tree DIR`` the service of another checkout (an older commit, say) is measured
 in the same rounds too, against the same Redis.
 Run: make bench (needs wrk: apt-get install wrk)
@@ -36,6 +39,65 @@ wrk.body = [==[%(body)s]==]
 """
 
 
+# wrk cycles through bodies written by sdk_bodies(): each thread its own share, each body once.
+LUA_BODIES = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Content-Encoding"] = "gzip"
+wrk.headers["Authorization"] = "Bearer %(key)s"
+local threads, made = {}, 0
+function setup(thread)
+  thread:set("first", made)
+  made = made + 1
+  table.insert(threads, thread)
+end
+function init(args)
+  bodies = {}
+  local data = io.open("%(data)s", "rb"):read("*a")
+  local at = 1
+  for size in io.lines("%(sizes)s") do
+    table.insert(bodies, string.sub(data, at, at + tonumber(size) - 1))
+    at = at + tonumber(size)
+  end
+  step, n = %(threads)d, first
+end
+function request()
+  n = n + step
+  return wrk.format(nil, nil, nil, bodies[(n %% #bodies) + 1])
+end
+"""
+WRK_THREADS = 2
+
+
+def sdk_bodies(directory: Path, count: int) -> tuple[Path, Path]:
+    """``count`` batch bodies of 100 responses as the SDK sends them (its own event builder, ids,
+    timestamps and gzip), captured from a real ``likeloop.Client``: (data file, sizes file)."""
+    import likeloop
+    from likeloop._transport import Response
+
+    bodies: list[bytes] = []
+
+    class Capture:  # the SDK's transport protocol: keep each body instead of posting it
+        def post(self, path: str, body: bytes, headers: dict[str, str]) -> Response:
+            assert headers.get("Content-Encoding") == "gzip"
+            bodies.append(body)
+            return Response(200, '{"accepted": 100, "rejected": 0, "results": []}')
+
+        def close(self) -> None:
+            pass
+
+    client = likeloop.Client(api_key="captured", flush_at=100, flush_interval=3600, transport=Capture())
+    for i in range(count * 100):
+        client.log(prompt=f"What is {i} + {i}?", response=f"It is {2 * i}.", model="m1", metadata={"route": "bench"})
+        if i % 100 == 99:
+            client.flush(timeout=30)
+    client.shutdown(timeout=30)
+    data, sizes = directory / "bodies.bin", directory / "sizes.txt"
+    data.write_bytes(b"".join(bodies))
+    sizes.write_text("".join(f"{len(b)}\n" for b in bodies))
+    return data, sizes
+
+
 def event(i: int) -> dict:
     return {
         "type": "response",
@@ -61,12 +123,16 @@ def wait_ready(url: str, proc: subprocess.Popen) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def wrk(url: str, key: str, body: dict, seconds: int, connections: int) -> float:
-    """Requests per second that answered 2xx, per wrk."""
+def wrk(url: str, key: str, body: dict | tuple[Path, Path], seconds: int, connections: int) -> float:
+    """Requests per second that answered 2xx, per wrk. ``body``: one JSON body, or the files of
+    SDK-made bodies (``sdk_bodies``)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(LUA % {"key": key, "body": json.dumps(body)})
+        if isinstance(body, tuple):
+            f.write(LUA_BODIES % {"key": key, "data": body[0], "sizes": body[1], "threads": WRK_THREADS})
+        else:
+            f.write(LUA % {"key": key, "body": json.dumps(body)})
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", f.name, url],
+        ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds}s", "-s", f.name, url],
         capture_output=True,
         text=True,
         check=True,
@@ -168,6 +234,8 @@ def main() -> int:
                 base = f"http://127.0.0.1:{base_port}"
                 wait_ready(base + "/healthz", procs[2])
             batch = {"events": [event(i) for i in range(100)]}
+            # Enough SDK bodies that none is sent twice in a run at 1,000 batches/s.
+            made = sdk_bodies(Path(tmp), 1000 * args.seconds)
             # Warm-up, not counted: until every worker has booted and opened its listening
             # socket, connections all go to the first (a first round at half the rate).
             time.sleep(2)
@@ -176,12 +244,14 @@ def main() -> int:
                 "bare single": (bare + "/bare", event(1)),
                 "batch": (svc + "/v1/events", batch),
                 "bare batch": (bare + "/bare/batch", batch),
+                "sdk batch": (svc + "/v1/events", made),
+                "bare sdk batch": (bare + "/bare/batch", made),
             }
             if base:
                 targets["baseline single"] = (base + "/v1/responses", event(1))
                 targets["baseline batch"] = (base + "/v1/events", batch)
             for url, body in targets.values():
-                if body is not batch:
+                if body is not batch and body is not made:
                     wrk(url, key, body, 2, args.connections)
             runs: dict[str, list[float]] = {k: [] for k in targets}
             names = list(targets)
@@ -190,9 +260,11 @@ def main() -> int:
                 for name in names[r % len(names) :] + names[: r % len(names)]:
                     url, body = targets[name]
                     runs[name].append(wrk(url, key, body, args.seconds, args.connections))
-                conn.flushdb()
-                settle_aof(conn)
-                key, _ = apikeys.create_key(conn, "bench", ("ingest",))
+                    # Every run starts on an empty Redis: a run after others would find a
+                    # fuller keyspace and more AOF to rewrite.
+                    conn.flushdb()
+                    settle_aof(conn)
+                    key, _ = apikeys.create_key(conn, "bench", ("ingest",))
             med = {k: statistics.median(v) for k, v in runs.items()}
             print("rounds:", {k: [round(x) for x in v] for k, v in runs.items()})
             print(
@@ -204,17 +276,23 @@ def main() -> int:
             print(f"{'single event (bare)':<28} {med['bare single']:>10.0f} {med['bare single']:>10.0f}")
             print(f"{'batch of 100 (service)':<28} {med['batch']:>10.0f} {med['batch'] * 100:>10.0f}")
             print(f"{'batch of 100 (bare)':<28} {med['bare batch']:>10.0f} {med['bare batch'] * 100:>10.0f}")
+            print(f"{'SDK batch (service)':<28} {med['sdk batch']:>10.0f} {med['sdk batch'] * 100:>10.0f}")
+            print(f"{'SDK batch (bare)':<28} {med['bare sdk batch']:>10.0f} {med['bare sdk batch'] * 100:>10.0f}")
             print(
                 f"single: service / bare = {med['single'] / med['bare single']:.2f}; "
-                f"batch: service / bare = {med['batch'] / med['bare batch']:.2f}"
+                f"batch: service / bare = {med['batch'] / med['bare batch']:.2f}; "
+                f"SDK batch: service / bare = {med['sdk batch'] / med['bare sdk batch']:.2f}"
             )
             # Each round's service and bare runs are minutes apart at most: their ratio is less
             # exposed to the machine's slow spells than the ratio of medians.
             paired = {
                 kind: statistics.median(s / b for s, b in zip(runs[kind], runs[f"bare {kind}"], strict=True))
-                for kind in ("single", "batch")
+                for kind in ("single", "batch", "sdk batch")
             }
-            print(f"median of per-round ratios: single {paired['single']:.2f}, batch {paired['batch']:.2f}")
+            print(
+                f"median of per-round ratios: single {paired['single']:.2f}, batch {paired['batch']:.2f}, "
+                f"SDK batch {paired['sdk batch']:.2f}"
+            )
             if base:
                 against = {
                     kind: statistics.median(s / b for s, b in zip(runs[kind], runs[f"baseline {kind}"], strict=True))

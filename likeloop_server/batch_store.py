@@ -17,7 +17,7 @@ import redis
 from . import defaults, keys
 from .counters import DIMENSIONS
 from .direct_script import DirectScript
-from .ingest import dumps_bytes
+from .ingest import RESPONSE_TYPE, dumps_bytes
 from .settings import Settings
 
 
@@ -51,16 +51,35 @@ class BatchStore:
         if not prepared:
             return [], []
         s = self.settings
+        events, shapes = script_input(prepared)
         statuses, dirty = self._script(
             *_script_keys(project),
             s.response_ttl_days * 86400,
             s.pending_ttl_hours * 3600,
             s.dedupe_ttl_hours * 3600,
-            dumps_bytes(prepared),
+            events,
             repr(time.time()),
             defaults.RECENT_COMMENTS,
             s.max_stat_values,
             s.max_comments_per_response,
             s.max_pending_per_response,
+            shapes,
         )
-        return [x.decode() for x in statuses], [g.decode() for g in dirty]
+        return statuses.decode().split(","), [g.decode() for g in dirty]
+
+
+def script_input(prepared: Sequence[dict[str, Any]]) -> tuple[bytes, bytes]:
+    """The script's events and response shapes (JSON, as ingest.lua describes them): feedback as
+    prepared, each response as an array, which the script decodes in about half the time of
+    the object (its keys and repeated ids); responses of one hour and bounded dimensions share
+    a shape."""
+    shapes: dict[tuple[str, ...], int] = {}
+    events: list[Any] = []
+    for ev in prepared:
+        if ev["t"] == RESPONSE_TYPE:
+            wire = ev["wire"]
+            wire[4] = shapes.setdefault(ev["shape"], len(shapes) + 1)  # Lua counts from 1
+            events.append(wire)
+        else:
+            events.append(ev)
+    return dumps_bytes(events), dumps_bytes(list(shapes))

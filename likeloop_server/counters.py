@@ -26,6 +26,7 @@ PAIRS_EXPORTED = "pairs_exported"  # only in the project's total hash
 # Dimension kind (as stats queries name it) -> the prefix of its values in field names.
 DIMENSIONS = {"model": "m:", "group": "g:", "user": "u:", "meta": "k:"}
 SEPARATOR = "|"
+_MODEL, _GROUP, _USER, _META = DIMENSIONS["model"], DIMENSIONS["group"], DIMENSIONS["user"], DIMENSIONS["meta"]
 
 _SCALARS = (str, int, float, bool)
 
@@ -61,15 +62,35 @@ def stat_dims(model: str, group_id: str, user_id: str | None, metadata: dict[str
     """The dimensions a response's counters are also kept under: its model (if any), its prompt
     group, its user (if any) and its short scalar metadata values (the ingest script counts only
     those of the keys the project allow-lists)."""
-    dims = [dimension("model", model)] if model else []
-    dims.append(dimension("group", group_id))
-    if user_id:
-        dims.append(dimension("user", user_id))
-    scalars = [(k, v) for k, v in sorted((metadata or {}).items()) if isinstance(v, _SCALARS)]
-    for k, v in scalars:
-        text = str(v).lower() if isinstance(v, bool) else str(v)
-        if len(text) <= defaults.MAX_STAT_VALUE_CHARS:
-            dims.append(dimension("meta", f"{k}={text}"))
+    return response_dims(model, group_id, user_id, metadata)[0]
+
+
+def response_dims(
+    model: str, group_id: str, user_id: str | None, metadata: dict[str, Any] | None
+) -> tuple[list[str], list[str]]:
+    """(``stat_dims``, ``bounded_dims``) of a response, worked out once."""
+    bounded = bounded_dims(model, metadata)
+    unbounded = [_GROUP + group_id, _USER + user_id] if user_id else [_GROUP + group_id]
+    return (bounded[:1] + unbounded + bounded[1:] if model else unbounded + bounded), bounded
+
+
+def bounded_dims(model: str, metadata: dict[str, Any] | None) -> list[str]:
+    """The dimensions of a response whose values a project counts a bounded number of: its model
+    (if any, first) and its short scalar metadata values. A response is counted under these
+    from the start, and under its group and user once it has feedback (ingest.lua)."""
+    dims = [_MODEL + model] if model else []
+    if metadata:
+        for k, v in sorted(metadata.items()) if len(metadata) > 1 else metadata.items():
+            if type(v) is str:
+                text = v
+            elif isinstance(v, bool):
+                text = "true" if v else "false"
+            elif isinstance(v, _SCALARS):
+                text = str(v)
+            else:
+                continue
+            if len(text) <= defaults.MAX_STAT_VALUE_CHARS:
+                dims.append(f"{_META}{k}={text}")
     return dims
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 PROJECT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # Client-chosen ids end up inside Redis keys and S3 records: keep them printable and short.
-CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}\Z")  # \Z: "$" also matches before a final newline
 # Event ids of feedback posted with a token start with this, which CLIENT_ID_RE refuses: no
 # client can send one (service/ingest_api.py).
 TOKEN_EVENT_PREFIX = "~"

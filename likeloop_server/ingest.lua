@@ -3,13 +3,20 @@
 -- ARGV: first the key names and prefixes of the project (K below; likeloop_server/keys.py
 --       builds them and batch_store.py puts the table that names them before this text, with
 --       D: the stats dimensions' prefixes, counters.DIMENSIONS), then
---       response TTL s, pending TTL s, dedupe TTL s, JSON array of prepared events (see
---       likeloop_server/ingest.py), now (unix seconds), how many recent comments to keep, the
---       most stats dimension values (models, metadata values) a project counts, the most
---       comments a response keeps, the most feedback events one unknown response may have waiting.
--- Returns {statuses, newly_dirty_group_ids}; a status per event: accepted | duplicate | pending |
--- comment_limit (the response has its most comments) | pending_limit (its waiting list is full) |
--- group_mismatch (a comparison of responses to different prompts).
+--       response TTL s, pending TTL s, dedupe TTL s, JSON array of prepared events, now (unix
+--       seconds), how many recent comments to keep, the most stats dimension values (models,
+--       metadata values) a project counts, the most comments a response keeps, the most
+--       feedback events one unknown response may have waiting, JSON array of the batch's
+--       response shapes.
+--       An event is a JSON object of feedback (likeloop_server/ingest.py), or an array for a
+--       response: {event id to dedupe by or '', 1 if its id is fresh else 0, response id,
+--       group id, shape index, the rest of its hash fields as name, value, ...}. A shape is an
+--       hour and the bounded dimensions a response is counted under there ({hour, dim, ...}):
+--       responses of one shape are counted together, once per batch.
+-- Returns {statuses, newly_dirty_group_ids}; statuses: one string, a status per event separated
+-- by ',': accepted | duplicate | pending | comment_limit (the response has its most comments) |
+-- pending_limit (its waiting list is full) | group_mismatch (a comparison of responses to
+-- different prompts).
 --
 -- What is permanent grows with feedback, never with unlabelled responses alone: a response
 -- counts under its model and allow-listed metadata values (a bounded set per project), and
@@ -27,6 +34,8 @@ local recent_comments = tonumber(ARGV[NK + 6])
 local max_dim_values = tonumber(ARGV[NK + 7])
 local max_comments = tonumber(ARGV[NK + 8])
 local max_pending = tonumber(ARGV[NK + 9])
+local shapes = cjson.decode(ARGV[NK + 10])
+local shape_counts = {}  -- shape index -> responses of that shape stored
 
 local statuses = {}
 -- Feedback that waits for its response is rare: skip looking for it unless some is waiting.
@@ -287,47 +296,52 @@ local function rank(ev)
   return 'accepted'
 end
 
+-- Store a response (an array, see above). Returns accepted or duplicate.
+local function store_response(ev)
+  local rid, gid, fresh = ev[3], ev[4], ev[2] == 1
+  local rkey = K.resp .. rid
+  -- A fresh id (made by the service for this event) is stored nowhere and awaited by nobody.
+  if not fresh and redis.call('EXISTS', rkey) == 1 then return 'duplicate' end
+  local gkey = K.group .. gid
+  redis.call('HSET', rkey, 'id', rid, 'group', gid, unpack(ev, 6))
+  redis.call('EXPIRE', rkey, resp_ttl)
+  if grown[gkey] == nil then grown[gkey] = redis.call('TTL', gkey) end
+  redis.call('SADD', gkey, rid)
+  local shape = ev[5]
+  shape_counts[shape] = (shape_counts[shape] or 0) + 1
+  if fresh then return 'accepted' end
+  if any_pending == nil then any_pending = redis.call('EXISTS', K.pendingany) == 1 end
+  if not any_pending then return 'accepted' end
+  local pkey = K.pending .. rid
+  local waiting = redis.call('LRANGE', pkey, 0, -1)
+  if #waiting == 0 then return 'accepted' end
+  local dims, hour = cjson.decode(redis.call('HGET', rkey, 'dims') or '[]'), shapes[shape][1]
+  local changed = false
+  redis.call('DEL', pkey)  -- first: a comparison may wait again, for its other response
+  for _, raw in ipairs(waiting) do
+    local fb = cjson.decode(raw)
+    if fb.t == 'comparison' or fb.t == 'ranking' then
+      -- Its client was told "pending": a mismatch found now can only be counted.
+      local judge = (fb.t == 'comparison') and compare or rank
+      if judge(fb) == 'group_mismatch' then incr(K.stats, fb.t .. 's_dropped', 1) end
+    elseif (fb.t ~= 'comment' or not comments_full(rid)) and apply(fb, rkey, dims) then
+      changed = true
+    end
+  end
+  keep(rkey, gkey, dims, hour)
+  if changed then mark_dirty(gid) end
+  return 'accepted'
+end
+
 for i, ev in ipairs(events) do
   local status = 'accepted'
+  local response = ev[1] ~= nil
   -- Only a client-chosen event id can come again; a response is also deduped by its id.
-  if ev.dedupe and redis.call('SET', K.seen .. ev.eid, '1', 'NX', 'EX', dedupe_ttl) == false then
+  local eid = response and ev[1] or (ev.dedupe and ev.eid)
+  if eid and eid ~= '' and redis.call('SET', K.seen .. eid, '1', 'NX', 'EX', dedupe_ttl) == false then
     status = 'duplicate'
-  elseif ev.t == 'response' then
-    local rkey = K.resp .. ev.rid
-    -- A fresh id (made by the service for this event) is stored nowhere and awaited by nobody.
-    if not ev.fresh and redis.call('EXISTS', rkey) == 1 then
-      status = 'duplicate'
-    else
-      local gid = ev.gid
-      local gkey = K.group .. gid
-      redis.call('HSET', rkey, unpack(ev.fields))
-      redis.call('EXPIRE', rkey, resp_ttl)
-      if grown[gkey] == nil then grown[gkey] = redis.call('TTL', gkey) end
-      redis.call('SADD', gkey, ev.rid)
-      bump(ev.dims, 'responses', 1, ev.hour, false)
-      local pkey = K.pending .. ev.rid
-      local waiting = {}
-      if not ev.fresh then
-        if any_pending == nil then any_pending = redis.call('EXISTS', K.pendingany) == 1 end
-        if any_pending then waiting = redis.call('LRANGE', pkey, 0, -1) end
-      end
-      if #waiting > 0 then
-        local changed = false
-        redis.call('DEL', pkey)  -- first: a comparison may wait again, for its other response
-        for _, raw in ipairs(waiting) do
-          local fb = cjson.decode(raw)
-          if fb.t == 'comparison' or fb.t == 'ranking' then
-            -- Its client was told "pending": a mismatch found now can only be counted.
-            local judge = (fb.t == 'comparison') and compare or rank
-            if judge(fb) == 'group_mismatch' then incr(K.stats, fb.t .. 's_dropped', 1) end
-          elseif (fb.t ~= 'comment' or not comments_full(ev.rid)) and apply(fb, rkey, ev.dims) then
-            changed = true
-          end
-        end
-        keep(rkey, gkey, ev.dims, ev.hour)
-        if changed then mark_dirty(gid) end
-      end
-    end
+  elseif response then
+    status = store_response(ev)
   elseif ev.t == 'comparison' then
     status = compare(ev)
   elseif ev.t == 'ranking' then
@@ -348,6 +362,13 @@ for i, ev in ipairs(events) do
     end
   end
   statuses[i] = status
+end
+
+-- Responses count under their shape's bounded dimensions, in their hour (not under their group
+-- or user: those count a response once it has feedback).
+for shape, count in pairs(shape_counts) do
+  local dims = {unpack(shapes[shape], 2)}
+  bump(dims, 'responses', count, shapes[shape][1], false)
 end
 
 -- A group outlives its unlabelled responses: its expiry is set a day past theirs, and pushed
@@ -381,4 +402,4 @@ for key, fields in pairs(increments) do
   end
 end
 
-return {statuses, newly_dirty}
+return {table.concat(statuses, ','), newly_dirty}

@@ -2,8 +2,8 @@
 group and stats dimensions worked out, a response's hash fields laid out. Pure functions.
 
 The service validates a batch, prepares each event here, stores the batch with
-``batch_store.BatchStore`` (one atomic script call), then enqueues pairing for the prompt groups
-the batch made stale.
+``batch_store.BatchStore`` (one atomic script call, which lays responses out compactly), then
+enqueues pairing for the prompt groups the batch made stale.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from . import defaults
-from .counters import stat_dims, utc_hour
+from .counters import response_dims, utc_hour
 from .identity import new_id, prompt_group_id
 
 RESPONSE_TYPE = "response"
@@ -49,32 +49,37 @@ def _prepare_response(event: dict[str, Any], ts: float) -> dict[str, Any]:
         rid = new_id()
     stamp, model, messages, metadata = repr(ts), get("model") or "", get("messages"), get("metadata")
     gid = prompt_group_id(prompt=get("prompt"), messages=messages, system=get("system"), prompt_id=get("prompt_id"))
-    dims = stat_dims(model, gid, get("user_id"), metadata)
-    stored = ["id", rid, "group", gid, "response", event["response"], "model", model, "ts", stamp]
+    dims, bounded = response_dims(model, gid, get("user_id"), metadata)
+    # The script's array (batch_store.script_input sets the shape index), then the hash fields
+    # besides ``id`` and ``group`` (the script adds those two).
+    # The response id dedupes a response already; a different event id is checked too.
+    wire = [given if given is not None and given != rid else "", 1 if fresh else 0, rid, gid, 0]
+    wire += ("response", event["response"], "model", model, "ts", stamp)
     for name in _RESPONSE_TEXT:
         value = get(name)
         if value is not None:
-            stored += (name, value)
+            wire += (name, value)
     if messages is not None:
-        stored += ("messages", dumps(messages))
+        wire += ("messages", dumps(messages))
     if metadata:
-        stored += ("metadata", dumps(metadata))
+        wire += ("metadata", dumps(metadata))
     hour = utc_hour(ts)
-    stored += ("dims", dumps(dims), "hour", hour)
+    wire += ("dims", dumps(dims), "hour", hour)
     return {
         "t": RESPONSE_TYPE,
         # Without an event id, the response id stands for the event (the SDK sends it as both).
         "eid": given or rid,
-        "hour": hour,
-        "ts": stamp,
-        # The response id dedupes a response already; a different event id is checked too.
-        "dedupe": given is not None and given != rid,
-        "fresh": fresh,
         "rid": rid,
         "gid": gid,
-        "dims": dims,
-        "fields": stored,
+        "fresh": fresh,
+        # What the script counts the response under while it has no feedback: its hour and its
+        # bounded dimensions (not its group or user).
+        "shape": (hour, *bounded),
+        "wire": wire,
     }
+
+
+RESPONSE_FIELDS_AT = 5  # where a response's hash fields start in its "wire" array
 
 
 def _prepare_feedback(event: dict[str, Any], ts: float) -> dict[str, Any]:

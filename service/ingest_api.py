@@ -6,7 +6,9 @@ groups it made stale. Nothing slow happens here.
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -77,10 +79,11 @@ def post_events():  # type: ignore[no-untyped-def]
         raise ApiError(
             413, "batch_too_large", f"a batch holds at most {limit} events, got {len(body['events'])}", field="events"
         )
-    raw_events = load(batch_schema, body)["events"]
+    raw_events = load(functools.partial(event_loader.load_envelope, batch_schema), body)["events"]
     results: list[dict[str, Any] | None] = [None] * len(raw_events)
     prepared: list[dict[str, Any]] = []
     positions: list[int] = []
+    now = time.time()  # the receipt time of the batch's events that carry none
     for i, loaded in enumerate(event_loader.load_events(raw_events)):
         if not isinstance(loaded, ValidationError):
             loaded = check_limits(loaded, comment_limit) or loaded
@@ -89,7 +92,7 @@ def post_events():  # type: ignore[no-untyped-def]
             error = {"code": "invalid_field", "message": f"{field}: {message}", "field": field}
             results[i] = {"index": i, "status": "rejected", "error": {**error, "details": loaded.messages}}
         else:
-            prepared.append(prepare(loaded))
+            prepared.append(prepare(loaded, now))
             positions.append(i)
     for i, event, status in zip(positions, prepared, _store(prepared), strict=True):
         results[i] = _result(i, event, status, f"events[{i}].")

@@ -19,7 +19,7 @@ import redis
 from likeloop_server import keys, projects
 from likeloop_server.errors import ConfigError
 from likeloop_server.identity import short_hash
-from likeloop_server.ingest import prepare
+from likeloop_server.ingest import RESPONSE_FIELDS_AT, prepare
 from likeloop_server.queues import schedule_pairing
 from likeloop_server.stats import REFERENCE_COUNTERS
 
@@ -123,7 +123,8 @@ def _store(conn: redis.Redis, project: str, snap: Any, config: projects.Referenc
         if prompt.get("system"):
             event["system"] = prompt["system"]
     prepared = prepare(event)
-    stored = dict(zip(prepared["fields"][::2], prepared["fields"][1::2], strict=True))
+    fields = prepared["wire"][RESPONSE_FIELDS_AT:]
+    stored = dict(zip(fields[::2], fields[1::2], strict=True), id=rid)
     # Its own group, whatever its prompt normalises to: it answers that group's prompt.
     stored.update(group=snap.group_id, source=REFERENCE_SOURCE, reference_role=config.role, dims="[]")
     pipe = conn.pipeline(transaction=True)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from service import event_loader
+from service.event_schemas import batch_schema
 from tests.service.test_fuzz import FIELDS, json_values
 
 
@@ -148,3 +149,42 @@ def test_loading_through_the_fields_gives_what_schema_load_gives():
     # The comparison means something only if both the accepting and the refusing paths ran often
     # (about one event in ten is valid: some 140 of the 1,500).
     assert sum(accepted) >= 50 and accepted.count(False) >= 50, (sum(accepted), len(accepted))
+
+
+def by_envelope_load(raw):
+    try:
+        return batch_schema.load(raw)
+    except ValidationError as exc:
+        return exc
+
+
+def test_a_batch_envelope_loads_as_its_schema_loads_it():
+    accepted: list[bool] = []
+    envelopes = st.fixed_dictionaries(
+        {"events": st.one_of(st.lists(st.one_of(st.just({}), json_values), max_size=3), json_values)},
+        optional={"sent_at": numbers, "extra": texts},
+    )
+
+    @settings(max_examples=600, deadline=None, database=None)
+    @given(raw=st.one_of(envelopes, st.dictionaries(st.sampled_from(["events", "sent_at"]), json_values)))
+    def agree(raw):
+        try:
+            got = event_loader.load_envelope(batch_schema, raw)
+        except ValidationError as exc:
+            got = exc
+        expected = by_envelope_load(raw)
+        assert same(got, expected), (raw, got, expected)
+        accepted.append(isinstance(got, dict))
+
+    agree()
+    assert sum(accepted) >= 50 and accepted.count(False) >= 50, (sum(accepted), len(accepted))
+
+
+def test_inline_checks_refuse_what_the_fields_refuse():
+    """Values at the edges of the inline checks go to the field, which refuses them."""
+    base = {"type": "like", "response_id": "r1"}
+    for bad in ({"response_id": "r1\n"}, {"response_id": "x" * 129}, {"user_id": ""}, {"timestamp": float("inf")}):
+        raw = {**base, **bad}
+        assert isinstance(one_by_one(raw), ValidationError), raw
+        assert same(one_by_one(raw), by_schema_load(raw)), raw
+    assert one_by_one({**base, "timestamp": 1_000_000_000})["timestamp"] == 1_000_000_000.0  # an int becomes a float
