@@ -17,7 +17,7 @@ import redis
 from . import defaults, keys
 from .counters import DIMENSIONS
 from .direct_script import DirectScript
-from .ingest import RESPONSE_TYPE, dumps_bytes
+from .ingest import RESPONSE_SHAPE_AT, RESPONSE_TYPE, dumps_bytes
 from .settings import Settings
 
 
@@ -78,7 +78,7 @@ def script_input(prepared: Sequence[dict[str, Any]]) -> tuple[bytes, bytes]:
     for ev in prepared:
         if ev["t"] == RESPONSE_TYPE:
             wire = ev["wire"]
-            wire[4] = shapes.setdefault(ev["shape"], len(shapes) + 1)  # Lua counts from 1
+            wire[RESPONSE_SHAPE_AT] = shapes.setdefault(ev["shape"], len(shapes) + 1)  # Lua counts from 1
             events.append(wire)
         else:
             events.append(ev)

@@ -79,7 +79,8 @@ def _prepare_response(event: dict[str, Any], ts: float) -> dict[str, Any]:
     }
 
 
-RESPONSE_FIELDS_AT = 5  # where a response's hash fields start in its "wire" array
+# Positions in a response's "wire" array (ingest.lua): its shape index, then its hash fields.
+RESPONSE_SHAPE_AT, RESPONSE_FIELDS_AT = 4, 5
 
 
 def _prepare_feedback(event: dict[str, Any], ts: float) -> dict[str, Any]:
