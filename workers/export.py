@@ -27,9 +27,9 @@ from . import context
 from .dataset_card import dataset_card
 from .export_commit import RunSets, commit, reconcile
 from .export_layout import Layout, manifest_name
-from .export_lock import ExportBusy, ExportLock
 from .export_writers import ExportPlan, RunWriters
 from .logscan import READ_CHUNK, Added, ScanSpec, scan_log
+from .run_lock import ExportBusy, ExportLock
 from .s3io import put_bytes, put_json
 
 __all__ = ["ExportBusy", "export_all_projects", "export_project", "run_export"]
