@@ -64,6 +64,7 @@ class BatchStore:
             s.max_comments_per_response,
             s.max_pending_per_response,
             shapes,
+            1 if s.archive else 0,
         )
         return statuses.decode().split(","), [g.decode() for g in dirty]
 

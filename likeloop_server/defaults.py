@@ -27,6 +27,11 @@ DEDUPE_TTL_HOURS = 24
 # Every chosen against every rejected grows quadratically; this bounds one prompt group.
 MAX_PAIRS_PER_GROUP = 100
 EXPORT_CRON = "0 3 * * *"
+# Every stored event reaches the S3 archive within this many seconds: what Redis holds of events
+# not yet archived is about this long's worth of traffic.
+ARCHIVE_INTERVAL_S = 60
+# An archive run holds its project's lock this long past its last sign of life, as an export does.
+ARCHIVE_LOCK_TTL_S = 120
 # An export holds its project's lock this long past its last sign of life (it renews the lock as
 # it writes), so a killed export blocks the next one for at most this long.
 EXPORT_LOCK_TTL_S = 120

@@ -7,7 +7,7 @@
 --       seconds), how many recent comments to keep, the most stats dimension values (models,
 --       metadata values) a project counts, the most comments a response keeps, the most
 --       feedback events one unknown response may have waiting, JSON array of the batch's
---       response shapes.
+--       response shapes, 1 to archive the batch (else 0).
 --       An event is a JSON object of feedback (likeloop_server/ingest.py), or an array for a
 --       response: {event id to dedupe by or '', 1 if its id is fresh else 0, response id,
 --       group id, shape index, the rest of its hash fields as name, value, ...}. A shape is an
@@ -35,9 +35,11 @@ local max_dim_values = tonumber(ARGV[NK + 7])
 local max_comments = tonumber(ARGV[NK + 8])
 local max_pending = tonumber(ARGV[NK + 9])
 local shapes = cjson.decode(ARGV[NK + 10])
+local archive = ARGV[NK + 11] == '1'
 local shape_counts = {}  -- shape index -> responses of that shape stored
 
 local statuses = {}
+local stored_any = false  -- some event was accepted or waits for its response: archive the batch
 -- Feedback that waits for its response is rare: skip looking for it unless some is waiting.
 -- Asked once, when a response that could have some (one with a client-chosen id) comes.
 local any_pending = nil
@@ -362,6 +364,7 @@ for i, ev in ipairs(events) do
     end
   end
   statuses[i] = status
+  if status == 'accepted' or status == 'pending' then stored_any = true end
 end
 
 -- Responses count under their shape's bounded dimensions, in their hour (not under their group
@@ -402,4 +405,12 @@ for key, fields in pairs(increments) do
   end
 end
 
-return {table.concat(statuses, ','), newly_dirty}
+local status_line = table.concat(statuses, ',')
+-- The event archive (workers/archive.py): the batch as the script got it, each event's status,
+-- and the receive time, until an archive run has committed it to S3. A batch that stored
+-- nothing (duplicates, refusals) adds nothing.
+if archive and stored_any then
+  redis.call('XADD', K.archlog, '*', 'e', ARGV[NK + 4], 's', status_line, 't', now)
+end
+
+return {status_line, newly_dirty}

@@ -27,13 +27,18 @@ EVENT_TYPES = (RESPONSE_TYPE, *FEEDBACK_TYPES)
 # replacing each other; retries are still dropped by the event id.
 ANONYMOUS_USER_PREFIX = "anon:"
 
+# Feedback posted with a feedback token says so in this field of its prepared form (the archive
+# records each event's credential kind: "key", the default, or "token"); responses need a key.
+VIA_FIELD, VIA_TOKEN = "via", "token"
+
 # Optional text fields of a response, stored as given.
 _RESPONSE_TEXT = ("prompt", "system", "prompt_id", "user_id", "session_id")
 
 
 def prepare(event: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """Turn one validated event into the script's input. Fills in ids and the timestamp."""
-    ts = float(event.get("timestamp") or (now if now is not None else time.time()))
+    # To the microsecond: the event archive keeps times in microseconds and gives back the same float.
+    ts = round(float(event.get("timestamp") or (now if now is not None else time.time())), 6)
     if event["type"] == RESPONSE_TYPE:
         return _prepare_response(event, ts)
     return _prepare_feedback(event, ts)

@@ -189,6 +189,31 @@ class ProjectKeys:
     def export_run_retracted(self, export_id: str) -> str:
         return f"{self.base}export:run:{export_id}:retracted"  # scratch set: ids one run retracted
 
+    # The event archive (workers/archive.py).
+    @property
+    def archive_log(self) -> str:
+        # stream: one entry per stored batch {e: the script's events JSON, s: their statuses,
+        # t: receive time}, until an archive run has committed it to S3
+        return f"{self.base}archlog"
+
+    @property
+    def archive_cursor(self) -> str:
+        return f"{self.base}archive:cursor"  # the last archive_log id a committed archive run covers
+
+    @property
+    def archive_run(self) -> str:
+        # JSON {start, end}: the range of archive_log the current (or an interrupted) run writes;
+        # a later run redoes exactly that range first, so its parts are rewritten, never doubled
+        return f"{self.base}archive:run"
+
+    @property
+    def archive_lock(self) -> str:
+        return f"{self.base}archive:lock"  # held by the one archive run of this project running
+
+    @property
+    def archive_job(self) -> str:
+        return f"{self.base}archive:job"  # the id of the project's queued archive job, if one is
+
     def ingest_script_keys(self) -> tuple[str, ...]:
         """The key names and prefixes the ingest script writes, in ``INGEST_SCRIPT_KEYS`` order.
         A prefix ends where the script appends a response, event, group id or hour."""
@@ -211,6 +236,7 @@ class ProjectKeys:
             self.stats_dimensions,
             self.disliked_groups,
             self.judgements(""),
+            self.archive_log,
         )
 
 
@@ -235,4 +261,5 @@ INGEST_SCRIPT_KEYS = (
     "statdims",
     "disliked",
     "judg",
+    "archlog",
 )

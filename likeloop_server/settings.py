@@ -51,6 +51,11 @@ class Settings:
     redis_url: str = _setting(defaults.REDIS_URL, "LIKELOOP_REDIS_URL")
     s3_url: str = _setting(defaults.S3_URL, "LIKELOOP_S3_URL", _parse_s3_url)
     s3_endpoint: str | None = _setting(None, "LIKELOOP_S3_ENDPOINT")  # None: AWS itself
+    # Where the event archive goes (workers/archive.py); empty: ``<s3_url>/_archive``.
+    archive_url: str = _setting("", "LIKELOOP_ARCHIVE_URL", _parse_s3_url)
+    # Off: stored batches are not kept for the archive (no rebuild from S3, no compaction).
+    archive: bool = _setting(True, "LIKELOOP_ARCHIVE", _parse_bool)
+    archive_interval_s: int = _setting(defaults.ARCHIVE_INTERVAL_S, "LIKELOOP_ARCHIVE_INTERVAL_S", _parse_int)
     max_body_bytes: int = _setting(defaults.MAX_BODY_BYTES, "LIKELOOP_MAX_BODY_BYTES", _parse_int)
     max_inflated_bytes: int = _setting(defaults.MAX_INFLATED_BYTES, "LIKELOOP_MAX_INFLATED_BYTES", _parse_int)
     max_batch_events: int = _setting(defaults.MAX_BATCH_EVENTS, "LIKELOOP_MAX_BATCH_EVENTS", _parse_int)
@@ -68,6 +73,7 @@ class Settings:
     max_pairs_per_group: int = _setting(defaults.MAX_PAIRS_PER_GROUP, "LIKELOOP_MAX_PAIRS_PER_GROUP", _parse_int)
     export_cron: str = _setting(defaults.EXPORT_CRON, "LIKELOOP_EXPORT_CRON")
     export_lock_ttl_s: int = _setting(defaults.EXPORT_LOCK_TTL_S, "LIKELOOP_EXPORT_LOCK_TTL_S", _parse_int)
+    archive_lock_ttl_s: int = _setting(defaults.ARCHIVE_LOCK_TTL_S, "LIKELOOP_ARCHIVE_LOCK_TTL_S", _parse_int)
     pairing_lease_s: int = _setting(defaults.PAIRING_LEASE_S, "LIKELOOP_PAIRING_LEASE_S", _parse_int)
     rate_limit: str = _setting(defaults.RATE_LIMIT, "LIKELOOP_RATE_LIMIT")
     token_rate_limit: str = _setting(defaults.TOKEN_RATE_LIMIT, "LIKELOOP_TOKEN_RATE_LIMIT")
@@ -87,6 +93,16 @@ class Settings:
     @property
     def s3_prefix(self) -> str:
         return urlparse(self.s3_url).path.strip("/")
+
+    @property
+    def archive_bucket(self) -> str:
+        return urlparse(self.archive_url or self.s3_url).netloc
+
+    @property
+    def archive_prefix(self) -> str:
+        if self.archive_url:
+            return urlparse(self.archive_url).path.strip("/")
+        return "/".join(p for p in (self.s3_prefix, "_archive") if p)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, g, jsonify
 from marshmallow import ValidationError
 
 from likeloop_server.identity import TOKEN_EVENT_PREFIX, short_hash
-from likeloop_server.ingest import FEEDBACK_TYPES, RESPONSE_TYPE, prepare
+from likeloop_server.ingest import FEEDBACK_TYPES, RESPONSE_TYPE, VIA_FIELD, VIA_TOKEN, prepare
 from likeloop_server.queues import schedule_pairing
 from likeloop_server.tokens import TokenClaims
 
@@ -111,6 +111,8 @@ def _single(loader: Any, raw: Any, token: TokenClaims | None = None) -> Response
         field, message = first_error(refused.messages)
         raise ApiError(400, "invalid_field", f"{field}: {message}", field=field)
     event = prepare(loaded)
+    if token is not None:
+        event[VIA_FIELD] = VIA_TOKEN
     (status,) = _store([event])
     if status in LIMIT_ERRORS:
         metrics.record_event_outcome("rejected", status)
