@@ -213,7 +213,9 @@ def run_local_stack(host: str, port: int, data_dir: str) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     try:
         settings = local.start_servers()
-        stack.ensure_bucket(s3_client(settings), settings.s3_bucket)
+        s3 = s3_client(settings)
+        for bucket in {settings.s3_bucket, settings.archive_bucket}:
+            stack.ensure_bucket(s3, bucket)
         key, read_key = _demo_keys(redis.Redis.from_url(settings.redis_url), local.data / "demo-key.json")
         url = f"http://{host}:{port}"
         env_file = local.write_env_file(url, key, read_key)

@@ -38,6 +38,8 @@ JOB_FUNCTIONS = frozenset(
         "workers.pairing.pair_group",
         "workers.pairing.sweep_dirty",
         "workers.export.export_all_projects",
+        "workers.archive.run_archive",
+        "workers.archive.archive_all_projects",
         "workers.judge.judge_all_projects",
         "workers.reference.reference_all_projects",
     }

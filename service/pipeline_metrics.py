@@ -1,8 +1,10 @@
 """Pipeline state read from Redis when Prometheus scrapes: queue depths, failed jobs, pairs,
-groups waiting for pairing, the last exports. It covers the workers, which serve no metrics."""
+groups waiting for pairing, the last exports, the event archive's backlog. It covers the
+workers, which serve no metrics."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
@@ -58,8 +60,20 @@ class PipelineCollector:
             "likeloop_reference", "The reference model's totals: calls, tokens, answers, errors, ms",
             labels=["project", "counter"],
         )  # fmt: skip
+        archive_pending = GaugeMetricFamily(
+            "likeloop_archive_pending_batches", "Stored batches not yet in the S3 event archive", labels=["project"]
+        )
+        archive_lag = GaugeMetricFamily(
+            "likeloop_archive_lag_seconds", "Age of the oldest stored batch not yet archived (0: none)",
+            labels=["project"],
+        )  # fmt: skip
+        now = time.time()
         for project in list_projects(self.conn):
             pk = keys.ProjectKeys(project)
+            archive_pending.add_metric([project], self.conn.xlen(pk.archive_log))
+            oldest = self.conn.xrange(pk.archive_log, count=1)
+            stamp = int(oldest[0][0].split(b"-")[0]) / 1000 if oldest else now
+            archive_lag.add_metric([project], round(max(0.0, now - stamp), 3))
             counts = self.conn.hmget(pk.stats_total, "pairs", PAIRS_EXPORTED, *JUDGE_COUNTERS, *REFERENCE_COUNTERS)
             pairs.add_metric([project], int(counts[0] or 0))
             exported.add_metric([project], int(counts[1] or 0))
@@ -76,3 +90,4 @@ class PipelineCollector:
                     size.add_metric([project], int(record.get("pairs", 0)))
                     break
         yield from (depth, failed, pairs, exported, dirty, duration, size, judge, reference)
+        yield from (archive_pending, archive_lag)

@@ -9,6 +9,7 @@ from likeloop_server.defaults import SWEEP_INTERVAL_S
 from likeloop_server.queues import EXPORT_QUEUE, PAIRING_QUEUE, LikeLoopQueue
 from likeloop_server.settings import Settings
 
+from .archive import archive_all_projects
 from .export import export_all_projects
 from .judge import judge_all_projects
 from .pairing import sweep_dirty
@@ -19,7 +20,8 @@ REFERENCE_CRON = "47 * * * *"
 
 
 def register_jobs(scheduler: CronScheduler, settings: Settings) -> None:
-    """The nightly export of every project, and the sweep that re-enqueues stale pairing.
+    """The nightly export of every project, the sweep that re-enqueues stale pairing, the event
+    archive's runs, and the opt-in AI feedback.
 
     RQ's cron enqueues through ``rq.cron.Queue`` with no say in the serializer; it is pointed at
     LikeLoop's queue class so that cron's jobs are JSON like every other (workers read no pickles).
@@ -27,6 +29,9 @@ def register_jobs(scheduler: CronScheduler, settings: Settings) -> None:
     rq.cron.Queue = LikeLoopQueue  # type: ignore[misc]
     scheduler.register(export_all_projects, EXPORT_QUEUE, cron=settings.export_cron, name="nightly-export")
     scheduler.register(sweep_dirty, PAIRING_QUEUE, interval=SWEEP_INTERVAL_S, name="pairing-sweep")
+    if settings.archive:
+        # Every stored event reaches the S3 archive within about this interval.
+        scheduler.register(archive_all_projects, EXPORT_QUEUE, interval=settings.archive_interval_s, name="archive")
     # Projects with a judge (opt-in): hourly, within each project's daily budget of model calls.
     scheduler.register(judge_all_projects, EXPORT_QUEUE, cron=JUDGE_CRON, name="judge")
     scheduler.register(reference_all_projects, EXPORT_QUEUE, cron=REFERENCE_CRON, name="reference")

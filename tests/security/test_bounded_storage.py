@@ -11,6 +11,7 @@ import pytest
 from likeloop_server import keys
 from service import create_app
 from tests.support import P, auth, feedback, response, store_and_pair
+from workers.archive import archive_project
 from workers.pairing import stored_records
 
 
@@ -51,14 +52,25 @@ def post_all(client, key, events):
         assert resp.status_code == 200, resp.get_json()
 
 
-def test_unlabelled_responses_leave_no_permanent_bytes_that_grow_with_them(bounded_client, conn, key):
+def archived_now(conn, s3, settings) -> None:
+    """What the archive's cron job does within a minute: stored batches to S3, out of Redis."""
+    archive_project(conn, s3, settings, P)
+    assert conn.xlen(keys.ProjectKeys(P).archive_log) == 0
+
+
+def test_unlabelled_responses_leave_no_permanent_bytes_that_grow_with_them(bounded_client, conn, key, s3, settings):
     resp = bounded_client.patch("/v1/project", json={"stats_metadata_keys": ["route"]}, headers=auth(key))
     assert resp.status_code == 200
     post_all(bounded_client, key, unlabelled(0, 1000))  # fills the 50 counted values
+    archived_now(conn, s3, settings)
     after_first = permanent_bytes(conn)
     post_all(bounded_client, key, unlabelled(1000, 3000))
+    # Until the archive takes them, the batches wait in Redis (about a minute of traffic) ...
+    assert permanent_bytes(conn) - after_first > 3000 * 20
+    archived_now(conn, s3, settings)
     after_more = permanent_bytes(conn)
-    # 3,000 more responses, each with values never seen: the permanent part stays as it was.
+    # ... and once archived, 3,000 more responses, each with values never seen, leave the
+    # permanent part as it was.
     assert after_more - after_first < 1024, (after_first, after_more)
     body = bounded_client.get("/v1/stats", headers=auth(key)).get_json()
     assert body["totals"]["responses"] == 4000  # every response counts in the totals

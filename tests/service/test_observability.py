@@ -44,6 +44,10 @@ def test_metrics_count_events_requests_and_pipeline_state(client, key, conn):
     )
     assert metric(text, "likeloop_queue_depth", queue="likeloop-pairing") == 1  # one dirty group, one job
     assert metric(text, "likeloop_groups_dirty", project="acme") == 1
+    # One batch stored something (the invalid single event did not): it waits for the archive.
+    assert metric(text, "likeloop_archive_pending_batches", project="acme") == 1
+    assert 'likeloop_archive_lag_seconds{project="acme"}' in text
+    assert 0 <= metric(text, "likeloop_archive_lag_seconds", project="acme") < 60
 
 
 def test_request_ids_are_echoed_or_minted(client):

@@ -1,4 +1,4 @@
-"""The nightly export and the pairing sweep, registered with RQ's own cron scheduler."""
+"""The nightly export, the pairing sweep and the archive, registered with RQ's own cron scheduler."""
 
 import time
 from datetime import UTC, datetime, timedelta
@@ -23,8 +23,8 @@ def test_the_nightly_export_runs_for_every_project(conn, s3, settings):
     # Pretend 03:00 has come.
     jobs["nightly-export"].next_enqueue_time = datetime.now(UTC) - timedelta(seconds=1)
     enqueued = {job.name for job in scheduler.enqueue_jobs()}
-    assert enqueued == {"nightly-export", "pairing-sweep"}
-    assert Queue(EXPORT_QUEUE, connection=conn).count == 1
+    assert enqueued == {"nightly-export", "pairing-sweep", "archive"}
+    assert Queue(EXPORT_QUEUE, connection=conn).count == 2  # the export and the archive's tick
 
     run_worker_burst(settings)  # runs the cron job, which enqueues one export per project, then runs those
     for project in ("acme", "globex"):

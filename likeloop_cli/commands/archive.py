@@ -1,0 +1,76 @@
+"""``likeloop archive``: put a project's stored events into the S3 archive now, in this process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from likeloop_server import apikeys
+from likeloop_server.errors import EXIT_FAILED, EXIT_OK
+from likeloop_server.settings import Settings
+
+from ._common import add_command, redis_client
+
+BUSY_POLL_S = 0.5
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    archive = add_command(
+        sub,
+        "archive",
+        "archive a project's stored events to S3 now",
+        ["likeloop archive --project shop", "likeloop archive --all"],
+        description="Write every event stored so far and not yet archived to the event archive "
+        "(Parquet under LIKELOOP_ARCHIVE_URL, docs/archive.md) and return once it is committed. "
+        "If an archive run of the project is already going, wait for it, then archive what is left. "
+        "Prints what was committed as JSON; exits 1 if archiving failed.",
+    )
+    which = archive.add_mutually_exclusive_group(required=True)
+    which.add_argument("--project", help="project to archive")
+    which.add_argument("--all", action="store_true", help="every project")
+    archive.add_argument(
+        "--timeout", type=float, default=600, help="seconds to wait for another run of a project (default 600)"
+    )
+    archive.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from workers import context
+    from workers.archive import ArchiveBusy, archive_project
+
+    settings = Settings.from_env()
+    conn = redis_client(settings)
+    if args.all:
+        projects = apikeys.list_projects(conn)
+    else:
+        apikeys.require_project(conn, args.project)
+        projects = [args.project]
+    s3 = context.s3_client(settings)
+    status = EXIT_OK
+    for project in projects:
+        deadline = time.monotonic() + args.timeout
+        while True:
+            try:
+                runs = archive_project(conn, s3, settings, project)
+            except ArchiveBusy:
+                if time.monotonic() >= deadline:
+                    print(f"error: {project}: another archive run held the lock for {args.timeout} s", file=sys.stderr)
+                    status = EXIT_FAILED
+                    break
+                time.sleep(BUSY_POLL_S)
+                continue
+            except Exception as exc:  # noqa: BLE001 - reported, and the exit status says it failed
+                print(f"error: {project}: archiving failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                status = EXIT_FAILED
+                break
+            summary = {
+                "project": project,
+                "events": sum(r.events for r in runs),
+                "parts": [p["key"] for r in runs for p in r.parts],
+                "committed": [r.end for r in runs],
+            }
+            print(json.dumps(summary))
+            break
+    return status

@@ -1,0 +1,115 @@
+"""The event archive's rows: one per stored event, in one documented schema (docs/archive.md),
+made from an entry of a project's archive log (``keys.ProjectKeys.archive_log``: a batch as the
+ingest script got it, each event's status, and the receive time).
+
+An event is archived when the script stored it (``accepted``) or kept it waiting for its
+response (``pending``); duplicates and refusals are not. Rows carry what the script got after
+normalisation: the service-made ids, the prompt group, the voter a token stood for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from likeloop_server.ingest import RESPONSE_FIELDS_AT, RESPONSE_TYPE, VIA_FIELD
+
+# Bumped when a column changes meaning or goes; new nullable columns keep the version.
+SCHEMA_VERSION = 1
+ARCHIVED_STATUSES = frozenset({"accepted", "pending"})
+
+_TS = pa.timestamp("us", tz="UTC")
+SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("type", pa.string(), nullable=False),
+        pa.field("response_id", pa.string(), nullable=False),
+        pa.field("received_at", _TS, nullable=False),
+        pa.field("timestamp", _TS, nullable=False),
+        pa.field("credential", pa.string(), nullable=False),
+        pa.field("user_id", pa.string()),
+        pa.field("group_id", pa.string()),
+        pa.field("model", pa.string()),
+        pa.field("prompt", pa.string()),
+        pa.field("system", pa.string()),
+        pa.field("messages", pa.string()),  # JSON
+        pa.field("prompt_id", pa.string()),
+        pa.field("session_id", pa.string()),
+        pa.field("response", pa.string()),
+        pa.field("metadata", pa.string()),  # JSON
+        pa.field("value", pa.int32()),
+        pa.field("scale", pa.int32()),
+        pa.field("text", pa.string()),
+        pa.field("other_response_id", pa.string()),
+        pa.field("choice", pa.string()),
+        pa.field("ranking", pa.list_(pa.list_(pa.string()))),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("batch", pa.string(), nullable=False),
+        pa.field("position", pa.int32(), nullable=False),
+    ],
+    metadata={"likeloop.archive.schema_version": str(SCHEMA_VERSION)},
+)
+
+_RESPONSE_COLUMNS = ("model", "prompt", "system", "messages", "prompt_id", "session_id", "response", "metadata")
+
+
+def micros(seconds: str | float) -> int:
+    """Unix seconds (as the script stores them) as whole microseconds: ``prepare`` rounds times
+    to the microsecond, so ``micros(t) / 1e6`` is the same float again."""
+    return round(float(seconds) * 1_000_000)
+
+
+def day_of(us: int) -> str:
+    """The archive's date partition (``dt=``) of a time in microseconds: its UTC date."""
+    return datetime.fromtimestamp(us // 1_000_000, tz=UTC).strftime("%Y-%m-%d")
+
+
+def entry_rows(entry_id: str, fields: dict[bytes, bytes]) -> Iterator[dict[str, Any]]:
+    """The rows of one archive log entry: its archived events, in batch order."""
+    received = micros(fields[b"t"].decode())
+    statuses = fields[b"s"].decode().split(",")
+    for position, (event, status) in enumerate(zip(orjson.loads(fields[b"e"]), statuses, strict=True)):
+        if status not in ARCHIVED_STATUSES:
+            continue
+        row = _response_row(event) if isinstance(event, list) else _feedback_row(event)
+        row.update(received_at=received, status=status, batch=entry_id, position=position)
+        yield row
+
+
+def _response_row(wire: list[Any]) -> dict[str, Any]:
+    given, _fresh, rid, gid = wire[0], wire[1], wire[2], wire[3]
+    rest = wire[RESPONSE_FIELDS_AT:]
+    stored = dict(zip(rest[::2], rest[1::2], strict=True))
+    row = {name: stored.get(name) for name in _RESPONSE_COLUMNS}
+    row.update(
+        event_id=given or rid,
+        type=RESPONSE_TYPE,
+        response_id=rid,
+        group_id=gid,
+        timestamp=micros(stored["ts"]),
+        credential="key",
+        user_id=stored.get("user_id"),
+    )
+    row["model"] = row["model"] or None  # stored as "" when the event named none
+    return row
+
+
+def _feedback_row(ev: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": ev["eid"],
+        "type": ev["t"],
+        "response_id": ev["rid"],
+        "timestamp": micros(ev["ts"]),
+        "credential": ev.get(VIA_FIELD, "key"),
+        "user_id": ev["user"],
+        "value": ev.get("value"),
+        "scale": ev.get("scale"),
+        "text": ev.get("text"),
+        "other_response_id": ev.get("other"),
+        "choice": ev.get("choice"),
+        "ranking": ev.get("ranks"),
+    }
