@@ -145,3 +145,36 @@ def require_project(conn: redis.Redis, project: str) -> None:
 
 def list_projects(conn: redis.Redis) -> list[str]:
     return sorted(p.decode() for p in conn.smembers(keys.PROJECTS))
+
+
+def stored_records(conn: redis.Redis, project: str) -> list[dict[str, str]]:
+    """A project's key records as stored (hash fields, with ``digest``: the sha256 the record is
+    found by), id order: what a rebuild from S3 needs to make the same keys work again."""
+    digests = [d.decode() for d in conn.hvals(keys.API_KEY_IDS)]
+    pipe = conn.pipeline(transaction=False)
+    for digest in digests:
+        pipe.hgetall(keys.API_KEY + digest)
+    out = []
+    for digest, data in zip(digests, pipe.execute(), strict=True):
+        record = {k.decode(): v.decode() for k, v in data.items()}
+        if record.get("project") == project:
+            out.append({**record, "digest": digest})
+    return sorted(out, key=lambda r: r["id"])
+
+
+def restore_records(conn: redis.Redis, records: list[dict[str, str]]) -> int:
+    """Store key records (``stored_records``' form) that Redis lacks; one it has is left as it
+    is (it may have been revoked since). Returns how many were restored."""
+    restored = 0
+    for record in records:
+        fields = {k: v for k, v in record.items() if k != "digest"}
+        digest = record["digest"]
+        if conn.exists(keys.API_KEY + digest):
+            continue
+        pipe = conn.pipeline(transaction=True)
+        pipe.sadd(keys.PROJECTS, fields["project"])
+        pipe.hset(keys.API_KEY + digest, mapping=fields)
+        pipe.hset(keys.API_KEY_IDS, fields["id"], digest)
+        pipe.execute()
+        restored += 1
+    return restored

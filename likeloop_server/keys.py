@@ -214,6 +214,18 @@ class ProjectKeys:
     def archive_job(self) -> str:
         return f"{self.base}archive:job"  # the id of the project's queued archive job, if one is
 
+    @property
+    def archive_state(self) -> str:
+        # sha256 of the project state (settings, key hashes) last written to the archive
+        # (workers/archive_state.py): written again only when it changes
+        return f"{self.base}archive:state"
+
+    @property
+    def rebuild_expiry(self) -> str:
+        # sorted set "<r|g|p>:<id>" -> when the replayed response, group or waiting list would
+        # have expired: a rebuild's scratch (workers/rebuild.py), gone when it ends
+        return f"{self.base}rebuild:expiry"
+
     def ingest_script_keys(self) -> tuple[str, ...]:
         """The key names and prefixes the ingest script writes, in ``INGEST_SCRIPT_KEYS`` order.
         A prefix ends where the script appends a response, event, group id or hour."""

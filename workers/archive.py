@@ -27,7 +27,7 @@ from likeloop_server.identity import new_id
 from likeloop_server.queues import EXPORT_QUEUE, queue
 from likeloop_server.settings import Settings
 
-from . import context
+from . import archive_state, context
 from .archive_rows import SCHEMA, SCHEMA_VERSION, day_of, entry_rows
 from .run_lock import ArchiveBusy, ArchiveLock
 from .s3io import Background, ParquetWriter, WrittenObject, put_json
@@ -60,6 +60,11 @@ class ArchiveLayout:
 
     def part(self, day: str, first_entry: str) -> str:
         return f"{self.events}dt={day}/part-{first_entry}.parquet"
+
+    @property
+    def state(self) -> str:
+        """The project's settings and key hashes (workers/archive_state.py)."""
+        return f"{self.root}/_state.json"
 
     @property
     def commits(self) -> str:
@@ -238,6 +243,10 @@ def archive_project(conn: redis.Redis, s3: Any, settings: Settings, project: str
             lock.renew()
             if not run.redone and run.events < RUN_EVENTS:
                 break  # caught up with the log as it was when the run started
+        lock.renew()
+        layout = archiver.layout
+        if archive_state.save(conn, s3, layout.bucket, layout.state, project):
+            log.info("wrote the state of %s to the archive", project)
     finally:
         lock.release()
     return runs
@@ -262,12 +271,12 @@ def run_archive(project: str, job_id: str = "") -> int:
 
 
 def archive_all_projects(conn: redis.Redis | None = None) -> list[str]:
-    """Cron job: queue an archive run of every project with pending events (one queued per
-    project). Returns the projects queued."""
+    """Cron job: queue an archive run of every project with pending events or changed state
+    (settings, keys; one queued per project). Returns the projects queued."""
     conn = conn or context.redis_conn()
     queued = []
     for project in list_projects(conn):
-        if not pending_entries(conn, project):
+        if not pending_entries(conn, project) and not archive_state.changed(conn, project):
             continue
         job_id = f"archive-{project}-{new_id()[:16]}"
         # One queued per project; the name lapses if its job is lost, so a later tick queues again.

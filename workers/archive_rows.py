@@ -50,6 +50,9 @@ SCHEMA = pa.schema(
         pa.field("status", pa.string(), nullable=False),
         pa.field("batch", pa.string(), nullable=False),
         pa.field("position", pa.int32(), nullable=False),
+        # Whether the client chose the id (a response's response_id, feedback's event_id): only a
+        # client-chosen id can come again, so only those are deduped (rebuild replays that).
+        pa.field("client_id", pa.bool_()),
     ],
     metadata={"likeloop.archive.schema_version": str(SCHEMA_VERSION)},
 )
@@ -81,7 +84,7 @@ def entry_rows(entry_id: str, fields: dict[bytes, bytes]) -> Iterator[dict[str, 
 
 
 def _response_row(wire: list[Any]) -> dict[str, Any]:
-    given, _fresh, rid, gid = wire[0], wire[1], wire[2], wire[3]
+    given, fresh, rid, gid = wire[0], wire[1], wire[2], wire[3]
     rest = wire[RESPONSE_FIELDS_AT:]
     stored = dict(zip(rest[::2], rest[1::2], strict=True))
     row = {name: stored.get(name) for name in _RESPONSE_COLUMNS}
@@ -93,6 +96,7 @@ def _response_row(wire: list[Any]) -> dict[str, Any]:
         timestamp=micros(stored["ts"]),
         credential="key",
         user_id=stored.get("user_id"),
+        client_id=not fresh,
     )
     row["model"] = row["model"] or None  # stored as "" when the event named none
     return row
@@ -112,4 +116,5 @@ def _feedback_row(ev: dict[str, Any]) -> dict[str, Any]:
         "other_response_id": ev.get("other"),
         "choice": ev.get("choice"),
         "ranking": ev.get("ranks"),
+        "client_id": bool(ev.get("dedupe")),
     }

@@ -104,7 +104,9 @@ class RunWriters:
                         built = rows = rows or list(map(parse_record, stored))
                     self._writer("pairs", fmt, split, "parquet").write_many(built)
         if ledger:
-            self._writer("ledger", "ledger", "", "jsonl.gz").write({"pair_ids": [i for i, _, _ in items]})
+            # Kind and groups too: a rebuild from the archive retracts exported items gone since.
+            line = {"pair_ids": [i for i, _, _ in items], "kind": "kto" if kto else "pair"}
+            self._writer("ledger", "ledger", "", "jsonl.gz").write({**line, "group_ids": [g for _, g, _ in items]})
         if kto:
             self.kto += len(items)
         else:

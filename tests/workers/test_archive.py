@@ -247,11 +247,21 @@ def test_cron_archives_every_project_with_new_events(conn, s3, settings):
     register_jobs(scheduler, settings)
     job = {j.name: j for j in scheduler.get_jobs()}["archive"]
     assert job.interval == settings.archive_interval_s == 60
-    assert archive.archive_all_projects(conn) == [P]  # globex has nothing to archive
-    assert archive.archive_all_projects(conn) == []  # acme's job is queued already
+    # acme for its event; globex, with no events, for its state (settings, keys) not yet in S3.
+    assert archive.archive_all_projects(conn) == [P, "globex"]
+    assert archive.archive_all_projects(conn) == []  # their jobs are queued already
     run_worker_burst(settings)
     assert len(archived(s3, settings)) == 1
     assert conn.get(PK.archive_job) is None
+    assert archive.archive_all_projects(conn) == []  # nothing new: nothing queued
+    _, key = apikeys.create_key(conn, "globex", ("read",))
+    assert archive.archive_all_projects(conn) == ["globex"]  # a new key is state to archive
+    run_worker_burst(settings)
+    state = json.loads(
+        s3.get_object(Bucket=settings.archive_bucket, Key=ArchiveLayout(settings, "globex").state)["Body"].read()
+    )
+    assert sorted(k["id"] for k in state["keys"]) == sorted(k.id for k in apikeys.list_keys(conn, "globex"))
+    assert all("digest" in k and "token_secret" in k for k in state["keys"]) and key.project == "globex"
 
 
 def test_duckdb_reads_the_archive_in_s3_as_it_is(conn, s3, settings):
