@@ -10,7 +10,7 @@ import functools
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
@@ -38,6 +38,15 @@ def _script_keys(project: str) -> tuple[str, ...]:
     return keys.ProjectKeys(project).ingest_script_keys()
 
 
+class Lifetimes(NamedTuple):
+    """How long the script keeps what expires, in seconds: an unlabelled response, feedback
+    waiting for its response, the marker of a client-chosen event id."""
+
+    response_s: int
+    pending_s: int
+    dedupe_s: int
+
+
 class BatchStore:
     """Stores prepared batches with the ingest script, on connections made from ``conn``'s
     settings (one per thread)."""
@@ -48,23 +57,32 @@ class BatchStore:
 
     def store(self, project: str, prepared: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]]:
         """Store a batch atomically. Returns (a status per event, group ids that became dirty)."""
+        s = self.settings
+        ttls = Lifetimes(s.response_ttl_days * 86400, s.pending_ttl_hours * 3600, s.dedupe_ttl_hours * 3600)
+        return self.store_at(project, prepared, time.time(), ttls, archive=s.archive)
+
+    def store_at(
+        self, project: str, prepared: Sequence[dict[str, Any]], now: float, ttls: Lifetimes, archive: bool
+    ) -> tuple[list[str], list[str]]:
+        """``store`` as of ``now`` with these lifetimes, archived or not: a rebuild replays an
+        archived batch with this (its receive time, what is left of its lifetimes, no archive)."""
         if not prepared:
             return [], []
         s = self.settings
         events, shapes = script_input(prepared)
         statuses, dirty = self._script(
             *_script_keys(project),
-            s.response_ttl_days * 86400,
-            s.pending_ttl_hours * 3600,
-            s.dedupe_ttl_hours * 3600,
+            ttls.response_s,
+            ttls.pending_s,
+            ttls.dedupe_s,
             events,
-            repr(time.time()),
+            repr(now),
             defaults.RECENT_COMMENTS,
             s.max_stat_values,
             s.max_comments_per_response,
             s.max_pending_per_response,
             shapes,
-            1 if s.archive else 0,
+            1 if archive else 0,
         )
         return statuses.decode().split(","), [g.decode() for g in dirty]
 

@@ -32,7 +32,7 @@ ANONYMOUS_USER_PREFIX = "anon:"
 VIA_FIELD, VIA_TOKEN = "via", "token"
 
 # Optional text fields of a response, stored as given.
-_RESPONSE_TEXT = ("prompt", "system", "prompt_id", "user_id", "session_id")
+RESPONSE_TEXT_FIELDS = ("prompt", "system", "prompt_id", "user_id", "session_id")
 
 
 def prepare(event: dict[str, Any], now: float | None = None) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def _prepare_response(event: dict[str, Any], ts: float) -> dict[str, Any]:
     # The response id dedupes a response already; a different event id is checked too.
     wire = [given if given is not None and given != rid else "", 1 if fresh else 0, rid, gid, 0]
     wire += ("response", event["response"], "model", model, "ts", stamp)
-    for name in _RESPONSE_TEXT:
+    for name in RESPONSE_TEXT_FIELDS:
         value = get(name)
         if value is not None:
             wire += (name, value)

@@ -179,10 +179,18 @@ def plan_writes(
 
 
 def pair_claimed(
-    conn: redis.Redis, claims: Claims, token: str, group_ids: list[str], max_pairs: int, strategy: str
+    conn: redis.Redis,
+    claims: Claims,
+    token: str,
+    group_ids: list[str],
+    max_pairs: int,
+    strategy: str,
+    as_of: float | None = None,
 ) -> dict[str, tuple[str, dict[str, int]]]:
-    """Pair claimed groups: group id -> (done, changed or lost; what its write did)."""
-    now = time.time()
+    """Pair claimed groups: group id -> (done, changed or lost; what its write did). New pairs
+    are stamped (and counted in the stats hour of) ``as_of``, by default now: a rebuild pairs
+    as of the replayed traffic's time."""
+    now = time.time() if as_of is None else as_of
     snaps = read_groups(conn, claims.pk, group_ids)
     planned = [(snap, *plan_writes(claims.pk, snap, max_pairs, strategy, now)) for snap in snaps]
     writes = [(snap.group_id, snap.version, commands) for snap, commands, _ in planned]
@@ -211,27 +219,35 @@ def pair_group_with(
 
 
 def drain(
-    conn: redis.Redis, project: str, max_pairs: int, deadline: float, lease_s: float = defaults.PAIRING_LEASE_S
+    conn: redis.Redis,
+    project: str,
+    max_pairs: int,
+    deadline: float,
+    lease_s: float = defaults.PAIRING_LEASE_S,
+    schedule: bool = True,
+    as_of: float | None = None,
 ) -> dict[str, int]:
     """Pair the project's dirty groups a batch at a time until none is claimable or ``deadline``
-    (monotonic) passes; then, if groups remain, schedule the next job. Returns totals."""
+    (monotonic) passes; then, if groups remain, schedule the next job (unless ``schedule`` is
+    off: a caller that drains to the end itself). ``as_of``: see ``pair_claimed``. Returns totals."""
     claims = Claims(conn, keys.ProjectKeys(project), lease_s)
     totals = {"groups": 0, "added": 0, "removed": 0, "changed": 0}
     while time.monotonic() < deadline:
         token, claimed = claims.claim(time.time(), limit=defaults.PAIRING_BATCH_GROUPS)
         if not claimed:
             return totals
-        if len(claimed) == defaults.PAIRING_BATCH_GROUPS:
+        if schedule and len(claimed) == defaults.PAIRING_BATCH_GROUPS:
             schedule_pairing(conn, project)  # more may wait: another worker can join
         strategy = get_config(conn, project).strategy
-        for status, counts in pair_claimed(conn, claims, token, claimed, max_pairs, strategy).values():
+        for status, counts in pair_claimed(conn, claims, token, claimed, max_pairs, strategy, as_of).values():
             if status == "done":
                 totals["groups"] += 1
                 totals["added"] += counts["added"]
                 totals["removed"] += counts["removed"]
             elif status == "changed":
                 totals["changed"] += 1
-    schedule_pairing(conn, project)
+    if schedule:
+        schedule_pairing(conn, project)
     return totals
 
 

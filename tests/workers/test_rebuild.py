@@ -1,0 +1,240 @@
+"""Rebuild from S3: after real traffic, pairing and an export, Redis is wiped (FLUSHALL) and
+``likeloop rebuild --all`` brings back every project as it was: the same keys and values, the
+same stats, the old API keys working, the same snapshot export, and an export state the next
+incremental export continues from. Real Redis, the bundled S3 server."""
+
+import json
+import time
+
+import pytest
+
+from likeloop_server import apikeys, exports, keys, projects
+from likeloop_server.batch_store import BatchStore, Lifetimes
+from likeloop_server.ingest import prepare
+from tests.support import P, auth, feedback, labelled, likeloop_cli, read_jsonl_gz, response, store, store_and_pair
+from workers.archive import archive_project
+from workers.export import export_project
+from workers.pairing import drain
+from workers.rebuild import ProjectNotEmpty, rebuild_project
+
+PK = keys.ProjectKeys(P)
+DAY = 86400
+
+# Keys whose contents a rebuild makes anew rather than restores: RQ's, the pair log (the
+# rebuilt pairs' changes: the next export reads it), the leaderboard's hours (pairing's hour),
+# the project's bookkeeping of archive runs and queued jobs, and export run records (restored
+# from the manifests, compared apart).
+_MADE_ANEW = (
+    ":pairlog", ":archlog", ":matchhours", ":archive:cursor", ":archive:job", ":pairingjob", ":exports",
+    ":archive:state",
+)  # fmt: skip
+# When a pair (KTO item) was made: the rebuild pairs as of the replayed change that made it, the
+# workers paired a few milliseconds after it.
+_PAIRING_TIMES = ("paired_at", "labelled_at")
+PAIRING_LAG_S = 2.0
+
+
+def _records(raw: dict) -> tuple[dict, dict]:
+    """Stored pair records with their pairing time taken out: (records, id -> pairing time)."""
+    out, times = {}, {}
+    for pid, value in raw.items():
+        record = json.loads(value)
+        meta = json.loads(record["metadata"])
+        times[pid] = next(meta.pop(name) for name in _PAIRING_TIMES if name in meta)
+        out[pid] = {**record, "metadata": meta}
+    return out, times
+
+
+def _made_anew(name: str) -> bool:
+    return (
+        name.startswith(("rq:", "LIMITS:"))
+        or name == keys.LAYOUT
+        or name.endswith(_MADE_ANEW)
+        or ":match:h:" in name
+        or (":export:" in name and not name.endswith((":export:cursor", ":export:committed")))
+    )
+
+
+def dump(conn) -> dict:
+    """Every key and its value, and whether it expires (not when)."""
+    out = {}
+    for raw in conn.scan_iter(count=1000):
+        name = raw.decode()
+        if _made_anew(name):
+            continue
+        kind = conn.type(raw).decode()
+        if kind == "string":
+            value = conn.get(raw)
+        elif kind == "hash":
+            value = conn.hgetall(raw)
+            if name.endswith((":pairrecs", ":ktorecs")):
+                value, times = _records(value)
+                out[name + " (pairing times)"] = times
+        elif kind == "set":
+            value = conn.smembers(raw)
+        elif kind == "zset":
+            value = conn.zrange(raw, 0, -1, withscores=True)
+        elif kind == "list":
+            value = conn.lrange(raw, 0, -1)
+        else:
+            value = conn.xlen(raw)
+        out[name] = (kind, value, conn.ttl(raw) >= 0)
+    return out
+
+
+def pair_all(conn, settings, project=P):
+    drain(conn, project, settings.max_pairs_per_group, time.monotonic() + 60, schedule=False)
+    assert conn.zcard(keys.ProjectKeys(project).dirty) == 0
+
+
+def snapshot_rows(conn, s3, settings, project=P) -> tuple[str, list[tuple]]:
+    manifest = export_project(conn, s3, settings, project, exports.new_export_id(), "snapshot")
+    (data,) = [f for f in manifest["files"] if f["kind"] == "pairs" and f["format"] == "trl"]
+    rows = read_jsonl_gz(s3, settings.s3_bucket, data["key"])
+    out = []
+    for r in rows:
+        meta = json.loads(r["metadata"])
+        meta.pop("paired_at")  # compared in the records
+        out.append((r["prompt"], r["chosen"], r["rejected"], json.dumps(meta, sort_keys=True)))
+    return manifest["export_id"], sorted(out)
+
+
+def traffic(conn, client, settings, secret):
+    """Every kind of event, through the service and the ingest script, paired, in two projects."""
+    projects.update_config(conn, P, stats_metadata_keys=("plan",))
+    for n in range(1, 6):
+        store_and_pair(conn, settings, *labelled(n))
+    store_and_pair(
+        conn,
+        settings,
+        response("r1", "Paris.", "Capital of France?", model="m-1", metadata={"plan": "pro"}, user_id="ann"),
+        response("r2", "Lyon.", "Capital of France?", model="m-2", event_id="e-r2"),
+        response("r3", "Nice.", "Capital of France?", model="m-3"),
+        feedback("rating", "r1", "cy", value=4, scale=5),
+        feedback("rating", "r2", "cy", value=2, scale=5),
+        feedback("comment", "r2", "bob", text="wrong city"),
+        feedback("correction", "r2", "bob", text="Paris, of course."),
+        {"type": "comparison", "response_id": "r1", "other_response_id": "r3", "choice": "a", "user_id": "dee"},
+        {"type": "ranking", "response_ids": ["r1", ["r2", "r3"]], "user_id": "eve"},
+        feedback("like", "late", "ann", event_id="e-late-like"),  # before its response: waits
+        feedback("dislike", "never", "ann"),  # its response never comes: waits, then expires
+        response("unlabelled", "Nobody voted.", "Quiet prompt"),
+    )
+    store_and_pair(conn, settings, response("late", "On time.", "Capital of France?"))
+    # Through the HTTP API: a batch with the key, a like with a feedback token.
+    berlin, bonn = response("h1", "Berlin.", "Capital of Germany?"), response("h2", "Bonn.", "Capital of Germany?")
+    body = {"events": [berlin, bonn]}
+    assert client.post("/v1/events", json=body, headers=auth(secret)).status_code in (200, 201, 207)
+    import likeloop
+
+    minting = likeloop.Client(api_key=secret, url="http://127.0.0.1:9", enabled=False)
+    token = minting.feedback_token("h1")
+    assert client.post("/v1/feedback", json=feedback("like", "h1"), headers=auth(token)).status_code == 201
+    store(conn, settings, feedback("dislike", "h2", "bob"))
+    pair_all(conn, settings)
+    store_and_pair(conn, settings, *labelled(1), project="other")
+
+
+def test_flushall_then_rebuild_all_restores_redis_exactly(conn, client, s3, settings):
+    secret, _ = apikeys.create_key(conn, P, ("ingest", "read", "admin"))
+    _, revoked = apikeys.create_key(conn, P, ("ingest",))
+    apikeys.revoke(conn, revoked.id)
+    apikeys.create_key(conn, "other", ("ingest",))
+    traffic(conn, client, settings, secret)
+    first = export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")
+    assert first["counts"]["pairs"] >= 6
+    # After the export: a flipped vote retracts an exported pair and makes its reverse.
+    store_and_pair(conn, settings, feedback("like", "bad1", "u"), feedback("dislike", "good1", "u"))
+    for project in (P, "other"):
+        archive_project(conn, s3, settings, project)
+
+    before = dump(conn)
+    stats_before = client.get("/v1/stats?group_by=hour", headers=auth(secret)).get_json()
+    board_before = client.get("/v1/leaderboard", headers=auth(secret)).get_json()
+    group = conn.hget(PK.response("r1"), "group").decode()
+    prompt_before = client.get(f"/v1/prompts/{group}", headers=auth(secret)).get_json()
+    snapshot_id, snapshot_before = snapshot_rows(conn, s3, settings)
+    assert len(snapshot_before) >= 6
+    assert conn.exists(PK.pending("never")) and conn.exists(PK.seen("e-r2"))
+
+    conn.flushall()
+    result = likeloop_cli("rebuild", "--all", settings=settings)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["project"] for r in lines] == ["acme", "other"]
+    acme = lines[0]
+    assert acme["differed"] == 0 and acme["keys_restored"] == 2 and acme["settings_restored"] == 1
+    assert acme["manifests_applied"] == 1 and acme["retractions_queued"] == 1
+
+    after = dump(conn)
+    assert (sorted(set(after) - set(before)), sorted(set(before) - set(after))) == ([], [])
+    timed = [k for k in before if k.endswith(" (pairing times)")]
+    assert {k: v for k, v in after.items() if v != before[k] and k not in timed} == {}
+    for name in timed:
+        assert sorted(after[name]) == sorted(before[name])
+        assert all(abs(after[name][pid] - at) < PAIRING_LAG_S for pid, at in before[name].items())
+    # The old key works and answers the same; the revoked one is still refused.
+    assert client.get("/v1/stats?group_by=hour", headers=auth(secret)).get_json() == stats_before
+    assert client.get("/v1/leaderboard", headers=auth(secret)).get_json() == board_before
+    assert client.get(f"/v1/prompts/{group}", headers=auth(secret)).get_json() == prompt_before
+    assert apikeys.lookup(conn, secret).allows("admin")
+    assert not [k for k in apikeys.list_keys(conn, P) if k.id == revoked.id][0].allows("ingest")
+    assert snapshot_rows(conn, s3, settings)[1] == snapshot_before
+    # The runs the manifests record are listed again, newest first.
+    listed = exports.list_exports(conn, P)
+    assert [e["id"] for e in listed] == [snapshot_id, first["export_id"]]
+    assert {(e["status"], e["trigger"]) for e in listed} == {("succeeded", "restored")}
+
+    # The next incremental export goes on from the first: the flipped pair out, its reverse in.
+    nxt = export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")
+    assert nxt["counts"] == {"pairs": 1, "kto": 0, "retractions": 1}
+    (data,) = [f for f in nxt["files"] if f["kind"] == "pairs"]
+    (row,) = read_jsonl_gz(s3, settings.s3_bucket, data["key"])
+    assert (row["prompt"], row["chosen"], row["rejected"]) == ("Q1", "bad 1", "good 1")
+
+
+def at(conn, settings, when: float, *events):
+    """Events stored as if at ``when``, archived (how old traffic reached the archive)."""
+    s = settings
+    ttls = Lifetimes(s.response_ttl_days * DAY, s.pending_ttl_hours * 3600, s.dedupe_ttl_hours * 3600)
+    return BatchStore(conn, settings).store_at(P, [prepare(e, now=when) for e in events], when, ttls, archive=True)[0]
+
+
+def test_what_expired_before_stays_expired_after_a_rebuild(conn, s3, settings):
+    apikeys.create_key(conn, P, ("ingest",))
+    now = time.time()
+    at(conn, settings, now - 40 * DAY, response("old-quiet", prompt="Q"), response("old-liked", prompt="Q"))
+    at(conn, settings, now - 40 * DAY, response("old-late", prompt="Q2", event_id="e-old"))
+    at(conn, settings, now - 35 * DAY, feedback("like", "old-liked", "u"))
+    # 30 days on, Redis expired the unlabelled ones; a like for one of them then waited in vain.
+    conn.delete(PK.response("old-quiet"), PK.response("old-late"), PK.seen("e-old"))
+    assert at(conn, settings, now - 5 * DAY, feedback("like", "old-late", "u")) == ["pending"]
+    conn.delete(PK.pending("old-late"))  # a day later it expired too
+    at(conn, settings, now - 60, response("new", prompt="Q3", event_id="e-new"))
+    archive_project(conn, s3, settings, P)
+    stats = conn.hgetall(PK.stats_total)
+
+    conn.flushall()
+    result = rebuild_project(conn, s3, settings, P)
+    assert result.differed == 0 and result.events == 6
+    assert not conn.exists(PK.response("old-quiet"), PK.response("old-late"), PK.pending("old-late"))
+    assert conn.ttl(PK.response("old-liked")) == -1 and conn.hget(PK.votes("old-liked"), "u")
+    assert conn.ttl(PK.response("new")) > 29 * DAY  # as long as it had left
+    assert conn.exists(PK.seen("e-new")) and not conn.exists(PK.seen("e-old"))
+    assert conn.hgetall(PK.stats_total) == stats
+    assert not conn.exists(PK.rebuild_expiry)
+
+
+def test_a_project_with_data_is_rebuilt_only_when_told_to_replace_it(conn, s3, settings):
+    apikeys.create_key(conn, P, ("ingest",))
+    store_and_pair(conn, settings, *labelled(1))
+    archive_project(conn, s3, settings, P)
+    store(conn, settings, response("since", prompt="Q1"))  # stored after the archive run
+    with pytest.raises(ProjectNotEmpty):
+        rebuild_project(conn, s3, settings, P)
+    refused = likeloop_cli("rebuild", "--project", P, settings=settings)
+    assert refused.returncode == 1 and "--replace" in refused.stderr
+    stats = conn.hgetall(PK.stats_total)
+    result = rebuild_project(conn, s3, settings, P, replace=True)
+    assert result.events == 5  # the pending batch was archived before the project was deleted
+    assert conn.hgetall(PK.stats_total) == stats and conn.exists(PK.response("since"))
