@@ -23,6 +23,8 @@ from likeloop_server.counters import response_dims, utc_hour
 from likeloop_server.ingest import RESPONSE_TEXT_FIELDS, RESPONSE_TYPE, VIA_FIELD, VIA_TOKEN, dumps
 
 from .archive import ArchiveLayout
+from .archive_rows import MODEL_CREDENTIAL
+from .model_labels import JUDGEMENT
 
 _MICROS_COLUMNS = ("received_at", "timestamp")
 
@@ -35,6 +37,10 @@ class ArchivedBatch:
     received: float
     events: list[dict[str, Any]]  # prepared, as likeloop_server.ingest.prepare made them
     statuses: list[str]  # as stored the first time
+    # Or a model's labels (workers/model_labels.py): (group id, judgements fields) and
+    # reference answers (response hashes).
+    verdicts: dict[str, dict[str, str]] | None = None
+    references: list[dict[str, str]] | None = None
 
 
 def _stream_id(text: str) -> tuple[int, int]:
@@ -124,9 +130,33 @@ def batches(s3: Any, layout: ArchiveLayout) -> Iterator[ArchivedBatch]:
         parts = [_part_rows(s3, layout.bucket, p["key"]) for p in record["parts"]]
         for entry, rows in groupby(heapq.merge(*parts, key=_order), key=lambda r: r["batch"]):
             group = list(rows)
+            if group[0]["credential"] == MODEL_CREDENTIAL:
+                yield _model_labels(entry, group)
+                continue
             yield ArchivedBatch(
                 entry=entry,
                 received=group[0]["received_at"] / 1_000_000,
                 events=[prepared_event(r) for r in group],
                 statuses=[r["status"] for r in group],
             )
+
+
+def _model_labels(entry: str, rows: list[dict[str, Any]]) -> ArchivedBatch:
+    """An entry of a model's labels, as model_labels writes them."""
+    verdicts: dict[str, dict[str, str]] = {}
+    references = []
+    for row in rows:
+        hour = utc_hour(row["timestamp"] / 1_000_000)
+        if row["type"] == JUDGEMENT:
+            field = f"{row['response_id']}|{row['other_response_id']}|{row['user_id']}"
+            verdicts.setdefault(row["group_id"], {})[field] = f"{row['choice']}|{hour}|j"
+            continue
+        fields = {"id": row["response_id"], "group": row["group_id"], "response": row["response"]}
+        fields.update(model=row.get("model") or "", ts=repr(row["timestamp"] / 1_000_000))
+        for name in ("prompt", "system", "messages"):
+            if row.get(name) is not None:
+                fields[name] = row[name]
+        fields.update(dims="[]", hour=hour, source=row["source"], reference_role=row["reference_role"])
+        references.append(fields)
+    received = rows[0]["received_at"] / 1_000_000
+    return ArchivedBatch(entry, received, [], [], verdicts=verdicts, references=references)

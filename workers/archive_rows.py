@@ -4,7 +4,9 @@ ingest script got it, each event's status, and the receive time).
 
 An event is archived when the script stored it (``accepted``) or kept it waiting for its
 response (``pending``); duplicates and refusals are not. Rows carry what the script got after
-normalisation: the service-made ids, the prompt group, the voter a token stood for.
+normalisation: the service-made ids, the prompt group, the voter a token stood for. Labels a
+worker's model added (judge verdicts, reference answers: workers/model_labels.py) are archived
+from entries of their own, with credential ``model``.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from likeloop_server.identity import short_hash
 from likeloop_server.ingest import RESPONSE_FIELDS_AT, RESPONSE_TYPE, VIA_FIELD
+
+from .model_labels import JUDGEMENT, LOG_FIELD
 
 # Bumped when a column changes meaning or goes; new nullable columns keep the version.
 SCHEMA_VERSION = 1
 ARCHIVED_STATUSES = frozenset({"accepted", "pending"})
+MODEL_CREDENTIAL = "model"  # labels a worker's model added: judge verdicts, reference answers
 
 _TS = pa.timestamp("us", tz="UTC")
 SCHEMA = pa.schema(
@@ -53,6 +59,9 @@ SCHEMA = pa.schema(
         # Whether the client chose the id (a response's response_id, feedback's event_id): only a
         # client-chosen id can come again, so only those are deduped (rebuild replays that).
         pa.field("client_id", pa.bool_()),
+        # A model's label (credential "model"): a reference answer's source and role.
+        pa.field("source", pa.string()),
+        pa.field("reference_role", pa.string()),
     ],
     metadata={"likeloop.archive.schema_version": str(SCHEMA_VERSION)},
 )
@@ -74,6 +83,11 @@ def day_of(us: int) -> str:
 def entry_rows(entry_id: str, fields: dict[bytes, bytes]) -> Iterator[dict[str, Any]]:
     """The rows of one archive log entry: its archived events, in batch order."""
     received = micros(fields[b"t"].decode())
+    if LOG_FIELD in fields:
+        for position, row in enumerate(_model_rows(orjson.loads(fields[LOG_FIELD]), received)):
+            row.update(received_at=received, status="accepted", batch=entry_id, position=position)
+            yield row
+        return
     statuses = fields[b"s"].decode().split(",")
     for position, (event, status) in enumerate(zip(orjson.loads(fields[b"e"]), statuses, strict=True)):
         if status not in ARCHIVED_STATUSES:
@@ -118,3 +132,28 @@ def _feedback_row(ev: dict[str, Any]) -> dict[str, Any]:
         "ranking": ev.get("ranks"),
         "client_id": bool(ev.get("dedupe")),
     }
+
+
+def _model_rows(label: dict[str, Any], at: int) -> Iterator[dict[str, Any]]:
+    """Rows of a model's labels (workers/model_labels.py): a judge's verdicts, one row each
+    (``response_id`` the lower id, ``other_response_id`` the higher, ``choice`` the verdict), or
+    a reference answer (a response with its ``source`` and ``reference_role``)."""
+    gid = label["group"]
+    if label["kind"] == JUDGEMENT:
+        for field, value in sorted(label["verdicts"].items()):
+            lo, hi, user = field.split("|", 2)
+            yield {
+                "event_id": short_hash("judgement", gid, field, value), "type": JUDGEMENT, "response_id": lo,
+                "other_response_id": hi, "choice": value.split("|", 1)[0], "user_id": user, "group_id": gid,
+                "timestamp": at, "credential": MODEL_CREDENTIAL,
+            }  # fmt: skip
+        return
+    stored = label["fields"]
+    row = {name: stored.get(name) for name in _RESPONSE_COLUMNS}
+    rid = stored["id"]
+    row.update(
+        event_id=rid, type=RESPONSE_TYPE, response_id=rid, group_id=gid, timestamp=micros(stored["ts"]),
+        credential=MODEL_CREDENTIAL, source=stored.get("source"), reference_role=stored.get("reference_role"),
+    )  # fmt: skip
+    row["model"] = row["model"] or None
+    yield row

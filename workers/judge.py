@@ -32,6 +32,8 @@ from likeloop_server.identity import normalise_text, short_hash
 from likeloop_server.queues import schedule_pairing
 from likeloop_server.stats import JUDGE_COUNTERS
 
+from . import context
+from .model_labels import write_verdicts
 from .pairing import read_groups
 from .rules import direct_preferences, make_pairs
 
@@ -234,12 +236,13 @@ def _judge_group(
             verdict = "="
             counts.ties += 1
         counts.verdicts += 1
-        verdicts[f"{lo}|{hi}|{user}"] = f"{verdict}|{utc_hour(time.time())}|j"
+        verdicts[f"{lo}|{hi}|{user}"] = verdict
     if verdicts:
+        now = time.time()
+        hour = utc_hour(now)
+        stamped = {field: f"{verdict}|{hour}|j" for field, verdict in verdicts.items()}
         pipe = conn.pipeline(transaction=True)
-        pipe.hset(pk.judgements(snap.group_id), mapping=verdicts)
-        pipe.incr(pk.group_version(snap.group_id))
-        pipe.zadd(pk.dirty, {snap.group_id: time.time()}, nx=True)
+        write_verdicts(pipe, pk, snap.group_id, stamped, now, context.settings().archive)
         pipe.execute()
         schedule_pairing(conn, project)
     return going

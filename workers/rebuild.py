@@ -31,7 +31,7 @@ from likeloop_server.exports import ExportStatus
 from likeloop_server.identity import new_id, valid_project_name
 from likeloop_server.settings import Settings
 
-from . import archive_state
+from . import archive_state, model_labels
 from .archive import ArchiveLayout, archive_project
 from .archive_replay import ArchivedBatch, batches
 from .export_commit import reconcile
@@ -171,6 +171,9 @@ class _Replay:
         if self.dirty_since is not None and at - self.dirty_since >= PAIR_AFTER_S:
             self.pair()
         self.expire(at)
+        if batch.verdicts is not None or batch.references is not None:
+            self._model_labels(batch)
+            return 0
         response_s, expire_responses = self._lifetime(at, self.response_s)
         pending_s, expire_pending = self._lifetime(at, self.pending_s)
         dedupe_s = math.ceil(at + self.dedupe_s - time.time())
@@ -199,6 +202,17 @@ class _Replay:
             self.conn.zadd(self.pk.rebuild_expiry, due, gt=True)
             self.next_due = min(self.next_due, *due.values())
         return sum(1 for a, b in zip(statuses, batch.statuses, strict=True) if a != b)
+
+    def _model_labels(self, batch: ArchivedBatch) -> None:
+        pipe = self.conn.pipeline(transaction=True)
+        for group_id, verdicts in (batch.verdicts or {}).items():
+            model_labels.write_verdicts(pipe, self.pk, group_id, verdicts, batch.received, archive=False)
+        for fields in batch.references or []:
+            model_labels.write_reference(pipe, self.pk, fields["group"], fields, batch.received, archive=False)
+        pipe.execute()
+        self.last_at = batch.received
+        if self.dirty_since is None:
+            self.dirty_since = batch.received
 
     def finish(self) -> None:
         self.pair()

@@ -23,7 +23,9 @@ from likeloop_server.ingest import RESPONSE_FIELDS_AT, prepare
 from likeloop_server.queues import schedule_pairing
 from likeloop_server.stats import REFERENCE_COUNTERS
 
+from . import context
 from .judge import for_configured_projects, model_client, reserve_calls
+from .model_labels import write_reference
 from .pairing import read_groups
 
 log = logging.getLogger(__name__)
@@ -128,10 +130,7 @@ def _store(conn: redis.Redis, project: str, snap: Any, config: projects.Referenc
     # Its own group, whatever its prompt normalises to: it answers that group's prompt.
     stored.update(group=snap.group_id, source=REFERENCE_SOURCE, reference_role=config.role, dims="[]")
     pipe = conn.pipeline(transaction=True)
-    pipe.hset(pk.response(rid), mapping=stored)
-    pipe.sadd(pk.group(snap.group_id), rid)
-    pipe.incr(pk.group_version(snap.group_id))
-    pipe.zadd(pk.dirty, {snap.group_id: time.time()}, nx=True)
+    write_reference(pipe, pk, snap.group_id, stored, time.time(), context.settings().archive)
     pipe.execute()
     schedule_pairing(conn, project)
 

@@ -22,8 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ["likeloop rebuild --all", "likeloop rebuild --project shop", "likeloop rebuild --project shop --replace"],
         description="Replay the event archive (LIKELOOP_ARCHIVE_URL) into Redis: the project's settings "
         "and API keys (hashes) from the archive's state, every archived event through the ingest "
-        "script as of its receive time (responses, feedback, stats, comments), the export state "
-        "from the export manifests, then every prompt group paired again. For a project Redis has "
+        "script as of its receive time (responses, feedback, stats, comments) and every label a "
+        "model added (judge verdicts, reference answers), prompt groups paired as the replay goes, "
+        "then the export state from the export manifests. For a project Redis has "
         "no data of (after Redis was lost); --replace first archives what is pending, deletes the "
         "project's data and rebuilds it. Events stored after the last archive run were not in S3 "
         "and are not brought back (docs/durability.md). Prints what was restored as JSON, a line "

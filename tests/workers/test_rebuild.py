@@ -238,3 +238,46 @@ def test_a_project_with_data_is_rebuilt_only_when_told_to_replace_it(conn, s3, s
     result = rebuild_project(conn, s3, settings, P, replace=True)
     assert result.events == 5  # the pending batch was archived before the project was deleted
     assert conn.hgetall(PK.stats_total) == stats and conn.exists(PK.response("since"))
+
+
+def test_a_models_labels_are_archived_and_rebuilt(conn, s3, settings, monkeypatch):
+    from tests.llm_server import LlmServer
+    from workers.judge import judge_project
+    from workers.reference import reference_project
+
+    server = LlmServer()
+    monkeypatch.setenv("JUDGE_KEY", "sk-test")
+    try:
+        apikeys.create_key(conn, P, ("ingest",))
+        endpoint = {"base_url": server.url, "api_key_env": "JUDGE_KEY"}
+        projects.update_config(conn, P, judge={**endpoint, "model": "judge-1"})
+        projects.update_config(conn, P, reference={**endpoint, "model": "rejected-model", "role": "rejected"})
+        store(conn, settings, response("g1a", "answer 1 one", "Q1"), response("g1b", "answer 1 correct", "Q1"))
+        store(conn, settings, response("a", "the liked answer", "Q2"), feedback("like", "a", "u1"))
+        assert judge_project(conn, P)["verdicts"] == 1
+        assert reference_project(conn, P)["answers"] == 1
+    finally:
+        server.close()
+    pair_all(conn, settings)
+    sources = {json.loads(json.loads(r)["metadata"])["source"] for r in conn.hvals(PK.pair_records)}
+    assert sources == {"judge", "reference"}
+    archive_project(conn, s3, settings, P)
+    before = dump(conn)
+
+    conn.flushall()
+    result = rebuild_project(conn, s3, settings, P)
+    assert result.differed == 0
+    after = dump(conn)
+    # The model-call counters and budgets are the runs' bookkeeping, not labels: not archived.
+    for d in (before, after):
+        kind, stats, expires = d[PK.stats_total]
+        d[PK.stats_total] = (
+            kind,
+            {k: v for k, v in stats.items() if not k.startswith((b"judge_", b"reference_"))},
+            expires,
+        )
+        for name in [k for k in d if ":judgecalls:" in k or ":referencecalls:" in k]:
+            del d[name]
+    assert sorted(after) == sorted(before)
+    timed = [k for k in before if k.endswith(" (pairing times)")]
+    assert {k: v for k, v in after.items() if v != before[k] and k not in timed} == {}
