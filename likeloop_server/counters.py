@@ -42,6 +42,15 @@ def _hour_label(hour: int) -> str:
     return datetime.fromtimestamp(hour * 3600, tz=UTC).strftime("%Y-%m-%dT%H")
 
 
+def in_period(label: str, since: str | None, until: str | None) -> bool:
+    """Whether a stats or matches bucket is in a range (``since``/``until``: a day ``YYYY-MM-DD``
+    or an hour ``YYYY-MM-DDTHH``, inclusive). A bucket is an hour, or a whole UTC day once its
+    hours are rolled up (workers/stats_rollup.py): a day is in the range if any of it is."""
+    if len(label) == 10:  # a day
+        return (since is None or label >= since[:10]) and (until is None or label <= until[:10])
+    return (since is None or label >= since[:13]) and (until is None or label[: len(until)] <= until)
+
+
 def dimension(kind: str, value: str) -> str:
     """A dimension as fields name it: ``dimension("model", "m1")`` is ``"m:m1"``."""
     return DIMENSIONS[kind] + value

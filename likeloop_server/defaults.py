@@ -22,6 +22,9 @@ MAX_BATCH_EVENTS = 500
 RESPONSE_TTL_DAYS = 30
 # Feedback for a response that has not arrived yet waits this long for it.
 PENDING_TTL_HOURS = 24
+# Stats (and the leaderboard's results) are kept per hour this long, then per day.
+STATS_HOURLY_DAYS = 7
+STATS_ROLLUP_CRON = "23 * * * *"
 # Event ids are remembered this long to drop SDK retries of the same event.
 DEDUPE_TTL_HOURS = 24
 # Every chosen against every rejected grows quadratically; this bounds one prompt group.

@@ -98,9 +98,20 @@ local function incr_both(total, bucket, name, by)
   incr(bucket, name, by)
 end
 
+-- The stats bucket of an hour: the hour, or its day once that day's hours are rolled up
+-- (workers/stats_rollup.py; K.statsrolled names the last day rolled, read once per batch).
+local rolled = nil
+local function period(hour)
+  if rolled == nil then rolled = redis.call('GET', K.statsrolled) or '' end
+  local day = string.sub(hour, 1, 10)
+  if day <= rolled then return day end
+  return hour
+end
+
 -- Bump a counter in the project total and in the event's hour bucket, plainly and for each of
 -- the response's counted dimensions; ``labelled`` says whether the group and user count too.
 local function bump(dims, metric, by, hour, labelled)
+  hour = period(hour)
   local total, bucket = K.stats, K.stats_hour .. hour
   incr_both(total, bucket, metric, by)
   for _, d in ipairs(dims) do
@@ -115,6 +126,7 @@ end
 
 -- A response's first feedback: from now on its group and user count it, in its own hour.
 local function count_labelled(dims, hour)
+  hour = period(hour)
   local total, bucket = K.stats, K.stats_hour .. hour
   for _, d in ipairs(dims) do
     if unbounded(d) then incr_both(total, bucket, 'responses|' .. d, 1) end

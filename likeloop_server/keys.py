@@ -128,6 +128,12 @@ class ProjectKeys:
         return f"{self.base}statdims"  # set of the model and metadata dimensions counted (capped)
 
     @property
+    def stats_rolled(self) -> str:
+        # the last UTC day whose hourly stats (and matches) are rolled up into one bucket of the
+        # day (workers/stats_rollup.py): counts for an hour of it go to the day's bucket
+        return f"{self.base}statsrolled"
+
+    @property
     def disliked_groups(self) -> str:
         return f"{self.base}disliked"  # sorted set prompt group id -> its dislikes
 
@@ -249,6 +255,7 @@ class ProjectKeys:
             self.disliked_groups,
             self.judgements(""),
             self.archive_log,
+            self.stats_rolled,
         )
 
 
@@ -274,4 +281,5 @@ INGEST_SCRIPT_KEYS = (
     "disliked",
     "judg",
     "archlog",
+    "statsrolled",
 )

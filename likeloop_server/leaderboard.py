@@ -19,6 +19,7 @@ from typing import Any
 import redis
 
 from . import keys
+from .counters import in_period
 
 SEP = "\x1f"
 RATING_BASE, RATING_SCALE = 1000.0, 400.0  # the Elo-like scale ratings are reported on
@@ -64,7 +65,7 @@ def read_counts(conn: redis.Redis, project: str, since: str | None, until: str |
     """Every field of the matches hashes of a range's hours, summed (positive ones)."""
     pk = keys.ProjectKeys(project)
     hours = sorted(h.decode() for h in conn.smembers(pk.match_hours))
-    hours = [h for h in hours if (since is None or h >= since[:13]) and (until is None or h[: len(until)] <= until)]
+    hours = [h for h in hours if in_period(h, since, until)]
     pipe = conn.pipeline(transaction=False)
     for hour in hours:
         pipe.hgetall(pk.matches_hour(hour))

@@ -40,6 +40,7 @@ JOB_FUNCTIONS = frozenset(
         "workers.export.export_all_projects",
         "workers.archive.run_archive",
         "workers.archive.archive_all_projects",
+        "workers.stats_rollup.roll_up_all_projects",
         "workers.judge.judge_all_projects",
         "workers.reference.reference_all_projects",
     }

@@ -15,7 +15,7 @@ from typing import Any
 import redis
 
 from . import keys, stored
-from .counters import COUNTERS, DIMENSIONS, PAIRS_EXPORTED, dimension, split_hash
+from .counters import COUNTERS, DIMENSIONS, PAIRS_EXPORTED, dimension, in_period, split_hash
 from .errors import InvalidValue
 from .leaderboard import judge_agreement
 
@@ -59,14 +59,10 @@ def _add(into: dict[str, int], more: dict[str, int]) -> None:
         into[k] = into.get(k, 0) + v
 
 
-def _in_range(hour: str, since: str | None, until: str | None) -> bool:
-    return (since is None or hour >= since[:13]) and (until is None or hour[: len(until)] <= until)
-
-
 def hourly(conn: redis.Redis, project: str, since: str | None, until: str | None) -> list[tuple[str, bytes]]:
     pk = keys.ProjectKeys(project)
     hours = sorted(h.decode() for h in conn.smembers(pk.stats_hours))
-    hours = [h for h in hours if _in_range(h, since, until)]
+    hours = [h for h in hours if in_period(h, since, until)]
     pipe = conn.pipeline(transaction=False)
     for hour in hours:
         pipe.hgetall(pk.stats_hour(hour))

@@ -122,15 +122,14 @@ class _Parts:
     def write(self, entry_id: str, rows: list[dict[str, Any]]) -> None:
         if self.first_entry is None:
             self.first_entry = entry_id
-        by_day: dict[str, list[dict[str, Any]]] = {}
-        for row in rows:
-            by_day.setdefault(day_of(row["received_at"]), []).append(row)
-        for day, day_rows in by_day.items():
-            writer = self._writers.get(day)
-            if writer is None:
-                key = self.layout.part(day, self.first_entry)
-                writer = self._writers[day] = ParquetWriter(self.s3, self.layout.bucket, key, SCHEMA, self._background)
-            writer.write_many(day_rows)
+        if not rows:
+            return
+        day = day_of(rows[0]["received_at"])  # one receive time per entry (a stored batch)
+        writer = self._writers.get(day)
+        if writer is None:
+            key = self.layout.part(day, self.first_entry)
+            writer = self._writers[day] = ParquetWriter(self.s3, self.layout.bucket, key, SCHEMA, self._background)
+        writer.write_many(rows)
 
     def finish(self) -> list[tuple[str, WrittenObject]]:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import rq.cron
 from rq.cron import CronScheduler
 
-from likeloop_server.defaults import SWEEP_INTERVAL_S
+from likeloop_server.defaults import STATS_ROLLUP_CRON, SWEEP_INTERVAL_S
 from likeloop_server.queues import EXPORT_QUEUE, PAIRING_QUEUE, LikeLoopQueue
 from likeloop_server.settings import Settings
 
@@ -14,6 +14,7 @@ from .export import export_all_projects
 from .judge import judge_all_projects
 from .pairing import sweep_dirty
 from .reference import reference_all_projects
+from .stats_rollup import roll_up_all_projects
 
 JUDGE_CRON = "17 * * * *"
 REFERENCE_CRON = "47 * * * *"
@@ -21,7 +22,7 @@ REFERENCE_CRON = "47 * * * *"
 
 def register_jobs(scheduler: CronScheduler, settings: Settings) -> None:
     """The nightly export of every project, the sweep that re-enqueues stale pairing, the event
-    archive's runs, and the opt-in AI feedback.
+    archive's runs, the opt-in AI feedback, and the stats' roll-up to days.
 
     RQ's cron enqueues through ``rq.cron.Queue`` with no say in the serializer; it is pointed at
     LikeLoop's queue class so that cron's jobs are JSON like every other (workers read no pickles).
@@ -35,3 +36,5 @@ def register_jobs(scheduler: CronScheduler, settings: Settings) -> None:
     # Projects with a judge (opt-in): hourly, within each project's daily budget of model calls.
     scheduler.register(judge_all_projects, EXPORT_QUEUE, cron=JUDGE_CRON, name="judge")
     scheduler.register(reference_all_projects, EXPORT_QUEUE, cron=REFERENCE_CRON, name="reference")
+    # Hourly stats older than LIKELOOP_STATS_HOURLY_DAYS become daily ones (cheap when nothing is due).
+    scheduler.register(roll_up_all_projects, EXPORT_QUEUE, cron=STATS_ROLLUP_CRON, name="stats-rollup")

@@ -39,6 +39,7 @@ from .export_layout import Layout
 from .pairing import drain
 from .run_lock import ArchiveLock, ExportLock
 from .s3io import read_jsonl_gz
+from .stats_rollup import roll_up
 
 log = logging.getLogger("likeloop.rebuild")
 
@@ -351,6 +352,7 @@ def rebuild_project(
             result.retractions_queued = _queue_retractions(conn, s3, elayout, manifests)
         finally:
             export_lock.release()
+        roll_up(conn, project, settings.stats_hourly_days)  # old hours to days, as they were
     finally:
         lock.release()
     result.seconds = round(time.monotonic() - started, 3)

@@ -16,6 +16,7 @@ from workers.archive import archive_project
 from workers.export import export_project
 from workers.pairing import drain
 from workers.rebuild import ProjectNotEmpty, rebuild_project
+from workers.stats_rollup import roll_up
 
 PK = keys.ProjectKeys(P)
 DAY = 86400
@@ -212,7 +213,9 @@ def test_what_expired_before_stays_expired_after_a_rebuild(conn, s3, settings):
     conn.delete(PK.pending("old-late"))  # a day later it expired too
     at(conn, settings, now - 60, response("new", prompt="Q3", event_id="e-new"))
     archive_project(conn, s3, settings, P)
+    assert roll_up(conn, P, settings.stats_hourly_days)["days"] == 2  # 40 and 35 days ago
     stats = conn.hgetall(PK.stats_total)
+    buckets = {h: conn.hgetall(PK.stats_hour(h.decode())) for h in conn.smembers(PK.stats_hours)}
 
     conn.flushall()
     result = rebuild_project(conn, s3, settings, P)
@@ -222,6 +225,7 @@ def test_what_expired_before_stays_expired_after_a_rebuild(conn, s3, settings):
     assert conn.ttl(PK.response("new")) > 29 * DAY  # as long as it had left
     assert conn.exists(PK.seen("e-new")) and not conn.exists(PK.seen("e-old"))
     assert conn.hgetall(PK.stats_total) == stats
+    assert {h: conn.hgetall(PK.stats_hour(h.decode())) for h in conn.smembers(PK.stats_hours)} == buckets
     assert not conn.exists(PK.rebuild_expiry)
 
 

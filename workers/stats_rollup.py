@@ -1,0 +1,79 @@
+"""Hourly stats roll up to days: a project keeps an hash of counters per hour for
+``LIKELOOP_STATS_HOURLY_DAYS`` (7), then one per day, which answers every query by day, model,
+group or filter as the hours did (docs/api.md). The leaderboard's hourly results go the same way.
+
+A day rolls up in one script call, atomic with ingest: its hours' counters are added into the
+day's hash (named as an hour's, with the day for the hour: ``P:stats:h:2026-11-20``), the hours'
+hashes deleted, the day listed instead; then ``P:statsrolled`` says the day is rolled, and the
+ingest script counts a late event of one of its hours (a vote changed weeks later, an event with
+an old timestamp) in the day's hash. Days roll up oldest first, so every day up to the marker is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import redis
+
+from likeloop_server import keys
+from likeloop_server.apikeys import list_projects
+
+from . import context
+
+# KEYS: the hours set, the rolled-day marker (or the hours set again: no marker), then ARGV:
+# the hashes' prefix, the day, its hours. Returns how many hours were rolled.
+_ROLL_DAY = """
+local set, marker, prefix, day = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
+local target = prefix .. day
+for i = 3, #ARGV do
+  local source = prefix .. ARGV[i]
+  local fields = redis.call('HGETALL', source)
+  for j = 1, #fields, 2 do
+    redis.call('HINCRBY', target, fields[j], fields[j + 1])
+  end
+  redis.call('DEL', source)
+  redis.call('SREM', set, ARGV[i])
+end
+redis.call('SADD', set, day)
+if marker ~= set then
+  local current = redis.call('GET', marker)
+  if not current or current < day then redis.call('SET', marker, day) end
+end
+return #ARGV - 2
+"""
+
+
+def _today(now: float | None) -> str:
+    return datetime.fromtimestamp(time.time() if now is None else now, tz=UTC).strftime("%Y-%m-%d")
+
+
+def roll_up(conn: redis.Redis, project: str, keep_days: int, now: float | None = None) -> dict[str, int]:
+    """Roll the project's hourly buckets older than ``keep_days`` (whole UTC days before today)
+    up to days. Returns the days and hours rolled."""
+    pk = keys.ProjectKeys(project)
+    cutoff = datetime.fromtimestamp((time.time() if now is None else now) - keep_days * 86400, tz=UTC)
+    last_day = cutoff.strftime("%Y-%m-%d")  # days before this one roll up
+    script = conn.register_script(_ROLL_DAY)
+    done = {"days": 0, "hours": 0}
+    for hours_set, prefix, marker in (
+        (pk.stats_hours, pk.stats_hour(""), pk.stats_rolled),
+        (pk.match_hours, pk.matches_hour(""), pk.match_hours),
+    ):
+        by_day: dict[str, list[str]] = defaultdict(list)
+        for raw in conn.smembers(hours_set):
+            label = raw.decode()
+            if len(label) == 13 and label[:10] < last_day:
+                by_day[label[:10]].append(label)
+        for day in sorted(by_day):
+            done["hours"] += int(script(keys=[hours_set, marker], args=[prefix, day, *sorted(by_day[day])]))
+            done["days"] += 1
+    return done
+
+
+def roll_up_all_projects(conn: redis.Redis | None = None) -> dict[str, dict[str, int]]:
+    """Cron job: roll up every project's hourly stats past the hourly window."""
+    conn = conn or context.redis_conn()
+    keep = context.settings().stats_hourly_days
+    return {p: roll_up(conn, p, keep) for p in list_projects(conn)}
