@@ -34,7 +34,7 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	@touch $@
 
-bench: $(VENV)/.bench-installed  ## SDK per-call cost, export, pairing and ingest throughput
+bench: $(VENV)/.bench-installed  ## SDK per-call cost, export, pairing and ingest throughput, Redis memory
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || true
 	$(BIN)/python bench/sdk_overhead.py
 	$(BIN)/python bench/export.py
@@ -44,6 +44,7 @@ bench: $(VENV)/.bench-installed  ## SDK per-call cost, export, pairing and inges
 	$(BIN)/python bench/permanent_bytes.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/system.py
+	$(BIN)/python bench/memory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -119,11 +119,13 @@ def clear(conn: redis.Redis, project: str) -> int:
     return deleted
 
 
-class _Replay:
-    """Archived batches through the ingest script, as of their receive times."""
+class Replay:
+    """Batches of the past through the ingest script, as of their receive times: a rebuild's
+    archived batches, or a benchmark's simulated history (``archive`` on: the batches go to the
+    archive log as traffic of that time would)."""
 
-    def __init__(self, conn: redis.Redis, settings: Settings, project: str) -> None:
-        self.conn, self.project, self.settings = conn, project, settings
+    def __init__(self, conn: redis.Redis, settings: Settings, project: str, archive: bool = False) -> None:
+        self.conn, self.project, self.settings, self.archive = conn, project, settings, archive
         self.pk = keys.ProjectKeys(project)
         self.store = BatchStore(conn, settings)
         self.expire_script = conn.register_script(_EXPIRE_SCRIPT)
@@ -186,7 +188,7 @@ class _Replay:
                 else:
                     ev["dedupe"] = False
         statuses, dirty = self.store.store_at(
-            self.project, batch.events, at, Lifetimes(response_s, pending_s, dedupe_s), archive=False
+            self.project, batch.events, at, Lifetimes(response_s, pending_s, dedupe_s), archive=self.archive
         )
         self.last_at = at
         if dirty and self.dirty_since is None:
@@ -207,9 +209,9 @@ class _Replay:
     def _model_labels(self, batch: ArchivedBatch) -> None:
         pipe = self.conn.pipeline(transaction=True)
         for group_id, verdicts in (batch.verdicts or {}).items():
-            model_labels.write_verdicts(pipe, self.pk, group_id, verdicts, batch.received, archive=False)
+            model_labels.write_verdicts(pipe, self.pk, group_id, verdicts, batch.received, self.archive)
         for fields in batch.references or []:
-            model_labels.write_reference(pipe, self.pk, fields["group"], fields, batch.received, archive=False)
+            model_labels.write_reference(pipe, self.pk, fields["group"], fields, batch.received, self.archive)
         pipe.execute()
         self.last_at = batch.received
         if self.dirty_since is None:
@@ -331,7 +333,7 @@ def rebuild_project(
             restored = archive_state.restore(conn, state)
             result.settings_restored, result.keys_restored = restored["settings"], restored["keys"]
         conn.sadd(keys.PROJECTS, project)
-        replay = _Replay(conn, settings, project)
+        replay = Replay(conn, settings, project)
         for batch in batches(s3, alayout):
             result.differed += replay.replay(batch)
             result.batches += 1

@@ -1,0 +1,253 @@
+"""Redis memory against traffic, on a local redis-server and the bundled S3 server.
+
+1. Bytes per response: Redis's ``used_memory`` added by unlabelled responses, and by labelled
+   ones (two answers to a prompt, a like and a dislike) with their pair and KTO rows, each
+   about ``--text-bytes`` of answer text; and the sum of ``MEMORY USAGE`` of the keys.
+2. A long run: ``--events`` events over ``--days`` simulated days ending now, stored through the
+   ingest script as of their time (the clock rebuilds use, workers/rebuild.py ``Replay``: what
+   expires, expires at its simulated time; groups are paired as of then), archived once a
+   simulated day, hourly stats rolled up to days. Prints Redis memory and the archive's bytes as
+   the days go, and the archive's events/s against the ingest script's in the same run.
+
+The target (docs/benchmarks.md): Redis memory levels off at the hot window while the archive
+grows. Run: python bench/memory.py [--events 1000000] [--days 60] [--text-bytes 430]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from likeloop_cli import stack  # noqa: E402
+from likeloop_server import apikeys, keys  # noqa: E402
+from likeloop_server.batch_store import BatchStore  # noqa: E402
+from likeloop_server.ingest import prepare  # noqa: E402
+from likeloop_server.settings import Settings  # noqa: E402
+
+P = "bench"
+DAY = 86400
+BATCH = 100
+LABELLED_SHARE = 0.3  # of prompt groups get a like and a dislike
+LATE_VOTES_SHARE = 0.02  # of a day's events: a vote changed on an answer of an earlier day
+
+
+def used(conn: Any) -> int:
+    return int(conn.info("memory")["used_memory"])
+
+
+def key_bytes(conn: Any) -> int:
+    names = list(conn.scan_iter(count=1000))
+    pipe = conn.pipeline(transaction=False)
+    for name in names:
+        pipe.memory_usage(name, samples=0)
+    return sum(size or 0 for size in pipe.execute())
+
+
+_WORDS = [w for w in (
+    "the a to of and in is it you that for on with as this be are your can use not by or from at an "
+    "if set run file data model error value user time code api key list new one when will more how "
+    "call add get make see need first each then also only into other than out up all some what"
+).split()]  # fmt: skip
+
+
+def answer(text_bytes: int, n: int) -> str:
+    """About ``text_bytes`` of text, different for every ``n`` (so the archive compresses it as
+    it would real answers, not a repeated string)."""
+    rng = random.Random(n)
+    words = [f"answer {n}:"]
+    size = len(words[0])
+    while size < text_bytes:
+        word = rng.choice(_WORDS) if rng.random() < 0.8 else f"{rng.choice(_WORDS)}{rng.randrange(1000)}"
+        words.append(word)
+        size += len(word) + 1
+    return " ".join(words)[:text_bytes]
+
+
+def per_response(conn: Any, settings: Settings, n: int, text_bytes: int) -> dict[str, float]:
+    """Bytes per unlabelled response, and per labelled response with its pair and KTO rows."""
+    from workers.pairing import drain
+
+    store = BatchStore(conn, settings)
+    out = {}
+    for kind in ("unlabelled", "labelled"):
+        conn.flushall()
+        apikeys.create_key(conn, P, ("ingest",))
+        before_used, before_keys = used(conn), key_bytes(conn)
+        for start in range(0, n, BATCH // 4):
+            events: list[dict[str, Any]] = []
+            for g in range(start, min(n, start + BATCH // 4)):
+                for side in ("a", "b"):
+                    rid = f"{kind}-{g}-{side}"
+                    text = answer(text_bytes, g)
+                    events.append({"type": "response", "response_id": rid, "prompt": f"Question {g}?",
+                                   "response": text, "model": f"m-{side}", "user_id": f"user{g}"})  # fmt: skip
+                    if kind == "labelled":
+                        events.append({"type": "like" if side == "a" else "dislike", "response_id": rid,
+                                       "user_id": f"voter{g}", "event_id": f"e-{rid}"})  # fmt: skip
+            store.store(P, [prepare(e) for e in events])
+        drain(conn, P, 100, time.monotonic() + 600, schedule=False)
+        conn.delete(keys.ProjectKeys(P).archive_log)  # the archive's queue, gone at the next run
+        responses = 2 * n
+        out[f"{kind}_used_bytes"] = (used(conn) - before_used) / responses
+        out[f"{kind}_key_bytes"] = (key_bytes(conn) - before_keys) / responses
+    return out
+
+
+def long_run(conn: Any, s3: Any, settings: Settings, events: int, days: int, text_bytes: int) -> dict[str, Any]:
+    from workers.archive import archive_project
+    from workers.archive_replay import ArchivedBatch
+    from workers.rebuild import Replay
+    from workers.stats_rollup import roll_up
+
+    conn.flushall()
+    apikeys.create_key(conn, P, ("ingest",))
+    replay = Replay(conn, settings, P, archive=True)
+    store_s = [0.0]
+    real_store = replay.store.store_at
+
+    def timed_store(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return real_store(*args, **kwargs)
+        finally:
+            store_s[0] += time.perf_counter() - started
+
+    replay.store.store_at = timed_store  # type: ignore[method-assign]
+    rng = random.Random(7)
+    start = time.time() - days * DAY
+    per_day = events // days
+    labelled: list[str] = []
+    stored = archived = 0
+    archive_s = 0.0
+    archive_bytes = 0
+    rows = []
+    group = 0
+    for day in range(days):
+        day_start = start + day * DAY
+        todays: list[dict[str, Any]] = []
+        while len(todays) < per_day:
+            group += 1
+            prompt = f"Question {group}: how do I do thing number {group}?"
+            liked = rng.random() < LABELLED_SHARE
+            for side in ("a", "b"):
+                rid = f"r{group}{side}"
+                todays.append({"type": "response", "response_id": rid, "prompt": prompt, "model": f"m-{side}",
+                               "response": answer(text_bytes, group), "user_id": f"user{group % 5000}"})  # fmt: skip
+                if liked:
+                    todays.append({"type": "like" if side == "a" else "dislike", "response_id": rid,
+                                   "user_id": f"voter{group % 997}", "event_id": f"v-{rid}"})  # fmt: skip
+                    labelled.append(rid)
+            if labelled and rng.random() < LATE_VOTES_SHARE * 4:
+                old = rng.choice(labelled)
+                todays.append({"type": rng.choice(("like", "dislike")), "response_id": old, "user_id": f"voter{group}"})
+        times = sorted(day_start + rng.random() * DAY for _ in range(0, len(todays), BATCH))
+        for at, first in zip(times, range(0, len(todays), BATCH), strict=False):
+            chunk = [{**e, "timestamp": at} for e in todays[first : first + BATCH]]
+            prepared = [prepare(e, now=at) for e in chunk]
+            replay.replay(ArchivedBatch("", at, prepared, ["accepted"] * len(prepared)))
+            stored += len(prepared)
+        day_end = day_start + DAY
+        replay.expire(day_end)
+        started = time.perf_counter()
+        runs = archive_project(conn, s3, settings, P)
+        archive_s += time.perf_counter() - started
+        archived += sum(r.events for r in runs)
+        archive_bytes += sum(p["bytes"] for r in runs for p in r.parts)
+        roll_up(conn, P, settings.stats_hourly_days, now=day_end)
+        rows.append((day + 1, stored, used(conn), archive_bytes))
+        if (day + 1) % 5 == 0 or day + 1 == days:
+            print(f"  day {day + 1:3d}: {stored:>9,} events  Redis {used(conn) / 1e6:8.1f} MB  "
+                  f"archive {archive_bytes / 1e6:8.1f} MB", flush=True)  # fmt: skip
+    replay.finish()
+    return {
+        "rows": rows,
+        "store_events_per_s": stored / store_s[0],
+        "archive_events_per_s": archived / archive_s,
+        "archived": archived,
+        "stored": stored,
+    }
+
+
+def rebuild_from_archive(conn: Any, s3: Any, settings: Settings) -> dict[str, Any]:
+    """Redis lost after the long run: the project rebuilt from the archive, timed."""
+    from workers.rebuild import rebuild_project
+
+    stats = conn.hgetall(keys.ProjectKeys(P).stats_total)
+    before = used(conn)
+    conn.flushall()
+    started = time.perf_counter()
+    result = rebuild_project(conn, s3, settings, P)
+    seconds = time.perf_counter() - started
+    # The export state is not part of this run (it never exported): pairs_exported is absent both times.
+    return {
+        "events": result.events,
+        "seconds": seconds,
+        "memory_ratio": used(conn) / before,
+        "stats_equal": conn.hgetall(keys.ProjectKeys(P).stats_total) == stats,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--text-bytes", type=int, default=430)
+    parser.add_argument("--responses", type=int, default=2000, help="groups measured for bytes per response")
+    args = parser.parse_args()
+
+    import redis
+
+    from workers import context
+
+    with tempfile.TemporaryDirectory() as tmp:
+        redis_server = stack.start_redis(Path(tmp) / "redis")
+        weed = stack.start_weed(Path(tmp) / "weed")
+        os.environ.update(stack.local_aws_env({}))
+        try:
+            settings = Settings(
+                redis_url=redis_server.url, s3_url=f"s3://bench/memory-{uuid.uuid4().hex[:8]}", s3_endpoint=weed.url
+            )
+            conn = redis.Redis.from_url(redis_server.url)
+            s3 = context.s3_client(settings)
+            stack.ensure_bucket(s3, "bench")
+            sizes = per_response(conn, settings, args.responses, args.text_bytes)
+            print(f"bytes per response, {args.text_bytes} bytes of text (used_memory / sum of MEMORY USAGE):")
+            for kind, label, target in (
+                ("unlabelled", "unlabelled", ""),
+                ("labelled", "labelled, with its pair", "2,000"),
+            ):
+                used_b, key_b = sizes[f"{kind}_used_bytes"], sizes[f"{kind}_key_bytes"]
+                print(
+                    f"  {label:24s} {used_b:7.0f} / {key_b:7.0f}"
+                    + (f"   (target while hot: {target})" if target else "")
+                )
+            print(f"long run: {args.events:,} events over {args.days} simulated days")
+            run = long_run(conn, s3, settings, args.events, args.days, args.text_bytes)
+            rows = run["rows"]
+            half = rows[len(rows) // 2 - 1]
+            last = rows[-1]
+            print(f"Redis memory, last day / middle day: {last[2] / half[2]:.2f}  (levelled off: about 1.0)")
+            print(f"archive bytes, last day / middle day: {last[3] / half[3]:.2f}")
+            ratio = run["archive_events_per_s"] / run["store_events_per_s"]
+            rebuilt = rebuild_from_archive(conn, s3, settings)
+            print(f"rebuild of the project from S3 after FLUSHALL: {rebuilt['events']:,} events in "
+                  f"{rebuilt['seconds']:.1f} s ({rebuilt['events'] / rebuilt['seconds']:,.0f} events/s); Redis after / "
+                  f"before {rebuilt['memory_ratio']:.2f}; stats totals equal: {rebuilt['stats_equal']}")  # fmt: skip
+            print(f"archive {run['archive_events_per_s']:,.0f} events/s, ingest script {run['store_events_per_s']:,.0f}"
+                  f" events/s: ratio {ratio:.2f}  (keeps up: at least 1.0)")  # fmt: skip
+        finally:
+            redis_server.stop(grace=1)
+            weed.stop(grace=1)
+
+
+if __name__ == "__main__":
+    main()
