@@ -44,12 +44,22 @@ def used(conn: Any) -> int:
     return int(conn.info("memory")["used_memory"])
 
 
-def key_bytes(conn: Any) -> int:
+def key_bytes_by_kind(conn: Any) -> dict[str, int]:
+    """MEMORY USAGE of every key, summed by kind (``resp``, ``votes``, ``pairrecs``, ...)."""
     names = list(conn.scan_iter(count=1000))
     pipe = conn.pipeline(transaction=False)
     for name in names:
         pipe.memory_usage(name, samples=0)
-    return sum(size or 0 for size in pipe.execute())
+    out: dict[str, int] = {}
+    base = keys.ProjectKeys(P).base.encode()
+    for name, size in zip(names, pipe.execute(), strict=True):
+        kind = name[len(base) :].split(b":")[0].decode() if name.startswith(base) else "global"
+        out[kind] = out.get(kind, 0) + (size or 0)
+    return out
+
+
+def key_bytes(conn: Any) -> int:
+    return sum(key_bytes_by_kind(conn).values())
 
 
 _WORDS = [w for w in (
@@ -72,12 +82,12 @@ def answer(text_bytes: int, n: int) -> str:
     return " ".join(words)[:text_bytes]
 
 
-def per_response(conn: Any, settings: Settings, n: int, text_bytes: int) -> dict[str, float]:
+def per_response(conn: Any, settings: Settings, n: int, text_bytes: int) -> dict[str, Any]:
     """Bytes per unlabelled response, and per labelled response with its pair and KTO rows."""
     from workers.pairing import drain
 
     store = BatchStore(conn, settings)
-    out = {}
+    out: dict[str, Any] = {}
     for kind in ("unlabelled", "labelled"):
         conn.flushall()
         apikeys.create_key(conn, P, ("ingest",))
@@ -87,7 +97,7 @@ def per_response(conn: Any, settings: Settings, n: int, text_bytes: int) -> dict
             for g in range(start, min(n, start + BATCH // 4)):
                 for side in ("a", "b"):
                     rid = f"{kind}-{g}-{side}"
-                    text = answer(text_bytes, g)
+                    text = answer(text_bytes, 2 * g + (side == "b"))  # two different answers
                     events.append({"type": "response", "response_id": rid, "prompt": f"Question {g}?",
                                    "response": text, "model": f"m-{side}", "user_id": f"user{g}"})  # fmt: skip
                     if kind == "labelled":
@@ -98,7 +108,9 @@ def per_response(conn: Any, settings: Settings, n: int, text_bytes: int) -> dict
         conn.delete(keys.ProjectKeys(P).archive_log)  # the archive's queue, gone at the next run
         responses = 2 * n
         out[f"{kind}_used_bytes"] = (used(conn) - before_used) / responses
-        out[f"{kind}_key_bytes"] = (key_bytes(conn) - before_keys) / responses
+        by_kind = key_bytes_by_kind(conn)
+        out[f"{kind}_key_bytes"] = (sum(by_kind.values()) - before_keys) / responses
+        out[f"{kind}_by_kind"] = {k: v / responses for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])}
     return out
 
 
@@ -140,8 +152,9 @@ def long_run(conn: Any, s3: Any, settings: Settings, events: int, days: int, tex
             liked = rng.random() < LABELLED_SHARE
             for side in ("a", "b"):
                 rid = f"r{group}{side}"
+                text = answer(text_bytes, 2 * group + (side == "b"))
                 todays.append({"type": "response", "response_id": rid, "prompt": prompt, "model": f"m-{side}",
-                               "response": answer(text_bytes, group), "user_id": f"user{group % 5000}"})  # fmt: skip
+                               "response": text, "user_id": f"user{group % 5000}"})  # fmt: skip
                 if liked:
                     todays.append({"type": "like" if side == "a" else "dislike", "response_id": rid,
                                    "user_id": f"voter{group % 997}", "event_id": f"v-{rid}"})  # fmt: skip
@@ -183,7 +196,9 @@ def rebuild_from_archive(conn: Any, s3: Any, settings: Settings) -> dict[str, An
 
     stats = conn.hgetall(keys.ProjectKeys(P).stats_total)
     before = used(conn)
-    conn.flushall()
+    conn.flushall(asynchronous=True)  # a big Redis takes longer to free than a client waits
+    while int(conn.info("memory").get("lazyfree_pending_objects", 0)) or conn.dbsize():
+        time.sleep(0.2)
     started = time.perf_counter()
     result = rebuild_project(conn, s3, settings, P)
     seconds = time.perf_counter() - started
@@ -230,6 +245,8 @@ def main() -> None:
                     f"  {label:24s} {used_b:7.0f} / {key_b:7.0f}"
                     + (f"   (target while hot: {target})" if target else "")
                 )
+                parts = ", ".join(f"{k} {v:.0f}" for k, v in sizes[f"{kind}_by_kind"].items() if v >= 5)
+                print(f"    by key: {parts}")
             print(f"long run: {args.events:,} events over {args.days} simulated days")
             run = long_run(conn, s3, settings, args.events, args.days, args.text_bytes)
             rows = run["rows"]

@@ -16,6 +16,7 @@ groups no longer have get a retraction queued, so the next incremental export re
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -226,8 +227,7 @@ class Replay:
 
 
 def _manifests(s3: Any, layout: Layout) -> list[dict[str, Any]]:
-    import json
-
+    """Every manifest of the project's exports, in run order, with its key (``_key``)."""
     out = []
     paginator = s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=layout.bucket, Prefix=layout.manifests):

@@ -42,12 +42,14 @@ def run(args: argparse.Namespace) -> int:
     from rq import SimpleWorker, Worker
 
     from likeloop_server.queues import ALL_QUEUES, SERIALIZER, LikeLoopJob, queue
+    from workers.context import preload
     from workers.migrate import migrate
 
     conn = redis_client()
     migrate(conn)  # before any job: jobs read and write the current layout only
     names = args.queues.split(",") if args.queues else list(ALL_QUEUES)
     cls = SimpleWorker if args.worker_class == "simple" else Worker
+    preload()  # the jobs' modules, loaded once here rather than in every forked job
     # JSON jobs, and only LikeLoop's own functions (likeloop_server/queues.py).
     worker = cls([queue(n, conn) for n in names], connection=conn, serializer=SERIALIZER, job_class=LikeLoopJob)
     worker.work(burst=args.burst, with_scheduler=not args.burst, logging_level=args.log_level.upper())
