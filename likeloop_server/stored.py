@@ -110,6 +110,12 @@ def record_ids(row: dict[str, Any]) -> tuple[str, str]:
     return meta.get("pair_id") or meta["item_id"], meta["group_id"]
 
 
+def stream_id(text: str) -> tuple[int, int]:
+    """A Redis stream entry id (``"1700000000000-3"``) as (milliseconds, sequence), to compare."""
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def pair_log_entry(op: str, item_id: str, group_id: str) -> dict[str, str]:
     """The fields of one pair log entry (``keys.ProjectKeys.pair_log``)."""
     return {"op": op, "pair": item_id, "group": group_id}

@@ -26,6 +26,7 @@ from likeloop_server.apikeys import list_projects
 from likeloop_server.identity import new_id
 from likeloop_server.queues import EXPORT_QUEUE, queue
 from likeloop_server.settings import Settings
+from likeloop_server.stored import stream_id
 
 from . import archive_state, context
 from .archive_rows import SCHEMA, SCHEMA_VERSION, day_of, entry_rows
@@ -72,7 +73,7 @@ class ArchiveLayout:
 
     def commit(self, end_entry: str) -> str:
         """A commit record's key: named by the last log entry it covers, so they list in order."""
-        ms, seq = _stream_id(end_entry)
+        ms, seq = stream_id(end_entry)
         return f"{self.commits}{ms:015d}-{seq:06d}.json"
 
 
@@ -87,14 +88,9 @@ class ArchiveRun:
     redone: bool = False
 
 
-def _stream_id(text: str) -> tuple[int, int]:
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
-
-
 def _after(entry: str) -> str:
     """The smallest stream id greater than ``entry`` (XTRIM MINID keeps ids from there on)."""
-    ms, seq = _stream_id(entry)
+    ms, seq = stream_id(entry)
     return f"{ms}-{seq + 1}"
 
 
@@ -170,7 +166,7 @@ class _Archiver:
         else:
             start = (conn.get(pk.archive_cursor) or b"0-0").decode()
             end = _last_entry(conn, pk.archive_log)
-            if end is None or _stream_id(end) <= _stream_id(start):
+            if end is None or stream_id(end) <= stream_id(start):
                 return None
             run, cap = ArchiveRun(start, end), RUN_EVENTS
         parts = _Parts(self.s3, self.layout)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import heapq
 import io
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import groupby
@@ -21,10 +20,12 @@ import pyarrow.parquet as pq
 
 from likeloop_server.counters import response_dims, utc_hour
 from likeloop_server.ingest import RESPONSE_TEXT_FIELDS, RESPONSE_TYPE, VIA_FIELD, VIA_TOKEN, dumps
+from likeloop_server.stored import stream_id
 
 from .archive import ArchiveLayout
 from .archive_rows import MODEL_CREDENTIAL
 from .model_labels import JUDGEMENT
+from .s3io import json_objects
 
 _MICROS_COLUMNS = ("received_at", "timestamp")
 
@@ -41,11 +42,6 @@ class ArchivedBatch:
     # reference answers (response hashes).
     verdicts: dict[str, dict[str, str]] | None = None
     references: list[dict[str, str]] | None = None
-
-
-def _stream_id(text: str) -> tuple[int, int]:
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def prepared_event(row: dict[str, Any]) -> dict[str, Any]:
@@ -114,14 +110,12 @@ def _part_rows(s3: Any, bucket: str, key: str) -> Iterator[dict[str, Any]]:
 
 def commit_records(s3: Any, layout: ArchiveLayout) -> Iterator[dict[str, Any]]:
     """The project's archive commit records, in log order (their names sort that way)."""
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=layout.bucket, Prefix=layout.commits):
-        for obj in page.get("Contents", []):
-            yield json.loads(s3.get_object(Bucket=layout.bucket, Key=obj["Key"])["Body"].read())
+    for _, record in json_objects(s3, layout.bucket, layout.commits):
+        yield record
 
 
 def _order(row: dict[str, Any]) -> tuple[int, int, int]:
-    return (*_stream_id(row["batch"]), row["position"])
+    return (*stream_id(row["batch"]), row["position"])
 
 
 def batches(s3: Any, layout: ArchiveLayout) -> Iterator[ArchivedBatch]:

@@ -7,7 +7,6 @@ Commit protocol (docs/export-layout.md): data objects first, then the manifest, 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,10 +14,11 @@ import redis
 
 from likeloop_server import keys
 from likeloop_server.counters import PAIRS_EXPORTED
+from likeloop_server.stored import stream_id
 
 from .export_layout import Layout
 from .logscan import READ_CHUNK
-from .s3io import read_jsonl_gz
+from .s3io import json_objects, read_jsonl_gz
 
 
 def _chunks(items: list[Any], size: int = READ_CHUNK) -> Iterator[list[Any]]:
@@ -67,11 +67,6 @@ def commit(conn: redis.Redis, pk: keys.ProjectKeys, manifest: dict[str, Any], ma
     pipe.execute()
 
 
-def _stream_id(text: str) -> tuple[int, int]:
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
-
-
 def reconcile(conn: redis.Redis, pk: keys.ProjectKeys, s3: Any, layout: Layout) -> int:
     """Apply manifests that reached S3 but not Redis (a crash between the two). Returns count.
 
@@ -85,16 +80,13 @@ def reconcile(conn: redis.Redis, pk: keys.ProjectKeys, s3: Any, layout: Layout) 
     if committed and not committed.startswith(layout.manifests):
         committed = layout.manifest(committed)  # an export id, as older versions recorded it
     start_after = committed
-    cursor = _stream_id((conn.get(pk.export_cursor) or b"0-0").decode())
+    cursor = stream_id((conn.get(pk.export_cursor) or b"0-0").decode())
     applied = 0
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=layout.bucket, Prefix=layout.manifests, StartAfter=start_after):
-        for obj in page.get("Contents", []):
-            manifest = json.loads(s3.get_object(Bucket=layout.bucket, Key=obj["Key"])["Body"].read())
-            if manifest.get("mode") == "incremental" and _stream_id(manifest["cursor"]["to"]) > cursor:
-                sets = RunSets(pk, manifest["export_id"])
-                _load_manifest_ids(conn, s3, layout.bucket, manifest, sets)
-                commit(conn, pk, manifest, obj["Key"], sets)
-                cursor = _stream_id(manifest["cursor"]["to"])
-                applied += 1
+    for key, manifest in json_objects(s3, layout.bucket, layout.manifests, start_after):
+        if manifest.get("mode") == "incremental" and stream_id(manifest["cursor"]["to"]) > cursor:
+            sets = RunSets(pk, manifest["export_id"])
+            _load_manifest_ids(conn, s3, layout.bucket, manifest, sets)
+            commit(conn, pk, manifest, key, sets)
+            cursor = stream_id(manifest["cursor"]["to"])
+            applied += 1
     return applied

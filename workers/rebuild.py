@@ -16,10 +16,10 @@ groups no longer have get a retraction queued, so the next incremental export re
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -30,6 +30,7 @@ from likeloop_server import defaults, keys, stored
 from likeloop_server.batch_store import BatchStore, Lifetimes
 from likeloop_server.exports import ExportStatus
 from likeloop_server.identity import new_id, valid_project_name
+from likeloop_server.ingest import RESPONSE_TYPE
 from likeloop_server.settings import Settings
 
 from . import archive_state, model_labels
@@ -39,7 +40,7 @@ from .export_commit import reconcile
 from .export_layout import Layout
 from .pairing import drain
 from .run_lock import ArchiveLock, ExportLock
-from .s3io import read_jsonl_gz
+from .s3io import json_objects, read_jsonl_gz
 from .stats_rollup import roll_up
 
 log = logging.getLogger("likeloop.rebuild")
@@ -97,21 +98,23 @@ class RebuildResult:
         return asdict(self)
 
 
+def _data_keys(conn: redis.Redis, project: str) -> Iterator[bytes]:
+    """The names of the project's keys that hold data (not its settings)."""
+    pk = keys.ProjectKeys(project)
+    own = {(pk.base + name).encode() for name in _NOT_DATA}
+    return (k for k in conn.scan_iter(match=pk.base + "*", count=1000) if k not in own)
+
+
 def has_data(conn: redis.Redis, project: str) -> bool:
     """Whether Redis holds any of the project's data (beyond its settings)."""
-    pk = keys.ProjectKeys(project)
-    own = {pk.base + name for name in _NOT_DATA}
-    return any(k.decode() not in own for k in conn.scan_iter(match=pk.base + "*", count=1000))
+    return next(_data_keys(conn, project), None) is not None
 
 
 def clear(conn: redis.Redis, project: str) -> int:
     """Delete the project's data from Redis (its settings stay). Returns how many keys."""
-    pk = keys.ProjectKeys(project)
-    own = {pk.base + name for name in _NOT_DATA}
     deleted, chunk = 0, []
-    for k in conn.scan_iter(match=pk.base + "*", count=1000):
-        if k.decode() not in own:
-            chunk.append(k)
+    for k in _data_keys(conn, project):
+        chunk.append(k)
         if len(chunk) >= 1000:
             deleted += conn.unlink(*chunk)
             chunk = []
@@ -184,7 +187,7 @@ class Replay:
         if dedupe_s < 1:  # its markers would have expired: store none
             dedupe_s = 1
             for ev in batch.events:
-                if ev["t"] == "response":
+                if ev["t"] == RESPONSE_TYPE:
                     ev["wire"][0] = ""
                 else:
                     ev["dedupe"] = False
@@ -196,7 +199,7 @@ class Replay:
             self.dirty_since = at
         due: dict[str, float] = {}
         for ev, status in zip(batch.events, statuses, strict=True):
-            if ev["t"] == "response" and status == "accepted" and expire_responses:
+            if ev["t"] == RESPONSE_TYPE and status == "accepted" and expire_responses:
                 due[f"r:{ev['rid']}"] = at + self.response_s
                 due[f"g:{ev['gid']}"] = at + self.response_s + 86400  # a group outlives them a day
             elif status == "pending" and expire_pending:
@@ -228,13 +231,7 @@ class Replay:
 
 def _manifests(s3: Any, layout: Layout) -> list[dict[str, Any]]:
     """Every manifest of the project's exports, in run order, with its key (``_key``)."""
-    out = []
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=layout.bucket, Prefix=layout.manifests):
-        for obj in page.get("Contents", []):
-            manifest = json.loads(s3.get_object(Bucket=layout.bucket, Key=obj["Key"])["Body"].read())
-            out.append({**manifest, "_key": obj["Key"]})
-    return out
+    return [{**manifest, "_key": key} for key, manifest in json_objects(s3, layout.bucket, layout.manifests)]
 
 
 def _restore_export_records(conn: redis.Redis, layout: Layout, manifests: list[dict[str, Any]]) -> int:

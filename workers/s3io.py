@@ -13,7 +13,7 @@ import hashlib
 import io
 import json
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -232,6 +232,14 @@ def put_bytes(s3: Any, bucket: str, key: str, body: bytes, content_type: str) ->
 
 def put_json(s3: Any, bucket: str, key: str, body: dict[str, Any]) -> None:
     put_bytes(s3, bucket, key, json.dumps(body, indent=2, sort_keys=True).encode("utf-8"), "application/json")
+
+
+def json_objects(s3: Any, bucket: str, prefix: str, start_after: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """(key, parsed body) of every JSON object under ``prefix`` after ``start_after``, in key order."""
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix, StartAfter=start_after):
+        for obj in page.get("Contents", []):
+            yield obj["Key"], json.loads(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
 
 
 def read_jsonl_gz(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
