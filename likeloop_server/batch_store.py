@@ -57,9 +57,7 @@ class BatchStore:
 
     def store(self, project: str, prepared: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]]:
         """Store a batch atomically. Returns (a status per event, group ids that became dirty)."""
-        s = self.settings
-        ttls = Lifetimes(s.response_ttl_days * 86400, s.pending_ttl_hours * 3600, s.dedupe_ttl_hours * 3600)
-        return self.store_at(project, prepared, time.time(), ttls, archive=s.archive)
+        return self.store_at(project, prepared, time.time(), self.lifetimes(), archive=self.settings.archive)
 
     def store_at(
         self, project: str, prepared: Sequence[dict[str, Any]], now: float, ttls: Lifetimes, archive: bool
@@ -68,9 +66,17 @@ class BatchStore:
         archived batch with this (its receive time, what is left of its lifetimes, no archive)."""
         if not prepared:
             return [], []
+        statuses, dirty = self._script(*self.script_args(project, prepared, now, ttls, archive))
+        return statuses.decode().split(","), [g.decode() for g in dirty]
+
+    def script_args(
+        self, project: str, prepared: Sequence[dict[str, Any]], now: float, ttls: Lifetimes, archive: bool
+    ) -> list[Any]:
+        """The script's arguments for a batch (ingest.lua describes them): what ``store_at``
+        calls it with, and what a restore of a compacted group queues in its transaction."""
         s = self.settings
         events, shapes = script_input(prepared)
-        statuses, dirty = self._script(
+        return [
             *_script_keys(project),
             ttls.response_s,
             ttls.pending_s,
@@ -83,8 +89,11 @@ class BatchStore:
             s.max_pending_per_response,
             shapes,
             1 if archive else 0,
-        )
-        return statuses.decode().split(","), [g.decode() for g in dirty]
+        ]
+
+    def lifetimes(self) -> Lifetimes:
+        s = self.settings
+        return Lifetimes(s.response_ttl_days * 86400, s.pending_ttl_hours * 3600, s.dedupe_ttl_hours * 3600)
 
 
 def script_input(prepared: Sequence[dict[str, Any]]) -> tuple[bytes, bytes]:

@@ -25,6 +25,10 @@ PENDING_TTL_HOURS = 24
 # Stats (and the leaderboard's results) are kept per hour this long, then per day.
 STATS_HOURLY_DAYS = 7
 STATS_ROLLUP_CRON = "23 * * * *"
+# Prompt groups unchanged this long leave Redis for the archive (workers/compaction.py), nightly.
+HOT_DAYS = 30
+COMPACT_CRON = "43 2 * * *"
+COMPACTION_LOCK_TTL_S = 300
 # Event ids are remembered this long to drop SDK retries of the same event.
 DEDUPE_TTL_HOURS = 24
 # Every chosen against every rejected grows quadratically; this bounds one prompt group.

@@ -134,6 +134,33 @@ local function count_labelled(dims, hour)
   bucket_hours[bucket] = hour
 end
 
+-- Compacted groups (workers/compaction.py) left Redis but for two indexes (compacted.py): a
+-- response id's sha1 finds its group, a group id its snapshot. Looked up only on a miss (feedback
+-- for a response not stored, a response that starts a group) and only while the project has any.
+local has_compacted = nil
+local function compacted(index, id, whole)
+  if has_compacted == nil then
+    has_compacted = tonumber(redis.call('HGET', K.compaction, 'groups') or '0') > 0
+  end
+  if not has_compacted then return nil end
+  local h = redis.sha1hex(id)
+  if whole then
+    if redis.call('HEXISTS', index .. string.sub(h, 1, 3), id) == 1 then return id end
+    return nil
+  end
+  local gid = redis.call('HGET', index .. string.sub(h, 1, 3), string.sub(h, 4, 15))
+  if gid then return gid end
+  return nil
+end
+
+-- A compacted group is needed again: pairing brings it back from the archive first, then applies
+-- what waits for its responses.
+local function wake(gid)
+  if redis.call('ZADD', K.dirty, 'NX', now, gid) == 1 then
+    table.insert(newly_dirty, gid)
+  end
+end
+
 local function mark_dirty(gid)
   redis.call('INCR', K.gver .. gid)
   if redis.call('ZADD', K.dirty, 'NX', now, gid) == 1 then
@@ -217,6 +244,8 @@ end
 
 -- Wait for a response not stored yet; false if its waiting list is full (counted as dropped).
 local function wait_for(rid, ev)
+  local gid = compacted(K.cresp, rid, false)
+  if gid then wake(gid) end
   local pkey = K.pending .. rid
   if redis.call('LLEN', pkey) >= max_pending then
     incr(K.stats, 'pending_dropped', 1)
@@ -319,7 +348,11 @@ local function store_response(ev)
   local gkey = K.group .. gid
   redis.call('HSET', rkey, 'id', rid, 'group', gid, unpack(ev, 6))
   redis.call('EXPIRE', rkey, resp_ttl)
-  if grown[gkey] == nil then grown[gkey] = redis.call('TTL', gkey) end
+  if grown[gkey] == nil then
+    grown[gkey] = redis.call('TTL', gkey)
+    -- A new group key for a compacted group: its snapshot joins it when pairing brings it back.
+    if grown[gkey] == -2 and compacted(K.cgroup, gid, true) then wake(gid) end
+  end
   redis.call('SADD', gkey, rid)
   local shape = ev[5]
   shape_counts[shape] = (shape_counts[shape] or 0) + 1
@@ -393,6 +426,15 @@ for gkey, ttl in pairs(grown) do
   if not kept[gkey] and ttl ~= -1 and ttl < resp_ttl then
     redis.call('EXPIRE', gkey, resp_ttl + 86400)
   end
+end
+-- Labelled groups by when they last changed, to the second (a response added to one is a change):
+-- compaction takes those unchanged for long. Unlabelled groups are not listed: they expire.
+local changed_at = math.floor(tonumber(now))
+for gkey, _ in pairs(kept) do
+  redis.call('ZADD', K.gchanged, changed_at, string.sub(gkey, #K.group + 1))
+end
+for gkey, ttl in pairs(grown) do
+  if ttl == -1 and not kept[gkey] then redis.call('ZADD', K.gchanged, changed_at, string.sub(gkey, #K.group + 1)) end
 end
 -- Prompt groups by dislikes, so the most disliked are read without reading every group's counts.
 local DISLIKED_GROUP = 'dislikes|' .. D.group

@@ -14,7 +14,7 @@ PROJECTS = PREFIX + "projects"  # set of project names
 API_KEY = PREFIX + "apikey:"  # + sha256(key) -> hash {id, project, scopes, created_at, revoked}
 API_KEY_IDS = PREFIX + "apikeyids"  # hash key id -> sha256(key), for listing and revoking
 LAYOUT = PREFIX + "layout"  # version of the key layout stored pairs are in (workers/migrate.py)
-LAYOUT_VERSION = b"4"  # the layout this code reads and writes
+LAYOUT_VERSION = b"5"  # the layout this code reads and writes
 RATE_LIMIT_PREFIX = PREFIX + "ratelimit"  # flask-limiter's counters (service/ratelimit.py)
 
 
@@ -232,6 +232,38 @@ class ProjectKeys:
         # have expired: a rebuild's scratch (workers/rebuild.py), gone when it ends
         return f"{self.base}rebuild:expiry"
 
+    # Compaction (workers/compaction.py): groups past the hot window leave Redis for S3.
+    @property
+    def group_changed(self) -> str:
+        # sorted set group id -> when a labelled group last changed (feedback, a response, a
+        # model's label, a restore): what compaction picks groups by
+        return f"{self.base}gchanged"
+
+    def compacted_responses(self, bucket: str) -> str:
+        # hash (one of 4096, likeloop_server/compacted.py) of a compacted response id's hash ->
+        # its group id: how late feedback finds a compacted group
+        return f"{self.base}cresp:{bucket}"
+
+    def compacted_groups(self, bucket: str) -> str:
+        # hash (one of 4096) compacted group id -> "<segment>|<offset>|<length>": where in the
+        # archive its snapshot is
+        return f"{self.base}cgroup:{bucket}"
+
+    @property
+    def compaction(self) -> str:
+        # hash: groups, responses (compacted now), compacted, restored (all time), last_run
+        return f"{self.base}compaction"
+
+    @property
+    def restored_log(self) -> str:
+        # stream {g: group id} of groups brought back from the archive (capped): a snapshot export
+        # running meanwhile reads those groups from Redis again (workers/export_compacted.py)
+        return f"{self.base}compaction:restored"
+
+    @property
+    def compaction_lock(self) -> str:
+        return f"{self.base}compaction:lock"  # held by the one compaction run of this project
+
     def ingest_script_keys(self) -> tuple[str, ...]:
         """The key names and prefixes the ingest script writes, in ``INGEST_SCRIPT_KEYS`` order.
         A prefix ends where the script appends a response, event, group id or hour."""
@@ -256,6 +288,10 @@ class ProjectKeys:
             self.judgements(""),
             self.archive_log,
             self.stats_rolled,
+            self.group_changed,
+            self.compacted_responses(""),
+            self.compacted_groups(""),
+            self.compaction,
         )
 
 
@@ -282,4 +318,8 @@ INGEST_SCRIPT_KEYS = (
     "judg",
     "archlog",
     "statsrolled",
+    "gchanged",
+    "cresp",
+    "cgroup",
+    "compaction",
 )

@@ -17,7 +17,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
-from . import defaults, keys, ownership
+from . import compacted, defaults, keys, ownership
 from .identity import new_id
 
 PAIRING_QUEUE = "likeloop-pairing"
@@ -41,6 +41,7 @@ JOB_FUNCTIONS = frozenset(
         "workers.archive.run_archive",
         "workers.archive.archive_all_projects",
         "workers.stats_rollup.roll_up_all_projects",
+        "workers.compaction.compact_all_projects",
         "workers.judge.judge_all_projects",
         "workers.reference.reference_all_projects",
     }
@@ -114,7 +115,9 @@ def release_pairing_job(conn: redis.Redis, project: str, job_id: str) -> None:
 
 
 def repair_all(conn: redis.Redis, project: str) -> int:
-    """Queue every prompt group of a project for pairing again (after its strategy changed)."""
+    """Queue every prompt group of a project for pairing again (after its strategy changed),
+    compacted ones included: pairing brings each of those back from the archive first, so the
+    whole history is re-paired (and the groups compacted again once unchanged for the window)."""
     pk = keys.ProjectKeys(project)
     groups = [pk.group_id_of(k) for k in conn.scan_iter(match=pk.group("*"), count=1000)]
     if groups:
@@ -123,8 +126,26 @@ def repair_all(conn: redis.Redis, project: str) -> int:
             pipe.incr(pk.group_version(gid))
         pipe.zadd(pk.dirty, {g: time.time() for g in groups}, nx=True)
         pipe.execute()
+    away = compacted_group_ids(conn, pk)
+    for i in range(0, len(away), 10_000):
+        conn.zadd(pk.dirty, {g: time.time() for g in away[i : i + 10_000]}, nx=True)
+    if groups or away:
         schedule_pairing(conn, project)
-    return len(groups)
+    return len(groups) + len(away)
+
+
+def compacted_group_ids(conn: redis.Redis, pk: keys.ProjectKeys) -> list[str]:
+    """Every compacted group's id (likeloop_server/compacted.py), read from the index's buckets."""
+    if not compacted.any_compacted(conn, pk):
+        return []
+    out: list[str] = []
+    buckets = compacted.all_buckets()
+    for i in range(0, len(buckets), 512):
+        pipe = conn.pipeline(transaction=False)
+        for bucket in buckets[i : i + 512]:
+            pipe.hkeys(pk.compacted_groups(bucket))
+        out += [gid.decode() for found in pipe.execute() for gid in found]
+    return out
 
 
 def enqueue_export(

@@ -63,6 +63,7 @@ class Settings:
     pending_ttl_hours: int = _setting(defaults.PENDING_TTL_HOURS, "LIKELOOP_PENDING_TTL_HOURS", _parse_int)
     dedupe_ttl_hours: int = _setting(defaults.DEDUPE_TTL_HOURS, "LIKELOOP_DEDUPE_TTL_HOURS", _parse_int)
     stats_hourly_days: int = _setting(defaults.STATS_HOURLY_DAYS, "LIKELOOP_STATS_HOURLY_DAYS", _parse_int)
+    hot_days: int = _setting(defaults.HOT_DAYS, "LIKELOOP_HOT_DAYS", _parse_int)
     max_comment_chars: int = _setting(defaults.MAX_COMMENT_CHARS, "LIKELOOP_MAX_COMMENT_CHARS", _parse_int)
     max_comments_per_response: int = _setting(
         defaults.MAX_COMMENTS_PER_RESPONSE, "LIKELOOP_MAX_COMMENTS_PER_RESPONSE", _parse_int

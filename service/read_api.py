@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, g, jsonify, request
 
-from likeloop_server import keys, queues, stored
+from likeloop_server import compacted, keys, queues, stored
 from likeloop_server.defaults import MAX_COMMENTS, MAX_GROUP_RESPONSES, MAX_PROMPTS
 from likeloop_server.identity import CLIENT_ID_RE
 from likeloop_server.leaderboard import leaderboard, read_results
@@ -20,6 +20,11 @@ from .errors import ApiError
 from .resources import resources
 
 bp = Blueprint("read", __name__)
+# What a compacted group's or response's 404 says (workers/compaction.py).
+_AWAY = (
+    "had no change for the project's hot window and was compacted: its data is in the event archive, "
+    "in snapshot exports, and back in Redis with its next feedback"
+)
 
 
 @bp.get("/v1/responses/<response_id>")
@@ -29,6 +34,11 @@ def get_response(response_id: str):  # type: ignore[no-untyped-def]
     if CLIENT_ID_RE.match(response_id):  # no other id can be stored: not looked up
         (found,) = stored.read_responses(resources().redis, keys.ProjectKeys(g.project), [response_id])
     if found is None:
+        away = CLIENT_ID_RE.match(response_id) and compacted.group_of_response(
+            resources().redis, keys.ProjectKeys(g.project), response_id
+        )
+        if away:
+            raise ApiError(404, "response_compacted", f"response {response_id!r} {_AWAY}", field="response_id")
         raise ApiError(404, "response_not_found", f"no response {response_id!r} in this project", field="response_id")
     r = found.response
     body: dict[str, Any] = {
@@ -106,6 +116,10 @@ def get_prompt_group(group_id: str):  # type: ignore[no-untyped-def]
     if _GROUP_ID.match(group_id):  # no other id can be stored: not looked up
         found = prompt_group(resources().redis, g.project, group_id, limit_arg(50, MAX_GROUP_RESPONSES))
     if found is None:
+        if _GROUP_ID.match(group_id) and compacted.is_compacted(
+            resources().redis, keys.ProjectKeys(g.project), group_id
+        ):
+            raise ApiError(404, "prompt_compacted", f"prompt group {group_id!r} {_AWAY}", field="group_id")
         raise ApiError(404, "prompt_not_found", f"no prompt group {group_id!r} in this project", field="group_id")
     return jsonify(found)
 

@@ -68,6 +68,14 @@ class ArchiveLayout:
         return f"{self.root}/_state.json"
 
     @property
+    def compacted(self) -> str:
+        """Snapshots of compacted prompt groups (workers/compaction.py)."""
+        return f"{self.root}/compacted/"
+
+    def segment(self, name: str) -> str:
+        return f"{self.compacted}{name}.jsonl.gz"
+
+    @property
     def commits(self) -> str:
         return f"{self.root}/_commits/"
 

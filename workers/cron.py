@@ -5,11 +5,12 @@ from __future__ import annotations
 import rq.cron
 from rq.cron import CronScheduler
 
-from likeloop_server.defaults import STATS_ROLLUP_CRON, SWEEP_INTERVAL_S
+from likeloop_server.defaults import COMPACT_CRON, STATS_ROLLUP_CRON, SWEEP_INTERVAL_S
 from likeloop_server.queues import EXPORT_QUEUE, PAIRING_QUEUE, LikeLoopQueue
 from likeloop_server.settings import Settings
 
 from .archive import archive_all_projects
+from .compaction import compact_all_projects
 from .export import export_all_projects
 from .judge import judge_all_projects
 from .pairing import sweep_dirty
@@ -22,7 +23,7 @@ REFERENCE_CRON = "47 * * * *"
 
 def register_jobs(scheduler: CronScheduler, settings: Settings) -> None:
     """The nightly export of every project, the sweep that re-enqueues stale pairing, the event
-    archive's runs, the opt-in AI feedback, and the stats' roll-up to days.
+    archive's runs and nightly compaction, the opt-in AI feedback, and the stats' roll-up to days.
 
     RQ's cron enqueues through ``rq.cron.Queue`` with no say in the serializer; it is pointed at
     LikeLoop's queue class so that cron's jobs are JSON like every other (workers read no pickles).
@@ -33,6 +34,8 @@ def register_jobs(scheduler: CronScheduler, settings: Settings) -> None:
     if settings.archive:
         # Every stored event reaches the S3 archive within about this interval.
         scheduler.register(archive_all_projects, EXPORT_QUEUE, interval=settings.archive_interval_s, name="archive")
+        # Groups unchanged for LIKELOOP_HOT_DAYS leave Redis for the archive (after the nightly export).
+        scheduler.register(compact_all_projects, EXPORT_QUEUE, cron=COMPACT_CRON, name="compaction")
     # Projects with a judge (opt-in): hourly, within each project's daily budget of model calls.
     scheduler.register(judge_all_projects, EXPORT_QUEUE, cron=JUDGE_CRON, name="judge")
     scheduler.register(reference_all_projects, EXPORT_QUEUE, cron=REFERENCE_CRON, name="reference")

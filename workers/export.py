@@ -23,7 +23,8 @@ from likeloop_server.exports import ExportStatus
 from likeloop_server.projects import get_config
 from likeloop_server.settings import Settings
 
-from . import context
+from . import context, export_compacted
+from .archive import ArchiveLayout
 from .dataset_card import dataset_card
 from .export_commit import RunSets, commit, reconcile
 from .export_layout import Layout, manifest_name
@@ -126,13 +127,43 @@ def _without(conn: redis.Redis, skip_sets: tuple[str, ...], items: list[Added]) 
     return [x for n, x in enumerate(items) if not any(f[n] for f in flags)]
 
 
+def _fresh(conn: redis.Redis, seen_key: str, items: list[Added]) -> list[Added]:
+    """The items not written yet by this run (``seen_key``: the run's scratch set of ids)."""
+    if not items:
+        return items
+    ids = [item for item, _, _ in items]
+    pipe = conn.pipeline(transaction=False)
+    pipe.smismember(seen_key, ids)
+    pipe.sadd(seen_key, *ids)
+    seen, _ = pipe.execute()
+    return [x for x, already in zip(items, seen, strict=True) if not already]
+
+
 def _snapshot(
-    conn: redis.Redis, pk: keys.ProjectKeys, writers: RunWriters, sets: RunSets, lock: ExportLock, progress: Progress
+    conn: redis.Redis,
+    pk: keys.ProjectKeys,
+    writers: RunWriters,
+    sets: RunSets,
+    lock: ExportLock,
+    progress: Progress,
+    archive: ArchiveLayout | None = None,
 ) -> dict[str, Any]:
+    """Every current pair and KTO item: those in Redis, then the compacted groups' from the
+    archive (workers/export_compacted.py), then those of groups that came back meanwhile."""
     sets.reset(conn)
     skip_sets = _left_out(conn, pk, writers.plan)
+    plan = writers.plan
+    mark = export_compacted.restored_mark(conn, pk)
+
+    def write(pairs: list[Added], kto: list[Added]) -> None:
+        if plan.pair_formats:
+            writers.add_stored(_fresh(conn, sets.added, pairs), False)
+        if plan.kto:
+            writers.add_stored(_fresh(conn, sets.added, kto), True)
+        lock.renew()
+        progress(writers)
+
     try:
-        plan = writers.plan
         for kto, wanted, records_key in (
             (False, bool(plan.pair_formats), pk.pair_records),
             (True, plan.kto, pk.kto_records),
@@ -142,6 +173,13 @@ def _snapshot(
                     writers.add_stored(items if kto else _without(conn, skip_sets, items), kto)
                     lock.renew()
                     progress(writers)
+        if archive is not None:
+            excluded = exports.excluded_sources(plan.sources)
+            read: set[str] = set()
+            for snap in export_compacted.compacted_snapshots(conn, writers.s3, archive, pk, read):
+                write(*export_compacted.snapshot_items(snap, excluded))
+            back = export_compacted.restored_meanwhile(conn, pk, mark, read)
+            write(*export_compacted.hot_items(conn, pk, back, excluded))
     finally:
         sets.reset(conn)
     return {"cursor": None}
@@ -186,10 +224,14 @@ def _write_run(
     lock: ExportLock,
     mode: str,
     progress: Progress,
+    archive: ArchiveLayout | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Stream the run's rows into its objects and complete them: (cursor range, file entries)."""
     try:
-        body = (_incremental if mode == "incremental" else _snapshot)(conn, pk, writers, sets, lock, progress)
+        if mode == "incremental":
+            body = _incremental(conn, pk, writers, sets, lock, progress)
+        else:
+            body = _snapshot(conn, pk, writers, sets, lock, progress, archive)
         progress(writers, force=True)
         return body, writers.close()
     except BaseException:
@@ -226,7 +268,8 @@ def export_project(
         day = datetime.fromtimestamp(started, tz=UTC).strftime("%Y-%m-%d")
         sets = RunSets(pk, export_id)
         writers = RunWriters(s3, layout, export_id, day, plan)
-        body, files = _write_run(conn, pk, writers, sets, lock, mode, Progress(conn, project, export_id))
+        progress = Progress(conn, project, export_id)
+        body, files = _write_run(conn, pk, writers, sets, lock, mode, progress, ArchiveLayout(settings, project))
         run = {"export_id": export_id, "project": project, "mode": mode}
         manifest = _manifest(run, started, writers, body, files)
         manifest_key = layout.manifest(manifest_name(started, export_id))

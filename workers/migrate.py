@@ -10,13 +10,17 @@ together: a worker of the old version would keep writing the old layout.
 Layout 3 adds the ranking of prompt groups by dislikes (``P:disliked``), built once from the
 project's counters; the ingest script keeps it from then on. Layout 4 files every stored pair
 under its source (``P:srcpairs:<source>``, read from its provenance; ``vote`` for pairs made
-before provenance named one), which exports choose by; pairing keeps them from then on.
+before provenance named one), which exports choose by; pairing keeps them from then on. Layout 5
+lists every labelled prompt group (one that does not expire) as changed now in ``P:gchanged``, so
+compaction takes it once it has been unchanged for the hot window; the ingest script keeps the
+list from then on.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -67,6 +71,23 @@ def _file_by_source(conn: redis.Redis, pk: keys.ProjectKeys) -> None:
     conn.delete(f"{pk.base}aipairs")  # this layout's first version kept models' pairs in one set
 
 
+def _list_changed(conn: redis.Redis, pk: keys.ProjectKeys) -> None:
+    """Every labelled group in ``group_changed``, as of now unless listed already."""
+    now = int(time.time())
+    batch: list[bytes] = []
+    for key in [*conn.scan_iter(match=pk.group("*"), count=1000, _type="set"), None]:
+        if key is not None:
+            batch.append(key)
+        if batch and (key is None or len(batch) >= 1000):
+            pipe = conn.pipeline(transaction=False)
+            for k in batch:
+                pipe.ttl(k)
+            kept = [pk.group_id_of(k) for k, ttl in zip(batch, pipe.execute(), strict=True) if ttl == -1]
+            if kept:
+                conn.zadd(pk.group_changed, dict.fromkeys(kept, now), nx=True)
+            batch = []
+
+
 def migrate(conn: redis.Redis) -> int:
     """Bring every project to the current layout (a no-op once done). Returns how many
     records moved."""
@@ -77,6 +98,7 @@ def migrate(conn: redis.Redis) -> int:
         pk = keys.ProjectKeys(project)
         conn.eval(_RANK_DISLIKED, 2, pk.stats_total, pk.disliked_groups)
         _file_by_source(conn, pk)
+        _list_changed(conn, pk)
         kinds: list[tuple[Callable[[str], str], Callable[[str], str], str, Callable[[Any], bytes]]] = [
             (pk.legacy_pairs, pk.group_pairs, pk.pair_records, stored_pair),
             (pk.legacy_kto, pk.group_kto, pk.kto_records, stored_kto),

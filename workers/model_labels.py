@@ -24,6 +24,7 @@ LOG_FIELD = b"m"
 def _touch(pipe: Pipe, pk: keys.ProjectKeys, group_id: str, now: float) -> None:
     pipe.incr(pk.group_version(group_id))
     pipe.zadd(pk.dirty, {group_id: now}, nx=True)
+    pipe.zadd(pk.group_changed, {group_id: int(now)})  # a labelled group changed, to the second (compaction.py)
 
 
 def _archive(pipe: Pipe, pk: keys.ProjectKeys, label: dict[str, Any], now: float) -> None:

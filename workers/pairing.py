@@ -19,13 +19,14 @@ from typing import Any
 
 import redis
 
-from likeloop_server import defaults, keys, stored
+from likeloop_server import compacted, defaults, keys, stored
 from likeloop_server.apikeys import list_projects
 from likeloop_server.counters import dimension, utc_hour
 from likeloop_server.counters import field as counter_field
 from likeloop_server.exports import PAIR_SOURCES
 from likeloop_server.projects import get_config
 from likeloop_server.queues import release_pairing_job, schedule_pairing
+from likeloop_server.settings import Settings
 
 from . import context
 from .claims import Claims
@@ -186,16 +187,36 @@ def pair_claimed(
     max_pairs: int,
     strategy: str,
     as_of: float | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, tuple[str, dict[str, int]]]:
     """Pair claimed groups: group id -> (done, changed or lost; what its write did). New pairs
     are stamped (and counted in the stats hour of) ``as_of``, by default now: a rebuild pairs
     as of the replayed traffic's time."""
     now = time.time() if as_of is None else as_of
+    group_ids = _bring_back(conn, claims.pk, group_ids, settings)
     snaps = read_groups(conn, claims.pk, group_ids)
     planned = [(snap, *plan_writes(claims.pk, snap, max_pairs, strategy, now)) for snap in snaps]
     writes = [(snap.group_id, snap.version, commands) for snap, commands, _ in planned]
     statuses = claims.apply(token, time.time(), writes)
     return {snap.group_id: (status, counts) for (snap, _, counts), status in zip(planned, statuses, strict=True)}
+
+
+def _bring_back(
+    conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str], settings: Settings | None = None
+) -> list[str]:
+    """Restore the compacted ones of claimed groups (workers/restore.py) before they are read,
+    from the archive of ``settings`` (default: the worker's); returns the groups to pair now: one
+    whose snapshot could not be read stays claimed until its lease ends, then dirty again."""
+    if not compacted.any_compacted(conn, pk):
+        return group_ids
+    located = compacted.locate_groups(conn, pk, group_ids)
+    if not located:
+        return group_ids
+    from .restore import restore_groups
+
+    settings = settings or context.settings()
+    restored = restore_groups(conn, context.s3_client(settings), settings, pk, located)
+    return [gid for gid in group_ids if gid not in located or gid in restored]
 
 
 def pair_group_with(
@@ -226,10 +247,12 @@ def drain(
     lease_s: float = defaults.PAIRING_LEASE_S,
     schedule: bool = True,
     as_of: float | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, int]:
     """Pair the project's dirty groups a batch at a time until none is claimable or ``deadline``
     (monotonic) passes; then, if groups remain, schedule the next job (unless ``schedule`` is
-    off: a caller that drains to the end itself). ``as_of``: see ``pair_claimed``. Returns totals."""
+    off: a caller that drains to the end itself). ``as_of``: see ``pair_claimed``; ``settings``:
+    where compacted groups are restored from (default: the worker's). Returns totals."""
     claims = Claims(conn, keys.ProjectKeys(project), lease_s)
     totals = {"groups": 0, "added": 0, "removed": 0, "changed": 0}
     while time.monotonic() < deadline:
@@ -239,7 +262,7 @@ def drain(
         if schedule and len(claimed) == defaults.PAIRING_BATCH_GROUPS:
             schedule_pairing(conn, project)  # more may wait: another worker can join
         strategy = get_config(conn, project).strategy
-        for status, counts in pair_claimed(conn, claims, token, claimed, max_pairs, strategy, as_of).values():
+        for status, counts in pair_claimed(conn, claims, token, claimed, max_pairs, strategy, as_of, settings).values():
             if status == "done":
                 totals["groups"] += 1
                 totals["added"] += counts["added"]

@@ -1,4 +1,4 @@
-"""The nightly export, the pairing sweep and the archive, registered with RQ's own cron scheduler."""
+"""The nightly export and compaction, the pairing sweep and the archive, registered with RQ's own cron scheduler."""
 
 import time
 from datetime import UTC, datetime, timedelta
@@ -30,6 +30,20 @@ def test_the_nightly_export_runs_for_every_project(conn, s3, settings):
     for project in ("acme", "globex"):
         (record,) = exports.list_exports(conn, project)
         assert record["trigger"] == "cron" and record["status"] == "succeeded", record
+
+
+def test_the_nightly_compaction_runs_for_every_project(conn, s3, settings):
+    for project in ("acme", "globex"):
+        apikeys.create_key(conn, project, ("ingest",))
+    scheduler = CronScheduler(connection=conn)
+    register_jobs(scheduler, settings)
+    jobs = {job.name: job for job in scheduler.get_jobs()}
+    assert jobs["compaction"].cron == "43 2 * * *"
+    jobs["compaction"].next_enqueue_time = datetime.now(UTC) - timedelta(seconds=1)
+    assert "compaction" in {job.name for job in scheduler.enqueue_jobs()}
+    run_worker_burst(settings)
+    for project in ("acme", "globex"):
+        assert float(conn.hget(keys.ProjectKeys(project).compaction, "last_run")) > time.time() - 120
 
 
 def test_the_sweep_re_enqueues_groups_whose_pairing_was_lost(conn, settings):

@@ -87,3 +87,14 @@ def test_the_dislikes_ranking_is_built_from_the_counters_an_older_layout_kept(co
     after = most_disliked(conn, P)
     assert [(g["prompt"], g["dislikes"]) for g in after] == [("Q2", 2), ("Q1", 1)]
     assert after == before
+
+
+def test_labelled_groups_are_listed_for_compaction(conn, settings):
+    apikeys.create_key(conn, P, ("ingest",))
+    pk = keys.ProjectKeys(P)
+    store(conn, settings, response("a", "x", "Q1"), feedback("like", "a", "u"), response("b", "y", "Q2"), project=P)
+    conn.delete(pk.group_changed)  # as a store of layout 4 left it
+    conn.set(keys.LAYOUT, b"4")
+    migrate(conn)
+    labelled = conn.hget(pk.response("a"), "group")
+    assert [g for g, _ in conn.zrange(pk.group_changed, 0, -1, withscores=True)] == [labelled]

@@ -1,0 +1,221 @@
+"""A prompt group's whole state in Redis as one JSON document: what compaction writes to the
+archive before the group leaves Redis (workers/compaction.py), and what brings it back
+(workers/restore.py). One module knows both directions, so they cannot drift apart.
+
+A snapshot holds every key of the group (its members, each response's hash with when it would
+expire, votes, ratings and comments, the users' judgements, its head-to-head results, version),
+its pairs' and KTO items' records with whether each is exported and which source each pair came
+from, its place in the dislikes ranking, and its per-group stats counters in every hash that
+has them (``<metric>|g:<group>``: those leave the stats hashes with the group and come back
+with it). Values are text: everything stored is UTF-8 (what is not is kept by surrogate escapes).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from typing import Any
+
+import redis
+
+from likeloop_server import keys
+from likeloop_server.exports import PAIR_SOURCES
+
+SNAPSHOT_VERSION = 1
+Command = list[Any]
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _raw(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _hash(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def read_snapshots(
+    conn: redis.Redis,
+    pk: keys.ProjectKeys,
+    groups: dict[str, float],
+    stats: dict[str, dict[str, dict[str, int]]],
+    now: float,
+) -> list[dict[str, Any]]:
+    """Snapshots of ``groups`` (group id -> its last change, as read from ``group_changed``) as
+    of ``now``, in two round trips; ``stats``: group id -> stats bucket ("" the total, else an
+    hour or day) -> its fields of the group, as the run found them."""
+    gids = list(groups)
+    pipe = conn.pipeline(transaction=False)
+    for gid in gids:
+        pipe.smembers(pk.group(gid))
+        pipe.get(pk.group_version(gid))
+        pipe.hgetall(pk.judgements(gid))
+        pipe.hgetall(pk.group_matches(gid))
+        pipe.smembers(pk.group_pairs(gid))
+        pipe.smembers(pk.group_kto(gid))
+        pipe.zscore(pk.disliked_groups, gid)
+    rows = pipe.execute()
+    snaps: list[dict[str, Any]] = []
+    for i, gid in enumerate(gids):
+        members, version, judged, matches, pair_ids, kto_ids, disliked = rows[7 * i : 7 * i + 7]
+        snaps.append(
+            {
+                "v": SNAPSHOT_VERSION,
+                "group": gid,
+                "changed": groups[gid],
+                "compacted_ms": int(now * 1000),
+                "version": int(version or 0),
+                "members": sorted(_text(m) for m in members),
+                "judgements": _hash(judged),
+                "matches": _hash(matches),
+                "pair_ids": sorted(_text(x) for x in pair_ids),
+                "kto_ids": sorted(_text(x) for x in kto_ids),
+                "disliked": disliked,
+                "stats": stats.get(gid, {}),
+            }
+        )
+    pipe = conn.pipeline(transaction=False)
+    for snap in snaps:
+        for rid in snap["members"]:
+            pipe.hgetall(pk.response(rid))
+            pipe.pttl(pk.response(rid))
+            pipe.hgetall(pk.votes(rid))
+            pipe.hgetall(pk.ratings(rid))
+            pipe.lrange(pk.comments(rid), 0, -1)
+        if snap["pair_ids"]:
+            pipe.hmget(pk.pair_records, snap["pair_ids"])
+            pipe.smismember(pk.exported, snap["pair_ids"])
+            for source in PAIR_SOURCES:
+                pipe.smismember(pk.source_pairs(source), snap["pair_ids"])
+        if snap["kto_ids"]:
+            pipe.hmget(pk.kto_records, snap["kto_ids"])
+            pipe.smismember(pk.exported, snap["kto_ids"])
+    found = iter(pipe.execute())
+    for snap in snaps:
+        responses: dict[str, Any] = {}
+        for rid in snap["members"]:
+            fields, ttl_ms, votes, ratings, comments = (next(found) for _ in range(5))
+            if fields:
+                responses[rid] = {
+                    "fields": _hash(fields),
+                    "ttl_ms": ttl_ms if ttl_ms and ttl_ms > 0 else None,
+                    "votes": _hash(votes),
+                    "ratings": _hash(ratings),
+                    "comments": [_text(c) for c in comments],
+                }
+        snap["responses"] = responses
+        snap["pairs"], snap["kto"], snap["exported"], snap["sources"] = {}, {}, [], {}
+        for kind, ids in (("pairs", snap.pop("pair_ids")), ("kto", snap.pop("kto_ids"))):
+            if not ids:
+                continue
+            records, exported = next(found), next(found)
+            snap[kind] = {i: _text(r) for i, r in zip(ids, records, strict=True) if r is not None}
+            snap["exported"] += [i for i, e in zip(ids, exported, strict=True) if e]
+            if kind == "pairs":
+                for source in PAIR_SOURCES:
+                    members = [i for i, m in zip(ids, next(found), strict=True) if m]
+                    if members:
+                        snap["sources"][source] = members
+    return snaps
+
+
+def encode(snap: dict[str, Any]) -> bytes:
+    """One snapshot as a gzip member holding one JSON line: members concatenated make a segment
+    that ``gzip -dc`` reads whole, and any one of them reads alone by its byte range."""
+    return gzip.compress(json.dumps(snap, separators=(",", ":")).encode("ascii") + b"\n", compresslevel=6, mtime=0)
+
+
+def decode(blob: bytes) -> dict[str, Any]:
+    return json.loads(gzip.decompress(blob))
+
+
+def stats_key(pk: keys.ProjectKeys, bucket: str) -> str:
+    return pk.stats_total if bucket == "" else pk.stats_hour(bucket)
+
+
+def removal_commands(pk: keys.ProjectKeys, snap: dict[str, Any]) -> list[Command]:
+    """What takes a group out of Redis once its snapshot is in the archive."""
+    gid = snap["group"]
+    doomed = [pk.group(gid), pk.group_version(gid), pk.judgements(gid), pk.group_matches(gid)]
+    doomed += [pk.group_pairs(gid), pk.group_kto(gid)]
+    for rid in snap["members"]:
+        doomed += [pk.response(rid), pk.votes(rid), pk.ratings(rid), pk.comments(rid)]
+    commands: list[Command] = [["DEL", *doomed], ["ZREM", pk.group_changed, gid], ["ZREM", pk.disliked_groups, gid]]
+    if snap["pairs"]:
+        commands.append(["HDEL", pk.pair_records, *snap["pairs"]])
+        for source, ids in snap["sources"].items():
+            commands.append(["SREM", pk.source_pairs(source), *ids])
+    if snap["kto"]:
+        commands.append(["HDEL", pk.kto_records, *snap["kto"]])
+    if snap["exported"]:
+        commands.append(["SREM", pk.exported, *snap["exported"]])
+    for bucket, fields in snap["stats"].items():
+        commands.append(["HDEL", stats_key(pk, bucket), *fields])
+    return commands
+
+
+def restore_commands(
+    pk: keys.ProjectKeys, snap: dict[str, Any], now: float, rolled_day: str
+) -> tuple[list[Command], list[str]]:
+    """What puts a group back as its snapshot has it, merged with what arrived while it was away
+    (a new response in the group, a version bumped): sets and hashes are added to, counters
+    incremented. Returns (commands, the response ids restored). A response that would have
+    expired by now stays out. A stats hour whose day has been rolled up since (``rolled_day``:
+    the last day rolled) goes to its day's bucket."""
+    gid = snap["group"]
+    now_ms = int(now * 1000)
+    cmds: list[Command] = []
+    restored: list[str] = []
+    for rid, r in sorted(snap["responses"].items()):
+        expires_ms = snap["compacted_ms"] + r["ttl_ms"] if r["ttl_ms"] else None
+        if expires_ms is not None and expires_ms <= now_ms:
+            continue
+        key = pk.response(rid)
+        cmds.append(["HSET", key, *_flat(r["fields"])])
+        cmds.append(["PEXPIREAT", key, expires_ms] if expires_ms is not None else ["PERSIST", key])
+        if r["votes"]:
+            cmds.append(["HSET", pk.votes(rid), *_flat(r["votes"])])
+        if r["ratings"]:
+            cmds.append(["HSET", pk.ratings(rid), *_flat(r["ratings"])])
+        if r["comments"]:
+            cmds.append(["DEL", pk.comments(rid)])
+            cmds.append(["RPUSH", pk.comments(rid), *map(_raw, r["comments"])])
+        restored.append(rid)
+    if snap["members"]:
+        cmds.append(["SADD", pk.group(gid), *map(_raw, snap["members"])])
+    cmds.append(["PERSIST", pk.group(gid)])
+    if snap["version"]:
+        cmds.append(["INCRBY", pk.group_version(gid), snap["version"]])
+    for key, mapping in ((pk.judgements(gid), snap["judgements"]), (pk.group_matches(gid), snap["matches"])):
+        if mapping:
+            cmds.append(["HSET", key, *_flat(mapping)])
+    for ids_key, records_key, records in (
+        (pk.group_pairs(gid), pk.pair_records, snap["pairs"]),
+        (pk.group_kto(gid), pk.kto_records, snap["kto"]),
+    ):
+        if records:
+            cmds.append(["SADD", ids_key, *map(_raw, records)])
+            cmds.append(["HSET", records_key, *_flat(records)])
+    if snap["exported"]:
+        cmds.append(["SADD", pk.exported, *map(_raw, snap["exported"])])
+    for source, ids in snap["sources"].items():
+        cmds.append(["SADD", pk.source_pairs(source), *map(_raw, ids)])
+    if snap["disliked"]:
+        cmds.append(["ZINCRBY", pk.disliked_groups, snap["disliked"], gid])
+    for bucket, fields in snap["stats"].items():
+        if len(bucket) == 13 and bucket[:10] <= rolled_day:
+            bucket = bucket[:10]
+        key = stats_key(pk, bucket)
+        for name, by in fields.items():
+            cmds.append(["HINCRBY", key, _raw(name), by])
+        if bucket:
+            cmds.append(["SADD", pk.stats_hours, bucket])
+    cmds.append(["ZADD", pk.group_changed, int(now), gid])
+    return cmds, restored
+
+
+def _flat(mapping: dict[str, str]) -> list[bytes]:
+    return [_raw(x) for kv in mapping.items() for x in kv]
