@@ -11,7 +11,7 @@ import time
 import pytest
 
 from likeloop_server import apikeys, compacted, exports, keys, projects, queues
-from tests.support import P, auth, feedback, likeloop_cli, read_jsonl_gz, response, store
+from tests.support import P, auth, feedback, likeloop_cli, read_jsonl_gz, response, run_worker_burst, store
 from tests.workers.test_rebuild import dump, snapshot_rows, traffic
 from workers.archive import archive_project
 from workers.compaction import CompactionRefused, compact_project
@@ -198,3 +198,63 @@ def test_strategy_change_repairs_compacted_groups(conn, client, s3, settings):
     pair_all(conn, settings)
     assert int(conn.hget(PK.compaction, "groups")) == 0
     assert conn.hlen(PK.pair_records) >= 6
+
+
+def test_a_snapshot_that_cannot_be_written_leaves_the_groups_in_redis(conn, client, s3, settings):
+    _ready(conn, client, s3, settings)
+    before = dump(conn)
+    elsewhere = settings.__class__(**{**settings.__dict__, "archive_url": "s3://no-such-bucket/archive"})
+    with pytest.raises(Exception, match="PutObject"):
+        compact_project(conn, s3, elsewhere, P, older_than_days=0)
+    assert dump(conn) == before
+    assert not conn.exists(PK.compaction_lock)
+    assert compact_project(conn, s3, settings, P, older_than_days=0).groups == 7
+
+
+def test_a_group_whose_snapshot_cannot_be_read_stays_dirty_until_it_can(conn, client, s3, settings):
+    _ready(conn, client, s3, settings)
+    compact_project(conn, s3, settings, P, older_than_days=0)
+    store(conn, settings, feedback("comment", "good3", "zed", text="still right, months later"))
+    elsewhere = settings.__class__(**{**settings.__dict__, "archive_url": "s3://no-such-bucket/archive"})
+    drain(conn, P, 100, time.monotonic() + 0.5, lease_s=1, schedule=False, settings=elsewhere)
+    assert conn.zcard(PK.dirty) == 1 and not conn.exists(PK.response("good3"))
+    assert conn.llen(PK.pending("good3")) == 1
+    time.sleep(1.1)  # the failed claim's lease ends: the next job takes the group
+    pair_all(conn, settings)
+    comments = [json.loads(c)["text"] for c in conn.lrange(PK.comments("good3"), 0, -1)]
+    assert comments == ["still right, months later"]
+    assert int(conn.hget(PK.stats_total, "comments")) == 2  # the traffic's one, and this
+
+
+def test_rebuild_after_compaction_and_late_feedback(conn, client, s3, settings):
+    """Compaction is not in the archive: a rebuild replays every event, late feedback included,
+    into a Redis with every group hot, which answers as the compacted one did."""
+    secret = _ready(conn, client, s3, settings)
+    compact_project(conn, s3, settings, P, older_than_days=0)
+    store(conn, settings, feedback("like", "bad1", "u"), feedback("dislike", "good1", "u"))
+    pair_all(conn, settings)
+    archive_project(conn, s3, settings, P)
+    totals = client.get("/v1/stats", headers=auth(secret)).get_json()["totals"]
+    rows = snapshot_rows(conn, s3, settings)[1]
+    assert ("Q1", "bad 1", "good 1") in [r[:3] for r in rows]
+
+    conn.flushall()
+    result = likeloop_cli("rebuild", "--all", settings=settings)
+    assert result.returncode == 0, result.stderr
+    assert client.get("/v1/stats", headers=auth(secret)).get_json()["totals"] == totals
+    assert snapshot_rows(conn, s3, settings)[1] == rows
+    assert conn.zcard(PK.group_changed) == 7 and not compacted.any_compacted(conn, PK)
+
+
+def test_late_feedback_through_the_service_and_a_worker(conn, client, s3, settings):
+    """As deployed: the vote comes over HTTP, `likeloop worker` restores and re-pairs the group."""
+    secret = _ready(conn, client, s3, settings)
+    compact_project(conn, s3, settings, P, older_than_days=0)
+    body = {"events": [feedback("like", "bad2", "u"), feedback("dislike", "good2", "u")]}
+    answer = client.post("/v1/events", json=body, headers=auth(secret))
+    assert answer.status_code in (200, 202, 207), answer.get_json()
+    assert [r["status"] for r in answer.get_json()["results"]] == ["pending", "pending"]
+    run_worker_burst(settings)
+    pairs = [json.loads(v) for v in conn.hvals(PK.pair_records)]
+    assert [(p["chosen"], p["rejected"]) for p in pairs if p["prompt"] == "Q2"] == [("bad 2", "good 2")]
+    assert conn.zcard(PK.dirty) == 0
