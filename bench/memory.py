@@ -82,8 +82,17 @@ def answer(text_bytes: int, n: int) -> str:
     return " ".join(words)[:text_bytes]
 
 
-def per_response(conn: Any, settings: Settings, n: int, text_bytes: int) -> dict[str, Any]:
-    """Bytes per unlabelled response, and per labelled response with its pair and KTO rows."""
+def per_response(
+    conn: Any, s3: Any, settings: Settings, n: int, text_bytes: int, users: int | None = None
+) -> dict[str, Any]:
+    """Bytes per unlabelled response, per labelled response with its pair and KTO rows, and per
+    labelled response once compacted (archived, exported, then ``compact --older-than 0``).
+    ``users``: how many users ask the prompts (None: a user of their own per prompt, the most
+    the per-user stats counters can cost)."""
+    from likeloop_server import exports
+    from workers.archive import archive_project
+    from workers.compaction import compact_project
+    from workers.export import export_project
     from workers.pairing import drain
 
     store = BatchStore(conn, settings)
@@ -95,22 +104,33 @@ def per_response(conn: Any, settings: Settings, n: int, text_bytes: int) -> dict
         for start in range(0, n, BATCH // 4):
             events: list[dict[str, Any]] = []
             for g in range(start, min(n, start + BATCH // 4)):
+                user = f"user{g % users if users else g}"
                 for side in ("a", "b"):
                     rid = f"{kind}-{g}-{side}"
                     text = answer(text_bytes, 2 * g + (side == "b"))  # two different answers
                     events.append({"type": "response", "response_id": rid, "prompt": f"Question {g}?",
-                                   "response": text, "model": f"m-{side}", "user_id": f"user{g}"})  # fmt: skip
+                                   "response": text, "model": f"m-{side}", "user_id": user})  # fmt: skip
                     if kind == "labelled":
                         events.append({"type": "like" if side == "a" else "dislike", "response_id": rid,
                                        "user_id": f"voter{g}", "event_id": f"e-{rid}"})  # fmt: skip
             store.store(P, [prepare(e) for e in events])
         drain(conn, P, 100, time.monotonic() + 600, schedule=False)
-        conn.delete(keys.ProjectKeys(P).archive_log)  # the archive's queue, gone at the next run
         responses = 2 * n
-        out[f"{kind}_used_bytes"] = (used(conn) - before_used) / responses
-        by_kind = key_bytes_by_kind(conn)
-        out[f"{kind}_key_bytes"] = (sum(by_kind.values()) - before_keys) / responses
-        out[f"{kind}_by_kind"] = {k: v / responses for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])}
+        steps = [kind]
+        if kind == "labelled":
+            steps.append("compacted")
+        for step in steps:
+            if step == "compacted":
+                archive_project(conn, s3, settings, P)
+                export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")
+                result = compact_project(conn, s3, settings, P, older_than_days=0)
+                assert result.groups == n, result
+            by_kind = key_bytes_by_kind(conn)
+            # The archive's queue is gone at its next run (within a minute): measured without it.
+            queued = by_kind.pop("archlog", 0)
+            out[f"{step}_used_bytes"] = (used(conn) - before_used - queued) / responses
+            out[f"{step}_key_bytes"] = (sum(by_kind.values()) - before_keys) / responses
+            out[f"{step}_by_kind"] = {k: v / responses for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])}
     return out
 
 
@@ -211,12 +231,28 @@ def rebuild_from_archive(conn: Any, s3: Any, settings: Settings) -> dict[str, An
     }
 
 
+USERS = 200  # a second measurement: the prompts asked by this many users
+
+
+def show(sizes: dict[str, Any]) -> None:
+    for kind, label, target in (
+        ("unlabelled", "unlabelled", ""),
+        ("labelled", "labelled, with its pair", "2,000"),
+        ("compacted", "labelled, compacted", "100"),
+    ):
+        used_b, key_b = sizes[f"{kind}_used_bytes"], sizes[f"{kind}_key_bytes"]
+        print(f"    {label:24s} {used_b:7.0f} / {key_b:7.0f}" + (f"   (target: {target})" if target else ""))
+        parts = ", ".join(f"{k} {v:.0f}" for k, v in sizes[f"{kind}_by_kind"].items() if v >= 2)
+        print(f"      by key: {parts}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--text-bytes", type=int, default=430)
     parser.add_argument("--responses", type=int, default=2000, help="groups measured for bytes per response")
+    parser.add_argument("--no-long-run", action="store_true", help="the bytes per response only")
     args = parser.parse_args()
 
     import redis
@@ -234,19 +270,14 @@ def main() -> None:
             conn = redis.Redis.from_url(redis_server.url)
             s3 = context.s3_client(settings)
             stack.ensure_bucket(s3, "bench")
-            sizes = per_response(conn, settings, args.responses, args.text_bytes)
+            sizes = per_response(conn, s3, settings, args.responses, args.text_bytes)
             print(f"bytes per response, {args.text_bytes} bytes of text (used_memory / sum of MEMORY USAGE):")
-            for kind, label, target in (
-                ("unlabelled", "unlabelled", ""),
-                ("labelled", "labelled, with its pair", "2,000"),
-            ):
-                used_b, key_b = sizes[f"{kind}_used_bytes"], sizes[f"{kind}_key_bytes"]
-                print(
-                    f"  {label:24s} {used_b:7.0f} / {key_b:7.0f}"
-                    + (f"   (target while hot: {target})" if target else "")
-                )
-                parts = ", ".join(f"{k} {v:.0f}" for k, v in sizes[f"{kind}_by_kind"].items() if v >= 5)
-                print(f"    by key: {parts}")
+            print("  each prompt asked by a user of its own (the most per-user stats can cost):")
+            show(sizes)
+            print(f"  prompts asked by {USERS} users:")
+            show(per_response(conn, s3, settings, args.responses, args.text_bytes, users=USERS))
+            if args.no_long_run:
+                return
             print(f"long run: {args.events:,} events over {args.days} simulated days")
             run = long_run(conn, s3, settings, args.events, args.days, args.text_bytes)
             rows = run["rows"]

@@ -137,6 +137,7 @@ def start_redis(data_dir: Path, port: int | None = None, appendfsync: str = "eve
         "--appendonly", "yes",
         "--appendfsync", appendfsync,
         "--maxmemory-policy", "noeviction",
+        "--hash-max-ziplist-entries", "512",  # as deploy/redis.conf: compacted groups' indexes
         "--save", "",
         "--daemonize", "no",
     ]  # fmt: skip
