@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
 
 import redis
 
+from likeloop_server.errors import EXIT_FAILED, EXIT_OK
 from likeloop_server.settings import Settings
+
+BUSY_POLL_S = 0.5
 
 
 def add_command(
@@ -25,3 +33,40 @@ def add_command(
 
 def redis_client(settings: Settings | None = None) -> redis.Redis:
     return redis.Redis.from_url((settings or Settings.from_env()).redis_url)
+
+
+def each_project(
+    projects: list[str],
+    run_one: Callable[[str], dict[str, Any]],
+    busy: type[Exception],
+    what: str,
+    timeout_s: float,
+    fatal: tuple[type[Exception], ...] = (),
+) -> int:
+    """Run a project-at-a-time job (an archive run, a compaction) for each project, printing each
+    one's summary as a JSON line; while another run holds a project (``busy``), wait up to
+    ``timeout_s`` for it. An error is printed and makes the exit status non-zero; a ``fatal``
+    one (the job cannot run here at all) stops at once."""
+    status = EXIT_OK
+    for project in projects:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                summary = run_one(project)
+            except busy:
+                if time.monotonic() >= deadline:
+                    print(f"error: {project}: another {what} held the lock for {timeout_s} s", file=sys.stderr)
+                    status = EXIT_FAILED
+                    break
+                time.sleep(BUSY_POLL_S)
+                continue
+            except fatal as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_FAILED
+            except Exception as exc:  # noqa: BLE001 - reported, and the exit status says it failed
+                print(f"error: {project}: {what} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                status = EXIT_FAILED
+                break
+            print(json.dumps({"project": project, **summary}))
+            break
+    return status

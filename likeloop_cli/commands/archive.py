@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-import time
 
 from likeloop_server import apikeys
-from likeloop_server.errors import EXIT_FAILED, EXIT_OK
 from likeloop_server.settings import Settings
 
-from ._common import add_command, redis_client
-
-BUSY_POLL_S = 0.5
+from ._common import add_command, each_project, redis_client
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,29 +42,13 @@ def run(args: argparse.Namespace) -> int:
         apikeys.require_project(conn, args.project)
         projects = [args.project]
     s3 = context.s3_client(settings)
-    status = EXIT_OK
-    for project in projects:
-        deadline = time.monotonic() + args.timeout
-        while True:
-            try:
-                runs = archive_project(conn, s3, settings, project)
-            except ArchiveBusy:
-                if time.monotonic() >= deadline:
-                    print(f"error: {project}: another archive run held the lock for {args.timeout} s", file=sys.stderr)
-                    status = EXIT_FAILED
-                    break
-                time.sleep(BUSY_POLL_S)
-                continue
-            except Exception as exc:  # noqa: BLE001 - reported, and the exit status says it failed
-                print(f"error: {project}: archiving failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-                status = EXIT_FAILED
-                break
-            summary = {
-                "project": project,
-                "events": sum(r.events for r in runs),
-                "parts": [p["key"] for r in runs for p in r.parts],
-                "committed": [r.end for r in runs],
-            }
-            print(json.dumps(summary))
-            break
-    return status
+
+    def archive_one(project: str) -> dict[str, object]:
+        runs = archive_project(conn, s3, settings, project)
+        return {
+            "events": sum(r.events for r in runs),
+            "parts": [p["key"] for r in runs for p in r.parts],
+            "committed": [r.end for r in runs],
+        }
+
+    return each_project(projects, archive_one, ArchiveBusy, "archive run", args.timeout)

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-import time
 
 from likeloop_server import apikeys
-from likeloop_server.errors import EXIT_FAILED, EXIT_OK
 from likeloop_server.settings import Settings
 
-from ._common import add_command, redis_client
-
-BUSY_POLL_S = 0.5
+from ._common import add_command, each_project, redis_client
 
 
 def _days(text: str) -> float:
@@ -57,26 +51,8 @@ def run(args: argparse.Namespace) -> int:
         apikeys.require_project(conn, args.project)
         projects = [args.project]
     s3 = context.s3_client(settings)
-    status = EXIT_OK
-    for project in projects:
-        deadline = time.monotonic() + args.timeout
-        while True:
-            try:
-                result = compact_project(conn, s3, settings, project, args.older_than)
-            except CompactionBusy:
-                if time.monotonic() >= deadline:
-                    print(f"error: {project}: another compaction held the lock for {args.timeout} s", file=sys.stderr)
-                    status = EXIT_FAILED
-                    break
-                time.sleep(BUSY_POLL_S)
-                continue
-            except CompactionRefused as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                return EXIT_FAILED
-            except Exception as exc:  # noqa: BLE001 - reported, and the exit status says it failed
-                print(f"error: {project}: compaction failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-                status = EXIT_FAILED
-                break
-            print(json.dumps({"project": project, **result.as_dict()}))
-            break
-    return status
+
+    def compact_one(project: str) -> dict[str, object]:
+        return compact_project(conn, s3, settings, project, args.older_than).as_dict()
+
+    return each_project(projects, compact_one, CompactionBusy, "compaction", args.timeout, (CompactionRefused,))

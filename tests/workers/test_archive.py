@@ -222,7 +222,7 @@ def test_likeloop_archive_returns_once_committed_and_fails_loudly(conn, s3, sett
     store(conn, settings, response("r1"), feedback("like", "r1"))
     unreachable = replace(settings, s3_endpoint="http://127.0.0.1:9")
     failed = likeloop_cli("archive", "--project", P, settings=unreachable)
-    assert failed.returncode == 1 and "archiving failed" in failed.stderr
+    assert failed.returncode == 1 and "archive run failed" in failed.stderr
     assert conn.xlen(PK.archive_log) == 1  # nothing lost
 
     done = likeloop_cli("archive", "--project", P, settings=settings)
