@@ -224,7 +224,7 @@ class _Archiver:
         def commit(pipe: redis.client.Pipeline) -> None:
             pipe.set(pk.archive_cursor, run.end)
             pipe.delete(pk.archive_run)
-            pipe.xtrim(pk.archive_log, minid=_after(run.end))
+            pipe.xtrim(pk.archive_log, minid=_after(run.end), approximate=False)  # "~" trims 10,000 at most
 
         self.lock.guarded(commit)
 

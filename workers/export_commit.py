@@ -62,7 +62,7 @@ def commit(conn: redis.Redis, pk: keys.ProjectKeys, manifest: dict[str, Any], ma
     pipe.set(pk.export_committed, manifest_key)
     pipe.hincrby(pk.stats_total, PAIRS_EXPORTED, manifest["stats"]["pairs_exported_delta"])
     # Entries up to the cursor are in S3 now; trimming them keeps Redis bounded.
-    pipe.xtrim(pk.pair_log, minid=manifest["cursor"]["to"])
+    pipe.xtrim(pk.pair_log, minid=manifest["cursor"]["to"], approximate=False)  # "~" trims 10,000 at most
     pipe.delete(sets.added, sets.retracted)
     pipe.execute()
 

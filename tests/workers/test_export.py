@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from likeloop_server import exports, keys
+from likeloop_server import apikeys, exports, keys
 from tests.support import P, labelled, read_jsonl_gz
 from tests.support import store_and_pair as send
 from workers import export as export_mod
@@ -275,3 +275,15 @@ def test_a_crashed_commit_is_repaired_even_when_its_id_sorts_before_the_last_com
     # Its manifest (Q1) is applied first, so Q1 is in exactly one manifest's files.
     assert [r["prompt"] for r in read(s3, settings, data_key(third))] == ["Q2"]
     assert conn.scard(keys.ProjectKeys(P).exported) == 3
+
+
+def test_a_long_pair_log_is_trimmed_whole_by_the_export(conn, s3, settings):
+    """Redis trims at most 10,000 entries per approximate XTRIM: the commit trims exactly."""
+    apikeys.create_key(conn, P, ("ingest",))
+    pk = keys.ProjectKeys(P)
+    pipe = conn.pipeline(transaction=False)
+    for n in range(12_000):
+        pipe.xadd(pk.pair_log, {"op": "add", "pair": f"gone{n}", "group": "g"})
+    pipe.execute()
+    export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")
+    assert conn.xlen(pk.pair_log) == 1  # the entry at the cursor
