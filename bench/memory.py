@@ -1,8 +1,10 @@
 """Redis memory against traffic, on a local redis-server and the bundled S3 server.
 
-1. Bytes per response: Redis's ``used_memory`` added by unlabelled responses, and by labelled
+1. Bytes per response: Redis's ``used_memory`` added by unlabelled responses, by labelled
    ones (two answers to a prompt, a like and a dislike) with their pair and KTO rows, each
-   about ``--text-bytes`` of answer text; and the sum of ``MEMORY USAGE`` of the keys.
+   about ``--text-bytes`` of answer text, and by those labelled ones once archived, exported
+   and compacted (``compact --older-than 0``); and the sum of ``MEMORY USAGE`` of the keys.
+   Measured with a user of its own per prompt, then with the prompts asked by 200 users.
 2. A long run: ``--events`` events over ``--days`` simulated days ending now, stored through the
    ingest script as of their time (the clock rebuilds use, workers/rebuild.py ``Replay``: what
    expires, expires at its simulated time; groups are paired as of then), archived once a
@@ -11,6 +13,7 @@
 
 The target (docs/benchmarks.md): Redis memory levels off at the hot window while the archive
 grows. Run: python bench/memory.py [--events 1000000] [--days 60] [--text-bytes 430]
+[--responses 2000] [--no-long-run]
 """
 
 from __future__ import annotations
