@@ -21,6 +21,7 @@ from likeloop_server.errors import StackError
 
 # weed serves S3 in about 4 s here; allow for a loaded CI machine.
 WEED_START_TIMEOUT_S = 60.0
+WEED_START_ATTEMPTS = 3
 REDIS_START_TIMEOUT_S = 15.0
 # weed may ignore SIGTERM for a long while; after this grace it is killed.
 STOP_GRACE_S = 5.0
@@ -48,6 +49,22 @@ def free_port(with_grpc: bool = False) -> int:
         if port + _GRPC_OFFSET < 65536 and port_is_free(port + _GRPC_OFFSET):
             return port
     raise StackError("no free loopback port found")
+
+
+def free_ports(n: int, with_grpc: bool = False) -> list[int]:
+    """``n`` different free loopback ports (their +10000 twins, if asked, clear of them all):
+    separate calls of ``free_port`` may hand out the same port twice."""
+    chosen: list[int] = []
+    for _ in range(200 * n):
+        if len(chosen) == n:
+            break
+        port = free_port(with_grpc)
+        taken = set(chosen) | ({p + _GRPC_OFFSET for p in chosen} if with_grpc else set())
+        if port not in taken and (not with_grpc or port + _GRPC_OFFSET not in set(chosen)):
+            chosen.append(port)
+    if len(chosen) < n:
+        raise StackError("no free loopback ports found")
+    return chosen
 
 
 def _find_binary(name: str, bundled: list[Path], missing: str) -> str:
@@ -159,9 +176,26 @@ def start_redis(data_dir: Path, port: int | None = None, appendfsync: str = "eve
 
 
 def start_weed(data_dir: Path, s3_port: int | None = None) -> Server:
-    """Start SeaweedFS (master, volume, filer, S3) on loopback; returns once S3 answers."""
-    s3_port = s3_port or free_port(with_grpc=True)
-    master, volume, filer = (free_port(with_grpc=True) for _ in range(3))
+    """Start SeaweedFS (master, volume, filer, S3) on loopback; returns once S3 answers. A
+    port taken between choosing it and weed binding it: started again on others in a fresh
+    directory under ``data_dir`` (only when the S3 port was not given: a scratch store)."""
+    for attempt in range(WEED_START_ATTEMPTS):
+        try:
+            return _start_weed(data_dir / f"retry-{attempt}" if attempt else data_dir, s3_port)
+        except _PortTaken:
+            if s3_port is not None or attempt == WEED_START_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _PortTaken(StackError):
+    """weed exited at start because a port it was given was taken meanwhile."""
+
+
+def _start_weed(data_dir: Path, s3_port: int | None) -> Server:
+    ports = free_ports(4, with_grpc=True)
+    s3_port = s3_port or ports[0]
+    master, volume, filer = ports[1:]
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         weed_binary(), "server",
@@ -177,7 +211,8 @@ def start_weed(data_dir: Path, s3_port: int | None = None) -> Server:
     deadline = time.monotonic() + WEED_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if not server.alive():
-            raise StackError(f"weed exited at start:\n{server.log_tail()}")
+            taken = "address already in use" in server.log_tail(lines=1000)
+            raise (_PortTaken if taken else StackError)(f"weed exited at start:\n{server.log_tail()}")
         try:
             with urllib.request.urlopen(url + "/", timeout=1) as resp:
                 if resp.status == 200:

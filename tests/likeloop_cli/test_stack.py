@@ -1,0 +1,57 @@
+"""The bundled servers' start: ports chosen apart, and a SeaweedFS start that loses a port to
+another process between choosing and binding it starts again on others."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from likeloop_cli import stack
+
+
+def test_free_ports_are_different_and_clear_of_each_others_grpc_twins() -> None:
+    for _ in range(20):
+        ports = stack.free_ports(4, with_grpc=True)
+        twins = {p + 10000 for p in ports}
+        assert len(set(ports)) == 4
+        assert not twins & set(ports)
+
+
+def test_weed_starts_again_on_other_ports_when_one_is_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    real = stack.free_ports
+    calls: list[list[int]] = []
+
+    def first_with_a_taken_port(n: int, with_grpc: bool = False) -> list[int]:
+        ports = real(n, with_grpc)
+        if not calls:
+            ports[2] = port  # the volume server's port: weed exits at start
+        calls.append(ports)
+        return ports
+
+    monkeypatch.setattr(stack, "free_ports", first_with_a_taken_port)
+    try:
+        server = stack.start_weed(tmp_path / "weed")
+        try:
+            with urllib.request.urlopen(server.url + "/", timeout=5) as resp:
+                assert resp.status == 200
+            assert len(calls) == 2
+            assert "address already in use" in (tmp_path / "weed" / "weed.log").read_text(errors="replace")
+        finally:
+            server.stop(grace=1)
+    finally:
+        taken.close()
+
+
+def test_a_given_s3_port_that_is_taken_is_an_error_naming_it(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(stack.StackError, match="address already in use|did not answer"):
+            stack.start_weed(tmp_path / "weed", s3_port=taken.getsockname()[1])
