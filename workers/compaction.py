@@ -45,17 +45,17 @@ TAIL_LIMIT = 200_000  # log entries after a cursor a run reads before it stops: 
 _GROUP_FIELD = SEPARATOR + DIMENSIONS["group"]
 
 # ARGV: changed key, dirty key, claims key, JSON [[group id, last change, version key, version, commands]].
-# Returns how many groups it compacted; a group that changed, is dirty or claimed is left as it is.
+# Returns the ids of the groups it compacted; a group that changed, is dirty or claimed is left as it is.
 _COMMIT = """
 local changed, dirty, claims = ARGV[1], ARGV[2], ARGV[3]
-local done = 0
+local done = {}
 for _, g in ipairs(cjson.decode(ARGV[4])) do
   local gid, score, vkey, version, commands = g[1], g[2], g[3], g[4], g[5]
   local now = redis.call('ZSCORE', changed, gid)
   if now and tonumber(now) == tonumber(score) and not redis.call('ZSCORE', dirty, gid)
       and redis.call('HEXISTS', claims, gid) == 0 and tonumber(redis.call('GET', vkey) or '0') == version then
     for _, command in ipairs(commands) do redis.call(unpack(command)) end
-    done = done + 1
+    done[#done + 1] = gid
   end
 end
 return done
@@ -161,7 +161,7 @@ class _Run:
         self.commit = conn.register_script(_COMMIT)
         self.result = CompactionResult()
 
-    def _hold(self, reason: str, n: int = 1) -> None:
+    def hold(self, reason: str, n: int = 1) -> None:
         self.result.held_back[reason] = self.result.held_back.get(reason, 0) + n
 
     def candidates(self, cutoff: float, skip: int) -> dict[str, float]:
@@ -179,9 +179,9 @@ class _Run:
         out = {}
         for gid, d, c in zip(gids, dirty, claimed, strict=True):
             if d is not None or c is not None:
-                self._hold("pairing")
+                self.hold("pairing")
             elif gid in unexported:
-                self._hold("not exported")
+                self.hold("not exported")
             else:
                 out[gid] = found[gid]
         return out
@@ -202,20 +202,14 @@ class _Run:
         self.lock.renew()
         put_bytes(self.s3, self.layout.bucket, self.layout.segment(segment), bytes(body), "application/gzip")
         self.lock.renew()
-        done = int(self.commit(args=[self.pk.group_changed, self.pk.dirty, self.pk.pair_claims, orjson.dumps(writes)]))
+        args = [self.pk.group_changed, self.pk.dirty, self.pk.pair_claims, orjson.dumps(writes)]
+        done = {gid.decode() for gid in self.commit(args=args)}
         self.result.segments += 1
         self.result.bytes += len(body)
-        self.result.changed += len(snaps) - done
-        if done:
-            kept = {w[0] for w in writes}
-            self.result.groups += done
-            # Responses of the groups that left (the few that changed stay, and are not counted).
-            present = self.conn.pipeline(transaction=False)
-            for snap in snaps:
-                present.exists(self.pk.group(snap["group"]))
-            for snap, exists in zip(snaps, present.execute(), strict=True):
-                if snap["group"] in kept and not exists:
-                    self.result.responses += len(snap["responses"])
+        self.result.changed += len(snaps) - len(done)
+        self.result.groups += len(done)
+        # Responses of the groups that left (the few that changed stay, and are not counted).
+        self.result.responses += sum(len(snap["responses"]) for snap in snaps if snap["group"] in done)
 
 
 def compact_project(
@@ -239,7 +233,7 @@ def compact_project(
         run = _Run(conn, s3, settings, project, lock)
         horizon, unexported = archived_before(conn, pk), unexported_groups(conn, pk)
         if horizon is None or unexported is None:
-            run._hold("archive or export behind", int(conn.zcard(pk.group_changed)))
+            run.hold("archive or export behind", int(conn.zcard(pk.group_changed)))
             return run.result
         # Changes are listed to the second (rounded down): one listed a second before the
         # earliest unarchived batch was received is archived.
@@ -259,7 +253,7 @@ def compact_project(
                 run.compact_chunk(dict(items[i : i + CHUNK_GROUPS]), stats)
                 skip += run.result.changed - before  # changed groups stay listed: step past them
         if later:
-            run._hold("changed within the window, or not archived yet", later)
+            run.hold("changed within the window, or not archived yet", later)
         conn.hset(pk.compaction, "last_run", repr(time.time()))
         return run.result
     finally:

@@ -158,13 +158,14 @@ def removal_commands(pk: keys.ProjectKeys, snap: dict[str, Any]) -> list[Command
 
 
 def restore_commands(
-    pk: keys.ProjectKeys, snap: dict[str, Any], now: float, rolled_day: str
+    pk: keys.ProjectKeys, snap: dict[str, Any], now: float, rolled_day: str, changed_at: float | None = None
 ) -> tuple[list[Command], list[str]]:
     """What puts a group back as its snapshot has it, merged with what arrived while it was away
     (a new response in the group, a version bumped): sets and hashes are added to, counters
     incremented. Returns (commands, the response ids restored). A response that would have
     expired by now stays out. A stats hour whose day has been rolled up since (``rolled_day``:
-    the last day rolled) goes to its day's bucket."""
+    the last day rolled) goes to its day's bucket. ``changed_at`` (default ``now``): the time
+    the group's last change is recorded at, which its next compaction counts from."""
     gid = snap["group"]
     now_ms = int(now * 1000)
     cmds: list[Command] = []
@@ -213,7 +214,7 @@ def restore_commands(
             cmds.append(["HINCRBY", key, _raw(name), by])
         if bucket:
             cmds.append(["SADD", pk.stats_hours, bucket])
-    cmds.append(["ZADD", pk.group_changed, int(now), gid])
+    cmds.append(["ZADD", pk.group_changed, int(now if changed_at is None else changed_at), gid])
     return cmds, restored
 
 

@@ -193,7 +193,7 @@ def pair_claimed(
     are stamped (and counted in the stats hour of) ``as_of``, by default now: a rebuild pairs
     as of the replayed traffic's time."""
     now = time.time() if as_of is None else as_of
-    group_ids = _bring_back(conn, claims.pk, group_ids, settings)
+    group_ids = _bring_back(conn, claims.pk, group_ids, settings, as_of)
     snaps = read_groups(conn, claims.pk, group_ids)
     planned = [(snap, *plan_writes(claims.pk, snap, max_pairs, strategy, now)) for snap in snaps]
     writes = [(snap.group_id, snap.version, commands) for snap, commands, _ in planned]
@@ -202,11 +202,16 @@ def pair_claimed(
 
 
 def _bring_back(
-    conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str], settings: Settings | None = None
+    conn: redis.Redis,
+    pk: keys.ProjectKeys,
+    group_ids: list[str],
+    settings: Settings | None = None,
+    as_of: float | None = None,
 ) -> list[str]:
     """Restore the compacted ones of claimed groups (workers/restore.py) before they are read,
-    from the archive of ``settings`` (default: the worker's); returns the groups to pair now: one
-    whose snapshot could not be read stays claimed until its lease ends, then dirty again."""
+    from the archive of ``settings`` (default: the worker's), as of ``as_of`` (default now);
+    returns the groups to pair now: one whose snapshot could not be read stays claimed until its
+    lease ends, then dirty again."""
     if not compacted.any_compacted(conn, pk):
         return group_ids
     located = compacted.locate_groups(conn, pk, group_ids)
@@ -215,7 +220,7 @@ def _bring_back(
     from .restore import restore_groups
 
     settings = settings or context.settings()
-    restored = restore_groups(conn, context.s3_client(settings), settings, pk, located)
+    restored = restore_groups(conn, context.s3_client(settings), settings, pk, located, as_of)
     return [gid for gid in group_ids if gid not in located or gid in restored]
 
 

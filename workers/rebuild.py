@@ -167,7 +167,9 @@ class Replay:
         that stats hour)."""
         s = self.settings
         deadline = time.monotonic() + 3600
-        done = drain(self.conn, self.project, s.max_pairs_per_group, deadline, s.pairing_lease_s, False, self.last_at)
+        done = drain(
+            self.conn, self.project, s.max_pairs_per_group, deadline, s.pairing_lease_s, False, self.last_at, s
+        )
         self.paired["groups"] += done["groups"]
         self.paired["added"] += done["added"] - done["removed"]
         self.dirty_since = None

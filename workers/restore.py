@@ -53,8 +53,11 @@ def _waiting(raw: list[bytes]) -> list[dict[str, Any]]:
     return events
 
 
-def _restore_one(conn: redis.Redis, store: BatchStore, pk: keys.ProjectKeys, snap: dict[str, Any], sha: str) -> int:
-    """Put one group back; returns how many waiting feedback events it applied."""
+def _restore_one(
+    conn: redis.Redis, store: BatchStore, pk: keys.ProjectKeys, snap: dict[str, Any], sha: str, as_of: float | None
+) -> int:
+    """Put one group back; returns how many waiting feedback events it applied, as of ``as_of``
+    (default now: the time its change and that feedback are counted at)."""
     gid = snap["group"]
     pending_keys = [pk.pending(rid) for rid in snap["members"]]
     index_cmds: list[list[Any]] = [["HDEL", pk.compacted_groups(compacted.group_bucket(gid)), gid]]
@@ -70,7 +73,8 @@ def _restore_one(conn: redis.Redis, store: BatchStore, pk: keys.ProjectKeys, sna
                 waiting = [ev for key in pending_keys for ev in _waiting(pipe.lrange(key, 0, -1))]
                 rolled = (pipe.get(pk.stats_rolled) or b"").decode()
                 now = time.time()
-                commands, _ = group_snapshot.restore_commands(pk, snap, now, rolled)
+                at = now if as_of is None else as_of
+                commands, _ = group_snapshot.restore_commands(pk, snap, now, rolled, changed_at=at)
                 pipe.multi()
                 for command in commands + index_cmds:
                     pipe.execute_command(*command)
@@ -80,7 +84,7 @@ def _restore_one(conn: redis.Redis, store: BatchStore, pk: keys.ProjectKeys, sna
                 pipe.xadd(pk.restored_log, {"g": gid}, minid=int((now - RESTORED_LOG_S) * 1000), approximate=True)
                 if waiting:
                     pipe.delete(*pending_keys)
-                    pipe.evalsha(sha, 0, *store.script_args(pk.project, waiting, now, store.lifetimes(), False))
+                    pipe.evalsha(sha, 0, *store.script_args(pk.project, waiting, at, store.lifetimes(), False))
                 pipe.execute()
                 return len(waiting)
             except redis.WatchError:
@@ -89,9 +93,15 @@ def _restore_one(conn: redis.Redis, store: BatchStore, pk: keys.ProjectKeys, sna
 
 
 def restore_groups(
-    conn: redis.Redis, s3: Any, settings: Settings, pk: keys.ProjectKeys, located: dict[str, compacted.Location]
+    conn: redis.Redis,
+    s3: Any,
+    settings: Settings,
+    pk: keys.ProjectKeys,
+    located: dict[str, compacted.Location],
+    as_of: float | None = None,
 ) -> dict[str, int]:
-    """Bring these compacted groups back; group id -> waiting feedback applied. A group whose
+    """Bring these compacted groups back; group id -> waiting feedback applied (``as_of``: the
+    time they changed at, default now; a replay of the past passes its own). A group whose
     snapshot cannot be read now (S3 unreachable) is left compacted and logged: it stays dirty,
     and the next pairing job tries again."""
     layout = ArchiveLayout(settings, pk.project)
@@ -104,5 +114,5 @@ def restore_groups(
         except Exception:  # noqa: BLE001 - S3 down: the group waits for the next try
             log.exception("could not read the snapshot of group %s of %s", gid, pk.project)
             continue
-        out[gid] = _restore_one(conn, store, pk, snap, sha)
+        out[gid] = _restore_one(conn, store, pk, snap, sha, as_of)
     return out

@@ -161,6 +161,24 @@ def test_a_new_response_to_a_compacted_prompt_joins_its_group(conn, client, s3, 
     }
 
 
+def test_a_group_restored_by_a_replay_of_the_past_changed_then_and_compacts_again(conn, client, s3, settings):
+    """A replay (a rebuild, the memory benchmark's simulated days) restores as of its own time:
+    the group's change is recorded then, so compaction at the hot window counts from then."""
+    _ready(conn, client, s3, settings)
+    compact_project(conn, s3, settings, P, older_than_days=0)
+    past = time.time() - 40 * 86400
+    statuses, dirty = store(conn, settings, feedback("dislike", "good2", "late voter"))
+    assert statuses == ["pending"] and len(dirty) == 1
+    gid = dirty[0]
+    drain(conn, P, 100, time.monotonic() + 60, schedule=False, as_of=past, settings=settings)
+    assert not compacted.is_compacted(conn, PK, gid)
+    assert conn.zscore(PK.group_changed, gid) == int(past)
+    export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")
+    result = compact_project(conn, s3, settings, P, now=past + 31 * 86400)
+    assert result.groups == 1
+    assert compacted.is_compacted(conn, PK, gid)
+
+
 def test_compaction_waits_for_the_archive_and_the_export(conn, client, s3, settings):
     secret, _ = apikeys.create_key(conn, P, ("ingest", "read", "admin"))
     traffic(conn, client, settings, secret)
