@@ -7,9 +7,12 @@
    Measured with a user of its own per prompt, then with the prompts asked by 200 users.
 2. A long run: ``--events`` events over ``--days`` simulated days ending now, stored through the
    ingest script as of their time (the clock rebuilds use, workers/rebuild.py ``Replay``: what
-   expires, expires at its simulated time; groups are paired as of then), archived once a
-   simulated day, hourly stats rolled up to days. Prints Redis memory and the archive's bytes as
-   the days go, and the archive's events/s against the ingest script's in the same run.
+   expires, expires at its simulated time; groups are paired as of then). Each simulated night
+   runs what the workers run: the archive, an incremental export, the stats roll-up and
+   compaction at the hot window (``LIKELOOP_HOT_DAYS``), all as of that night. Prints Redis
+   memory and the archive's bytes (events and compacted groups) as the days go, the archive's
+   events/s against the ingest script's in the same run, then loses Redis and rebuilds it from
+   the archive, and compacts the rebuilt project.
 
 The target (docs/benchmarks.md): Redis memory levels off at the hot window while the archive
 grows. Run: python bench/memory.py [--events 1000000] [--days 60] [--text-bytes 430]
@@ -138,8 +141,13 @@ def per_response(
 
 
 def long_run(conn: Any, s3: Any, settings: Settings, events: int, days: int, text_bytes: int) -> dict[str, Any]:
+    """The simulated history, with what the workers run each night as of its simulated end:
+    the archive, an incremental export, the stats roll-up and compaction at the hot window."""
+    from likeloop_server import exports
     from workers.archive import archive_project
     from workers.archive_replay import ArchivedBatch
+    from workers.compaction import compact_project
+    from workers.export import export_project
     from workers.rebuild import Replay
     from workers.stats_rollup import roll_up
 
@@ -162,8 +170,8 @@ def long_run(conn: Any, s3: Any, settings: Settings, events: int, days: int, tex
     per_day = events // days
     labelled: list[str] = []
     stored = archived = 0
-    archive_s = 0.0
-    archive_bytes = 0
+    seconds = {"archive": 0.0, "export": 0.0, "compaction": 0.0}
+    archive_bytes = compacted_bytes = compacted_groups = pairs_exported = 0
     rows = []
     group = 0
     for day in range(days):
@@ -193,31 +201,54 @@ def long_run(conn: Any, s3: Any, settings: Settings, events: int, days: int, tex
             stored += len(prepared)
         day_end = day_start + DAY
         replay.expire(day_end)
+        replay.pair()  # the day's last changes, paired before the night's export
         started = time.perf_counter()
         runs = archive_project(conn, s3, settings, P)
-        archive_s += time.perf_counter() - started
+        seconds["archive"] += time.perf_counter() - started
         archived += sum(r.events for r in runs)
         archive_bytes += sum(p["bytes"] for r in runs for p in r.parts)
+        started = time.perf_counter()
+        manifest = export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")
+        seconds["export"] += time.perf_counter() - started
+        pairs_exported += int(manifest.get("counts", {}).get("pairs", 0))
         roll_up(conn, P, settings.stats_hourly_days, now=day_end)
-        rows.append((day + 1, stored, used(conn), archive_bytes))
+        started = time.perf_counter()
+        result = compact_project(conn, s3, settings, P, now=day_end)
+        seconds["compaction"] += time.perf_counter() - started
+        compacted_bytes += result.bytes
+        compacted_groups = int(conn.hget(keys.ProjectKeys(P).compaction, "groups") or 0)
+        rows.append((day + 1, stored, used(conn), archive_bytes + compacted_bytes, compacted_groups))
         if (day + 1) % 5 == 0 or day + 1 == days:
             print(f"  day {day + 1:3d}: {stored:>9,} events  Redis {used(conn) / 1e6:8.1f} MB  "
-                  f"archive {archive_bytes / 1e6:8.1f} MB", flush=True)  # fmt: skip
+                  f"archive {(archive_bytes + compacted_bytes) / 1e6:8.1f} MB (compacted groups "
+                  f"{compacted_bytes / 1e6:.1f} MB)  groups compacted {compacted_groups:,}", flush=True)  # fmt: skip
     replay.finish()
     return {
         "rows": rows,
         "store_events_per_s": stored / store_s[0],
-        "archive_events_per_s": archived / archive_s,
+        "archive_events_per_s": archived / seconds["archive"],
         "archived": archived,
         "stored": stored,
+        "seconds": seconds,
+        "pairs_exported": pairs_exported,
     }
 
 
 def rebuild_from_archive(conn: Any, s3: Any, settings: Settings) -> dict[str, Any]:
-    """Redis lost after the long run: the project rebuilt from the archive, timed."""
+    """Redis lost after the long run: the project rebuilt from the archive, timed; then the
+    night's jobs (an incremental export, compaction) as the workers would run them next."""
+    from likeloop_server import exports
+    from workers.compaction import compact_project
+    from workers.export import export_project
     from workers.rebuild import rebuild_project
 
-    stats = conn.hgetall(keys.ProjectKeys(P).stats_total)
+    pk = keys.ProjectKeys(P)
+
+    def totals() -> dict[bytes, bytes]:
+        # Per-group counters of a compacted group live in its snapshot: compared apart.
+        return {k: v for k, v in conn.hgetall(pk.stats_total).items() if b"|g:" not in k}
+
+    stats = totals()
     before = used(conn)
     conn.flushall(asynchronous=True)  # a big Redis takes longer to free than a client waits
     while int(conn.info("memory").get("lazyfree_pending_objects", 0)) or conn.dbsize():
@@ -225,12 +256,24 @@ def rebuild_from_archive(conn: Any, s3: Any, settings: Settings) -> dict[str, An
     started = time.perf_counter()
     result = rebuild_project(conn, s3, settings, P)
     seconds = time.perf_counter() - started
-    # The export state is not part of this run (it never exported): pairs_exported is absent both times.
+    rebuilt = used(conn)
+    stats_equal = totals() == stats
+    # The replay brings every group back, compacted ones included, and pairs them anew (pair-log
+    # entries the restored export cursor has not passed); the night's export moves the cursor
+    # past them (exporting nothing already exported) and compaction sends the old groups back.
+    started = time.perf_counter()
+    manifest = export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")
+    compacted = compact_project(conn, s3, settings, P)
     return {
         "events": result.events,
         "seconds": seconds,
-        "memory_ratio": used(conn) / before,
-        "stats_equal": conn.hgetall(keys.ProjectKeys(P).stats_total) == stats,
+        "memory_ratio": rebuilt / before,
+        "compacted_ratio": used(conn) / before,
+        "night_seconds": time.perf_counter() - started,
+        "exported": manifest["counts"],
+        "compacted": compacted.groups,
+        "held_back": compacted.held_back,
+        "stats_equal": stats_equal,
     }
 
 
@@ -284,15 +327,25 @@ def main() -> None:
             print(f"long run: {args.events:,} events over {args.days} simulated days")
             run = long_run(conn, s3, settings, args.events, args.days, args.text_bytes)
             rows = run["rows"]
-            half = rows[len(rows) // 2 - 1]
-            last = rows[-1]
-            print(f"Redis memory, last day / middle day: {last[2] / half[2]:.2f}  (levelled off: about 1.0)")
-            print(f"archive bytes, last day / middle day: {last[3] / half[3]:.2f}")
+            last, hot = rows[-1], settings.hot_days
+            marks = [rows[len(rows) // 2 - 1]]
+            if len(rows) > hot:
+                marks += [rows[hot - 1], rows[(hot + len(rows)) // 2 - 1]]
+            print(f"levelled off: Redis memory about 1.0 past the hot window of {hot} days, while the archive grows")
+            for row in marks:
+                print(f"  day {last[0]} / day {row[0]}: Redis memory {last[2] / row[2]:.2f}, "
+                      f"archive bytes {last[3] / row[3]:.2f}")  # fmt: skip
+            took = ", ".join(f"{k} {v:.1f} s" for k, v in run["seconds"].items())
+            print(f"nightly jobs over the run: {took}; pairs exported {run['pairs_exported']:,}")
             ratio = run["archive_events_per_s"] / run["store_events_per_s"]
             rebuilt = rebuild_from_archive(conn, s3, settings)
             print(f"rebuild of the project from S3 after FLUSHALL: {rebuilt['events']:,} events in "
                   f"{rebuilt['seconds']:.1f} s ({rebuilt['events'] / rebuilt['seconds']:,.0f} events/s); Redis after / "
                   f"before {rebuilt['memory_ratio']:.2f}; stats totals equal: {rebuilt['stats_equal']}")  # fmt: skip
+            print(f"  then the night's export ({rebuilt['exported']}) and compaction ({rebuilt['compacted']:,} "
+                  f"groups) in {rebuilt['night_seconds']:.1f} s: Redis after / before "
+                  f"{rebuilt['compacted_ratio']:.2f}")  # fmt: skip
+            print(f"  held back: {rebuilt['held_back']}")
             print(f"archive {run['archive_events_per_s']:,.0f} events/s, ingest script {run['store_events_per_s']:,.0f}"
                   f" events/s: ratio {ratio:.2f}  (keeps up: at least 1.0)")  # fmt: skip
         finally:
