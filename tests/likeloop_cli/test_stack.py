@@ -21,10 +21,10 @@ def test_free_ports_are_different_and_clear_of_each_others_grpc_twins() -> None:
 
 
 def test_weed_starts_again_on_other_ports_when_one_is_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = stack.free_port(with_grpc=True)  # a port weed could use, then taken
     taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    taken.bind(("127.0.0.1", 0))
+    taken.bind(("127.0.0.1", port))
     taken.listen()
-    port = taken.getsockname()[1]
     real = stack.free_ports
     calls: list[list[int]] = []
 
@@ -50,8 +50,9 @@ def test_weed_starts_again_on_other_ports_when_one_is_taken(tmp_path: Path, monk
 
 
 def test_a_given_s3_port_that_is_taken_is_an_error_naming_it(tmp_path: Path) -> None:
+    port = stack.free_port(with_grpc=True)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
-        taken.bind(("127.0.0.1", 0))
+        taken.bind(("127.0.0.1", port))
         taken.listen()
         with pytest.raises(stack.StackError, match="address already in use|did not answer"):
-            stack.start_weed(tmp_path / "weed", s3_port=taken.getsockname()[1])
+            stack.start_weed(tmp_path / "weed", s3_port=port)
