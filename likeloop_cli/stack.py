@@ -154,7 +154,8 @@ def start_redis(data_dir: Path, port: int | None = None, appendfsync: str = "eve
         "--appendonly", "yes",
         "--appendfsync", appendfsync,
         "--maxmemory-policy", "noeviction",
-        "--hash-max-ziplist-entries", "512",  # as deploy/redis.conf: compacted groups' indexes
+        "--hash-max-ziplist-entries", "512",  # as deploy/redis.conf: compact hashes (indexes,
+        "--hash-max-ziplist-value", "1024",  # responses of up to 1 KB of text)
         "--save", "",
         "--daemonize", "no",
     ]  # fmt: skip
