@@ -2,14 +2,15 @@
 (workers/compaction.py), read the same way here and by the ingest script.
 
 A compacted response is found by its id's sha1: the first 3 hex digits name one of 4096 hashes
-(``keys.ProjectKeys.compacted_responses``), the next 12 are its field, the group id its value.
-Hashes this small stay in Redis's compact encoding (a listpack: a few bytes per entry) up to
-``hash-max-listpack-entries`` entries each, so about 60 bytes per compacted response at 500,000
-per project with Redis's default of 128 (deploy/redis.conf raises it to 512: 2 million). Two
-ids that share 60 bits of a sha1 are out of reach in practice, and a false match only wakes a
-group that then does not hold the response: its feedback waits as for any unknown response.
-A compacted group is found the same way by its id (``compacted_groups``), its value where its
-snapshot is in the archive: ``<segment>|<offset>|<length>``.
+(``keys.ProjectKeys.compacted_responses``), the next 12 (as 6 bytes) are its field, the group id
+(its 16 bytes, not its 32 hex digits) its value. Hashes this small stay in Redis's compact
+encoding (a listpack: a few bytes per entry) up to ``hash-max-listpack-entries`` entries each:
+about 500,000 compacted responses per project with Redis's default of 128 (deploy/redis.conf
+raises it to 512: 2 million). Two ids that share 60 bits of a sha1 are out of reach in
+practice, and a false match only wakes a group that then does not hold the response: its
+feedback waits as for any unknown response. A compacted group is found the same way by its id
+(``compacted_groups``, the id's 16 bytes its field), its value where its snapshot is in the
+archive: ``<segment>|<offset>|<length>``. Group ids are 32 hex digits (identity.short_hash).
 """
 
 from __future__ import annotations
@@ -25,15 +26,24 @@ BUCKET_CHARS = 3  # 16**3 = 4096 hashes per index
 FIELD_CHARS = 12
 
 
-def response_slot(response_id: str) -> tuple[str, str]:
+def response_slot(response_id: str) -> tuple[str, bytes]:
     """(bucket, field) of a response id in the compacted-responses index (ingest.lua: same)."""
     digest = hashlib.sha1(response_id.encode("utf-8", "surrogatepass")).hexdigest()
-    return digest[:BUCKET_CHARS], digest[BUCKET_CHARS : BUCKET_CHARS + FIELD_CHARS]
+    return digest[:BUCKET_CHARS], bytes.fromhex(digest[BUCKET_CHARS : BUCKET_CHARS + FIELD_CHARS])
 
 
 def group_bucket(group_id: str) -> str:
-    """The bucket of a group id in the compacted-groups index (its field is the id itself)."""
+    """The bucket of a group id in the compacted-groups index (its field: ``pack_group``)."""
     return hashlib.sha1(group_id.encode("utf-8", "surrogatepass")).hexdigest()[:BUCKET_CHARS]
+
+
+def pack_group(group_id: str) -> bytes:
+    """A group id as the indexes store it: its 16 bytes."""
+    return bytes.fromhex(group_id)
+
+
+def unpack_group(raw: bytes) -> str:
+    return raw.hex()
 
 
 def all_buckets() -> list[str]:
@@ -63,7 +73,7 @@ def locate_groups(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str])
         return {}
     pipe = conn.pipeline(transaction=False)
     for gid in group_ids:
-        pipe.hget(pk.compacted_groups(group_bucket(gid)), gid)
+        pipe.hget(pk.compacted_groups(group_bucket(gid)), pack_group(gid))
     return {gid: Location.decode(raw) for gid, raw in zip(group_ids, pipe.execute(), strict=True) if raw is not None}
 
 
@@ -78,8 +88,9 @@ def group_of_response(conn: redis.Redis, pk: keys.ProjectKeys, response_id: str)
         return None
     bucket, slot = response_slot(response_id)
     raw = conn.hget(pk.compacted_responses(bucket), slot)
-    return raw.decode() if raw is not None else None
+    return unpack_group(raw) if raw is not None else None
 
 
 def is_compacted(conn: redis.Redis, pk: keys.ProjectKeys, group_id: str) -> bool:
-    return any_compacted(conn, pk) and bool(conn.hexists(pk.compacted_groups(group_bucket(group_id)), group_id))
+    key = pk.compacted_groups(group_bucket(group_id))
+    return any_compacted(conn, pk) and bool(conn.hexists(key, pack_group(group_id)))

@@ -137,7 +137,14 @@ end
 -- Compacted groups (workers/compaction.py) left Redis but for two indexes (compacted.py): a
 -- response id's sha1 finds its group, a group id its snapshot. Looked up only on a miss (feedback
 -- for a response not stored, a response that starts a group) and only while the project has any.
+-- The indexes hold hex digits as bytes (a group id's 32 digits as 16 bytes).
 local has_compacted = nil
+local function unhex(text)
+  return (string.gsub(text, '..', function(cc) return string.char(tonumber(cc, 16)) end))
+end
+local function tohex(raw)
+  return (string.gsub(raw, '.', function(c) return string.format('%02x', string.byte(c)) end))
+end
 local function compacted(index, id, whole)
   if has_compacted == nil then
     has_compacted = tonumber(redis.call('HGET', K.compaction, 'groups') or '0') > 0
@@ -145,11 +152,11 @@ local function compacted(index, id, whole)
   if not has_compacted then return nil end
   local h = redis.sha1hex(id)
   if whole then
-    if redis.call('HEXISTS', index .. string.sub(h, 1, 3), id) == 1 then return id end
+    if redis.call('HEXISTS', index .. string.sub(h, 1, 3), unhex(id)) == 1 then return id end
     return nil
   end
-  local gid = redis.call('HGET', index .. string.sub(h, 1, 3), string.sub(h, 4, 15))
-  if gid then return gid end
+  local gid = redis.call('HGET', index .. string.sub(h, 1, 3), unhex(string.sub(h, 4, 15)))
+  if gid then return tohex(gid) end
   return nil
 end
 

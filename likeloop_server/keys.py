@@ -14,7 +14,7 @@ PROJECTS = PREFIX + "projects"  # set of project names
 API_KEY = PREFIX + "apikey:"  # + sha256(key) -> hash {id, project, scopes, created_at, revoked}
 API_KEY_IDS = PREFIX + "apikeyids"  # hash key id -> sha256(key), for listing and revoking
 LAYOUT = PREFIX + "layout"  # version of the key layout stored pairs are in (workers/migrate.py)
-LAYOUT_VERSION = b"5"  # the layout this code reads and writes
+LAYOUT_VERSION = b"6"  # the layout this code reads and writes
 RATE_LIMIT_PREFIX = PREFIX + "ratelimit"  # flask-limiter's counters (service/ratelimit.py)
 
 

@@ -144,7 +144,7 @@ def compacted_group_ids(conn: redis.Redis, pk: keys.ProjectKeys) -> list[str]:
         pipe = conn.pipeline(transaction=False)
         for bucket in buckets[i : i + 512]:
             pipe.hkeys(pk.compacted_groups(bucket))
-        out += [gid.decode() for found in pipe.execute() for gid in found]
+        out += [compacted.unpack_group(gid) for found in pipe.execute() for gid in found]
     return out
 
 

@@ -44,17 +44,25 @@ PASS_GROUPS = 20_000  # groups a pass considers: the stats hashes are scanned on
 TAIL_LIMIT = 200_000  # log entries after a cursor a run reads before it stops: the archive or export is behind
 _GROUP_FIELD = SEPARATOR + DIMENSIONS["group"]
 
-# ARGV: changed key, dirty key, claims key, JSON [[group id, last change, version key, version, commands]].
+# ARGV: changed key, dirty key, claims key, JSON [[group id, last change, version key, version, commands]];
+# a command's argument {"x": hex digits} stands for those bytes (the indexes' fields: JSON has no bytes).
 # Returns the ids of the groups it compacted; a group that changed, is dirty or claimed is left as it is.
 _COMMIT = """
 local changed, dirty, claims = ARGV[1], ARGV[2], ARGV[3]
+local function arg(a)
+  if type(a) ~= 'table' then return a end
+  return (string.gsub(a.x, '..', function(cc) return string.char(tonumber(cc, 16)) end))
+end
 local done = {}
 for _, g in ipairs(cjson.decode(ARGV[4])) do
   local gid, score, vkey, version, commands = g[1], g[2], g[3], g[4], g[5]
   local now = redis.call('ZSCORE', changed, gid)
   if now and tonumber(now) == tonumber(score) and not redis.call('ZSCORE', dirty, gid)
       and redis.call('HEXISTS', claims, gid) == 0 and tonumber(redis.call('GET', vkey) or '0') == version then
-    for _, command in ipairs(commands) do redis.call(unpack(command)) end
+    for _, command in ipairs(commands) do
+      for i = 1, #command do command[i] = arg(command[i]) end
+      redis.call(unpack(command))
+    end
     done[#done + 1] = gid
   end
 end
@@ -143,10 +151,11 @@ def _group_stats(conn: redis.Redis, pk: keys.ProjectKeys, gids: set[str]) -> dic
 
 def _index_commands(pk: keys.ProjectKeys, snap: dict[str, Any], where: compacted.Location) -> list[list[Any]]:
     gid = snap["group"]
-    cmds: list[list[Any]] = [["HSET", pk.compacted_groups(compacted.group_bucket(gid)), gid, where.encode()]]
+    packed = {"x": compacted.pack_group(gid).hex()}  # bytes, as the commit script reads them
+    cmds: list[list[Any]] = [["HSET", pk.compacted_groups(compacted.group_bucket(gid)), packed, where.encode()]]
     for rid in snap["responses"]:
         bucket, slot = compacted.response_slot(rid)
-        cmds.append(["HSET", pk.compacted_responses(bucket), slot, gid])
+        cmds.append(["HSET", pk.compacted_responses(bucket), {"x": slot.hex()}, packed])
     cmds.append(["HINCRBY", pk.compaction, "groups", 1])
     cmds.append(["HINCRBY", pk.compaction, "responses", len(snap["responses"])])
     cmds.append(["HINCRBY", pk.compaction, "compacted", 1])

@@ -48,7 +48,7 @@ def _locations(conn: redis.Redis, pk: keys.ProjectKeys) -> dict[str, list[tuple[
         for found in pipe.execute():
             for gid, raw in found.items():
                 where = compacted.Location.decode(raw)
-                by_segment.setdefault(where.segment, []).append((gid.decode(), where))
+                by_segment.setdefault(where.segment, []).append((compacted.unpack_group(gid), where))
     return by_segment
 
 

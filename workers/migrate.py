@@ -13,7 +13,9 @@ under its source (``P:srcpairs:<source>``, read from its provenance; ``vote`` fo
 before provenance named one), which exports choose by; pairing keeps them from then on. Layout 5
 lists every labelled prompt group (one that does not expire) as changed now in ``P:gchanged``, so
 compaction takes it once it has been unchanged for the hot window; the ingest script keeps the
-list from then on.
+list from then on. Layout 6 stores the compaction indexes' hex digits as bytes (a group id in 16
+bytes, not 32; likeloop_server/compacted.py), and wakes the compacted groups that feedback
+waits for (it may have arrived between the service's upgrade and this one's).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 
 import redis
 
-from likeloop_server import keys
+from likeloop_server import compacted, keys
 from likeloop_server.apikeys import list_projects
 
 from .formats import stored_kto, stored_pair
@@ -47,6 +49,43 @@ for i = 1, #fields, 2 do
 end
 return redis.call('ZCARD', KEYS[2])
 """
+
+
+# KEYS: one bucket of each index. Entries of hex digits become bytes; entries already bytes stay.
+_PACK_INDEXES = """
+local function unhex(text)
+  return (string.gsub(text, '..', function(cc) return string.char(tonumber(cc, 16)) end))
+end
+local moved = 0
+for k, widths in ipairs({{12, 32}, {32, 0}}) do
+  local entries = redis.call('HGETALL', KEYS[k])
+  for i = 1, #entries, 2 do
+    local field, value = entries[i], entries[i + 1]
+    if #field == widths[1] then
+      if widths[2] > 0 and #value == widths[2] then value = unhex(value) end
+      redis.call('HDEL', KEYS[k], field)
+      redis.call('HSET', KEYS[k], unhex(field), value)
+      moved = moved + 1
+    end
+  end
+end
+return moved
+"""
+
+
+def _pack_indexes(conn: redis.Redis, pk: keys.ProjectKeys) -> None:
+    """Layout 6: the compaction indexes in bytes, then a wake-up for each compacted group that
+    feedback waits for."""
+    if not compacted.any_compacted(conn, pk):
+        return
+    script = conn.register_script(_PACK_INDEXES)
+    for bucket in compacted.all_buckets():
+        script(keys=[pk.compacted_responses(bucket), pk.compacted_groups(bucket)])
+    now = time.time()
+    for key in conn.scan_iter(match=pk.pending("*"), count=1000):
+        gid = compacted.group_of_response(conn, pk, key.decode("utf-8", "surrogateescape")[len(pk.pending("")) :])
+        if gid is not None:
+            conn.zadd(pk.dirty, {gid: now}, nx=True)
 
 
 def _file_by_source(conn: redis.Redis, pk: keys.ProjectKeys) -> None:
@@ -99,6 +138,7 @@ def migrate(conn: redis.Redis) -> int:
         conn.eval(_RANK_DISLIKED, 2, pk.stats_total, pk.disliked_groups)
         _file_by_source(conn, pk)
         _list_changed(conn, pk)
+        _pack_indexes(conn, pk)
         kinds: list[tuple[Callable[[str], str], Callable[[str], str], str, Callable[[Any], bytes]]] = [
             (pk.legacy_pairs, pk.group_pairs, pk.pair_records, stored_pair),
             (pk.legacy_kto, pk.group_kto, pk.kto_records, stored_kto),

@@ -60,15 +60,16 @@ def _restore_one(
     (default now: the time its change and that feedback are counted at)."""
     gid = snap["group"]
     pending_keys = [pk.pending(rid) for rid in snap["members"]]
-    index_cmds: list[list[Any]] = [["HDEL", pk.compacted_groups(compacted.group_bucket(gid)), gid]]
+    group_index, packed = pk.compacted_groups(compacted.group_bucket(gid)), compacted.pack_group(gid)
+    index_cmds: list[list[Any]] = [["HDEL", group_index, packed]]
     for rid in snap["responses"]:
         bucket, slot = compacted.response_slot(rid)
         index_cmds.append(["HDEL", pk.compacted_responses(bucket), slot])
     for _ in range(ATTEMPTS):
         with conn.pipeline(transaction=True) as pipe:
             try:
-                pipe.watch(*pending_keys, pk.compacted_groups(compacted.group_bucket(gid)))
-                if pipe.hget(pk.compacted_groups(compacted.group_bucket(gid)), gid) is None:
+                pipe.watch(*pending_keys, group_index)
+                if pipe.hget(group_index, packed) is None:
                     return 0  # another worker brought it back
                 waiting = [ev for key in pending_keys for ev in _waiting(pipe.lrange(key, 0, -1))]
                 rolled = (pipe.get(pk.stats_rolled) or b"").decode()

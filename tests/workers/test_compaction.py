@@ -85,7 +85,8 @@ def test_compact_flip_a_vote_and_bring_everything_back(conn, client, s3, setting
     group = conn.hget(PK.compacted_responses(compacted.response_slot("bad1")[0]), compacted.response_slot("bad1")[1])
     assert group is not None
     statuses, dirty = store(conn, settings, feedback("like", "bad1", "u"), feedback("dislike", "good1", "u"))
-    assert statuses == ["pending", "pending"] and dirty == [group.decode()]
+    assert statuses == ["pending", "pending"] and dirty == [compacted.unpack_group(group)]
+    assert compacted.group_of_response(conn, PK, "bad1") == dirty[0] and len(group) == 16
     pair_all(conn, settings)
     assert conn.exists(PK.response("bad1")) and not conn.exists(PK.pending("bad1"))
     nxt = export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")

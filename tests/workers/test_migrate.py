@@ -1,9 +1,11 @@
 """Older layouts move to the current one: layout 1 (a records hash per prompt group) exports the
-same rows after the move; layout 3 ranks prompt groups by the dislikes counted before it."""
+same rows after the move; layout 3 ranks prompt groups by the dislikes counted before it; layout
+5 lists labelled groups for compaction; layout 6 packs the compaction indexes."""
 
+import hashlib
 import json
 
-from likeloop_server import apikeys, exports, keys
+from likeloop_server import apikeys, compacted, exports, keys
 from tests.support import feedback, read_jsonl_gz, response, store
 from workers.export import export_project
 from workers.migrate import migrate
@@ -98,3 +100,29 @@ def test_labelled_groups_are_listed_for_compaction(conn, settings):
     migrate(conn)
     labelled = conn.hget(pk.response("a"), "group")
     assert [g for g, _ in conn.zrange(pk.group_changed, 0, -1, withscores=True)] == [labelled]
+
+
+def test_compaction_indexes_in_hex_become_bytes_and_waiting_feedback_wakes_its_group(conn, settings):
+    apikeys.create_key(conn, P, ("ingest",))
+    pk = keys.ProjectKeys(P)
+    gid = "0123456789abcdef0123456789abcdef"
+    digest = hashlib.sha1(b"old-response").hexdigest()
+    # As layout 5 left a compacted group: hex digits in both indexes.
+    conn.hset(pk.compacted_responses(digest[:3]), digest[3:15], gid)
+    conn.hset(pk.compacted_groups(compacted.group_bucket(gid)), gid, "seg-1|0|42")
+    conn.hset(pk.compaction, mapping={"groups": 1, "responses": 1})
+    # Feedback that arrived after the service was upgraded, before the workers were: the new
+    # ingest script did not find the group in the old index; it waits.
+    statuses, dirty = store(conn, settings, feedback("like", "old-response", "u"), project=P)
+    assert statuses == ["pending"] and dirty == []
+    conn.set(keys.LAYOUT, b"5")
+    migrate(conn)
+    migrate(conn)  # a second run changes nothing
+    assert compacted.group_of_response(conn, pk, "old-response") == gid
+    assert compacted.locate_groups(conn, pk, [gid]) == {gid: compacted.Location("seg-1", 0, 42)}
+    assert conn.hlen(pk.compacted_responses(digest[:3])) == 1
+    assert [g.decode() for g in conn.zrange(pk.dirty, 0, -1)] == [gid]
+    # New feedback for it now finds the group.
+    conn.zrem(pk.dirty, gid)
+    statuses, dirty = store(conn, settings, feedback("dislike", "old-response", "v"), project=P)
+    assert statuses == ["pending"] and dirty == [gid]
