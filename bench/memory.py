@@ -22,6 +22,7 @@ grows. Run: python bench/memory.py [--events 1000000] [--days 60] [--text-bytes 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import random
 import sys
@@ -101,6 +102,8 @@ def per_response(
     from workers.export import export_project
     from workers.pairing import drain
 
+    # An archive of its own: the long run's rebuild replays only the long run's.
+    settings = dataclasses.replace(settings, s3_url=f"{settings.s3_url}-bytes-{uuid.uuid4().hex[:8]}")
     store = BatchStore(conn, settings)
     out: dict[str, Any] = {}
     for kind in ("unlabelled", "labelled"):
@@ -173,6 +176,10 @@ def long_run(conn: Any, s3: Any, settings: Settings, events: int, days: int, tex
     seconds = {"archive": 0.0, "export": 0.0, "compaction": 0.0}
     archive_bytes = compacted_bytes = compacted_groups = pairs_exported = 0
     rows = []
+    # What Redis holds by kind of key, past the hot window: what still grows once it levelled off.
+    hot = settings.hot_days
+    breakdown_days = {hot + (days - hot) // 2, days} if days > hot else set()
+    breakdowns: dict[int, dict[str, int]] = {}
     group = 0
     for day in range(days):
         day_start = start + day * DAY
@@ -218,6 +225,8 @@ def long_run(conn: Any, s3: Any, settings: Settings, events: int, days: int, tex
         compacted_bytes += result.bytes
         compacted_groups = int(conn.hget(keys.ProjectKeys(P).compaction, "groups") or 0)
         rows.append((day + 1, stored, used(conn), archive_bytes + compacted_bytes, compacted_groups))
+        if day + 1 in breakdown_days:
+            breakdowns[day + 1] = key_bytes_by_kind(conn)
         if (day + 1) % 5 == 0 or day + 1 == days:
             print(f"  day {day + 1:3d}: {stored:>9,} events  Redis {used(conn) / 1e6:8.1f} MB  "
                   f"archive {(archive_bytes + compacted_bytes) / 1e6:8.1f} MB (compacted groups "
@@ -231,6 +240,7 @@ def long_run(conn: Any, s3: Any, settings: Settings, events: int, days: int, tex
         "stored": stored,
         "seconds": seconds,
         "pairs_exported": pairs_exported,
+        "breakdowns": breakdowns,
     }
 
 
@@ -335,6 +345,13 @@ def main() -> None:
             for row in marks:
                 print(f"  day {last[0]} / day {row[0]}: Redis memory {last[2] / row[2]:.2f}, "
                       f"archive bytes {last[3] / row[3]:.2f}")  # fmt: skip
+            if len(run["breakdowns"]) == 2:
+                (d1, b1), (d2, b2) = sorted(run["breakdowns"].items())
+                grew = sorted(((b2.get(k, 0) - b1.get(k, 0), k) for k in set(b1) | set(b2)), reverse=True)
+                moved = [
+                    f"{k} {b1.get(k, 0) / 1e6:.1f} -> {b2.get(k, 0) / 1e6:.1f}" for g, k in grew[:8] if abs(g) > 1e5
+                ]
+                print(f"  MEMORY USAGE by kind of key, day {d1} -> day {d2} (MB): " + ", ".join(moved))
             took = ", ".join(f"{k} {v:.1f} s" for k, v in run["seconds"].items())
             print(f"nightly jobs over the run: {took}; pairs exported {run['pairs_exported']:,}")
             ratio = run["archive_events_per_s"] / run["store_events_per_s"]
