@@ -14,10 +14,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cron = add_command(
         sub,
         "cron",
-        "run the scheduler of periodic jobs: nightly exports, pairing sweeps",
+        "run the scheduler of periodic jobs: nightly exports, the event archive, compaction, pairing sweeps",
         ["likeloop cron", "LIKELOOP_EXPORT_CRON='30 2 * * *' likeloop cron"],
-        description="Run RQ's cron scheduler with the nightly export of every project (LIKELOOP_EXPORT_CRON, "
-        "default '0 3 * * *', UTC) and a sweep every 5 s that replaces a pairing job lost to a crash.",
+        description="Run RQ's cron scheduler (its jobs run in `likeloop worker`), all times UTC: the nightly "
+        "export of every project (LIKELOOP_EXPORT_CRON, default '0 3 * * *'); a sweep every 5 s that replaces "
+        "a pairing job lost to a crash; with the event archive on (LIKELOOP_ARCHIVE), an archive run every "
+        "LIKELOOP_ARCHIVE_INTERVAL_S (60) for each project with events waiting, and nightly compaction at 02:43 "
+        "of groups unchanged for LIKELOOP_HOT_DAYS (30); hourly, the roll-up of stats older than "
+        "LIKELOOP_STATS_HOURLY_DAYS (7) to days; and the opt-in judge and reference answers (hourly, for "
+        "projects that turned them on).",
     )
     cron.add_argument("--log-level", default="info", help="debug, info, warning or error (default info)")
     cron.set_defaults(func=run)
