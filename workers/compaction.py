@@ -70,6 +70,26 @@ return done
 """
 
 
+# KEYS: a stats hash, a scratch key. The hash copied anew: Redis (before 7.4) keeps a hash's table
+# at the largest size it ever had, so one that lost most of its fields (the per-group counters of
+# the groups compacted) keeps 8 bytes a slot for fields long gone. Keeps its expiry.
+_REPACK = """
+local src, tmp = KEYS[1], KEYS[2]
+local ttl = redis.call('PTTL', src)
+local all = redis.call('HGETALL', src)
+if #all == 0 then return 0 end
+redis.call('DEL', tmp)
+for i = 1, #all, 1000 do
+  redis.call('HSET', tmp, unpack(all, i, math.min(i + 999, #all)))
+end
+redis.call('RENAME', tmp, src)
+if ttl > 0 then redis.call('PEXPIRE', src, ttl) end
+return #all / 2
+"""
+REPACK_MAX_FIELDS = 50_000  # a bigger hash is left as it is (its copy would hold Redis up too long)
+REPACK_BYTES_PER_FIELD = 200  # about twice what a field of a freshly built stats hash takes
+
+
 class CompactionBusy(Busy):
     """Another compaction run of the same project holds the lock."""
 
@@ -149,6 +169,22 @@ def _group_stats(conn: redis.Redis, pk: keys.ProjectKeys, gids: set[str]) -> dic
     return out
 
 
+def _repack_stats(conn: redis.Redis, pk: keys.ProjectKeys, buckets: set[str]) -> None:
+    """Copy anew the stats hashes that compaction left mostly empty (see ``_REPACK``)."""
+    names = [group_snapshot.stats_key(pk, bucket) for bucket in sorted(buckets)]
+    if not names:
+        return
+    pipe = conn.pipeline(transaction=False)
+    for name in names:
+        pipe.hlen(name)
+        pipe.memory_usage(name, samples=0)
+    sizes = pipe.execute()
+    repack = conn.register_script(_REPACK)
+    for name, fields, used in zip(names, sizes[::2], sizes[1::2], strict=True):
+        if 0 < fields <= REPACK_MAX_FIELDS and (used or 0) > REPACK_BYTES_PER_FIELD * fields:
+            repack(keys=[name, f"{name}:repack"])
+
+
 def _index_commands(pk: keys.ProjectKeys, snap: dict[str, Any], where: compacted.Location) -> list[list[Any]]:
     gid = snap["group"]
     packed = {"x": compacted.pack_group(gid).hex()}  # bytes, as the commit script reads them
@@ -169,6 +205,7 @@ class _Run:
         self.layout = ArchiveLayout(settings, project)
         self.commit = conn.register_script(_COMMIT)
         self.result = CompactionResult()
+        self.stats_buckets: set[str] = set()  # the stats hashes counters of compacted groups left
 
     def hold(self, reason: str, n: int = 1) -> None:
         self.result.held_back[reason] = self.result.held_back.get(reason, 0) + n
@@ -256,6 +293,7 @@ def compact_project(
             groups = run.eligible(found, unexported)
             skip += len(found) - len(groups)
             stats = _group_stats(conn, pk, set(groups))
+            run.stats_buckets.update(bucket for per_group in stats.values() for bucket in per_group)
             items = list(groups.items())
             for i in range(0, len(items), CHUNK_GROUPS):
                 before = run.result.changed
@@ -263,6 +301,7 @@ def compact_project(
                 skip += run.result.changed - before  # changed groups stay listed: step past them
         if later:
             run.hold("changed within the window, or not archived yet", later)
+        _repack_stats(conn, pk, run.stats_buckets)
         conn.hset(pk.compaction, "last_run", repr(time.time()))
         return run.result
     finally:
