@@ -45,6 +45,7 @@ bench: $(VENV)/.bench-installed  ## SDK per-call cost, export, pairing and inges
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/system.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/archive.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

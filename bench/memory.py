@@ -342,7 +342,7 @@ def main() -> None:
             if len(rows) > hot:
                 marks += [rows[hot - 1], rows[(hot + len(rows)) // 2 - 1]]
             print(f"levelled off: Redis memory about 1.0 past the hot window of {hot} days, while the archive grows")
-            for row in marks:
+            for row in {row[0]: row for row in marks}.values():
                 print(f"  day {last[0]} / day {row[0]}: Redis memory {last[2] / row[2]:.2f}, "
                       f"archive bytes {last[3] / row[3]:.2f}")  # fmt: skip
             if len(run["breakdowns"]) == 2:
