@@ -34,7 +34,7 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	@touch $@
 
-bench: $(VENV)/.bench-installed  ## SDK per-call cost, export, pairing and ingest throughput, Redis memory
+bench: $(VENV)/.bench-installed  ## SDK per-call cost, export, pairing and ingest throughput, Redis memory, the archive's pace
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || true
 	$(BIN)/python bench/sdk_overhead.py
 	$(BIN)/python bench/export.py
