@@ -129,12 +129,20 @@ class Server:
             return ""
 
 
-def _spawn(name: str, argv: list[str], log_path: Path, cwd: Path | None = None) -> subprocess.Popen:
+def _spawn(
+    name: str, argv: list[str], log_path: Path, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
     try:
         return subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            start_new_session=True,
+            env=env,
         )
     finally:
         log.close()
@@ -206,7 +214,11 @@ def _start_weed(data_dir: Path, s3_port: int | None) -> Server:
         "-s3", f"-s3.port={s3_port}", "-s3.port.iceberg=0", "-s3.port.lance=0",
         "-master.volumeSizeLimitMB=64",
     ]  # fmt: skip
-    proc = _spawn("weed", argv, data_dir / "weed.log", cwd=data_dir)
+    # Without the caller's AWS variables: given credentials, weed's S3 turns them into its only
+    # identity and refuses every other (a real AWS key in the shell of `likeloop up`, say). The
+    # bundled store checks none, whatever the clients sign with.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    proc = _spawn("weed", argv, data_dir / "weed.log", cwd=data_dir, env=env)
     url = f"http://127.0.0.1:{s3_port}"
     server = Server("weed", proc, url, data_dir / "weed.log")
     deadline = time.monotonic() + WEED_START_TIMEOUT_S

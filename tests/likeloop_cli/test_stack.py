@@ -36,6 +36,7 @@ def test_weed_starts_again_on_other_ports_when_one_is_taken(tmp_path: Path, monk
         return ports
 
     monkeypatch.setattr(stack, "free_ports", first_with_a_taken_port)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "likeloop-local")  # as the test session has it
     try:
         server = stack.start_weed(tmp_path / "weed")
         try:
@@ -47,6 +48,27 @@ def test_weed_starts_again_on_other_ports_when_one_is_taken(tmp_path: Path, monk
             server.stop(grace=1)
     finally:
         taken.close()
+
+
+def test_weed_checks_no_credentials_when_the_caller_has_aws_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A real AWS key in the shell of `likeloop up` does not become the bundled store's only identity."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREALKEYOFTHEUSER")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "real-secret")
+    server = stack.start_weed(tmp_path / "weed")
+    try:
+        with urllib.request.urlopen(server.url + "/", timeout=5) as resp:  # anonymous
+            assert resp.status == 200
+        import boto3
+
+        other = boto3.client(
+            "s3", endpoint_url=server.url, aws_access_key_id="someone-else", aws_secret_access_key="x",
+            region_name="us-east-1",
+        )  # fmt: skip
+        other.create_bucket(Bucket="any")
+        other.put_object(Bucket="any", Key="k", Body=b"v")
+        assert other.get_object(Bucket="any", Key="k")["Body"].read() == b"v"
+    finally:
+        server.stop(grace=1)
 
 
 def test_a_given_s3_port_that_is_taken_is_an_error_naming_it(tmp_path: Path) -> None:
