@@ -98,7 +98,7 @@ def main() -> int:
             quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
             procs.append(subprocess.Popen(cli("serve", "--port", str(port)), env=env, **quiet))
             wait_ready(url + "/readyz", procs[0])
-            # More bodies than the service takes in the time (about 300 a second here): each sent once.
+            # More bodies than the service takes in the time (150-300 a second here): each sent once.
             bodies = sdk_bodies(tmp, BODIES_PER_S * args.seconds)
 
             print(f"  {BODIES_PER_S * args.seconds:,} SDK bodies made; round 1: ingest alone", flush=True)
