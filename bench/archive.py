@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 
 from bench.ingest import sdk_bodies, settle_aof, wait_ready, wrk  # noqa: E402
+from bench.system import cli  # noqa: E402
 from likeloop_cli import stack  # noqa: E402
 from likeloop_server import apikeys, keys  # noqa: E402
 
@@ -38,10 +39,6 @@ P = "bench"
 EVENTS_PER_BODY = 100
 BODIES_PER_S = 500
 DRAIN_WAIT_S = 180.0  # after the load: longer than this to catch up is reported as not keeping up
-
-
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "likeloop_cli", *args]
 
 
 def received(conn: redis.Redis) -> int:

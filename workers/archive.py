@@ -102,14 +102,17 @@ def _after(entry: str) -> str:
     return f"{ms}-{seq + 1}"
 
 
-def _entries(conn: redis.Redis, log_key: str, start: str, end: str) -> Iterator[tuple[str, dict[bytes, bytes]]]:
-    """Entries of the log after ``start`` up to ``end`` (both stream ids), in order."""
+def log_entries(
+    conn: redis.Redis, log_key: str, start: str, end: str, count: int = READ_ENTRIES
+) -> Iterator[tuple[str, dict[bytes, bytes]]]:
+    """Entries of a stream after ``start`` up to ``end`` (both stream ids, ``end`` may be "+"),
+    in order, read ``count`` a round trip."""
     low = f"({start}"
     while True:
-        chunk = conn.xrange(log_key, min=low, max=end, count=READ_ENTRIES)
+        chunk = conn.xrange(log_key, min=low, max=end, count=count)
         for entry_id, fields in chunk:
             yield entry_id.decode(), fields
-        if len(chunk) < READ_ENTRIES:
+        if len(chunk) < count:
             return
         low = f"({chunk[-1][0].decode()}"
 
@@ -180,7 +183,7 @@ class _Archiver:
         parts = _Parts(self.s3, self.layout)
         try:
             last = run.start
-            for n, (entry_id, fields) in enumerate(_entries(conn, pk.archive_log, run.start, run.end), 1):
+            for n, (entry_id, fields) in enumerate(log_entries(conn, pk.archive_log, run.start, run.end), 1):
                 if n % READ_ENTRIES == 0:
                     self.lock.renew()  # a sign of life every round trip or so
                 rows = list(entry_rows(entry_id, fields))

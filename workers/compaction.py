@@ -16,6 +16,8 @@ prompt, a comparison naming it (ingest.lua wakes it; pairing restores it first, 
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -33,7 +35,7 @@ from likeloop_server.identity import new_id
 from likeloop_server.settings import Settings
 
 from . import context, group_snapshot
-from .archive import ArchiveLayout
+from .archive import ArchiveLayout, log_entries
 from .run_lock import RunLock
 from .s3io import put_bytes
 
@@ -113,28 +115,13 @@ class CompactionResult:
     held_back: dict[str, int] = field(default_factory=dict)  # reason -> groups not compacted yet
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "groups": self.groups,
-            "responses": self.responses,
-            "segments": self.segments,
-            "bytes": self.bytes,
-            "changed": self.changed,
-            "held_back": self.held_back,
-        }
+        return dataclasses.asdict(self)
 
 
-def _tail(conn: redis.Redis, stream: str, cursor: str) -> list[tuple[bytes, dict[bytes, bytes]]] | None:
+def _tail(conn: redis.Redis, stream: str, cursor: str) -> list[tuple[str, dict[bytes, bytes]]] | None:
     """Entries of a stream after ``cursor``, or None when more than TAIL_LIMIT wait."""
-    out: list[tuple[bytes, dict[bytes, bytes]]] = []
-    low = f"({cursor}"
-    while True:
-        chunk = conn.xrange(stream, min=low, max="+", count=1000)
-        out += chunk
-        if len(out) > TAIL_LIMIT:
-            return None
-        if len(chunk) < 1000:
-            return out
-        low = f"({chunk[-1][0].decode()}"
+    out = list(itertools.islice(log_entries(conn, stream, cursor, "+", count=1000), TAIL_LIMIT + 1))
+    return None if len(out) > TAIL_LIMIT else out
 
 
 def archived_before(conn: redis.Redis, pk: keys.ProjectKeys) -> float | None:

@@ -31,6 +31,29 @@ def add_command(
     )
 
 
+def add_project_choice(parser: argparse.ArgumentParser, verb: str, every: str = "every project") -> None:
+    """``--project P`` or ``--all``, one of them required."""
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--project", help=f"project to {verb}")
+    which.add_argument("--all", action="store_true", help=every)
+
+
+def add_busy_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout", type=float, default=600, help="seconds to wait for another run of a project (default 600)"
+    )
+
+
+def chosen_projects(conn: redis.Redis, args: argparse.Namespace) -> list[str]:
+    """The projects of ``--all`` (every one with keys) or the one ``--project`` names (it must exist)."""
+    from likeloop_server import apikeys
+
+    if args.all:
+        return apikeys.list_projects(conn)
+    apikeys.require_project(conn, args.project)
+    return [args.project]
+
+
 def redis_client(settings: Settings | None = None) -> redis.Redis:
     return redis.Redis.from_url((settings or Settings.from_env()).redis_url)
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from likeloop_server import apikeys
 from likeloop_server.settings import Settings
 
-from ._common import add_command, each_project, redis_client
+from ._common import add_busy_timeout, add_command, add_project_choice, chosen_projects, each_project, redis_client
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,12 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "If an archive run of the project is already going, wait for it, then archive what is left. "
         "Prints what was committed as JSON; exits 1 if archiving failed.",
     )
-    which = archive.add_mutually_exclusive_group(required=True)
-    which.add_argument("--project", help="project to archive")
-    which.add_argument("--all", action="store_true", help="every project")
-    archive.add_argument(
-        "--timeout", type=float, default=600, help="seconds to wait for another run of a project (default 600)"
-    )
+    add_project_choice(archive, "archive")
+    add_busy_timeout(archive)
     archive.set_defaults(func=run)
 
 
@@ -36,11 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     conn = redis_client(settings)
-    if args.all:
-        projects = apikeys.list_projects(conn)
-    else:
-        apikeys.require_project(conn, args.project)
-        projects = [args.project]
+    projects = chosen_projects(conn, args)
     s3 = context.s3_client(settings)
 
     def archive_one(project: str) -> dict[str, object]:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from likeloop_server import apikeys
 from likeloop_server.settings import Settings
 
-from ._common import add_command, each_project, redis_client
+from ._common import add_busy_timeout, add_command, add_project_choice, chosen_projects, each_project, redis_client
 
 
 def _days(text: str) -> float:
@@ -25,17 +24,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ["likeloop compact --project shop", "likeloop compact --all --older-than 60"],
         description="Prompt groups with no change for --older-than days (default LIKELOOP_HOT_DAYS, 30), "
         "whose events are archived and whose pairs are exported, leave Redis for a snapshot in the "
-        "event archive; Redis keeps about 60 bytes per response, so that later feedback finds them "
+        "event archive; Redis keeps about 70 bytes per response, so that later feedback finds them "
         "and brings them back (docs/durability.md). Cron runs this nightly. Prints what it did as "
         "JSON (groups compacted, and why others were held back); exits 1 if it failed.",
     )
-    which = compact.add_mutually_exclusive_group(required=True)
-    which.add_argument("--project", help="project to compact")
-    which.add_argument("--all", action="store_true", help="every project")
+    add_project_choice(compact, "compact")
     compact.add_argument("--older-than", type=_days, default=None, metavar="DAYS", help="days without a change")
-    compact.add_argument(
-        "--timeout", type=float, default=600, help="seconds to wait for another run of a project (default 600)"
-    )
+    add_busy_timeout(compact)
     compact.set_defaults(func=run)
 
 
@@ -45,11 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     conn = redis_client(settings)
-    if args.all:
-        projects = apikeys.list_projects(conn)
-    else:
-        apikeys.require_project(conn, args.project)
-        projects = [args.project]
+    projects = chosen_projects(conn, args)
     s3 = context.s3_client(settings)
 
     def compact_one(project: str) -> dict[str, object]:

@@ -11,7 +11,7 @@ from likeloop_server.errors import EXIT_FAILED, EXIT_OK
 from likeloop_server.identity import valid_project_name
 from likeloop_server.settings import Settings
 
-from ._common import add_command, redis_client
+from ._common import add_command, add_project_choice, redis_client
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,9 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "and are not brought back (docs/durability.md). Prints what was restored as JSON, a line "
         "per project; exits 1 if a project could not be rebuilt.",
     )
-    which = rebuild.add_mutually_exclusive_group(required=True)
-    which.add_argument("--project", help="project to rebuild")
-    which.add_argument("--all", action="store_true", help="every project the archive has")
+    add_project_choice(rebuild, "rebuild", every="every project the archive has")
     rebuild.add_argument(
         "--replace", action="store_true", help="delete the project's data in Redis first (after archiving it)"
     )
