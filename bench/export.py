@@ -34,8 +34,8 @@ def seed(redis_url: str, project: str, n: int, per_group: int = PAIRS_PER_GROUP)
     """n pairs in groups of ``per_group``, stored as the pairing job stores them."""
     import redis
 
-    from workers.formats import stored_pair
-    from workers.rules import Candidate, Pair, ResponseLabels, pair_record
+    from workers.dataset.formats import stored_pair
+    from workers.pairing.rules import Candidate, Pair, ResponseLabels, pair_record
 
     conn = redis.Redis.from_url(redis_url)
     pk = keys.ProjectKeys(project)
@@ -64,7 +64,7 @@ def run_export(redis_url: str, s3_url: str, project: str, out: mp.Queue) -> None
 
     from likeloop_server import exports
     from workers.context import s3_client
-    from workers.export import export_project
+    from workers.export.run import export_project
 
     settings = _settings(redis_url, s3_url)
     conn, s3 = redis.Redis.from_url(redis_url), s3_client(settings)
@@ -77,7 +77,7 @@ def run_export(redis_url: str, s3_url: str, project: str, out: mp.Queue) -> None
 
 def idle_rss(redis_url: str, s3_url: str, project: str, out: mp.Queue) -> None:
     from workers.context import s3_client
-    from workers.export import export_project  # noqa: F401  (same imports as an export)
+    from workers.export.run import export_project  # noqa: F401  (same imports as an export)
 
     s3_client(_settings(redis_url, s3_url))
     out.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
@@ -98,7 +98,7 @@ def redis_read(redis_url: str, project: str, out: mp.Queue) -> None:
     entries at a time, and the records they name, with the same client (hiredis)."""
     import redis
 
-    from workers.logscan import READ_CHUNK
+    from workers.export.logscan import READ_CHUNK
 
     conn = redis.Redis.from_url(redis_url)
     pk = keys.ProjectKeys(project)

@@ -28,7 +28,7 @@ def main() -> int:
     from likeloop_server.ingest import prepare
     from likeloop_server.settings import Settings
     from tests.llm_server import LlmServer
-    from workers.judge import judge_project
+    from workers.ai.judge import judge_project
 
     llm = LlmServer()
     os.environ["BENCH_JUDGE_KEY"] = "bench"

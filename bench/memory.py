@@ -97,10 +97,10 @@ def per_response(
     ``users``: how many users ask the prompts (None: a user of their own per prompt, the most
     the per-user stats counters can cost)."""
     from likeloop_server import exports
-    from workers.archive import archive_project
-    from workers.compaction import compact_project
-    from workers.export import export_project
-    from workers.pairing import drain
+    from workers.archive.run import archive_project
+    from workers.compaction.compact import compact_project
+    from workers.export.run import export_project
+    from workers.pairing.drain import drain
 
     # An archive of its own: the long run's rebuild replays only the long run's.
     settings = dataclasses.replace(settings, s3_url=f"{settings.s3_url}-bytes-{uuid.uuid4().hex[:8]}")
@@ -147,10 +147,10 @@ def long_run(conn: Any, s3: Any, settings: Settings, events: int, days: int, tex
     """The simulated history, with what the workers run each night as of its simulated end:
     the archive, an incremental export, the stats roll-up and compaction at the hot window."""
     from likeloop_server import exports
-    from workers.archive import archive_project
-    from workers.archive_replay import ArchivedBatch
-    from workers.compaction import compact_project
-    from workers.export import export_project
+    from workers.archive.replay import ArchivedBatch
+    from workers.archive.run import archive_project
+    from workers.compaction.compact import compact_project
+    from workers.export.run import export_project
     from workers.rebuild import Replay
     from workers.stats_rollup import roll_up
 
@@ -248,8 +248,8 @@ def rebuild_from_archive(conn: Any, s3: Any, settings: Settings) -> dict[str, An
     """Redis lost after the long run: the project rebuilt from the archive, timed; then the
     night's jobs (an incremental export, compaction) as the workers would run them next."""
     from likeloop_server import exports
-    from workers.compaction import compact_project
-    from workers.export import export_project
+    from workers.compaction.compact import compact_project
+    from workers.export.run import export_project
     from workers.rebuild import rebuild_project
 
     pk = keys.ProjectKeys(P)

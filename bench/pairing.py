@@ -52,7 +52,7 @@ def main() -> int:
     args = p.parse_args()
     import redis
 
-    from workers.pairing import load_group, pair_group_with
+    from workers.pairing.drain import load_group, pair_group_with
 
     with tempfile.TemporaryDirectory() as tmp:
         server = stack.start_redis(Path(tmp) / "redis")

@@ -42,7 +42,7 @@ def feedback(g: int, n: int, kind: str) -> list[dict]:
 
 def run(conn, settings: Settings, project: str, groups: int, n: int, kind: str) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     """(ingest s per group, pairing s per group) for one kind of feedback."""
-    from workers.pairing import pair_group_with
+    from workers.pairing.drain import pair_group_with
 
     store = BatchStore(conn, settings)
     answers = [e for g in range(groups) for e in responses(g, n)]

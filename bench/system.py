@@ -152,7 +152,7 @@ def throughput(st: Stack, groups: int, n_workers: int) -> float:
 
 def pairing_alone(st: Stack, groups: int) -> float:
     """The baseline: the pairing code on the same data in this process, no queue or service."""
-    from workers.pairing import drain
+    from workers.pairing.drain import drain
 
     project = "alone"
     key = st.project(project)

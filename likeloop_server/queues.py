@@ -16,41 +16,61 @@ from rq import Queue, Retry, Worker
 from rq.job import Job
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
+from rq.utils import import_attribute
 
 from . import compacted, defaults, keys, ownership
+from .errors import LikeLoopError
 from .identity import new_id
 
 PAIRING_QUEUE = "likeloop-pairing"
 EXPORT_QUEUE = "likeloop-export"
 ALL_QUEUES = (PAIRING_QUEUE, EXPORT_QUEUE)
 
-# Drains a project's dirty groups (workers.pairing.drain_project); pair_group, one group, is the
-# job older versions enqueued and stays importable for jobs still queued.
-DRAIN_JOB = "workers.pairing.drain_project"
-EXPORT_JOB = "workers.export.run_export"
+# The jobs the service and the workers enqueue by name (workers/jobs.py holds every entry point).
+DRAIN_JOB = "workers.jobs.drain_project"
+EXPORT_JOB = "workers.jobs.run_export"
+ARCHIVE_JOB = "workers.jobs.run_archive"
 
-# Every function a LikeLoop job may call: the jobs above, the cron's (workers/cron.py), and
-# pair_group, which older versions enqueued.
+# Every function a LikeLoop job may call: workers/jobs.py's entry points (a test keeps the two
+# equal), those above and the cron's (workers/cron.py).
 JOB_FUNCTIONS = frozenset(
-    {
-        DRAIN_JOB,
-        EXPORT_JOB,
-        "workers.pairing.pair_group",
-        "workers.pairing.sweep_dirty",
-        "workers.export.export_all_projects",
-        "workers.archive.run_archive",
-        "workers.archive.archive_all_projects",
-        "workers.stats_rollup.roll_up_all_projects",
-        "workers.compaction.compact_all_projects",
-        "workers.judge.judge_all_projects",
-        "workers.reference.reference_all_projects",
-    }
+    f"workers.jobs.{name}"
+    for name in (
+        "drain_project",
+        "pair_group",
+        "sweep_dirty",
+        "run_export",
+        "export_all_projects",
+        "run_archive",
+        "archive_all_projects",
+        "roll_up_all_projects",
+        "compact_all_projects",
+        "judge_all_projects",
+        "reference_all_projects",
+    )
 )
+# Where the entry points lived before workers/jobs.py: jobs that older versions left queued (RQ
+# keeps a job's function by name in Redis) run under their new names. Kept for one release.
+RENAMED_JOBS = {
+    "workers.pairing.drain_project": "workers.jobs.drain_project",
+    "workers.pairing.pair_group": "workers.jobs.pair_group",
+    "workers.pairing.sweep_dirty": "workers.jobs.sweep_dirty",
+    "workers.export.run_export": "workers.jobs.run_export",
+    "workers.export.export_all_projects": "workers.jobs.export_all_projects",
+    "workers.archive.run_archive": "workers.jobs.run_archive",
+    "workers.archive.archive_all_projects": "workers.jobs.archive_all_projects",
+    "workers.stats_rollup.roll_up_all_projects": "workers.jobs.roll_up_all_projects",
+    "workers.compaction.compact_all_projects": "workers.jobs.compact_all_projects",
+    "workers.judge.judge_all_projects": "workers.jobs.judge_all_projects",
+    "workers.reference.reference_all_projects": "workers.jobs.reference_all_projects",
+}
 SERIALIZER = JSONSerializer
 
 
-class UnknownJob(Exception):
+class UnknownJob(LikeLoopError):
     """A job names a function that is not one of LikeLoop's jobs."""
+
+    code = "unknown_job"
 
 
 class LikeLoopJob(Job):
@@ -58,10 +78,10 @@ class LikeLoopJob(Job):
 
     @property
     def func(self):  # type: ignore[no-untyped-def, override]
-        name = self.func_name
+        name = RENAMED_JOBS.get(self.func_name, self.func_name)
         if name not in JOB_FUNCTIONS:
             raise UnknownJob(f"{name!r} is not a LikeLoop job; refusing to run it")
-        return super().func
+        return import_attribute(name)
 
 
 class LikeLoopQueue(Queue):

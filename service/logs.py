@@ -43,4 +43,4 @@ def configure_json_logging(level: int = logging.INFO, access: bool = False) -> N
 
 # One JSON line per request; off unless `likeloop serve --access-log` (or LIKELOOP_ACCESS_LOG)
 # turns it on, like gunicorn's own access log. Other log lines carry the request id regardless.
-access_log = logging.getLogger("likeloop.access")
+access_log = logging.getLogger(f"{__name__}.access")

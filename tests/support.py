@@ -58,7 +58,7 @@ def store_and_pair(
     conn: redis.Redis, settings: Settings, *events: dict[str, Any], project: str = P, max_pairs: int = 100
 ) -> list[str]:
     """Store events, then pair the groups they made dirty as a worker would; returns the groups."""
-    from workers.pairing import pair_group_with
+    from workers.pairing.drain import pair_group_with
 
     _, dirty = store(conn, settings, *events, project=project)
     for gid in dirty:

@@ -9,13 +9,15 @@ from likeloop_server.defaults import COMPACT_CRON, STATS_ROLLUP_CRON, SWEEP_INTE
 from likeloop_server.queues import EXPORT_QUEUE, PAIRING_QUEUE, LikeLoopQueue
 from likeloop_server.settings import Settings
 
-from .archive import archive_all_projects
-from .compaction import compact_all_projects
-from .export import export_all_projects
-from .judge import judge_all_projects
-from .pairing import sweep_dirty
-from .reference import reference_all_projects
-from .stats_rollup import roll_up_all_projects
+from .jobs import (
+    archive_all_projects,
+    compact_all_projects,
+    export_all_projects,
+    judge_all_projects,
+    reference_all_projects,
+    roll_up_all_projects,
+    sweep_dirty,
+)
 
 JUDGE_CRON = "17 * * * *"
 REFERENCE_CRON = "47 * * * *"

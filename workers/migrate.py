@@ -30,8 +30,7 @@ import redis
 
 from likeloop_server import compacted, keys
 from likeloop_server.apikeys import list_projects
-
-from .formats import stored_kto, stored_pair
+from workers.dataset.formats import stored_kto, stored_pair
 
 log = logging.getLogger(__name__)
 

@@ -28,22 +28,25 @@ import redis
 
 from likeloop_server import defaults, keys, stored
 from likeloop_server.batch_store import BatchStore, Lifetimes
+from likeloop_server.errors import LikeLoopError
 from likeloop_server.exports import ExportStatus
 from likeloop_server.identity import new_id, valid_project_name
 from likeloop_server.ingest import RESPONSE_TYPE
 from likeloop_server.settings import Settings
+from workers.archive import model_labels
+from workers.archive import state as archive_state
+from workers.archive.layout import ArchiveLayout
+from workers.archive.replay import ArchivedBatch, batches
+from workers.archive.run import archive_project
+from workers.export.commit import reconcile
+from workers.export.layout import Layout
+from workers.pairing.drain import drain
+from workers.storage.run_lock import ArchiveLock, ExportLock
+from workers.storage.s3io import json_objects, read_jsonl_gz
 
-from . import archive_state, model_labels
-from .archive import ArchiveLayout, archive_project
-from .archive_replay import ArchivedBatch, batches
-from .export_commit import reconcile
-from .export_layout import Layout
-from .pairing import drain
-from .run_lock import ArchiveLock, ExportLock
-from .s3io import json_objects, read_jsonl_gz
 from .stats_rollup import roll_up
 
-log = logging.getLogger("likeloop.rebuild")
+log = logging.getLogger(__name__)
 
 # What expired before now (plus this margin, against the time the replay takes) is kept through
 # the replay and expired by the rebuild itself when the replay reaches its time.
@@ -75,8 +78,11 @@ return #items / 2
 """
 
 
-class ProjectNotEmpty(Exception):
+class ProjectNotEmpty(LikeLoopError):
     """The project has data in Redis: replaying the archive over it would count it twice."""
+
+    code = "project_not_empty"
+    http_status = 409
 
 
 @dataclass

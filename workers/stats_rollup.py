@@ -19,8 +19,7 @@ import redis
 
 from likeloop_server import keys
 from likeloop_server.apikeys import list_projects
-
-from . import context
+from workers import context
 
 # KEYS: the hours set, the rolled-day marker (or the hours set again: no marker), then ARGV:
 # the hashes' prefix, the day, its hours. Returns how many hours were rolled.

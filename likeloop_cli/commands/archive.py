@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from workers import context
-    from workers.archive import ArchiveBusy, archive_project
+    from workers.archive.run import ArchiveBusy, archive_project
 
     settings = Settings.from_env()
     conn = redis_client(settings)

@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from workers import context
-    from workers.compaction import CompactionBusy, CompactionRefused, compact_project
+    from workers.compaction.compact import CompactionBusy, CompactionRefused, compact_project
 
     settings = Settings.from_env()
     conn = redis_client(settings)

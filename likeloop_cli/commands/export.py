@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _inline(conn: Any, settings: Settings, args: argparse.Namespace, formats: tuple[str, ...] | None) -> int:
     from workers import context
-    from workers.export import export_project
+    from workers.export.run import export_project
 
     export_id = exports.new_export_id()
     try:

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workers.judge import judge_project
+    from workers.ai.judge import judge_project
 
     conn = redis_client()
     apikeys.require_project(conn, args.project)

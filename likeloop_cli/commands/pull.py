@@ -37,8 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from likeloop_cli.pull import pull
     from workers.context import s3_client
-    from workers.pull import pull
 
     settings = Settings.from_env()
     bar = _ProgressBar(enabled=sys.stderr.isatty())

@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from workers import context
     from workers.rebuild import ProjectNotEmpty, archived_projects, rebuild_project
-    from workers.run_lock import ArchiveBusy
+    from workers.storage.run_lock import ArchiveBusy
 
     settings = Settings.from_env()
     conn = redis_client(settings)

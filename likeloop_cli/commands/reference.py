@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workers.reference import reference_project
+    from workers.ai.reference import reference_project
 
     conn = redis_client()
     apikeys.require_project(conn, args.project)

@@ -42,7 +42,6 @@ def run(args: argparse.Namespace) -> int:
     from rq import SimpleWorker, Worker
 
     from likeloop_server.queues import ALL_QUEUES, SERIALIZER, LikeLoopJob, queue
-    from workers.context import preload
     from workers.migrate import migrate
 
     conn = redis_client()
@@ -54,3 +53,16 @@ def run(args: argparse.Namespace) -> int:
     worker = cls([queue(n, conn) for n in names], connection=conn, serializer=SERIALIZER, job_class=LikeLoopJob)
     worker.work(burst=args.burst, with_scheduler=not args.burst, logging_level=args.log_level.upper())
     return EXIT_OK
+
+
+def preload() -> None:
+    """Import what the jobs use before a forking worker forks: each job's process then starts
+    with them loaded (shared with the parent) instead of importing pyarrow, boto3 and the pandas
+    that pyarrow loads for timestamps with a time zone, about a second per archive or export job."""
+    import boto3  # noqa: F401 - imported for its side effect: loaded once, in the parent
+    import pyarrow as pa
+
+    import workers.jobs  # noqa: F401 - every job's modules
+    import workers.rebuild  # noqa: F401
+
+    pa.array([0], type=pa.timestamp("us", tz="UTC"))  # pyarrow imports pandas here, once

@@ -40,7 +40,7 @@ _ID_POOL = 256  # ids drawn from the OS at a time
 COMPARISON_CHOICES = ("a", "b", "tie", "both_bad")
 MAX_RANKED = 20  # the service's limit on the responses one ranking orders
 
-log = logging.getLogger("likeloop")
+log = logging.getLogger(__name__)
 
 __version__ = "0.2.0"
 

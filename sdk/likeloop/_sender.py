@@ -27,7 +27,7 @@ from ._retry import is_retryable, parse_retry_after
 from ._spool import Spool, SpooledBatch
 from ._transport import Response, Transport, TransportError
 
-log = logging.getLogger("likeloop")
+log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/v1/events"
 # Below this size gzip costs more CPU than it saves on the wire.

@@ -19,7 +19,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger("likeloop")
+log = logging.getLogger(__name__)
 
 MAGIC = b"LLSPOOL1"
 SUFFIX = ".batch"

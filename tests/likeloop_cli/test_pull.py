@@ -8,7 +8,7 @@ import pytest
 
 from likeloop_server import apikeys, exports, projects
 from tests.support import P, labelled, likeloop_cli, run_on_terminal, running_worker, server_env, store_and_pair
-from workers.export import export_project
+from workers.export.run import export_project
 
 N = 6
 

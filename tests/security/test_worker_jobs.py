@@ -54,4 +54,4 @@ def test_likeloop_and_its_cron_enqueue_json_jobs(conn, settings):
     register_jobs(scheduler, settings)
     scheduler.enqueue_jobs()  # the sweep is due at once
     calls = [job_data(conn, job_id)[0] for job_id in queue(PAIRING_QUEUE, conn).job_ids]
-    assert sorted(calls) == ["workers.pairing.drain_project", "workers.pairing.sweep_dirty"]
+    assert sorted(calls) == ["workers.jobs.drain_project", "workers.jobs.sweep_dirty"]

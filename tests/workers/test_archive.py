@@ -10,13 +10,14 @@ import pyarrow.dataset as ds
 import pyarrow.fs
 import pytest
 
-import workers.archive as archive
+import workers.archive.run as archive
 from likeloop_server import apikeys, keys
 from likeloop_server.settings import Settings
 from tests.support import P, auth, feedback, likeloop_cli, response, run_worker_burst, store
-from workers.archive import ArchiveBusy, ArchiveLayout, archive_project
-from workers.archive_rows import SCHEMA, SCHEMA_VERSION
-from workers.run_lock import ArchiveLock
+from workers.archive.layout import ArchiveLayout
+from workers.archive.rows import SCHEMA, SCHEMA_VERSION
+from workers.archive.run import ArchiveBusy, archive_project
+from workers.storage.run_lock import ArchiveLock
 
 PK = keys.ProjectKeys(P)
 

@@ -8,8 +8,8 @@ import pytest
 from likeloop_server.batch_store import script_input
 from likeloop_server.ingest import VIA_FIELD, VIA_TOKEN, prepare
 from tests.support import feedback, response
-from workers.archive_replay import prepared_event
-from workers.archive_rows import entry_rows
+from workers.archive.replay import prepared_event
+from workers.archive.rows import entry_rows
 
 EVENTS = [
     response("r1", "Paris.", "Capital of France?", model="m-1", metadata={"plan": "pro", "n": 2.5}, user_id="ann"),

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from workers.rules import ResponseLabels, direct_preferences, kto_items, make_pairs, pair_record
+from workers.pairing.rules import ResponseLabels, direct_preferences, kto_items, make_pairs, pair_record
 
 
 def r(rid, votes=()):
@@ -83,7 +83,7 @@ def test_pairs_judged_only_by_rankings_name_ranking_as_their_source():
 
 
 def test_kto_rows_name_the_source_of_their_label():
-    from workers.rules import kto_record
+    from workers.pairing.rules import kto_record
 
     items = kto_items("g", [r("a", [1]), r("b"), r("c")], [j("b", "c", "u1", "both_bad")])
     sources = {i.candidate.key: json.loads(kto_record(i, {"prompt": "Q"}, 1.0)["metadata"])["source"] for i in items}

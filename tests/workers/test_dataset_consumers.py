@@ -10,7 +10,7 @@ import pytest
 from likeloop_server import exports, projects
 from service.event_loader import load_event
 from tests.support import P, store_and_pair
-from workers.export import export_project
+from workers.export.run import export_project
 
 N_PROMPTS = 12
 

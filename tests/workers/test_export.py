@@ -8,8 +8,8 @@ import pytest
 from likeloop_server import apikeys, exports, keys
 from tests.support import P, labelled, read_jsonl_gz
 from tests.support import store_and_pair as send
-from workers import export as export_mod
-from workers.export import ExportBusy, export_project
+from workers.export import run as export_mod
+from workers.export.run import ExportBusy, export_project
 
 
 def labelled_pair(conn, settings, n):
@@ -220,7 +220,7 @@ def test_kto_rows_cover_every_labelled_response_and_follow_flips(conn, s3, setti
 
 
 def test_flips_spread_over_many_log_chunks_export_each_change_once(conn, s3, settings, monkeypatch):
-    from workers import logscan
+    from workers.export import logscan
 
     monkeypatch.setattr(logscan, "READ_CHUNK", 2)  # every few log entries are a chunk of their own
     for n in range(5):

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from likeloop_server import apikeys, exports
 from tests.support import P, read_jsonl_gz, run_worker_burst, server_env, store_and_pair
-from workers.export import ExportBusy, export_project
+from workers.export.run import ExportBusy, export_project
 
 
 def make_pairs(conn, settings, groups: int, per_side: int) -> int:

@@ -4,8 +4,8 @@ import orjson
 import pyarrow as pa
 
 from likeloop_server.stored import record_ids
-from workers.formats import SCHEMAS, expand_pair, openai_row, split_of, stored_pair, trl_chat_row, trl_row
-from workers.provenance import pair_metadata
+from workers.dataset.formats import SCHEMAS, expand_pair, openai_row, split_of, stored_pair, trl_chat_row, trl_row
+from workers.dataset.provenance import pair_metadata
 
 TEXT = {
     "id": "p1",

@@ -12,9 +12,9 @@ import pytest
 from likeloop_server import exports, keys, projects
 from tests.llm_server import LlmServer
 from tests.support import P, auth, feedback, make_key, read_jsonl_gz, response, store, store_and_pair
-from workers.export import export_project
-from workers.judge import judge_project, parse_verdict
-from workers.pairing import drain, stored_records
+from workers.ai.judge import judge_project, parse_verdict
+from workers.export.run import export_project
+from workers.pairing.drain import drain, stored_records
 
 SECRET = "sk-test-0123456789-never-store-me"
 
@@ -176,7 +176,7 @@ def with_reference(conn, llm, role, **overrides):
 
 
 def test_a_weaker_models_answer_becomes_the_rejected_side_of_an_all_liked_group(conn, s3, settings, llm):
-    from workers.reference import reference_project
+    from workers.ai.reference import reference_project
 
     with_reference(conn, llm, "rejected")
     store(conn, settings, response("a", "the liked answer", prompt="Q1"), feedback("like", "a", user="u1"))
@@ -198,7 +198,7 @@ def test_a_weaker_models_answer_becomes_the_rejected_side_of_an_all_liked_group(
 
 
 def test_a_stronger_models_answer_becomes_the_chosen_side_within_the_budget(conn, settings, llm):
-    from workers.reference import reference_project
+    from workers.ai.reference import reference_project
 
     with_reference(conn, llm, "chosen", daily_budget=1)
     for n in (1, 2):

@@ -7,9 +7,9 @@ import json
 
 from likeloop_server import apikeys, compacted, exports, keys
 from tests.support import feedback, read_jsonl_gz, response, store
-from workers.export import export_project
+from workers.export.run import export_project
 from workers.migrate import migrate
-from workers.pairing import pair_group_with, stored_records
+from workers.pairing.drain import pair_group_with, stored_records
 
 P = "legacy"
 

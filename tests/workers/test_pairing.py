@@ -5,7 +5,7 @@ from likeloop_server.identity import prompt_group_id
 from tests.support import P, response
 from tests.support import feedback as vote
 from tests.support import store as send
-from workers.pairing import pair_group_with, stored_records
+from workers.pairing.drain import pair_group_with, stored_records
 
 GID = prompt_group_id(prompt="Q?")
 
@@ -74,7 +74,7 @@ def test_a_change_during_pairing_keeps_the_group_dirty_until_paired(conn, settin
     send(conn, settings, resp("a", "good"), resp("b", "bad"), vote("like", "a", "u"))
     pk = keys.ProjectKeys(P)
     # A vote lands between the job's read and its write: the write is refused, the group re-read.
-    import workers.pairing as pairing
+    import workers.pairing.drain as pairing
 
     real_read, reads = pairing.read_groups, []
 

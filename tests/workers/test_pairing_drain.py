@@ -15,8 +15,8 @@ from rq import Queue
 from likeloop_server import apikeys, keys
 from likeloop_server.queues import PAIRING_QUEUE, schedule_pairing
 from tests.support import P, labelled, server_env, store
-from workers.claims import Claims
-from workers.pairing import drain, sweep_dirty
+from workers.pairing.claims import Claims
+from workers.pairing.drain import drain, sweep_dirty
 
 
 def many_groups(conn, settings, n):
@@ -72,7 +72,7 @@ def test_concurrent_drains_share_the_work_and_pair_each_group_once(conn, setting
 
 def test_a_vote_during_a_batch_makes_its_group_paired_again(conn, settings):
     many_groups(conn, settings, 3)
-    import workers.pairing as pairing
+    import workers.pairing.drain as pairing
 
     real_read, reads = pairing.read_groups, []
 

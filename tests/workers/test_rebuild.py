@@ -12,9 +12,9 @@ from likeloop_server import apikeys, exports, keys, projects
 from likeloop_server.batch_store import BatchStore, Lifetimes
 from likeloop_server.ingest import prepare
 from tests.support import P, auth, feedback, labelled, likeloop_cli, read_jsonl_gz, response, store, store_and_pair
-from workers.archive import archive_project
-from workers.export import export_project
-from workers.pairing import drain
+from workers.archive.run import archive_project
+from workers.export.run import export_project
+from workers.pairing.drain import drain
 from workers.rebuild import ProjectNotEmpty, rebuild_project
 from workers.stats_rollup import roll_up
 
@@ -246,8 +246,8 @@ def test_a_project_with_data_is_rebuilt_only_when_told_to_replace_it(conn, s3, s
 
 def test_a_models_labels_are_archived_and_rebuilt(conn, s3, settings, monkeypatch):
     from tests.llm_server import LlmServer
-    from workers.judge import judge_project
-    from workers.reference import reference_project
+    from workers.ai.judge import judge_project
+    from workers.ai.reference import reference_project
 
     server = LlmServer()
     monkeypatch.setenv("JUDGE_KEY", "sk-test")

@@ -1,6 +1,6 @@
 import json
 
-from workers.rules import ResponseLabels, make_pairs, pair_record
+from workers.pairing.rules import ResponseLabels, make_pairs, pair_record
 
 
 def r(rid: str, text: str, votes=(), ratings=(), correction=None) -> ResponseLabels:

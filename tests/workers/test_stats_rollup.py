@@ -8,7 +8,7 @@ from likeloop_server import apikeys, keys, projects
 from likeloop_server.leaderboard import read_results
 from likeloop_server.stats import StatsQuery, read_stats
 from tests.support import P, feedback, response, store
-from workers.pairing import drain
+from workers.pairing.drain import drain
 from workers.stats_rollup import roll_up, roll_up_all_projects
 
 PK = keys.ProjectKeys(P)

@@ -10,11 +10,11 @@ from typing import Any, cast
 
 from likeloop_server.defaults import EXPORT_SPLIT_CACHE
 from likeloop_server.stored import parse_record
+from workers.dataset.formats import ROW_BUILDERS, SCHEMAS, Row, expand_pair, retraction_row, split_of
+from workers.storage.s3io import Background, JsonlGzWriter, ParquetWriter
 
-from .export_layout import Layout
-from .formats import ROW_BUILDERS, SCHEMAS, Row, expand_pair, retraction_row, split_of
+from .layout import Layout
 from .logscan import Added
-from .s3io import Background, JsonlGzWriter, ParquetWriter
 
 log = logging.getLogger(__name__)
 

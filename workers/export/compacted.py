@@ -17,18 +17,21 @@ from typing import Any
 import redis
 
 from likeloop_server import compacted, keys
+from likeloop_server.errors import LikeLoopError
 from likeloop_server.stored import stream_id
+from workers.archive.layout import ArchiveLayout
+from workers.compaction import snapshot as group_snapshot
+from workers.compaction.restore import RESTORED_LOG_S
 
-from . import group_snapshot
-from .archive import ArchiveLayout
 from .logscan import Added
-from .restore import RESTORED_LOG_S
 
 _BUCKETS_PER_READ = 512
 
 
-class RestoredLogTrimmed(Exception):
+class RestoredLogTrimmed(LikeLoopError):
     """The export ran longer than the restored log keeps its entries: run it again."""
+
+    code = "restored_log_trimmed"
 
 
 def restored_mark(conn: redis.Redis, pk: keys.ProjectKeys) -> str:

@@ -22,11 +22,11 @@ from likeloop_server.identity import short_hash
 from likeloop_server.ingest import RESPONSE_FIELDS_AT, prepare
 from likeloop_server.queues import schedule_pairing
 from likeloop_server.stats import REFERENCE_COUNTERS
+from workers import context
+from workers.archive.model_labels import write_reference
+from workers.pairing.drain import read_groups
 
-from . import context
-from .judge import for_configured_projects, model_client, reserve_calls
-from .model_labels import write_reference
-from .pairing import read_groups
+from .model import for_configured_projects, model_client, reserve_calls
 
 log = logging.getLogger(__name__)
 

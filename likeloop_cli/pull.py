@@ -13,9 +13,8 @@ from typing import Any
 
 from likeloop_server.errors import IntegrityError, NotFound
 from likeloop_server.settings import Settings
-
-from .dataset_card import dataset_card
-from .export_layout import Layout
+from workers.dataset.card import dataset_card
+from workers.export.layout import Layout
 
 # Objects are read and hashed this much at a time: memory stays flat whatever their size.
 READ_BYTES = 1 << 20
@@ -103,7 +102,8 @@ def pull(
     for f in files:
         target = dest / f["key"].removeprefix(base)
         download(s3, layout.bucket, f["key"], target, f["bytes"], f["sha256"], progress or (lambda n: None))
-    (dest / "README.md").write_text(dataset_card(layout, manifest, file_format), encoding="utf-8")
+    card = dataset_card(manifest, file_format, layout.dataset_root(file_format))
+    (dest / "README.md").write_text(card, encoding="utf-8")
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
     return {
         "project": project,

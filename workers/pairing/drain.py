@@ -27,10 +27,10 @@ from likeloop_server.exports import PAIR_SOURCES
 from likeloop_server.projects import get_config
 from likeloop_server.queues import release_pairing_job, schedule_pairing
 from likeloop_server.settings import Settings
+from workers import context
+from workers.dataset.formats import stored_kto, stored_pair
 
-from . import context
 from .claims import Claims
-from .formats import stored_kto, stored_pair
 from .matches import group_results, result_commands
 from .rules import ResponseLabels, kto_items, kto_record, make_pairs, pair_record, sample_comments
 
@@ -217,7 +217,7 @@ def _bring_back(
     located = compacted.locate_groups(conn, pk, group_ids)
     if not located:
         return group_ids
-    from .restore import restore_groups
+    from workers.compaction.restore import restore_groups
 
     settings = settings or context.settings()
     restored = restore_groups(conn, context.s3_client(settings), settings, pk, located, as_of)

@@ -30,16 +30,18 @@ import redis
 from likeloop_server import compacted, defaults, keys
 from likeloop_server.apikeys import list_projects
 from likeloop_server.counters import DIMENSIONS, SEPARATOR
-from likeloop_server.errors import Busy
+from likeloop_server.errors import Busy, ConfigError
 from likeloop_server.identity import new_id
 from likeloop_server.settings import Settings
+from workers import context
+from workers.archive.layout import ArchiveLayout
+from workers.archive.run import log_entries
+from workers.storage.run_lock import RunLock
+from workers.storage.s3io import put_bytes
 
-from . import context, group_snapshot
-from .archive import ArchiveLayout, log_entries
-from .run_lock import RunLock
-from .s3io import put_bytes
+from . import snapshot as group_snapshot
 
-log = logging.getLogger("likeloop.compaction")
+log = logging.getLogger(__name__)
 
 CHUNK_GROUPS = 500  # groups per segment and per commit
 PASS_GROUPS = 20_000  # groups a pass considers: the stats hashes are scanned once per pass
@@ -101,8 +103,10 @@ class CompactionLock(RunLock):
     what = "compaction run"
 
 
-class CompactionRefused(Exception):
+class CompactionRefused(ConfigError):
     """Compaction cannot run here (the archive is off: nothing could bring a group back)."""
+
+    code = "compaction_refused"
 
 
 @dataclass

@@ -21,11 +21,11 @@ import pyarrow.parquet as pq
 from likeloop_server.counters import response_dims, utc_hour
 from likeloop_server.ingest import RESPONSE_TEXT_FIELDS, RESPONSE_TYPE, VIA_FIELD, VIA_TOKEN, dumps
 from likeloop_server.stored import stream_id
+from workers.storage.s3io import json_objects
 
-from .archive import ArchiveLayout
-from .archive_rows import MODEL_CREDENTIAL
+from .layout import ArchiveLayout
 from .model_labels import JUDGEMENT
-from .s3io import json_objects
+from .rows import MODEL_CREDENTIAL
 
 _MICROS_COLUMNS = ("received_at", "timestamp")
 

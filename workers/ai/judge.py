@@ -14,66 +14,30 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
 from likeloop_server import keys, projects, stored
-from likeloop_server.apikeys import list_projects
 from likeloop_server.counters import utc_hour
 from likeloop_server.errors import ConfigError
 from likeloop_server.identity import normalise_text, short_hash
 from likeloop_server.queues import schedule_pairing
 from likeloop_server.stats import JUDGE_COUNTERS
+from workers import context
+from workers.archive.model_labels import write_verdicts
+from workers.pairing.drain import read_groups
+from workers.pairing.rules import direct_preferences, make_pairs
 
-from . import context
-from .model_labels import write_verdicts
-from .pairing import read_groups
-from .rules import direct_preferences, make_pairs
+from .model import for_configured_projects, model_client, reserve_calls
 
 log = logging.getLogger(__name__)
 
 GROUPS_PER_READ = 100
 PAIRS_PER_GROUP = 10  # pairs of one group judged in one run (each costs two calls)
-CALL_TIMEOUT_S = 60.0
-MAX_RETRIES = 4
-
-_RESERVE = """
-local used = redis.call('INCRBY', KEYS[1], ARGV[1])
-if used > tonumber(ARGV[2]) then
-  redis.call('DECRBY', KEYS[1], ARGV[1])
-  return 0
-end
-redis.call('EXPIRE', KEYS[1], 172800)
-return 1
-"""
-
-
-def reserve_calls(
-    conn: redis.Redis, project: str, calls: int, budget: int, kind: str = "judge", now: float | None = None
-) -> bool:
-    """Take ``calls`` from today's budget (UTC) of the project's judge (or ``kind="reference"``);
-    False, taking nothing, if they do not fit."""
-    day = datetime.fromtimestamp(now if now is not None else time.time(), tz=UTC).strftime("%Y-%m-%d")
-    return bool(conn.eval(_RESERVE, 1, keys.ProjectKeys(project).model_calls(kind, day), calls, budget))
-
-
-def model_client(config: projects.JudgeConfig | projects.ReferenceConfig) -> Any:
-    """The ``openai`` client of a configured endpoint, its key read from the named variable."""
-    from openai import OpenAI
-
-    key = os.environ.get(config.api_key_env)
-    if not key:
-        raise ConfigError(f"the model's key is read from ${config.api_key_env}, which is not set")
-    return OpenAI(base_url=config.base_url, api_key=key, max_retries=MAX_RETRIES, timeout=CALL_TIMEOUT_S)
-
-
 _WINNER = re.compile(r'"winner"\s*:\s*"(A|B|tie)"', re.IGNORECASE)
 
 
@@ -256,23 +220,6 @@ def _record_counts(conn: redis.Redis, pk: keys.ProjectKeys, counts: RunCounts) -
         if value:
             pipe.hincrby(pk.stats_total, name, value)
     pipe.execute()
-
-
-def for_configured_projects(section: str, run: Callable[[redis.Redis, str], dict[str, Any]]) -> dict[str, Any]:
-    """Run ``run`` for every project whose config has ``section`` (judge, reference) set: what
-    each did, or why it was skipped."""
-    from .context import redis_conn
-
-    conn = redis_conn()
-    done: dict[str, Any] = {}
-    for project in list_projects(conn):
-        if getattr(projects.get_config(conn, project), section) is not None:
-            try:
-                done[project] = run(conn, project)
-            except ConfigError as exc:
-                log.warning("%s of %s skipped: %s", section, project, exc)
-                done[project] = {"error": str(exc)}
-    return done
 
 
 # The cron's judge leaves groups alone until their newest answer is this old.

@@ -22,16 +22,17 @@ from likeloop_server.apikeys import list_projects
 from likeloop_server.exports import ExportStatus
 from likeloop_server.projects import get_config
 from likeloop_server.settings import Settings
+from workers import context
+from workers.archive.layout import ArchiveLayout
+from workers.dataset.card import dataset_card
+from workers.storage.run_lock import ExportBusy, ExportLock
+from workers.storage.s3io import put_bytes, put_json
 
-from . import context, export_compacted
-from .archive import ArchiveLayout
-from .dataset_card import dataset_card
-from .export_commit import RunSets, commit, reconcile
-from .export_layout import Layout, manifest_name
-from .export_writers import ExportPlan, RunWriters
+from . import compacted as export_compacted
+from .commit import RunSets, commit, reconcile
+from .layout import Layout, manifest_name
 from .logscan import READ_CHUNK, Added, ScanSpec, scan_log
-from .run_lock import ExportBusy, ExportLock
-from .s3io import put_bytes, put_json
+from .writers import ExportPlan, RunWriters
 
 __all__ = ["ExportBusy", "export_all_projects", "export_project", "run_export"]
 
@@ -276,7 +277,7 @@ def export_project(
         put_json(s3, layout.bucket, manifest_key, manifest)
         if mode == "snapshot":
             for file_format in ("jsonl", "parquet") if plan.parquet else ("jsonl",):
-                card = dataset_card(layout, manifest, file_format).encode()
+                card = dataset_card(manifest, file_format, layout.dataset_root(file_format)).encode()
                 put_bytes(s3, layout.bucket, layout.card(file_format), card, "text/markdown")
         else:
             commit(conn, pk, manifest, manifest_key, sets)

@@ -6,17 +6,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .export_layout import Layout
-
 # What ``load_dataset(tree)`` reads without a config name: the pairs, in TRL's standard format
 # (when the export wrote it; else the first config by name).
 DEFAULT_CONFIG = "trl"
 
 
-def dataset_card(layout: Layout, manifest: dict[str, Any], file_format: str) -> str:
+def dataset_card(manifest: dict[str, Any], file_format: str, root: str) -> str:
     """A Hugging Face dataset card whose ``configs`` point at one snapshot's ``file_format``
-    (jsonl or parquet) files, so ``datasets.load_dataset`` reads the export as it is."""
-    base = layout.dataset_root(file_format) + "/"
+    (jsonl or parquet) files, named relative to ``root`` (where the card is written: the
+    export layout's ``dataset_root``), so ``datasets.load_dataset`` reads the export as it is."""
+    base = root + "/"
     configs: dict[str, dict[str, list[str]]] = {}
     for f in manifest["files"]:
         if f["kind"] == "pairs" and f["file_format"] == file_format:
@@ -33,7 +32,7 @@ def dataset_card(layout: Layout, manifest: dict[str, Any], file_format: str) -> 
     lines += ["tags:", "- dpo", "- preference", "- likeloop", "---", ""]
     counts = manifest["counts"]
     lines += [
-        f"# {layout.project}: preference pairs from user feedback",
+        f"# {manifest['project']}: preference pairs from user feedback",
         "",
         f"{'Snapshot' if manifest['mode'] == 'snapshot' else 'Incremental export'} `{manifest['export_id']}` "
         f"({manifest['created_at']}): {counts['pairs']} pairs, "

@@ -21,8 +21,7 @@ from typing import Any
 from likeloop_server import defaults
 from likeloop_server.identity import normalise_text, pair_id, short_hash
 from likeloop_server.stored import JUDGE_USER_PREFIX
-
-from .provenance import kto_metadata, pair_metadata
+from workers.dataset.provenance import kto_metadata, pair_metadata
 
 CORRECTION_SUFFIX = "#correction"
 # Correction pairs sort before vote pairs: a user who typed the better answer said the most.

@@ -21,11 +21,11 @@ import redis
 from likeloop_server import compacted, keys
 from likeloop_server.batch_store import SCRIPT_SOURCE, BatchStore
 from likeloop_server.settings import Settings
+from workers.archive.layout import ArchiveLayout
 
-from . import group_snapshot
-from .archive import ArchiveLayout
+from . import snapshot as group_snapshot
 
-log = logging.getLogger("likeloop.restore")
+log = logging.getLogger(__name__)
 
 ATTEMPTS = 20
 RESTORED_LOG_S = 86400  # a snapshot export reads the groups restored while it ran: one runs well within this

@@ -17,8 +17,7 @@ import redis
 from botocore.exceptions import ClientError
 
 from likeloop_server import apikeys, keys
-
-from .s3io import put_json
+from workers.storage.s3io import put_json
 
 STATE_VERSION = 1
 

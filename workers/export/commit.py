@@ -15,10 +15,10 @@ import redis
 from likeloop_server import keys
 from likeloop_server.counters import PAIRS_EXPORTED
 from likeloop_server.stored import stream_id
+from workers.storage.s3io import json_objects, read_jsonl_gz
 
-from .export_layout import Layout
+from .layout import Layout
 from .logscan import READ_CHUNK
-from .s3io import json_objects, read_jsonl_gz
 
 
 def _chunks(items: list[Any], size: int = READ_CHUNK) -> Iterator[list[Any]]:

@@ -24,65 +24,28 @@ import redis
 from likeloop_server import keys, ownership
 from likeloop_server.apikeys import list_projects
 from likeloop_server.identity import new_id
-from likeloop_server.queues import EXPORT_QUEUE, queue
+from likeloop_server.queues import ARCHIVE_JOB, EXPORT_QUEUE, queue
 from likeloop_server.settings import Settings
 from likeloop_server.stored import stream_id
+from workers import context
+from workers.storage.run_lock import ArchiveBusy, ArchiveLock
+from workers.storage.s3io import Background, ParquetWriter, WrittenObject, put_json
 
-from . import archive_state, context
-from .archive_rows import SCHEMA, SCHEMA_VERSION, day_of, entry_rows
-from .run_lock import ArchiveBusy, ArchiveLock
-from .s3io import Background, ParquetWriter, WrittenObject, put_json
+from . import state as archive_state
+from .layout import ArchiveLayout
+from .rows import SCHEMA, SCHEMA_VERSION, day_of, entry_rows
 
-__all__ = ["ArchiveBusy", "ArchiveLayout", "archive_all_projects", "archive_project", "run_archive"]
+__all__ = ["ArchiveBusy", "archive_all_projects", "archive_project", "run_archive"]
 
-log = logging.getLogger("likeloop.archive")
+log = logging.getLogger(__name__)
 
 # A run ends after this many events (the rest is the next run's): bounds a part's size and how
 # much one crash makes the next run redo. About 60 MB of Parquet at 1 KB of text per event.
 RUN_EVENTS = 250_000
 # Log entries (stored batches) read per round trip.
 READ_ENTRIES = 200
-ARCHIVE_JOB = "workers.archive.run_archive"
 ARCHIVE_TIMEOUT_S = 3600
 ARCHIVE_FAILURE_TTL_S = 7 * 86400
-
-
-class ArchiveLayout:
-    """Object keys of one project's archive under ``s3://archive bucket/archive prefix/<project>/``."""
-
-    def __init__(self, settings: Settings, project: str) -> None:
-        self.bucket = settings.archive_bucket
-        prefix = settings.archive_prefix
-        self.root = f"{prefix}/{project}" if prefix else project
-
-    @property
-    def events(self) -> str:
-        return f"{self.root}/events/"
-
-    def part(self, day: str, first_entry: str) -> str:
-        return f"{self.events}dt={day}/part-{first_entry}.parquet"
-
-    @property
-    def state(self) -> str:
-        """The project's settings and key hashes (workers/archive_state.py)."""
-        return f"{self.root}/_state.json"
-
-    @property
-    def compacted(self) -> str:
-        """Snapshots of compacted prompt groups (workers/compaction.py)."""
-        return f"{self.root}/compacted/"
-
-    def segment(self, name: str) -> str:
-        return f"{self.compacted}{name}.jsonl.gz"
-
-    @property
-    def commits(self) -> str:
-        return f"{self.root}/_commits/"
-
-    def commit(self, end_entry: str) -> str:
-        """A commit record's key: named by the last log entry it covers, so they list in order."""
-        ms, seq = stream_id(end_entry)
-        return f"{self.commits}{ms:015d}-{seq:06d}.json"
 
 
 @dataclass
