@@ -1,5 +1,5 @@
 """Where a compacted prompt group is: the two small indexes compaction leaves in Redis
-(workers/compaction.py), read the same way here and by the ingest script.
+(workers/compaction/compact.py), read the same way here and by the ingest script.
 
 A compacted response is found by its id's sha1: the first 3 hex digits name one of 4096 hashes
 (``keys.ProjectKeys.compacted_responses``), the next 12 (as 6 bytes) are its field, the group id

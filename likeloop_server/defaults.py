@@ -25,7 +25,7 @@ PENDING_TTL_HOURS = 24
 # Stats (and the leaderboard's results) are kept per hour this long, then per day.
 STATS_HOURLY_DAYS = 7
 STATS_ROLLUP_CRON = "23 * * * *"
-# Prompt groups unchanged this long leave Redis for the archive (workers/compaction.py), nightly.
+# Prompt groups unchanged this long leave Redis for the archive (workers/compaction/compact.py), nightly.
 HOT_DAYS = 30
 COMPACT_CRON = "43 2 * * *"
 COMPACTION_LOCK_TTL_S = 300

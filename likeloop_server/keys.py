@@ -195,7 +195,7 @@ class ProjectKeys:
     def export_run_retracted(self, export_id: str) -> str:
         return f"{self.base}export:run:{export_id}:retracted"  # scratch set: ids one run retracted
 
-    # The event archive (workers/archive.py).
+    # The event archive (workers/archive/run.py).
     @property
     def archive_log(self) -> str:
         # stream: one entry per stored batch {e: the script's events JSON, s: their statuses,
@@ -223,7 +223,7 @@ class ProjectKeys:
     @property
     def archive_state(self) -> str:
         # sha256 of the project state (settings, key hashes) last written to the archive
-        # (workers/archive_state.py): written again only when it changes
+        # (workers/archive/state.py): written again only when it changes
         return f"{self.base}archive:state"
 
     @property
@@ -232,7 +232,7 @@ class ProjectKeys:
         # have expired: a rebuild's scratch (workers/rebuild.py), gone when it ends
         return f"{self.base}rebuild:expiry"
 
-    # Compaction (workers/compaction.py): groups past the hot window leave Redis for S3.
+    # Compaction (workers/compaction/compact.py): groups past the hot window leave Redis for S3.
     @property
     def group_changed(self) -> str:
         # sorted set group id -> when a labelled group last changed (feedback, a response, a
@@ -257,7 +257,7 @@ class ProjectKeys:
     @property
     def restored_log(self) -> str:
         # stream {g: group id} of groups brought back from the archive (capped): a snapshot export
-        # running meanwhile reads those groups from Redis again (workers/export_compacted.py)
+        # running meanwhile reads those groups from Redis again (workers/export/compacted.py)
         return f"{self.base}compaction:restored"
 
     @property

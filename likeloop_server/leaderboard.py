@@ -3,7 +3,7 @@ fit over them with bootstrap confidence intervals.
 
 A result is one judgement between answers of two different models to the same prompt: a user's
 comparison, each pair a ranking orders, or a pair made from votes or ratings. Pairing counts a
-group's results whenever it pairs the group (``workers/matches.py``) and adds what changed to
+group's results whenever it pairs the group (``workers/pairing/matches.py``) and adds what changed to
 the hour it paired in, so a time range counts the results that were made (or unmade) in it.
 
 Fields of the matches hashes: ``w<SEP>winner<SEP>loser`` (a win) and ``t<SEP>a<SEP>b`` with
@@ -37,7 +37,7 @@ def tie_field(a: str, b: str) -> str:
 
 
 # Fields of the same hashes that count how often an LLM judge agreed with people on a pair both
-# decided (workers/matches.py): not results between models.
+# decided (workers/pairing/matches.py): not results between models.
 JUDGE_AGREED = f"judge{SEP}agreed"
 JUDGE_DISAGREED = f"judge{SEP}disagreed"
 

@@ -51,7 +51,7 @@ class Settings:
     redis_url: str = _setting(defaults.REDIS_URL, "LIKELOOP_REDIS_URL")
     s3_url: str = _setting(defaults.S3_URL, "LIKELOOP_S3_URL", _parse_s3_url)
     s3_endpoint: str | None = _setting(None, "LIKELOOP_S3_ENDPOINT")  # None: AWS itself
-    # Where the event archive goes (workers/archive.py); empty: ``<s3_url>/_archive``.
+    # Where the event archive goes (workers/archive/run.py); empty: ``<s3_url>/_archive``.
     archive_url: str = _setting("", "LIKELOOP_ARCHIVE_URL", _parse_s3_url)
     # Off: stored batches are not kept for the archive (no rebuild from S3, no compaction).
     archive: bool = _setting(True, "LIKELOOP_ARCHIVE", _parse_bool)

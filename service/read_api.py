@@ -20,7 +20,7 @@ from .errors import ApiError
 from .resources import resources
 
 bp = Blueprint("read", __name__)
-# What a compacted group's or response's 404 says (workers/compaction.py).
+# What a compacted group's or response's 404 says (workers/compaction/compact.py).
 _AWAY = (
     "had no change for the project's hot window and was compacted: its data is in the event archive, "
     "in snapshot exports, and back in Redis with its next feedback"

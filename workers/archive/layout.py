@@ -25,12 +25,12 @@ class ArchiveLayout:
 
     @property
     def state(self) -> str:
-        """The project's settings and key hashes (workers/archive_state.py)."""
+        """The project's settings and key hashes (workers/archive/state.py)."""
         return f"{self.root}/_state.json"
 
     @property
     def compacted(self) -> str:
-        """Snapshots of compacted prompt groups (workers/compaction.py)."""
+        """Snapshots of compacted prompt groups (workers/compaction/compact.py)."""
         return f"{self.root}/compacted/"
 
     def segment(self, name: str) -> str:

@@ -38,7 +38,7 @@ class ArchivedBatch:
     received: float
     events: list[dict[str, Any]]  # prepared, as likeloop_server.ingest.prepare made them
     statuses: list[str]  # as stored the first time
-    # Or a model's labels (workers/model_labels.py): (group id, judgements fields) and
+    # Or a model's labels (workers/archive/model_labels.py): (group id, judgements fields) and
     # reference answers (response hashes).
     verdicts: dict[str, dict[str, str]] | None = None
     references: list[dict[str, str]] | None = None

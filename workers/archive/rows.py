@@ -5,7 +5,7 @@ ingest script got it, each event's status, and the receive time).
 An event is archived when the script stored it (``accepted``) or kept it waiting for its
 response (``pending``); duplicates and refusals are not. Rows carry what the script got after
 normalisation: the service-made ids, the prompt group, the voter a token stood for. Labels a
-worker's model added (judge verdicts, reference answers: workers/model_labels.py) are archived
+worker's model added (judge verdicts, reference answers: workers/archive/model_labels.py) are archived
 from entries of their own, with credential ``model``.
 """
 
@@ -135,7 +135,7 @@ def _feedback_row(ev: dict[str, Any]) -> dict[str, Any]:
 
 
 def _model_rows(label: dict[str, Any], at: int) -> Iterator[dict[str, Any]]:
-    """Rows of a model's labels (workers/model_labels.py): a judge's verdicts, one row each
+    """Rows of a model's labels (workers/archive/model_labels.py): a judge's verdicts, one row each
     (``response_id`` the lower id, ``other_response_id`` the higher, ``choice`` the verdict), or
     a reference answer (a response with its ``source`` and ``reference_role``)."""
     gid = label["group"]

@@ -5,13 +5,13 @@ A group is compacted when its last change (``group_changed``) is older than the 
 that made it is archived (every batch still waiting in the archive log was received after it),
 its pairs are exported (none of its pair-log entries is after the export cursor), and it is
 neither dirty nor being paired. A run takes such groups a chunk at a time: reads each one's whole
-state (workers/group_snapshot.py), writes the chunk's snapshots as one segment to the archive
+state (workers/compaction/snapshot.py), writes the chunk's snapshots as one segment to the archive
 (``<archive>/<project>/compacted/<segment>.jsonl.gz``), then, in one script call, for each group
 that is still as it was read, deletes its keys and records where its snapshot is. A crash
 between the two leaves the group in Redis and an unused snapshot in S3: nothing is lost.
 
 What brings a group back is its next use: feedback on one of its responses, a new response to its
-prompt, a comparison naming it (ingest.lua wakes it; pairing restores it first, workers/restore.py).
+prompt, a comparison naming it (ingest.lua wakes it; pairing restores it first, workers/compaction/restore.py).
 """
 
 from __future__ import annotations

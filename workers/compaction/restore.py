@@ -1,7 +1,7 @@
-"""Bringing compacted prompt groups back into Redis (workers/compaction.py), before pairing reads
+"""Bringing compacted prompt groups back into Redis (workers/compaction/compact.py), before pairing reads
 them: pairing calls ``restore_groups`` for the groups it claimed that the index names.
 
-Per group, one transaction puts the snapshot back (workers/group_snapshot.py), takes it off
+Per group, one transaction puts the snapshot back (workers/compaction/snapshot.py), takes it off
 the indexes, and applies the feedback that waited for its responses meanwhile through the ingest
 script, as a response's arrival applies what waited for it (not archived again: the archive
 has those events already, as waiting). The waiting lists are watched: feedback that arrives

@@ -1,6 +1,6 @@
 """A prompt group's whole state in Redis as one JSON document: what compaction writes to the
-archive before the group leaves Redis (workers/compaction.py), and what brings it back
-(workers/restore.py). One module knows both directions, so they cannot drift apart.
+archive before the group leaves Redis (workers/compaction/compact.py), and what brings it back
+(workers/compaction/restore.py). One module knows both directions, so they cannot drift apart.
 
 A snapshot holds every key of the group (its members, each response's hash with when it would
 expire, votes, ratings and comments, the users' judgements, its head-to-head results, version),

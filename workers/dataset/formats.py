@@ -9,7 +9,7 @@
   every labelled response, paired or not (built from KTO items, not pairs).
 
 TRL rows carry provenance in one ``metadata`` column (a JSON string, so every row has the same
-type, built when the pair is made: workers/provenance.py), which TRL's trainers do not read.
+type, built when the pair is made: workers/dataset/provenance.py), which TRL's trainers do not read.
 OpenAI rows carry none: its file validation is strict; the same pair in the ``trl`` files has
 it (joined by order within a run, or by prompt and texts).
 """

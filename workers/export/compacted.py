@@ -1,5 +1,5 @@
 """The compacted groups' part of a snapshot export: their current pairs and KTO items, read from
-their snapshots in the archive (workers/compaction.py), so a snapshot holds the whole dataset
+their snapshots in the archive (workers/compaction/compact.py), so a snapshot holds the whole dataset
 whether a group is in Redis or not.
 
 The export reads Redis's records first and the index of compacted groups after. A group that

@@ -150,7 +150,7 @@ def _snapshot(
     archive: ArchiveLayout | None = None,
 ) -> dict[str, Any]:
     """Every current pair and KTO item: those in Redis, then the compacted groups' from the
-    archive (workers/export_compacted.py), then those of groups that came back meanwhile."""
+    archive (workers/export/compacted.py), then those of groups that came back meanwhile."""
     sets.reset(conn)
     skip_sets = _left_out(conn, pk, writers.plan)
     plan = writers.plan

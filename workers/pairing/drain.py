@@ -208,7 +208,7 @@ def _bring_back(
     settings: Settings | None = None,
     as_of: float | None = None,
 ) -> list[str]:
-    """Restore the compacted ones of claimed groups (workers/restore.py) before they are read,
+    """Restore the compacted ones of claimed groups (workers/compaction/restore.py) before they are read,
     from the archive of ``settings`` (default: the worker's), as of ``as_of`` (default now);
     returns the groups to pair now: one whose snapshot could not be read stays claimed until its
     lease ends, then dirty again."""

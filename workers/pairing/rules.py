@@ -42,7 +42,7 @@ class ResponseLabels:
     comment_count: int = 0  # all of the response's comments
     created_at: float = 0.0
     both_bad: int = 0  # users who judged it "both bad" in a comparison
-    reference_role: str | None = None  # a reference model's answer: "rejected" or "chosen" (workers/reference.py)
+    reference_role: str | None = None  # a reference model's answer: "rejected" or "chosen" (workers/ai/reference.py)
 
     @property
     def voted(self) -> bool:
