@@ -4,7 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint bench browser clean
+SDK_VENV := .venv-sdk
+
+.PHONY: install run test lint bench browser sdk-test clean
 
 $(STAMP): pyproject.toml sdk/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "LikeLoop needs Python 3.11 or newer (set PYTHON=...)")'
@@ -17,8 +19,15 @@ install: $(STAMP)
 run: install  ## start the whole stack on embedded Redis and S3
 	$(BIN)/likeloop up
 
-test: install lint browser  ## install and run every test
+test: install lint browser sdk-test  ## install and run every test
 	$(BIN)/python -m pytest
+
+# The SDK's unit tests in a virtualenv holding only the SDK (as a user installs it) and pytest:
+# proof that they, and the SDK, need nothing of the server's.
+sdk-test:
+	$(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check ./sdk pytest
+	cd sdk && ../$(SDK_VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 browser:
@@ -48,4 +57,4 @@ bench: $(VENV)/.bench-installed  ## SDK per-call cost, export, pairing and inges
 	$(BIN)/python bench/archive.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SDK_VENV) .pytest_cache .ruff_cache

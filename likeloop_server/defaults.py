@@ -67,6 +67,7 @@ MAX_TEXT_CHARS = 200_000
 MAX_NAME_CHARS = 200
 MAX_MESSAGES = 500
 MAX_METADATA_KEYS = 50
+MIN_SCALE = 2
 MAX_SCALE = 100
 # A rating sent without a scale is out of five, as the SDK's rate() assumes.
 RATING_SCALE = 5

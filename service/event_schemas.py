@@ -17,6 +17,7 @@ from likeloop_server.defaults import (
     MAX_SCALE,
     MAX_STAT_METADATA_KEYS,
     MAX_TEXT_CHARS,
+    MIN_SCALE,
     MIN_TIMESTAMP,
     RATING_SCALE,
 )
@@ -182,7 +183,7 @@ class FeedbackEventSchema(_EventBase):
         metadata={"description": "One current vote per user per response; a new vote replaces the old."},
     )
     value = fields.Int(strict=True, metadata={"description": "rating: 1..scale"})
-    scale = fields.Int(strict=True, validate=validate.Range(min=2, max=MAX_SCALE), load_default=None)
+    scale = fields.Int(strict=True, validate=validate.Range(min=MIN_SCALE, max=MAX_SCALE), load_default=None)
     text = fields.Str(
         validate=validate.Length(min=1, max=MAX_TEXT_CHARS), metadata={"description": "comment or correction"}
     )

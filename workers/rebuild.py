@@ -328,43 +328,65 @@ def rebuild_project(
         archive_project(conn, s3, settings, project)  # nothing stored is lost by the delete
         clear(conn, project)
     pk = keys.ProjectKeys(project)
-    alayout, elayout = ArchiveLayout(settings, project), Layout(settings, project)
     lock = ArchiveLock(conn, pk.archive_lock, new_id(), settings.archive_lock_ttl_s)
     lock.acquire()
     try:
         conn.set(keys.LAYOUT, keys.LAYOUT_VERSION, nx=True)
-        state = archive_state.load(s3, alayout.bucket, alayout.state)
-        if state is not None:
-            restored = archive_state.restore(conn, state)
-            result.settings_restored, result.keys_restored = restored["settings"], restored["keys"]
-        conn.sadd(keys.PROJECTS, project)
-        replay = Replay(conn, settings, project)
-        for batch in batches(s3, alayout):
-            result.differed += replay.replay(batch)
-            result.batches += 1
-            result.events += len(batch.events)
-            if result.batches % 200 == 0:
-                lock.renew()
-        replay.finish()
-        export_lock = ExportLock(conn, pk.export_lock, f"rebuild-{new_id()[:12]}", settings.export_lock_ttl_s)
-        export_lock.acquire()
-        try:
-            result.manifests_applied = reconcile(conn, pk, s3, elayout)
-            manifests = _manifests(s3, elayout)
-            result.export_records = _restore_export_records(conn, elayout, manifests)
-            lock.renew()
-            paired = _pair_everything(conn, settings, project)  # what a worker left dirty, if any
-            result.groups_paired = replay.paired["groups"] + paired["groups"]
-            result.pairs_added = replay.paired["added"] + paired["added"]
-            result.retractions_queued = _queue_retractions(conn, s3, elayout, manifests)
-        finally:
-            export_lock.release()
+        _restore_state(conn, s3, ArchiveLayout(settings, project), result)
+        replay = _replay_archive(conn, s3, settings, project, lock, result)
+        lock.renew()
+        _restore_exports(conn, s3, settings, project, replay, result)
+        lock.renew()
         roll_up(conn, project, settings.stats_hourly_days)  # old hours to days, as they were
     finally:
         lock.release()
     result.seconds = round(time.monotonic() - started, 3)
     log.info("rebuilt %s: %s", project, result.as_dict())
     return result
+
+
+def _restore_state(conn: redis.Redis, s3: Any, layout: ArchiveLayout, result: RebuildResult) -> None:
+    """The project's settings and key hashes from the archive's state, and the project listed."""
+    state = archive_state.load(s3, layout.bucket, layout.state)
+    if state is not None:
+        restored = archive_state.restore(conn, state)
+        result.settings_restored, result.keys_restored = restored["settings"], restored["keys"]
+    conn.sadd(keys.PROJECTS, layout.project)
+
+
+def _replay_archive(
+    conn: redis.Redis, s3: Any, settings: Settings, project: str, lock: ArchiveLock, result: RebuildResult
+) -> Replay:
+    """Every archived batch through the ingest script, in log order, pairing as it goes."""
+    replay = Replay(conn, settings, project)
+    for batch in batches(s3, ArchiveLayout(settings, project)):
+        result.differed += replay.replay(batch)
+        result.batches += 1
+        result.events += len(batch.events)
+        if result.batches % 200 == 0:
+            lock.renew()
+    replay.finish()
+    return replay
+
+
+def _restore_exports(
+    conn: redis.Redis, s3: Any, settings: Settings, project: str, replay: Replay, result: RebuildResult
+) -> None:
+    """The export state from the manifests (cursor, exported ids, run records), what is still
+    dirty paired, and retractions queued for exported pairs that no longer exist."""
+    pk, layout = keys.ProjectKeys(project), Layout(settings, project)
+    export_lock = ExportLock(conn, pk.export_lock, f"rebuild-{new_id()[:12]}", settings.export_lock_ttl_s)
+    export_lock.acquire()
+    try:
+        result.manifests_applied = reconcile(conn, pk, s3, layout)
+        manifests = _manifests(s3, layout)
+        result.export_records = _restore_export_records(conn, layout, manifests)
+        paired = _pair_everything(conn, settings, project)  # what a worker left dirty, if any
+        result.groups_paired = replay.paired["groups"] + paired["groups"]
+        result.pairs_added = replay.paired["added"] + paired["added"]
+        result.retractions_queued = _queue_retractions(conn, s3, layout, manifests)
+    finally:
+        export_lock.release()
 
 
 def archived_projects(s3: Any, settings: Settings) -> list[str]:

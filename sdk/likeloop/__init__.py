@@ -14,8 +14,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ._client import Client, __version__
+from ._client import Client
 from ._errors import DeliveryError, LikeLoopError, UsageError
+from ._version import __version__
 
 __all__ = [
     "Client",

@@ -12,6 +12,7 @@ class ArchiveLayout:
     """Object keys of one project's archive under ``s3://archive bucket/archive prefix/<project>/``."""
 
     def __init__(self, settings: Settings, project: str) -> None:
+        self.project = project
         self.bucket = settings.archive_bucket
         prefix = settings.archive_prefix
         self.root = f"{prefix}/{project}" if prefix else project

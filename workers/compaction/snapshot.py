@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import redis
@@ -47,6 +48,20 @@ def read_snapshots(
     """Snapshots of ``groups`` (group id -> its last change, as read from ``group_changed``) as
     of ``now``, in two round trips; ``stats``: group id -> stats bucket ("" the total, else an
     hour or day) -> its fields of the group, as the run found them."""
+    snaps = _read_group_keys(conn, pk, groups, stats, now)
+    _read_members_and_records(conn, pk, snaps)
+    return snaps
+
+
+def _read_group_keys(
+    conn: redis.Redis,
+    pk: keys.ProjectKeys,
+    groups: dict[str, float],
+    stats: dict[str, dict[str, dict[str, int]]],
+    now: float,
+) -> list[dict[str, Any]]:
+    """The first round trip: each group's own keys (members, version, judgements, matches, the
+    ids of its pairs and KTO items), as snapshots still holding the ids to read next."""
     gids = list(groups)
     pipe = conn.pipeline(transaction=False)
     for gid in gids:
@@ -77,6 +92,12 @@ def read_snapshots(
                 "stats": stats.get(gid, {}),
             }
         )
+    return snaps
+
+
+def _read_members_and_records(conn: redis.Redis, pk: keys.ProjectKeys, snaps: list[dict[str, Any]]) -> None:
+    """The second round trip: each member response with its votes, ratings and comments, and
+    each pair and KTO record with whether it was exported and (pairs) its sources."""
     pipe = conn.pipeline(transaction=False)
     for snap in snaps:
         for rid in snap["members"]:
@@ -95,31 +116,39 @@ def read_snapshots(
             pipe.smismember(pk.exported, snap["kto_ids"])
     found = iter(pipe.execute())
     for snap in snaps:
-        responses: dict[str, Any] = {}
-        for rid in snap["members"]:
-            fields, ttl_ms, votes, ratings, comments = (next(found) for _ in range(5))
-            if fields:
-                responses[rid] = {
-                    "fields": _hash(fields),
-                    "ttl_ms": ttl_ms if ttl_ms and ttl_ms > 0 else None,
-                    "votes": _hash(votes),
-                    "ratings": _hash(ratings),
-                    "comments": [_text(c) for c in comments],
-                }
-        snap["responses"] = responses
+        snap["responses"] = _responses(snap["members"], found)
         snap["pairs"], snap["kto"], snap["exported"], snap["sources"] = {}, {}, [], {}
         for kind, ids in (("pairs", snap.pop("pair_ids")), ("kto", snap.pop("kto_ids"))):
-            if not ids:
-                continue
-            records, exported = next(found), next(found)
-            snap[kind] = {i: _text(r) for i, r in zip(ids, records, strict=True) if r is not None}
-            snap["exported"] += [i for i, e in zip(ids, exported, strict=True) if e]
-            if kind == "pairs":
-                for source in PAIR_SOURCES:
-                    members = [i for i, m in zip(ids, next(found), strict=True) if m]
-                    if members:
-                        snap["sources"][source] = members
-    return snaps
+            if ids:
+                _records(snap, kind, ids, found)
+
+
+def _responses(members: list[str], found: Iterator[Any]) -> dict[str, Any]:
+    """The member responses still stored, from the next five replies per member."""
+    responses: dict[str, Any] = {}
+    for rid in members:
+        fields, ttl_ms, votes, ratings, comments = (next(found) for _ in range(5))
+        if fields:
+            responses[rid] = {
+                "fields": _hash(fields),
+                "ttl_ms": ttl_ms if ttl_ms and ttl_ms > 0 else None,
+                "votes": _hash(votes),
+                "ratings": _hash(ratings),
+                "comments": [_text(c) for c in comments],
+            }
+    return responses
+
+
+def _records(snap: dict[str, Any], kind: str, ids: list[str], found: Iterator[Any]) -> None:
+    """A group's pair (or KTO) records, which of them were exported and, for pairs, by source."""
+    records, exported = next(found), next(found)
+    snap[kind] = {i: _text(r) for i, r in zip(ids, records, strict=True) if r is not None}
+    snap["exported"] += [i for i, e in zip(ids, exported, strict=True) if e]
+    if kind == "pairs":
+        for source in PAIR_SOURCES:
+            members = [i for i, m in zip(ids, next(found), strict=True) if m]
+            if members:
+                snap["sources"][source] = members
 
 
 def encode(snap: dict[str, Any]) -> bytes:
@@ -166,8 +195,15 @@ def restore_commands(
     expired by now stays out. A stats hour whose day has been rolled up since (``rolled_day``:
     the last day rolled) goes to its day's bucket. ``changed_at`` (default ``now``): the time
     the group's last change is recorded at, which its next compaction counts from."""
-    gid = snap["group"]
-    now_ms = int(now * 1000)
+    cmds, restored = _response_commands(pk, snap, int(now * 1000))
+    cmds += _group_commands(pk, snap)
+    cmds += _stats_commands(pk, snap["stats"], rolled_day)
+    cmds.append(["ZADD", pk.group_changed, int(now if changed_at is None else changed_at), snap["group"]])
+    return cmds, restored
+
+
+def _response_commands(pk: keys.ProjectKeys, snap: dict[str, Any], now_ms: int) -> tuple[list[Command], list[str]]:
+    """Each member response that would not have expired by ``now_ms``, with its feedback."""
     cmds: list[Command] = []
     restored: list[str] = []
     for rid, r in sorted(snap["responses"].items()):
@@ -185,6 +221,14 @@ def restore_commands(
             cmds.append(["DEL", pk.comments(rid)])
             cmds.append(["RPUSH", pk.comments(rid), *map(_raw, r["comments"])])
         restored.append(rid)
+    return cmds, restored
+
+
+def _group_commands(pk: keys.ProjectKeys, snap: dict[str, Any]) -> list[Command]:
+    """The group's members, version, judgements, matches, records, exported ids and sources,
+    added to what arrived while it was away."""
+    gid = snap["group"]
+    cmds: list[Command] = []
     if snap["members"]:
         cmds.append(["SADD", pk.group(gid), *map(_raw, snap["members"])])
     cmds.append(["PERSIST", pk.group(gid)])
@@ -206,7 +250,13 @@ def restore_commands(
         cmds.append(["SADD", pk.source_pairs(source), *map(_raw, ids)])
     if snap["disliked"]:
         cmds.append(["ZINCRBY", pk.disliked_groups, snap["disliked"], gid])
-    for bucket, fields in snap["stats"].items():
+    return cmds
+
+
+def _stats_commands(pk: keys.ProjectKeys, stats: dict[str, dict[str, int]], rolled_day: str) -> list[Command]:
+    """The group's stats counters added back; an hour whose day was rolled up since goes to the day."""
+    cmds: list[Command] = []
+    for bucket, fields in stats.items():
         if len(bucket) == 13 and bucket[:10] <= rolled_day:
             bucket = bucket[:10]
         key = stats_key(pk, bucket)
@@ -214,8 +264,7 @@ def restore_commands(
             cmds.append(["HINCRBY", key, _raw(name), by])
         if bucket:
             cmds.append(["SADD", pk.stats_hours, bucket])
-    cmds.append(["ZADD", pk.group_changed, int(now if changed_at is None else changed_at), gid])
-    return cmds, restored
+    return cmds
 
 
 def _flat(mapping: dict[str, str]) -> list[bytes]:

@@ -93,34 +93,52 @@ class _Pending:
     commands: int  # replies owed for it
 
 
-def _decide(link: _Link, spec: ScanSpec, entries: list[tuple[bytes, bytes, bytes, bytes]]) -> _Pending:
+Entry = tuple[bytes, bytes, bytes, bytes]  # (stream id, op, item id, group id)
+
+
+def _decide(link: _Link, spec: ScanSpec, entries: list[Entry]) -> _Pending:
     """Pick the entries to act on, and send (not read) the reads of their records."""
-    pk = spec.pk
+    adds, removes = _choose(link, spec, _candidates(link, spec, entries))
+    sent = _send_record_reads(link, spec, adds, removes)
+    return _Pending(entries[-1][0].decode(), len(entries), adds, removes, sent)
+
+
+def _candidates(link: _Link, spec: ScanSpec, entries: list[Entry]) -> list[Entry]:
+    """The entries of the kinds this run writes, less the pairs of left-out sources (neither
+    written nor retracted)."""
     wanted = {False: spec.want_pairs, True: spec.want_kto}
     candidates = [e for e in entries if (e[1] in _ADDS and wanted[_ADDS[e[1]]]) or e[1] in _REMOVES]
-    if spec.skip_sets and candidates:  # pairs of left-out sources are neither written nor retracted
+    if spec.skip_sets and candidates:
         ids = [e[2] for e in candidates]
         link.send(*(("SMISMEMBER", key, *ids) for key in spec.skip_sets))
         left_out = [any(flags) for flags in zip(*link.read(len(spec.skip_sets)), strict=True)]
         candidates = [e for e, out in zip(candidates, left_out, strict=True) if not out]
-    items = [e[2] for e in candidates]
+    return candidates
+
+
+def _choose(
+    link: _Link, spec: ScanSpec, candidates: list[Entry]
+) -> tuple[dict[bool, list[tuple[bytes, bytes]]], list[tuple[bytes, bytes, bytes]]]:
+    """The adds (by kind: False pairs, True KTO items) not exported nor written by this run yet,
+    and the removals of exported items not retracted by this run yet."""
+    adds: dict[bool, list[tuple[bytes, bytes]]] = {False: [], True: []}
+    removes: list[tuple[bytes, bytes, bytes]] = []
+    if not candidates:
+        return adds, removes
     # The run's added set matters for adds only, its retracted set for removals only: each is
     # asked about the entries it decides (most runs retract little, so that check is small).
     add_items = [e[2] for e in candidates if e[1] in _ADDS]
     remove_items = [e[2] for e in candidates if e[1] in _REMOVES]
-    if items:
-        asked = [("SMISMEMBER", pk.exported, *items)]
-        asked += [
-            ("SMISMEMBER", key, *ids) for key, ids in ((spec.added, add_items), (spec.retracted, remove_items)) if ids
-        ]
-        link.send(*asked)
-        replies = link.read(len(asked))
-        exported = replies[0]
-        done = iter(replies[1:])
-        done_add = iter(next(done) if add_items else [])
-        done_retract = iter(next(done) if remove_items else [])
-    adds: dict[bool, list[tuple[bytes, bytes]]] = {False: [], True: []}
-    removes: list[tuple[bytes, bytes, bytes]] = []
+    asked = [("SMISMEMBER", spec.pk.exported, *(e[2] for e in candidates))]
+    for key, ids in ((spec.added, add_items), (spec.retracted, remove_items)):
+        if ids:
+            asked.append(("SMISMEMBER", key, *ids))
+    link.send(*asked)
+    replies = link.read(len(asked))
+    exported = replies[0]
+    done = iter(replies[1:])
+    done_add = iter(next(done) if add_items else [])
+    done_retract = iter(next(done) if remove_items else [])
     taken: set[bytes] = set()
     # An item is either exported or not for the whole run, so it is an add or a removal, never both.
     for n, (_, op, item, group) in enumerate(candidates):
@@ -134,6 +152,15 @@ def _decide(link: _Link, spec: ScanSpec, entries: list[tuple[bytes, bytes, bytes
             if item not in taken and exported[n] and not already:
                 removes.append((op, item, group))
                 taken.add(item)
+    return adds, removes
+
+
+def _send_record_reads(
+    link: _Link, spec: ScanSpec, adds: dict[bool, list[tuple[bytes, bytes]]], removes: list[tuple[bytes, bytes, bytes]]
+) -> int:
+    """Send the reads of the added records and of whether each removed one still exists; the
+    number of replies to read."""
+    pk = spec.pk
     commands: list[tuple[Any, ...]] = []
     for kto, records_key in ((False, pk.pair_records), (True, pk.kto_records)):
         if adds[kto]:
@@ -145,7 +172,7 @@ def _decide(link: _Link, spec: ScanSpec, entries: list[tuple[bytes, bytes, bytes
         commands.append(("HEXISTS", pk.kto_records if _REMOVES[op] else pk.pair_records, item))
     if commands:
         link.send(*commands)
-    return _Pending(entries[-1][0].decode(), len(entries), adds, removes, len(commands))
+    return len(commands)
 
 
 def _collect(link: _Link, spec: ScanSpec, pending: _Pending) -> tuple[Chunk, int]:

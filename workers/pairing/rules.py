@@ -183,30 +183,52 @@ def make_pairs(
     judgements = [j for j in judgements if j[4] != "judge"]
     responses = with_judgements(responses, judgements)
     direct = direct_preferences(judgements)
-    chosen, rejected = _labelled(responses)
-    found: dict[str, Pair] = {}
+    by_id = {r.response_id: Candidate(r.response_id, r.text, r) for r in responses}
+    found = _Found(group_id)
+    # In order of precedence: the first way a pair is made is the one it keeps.
+    _add_direct(found, by_id, direct, _direct_sources(judgements))
+    _add_labelled(found, responses, direct)
+    _add_verdicts(found, by_id, direct, verdicts)
+    return _by_strategy(sorted(found.pairs.values(), key=lambda p: (-p.strength, p.id)), strategy)[: max(0, max_pairs)]
 
-    def add(c: Candidate, r: Candidate, strength: int, source: str, by: str | None = None) -> None:
+
+class _Found:
+    """The pairs found so far, by id; a pair found again keeps its first source and strength."""
+
+    def __init__(self, group_id: str) -> None:
+        self.group_id = group_id
+        self.pairs: dict[str, Pair] = {}
+
+    def add(self, c: Candidate, r: Candidate, strength: int, source: str, by: str | None = None) -> None:
         if normalise_text(c.text) == normalise_text(r.text):
             return
-        pid = pair_id(group_id, c.key, r.key)
-        if pid not in found:
-            found[pid] = Pair(pid, group_id, c, r, strength, source, by)
+        pid = pair_id(self.group_id, c.key, r.key)
+        if pid not in self.pairs:
+            self.pairs[pid] = Pair(pid, self.group_id, c, r, strength, source, by)
 
-    by_id = {r.response_id: Candidate(r.response_id, r.text, r) for r in responses}
-    sources = _direct_sources(judgements)
+
+def _add_direct(
+    found: _Found, by_id: dict[str, Candidate], direct: dict[tuple[str, str], int], sources: dict[tuple[str, str], str]
+) -> None:
+    """Pairs people judged directly (comparisons, rankings): they decide those pairs."""
     for (lo, hi), net in sorted(direct.items()):
         if net and lo in by_id and hi in by_id:
             winner, loser = (lo, hi) if net > 0 else (hi, lo)
-            add(by_id[winner], by_id[loser], abs(net), sources[(lo, hi)])
+            found.add(by_id[winner], by_id[loser], abs(net), sources[(lo, hi)])
 
+
+def _add_labelled(found: _Found, responses: list[ResponseLabels], direct: dict[tuple[str, str], int]) -> None:
+    """Each correction over its original, then every chosen (or correction) against every
+    rejected answer, except pairs judged directly."""
+    chosen, rejected = _labelled(responses)
     corrections = [
         Candidate(r.response_id + CORRECTION_SUFFIX, r.correction, r, is_correction=True)
         for r in responses
         if r.correction
     ]
     for corr in corrections:
-        add(corr, Candidate(corr.source.response_id, corr.source.text, corr.source), _CORRECTION_STRENGTH, "correction")
+        original = Candidate(corr.source.response_id, corr.source.text, corr.source)
+        found.add(corr, original, _CORRECTION_STRENGTH, "correction")
     for c in chosen + corrections:
         c_score = _CORRECTION_STRENGTH // 2 if c.is_correction else c.source.score
         for r in rejected:
@@ -215,30 +237,41 @@ def make_pairs(
                 continue  # judged directly: the comparisons decided it above
             if c.source.reference_role or r.source.reference_role:
                 reference = c.source if c.source.reference_role else r.source
-                add(c, r, c_score - r.source.score, "reference", reference.model)
+                found.add(c, r, c_score - r.source.score, "reference", reference.model)
                 continue
             source = "correction" if c.is_correction else ("vote" if c.source.voted or r.source.voted else "rating")
-            add(c, r, c_score - r.source.score, source)
-    decided = {tuple(sorted((p.chosen.source.response_id, p.rejected.source.response_id))) for p in found.values()}
+            found.add(c, r, c_score - r.source.score, source)
+
+
+def _add_verdicts(
+    found: _Found, by_id: dict[str, Candidate], direct: dict[tuple[str, str], int], verdicts: list[Judgement]
+) -> None:
+    """An LLM judge's verdicts, only on pairs that people left open."""
+    decided = {
+        tuple(sorted((p.chosen.source.response_id, p.rejected.source.response_id))) for p in found.pairs.values()
+    }
     for lo, hi, user, verdict, _source in verdicts:
         if verdict in "<>" and (lo, hi) not in direct and (lo, hi) not in decided and lo in by_id and hi in by_id:
             winner, loser = (lo, hi) if verdict == "<" else (hi, lo)
             # Strength 0: after every pair people made, so the strategies and the cap prefer theirs.
-            add(by_id[winner], by_id[loser], 0, "judge", user.removeprefix(JUDGE_USER_PREFIX))
-    ordered = sorted(found.values(), key=lambda p: (-p.strength, p.id))
+            found.add(by_id[winner], by_id[loser], 0, "judge", user.removeprefix(JUDGE_USER_PREFIX))
+
+
+def _by_strategy(ordered: list[Pair], strategy: str) -> list[Pair]:
+    """The pairs a strategy keeps of ``ordered`` (strongest first)."""
+    if strategy == "all":
+        return ordered
     if strategy == "best_worst":
-        ordered = ordered[:1]
-    elif strategy == "one_to_one":
+        return ordered[:1]
+    if strategy == "one_to_one":
         used: set[str] = set()
         kept = []
         for p in ordered:
             if p.chosen.key not in used and p.rejected.key not in used:
                 kept.append(p)
                 used.update((p.chosen.key, p.rejected.key))
-        ordered = kept
-    elif strategy != "all":
-        raise ValueError(f"unknown pairing strategy {strategy!r}")
-    return ordered[: max(0, max_pairs)]
+        return kept
+    raise ValueError(f"unknown pairing strategy {strategy!r}")
 
 
 def pair_record(pair: Pair, prompt: dict[str, Any], paired_at: float) -> dict[str, Any]:
