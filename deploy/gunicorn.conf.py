@@ -28,11 +28,20 @@ keepalive = 75  # longer than typical load balancer idle timeouts (60 s), so the
 accesslog = None
 errorlog = "-"
 
-# Metrics from all workers are merged through files in one folder, fresh for each start.
+# Metrics from all workers are merged through files in one folder, fresh for each start (one
+# made here is removed when the server exits).
+_made_metrics_dir = None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     import tempfile
 
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="likeloop-metrics-")
+    _made_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="likeloop-metrics-")
+
+
+def on_exit(server):  # noqa: ANN001 - gunicorn's hook signature
+    if _made_metrics_dir is not None:
+        import shutil
+
+        shutil.rmtree(_made_metrics_dir, ignore_errors=True)
 
 
 def child_exit(server, worker):  # noqa: ANN001 - gunicorn's hook signature
@@ -42,6 +51,7 @@ def child_exit(server, worker):  # noqa: ANN001 - gunicorn's hook signature
 
 
 def post_fork(server, worker):  # noqa: ANN001 - gunicorn's hook signature
+    from likeloop_server.settings import Settings
     from service.logs import configure_json_logging
 
-    configure_json_logging(access=bool(os.environ.get("LIKELOOP_ACCESS_LOG")))
+    configure_json_logging(access=Settings.from_env().access_log)

@@ -39,6 +39,20 @@ def _text(name: str, raw: str) -> str:
     return raw
 
 
+# An explicit "no limit": an empty variable keeps the default, like every other setting.
+_NO_LIMIT = ("off", "none", "0")
+
+
+def _parse_limit(name: str, raw: str) -> str:
+    """A rate limit in flask-limiter's notation (``200/second``), or ``off`` for none ("")."""
+    text = raw.strip()
+    if text.lower() in _NO_LIMIT:
+        return ""
+    if "/" not in text and " per " not in text:
+        raise ConfigError(f"{name} must look like 200/second or 30/minute (or off), got {raw!r}")
+    return text
+
+
 def _setting(default: Any, env: str, parse: Callable[[str, str], Any] = _text) -> Any:
     """A setting's default, the variable it is read from, and how that variable's text is read."""
     return field(default=default, metadata={"env": env, "parse": parse})
@@ -77,8 +91,8 @@ class Settings:
     export_lock_ttl_s: int = _setting(defaults.EXPORT_LOCK_TTL_S, "LIKELOOP_EXPORT_LOCK_TTL_S", _parse_int)
     archive_lock_ttl_s: int = _setting(defaults.ARCHIVE_LOCK_TTL_S, "LIKELOOP_ARCHIVE_LOCK_TTL_S", _parse_int)
     pairing_lease_s: int = _setting(defaults.PAIRING_LEASE_S, "LIKELOOP_PAIRING_LEASE_S", _parse_int)
-    rate_limit: str = _setting(defaults.RATE_LIMIT, "LIKELOOP_RATE_LIMIT")
-    token_rate_limit: str = _setting(defaults.TOKEN_RATE_LIMIT, "LIKELOOP_TOKEN_RATE_LIMIT")
+    rate_limit: str = _setting(defaults.RATE_LIMIT, "LIKELOOP_RATE_LIMIT", _parse_limit)
+    token_rate_limit: str = _setting(defaults.TOKEN_RATE_LIMIT, "LIKELOOP_TOKEN_RATE_LIMIT", _parse_limit)
     # Origins allowed to post browser feedback (CORS on /v1/feedback only).
     cors_origins: str = _setting(defaults.CORS_ORIGINS, "LIKELOOP_CORS_ORIGINS")
     # The bearer token /metrics asks for; unset, /metrics answers nobody.
@@ -87,6 +101,8 @@ class Settings:
     # Store concurrent requests' events in one script call (service/group_commit.py): worth it
     # when many service processes share one Redis and Redis is the limit.
     group_commit: bool = _setting(defaults.GROUP_COMMIT, "LIKELOOP_GROUP_COMMIT", _parse_bool)
+    # One JSON line per request with its request id (service/logs.py).
+    access_log: bool = _setting(False, "LIKELOOP_ACCESS_LOG", _parse_bool)
 
     @property
     def s3_bucket(self) -> str:

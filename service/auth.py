@@ -16,9 +16,9 @@ from .resources import resources
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def require(scope: str, allow_token: bool = False) -> Callable[[F], F]:
-    """Authenticate the request's bearer key and check it carries ``scope``; sets ``g.project``.
-    Raises CredentialRefused (401, or 403 for a missing scope) saying why not.
+def require(*scopes: str, allow_token: bool = False) -> Callable[[F], F]:
+    """Authenticate the request's bearer key and check it carries one of ``scopes``; sets
+    ``g.project``. Raises CredentialRefused (401, or 403 for a missing scope) saying why not.
 
     With ``allow_token``, a browser feedback token is accepted too; its claims go in ``g.token``.
     """
@@ -52,10 +52,11 @@ def require(scope: str, allow_token: bool = False) -> Callable[[F], F]:
                 raise CredentialRefused("invalid_api_key", "this API key is not known")
             if key.revoked:
                 raise CredentialRefused("revoked_api_key", "this API key has been revoked")
-            if scope not in key.scopes:
+            if not any(scope in key.scopes for scope in scopes):
                 raise CredentialRefused(
                     "insufficient_scope",
-                    f"this key lacks the '{scope}' scope (it has: {', '.join(key.scopes)})",
+                    f"this needs a key with the {' or '.join(repr(s) for s in scopes)} scope "
+                    f"(this one has: {', '.join(key.scopes)})",
                     http_status=403,
                 )
             ctx.project = key.project

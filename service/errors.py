@@ -85,10 +85,32 @@ def first_error(messages: Any, path: str = "") -> tuple[str, str]:
     return path, str(messages)
 
 
+# Marshmallow's own messages for a value of the wrong JSON type.
+_WRONG_TYPE = ("Not a valid ", "Invalid input type", "Invalid type")
+
+
+def error_code(field: str, message: str) -> str:
+    """The code of a validation error: a field the schema does not know, a required one missing,
+    a value of the wrong JSON type, an event type that does not exist; else ``invalid_field``
+    (a value of the right type that is not allowed)."""
+    if message == "Unknown field.":
+        return "unknown_field"
+    if message == "Missing data for required field." or message.startswith("missing:"):
+        return "missing_field"
+    if message.startswith(_WRONG_TYPE):
+        return "wrong_type"
+    if field == "type" or field.endswith(".type"):
+        if message.startswith("missing:"):
+            return "missing_field"
+        if message.startswith("unknown event type") or "must be one of" in message:
+            return "unknown_event_type"
+    return "invalid_field"
+
+
 def validation_error(messages: Any, prefix: str = "") -> ApiError:
     field, message = first_error(messages, prefix)
     text = f"{field}: {message}" if field else message
-    return ApiError(400, "invalid_field", text, field=field or None, details=messages)
+    return ApiError(400, error_code(field, message), text, field=field or None, details=messages)
 
 
 _HTTP_CODES = {

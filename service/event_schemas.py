@@ -70,7 +70,7 @@ def check_feedback(data: dict[str, Any]) -> None:
         raise ValidationError(f"must be one of {', '.join(FEEDBACK_TYPES)} here", "type")
     if etype == "rating":
         if "value" not in data:
-            raise ValidationError("a rating needs a value", "value")
+            raise ValidationError("missing: a rating needs a value", "value")
         scale = data.get("scale") or RATING_SCALE
         if not 1 <= data["value"] <= scale:
             raise ValidationError(f"must be between 1 and {scale}", "value")
@@ -78,7 +78,7 @@ def check_feedback(data: dict[str, Any]) -> None:
         raise ValidationError(f"only a rating takes a value, not a {etype}", "value")
     if etype in ("comment", "correction"):
         if "text" not in data:
-            raise ValidationError(f"a {etype} needs a text", "text")
+            raise ValidationError(f"missing: a {etype} needs a text", "text")
     elif "text" in data:
         raise ValidationError(f"only a comment or correction takes a text, not a {etype}", "text")
     if etype == "ranking":

@@ -34,13 +34,13 @@ def post_export():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/v1/exports")
-@require("read")
+@require("read", "admin")
 def list_exports():  # type: ignore[no-untyped-def]
     return jsonify({"exports": exports.list_exports(resources().redis, g.project, limit_arg(50, MAX_EXPORT_LIST))})
 
 
 @bp.get("/v1/exports/<export_id>")
-@require("read")
+@require("read", "admin")
 def get_export(export_id: str):  # type: ignore[no-untyped-def]
     found = exports.get_export(resources().redis, g.project, export_id)
     if found is None:
@@ -49,7 +49,7 @@ def get_export(export_id: str):  # type: ignore[no-untyped-def]
 
 
 @bp.get("/v1/project")
-@require("read")
+@require("read", "admin")
 def get_project():  # type: ignore[no-untyped-def]
     """The project's pairing and export settings."""
     return jsonify({"project": g.project, **projects.get_config(resources().redis, g.project).as_dict()})

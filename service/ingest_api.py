@@ -25,7 +25,7 @@ from likeloop_server.tokens import TokenClaims
 from . import event_loader, metrics
 from .auth import require
 from .bodies import json_body, load
-from .errors import LIMIT_ERRORS, LIMIT_FIELDS, ApiError, first_error
+from .errors import LIMIT_ERRORS, LIMIT_FIELDS, ApiError, error_code, first_error
 from .event_schemas import batch_schema
 from .resources import resources
 
@@ -89,7 +89,7 @@ def post_events():  # type: ignore[no-untyped-def]
             loaded = check_limits(loaded, comment_limit) or loaded
         if isinstance(loaded, ValidationError):
             field, message = first_error(loaded.messages, f"events[{i}]")
-            error = {"code": "invalid_field", "message": f"{field}: {message}", "field": field}
+            error = {"code": error_code(field, message), "message": f"{field}: {message}", "field": field}
             results[i] = {"index": i, "status": "rejected", "error": {**error, "details": loaded.messages}}
         else:
             prepared.append(prepare(loaded, now))
@@ -109,7 +109,7 @@ def _single(loader: Any, raw: Any, token: TokenClaims | None = None) -> Response
     refused = check_limits(loaded, resources().settings.max_comment_chars)
     if refused is not None:
         field, message = first_error(refused.messages)
-        raise ApiError(400, "invalid_field", f"{field}: {message}", field=field)
+        raise ApiError(400, error_code(field, message), f"{field}: {message}", field=field)
     event = prepare(loaded)
     if token is not None:
         event[VIA_FIELD] = VIA_TOKEN
@@ -144,7 +144,7 @@ def post_feedback():  # type: ignore[no-untyped-def]
         got = raw.get("type")
         raise ApiError(
             400,
-            "invalid_field",
+            "missing_field" if got is None else ("unknown_event_type" if isinstance(got, str) else "wrong_type"),
             f"type: must be one of {', '.join(FEEDBACK_TYPES)}" + (f", got {got!r}" if got else ""),
             field="type",
         )

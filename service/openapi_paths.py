@@ -48,7 +48,7 @@ def _op(
     op: dict[str, Any] = {"summary": summary, "responses": responses}
     if scope:
         op["security"] = [{"bearer": []}]
-        op["description"] = f"Needs a key with the `{scope}` scope."
+        op["description"] = f"Needs a key with the {' or '.join(f'`{n}`' for n in scope.split(','))} scope."
     if body:
         op["requestBody"] = {"required": True, "content": _json(body)}
     if params:
@@ -137,18 +137,18 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
     "/v1/exports": {
         "post": _op("Start an export", ("202", "Queued", "ExportRecord"), body="ExportRequest", scope="admin",
                     errors=_BODY_ERRORS),
-        "get": _op("Export history, newest first", ("200", "Exports", "ExportList"), scope="read",
+        "get": _op("Export history, newest first", ("200", "Exports", "ExportList"), scope="read,admin",
                    params=_limit(MAX_EXPORT_LIST)),
     },
     "/v1/exports/{export_id}": {
         "get": _op(
-            "One export's status", ("200", "The export", "ExportRecord"), scope="read",
+            "One export's status", ("200", "The export", "ExportRecord"), scope="read,admin",
             params=_path_param("export_id", {"type": "string"}), errors=_READ_ERRORS,
             extra={"404": ("No such export in this project", "Error")},
         )
     },
     "/v1/project": {
-        "get": _op("The project's settings", ("200", "Settings", "ProjectSettings"), scope="read",
+        "get": _op("The project's settings", ("200", "Settings", "ProjectSettings"), scope="read,admin",
                    errors=_READ_ERRORS),
         "patch": _op("Change settings (a new strategy re-pairs every group)", ("200", "Settings", "ProjectSettings"),
                      body="ProjectConfig", scope="admin", errors=_BODY_ERRORS),

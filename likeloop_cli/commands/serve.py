@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -52,15 +53,21 @@ def run(args: argparse.Namespace) -> int:
     if port_in_use(args.host, args.port):
         print(f"error: {args.host}:{args.port} is already in use (another likeloop serve?)", file=sys.stderr)
         return EXIT_FAILED
+    settings = Settings.from_env()
     # Metrics from all gunicorn workers are merged through files in this folder; it must be
-    # fresh for each run and set before the workers start.
+    # fresh for each run and set before the workers start. One made here goes when the run ends.
+    made = None
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="likeloop-metrics-")
+        made = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="likeloop-metrics-")
 
     from service.logs import configure_json_logging
 
-    configure_json_logging(access=args.access_log or bool(os.environ.get("LIKELOOP_ACCESS_LOG")))
-    _gunicorn_app(args, Settings.from_env()).run()
+    configure_json_logging(access=args.access_log or settings.access_log)
+    try:
+        _gunicorn_app(args, settings).run()
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
     return EXIT_OK
 
 

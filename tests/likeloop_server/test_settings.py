@@ -1,5 +1,6 @@
 """Settings from the environment: defaults, parsing, and clear errors for bad values."""
 
+import re
 from dataclasses import fields
 from pathlib import Path
 
@@ -41,7 +42,36 @@ def test_a_malformed_s3_url_is_a_configuration_error():
         Settings.from_env({"LIKELOOP_S3_URL": "https://bucket"})
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def variables_the_code_reads() -> set[str]:
+    """Every LIKELOOP_* name in the code of the server, the SDK and the deploy files."""
+    found = set()
+    for folder in ("likeloop_server", "service", "workers", "likeloop_cli", "sdk/likeloop", "deploy"):
+        for path in (ROOT / folder).rglob("*.py"):
+            found.update(re.findall(r"LIKELOOP_[A-Z0-9_]*[A-Z0-9]", path.read_text()))
+    return found
+
+
 def test_the_readme_documents_every_variable():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    variables = [f.metadata["env"] for f in fields(Settings)]
-    assert [v for v in variables if f"`{v}`" not in readme] == []
+    readme = (ROOT / "README.md").read_text()
+    variables = {f.metadata["env"] for f in fields(Settings)} | variables_the_code_reads()
+    assert {"LIKELOOP_BIND", "LIKELOOP_REDIS_URL", "LIKELOOP_API_KEY"} <= variables
+    assert sorted(v for v in variables if f"`{v}`" not in readme) == []
+
+
+@pytest.mark.parametrize("raw", ["off", "OFF", "none", "0"])
+def test_a_rate_limit_can_be_turned_off(raw):
+    assert Settings.from_env({"LIKELOOP_TOKEN_RATE_LIMIT": raw}).token_rate_limit == ""
+    assert Settings.from_env({"LIKELOOP_TOKEN_RATE_LIMIT": ""}).token_rate_limit == "30/minute"
+
+
+def test_a_malformed_rate_limit_names_its_variable():
+    with pytest.raises(ConfigError, match="LIKELOOP_RATE_LIMIT must look like 200/second"):
+        Settings.from_env({"LIKELOOP_RATE_LIMIT": "fast"})
+
+
+@pytest.mark.parametrize("raw, on", [("1", True), ("on", True), ("0", False), ("off", False), ("", False)])
+def test_the_access_log_is_on_only_when_asked(raw, on):
+    assert Settings.from_env({"LIKELOOP_ACCESS_LOG": raw}).access_log is on

@@ -34,17 +34,18 @@ def test_body_that_is_not_an_object(client, key):
 
 
 def test_missing_events_field(client, key):
-    err = error_of(client.post("/v1/events", json={"evnts": []}, headers=auth(key)), 400, "invalid_field")
-    assert err["field"] in ("events", "evnts")
+    resp = client.post("/v1/events", json={"evnts": []}, headers=auth(key))
+    err = resp.get_json()["error"]
+    assert (err["code"], err["field"]) in (("missing_field", "events"), ("unknown_field", "evnts"))
 
 
 def test_wrong_type_of_field(client, key):
-    err = error_of(client.post("/v1/responses", json={**GOOD, "response": 42}, headers=auth(key)), 400, "invalid_field")
+    err = error_of(client.post("/v1/responses", json={**GOOD, "response": 42}, headers=auth(key)), 400, "wrong_type")
     assert err["field"] == "response"
 
 
 def test_missing_required_field(client, key):
-    err = error_of(client.post("/v1/responses", json={"prompt": "Q?"}, headers=auth(key)), 400, "invalid_field")
+    err = error_of(client.post("/v1/responses", json={"prompt": "Q?"}, headers=auth(key)), 400, "missing_field")
     assert err["field"] == "response"
 
 
@@ -56,7 +57,7 @@ def test_prompt_and_messages_together(client, key):
 
 def test_unknown_field(client, key):
     err = error_of(
-        client.post("/v1/responses", json={**GOOD, "colour": "red"}, headers=auth(key)), 400, "invalid_field"
+        client.post("/v1/responses", json={**GOOD, "colour": "red"}, headers=auth(key)), 400, "unknown_field"
     )
     assert err["field"] == "colour"
 
@@ -69,12 +70,35 @@ def test_unknown_event_type_is_rejected_per_event(client, key):
     assert data["accepted"] == 1 and data["rejected"] == 1
     bad = data["results"][1]
     assert bad["status"] == "rejected" and bad["error"]["field"] == "events[1].type"
+    assert bad["error"]["code"] == "unknown_event_type"
     assert "applause" in bad["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "event, code",
+    [
+        ({"type": "like", "response_id": 7}, "wrong_type"),
+        ({"type": "like", "response_id": "r1", "user_id": ["u"]}, "wrong_type"),
+        ({"type": "rating", "response_id": "r1", "value": "5"}, "wrong_type"),
+        ({"type": "like", "response_id": "r1", "mood": "happy"}, "unknown_field"),
+        ({"type": "like"}, "missing_field"),
+        ({"response_id": "r1"}, "missing_field"),
+        ({"type": "applause", "response_id": "r1"}, "unknown_event_type"),
+        ({"type": "rating", "response_id": "r1", "value": 9}, "invalid_field"),
+    ],
+)
+def test_each_kind_of_invalid_event_has_its_own_code_alone_and_in_a_batch(client, key, event, code):
+    error_of(client.post("/v1/feedback", json=event, headers=auth(key)), 400, code)
+    resp = client.post("/v1/events", json={"events": [event]}, headers=auth(key))
+    assert resp.status_code == 207
+    assert resp.get_json()["results"][0]["error"]["code"] == code
 
 
 def test_unknown_feedback_type_on_feedback_endpoint(client, key):
     err = error_of(
-        client.post("/v1/feedback", json={"type": "love", "response_id": "r1"}, headers=auth(key)), 400, "invalid_field"
+        client.post("/v1/feedback", json={"type": "love", "response_id": "r1"}, headers=auth(key)),
+        400,
+        "unknown_event_type",
     )
     assert err["field"] == "type"
 
@@ -97,8 +121,12 @@ def test_unknown_feedback_type_on_feedback_endpoint(client, key):
     ],
 )
 def test_feedback_values_out_of_range(client, key, body, field):
-    err = error_of(client.post("/v1/feedback", json=body, headers=auth(key)), 400, "invalid_field")
+    code = {"missing": "missing_field", "Not a valid": "wrong_type"}
+    resp = client.post("/v1/feedback", json=body, headers=auth(key))
+    err = error_of(resp, 400, resp.get_json()["error"]["code"])
     assert err["field"] == field
+    said = err["message"].removeprefix(f"{field}: ")
+    assert err["code"] == next((c for start, c in code.items() if said.startswith(start)), "invalid_field")
 
 
 def test_oversized_body(app, client, key):

@@ -25,6 +25,24 @@ def test_settings_can_be_read_and_changed(client, conn):
     )
     assert changed.status_code == 200
     assert changed.get_json()["formats"] == ["openai", "trl-chat"] and changed.get_json()["test_ratio"] == 0.1
+    read_key = make_key(conn, "acme", "read")
+    read_back = client.get("/v1/project", headers=auth(read_key)).get_json()
+    assert (read_back["formats"], read_back["parquet"], read_back["test_ratio"]) == (["openai", "trl-chat"], True, 0.1)
+    assert read_back["strategy"] == "all"  # what the change did not name is kept
+
+
+def test_an_admin_key_follows_the_export_it_started(client, conn):
+    admin_only = make_key(conn, "acme", "admin")
+    started = client.post("/v1/exports", json={}, headers=auth(admin_only))
+    assert started.status_code == 202
+    export_id = started.get_json()["id"]
+    status = client.get(f"/v1/exports/{export_id}", headers=auth(admin_only))
+    assert status.status_code == 200 and status.get_json()["status"] == "queued"
+    listed = client.get("/v1/exports", headers=auth(admin_only)).get_json()["exports"]
+    assert [e["id"] for e in listed] == [export_id]
+    assert client.get("/v1/project", headers=auth(admin_only)).status_code == 200
+    # still no reads of the data itself
+    assert client.get("/v1/stats", headers=auth(admin_only)).status_code == 403
 
 
 def test_bad_settings_are_refused_by_name(client, conn):
