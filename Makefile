@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml sdk/pyproject.toml
 
 install: $(STAMP)
 
-run: install  ## start the whole stack on embedded Redis and S3
-	$(BIN)/likeloop up
+PORT ?= 8000
+
+run: install  ## start the whole stack on embedded Redis and S3 (make run PORT=8080 for another port)
+	$(BIN)/likeloop up --port $(PORT)
 
 test: install lint browser sdk-test  ## install and run every test
 	$(BIN)/python -m pytest

@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import redis
 
@@ -46,6 +47,10 @@ SERVER_STOP_S = 1.0
 _EXPORTED = ("LIKELOOP_REDIS_URL", "LIKELOOP_S3_URL", "LIKELOOP_S3_ENDPOINT", "LIKELOOP_METRICS_TOKEN")
 # Exported only when they are the embedded S3's placeholders: real credentials stay where they are.
 _LOCAL_AWS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+# The env file marks the shell that sources it: the Redis and S3 it names are a local stack's
+# embedded servers, gone when that stack stopped. A `likeloop up` from such a shell starts its own.
+STACK_MARK = "LIKELOOP_LOCAL_STACK"
+_OF_A_STACK = (*_EXPORTED, "LIKELOOP_URL", "LIKELOOP_API_KEY", "LIKELOOP_READ_KEY", STACK_MARK)
 
 
 def _port(preferred: int, with_grpc: bool = False) -> int:
@@ -113,8 +118,15 @@ class LocalStack:
     def __init__(self, data: Path) -> None:
         self.data, self.logs = data, data / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.real_aws = {k: os.environ[k] for k in _LOCAL_AWS if k in os.environ}
-        self.env = stack.local_aws_env()
+        environ = dict(os.environ)
+        if environ.get(STACK_MARK):  # set by `source .likeloop/env`: nothing in it is configuration
+            for name in _OF_A_STACK:
+                environ.pop(name, None)
+            if environ.get("AWS_ACCESS_KEY_ID") == stack.LOCAL_AWS_KEY:
+                for name in _LOCAL_AWS:
+                    environ.pop(name, None)
+        self.real_aws = {k: environ[k] for k in _LOCAL_AWS if k in environ}
+        self.env = stack.local_aws_env(environ)
         self.env.setdefault("LIKELOOP_S3_URL", defaults.S3_URL)
         # /metrics answers only this bearer token; made here for the local stack's own use.
         self.env.setdefault("LIKELOOP_METRICS_TOKEN", secrets.token_urlsafe(24))
@@ -139,6 +151,7 @@ class LocalStack:
         if not self.real_aws:
             exported.update({k: self.env[k] for k in _LOCAL_AWS})
         exported.update(LIKELOOP_URL=url, LIKELOOP_API_KEY=key, LIKELOOP_READ_KEY=read_key)
+        exported[STACK_MARK] = str(self.data)
         lines = [f"export {k}={shlex.quote(v)}\n" for k, v in exported.items()]
         # So that `likeloop` and the `python` with the SDK installed are found after `source`.
         lines.append(f'export PATH="{Path(sys.executable).parent}:$PATH"\n')
@@ -204,6 +217,21 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _ensure_buckets(s3: Any, settings: Settings) -> None:
+    """The datasets' and the archive's buckets, made if missing; a configured S3 that does not
+    answer is a clear error, not a trace."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        for bucket in {settings.s3_bucket, settings.archive_bucket}:
+            stack.ensure_bucket(s3, bucket)
+    except (BotoCoreError, ClientError) as exc:
+        raise StackError(
+            f"the S3 server at LIKELOOP_S3_ENDPOINT={settings.s3_endpoint} does not answer ({exc}); "
+            "unset LIKELOOP_S3_ENDPOINT to start the bundled one"
+        ) from exc
+
+
 def run_local_stack(host: str, port: int, data_dir: str) -> int:
     from workers.context import s3_client
 
@@ -213,9 +241,7 @@ def run_local_stack(host: str, port: int, data_dir: str) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     try:
         settings = local.start_servers()
-        s3 = s3_client(settings)
-        for bucket in {settings.s3_bucket, settings.archive_bucket}:
-            stack.ensure_bucket(s3, bucket)
+        _ensure_buckets(s3_client(settings), settings)
         key, read_key = _demo_keys(redis.Redis.from_url(settings.redis_url), local.data / "demo-key.json")
         url = f"http://{host}:{port}"
         env_file = local.write_env_file(url, key, read_key)

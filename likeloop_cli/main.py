@@ -26,6 +26,12 @@ EXAMPLES = """examples:
   likeloop stats --project shop"""
 
 
+REDIS_HINT = (
+    "Is the stack running? Start it with 'make run' (or 'likeloop up') and, in another shell, "
+    "'source .likeloop/env'; or set LIKELOOP_REDIS_URL to your Redis."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="likeloop", description=DESCRIPTION, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -47,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return exc.exit_code
     except redis.ConnectionError as exc:
-        print(f"error: cannot reach Redis ({exc}); set LIKELOOP_REDIS_URL or run 'likeloop up'", file=sys.stderr)
+        print(f"error: cannot reach Redis ({exc}). {REDIS_HINT}", file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -247,10 +247,14 @@ def ensure_bucket(s3: object, bucket: str) -> None:
         s3.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
 
 
+# The placeholder credentials of the embedded S3 (it checks none).
+LOCAL_AWS_KEY = "likeloop-local"
+
+
 def local_aws_env(env: dict[str, str] | None = None) -> dict[str, str]:
     """Credentials for a local S3 store that checks none, unless real ones are already set."""
     env = dict(os.environ if env is None else env)
-    env.setdefault("AWS_ACCESS_KEY_ID", "likeloop-local")
-    env.setdefault("AWS_SECRET_ACCESS_KEY", "likeloop-local")
+    env.setdefault("AWS_ACCESS_KEY_ID", LOCAL_AWS_KEY)
+    env.setdefault("AWS_SECRET_ACCESS_KEY", LOCAL_AWS_KEY)
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     return env

@@ -134,10 +134,11 @@ def test_make_run_stack_and_readme_snippet_produce_a_dataset(tmp_path):
     assert not _ready(port)
     assert stopped_in < 5, f"Ctrl-C took {stopped_in:.1f} s to stop the stack"
 
-    # Started again on the same data: what the first run stored and exported is all there.
+    # Started again on the same data, from a shell that sourced the first run's env file (its
+    # Redis and S3 are gone): what the first run stored and exported is all there.
     again = subprocess.Popen(
         [sys.executable, "-m", "likeloop_cli", "up", "--port", str(port), "--data-dir", str(data)],
-        env=clean_env,
+        env={**clean_env, **read_env_file(data / "env")},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

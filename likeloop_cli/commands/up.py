@@ -15,8 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ["likeloop up", "likeloop up --port 8080 --data-dir /tmp/likeloop"],
         description="Start everything on this machine, reachable only from it. Without LIKELOOP_REDIS_URL "
         "a bundled Redis server is started (with its append-only file on); without LIKELOOP_S3_ENDPOINT "
-        "a SeaweedFS S3 server is started. Creates a demo project and prints its API key. Ctrl-C stops "
-        "it all.",
+        "a SeaweedFS S3 server is started. Creates a demo project and prints its two keys (one that only "
+        "sends events, one that only reads) and writes them, with the servers' addresses, to "
+        "DATA_DIR/env for another shell to source. Ctrl-C stops it all.",
     )
     up.add_argument("--host", default="127.0.0.1", help="service address (default 127.0.0.1)")
     up.add_argument("--port", type=int, default=8000, help="service port (default 8000)")
