@@ -157,6 +157,16 @@ def _as_token_voter(token: TokenClaims, raw: dict[str, Any]) -> None:
     """Make a token-borne event the token's own: its response, its voter, a type it allows, the
     server's time, and an event id in a namespace of the token's (a browser's ids can never
     shadow the app's own). Raises ApiError (403) for what the token does not allow."""
+    if raw["type"] not in token.types:
+        allowed = ", ".join(token.types)
+        if raw["type"] == "ranking":
+            message = (
+                "feedback tokens cannot post rankings (a ranking names answers no token is bound to); "
+                f"this one allows {allowed}"
+            )
+        else:
+            message = f"this feedback token allows {allowed}, not {raw['type']}"
+        raise ApiError(403, "token_type_not_allowed", message, field="type")
     if raw["type"] == "comparison" and token.other_response_id is not None:
         named = {raw.get("response_id"), raw.get("other_response_id")}
         if named != {token.response_id, token.other_response_id}:
@@ -165,13 +175,6 @@ def _as_token_voter(token: TokenClaims, raw: dict[str, Any]) -> None:
     elif raw.get("response_id") != token.response_id:
         message = "this feedback token is for another response"
         raise ApiError(403, "token_response_mismatch", message, field="response_id")
-    if raw["type"] not in token.types:
-        raise ApiError(
-            403,
-            "token_type_not_allowed",
-            f"this feedback token allows {', '.join(token.types)}, not {raw['type']}",
-            field="type",
-        )
     if "user_id" in raw and raw["user_id"] != token.user_id:
         message = (
             "this feedback token is for another user"

@@ -141,3 +141,16 @@ def test_a_comparison_token_compares_its_two_responses_only(client, conn):
     resp = client.post("/v1/feedback", json=ok | {"response_id": "a", "other_response_id": "b"}, headers=auth(plain))
     assert resp.status_code == 403
     assert ll.feedback_token("a", allow=["comparison"]) is None  # comparison needs compare_with
+
+
+def test_a_ranking_posted_with_a_token_is_refused_for_what_it_is(client, conn):
+    ll, key = minting_client(conn)
+    for rid in ("a", "b"):
+        client.post("/v1/responses", json=response(rid, text=rid.upper()), headers=auth(key))
+    ranking = {"type": "ranking", "response_ids": ["a", "b"]}
+    for token in (ll.feedback_token("a", compare_with="b"), ll.feedback_token("a")):
+        resp = client.post("/v1/feedback", json=ranking, headers=auth(token))
+        err = resp.get_json()["error"]
+        assert resp.status_code == 403 and (err["code"], err["field"]) == ("token_type_not_allowed", "type")
+        assert "cannot post rankings" in err["message"]
+    assert client.get("/v1/stats", headers=auth(key)).get_json()["totals"]["rankings"] == 0

@@ -9,6 +9,13 @@ from typing import Any
 # What ``load_dataset(tree)`` reads without a config name: the pairs, in TRL's standard format
 # (when the export wrote it; else the first config by name).
 DEFAULT_CONFIG = "trl"
+# What each config holds, for the card's text.
+CONFIG_TEXT = {
+    "trl": "TRL standard preference: prompt, chosen, rejected",
+    "trl-chat": "TRL conversational preference: messages",
+    "openai": "OpenAI DPO fine-tuning: input, preferred and non-preferred output",
+    "kto": "TRL unpaired (KTO): prompt, completion, label",
+}
 
 
 def dataset_card(manifest: dict[str, Any], file_format: str, root: str) -> str:
@@ -31,17 +38,19 @@ def dataset_card(manifest: dict[str, Any], file_format: str, root: str) -> str:
             lines += [f"  - split: {split}", "    path:"] + [f"    - {json.dumps(p)}" for p in paths]
     lines += ["tags:", "- dpo", "- preference", "- likeloop", "---", ""]
     counts = manifest["counts"]
+    held = [f"{counts['pairs']} pairs"] + ([f"{counts['kto']} KTO items"] if counts.get("kto") else [])
+    described = ", ".join(f"`{name}` ({CONFIG_TEXT.get(name, name)})" for name in sorted(configs))
     lines += [
         f"# {manifest['project']}: preference pairs from user feedback",
         "",
         f"{'Snapshot' if manifest['mode'] == 'snapshot' else 'Incremental export'} `{manifest['export_id']}` "
-        f"({manifest['created_at']}): {counts['pairs']} pairs, "
+        f"({manifest['created_at']}): {' and '.join(held)}, "
         f"pairing strategy `{manifest['plan']['strategy']}`, test share {manifest['plan']['test_ratio']} "
         "(split by prompt group: no prompt is in both splits).",
         "",
-        f"Files: {'Parquet' if file_format == 'parquet' else 'gzipped JSON lines'}. Configs: `trl` (TRL "
-        "standard preference: prompt, chosen, rejected), `trl-chat` (TRL conversational), `openai` "
-        "(OpenAI DPO). `metadata` is a JSON string with the pair's provenance.",
+        f"Files: {'Parquet' if file_format == 'parquet' else 'gzipped JSON lines'}. "
+        f"Configs: {described or 'none (this export holds no rows)'}. "
+        "`metadata` is a JSON string with the row's provenance.",
         "",
         "Incremental exports (new pairs and retractions since the previous one) are listed in "
         "`manifests/`; this card always describes the latest snapshot.",
