@@ -22,28 +22,66 @@ READ_BYTES = 1 << 20
 Progress = Callable[[int], None]  # called with each chunk's size in bytes
 
 
-def find_manifest(s3: Any, layout: Layout, export_id: str | None = None) -> tuple[str, dict[str, Any]]:
-    """(key, manifest) of the export named ``export_id``, else of the latest snapshot."""
-    paginator = s3.get_paginator("list_objects_v2")
-    names = [
+def find_manifest(
+    s3: Any, layout: Layout, export_id: str | None = None, file_format: str = "jsonl"
+) -> tuple[str, dict[str, Any]]:
+    """(key, manifest) of the export named ``export_id``, else of the latest snapshot; either
+    must hold ``file_format`` files. Raises NotFound saying what exists instead."""
+    names = sorted(
         obj["Key"]
-        for page in paginator.paginate(Bucket=layout.bucket, Prefix=layout.manifests)
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=layout.bucket, Prefix=layout.manifests)
         for obj in page.get("Contents", [])
-    ]
+    )  # names sort in the order the exports ran
+    export_now = f"likeloop export --project {layout.project} --mode snapshot{_flag(file_format)} --wait"
+    if not names:
+        raise NotFound(
+            f"no export of project {layout.project!r} under s3://{layout.bucket}/{layout.root}/: check the "
+            f"project's name and LIKELOOP_S3_URL; a project with feedback exports with '{export_now}'",
+            field="project",
+        )
     if export_id is not None:
         wanted = [k for k in names if k.endswith(f"-{export_id}.json") or k == layout.manifest(export_id)]
         if not wanted:
             raise NotFound(f"no export {export_id!r} of project {layout.project!r} in S3", field="export")
-        return wanted[-1], _read_json(s3, layout.bucket, wanted[-1])
-    for key in sorted(names, reverse=True):  # names sort in the order the exports ran
+        manifest = _read_json(s3, layout.bucket, wanted[-1])
+        if not _holds(manifest, file_format):
+            raise NotFound(f"export {export_id} wrote no {_NAMES[file_format]} files", field="export")
+        return wanted[-1], manifest
+    latest, holding = None, None
+    for key in reversed(names):
         manifest = _read_json(s3, layout.bucket, key)
-        if manifest.get("mode") == "snapshot":
-            return key, manifest
-    raise NotFound(
-        f"project {layout.project!r} has no snapshot export yet: run "
-        f"'likeloop export --project {layout.project} --mode snapshot --wait'",
-        field="project",
-    )
+        if manifest.get("mode") != "snapshot":
+            continue
+        latest = latest or manifest
+        if _holds(manifest, file_format):
+            holding = (key, manifest)
+            break
+    if latest is None:
+        raise NotFound(f"project {layout.project!r} has no snapshot export yet: run '{export_now}'", field="project")
+    if holding is None:
+        raise NotFound(
+            f"no snapshot of project {layout.project!r} wrote {_NAMES[file_format]} files: run '{export_now}'",
+            field="parquet",
+        )
+    if holding[1] is not latest:
+        raise NotFound(
+            f"the latest snapshot ({latest['export_id']}) wrote no {_NAMES[file_format]} files; snapshot "
+            f"{holding[1]['export_id']} did: 'likeloop pull --project {layout.project} --export "
+            f"{holding[1]['export_id']}{_flag(file_format)} --to ...', or a current one: '{export_now}'",
+            field="parquet",
+        )
+    return holding
+
+
+_NAMES = {"jsonl": "JSON lines", "parquet": "Parquet"}
+
+
+def _flag(file_format: str) -> str:
+    return " --parquet" if file_format == "parquet" else ""
+
+
+def _holds(manifest: dict[str, Any], file_format: str) -> bool:
+    return any(f["kind"] == "pairs" and f.get("file_format") == file_format for f in manifest["files"])
 
 
 def _read_json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
@@ -52,10 +90,7 @@ def _read_json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
 
 def files_to_pull(manifest: dict[str, Any], file_format: str) -> list[dict[str, Any]]:
     """The manifest's dataset files in ``file_format`` (jsonl or parquet)."""
-    files = [f for f in manifest["files"] if f["kind"] == "pairs" and f["file_format"] == file_format]
-    if not files:
-        raise NotFound(f"export {manifest['export_id']} wrote no {file_format} files", field="parquet")
-    return files
+    return [f for f in manifest["files"] if f["kind"] == "pairs" and f["file_format"] == file_format]
 
 
 def download(s3: Any, bucket: str, key: str, target: Path, size: int, sha256: str, progress: Progress) -> None:
@@ -92,8 +127,8 @@ def pull(
     files, a dataset card and its manifest. ``on_plan`` gets the total bytes before the first
     download; ``progress`` each chunk's size. Returns what was pulled."""
     layout = Layout(settings, project)
-    manifest_key, manifest = find_manifest(s3, layout, export_id)
     file_format = "parquet" if parquet else "jsonl"
+    manifest_key, manifest = find_manifest(s3, layout, export_id, file_format)
     files = files_to_pull(manifest, file_format)
     total = sum(f["bytes"] for f in files)
     if on_plan is not None:

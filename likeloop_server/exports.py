@@ -91,6 +91,14 @@ def request_export(
     that waits for the outcome passes False so a failure is reported at once. ``formats`` and
     ``parquet`` override the project's defaults for this run.
     """
+    export_id = record_request(conn, project, mode, trigger)
+    enqueue_export(conn, project, export_id, mode, retry=retry, formats=formats, parquet=parquet, sources=sources)
+    _trim(conn, keys.ProjectKeys(project))
+    return export_id
+
+
+def record_request(conn: redis.Redis, project: str, mode: str, trigger: str) -> str:
+    """Record a queued export of ``project`` in its history (nothing is enqueued); its id."""
     if mode not in MODES:
         raise InvalidValue(f"mode must be one of {', '.join(MODES)}, got {mode!r}", field="mode")
     pk = keys.ProjectKeys(project)
@@ -110,8 +118,6 @@ def request_export(
     )
     pipe.zadd(pk.exports, {export_id: now})
     pipe.execute()
-    enqueue_export(conn, project, export_id, mode, retry=retry, formats=formats, parquet=parquet, sources=sources)
-    _trim(conn, pk)
     return export_id
 
 

@@ -108,4 +108,8 @@ def test_thumbs_up_to_dataset_in_s3(live_service, conn, s3, settings):
     # A second export finds nothing new.
     again = likeloop_cli("export", "--project", "acme", "--inline", settings=settings)
     assert again.returncode == 0, again.stderr
-    assert json.loads(again.stdout)["counts"] == {"pairs": 0, "kto": 0, "retractions": 0}
+    record = json.loads(again.stdout)  # the finished record, as --wait prints it, and in the history
+    assert (record["status"], record["pairs"], record["kto"], record["retractions"]) == ("succeeded", 0, 0, 0)
+    assert record["manifest"].startswith("s3://") and record["trigger"] == "cli"
+    listed = api_get(f"{live_service.url}/v1/exports", key)["exports"]
+    assert listed[0]["id"] == record["id"]

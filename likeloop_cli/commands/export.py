@@ -61,7 +61,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="wait for the export to finish; exit 1 if it failed (a waited-for run is not retried)",
     )
     export.add_argument("--timeout", type=float, default=3600, help="seconds --wait waits (default 3600)")
-    export.add_argument("--inline", action="store_true", help="run the export in this process, without a worker")
+    export.add_argument(
+        "--inline",
+        action="store_true",
+        help="run the export in this process, without a worker (then prints its finished record, as --wait does)",
+    )
     export.set_defaults(func=run)
 
 
@@ -96,12 +100,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _inline(conn: Any, settings: Settings, args: argparse.Namespace, formats: tuple[str, ...] | None) -> int:
+    """Run the export here; its record goes in the project's history as a worker's would, and is
+    printed the same way (exit 1 if it failed)."""
     from workers import context
     from workers.export.run import export_project
 
-    export_id = exports.new_export_id()
+    export_id = exports.record_request(conn, args.project, args.mode, trigger="cli")
     try:
-        manifest = export_project(
+        export_project(
             conn,
             context.s3_client(settings),
             settings,
@@ -112,11 +118,15 @@ def _inline(conn: Any, settings: Settings, args: argparse.Namespace, formats: tu
             args.parquet,
             args.sources,
         )
-    except Exception as exc:
-        print(f"error: export failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    print(json.dumps({"id": export_id, "status": ExportStatus.SUCCEEDED.value, "counts": manifest["counts"]}))
-    return EXIT_OK
+    except Exception as exc:  # recorded and reported; the exit status says it failed
+        error = f"{type(exc).__name__}: {exc}"
+        exports.update_export(
+            conn, args.project, export_id, status=ExportStatus.FAILED, error=error[:2000], finished_at=repr(time.time())
+        )
+        print(f"error: export failed: {error}", file=sys.stderr)
+    record = exports.get_export(conn, args.project, export_id) or {}
+    print(json.dumps(record))
+    return EXIT_OK if record.get("status") == ExportStatus.SUCCEEDED else EXIT_FAILED
 
 
 def _wait(conn: Any, project: str, export_id: str, timeout: float) -> int:

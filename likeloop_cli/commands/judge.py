@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from likeloop_server import apikeys
-from likeloop_server.errors import EXIT_OK
+from likeloop_server.errors import EXIT_FAILED, EXIT_OK
 
 from ._common import add_command, redis_client
 
@@ -23,7 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ],
         description="Judges prompt groups with at least two answers whose pairs people have not decided, "
         "sampled by the judge's sample_rate; each pair is asked in both orders and a verdict stands only when "
-        "both agree. Stops when the day's budget of model calls is spent. Prints what it did as JSON. The "
+        "both agree. Stops when the day's budget of model calls is spent. Prints what it did as JSON; exits 1 "
+        "if the model failed (after its retries). The "
         "judge is set per project (PATCH /v1/project or likeloop project --judge); its key comes from the "
         "environment variable the judge's api_key_env names. Cron runs it hourly.",
     )
@@ -36,5 +38,13 @@ def run(args: argparse.Namespace) -> int:
 
     conn = redis_client()
     apikeys.require_project(conn, args.project)
-    print(json.dumps(judge_project(conn, args.project)))
+    done = judge_project(conn, args.project)
+    print(json.dumps(done))
+    if done["errors"]:  # the run stops at the first call that fails after its retries
+        print(
+            f"error: the judge's model failed after retries ({done['errors']} error, {done['calls']} calls); "
+            "the run stopped there (the log says why)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return EXIT_OK

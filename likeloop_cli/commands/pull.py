@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from workers.context import s3_client
 
     settings = Settings.from_env()
+    _known_project(settings, args.project)
     bar = _ProgressBar(enabled=sys.stderr.isatty())
     try:
         done = pull(
@@ -56,6 +57,22 @@ def run(args: argparse.Namespace) -> int:
             f"{done['bytes']:,} bytes, {done['counts']['pairs']} pairs; configs {', '.join(done['configs'])}"
         )
     return EXIT_OK
+
+
+def _known_project(settings: Settings, project: str) -> None:
+    """NotFound for a project Redis does not know, when Redis answers: a pull needs only S3, so a
+    reader of the bucket without Redis is told what S3 holds instead."""
+    import redis
+
+    from likeloop_server.apikeys import require_project
+
+    conn = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        require_project(conn, project)
+    except redis.RedisError:
+        pass
+    finally:
+        conn.close()
 
 
 class _ProgressBar:

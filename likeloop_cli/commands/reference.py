@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from likeloop_server import apikeys
-from likeloop_server.errors import EXIT_OK
+from likeloop_server.errors import EXIT_FAILED, EXIT_OK
 
 from ._common import add_command, redis_client
 
@@ -26,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "answer to pair as rejected; with role chosen (a stronger model), groups whose answers people only "
         "disliked get one to pair as chosen. The answers are stored marked source reference with their model; "
         "their pairs are exported only with --sources all. Stops when the day's budget is spent. Prints what "
-        "it did as JSON. Cron runs it hourly.",
+        "it did as JSON; exits 1 if the model failed (after its retries). Cron runs it hourly.",
     )
     reference.add_argument("--project", required=True, help="project name")
     reference.set_defaults(func=run)
@@ -37,5 +38,13 @@ def run(args: argparse.Namespace) -> int:
 
     conn = redis_client()
     apikeys.require_project(conn, args.project)
-    print(json.dumps(reference_project(conn, args.project)))
+    done = reference_project(conn, args.project)
+    print(json.dumps(done))
+    if done["errors"]:  # the run stops at the first call that fails after its retries
+        print(
+            f"error: the reference model failed after retries ({done['errors']} error, {done['calls']} calls); "
+            "the run stopped there (the log says why)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return EXIT_OK

@@ -77,9 +77,31 @@ def test_an_object_that_differs_from_its_manifest_is_refused(exported, s3, setti
 def test_no_snapshot_yet_is_a_clear_error(conn, s3, settings, tmp_path):
     apikeys.create_key(conn, P, ("ingest",))
     out = likeloop_cli("pull", "--project", P, "--to", str(tmp_path / "x"), settings=settings)
+    assert out.returncode == 2 and f"no export of project '{P}' under s3://" in out.stderr
+    store_and_pair(conn, settings, *labelled(0))
+    export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")
+    out = likeloop_cli("pull", "--project", P, "--to", str(tmp_path / "x"), settings=settings)
     assert out.returncode == 2 and "no snapshot export yet" in out.stderr
+    assert f"likeloop export --project {P} --mode snapshot --wait" in out.stderr
     out = likeloop_cli("pull", "--project", P, "--to", str(tmp_path / "x"), "--export", "nope", settings=settings)
     assert out.returncode == 2 and "no export 'nope'" in out.stderr
+
+
+def test_an_unknown_project_is_named_as_such(conn, s3, settings, tmp_path):
+    out = likeloop_cli("pull", "--project", "nosuch", "--to", str(tmp_path / "x"), settings=settings)
+    assert out.returncode == 2 and "no project 'nosuch'" in out.stderr and "likeloop export" not in out.stderr
+
+
+def test_parquet_names_the_snapshot_that_has_it(conn, s3, settings, tmp_path):
+    apikeys.create_key(conn, P, ("ingest",))
+    store_and_pair(conn, settings, *labelled(0))
+    with_parquet = export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot", None, True)
+    export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot", None, False)
+    out = likeloop_cli("pull", "--project", P, "--to", str(tmp_path / "x"), "--parquet", settings=settings)
+    assert out.returncode == 2 and "wrote no Parquet files" in out.stderr
+    assert f"snapshot {with_parquet['export_id']} did" in out.stderr
+    assert f"--export {with_parquet['export_id']} --parquet" in out.stderr
+    assert "--mode snapshot --parquet --wait" in out.stderr
 
 
 def test_on_a_terminal_it_shows_progress(exported, settings, tmp_path):

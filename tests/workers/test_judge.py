@@ -136,6 +136,36 @@ def test_429s_are_retried_and_unparseable_replies_counted(conn, settings, llm):
     assert int(total[b"judge_unparseable"]) == 2 and int(total[b"judge_calls"]) == 4
 
 
+@pytest.mark.parametrize("command", ["judge", "reference"])
+def test_likeloop_judge_and_reference_exit_1_when_the_model_keeps_failing(conn, settings, llm, command):
+    import subprocess
+    import sys
+
+    from tests.support import server_env
+
+    with_judge(conn, llm)
+    projects.update_config(
+        conn, P, reference={"base_url": llm.url, "model": "weak-1", "api_key_env": "JUDGE_KEY", "role": "rejected"}
+    )
+    group(conn, settings, 1, None, feedback("like", "g1a", "u1"), feedback("like", "g1b", "u1"))
+    pair(conn)
+    llm.fail_first = 1000  # every call is refused, each retry too
+    env = {**server_env(settings), "JUDGE_KEY": SECRET}
+    ran = subprocess.run(
+        [sys.executable, "-m", "likeloop_cli", command, "--project", P], env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    assert json.loads(ran.stdout)["errors"] == 1 and "failed after retries" in ran.stderr
+    llm.fail_first = 0
+    again = subprocess.run(
+        [sys.executable, "-m", "likeloop_cli", command, "--project", P], env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["errors"] == 0 and json.loads(again.stdout)["calls"] >= 1
+
+
 def test_the_model_key_is_never_stored_returned_or_logged(conn, settings, llm, client, caplog):
     caplog.set_level(logging.DEBUG)
     with_judge(conn, llm)
