@@ -41,3 +41,25 @@ def test_the_architecture_names_no_module_that_is_gone():
     named = documented_modules((ROOT / "docs/architecture.md").read_text())
     kept = {("service/", "static/"), ("service/", "__init__")}  # a folder of assets; the factory
     assert sorted(named - modules_on_disk() - kept) == []
+
+
+def key_templates() -> set[str]:
+    code = (ROOT / "likeloop_server/keys.py").read_text()
+    made = {re.sub(r"\{[^}]+\}", "*", t) for t in re.findall(r'f"\{self\.base\}([^"]+)"', code)}
+    return {t for t in made if not t.startswith("*calls")} | {"judgecalls:*", "referencecalls:*"}
+
+
+def test_every_project_key_a_document_names_exists():
+    for doc in [*sorted((ROOT / "docs").glob("*.md")), ROOT / "deploy/README.md", ROOT / "README.md"]:
+        named = {re.sub(r"<[^>]+>", "*", k) for k in re.findall(r"`P:([^`]+)`", doc.read_text())}
+        assert sorted(named - key_templates()) == [], doc.name
+
+
+def test_the_redis_key_layout_names_every_key_the_code_makes():
+    """Each project key template of likeloop_server/keys.py is in docs/redis-keys.md, and the
+    document names no key the code no longer makes ({kind}calls stands for judge and reference)."""
+    made = key_templates()
+    doc = (ROOT / "docs/redis-keys.md").read_text()
+    named = {re.sub(r"<[^>]+>", "*", k) for k in re.findall(r"`P:([^`]+)`", doc)}
+    assert len(made) > 40
+    assert (sorted(made - named), sorted(named - made)) == ([], [])
