@@ -35,7 +35,7 @@ sdk-test:
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
-	  echo "chromium could not be installed (needs root and apt): the browser tests will be skipped"
+	  echo "WARNING: chromium could not be installed (needs root and apt-get): the browser tests will NOT run" >&2
 
 lint: install
 	$(BIN)/ruff check .

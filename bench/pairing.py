@@ -52,7 +52,7 @@ def main() -> int:
     args = p.parse_args()
     import redis
 
-    from workers.pairing.drain import load_group, pair_group_with
+    from workers.pairing.drain import pair_group_with, read_groups
 
     with tempfile.TemporaryDirectory() as tmp:
         server = stack.start_redis(Path(tmp) / "redis")
@@ -69,7 +69,7 @@ def main() -> int:
                 pk = keys.ProjectKeys(project)
                 start = time.perf_counter()
                 for gid in groups:
-                    load_group(conn, pk, gid)
+                    read_groups(conn, pk, [gid])
                 bare = time.perf_counter() - start
                 start = time.perf_counter()
                 pairs = sum(pair_group_with(conn, project, gid, 100)["pairs"] for gid in groups)

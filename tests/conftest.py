@@ -87,3 +87,17 @@ def live_service(settings: Settings, conn: redis.Redis, tmp_path: Path) -> Itera
     service = LiveService(settings, tmp_path / "service.log")
     yield service
     service.stop()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Browser tests that could not run are said at the end, in red, not only in the skip list:
+    a green run without them has not tested the dashboard and the widget."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "chromium" in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_sep(
+            "!",
+            f"WARNING: {len(skipped)} browser tests did not run: chromium is not installed "
+            "('make test' installs it when run as root with apt-get)",
+            red=True,
+            bold=True,
+        )

@@ -18,7 +18,7 @@ from typing import Any
 import redis
 
 from likeloop_cli import stack
-from likeloop_server import apikeys
+from likeloop_server import apikeys, keys, stored
 from likeloop_server.batch_store import BatchStore
 from likeloop_server.ingest import prepare
 from likeloop_server.settings import Settings
@@ -211,3 +211,13 @@ def run_worker_burst(settings: Settings) -> subprocess.CompletedProcess:
     result = likeloop_cli("worker", "--burst", settings=settings)
     assert result.returncode == 0, result.stderr
     return result
+
+
+def stored_records(conn: redis.Redis, pk: keys.ProjectKeys, group_id: str, kto: bool = False) -> list[dict[str, Any]]:
+    """A group's stored pairs (``trl`` rows) or KTO items (``kto`` rows), in id order."""
+    if kto:
+        ids_key, records_key = pk.group_kto(group_id), pk.kto_records
+    else:
+        ids_key, records_key = pk.group_pairs(group_id), pk.pair_records
+    ids = sorted(conn.smembers(ids_key))
+    return [stored.parse_record(v) for v in conn.hmget(records_key, ids) if v is not None] if ids else []

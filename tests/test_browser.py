@@ -7,6 +7,7 @@ import http.server
 import shutil
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import pytest
 from likeloop import _token
 
 from likeloop_cli.stack import free_port
-from tests.support import likeloop_cli, make_key, run_worker_burst
+from likeloop_server import keys
+from tests.support import likeloop_cli, make_key, run_worker_burst, stored_records
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -247,7 +249,7 @@ def test_the_widget_posts_feedback_with_a_token_and_refuses_bad_ones(browser, li
         site.close()
 
 
-def test_the_widget_compares_two_answers_with_a_token_bound_to_both(browser, live_service, data, settings):
+def test_the_widget_compares_two_answers_with_a_token_bound_to_both(browser, live_service, data, settings, conn):
     import json
 
     key, rids, ll = data
@@ -268,7 +270,36 @@ def test_the_widget_compares_two_answers_with_a_token_bound_to_both(browser, liv
         page.wait_for_function("document.querySelector('#cmp [data-likeloop-status]').textContent === 'Thanks!'")
         req = urllib.request.Request(f"{live_service.url}/v1/stats", headers={"Authorization": f"Bearer {key}"})
         assert json.loads(urllib.request.urlopen(req, timeout=5).read())["totals"]["comparisons"] == 1
-        # The same token cannot vote on either answer, nor compare other answers.
+        # The click chose b: once paired, b is chosen over a (the comparison decides the pair,
+        # though the votes had liked a and disliked b).
+        run_worker_burst(settings)
+        pk = keys.ProjectKeys("acme")
+        (pair,) = stored_records(conn, pk, conn.hget(pk.response(a), "group").decode())
+        assert (pair["chosen"], pair["rejected"]) == ("gpt-large answer 1", "gpt-small answer 1")
+        assert json.loads(pair["metadata"])["source"] == "comparison"
+        # The same token votes on neither answer, and compares no other answers.
+        c = rids[("gpt-small", 2)]
+        for body in (
+            {"type": "like", "response_id": a},
+            {"type": "comparison", "response_id": a, "other_response_id": c, "choice": "a"},
+        ):
+            assert post_with(live_service.url, token, body) == 403
         assert ll.feedback_token(a, compare_with=a) is None
     finally:
         site.close()
+
+
+def post_with(service_url: str, token: str, body: dict) -> int:
+    """A browser's POST /v1/feedback with a feedback token; its HTTP status."""
+    import json
+
+    req = urllib.request.Request(
+        f"{service_url}/v1/feedback",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status
+    except urllib.error.HTTPError as err:
+        return err.code

@@ -4,8 +4,7 @@ order) for responses not logged yet, and paired by the worker."""
 
 from likeloop_server import keys
 from likeloop_server.stored import parse_judgements
-from tests.support import P, auth, feedback, response, store, store_and_pair
-from workers.pairing.drain import stored_records
+from tests.support import P, auth, feedback, response, store, store_and_pair, stored_records
 
 
 def compare(a, b, choice, user="u1", **fields):

@@ -10,9 +10,8 @@ import pytest
 
 from likeloop_server import keys
 from service import create_app
-from tests.support import P, auth, feedback, response, store_and_pair
+from tests.support import P, auth, feedback, response, store_and_pair, stored_records
 from workers.archive.run import archive_project
-from workers.pairing.drain import stored_records
 
 
 def permanent_bytes(conn) -> int:

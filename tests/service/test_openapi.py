@@ -10,7 +10,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.support import auth
+from tests.support import METRICS_TOKEN, auth
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
@@ -45,3 +45,44 @@ def test_docs_page_renders_without_external_assets(client):
     page = client.get("/docs")
     assert page.status_code == 200 and b"/openapi.json" in page.data
     assert b"http://" not in page.data and b"https://" not in page.data
+
+
+def seeded(client, key):
+    """Real ids for the operations that name one: two answers to a prompt, votes, a comment, an export."""
+    events = [
+        {"type": "response", "response_id": "r1", "prompt": "Q?", "response": "A", "model": "m1"},
+        {"type": "response", "response_id": "r2", "prompt": "Q?", "response": "B", "model": "m2"},
+        {"type": "like", "response_id": "r1", "user_id": "u1"},
+        {"type": "dislike", "response_id": "r2", "user_id": "u1"},
+        {"type": "comment", "response_id": "r2", "user_id": "u1", "text": "wrong"},
+    ]
+    assert client.post("/v1/events", json={"events": events}, headers=auth(key)).status_code == 200
+    group_id = client.get("/v1/responses/r1", headers=auth(key)).get_json()["group_id"]
+    export_id = client.post("/v1/exports", json={}, headers=auth(key)).get_json()["id"]
+    return group_id, export_id
+
+
+def test_every_operation_answers_its_documented_success(app, key):
+    """Each operation once with real ids and a valid body: a 2xx, whose body matches its schema."""
+    client = app.test_client()
+    group_id, export_id = seeded(client, key)
+    calls = {
+        ("POST", "/v1/events"): {"body": {"events": [{"type": "like", "response_id": "r1", "user_id": "u2"}]}},
+        ("POST", "/v1/responses"): {"body": {"type": "response", "prompt": "Q2?", "response": "C"}},
+        ("POST", "/v1/feedback"): {"body": {"type": "dislike", "response_id": "r1", "user_id": "u3"}},
+        ("GET", "/v1/responses/{response_id}"): {"path_parameters": {"response_id": "r1"}},
+        ("GET", "/v1/prompts/{group_id}"): {"path_parameters": {"group_id": group_id}},
+        ("GET", "/v1/exports/{export_id}"): {"path_parameters": {"export_id": export_id}},
+        ("POST", "/v1/exports"): {"body": {"mode": "snapshot"}},
+        ("PATCH", "/v1/project"): {"body": {"parquet": True}},
+    }
+    api = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    answered = {}
+    for operation in (result.ok() for result in api.get_all_operations()):
+        name = (operation.method.upper(), operation.path)
+        headers = auth(METRICS_TOKEN) if operation.path == "/metrics" else auth(key)
+        response = operation.Case(**calls.get(name, {})).call_and_validate(headers=headers, checks=CHECKS)
+        answered[name] = response.status_code
+    assert set(calls) <= answered.keys()
+    assert answered.pop(("GET", "/")) == 302  # the root sends a person to the dashboard
+    assert {name: status for name, status in answered.items() if not 200 <= status < 300} == {}

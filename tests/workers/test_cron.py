@@ -8,9 +8,9 @@ from rq.cron import CronScheduler
 
 from likeloop_server import apikeys, exports, keys
 from likeloop_server.queues import EXPORT_QUEUE, PAIRING_QUEUE
-from tests.support import feedback, response, run_worker_burst, store
+from tests.support import feedback, response, run_worker_burst, store, stored_records
 from workers.cron import register_jobs
-from workers.pairing.drain import stored_records, sweep_dirty
+from workers.pairing.drain import sweep_dirty
 
 
 def test_the_nightly_export_runs_for_every_project(conn, s3, settings):

@@ -2,9 +2,19 @@ import json
 
 import orjson
 import pyarrow as pa
+import pytest
 
 from likeloop_server.stored import record_ids
-from workers.dataset.formats import SCHEMAS, expand_pair, openai_row, split_of, stored_pair, trl_chat_row, trl_row
+from workers.dataset.formats import (
+    SCHEMAS,
+    expand_pair,
+    kto_row,
+    openai_row,
+    split_of,
+    stored_pair,
+    trl_chat_row,
+    trl_row,
+)
 from workers.dataset.provenance import pair_metadata
 
 TEXT = {
@@ -52,10 +62,25 @@ def test_openai_rows_follow_the_dpo_file_format():
     assert row["non_preferred_output"] == [{"role": "assistant", "content": "5"}]
 
 
-def test_rows_fit_their_parquet_schemas():
-    for name, build in (("trl", trl_row), ("trl-chat", trl_chat_row), ("openai", openai_row)):
-        table = pa.Table.from_pylist([build(TEXT), build(CHAT)], schema=SCHEMAS[name])
-        assert table.num_rows == 2
+KTO_ITEM = {**TEXT, "completion": "4", "label": True, "metadata": '{"source": "vote"}'}
+
+
+@pytest.mark.parametrize(
+    "name, build, records",
+    [
+        ("trl", trl_row, (TEXT, CHAT)),
+        ("trl-chat", trl_chat_row, (TEXT, CHAT)),
+        ("openai", openai_row, (TEXT, CHAT)),
+        ("kto", kto_row, (KTO_ITEM,)),
+    ],
+)
+def test_rows_have_exactly_their_parquet_schemas_columns_and_keep_every_value(name, build, records):
+    rows = [build(r) for r in records]
+    # pyarrow drops keys a schema lacks and fills the ones a row lacks with nulls: compare both ways
+    assert all(list(row) == SCHEMAS[name].names for row in rows)
+    table = pa.Table.from_pylist(rows, schema=SCHEMAS[name])
+    assert table.to_pylist() == rows
+    assert sum(column.null_count for column in table.columns) == 0
 
 
 def test_the_split_is_stable_and_near_the_ratio():

@@ -11,10 +11,10 @@ import pytest
 
 from likeloop_server import exports, keys, projects
 from tests.llm_server import LlmServer
-from tests.support import P, auth, feedback, make_key, read_jsonl_gz, response, store, store_and_pair
+from tests.support import P, auth, feedback, make_key, read_jsonl_gz, response, store, store_and_pair, stored_records
 from workers.ai.judge import judge_project, parse_verdict
 from workers.export.run import export_project
-from workers.pairing.drain import drain, stored_records
+from workers.pairing.drain import drain
 
 SECRET = "sk-test-0123456789-never-store-me"
 

@@ -6,10 +6,10 @@ import hashlib
 import json
 
 from likeloop_server import apikeys, compacted, exports, keys
-from tests.support import feedback, read_jsonl_gz, response, store
+from tests.support import feedback, read_jsonl_gz, response, store, stored_records
 from workers.export.run import export_project
 from workers.migrate import migrate
-from workers.pairing.drain import pair_group_with, stored_records
+from workers.pairing.drain import pair_group_with
 
 P = "legacy"
 

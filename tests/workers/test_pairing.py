@@ -2,10 +2,10 @@
 
 from likeloop_server import keys
 from likeloop_server.identity import prompt_group_id
-from tests.support import P, response
+from tests.support import P, response, stored_records
 from tests.support import feedback as vote
 from tests.support import store as send
-from workers.pairing.drain import pair_group_with, stored_records
+from workers.pairing.drain import pair_group_with
 
 GID = prompt_group_id(prompt="Q?")
 

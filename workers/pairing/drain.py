@@ -113,14 +113,6 @@ def _add_response(snap: GroupSnapshot, rid: str, found: stored.ResponseWithFeedb
     )
 
 
-def load_group(
-    conn: redis.Redis, pk: keys.ProjectKeys, group_id: str
-) -> tuple[list[ResponseLabels], dict[str, Any], list[str]]:
-    """One group's (labels, prompt fields, expired response ids)."""
-    (snap,) = read_groups(conn, pk, [group_id])
-    return snap.labels, snap.prompt, snap.expired
-
-
 def _replace(
     ids_key: str, records_key: str, old_ids: set[str], records: dict[str, bytes], log_key: str, gid: str, ops: tuple
 ) -> tuple[list[Command], int, int]:
@@ -296,16 +288,6 @@ def pair_group(project: str, group_id: str, max_pairs: int | None = None) -> dic
     """RQ job of older versions (one group); still run for jobs they left queued."""
     cap = max_pairs if max_pairs is not None else context.settings().max_pairs_per_group
     return pair_group_with(context.redis_conn(), project, group_id, cap)
-
-
-def stored_records(conn: redis.Redis, pk: keys.ProjectKeys, group_id: str, kto: bool = False) -> list[dict[str, Any]]:
-    """A group's stored pairs (``trl`` rows) or KTO items (``kto`` rows), in id order."""
-    if kto:
-        ids_key, records_key = pk.group_kto(group_id), pk.kto_records
-    else:
-        ids_key, records_key = pk.group_pairs(group_id), pk.pair_records
-    ids = sorted(conn.smembers(ids_key))
-    return [stored.parse_record(v) for v in conn.hmget(records_key, ids) if v is not None] if ids else []
 
 
 def _job_is_alive(conn: redis.Redis, job_id: bytes | None) -> bool:
