@@ -12,7 +12,7 @@ import pytest
 
 from likeloop_server import apikeys, compacted, exports, keys, projects, queues
 from tests.support import P, auth, feedback, likeloop_cli, read_jsonl_gz, response, run_worker_burst, store
-from tests.workers.test_rebuild import dump, snapshot_rows, traffic
+from tests.workers.history import dump, snapshot_rows, traffic
 from workers.archive.run import archive_project
 from workers.compaction.compact import CompactionRefused, compact_project
 from workers.export.run import export_project
