@@ -37,9 +37,10 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "WARNING: chromium could not be installed (needs root and apt-get): the browser tests will NOT run" >&2
 
-lint: install
+lint: install  ## ruff, and mypy over the server, the CLI and the SDK (pyproject.toml says which)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'

@@ -7,6 +7,7 @@ import gzip
 import json
 import os
 import uuid
+from typing import Any
 
 import redis
 from flask import Flask, request
@@ -16,14 +17,14 @@ conn = redis.Redis.from_url(os.environ["LIKELOOP_REDIS_URL"])
 
 
 @app.post("/bare")
-def bare_one():  # type: ignore[no-untyped-def]
+def bare_one() -> Any:
     event = json.loads(request.get_data())
     conn.hset(f"bare:{uuid.uuid4().hex}", mapping={"response": event.get("response", "")})
     return {"status": "accepted"}, 201
 
 
 @app.post("/bare/batch")
-def bare_batch():  # type: ignore[no-untyped-def]
+def bare_batch() -> Any:
     data = request.get_data()
     if request.headers.get("Content-Encoding") == "gzip":  # as the SDK sends batches
         data = gzip.decompress(data)

@@ -17,7 +17,9 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -83,7 +85,7 @@ def idle_rss(redis_url: str, s3_url: str, project: str, out: mp.Queue) -> None:
     out.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
-def in_child(target, *args):  # type: ignore[no-untyped-def]
+def in_child(target: Callable[..., Any], *args: Any) -> Any:
     ctx = mp.get_context("spawn")
     q: mp.Queue = ctx.Queue()
     p = ctx.Process(target=target, args=(*args, q))

@@ -25,6 +25,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import redis
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -151,12 +153,12 @@ def service_argv(tree: Path, port: int, workers: int, threads: int) -> list[str]
     return [sys.executable, "-m", module, *serve]
 
 
-def settle_aof(conn) -> None:  # type: ignore[no-untyped-def]
+def settle_aof(conn: redis.Redis) -> None:
     """Rewrite the AOF now and wait: a rewrite that Redis starts on its own mid-run (the AOF grew
     past its threshold) stalls writes and made later rounds look several times slower."""
     try:
         conn.bgrewriteaof()
-    except Exception:  # a rewrite already running
+    except redis.ResponseError:  # a rewrite already running
         pass
     deadline = time.monotonic() + 120
     while conn.info("persistence").get("aof_rewrite_in_progress") and time.monotonic() < deadline:

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -27,7 +28,7 @@ EVENTS_PER_GROUP = ANSWERS * (1 + VOTERS)
 BATCH = 500
 
 
-def ingest(conn, settings: Settings, project: str, events: int) -> list[str]:  # type: ignore[no-untyped-def]
+def ingest(conn: Any, settings: Settings, project: str, events: int) -> list[str]:
     store = BatchStore(conn, settings)
     batch: list[dict] = []
     dirty: list[str] = []

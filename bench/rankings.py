@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,7 +41,7 @@ def feedback(g: int, n: int, kind: str) -> list[dict]:
             for a, rid in enumerate(ids)]  # fmt: skip
 
 
-def run(conn, settings: Settings, project: str, groups: int, n: int, kind: str) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def run(conn: Any, settings: Settings, project: str, groups: int, n: int, kind: str) -> tuple[float, float]:
     """(ingest s per group, pairing s per group) for one kind of feedback."""
     from workers.pairing.drain import pair_group_with
 

@@ -27,6 +27,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -54,7 +55,7 @@ def get_json(url: str, key: str) -> dict:
         return json.loads(resp.read())
 
 
-def send_group(ll, tag: str, n: int) -> None:  # type: ignore[no-untyped-def]
+def send_group(ll: Any, tag: str, n: int) -> None:
     prompt = f"{tag} question {n}?"
     good = ll.log(prompt=prompt, response=f"good answer {n}", model="m1")
     bad = ll.log(prompt=prompt, response=f"bad answer {n}", model="m2")
@@ -101,7 +102,7 @@ class Stack:
         secret, _ = apikeys.create_key(self.conn, name, ("ingest", "read", "admin"))
         return secret
 
-    def client(self, key: str):  # type: ignore[no-untyped-def]
+    def client(self, key: str) -> Any:
         import likeloop
 
         return likeloop.Client(api_key=key, url=self.url, flush_interval=0.05, max_queue=10**6)

@@ -36,7 +36,7 @@ def _kernel_timeout_class(base: type, timeout_s: float | None) -> type:
     timeout set in the kernel: a read or write that waits longer fails with an error instead
     of returning data, and redis-py turns that into a ConnectionError, as with its own timeout."""
 
-    class KernelTimeoutConnection(base):  # type: ignore[misc, valid-type]
+    class KernelTimeoutConnection(base):
         def _connect(self) -> Any:
             sock = super()._connect()
             if timeout_s:

@@ -166,7 +166,7 @@ def leaderboard(results: dict[str, int], rounds: int = BOOTSTRAP_ROUNDS, seed: i
         for m in point:
             if m in replicate:
                 samples[m].append(rating(replicate[m]))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for m, s in point.items():
         drawn = sorted(samples[m])
         ci = (

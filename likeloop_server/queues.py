@@ -9,6 +9,7 @@ a job written into Redis by anyone else fails instead of running.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -77,8 +78,8 @@ class LikeLoopJob(Job):
     """A job that runs only if its function is one of ``JOB_FUNCTIONS``."""
 
     @property
-    def func(self):  # type: ignore[no-untyped-def, override]
-        name = RENAMED_JOBS.get(self.func_name, self.func_name)
+    def func(self) -> Callable[..., Any]:
+        name = RENAMED_JOBS.get(self.func_name or "", self.func_name or "")
         if name not in JOB_FUNCTIONS:
             raise UnknownJob(f"{name!r} is not a LikeLoop job; refusing to run it")
         return import_attribute(name)

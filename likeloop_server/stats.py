@@ -59,7 +59,9 @@ def _add(into: dict[str, int], more: dict[str, int]) -> None:
         into[k] = into.get(k, 0) + v
 
 
-def hourly(conn: redis.Redis, project: str, since: str | None, until: str | None) -> list[tuple[str, bytes]]:
+def hourly(
+    conn: redis.Redis, project: str, since: str | None, until: str | None
+) -> list[tuple[str, dict[bytes, bytes]]]:
     pk = keys.ProjectKeys(project)
     hours = sorted(h.decode() for h in conn.smembers(pk.stats_hours))
     hours = [h for h in hours if in_period(h, since, until)]

@@ -34,7 +34,10 @@ class OrjsonProvider(DefaultJSONProvider):
 
     def response(self, *args: Any, **kwargs: Any) -> Any:
         obj = self._prepare_response_obj(args, kwargs)
-        return self._app.response_class(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS), mimetype="application/json")
+        body = orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
+        # The provider is typed against Flask's sans-I/O app, whose response class takes no body.
+        response_class: Any = self._app.response_class
+        return response_class(body, mimetype="application/json")
 
 
 def _resources(settings: Settings) -> Resources:

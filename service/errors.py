@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 from flask import Flask, jsonify, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from likeloop_server.errors import LikeLoopError
@@ -122,18 +123,18 @@ _HTTP_CODES = {
 }
 
 
-def _answer(err: ApiError):  # type: ignore[no-untyped-def]
+def _answer(err: ApiError) -> ResponseReturnValue:
     request.environ[ERROR_CODE_KEY] = err.code
     return jsonify(err.body()), err.status, err.headers
 
 
 def init_app(app: Flask) -> None:
     @app.errorhandler(LikeLoopError)
-    def _own_error(exc: LikeLoopError):  # type: ignore[no-untyped-def]
+    def _own_error(exc: LikeLoopError) -> ResponseReturnValue:
         return _answer(ApiError.of(exc))
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def _http_error(exc: HTTPException) -> ResponseReturnValue:
         status = exc.code or 500
         message = exc.description or exc.name
         if status == 413:
@@ -144,13 +145,13 @@ def init_app(app: Flask) -> None:
         return _answer(ApiError(status, _HTTP_CODES.get(status, "http_error"), message))
 
     @app.errorhandler(redis.RedisError)
-    def _storage_error(exc: redis.RedisError):  # type: ignore[no-untyped-def]
+    def _storage_error(exc: redis.RedisError) -> ResponseReturnValue:
         log.error("storage unavailable: %s", exc)
         return _answer(
             ApiError(503, "storage_unavailable", "storage is unavailable; retry later", headers={"Retry-After": "5"})
         )
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+    def _unexpected(exc: Exception) -> ResponseReturnValue:
         log.exception("unhandled error")
         return _answer(ApiError(500, "internal_error", "the server failed to handle this request"))

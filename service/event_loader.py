@@ -16,7 +16,7 @@ import functools
 import math
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from marshmallow import Schema, ValidationError, fields, missing, validate
 
@@ -47,28 +47,34 @@ def passes(field: fields.Field) -> Check | None:
     kind = type(field)
     if field.pre_load:
         return None
-    if kind is fields.Float and not field.as_string:
+    if kind is fields.Float and not cast(fields.Float, field).as_string:
         # A validator raises ValidationError (then Schema.load reports it) or returns False.
         rules = tuple(field.validators)
         return lambda value: (
             type(value) is float and math.isfinite(value) and all(rule(value) is not False for rule in rules)
         )
-    if kind is fields.Dict and field.key_field is None and field.value_field is None:
+    if (
+        kind is fields.Dict
+        and cast(fields.Dict, field).key_field is None
+        and cast(fields.Dict, field).value_field is None
+    ):
         # Such a field returns a copy of the mapping: an equal dict (nothing else holds this one).
         rules = tuple(field.validators)
         return lambda value: type(value) is dict and all(rule(value) is not False for rule in rules)
     if kind is fields.List:
-        inner = field.inner
+        inner = cast(fields.List, field).inner
         if type(inner) is not fields.Raw or inner.allow_none or inner.validators or inner.pre_load:
             return None
     elif kind is not fields.String:
         return None
-    lo, hi, pattern, choices = 0, sys.maxsize, None, None
+    lo, hi = 0, sys.maxsize
+    pattern: Callable[[str], object] | None = None
+    choices: frozenset[Any] | None = None
     for rule in field.validators:
         if type(rule) is validate.Length and rule.equal is None:
             lo, hi = max(lo, rule.min or 0), min(hi, sys.maxsize if rule.max is None else rule.max)
         elif kind is fields.String and type(rule) is validate.Regexp and pattern is None:
-            pattern = rule.regex.match
+            pattern = cast(Callable[[str], object], rule.regex.match)
         elif kind is fields.String and type(rule) is validate.OneOf and choices is None:
             choices = frozenset(rule.choices)
         else:
@@ -78,7 +84,8 @@ def passes(field: fields.Field) -> Check | None:
     if pattern is None and choices is None:
         return lambda value: type(value) is str and lo <= len(value) <= hi
     if choices is None:
-        return lambda value: type(value) is str and lo <= len(value) <= hi and pattern(value) is not None
+        matches = cast(Callable[[str], object], pattern)  # not None here: one of the two is set
+        return lambda value: type(value) is str and lo <= len(value) <= hi and matches(value) is not None
     return lambda value: (
         type(value) is str
         and lo <= len(value) <= hi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, g, jsonify
+from flask.typing import ResponseReturnValue
 
 from likeloop_server import exports, projects
 from likeloop_server.defaults import MAX_EXPORT_LIST
@@ -19,7 +20,7 @@ bp = Blueprint("exports", __name__)
 
 @bp.post("/v1/exports")
 @require("admin")
-def post_export():  # type: ignore[no-untyped-def]
+def post_export() -> ResponseReturnValue:
     body = load(export_request_schema, json_body(allow_empty=True))
     export_id = exports.request_export(
         resources().redis,
@@ -35,13 +36,13 @@ def post_export():  # type: ignore[no-untyped-def]
 
 @bp.get("/v1/exports")
 @require("read", "admin")
-def list_exports():  # type: ignore[no-untyped-def]
+def list_exports() -> ResponseReturnValue:
     return jsonify({"exports": exports.list_exports(resources().redis, g.project, limit_arg(50, MAX_EXPORT_LIST))})
 
 
 @bp.get("/v1/exports/<export_id>")
 @require("read", "admin")
-def get_export(export_id: str):  # type: ignore[no-untyped-def]
+def get_export(export_id: str) -> ResponseReturnValue:
     found = exports.get_export(resources().redis, g.project, export_id)
     if found is None:
         raise ApiError(404, "export_not_found", f"no export {export_id!r} in this project", field="export_id")
@@ -50,14 +51,14 @@ def get_export(export_id: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/v1/project")
 @require("read", "admin")
-def get_project():  # type: ignore[no-untyped-def]
+def get_project() -> ResponseReturnValue:
     """The project's pairing and export settings."""
     return jsonify({"project": g.project, **projects.get_config(resources().redis, g.project).as_dict()})
 
 
 @bp.patch("/v1/project")
 @require("admin")
-def patch_project():  # type: ignore[no-untyped-def]
+def patch_project() -> ResponseReturnValue:
     """Change settings; a new pairing strategy re-pairs every prompt group."""
     body = load(project_config_schema, json_body())
     conn = resources().redis

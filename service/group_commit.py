@@ -83,7 +83,9 @@ class GroupCommit:
     def _take(self) -> list[_Request]:
         """The queued requests one call can take: the first (the leader's own: a leader is the
         only request queued, or the first, when it is given the lead), then others that fit."""
-        taken, rest, count = [], [], 0
+        taken: list[_Request] = []
+        rest: list[_Request] = []
+        count = 0
         for req in self._queue:
             if not taken or count + len(req.events) <= self._max_events:
                 taken.append(req)
@@ -123,7 +125,7 @@ class GroupCommit:
         events = [e for req in reqs for e in req.events]
         try:
             statuses, newly_dirty = self._store(project, events)
-        except Exception as exc:  # each request waiting on this call fails with it
+        except Exception as exc:  # noqa: BLE001 - each request waiting on this call fails with it
             for req in reqs:
                 req.error = exc
             return

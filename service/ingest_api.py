@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import redis
 from flask import Blueprint, Response, g, jsonify
+from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
 from likeloop_server.identity import TOKEN_EVENT_PREFIX, short_hash
@@ -69,7 +70,7 @@ def check_limits(event: dict[str, Any], limit: int) -> ValidationError | None:
 
 @bp.post("/v1/events")
 @require("ingest")
-def post_events():  # type: ignore[no-untyped-def]
+def post_events() -> ResponseReturnValue:
     """Store a batch of events; each gets its own result, so one bad event does not sink the rest."""
     body = json_body(batch=True)
     settings = resources().settings
@@ -125,7 +126,7 @@ def _single(loader: Any, raw: Any, token: TokenClaims | None = None) -> Response
 
 @bp.post("/v1/responses")
 @require("ingest")
-def post_response():  # type: ignore[no-untyped-def]
+def post_response() -> ResponseReturnValue:
     """Log one LLM response; ``type`` may be left out."""
     raw = json_body()
     if isinstance(raw, dict):
@@ -134,7 +135,7 @@ def post_response():  # type: ignore[no-untyped-def]
 
 
 @require("ingest", allow_token=True)
-def post_feedback():  # type: ignore[no-untyped-def]
+def post_feedback() -> ResponseReturnValue:
     """Record one piece of feedback (``type``: like, dislike, rating, comment, correction).
 
     Accepts a project key, or a feedback token limited to one response (and maybe one user).

@@ -9,6 +9,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, current_app, jsonify
+from flask.typing import ResponseReturnValue
 
 from . import answer_schemas as answers
 from . import event_schemas as inputs
@@ -57,13 +58,13 @@ def build_spec() -> dict[str, Any]:
 
 
 @bp.get("/openapi.json")
-def openapi_json():  # type: ignore[no-untyped-def]
+def openapi_json() -> ResponseReturnValue:
     if "likeloop.openapi" not in current_app.extensions:
         current_app.extensions["likeloop.openapi"] = build_spec()
     return jsonify(current_app.extensions["likeloop.openapi"])
 
 
 @bp.get("/docs")
-def docs_page():  # type: ignore[no-untyped-def]
+def docs_page() -> ResponseReturnValue:
     """The API reference, rendered in the browser from /openapi.json with no external assets."""
     return current_app.send_static_file("docs.html")

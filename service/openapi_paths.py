@@ -78,7 +78,7 @@ def _write(summary: str, body: str, ok: str) -> dict[str, Any]:
     return _op(summary, status, body=body, extra=extra, errors=(*_BODY_ERRORS, "429"))
 
 
-_STATS_PARAMS = [
+_STATS_PARAMS: list[dict[str, Any]] = [
     *({"name": n, "in": "query", "schema": _TIME} for n in ("since", "until")),
     *({"name": n, "in": "query", "schema": {"type": "string"}} for n in ("model", "group_id", "user")),
     {"name": "meta", "in": "query", "schema": {"type": "string", "pattern": "^[^=]+=.*$"}},

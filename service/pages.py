@@ -6,6 +6,7 @@ import logging
 
 import redis
 from flask import Blueprint, current_app, jsonify, redirect
+from flask.typing import ResponseReturnValue
 
 from .resources import resources
 
@@ -14,24 +15,24 @@ bp = Blueprint("pages", __name__)
 
 
 @bp.get("/")
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     return redirect("/dashboard")
 
 
 @bp.get("/dashboard")
-def dashboard():  # type: ignore[no-untyped-def]
+def dashboard() -> ResponseReturnValue:
     """The dashboard: a static page that calls the API with a read key the user pastes."""
     return current_app.send_static_file("dashboard.html")
 
 
 @bp.get("/healthz")
-def healthz():  # type: ignore[no-untyped-def]
+def healthz() -> ResponseReturnValue:
     """Liveness: the process answers."""
     return jsonify({"status": "ok"})
 
 
 @bp.get("/readyz")
-def readyz():  # type: ignore[no-untyped-def]
+def readyz() -> ResponseReturnValue:
     """Readiness: Redis answers, so events can be stored."""
     try:
         resources().redis.ping()

@@ -5,6 +5,7 @@ workers, which serve no metrics."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import redis
@@ -23,7 +24,7 @@ class PipelineCollector:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("likeloop_redis_up", "Whether Redis answered this scrape")
         try:
             families = list(self._pipeline())

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from flask import Blueprint, g, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from likeloop_server import compacted, keys, queues, stored
 from likeloop_server.defaults import MAX_COMMENTS, MAX_GROUP_RESPONSES, MAX_PROMPTS
@@ -29,7 +30,7 @@ _AWAY = (
 
 @bp.get("/v1/responses/<response_id>")
 @require("read")
-def get_response(response_id: str):  # type: ignore[no-untyped-def]
+def get_response(response_id: str) -> ResponseReturnValue:
     found = None
     if CLIENT_ID_RE.match(response_id):  # no other id can be stored: not looked up
         (found,) = stored.read_responses(resources().redis, keys.ProjectKeys(g.project), [response_id])
@@ -90,14 +91,14 @@ def stats_query() -> StatsQuery:
 
 @bp.get("/v1/stats")
 @require("read")
-def get_stats():  # type: ignore[no-untyped-def]
+def get_stats() -> ResponseReturnValue:
     """Counts over a time range, filtered on one dimension, grouped by day, hour, model or group."""
     return jsonify(read_stats(resources().redis, g.project, stats_query()))
 
 
 @bp.get("/v1/prompts")
 @require("read")
-def get_prompts():  # type: ignore[no-untyped-def]
+def get_prompts() -> ResponseReturnValue:
     """The most disliked prompt groups (all time, or within ``since``/``until``), with a sample
     prompt and recent comments."""
     limit = limit_arg(20, MAX_PROMPTS)
@@ -110,7 +111,7 @@ _GROUP_ID = re.compile(r"^[0-9a-f]{32}$")
 
 @bp.get("/v1/prompts/<group_id>")
 @require("read")
-def get_prompt_group(group_id: str):  # type: ignore[no-untyped-def]
+def get_prompt_group(group_id: str) -> ResponseReturnValue:
     """One prompt group: its prompt and its responses, each with all its feedback."""
     found = None
     if _GROUP_ID.match(group_id):  # no other id can be stored: not looked up
@@ -126,7 +127,7 @@ def get_prompt_group(group_id: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/v1/leaderboard")
 @require("read")
-def get_leaderboard():  # type: ignore[no-untyped-def]
+def get_leaderboard() -> ResponseReturnValue:
     """The project's models ranked by a Bradley-Terry fit over their head-to-head results (in
     ``since``/``until``), with wins, losses, ties and a 95% bootstrap interval."""
     results = read_results(resources().redis, g.project, _time_arg("since"), _time_arg("until"))
@@ -136,7 +137,7 @@ def get_leaderboard():  # type: ignore[no-untyped-def]
 
 @bp.get("/v1/comments")
 @require("read")
-def get_comments():  # type: ignore[no-untyped-def]
+def get_comments() -> ResponseReturnValue:
     """The latest comments, newest first."""
     limit = limit_arg(20, MAX_COMMENTS)
     items = resources().redis.lrange(keys.ProjectKeys(g.project).recent_comments, 0, limit - 1)
@@ -145,6 +146,6 @@ def get_comments():  # type: ignore[no-untyped-def]
 
 @bp.get("/v1/pipeline")
 @require("read")
-def get_pipeline():  # type: ignore[no-untyped-def]
+def get_pipeline() -> ResponseReturnValue:
     """This project's groups waiting for pairing, its pairing job, and the pairing workers' count."""
     return jsonify(queues.project_pipeline(resources().redis, g.project))

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -33,7 +34,7 @@ def readme_pull_lines() -> str:
     return match.group(1)
 
 
-def s3_of(env: dict[str, str]):  # type: ignore[no-untyped-def]
+def s3_of(env: dict[str, str]) -> Any:
     """A client of the stack's S3, with the credentials its env file gives."""
     return boto3.client(
         "s3",

@@ -118,7 +118,7 @@ def _inline(conn: Any, settings: Settings, args: argparse.Namespace, formats: tu
             args.parquet,
             args.sources,
         )
-    except Exception as exc:  # recorded and reported; the exit status says it failed
+    except Exception as exc:  # noqa: BLE001 - recorded and reported; the exit status says it failed
         error = f"{type(exc).__name__}: {exc}"
         exports.update_export(
             conn, args.project, export_id, status=ExportStatus.FAILED, error=error[:2000], finished_at=repr(time.time())

@@ -121,8 +121,9 @@ class Client:
         built = response_event(
             rid, prompt, response, messages, system, model, prompt_id, user_id, session_id, metadata, timestamp
         )
-        if type(built) is str:
-            return self._misuse(built)
+        if isinstance(built, str):
+            self._misuse(built)
+            return None
         event, size = built
         self._outbox.put(event, size)
         return rid
@@ -139,19 +140,19 @@ class Client:
         """Record a rating from 1 to ``scale`` (default 5); above the midpoint counts as liked."""
         refused = _checks.rating(value, scale)
         if refused:
-            return bool(self._misuse(refused))
+            return self._refuse(refused)
         return self._feedback("rating", response_id, user_id, {"value": value, "scale": scale})
 
     def comment(self, response_id: str, text: str, *, user_id: str | None = None) -> bool:
         """Attach a free-text comment (kept and exported as metadata; gives no label)."""
         if type(text) is not str or not text:
-            return bool(self._misuse("comment() needs a non-empty text"))
+            return self._refuse("comment() needs a non-empty text")
         return self._feedback("comment", response_id, user_id, {"text": text})
 
     def correct(self, response_id: str, text: str, *, user_id: str | None = None) -> bool:
         """Record the answer the user wanted: it becomes a chosen response paired against this one."""
         if type(text) is not str or not text:
-            return bool(self._misuse("correct() needs the corrected text"))
+            return self._refuse("correct() needs the corrected text")
         return self._feedback("correction", response_id, user_id, {"text": text})
 
     def compare(self, a: str, b: str, *, choice: str = "a", user_id: str | None = None) -> bool:
@@ -161,7 +162,7 @@ class Client:
         by the same user replaces the earlier one."""
         refused = _checks.comparison(a, b, choice)
         if refused:
-            return bool(self._misuse(refused))
+            return self._refuse(refused)
         if self._outbox.sampled_out([b]):  # the other answer was: the comparison could never apply
             return False
         return self._feedback("comparison", a, user_id, {"other_response_id": b, "choice": choice})
@@ -173,7 +174,7 @@ class Client:
         earlier judgements of the pairs it covers."""
         levels = _checks.ranking(response_ids)
         if isinstance(levels, _checks.Refused):
-            return bool(self._misuse(levels))
+            return self._refuse(levels)
         flat = [x for ids in levels for x in ids]
         if self._outbox.sampled_out(flat):  # an answer was: the ranking could never apply
             return False
@@ -203,10 +204,12 @@ class Client:
         of the two (``allow`` defaults to comparison alone then): the widget's compare mode.
         """
         if not self.config.api_key:
-            return self._misuse("feedback_token() needs the client's API key")
+            self._misuse("feedback_token() needs the client's API key")
+            return None
         types = _checks.token_types(response_id, allow, compare_with)
         if isinstance(types, _checks.Refused):
-            return self._misuse(types)
+            self._misuse(types)
+            return None
         return _token.mint(self.config.api_key, response_id, expires_in, user_id, types=types, other=compare_with)
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -232,7 +235,7 @@ class Client:
 
     def _feedback(self, etype: str, response_id: str, user_id: str | None, extra: dict[str, Any] | None) -> bool:
         if type(response_id) is not str or not response_id:
-            return bool(self._misuse(f"{etype}: response_id must be the id log() returned, got {response_id!r}"))
+            return self._refuse(f"{etype}: response_id must be the id log() returned, got {response_id!r}")
         event: dict[str, Any] = {
             "type": etype,
             "response_id": response_id,
@@ -253,6 +256,11 @@ class Client:
                 self.on_error(error)
             except Exception:  # the app's callback must not kill the sender
                 log.exception("likeloop: on_error callback raised")
+
+    def _refuse(self, message: str) -> bool:
+        """Report wrong arguments (raise them with ``debug=True``); False: nothing was queued."""
+        self._misuse(message)
+        return False
 
     def _misuse(self, message: str) -> None:
         if self.debug:

@@ -19,7 +19,7 @@ def test_key_and_url_come_from_the_environment_unless_given(monkeypatch):
 def test_the_config_is_frozen_and_bounded():
     config = likeloop.Client("k", flush_at=0, max_retries=9, sync=True, enabled=False).config
     with pytest.raises(dataclasses.FrozenInstanceError):
-        config.flush_at = 5  # type: ignore[misc]
+        config.flush_at = 5  # frozen: this must raise
     assert config.flush_at == 1
     assert config.send_retries == SYNC_MAX_RETRIES < config.max_retries
 

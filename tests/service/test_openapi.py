@@ -23,7 +23,7 @@ def test_every_answer_matches_the_document(app, key):
 
         @given(case=operation.as_strategy())
         @settings(max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-        def conforms(case):  # type: ignore[no-untyped-def]
+        def conforms(case):
             case.call_and_validate(headers=auth(key), checks=CHECKS)
 
         conforms()

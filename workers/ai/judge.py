@@ -112,10 +112,9 @@ def _open_pairs(snap: Any, judge_user: str) -> list[tuple[str, str]]:
     """Pairs of the group's answers that people have not decided and this judge has not judged."""
     human = [j for j in snap.judgements if j[4] != "judge"]
     decided = set(direct_preferences(human))
-    decided |= {
-        tuple(sorted((p.chosen.source.response_id, p.rejected.source.response_id)))
-        for p in make_pairs(snap.group_id, snap.labels, 10_000, "all", human)
-    }
+    for p in make_pairs(snap.group_id, snap.labels, 10_000, "all", human):
+        a, b = p.chosen.source.response_id, p.rejected.source.response_id
+        decided.add((a, b) if a < b else (b, a))
     decided |= {(lo, hi) for lo, hi, user, _v, source in snap.judgements if source == "judge" and user == judge_user}
     answers = sorted(snap.labels, key=lambda r: r.response_id)
     out = []

@@ -106,7 +106,6 @@ def _add_references(
             if text:
                 _store(conn, project, snap, config, text)
                 counts["answers"] += 1
-    return counts
 
 
 def _store(conn: redis.Redis, project: str, snap: Any, config: projects.ReferenceConfig, text: str) -> None:

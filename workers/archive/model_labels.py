@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import redis
+from redis.client import Pipeline as Pipe
 
 from likeloop_server import keys
 
-Pipe = redis.client.Pipeline
 JUDGEMENT, REFERENCE = "judgement", "reference"
 LOG_FIELD = b"m"
 

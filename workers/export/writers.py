@@ -135,6 +135,6 @@ class RunWriters:
         for writer in self._open.values():
             try:
                 writer.abort()
-            except Exception:  # best effort: an unfinished multipart upload is never visible anyway
+            except Exception:  # noqa: BLE001 - best effort: an unfinished multipart upload is never visible anyway
                 log.warning("could not abort the upload of %s", writer.key)
         self._open.clear()
