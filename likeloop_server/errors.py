@@ -10,6 +10,11 @@
     ├── IntegrityError          data read back differs from its record          500, exit 1
     └── (service) ApiError      an answer the service builds itself             its own status
 
+Kinds raised in one place are defined there, on this tree: ``queues.UnknownJob`` (a queued job
+names no LikeLoop job), ``workers.rebuild.ProjectNotEmpty`` (409), ``workers.compaction.compact.
+CompactionRefused`` (a ConfigError: the archive is off), ``workers.export.compacted.
+RestoredLogTrimmed`` (an export outran the restored log; run it again).
+
 The service turns any of them into its JSON error body (``service/errors.py``), the command line
 into ``error: <message>`` and the exit status (``likeloop_cli/main.py``); both read the
 ``http_status`` and ``exit_code`` given here. Invalid values are also ``ValueError``s, so pure

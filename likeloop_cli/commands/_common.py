@@ -93,3 +93,17 @@ def each_project(
             print(json.dumps({"project": project, **summary}))
             break
     return status
+
+
+def model_run_status(done: dict[str, Any], what: str) -> int:
+    """Print a judge or reference run's counts as JSON; its exit status: failed if the model
+    failed after its retries (the run stops at the first such call)."""
+    print(json.dumps(done))
+    if done["errors"]:
+        print(
+            f"error: {what} failed after retries ({done['errors']} error, {done['calls']} calls); "
+            "the run stopped there (the log says why)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return EXIT_OK

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 from likeloop_server import apikeys
-from likeloop_server.errors import EXIT_FAILED, EXIT_OK
 
-from ._common import add_command, redis_client
+from ._common import add_command, model_run_status, redis_client
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,13 +35,4 @@ def run(args: argparse.Namespace) -> int:
 
     conn = redis_client()
     apikeys.require_project(conn, args.project)
-    done = reference_project(conn, args.project)
-    print(json.dumps(done))
-    if done["errors"]:  # the run stops at the first call that fails after its retries
-        print(
-            f"error: the reference model failed after retries ({done['errors']} error, {done['calls']} calls); "
-            "the run stopped there (the log says why)",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-    return EXIT_OK
+    return model_run_status(reference_project(conn, args.project), "the reference model")
