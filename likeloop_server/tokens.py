@@ -18,6 +18,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import time
 from dataclasses import dataclass
 
@@ -53,10 +54,24 @@ class TokenClaims:
     types: tuple[str, ...] = DEFAULT_TYPES
     voter: str = ""  # the user id its feedback is recorded under
     other_response_id: str | None = None  # the second response of the comparison it may post
+    # What the token is, whatever text carried it: its key and (a hash of) its signature. Rate
+    # limits count per identity.
+    identity: str = ""
+
+
+_B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """The bytes of canonical unpadded base64url text, the one spelling the SDK mints; anything
+    else (padding, characters base64 decoding would skip, unused trailing bits) is refused, so a
+    token has one text: re-spellings could otherwise pass for new tokens (new rate-limit buckets)."""
+    if not _B64URL.match(text):
+        raise ValueError("not unpadded base64url")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii") != text:
+        raise ValueError("not the canonical spelling")
+    return data
 
 
 def _malformed() -> CredentialRefused:
@@ -110,4 +125,5 @@ def verify(conn: redis.Redis, token: str, now: float | None = None) -> TokenClai
     else:
         # A token minted before nonces stands for one voter too: its signature is its own.
         voter = VOTER_PREFIX + (nonce or hashlib.sha256(given).hexdigest()[:16])
-    return TokenClaims(key_id, key.project, response_id, expires_at, user_id, tuple(types), voter, other)
+    identity = f"{key_id}:{hashlib.sha256(given).hexdigest()[:32]}"
+    return TokenClaims(key_id, key.project, response_id, expires_at, user_id, tuple(types), voter, other, identity)

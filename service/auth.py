@@ -44,7 +44,7 @@ def require(*scopes: str, allow_token: bool = False) -> Callable[[F], F]:
                 ctx.token = tokens.verify(resources().redis, secret)  # or CredentialRefused
                 limiter = resources().token_limiter
                 if limiter is not None:
-                    limiter.check(secret)  # or 429
+                    limiter.check(ctx.token.identity)  # or 429
                 ctx.project = ctx.token.project
                 return view(*args, **kwargs)
             key = resources().keys.lookup(secret)

@@ -3,7 +3,7 @@ whatever spelling of the ``Authorization`` header carries it.
 
 ``LIKELOOP_RATE_LIMIT`` (off by default, e.g. ``"200/second"``) limits every credential on the
 write endpoints, through flask-limiter. ``LIKELOOP_TOKEN_RATE_LIMIT`` (``30/minute`` by default,
-empty for none) limits each feedback token on ``POST /v1/feedback``, checked with the ``limits``
+``off`` for none) limits each feedback token on ``POST /v1/feedback``, checked with the ``limits``
 library (flask-limiter's own) once the token is verified: flask-limiter's hook on every request
 cost the single-event path about 110 us, for a limit only token requests need. A caller over a
 limit gets 429 with ``Retry-After``, which the SDK honours.
@@ -36,14 +36,15 @@ def _credential() -> str:
 
 
 class TokenLimiter:
-    """``check(token)`` counts one request of a feedback token, raising 429 past the limit."""
+    """``check(identity)`` counts one request of a verified feedback token (``TokenClaims.identity``:
+    what the token is, not its text), raising 429 past the limit."""
 
     def __init__(self, settings: Settings) -> None:
         self.limit = parse(settings.token_rate_limit)
         self._limiter = FixedWindowRateLimiter(storage_from_string(settings.redis_url))
 
-    def check(self, token: str) -> None:
-        who = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:32]
+    def check(self, identity: str) -> None:
+        who = hashlib.sha256(identity.encode("utf-8", "replace")).hexdigest()[:32]
         if self._limiter.hit(self.limit, RATE_LIMIT_PREFIX, "token", who):
             return
         reset = self._limiter.get_window_stats(self.limit, RATE_LIMIT_PREFIX, "token", who).reset_time

@@ -1,6 +1,7 @@
 """Rate limits count per credential: each feedback token by default, and each API key (when
 LIKELOOP_RATE_LIMIT is set) however its Authorization header is spelled."""
 
+import base64
 from dataclasses import replace
 
 import likeloop
@@ -28,6 +29,33 @@ def test_a_token_replayed_past_its_limit_gets_429_and_other_tokens_do_not(settin
     assert int(over.headers["Retry-After"]) >= 1
     assert like(client, ll.feedback_token("r1", user_id="someone")).status_code == 201
     assert like(client, secret).status_code == 201  # the app's own key is not a token
+
+
+def respellings(token: str) -> list[str]:
+    """Texts that base64 decoding reads as the same token: padding, characters it skips, and the
+    unused low bits of a last character changed."""
+    payload, signature = token.removeprefix("llft_").split(".", 1)
+    out = [f"llft_{payload}=.{signature}", f"llft_{payload}.{signature}==", f"llft_{payload}.{signature}="]
+    out += [f"llft_{payload[:i]}{c}{payload[i:]}.{signature}" for i in (3, 9) for c in "!*~\t"]
+    # The signature's 32 bytes end in 4 unused bits: another last character, the same bytes.
+    last = signature[-1]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    twin = alphabet[alphabet.index(last) ^ 1]
+    out.append(f"llft_{payload}.{signature[:-1]}{twin}")
+    return out
+
+
+def test_a_token_has_one_spelling_and_its_limit_counts_the_token(settings, conn):
+    client = create_app(replace(settings, token_rate_limit="3/minute")).test_client()
+    secret = make_key(conn, "acme", "ingest")
+    token = likeloop.Client(api_key=secret, url="http://127.0.0.1:9", enabled=False).feedback_token("r1")
+    others = respellings(token)
+    sig = token.split(".", 1)[1]
+    assert base64.urlsafe_b64decode(others[-1].split(".", 1)[1] + "=") == base64.urlsafe_b64decode(sig + "=")
+    for other in others:
+        refused = like(client, other)
+        assert (refused.status_code, refused.json["error"]["code"]) == (401, "invalid_token"), other
+    assert [like(client, token).status_code for _ in range(4)] == [201, 201, 201, 429]
 
 
 def test_the_token_limit_is_on_by_default(settings):
