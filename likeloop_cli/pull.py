@@ -93,6 +93,30 @@ def files_to_pull(manifest: dict[str, Any], file_format: str) -> list[dict[str, 
     return [f for f in manifest["files"] if f["kind"] == "pairs" and f["file_format"] == file_format]
 
 
+# Written by pull itself beside the data files: no manifest entry may land on them.
+_OWN_FILES = ("README.md", "manifest.json")
+
+
+def targets(dest: Path, root: str, files: list[dict[str, Any]]) -> list[tuple[dict[str, Any], Path]]:
+    """Where each file goes: its key below the dataset's root, under ``dest``. A manifest naming
+    a key outside that root, or one whose path would leave ``dest`` (absolute, ``..``, through a
+    link) or land on the card or the manifest, is refused whole (IntegrityError), before
+    anything is written: whoever can write a manifest cannot make pull write elsewhere."""
+    inside = dest.resolve()
+    planned = []
+    for f in files:
+        key = f["key"]
+        relative = key.removeprefix(root + "/")
+        if not key.startswith(root + "/") or not relative or relative.startswith("/") or "\\" in relative:
+            raise IntegrityError(f"the manifest names {key!r}, which is not a file of this dataset ({root}/)")
+        parts = Path(relative).parts
+        target = (inside / relative).resolve()
+        if ".." in parts or not target.is_relative_to(inside) or relative in _OWN_FILES:
+            raise IntegrityError(f"the manifest names {key!r}, which would be written outside {dest}")
+        planned.append((f, target))
+    return planned
+
+
 def download(s3: Any, bucket: str, key: str, target: Path, size: int, sha256: str, progress: Progress) -> None:
     """One object to ``target``, through a temporary file renamed only once it matches."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -133,9 +157,8 @@ def pull(
     total = sum(f["bytes"] for f in files)
     if on_plan is not None:
         on_plan(total)
-    base = layout.dataset_root(file_format) + "/"
-    for f in files:
-        target = dest / f["key"].removeprefix(base)
+    planned = targets(dest, layout.dataset_root(file_format), files)  # all checked before any is written
+    for f, target in planned:
         download(s3, layout.bucket, f["key"], target, f["bytes"], f["sha256"], progress or (lambda n: None))
     card = dataset_card(manifest, file_format, layout.dataset_root(file_format))
     (dest / "README.md").write_text(card, encoding="utf-8")

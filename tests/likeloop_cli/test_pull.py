@@ -3,11 +3,13 @@
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
 from likeloop_server import apikeys, exports, projects
 from tests.support import P, labelled, likeloop_cli, run_on_terminal, running_worker, server_env, store_and_pair
+from workers.export.layout import Layout
 from workers.export.run import export_project
 
 N = 6
@@ -124,3 +126,33 @@ def test_export_wait_says_how_it_goes_on_a_terminal_and_prints_only_json_off_one
         assert b"1 rows" in shown or b"2 rows" in shown, shown  # the rows written, counted up
         plain = likeloop_cli("export", "--project", P, "--wait", settings=settings)
         assert plain.returncode == 0 and plain.stderr == "" and json.loads(plain.stdout)["status"] == "succeeded"
+
+
+@pytest.mark.parametrize(
+    "relative, says",
+    [
+        ("../../escaped.jsonl.gz", "outside"),
+        ("trl/../../escaped.jsonl.gz", "outside"),
+        ("/tmp/escaped.jsonl.gz", "not a file of this dataset"),
+        ("README.md", "outside"),
+        (None, "not a file of this dataset"),  # a key of another prefix altogether
+    ],
+)
+def test_a_manifest_cannot_make_pull_write_outside_its_folder(exported, s3, settings, tmp_path, relative, says):
+    snapshot, _ = exported
+    layout = Layout(settings, P)
+    (key,) = [k for k in manifest_keys(s3, layout) if k.endswith(f"-{snapshot['export_id']}.json")]
+    manifest = json.loads(s3.get_object(Bucket=layout.bucket, Key=key)["Body"].read())
+    victim = next(f for f in manifest["files"] if f["kind"] == "pairs" and f["file_format"] == "jsonl")
+    victim["key"] = f"{layout.dataset_root('jsonl')}/{relative}" if relative else "elsewhere/escaped.jsonl.gz"
+    s3.put_object(Bucket=layout.bucket, Key=key, Body=json.dumps(manifest).encode())
+    folder = tmp_path / "deep" / "inside" / "shop"
+    out = likeloop_cli("pull", "--project", P, "--to", str(folder), settings=settings)
+    assert out.returncode == 1 and says in out.stderr, out.stderr
+    assert not folder.exists()  # refused before anything was written
+    assert not list(tmp_path.rglob("escaped*")) and not Path("/tmp/escaped.jsonl.gz").exists()
+
+
+def manifest_keys(s3, layout):
+    listed = s3.list_objects_v2(Bucket=layout.bucket, Prefix=layout.manifests)
+    return [o["Key"] for o in listed.get("Contents", [])]
