@@ -32,6 +32,8 @@ def main() -> int:
 
     llm = LlmServer()
     os.environ["BENCH_JUDGE_KEY"] = "bench"
+    # The operator's allow-lists (likeloop_server/model_policy.py): this key, the local server.
+    os.environ.update(LIKELOOP_MODEL_KEY_ENVS="BENCH_JUDGE_KEY", LIKELOOP_MODEL_URLS="http://127.0.0.1")
     with tempfile.TemporaryDirectory() as tmp:
         server = stack.start_redis(Path(tmp))
         try:

@@ -14,6 +14,8 @@ from . import defaults, keys
 from .choices import parse_choices
 from .errors import InvalidValue
 from .exports import MODES
+from .model_policy import ModelPolicy
+from .settings import Settings
 
 STRATEGIES = ("all", "best_worst", "one_to_one")
 # A metadata key the stats may count: a short plain name.
@@ -64,6 +66,14 @@ class JudgeConfig:
             raise InvalidValue("judge.template: text with {prompt}, {answer_a} and {answer_b}", field="judge.template")
         if len(template) > 20_000:
             raise InvalidValue("judge.template: at most 20,000 characters", field="judge.template")
+        try:  # filled as the judge will fill it: a stray brace or another slot fails here, not in the job
+            template.format(prompt="P", answer_a="A", answer_b="B")
+        except (KeyError, IndexError, ValueError, AttributeError) as exc:
+            raise InvalidValue(
+                f"judge.template: cannot be filled ({type(exc).__name__}: {exc}); "
+                "write a literal brace as {{ or }}",
+                field="judge.template",
+            ) from exc
         return cls(raw["base_url"], raw["model"], raw["api_key_env"], float(sample), budget, template)
 
 
@@ -190,8 +200,10 @@ def get_config(conn: redis.Redis, project: str) -> ProjectConfig:
     )
 
 
-def update_config(conn: redis.Redis, project: str, **changes: Any) -> ProjectConfig:
-    """Change some settings; returns the new config. Raises InvalidValue for invalid values."""
+def update_config(conn: redis.Redis, project: str, policy: ModelPolicy | None = None, **changes: Any) -> ProjectConfig:
+    """Change some settings; returns the new config. Raises InvalidValue for invalid values, and
+    for a judge or reference model the operator's ``policy`` does not allow (default: the one
+    of this process's environment)."""
     current = get_config(conn, project)
     if changes.get("stats_metadata_keys") is not None:
         changes["stats_metadata_keys"] = tuple(dict.fromkeys(changes["stats_metadata_keys"]))
@@ -201,6 +213,9 @@ def update_config(conn: redis.Redis, project: str, **changes: Any) -> ProjectCon
         new = replace(new, judge=JudgeConfig.parse(judge) if judge else None)
     if reference is not None:
         new = replace(new, reference=ReferenceConfig.parse(reference) if reference else None)
+    for section, given, model in (("judge", judge, new.judge), ("reference", reference, new.reference)):
+        if given and model is not None:
+            (policy or ModelPolicy.from_settings(Settings.from_env())).check(section, model)
     conn.hset(
         keys.ProjectKeys(project).config,
         mapping={

@@ -101,6 +101,12 @@ class Settings:
     # Store concurrent requests' events in one script call (service/group_commit.py): worth it
     # when many service processes share one Redis and Redis is the limit.
     group_commit: bool = _setting(defaults.GROUP_COMMIT, "LIKELOOP_GROUP_COMMIT", _parse_bool)
+    # What a project's judge or reference model may use (likeloop_server/model_policy.py): the
+    # variables that may hold its key and the endpoints it may call, comma-separated (unset:
+    # none), and a cap on any project's calls a day (0: the project's own budget).
+    model_key_envs: str = _setting("", "LIKELOOP_MODEL_KEY_ENVS")
+    model_urls: str = _setting("", "LIKELOOP_MODEL_URLS")
+    model_max_daily_calls: int = _setting(0, "LIKELOOP_MODEL_MAX_DAILY_CALLS", _parse_int)
     # One JSON line per request with its request id (service/logs.py).
     access_log: bool = _setting(False, "LIKELOOP_ACCESS_LOG", _parse_bool)
 

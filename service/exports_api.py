@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from likeloop_server import exports, projects
 from likeloop_server.defaults import MAX_EXPORT_LIST
+from likeloop_server.model_policy import ModelPolicy
 from likeloop_server.queues import repair_all
 
 from .auth import require
@@ -65,7 +66,8 @@ def patch_project() -> ResponseReturnValue:
     before = projects.get_config(conn, g.project)
     if "formats" in body:
         body["formats"] = tuple(dict.fromkeys(body["formats"]))
-    config = projects.update_config(conn, g.project, **body)
+    policy = ModelPolicy.from_settings(resources().settings)
+    config = projects.update_config(conn, g.project, policy, **body)
     if config.strategy != before.strategy:
         repair_all(conn, g.project)
     return jsonify({"project": g.project, **config.as_dict()})

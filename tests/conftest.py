@@ -18,6 +18,11 @@ from tests.support import METRICS_TOKEN, LiveService, P, make_key
 from workers.context import s3_client
 
 TEST_BUCKET = "likeloop-test"
+# The operator's allow-lists for model endpoints (likeloop_server/model_policy.py): the tests'
+# judge key and their local model servers. In the environment too, for the workers' code the
+# tests run in this process and for the commands they start.
+MODEL_KEY_ENVS, MODEL_URLS = "JUDGE_KEY", "http://127.0.0.1"
+os.environ.update(LIKELOOP_MODEL_KEY_ENVS=MODEL_KEY_ENVS, LIKELOOP_MODEL_URLS=MODEL_URLS)
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +59,8 @@ def settings(redis_server: stack.Server, request: pytest.FixtureRequest) -> Sett
         s3_url=f"s3://{TEST_BUCKET}/t-{uuid.uuid4().hex[:12]}",
         s3_endpoint=endpoint,
         metrics_token=METRICS_TOKEN,
+        model_key_envs=MODEL_KEY_ENVS,
+        model_urls=MODEL_URLS,
     )
 
 

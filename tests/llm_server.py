@@ -16,11 +16,13 @@ _ANSWERS = re.compile(r"Answer A:\n(.*?)\n\nAnswer B:\n(.*?)\n", re.S)
 
 class LlmServer:
     """``mode``: ``rule`` (the answer that says "correct" wins, else a tie), ``always_a``,
-    ``garbage`` (no verdict). ``fail_first`` answers that many requests with 429 first."""
+    ``garbage`` (no verdict). ``fail_first`` answers that many requests with 429 first;
+    ``redirect_to`` (a URL) answers every request with a 307 there."""
 
     def __init__(self) -> None:
         self.mode = "rule"
         self.fail_first = 0
+        self.redirect_to: str | None = None
         self.requests: list[dict[str, Any]] = []
         self.auth: set[str] = set()
         self.lock = threading.Lock()
@@ -34,6 +36,9 @@ class LlmServer:
                     server.auth.add(self.headers.get("Authorization", ""))
                     failing = server.fail_first > 0
                     server.fail_first -= 1 if failing else 0
+                if server.redirect_to:
+                    self._send(307, {}, {"Location": server.redirect_to})
+                    return
                 if failing:
                     self._send(429, {"error": {"message": "slow down", "type": "rate_limit"}}, {"Retry-After": "0"})
                     return

@@ -32,7 +32,7 @@ from workers.archive.model_labels import write_verdicts
 from workers.pairing.drain import read_groups
 from workers.pairing.rules import direct_preferences, make_pairs
 
-from .model import for_configured_projects, model_client, reserve_calls
+from .model import for_configured_projects, model_client, policy, reserve_calls
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class Judge:
 
     def __init__(self, config: projects.JudgeConfig) -> None:
         self.config = config
-        self.client = model_client(config)
+        self.client = model_client("judge", config)
 
     def ask(self, prompt: str, answer_a: str, answer_b: str, counts: RunCounts) -> str | None:
         """The judge's pick (A, B, tie) of one ordering, or None (unparseable). Raises the
@@ -175,7 +175,7 @@ def _judge_group(
     verdicts: dict[str, str] = {}
     going = True
     for lo, hi in pairs:
-        if not reserve_calls(conn, project, 2, judge.config.daily_budget):
+        if not reserve_calls(conn, project, 2, policy().budget(judge.config)):
             counts.budget_spent = True
             going = False
             break

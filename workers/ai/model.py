@@ -15,7 +15,8 @@ import redis
 
 from likeloop_server import keys, projects
 from likeloop_server.apikeys import list_projects
-from likeloop_server.errors import ConfigError
+from likeloop_server.errors import ConfigError, InvalidValue
+from likeloop_server.model_policy import ModelPolicy
 from workers import context
 
 log = logging.getLogger(__name__)
@@ -44,14 +45,31 @@ def reserve_calls(
     return bool(conn.eval(_RESERVE, 1, keys.ProjectKeys(project).model_calls(kind, day), calls, budget))
 
 
-def model_client(config: projects.JudgeConfig | projects.ReferenceConfig) -> Any:
-    """The ``openai`` client of a configured endpoint, its key read from the named variable."""
-    from openai import OpenAI
+def policy() -> ModelPolicy:
+    """The operator's allow-lists and cap, as this worker's environment sets them."""
+    return ModelPolicy.from_settings(context.settings())
 
+
+def model_client(section: str, config: projects.JudgeConfig | projects.ReferenceConfig) -> Any:
+    """The ``openai`` client of a configured endpoint, its key read from the named variable, once
+    the operator's policy allows them (settings may predate the lists: checked at every run).
+    Redirects are not followed: the endpoint is the one the policy allowed, not where it points."""
+    from openai import DefaultHttpxClient, OpenAI
+
+    try:
+        policy().check(section, config)
+    except InvalidValue as exc:
+        raise ConfigError(f"{exc.message}; the project's {section} does not run until it is allowed") from exc
     key = os.environ.get(config.api_key_env)
     if not key:
         raise ConfigError(f"the model's key is read from ${config.api_key_env}, which is not set")
-    return OpenAI(base_url=config.base_url, api_key=key, max_retries=MAX_RETRIES, timeout=CALL_TIMEOUT_S)
+    return OpenAI(
+        base_url=config.base_url,
+        api_key=key,
+        max_retries=MAX_RETRIES,
+        timeout=CALL_TIMEOUT_S,
+        http_client=DefaultHttpxClient(follow_redirects=False, timeout=CALL_TIMEOUT_S),
+    )
 
 
 def for_configured_projects(section: str, run: Callable[[redis.Redis, str], dict[str, Any]]) -> dict[str, Any]:
@@ -66,4 +84,7 @@ def for_configured_projects(section: str, run: Callable[[redis.Redis, str], dict
             except ConfigError as exc:
                 log.warning("%s of %s skipped: %s", section, project, exc)
                 done[project] = {"error": str(exc)}
+            except Exception as exc:  # noqa: BLE001 - one project's failure never stops the others
+                log.exception("%s of %s failed", section, project)
+                done[project] = {"error": f"{type(exc).__name__}: {exc}"}
     return done

@@ -26,7 +26,7 @@ from workers import context
 from workers.archive.model_labels import write_reference
 from workers.pairing.drain import read_groups
 
-from .model import for_configured_projects, model_client, reserve_calls
+from .model import for_configured_projects, model_client, policy, reserve_calls
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def reference_project(conn: redis.Redis, project: str, client: Any = None) -> di
     config = projects.get_config(conn, project).reference
     if config is None:
         raise ConfigError(f"project {project!r} has no reference model: set one with PATCH /v1/project")
-    client = client or model_client(config)
+    client = client or model_client("reference", config)
     pk = keys.ProjectKeys(project)
     counts = {"groups": 0, "answers": 0, "calls": 0, "tokens": 0, "errors": 0, "ms": 0, "budget_spent": False}
     try:
@@ -87,7 +87,7 @@ def _add_references(
             if not snap.labels or not _needs_reference(snap.labels, config.role):
                 continue
             counts["groups"] += 1
-            if not reserve_calls(conn, project, 1, config.daily_budget, kind=REFERENCE_SOURCE):
+            if not reserve_calls(conn, project, 1, policy().budget(config), kind=REFERENCE_SOURCE):
                 counts["budget_spent"] = True
                 return
             started = time.monotonic()
