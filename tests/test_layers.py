@@ -20,18 +20,19 @@ ALLOWED = {
 # A room of the workers (a subpackage, or a module directly in workers/) -> the other rooms it
 # may import. Storage, the dataset rows and a process's connections are the floor; the jobs'
 # entry points, the cron and the rebuild (which replays through every room) the roof.
-_FLOOR = {"workers.context", "workers.storage", "workers.dataset"}
+_FLOOR = {"workers.context", "workers.sweep", "workers.storage", "workers.dataset"}
 ROOMS = {
     "workers": set(),
     "workers.context": set(),
+    "workers.sweep": set(),
     "workers.storage": set(),
     "workers.dataset": set(),
     "workers.archive": {"workers.context", "workers.storage"},
-    "workers.compaction": {"workers.context", "workers.storage", "workers.archive"},
+    "workers.compaction": {"workers.context", "workers.sweep", "workers.storage", "workers.archive"},
     "workers.pairing": {"workers.context", "workers.dataset", "workers.compaction"},
     "workers.export": _FLOOR | {"workers.archive", "workers.compaction"},
-    "workers.ai": {"workers.context", "workers.archive", "workers.pairing"},
-    "workers.stats_rollup": {"workers.context"},
+    "workers.ai": {"workers.context", "workers.sweep", "workers.archive", "workers.pairing"},
+    "workers.stats_rollup": {"workers.context", "workers.sweep"},
     "workers.migrate": {"workers.dataset"},
     "workers.rebuild": _FLOOR | {"workers.archive", "workers.export", "workers.pairing", "workers.stats_rollup"},
     "workers.jobs": _FLOOR

@@ -20,6 +20,7 @@ import redis
 from likeloop_server import keys
 from likeloop_server.apikeys import list_projects
 from workers import context
+from workers.sweep import each_project
 
 # KEYS: the hours set, the rolled-day marker (or the hours set again: no marker), then ARGV:
 # the hashes' prefix, the day, its hours. Returns how many hours were rolled.
@@ -75,4 +76,5 @@ def roll_up_all_projects(conn: redis.Redis | None = None) -> dict[str, dict[str,
     """Cron job: roll up every project's hourly stats past the hourly window."""
     conn = conn or context.redis_conn()
     keep = context.settings().stats_hourly_days
-    return {p: roll_up(conn, p, keep) for p in list_projects(conn)}
+    db = conn
+    return each_project("the stats roll-up", list_projects(db), lambda p: roll_up(db, p, keep))

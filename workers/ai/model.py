@@ -18,6 +18,7 @@ from likeloop_server.apikeys import list_projects
 from likeloop_server.errors import ConfigError, InvalidValue
 from likeloop_server.model_policy import ModelPolicy
 from workers import context
+from workers.sweep import each_project
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +77,13 @@ def for_configured_projects(section: str, run: Callable[[redis.Redis, str], dict
     """Run ``run`` for every project whose config has ``section`` (judge, reference) set: what
     each did, or why it was skipped."""
     conn = context.redis_conn()
-    done: dict[str, Any] = {}
-    for project in list_projects(conn):
-        if getattr(projects.get_config(conn, project), section) is not None:
-            try:
-                done[project] = run(conn, project)
-            except ConfigError as exc:
-                log.warning("%s of %s skipped: %s", section, project, exc)
-                done[project] = {"error": str(exc)}
-            except Exception as exc:  # noqa: BLE001 - one project's failure never stops the others
-                log.exception("%s of %s failed", section, project)
-                done[project] = {"error": f"{type(exc).__name__}: {exc}"}
-    return done
+
+    def run_one(project: str) -> dict[str, Any]:
+        try:
+            return run(conn, project)
+        except ConfigError as exc:  # its settings: said once, without a trace
+            log.warning("%s of %s skipped: %s", section, project, exc)
+            return {"error": str(exc)}
+
+    configured = [p for p in list_projects(conn) if getattr(projects.get_config(conn, p), section) is not None]
+    return each_project(f"the {section}", configured, run_one)

@@ -38,6 +38,7 @@ from workers.archive.layout import ArchiveLayout
 from workers.archive.run import log_entries
 from workers.storage.run_lock import RunLock
 from workers.storage.s3io import put_bytes
+from workers.sweep import each_project
 
 from . import snapshot as group_snapshot
 
@@ -306,12 +307,15 @@ def compact_all_projects(conn: redis.Redis | None = None) -> list[str]:
         return []
     conn = conn or context.redis_conn()
     s3 = context.s3_client(settings)
-    done = []
-    for project in list_projects(conn):
+    db = conn
+
+    def compact(project: str) -> dict[str, Any] | None:
         try:
-            result = compact_project(conn, s3, settings, project)
+            result = compact_project(db, s3, settings, project)
         except CompactionBusy:
-            continue
+            return None  # another run has it
         log.info("compacted %s: %s", project, result.as_dict())
-        done.append(project)
-    return done
+        return result.as_dict()
+
+    done = each_project("compaction", list_projects(db), compact)
+    return [p for p, result in done.items() if result is not None and "error" not in result]

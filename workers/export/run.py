@@ -27,6 +27,7 @@ from workers.archive.layout import ArchiveLayout
 from workers.dataset.card import dataset_card
 from workers.storage.run_lock import ExportBusy, ExportLock
 from workers.storage.s3io import put_bytes, put_json
+from workers.sweep import each_project
 
 from . import compacted as export_compacted
 from .commit import RunSets, commit, reconcile
@@ -333,7 +334,10 @@ def run_export(
 
 def export_all_projects(conn: redis.Redis | None = None) -> list[str]:
     """Cron job: request each project's nightly export (in its configured mode). Returns the ids."""
-    conn = conn or context.redis_conn()
-    return [
-        exports.request_export(conn, p, get_config(conn, p).nightly_mode, trigger="cron") for p in list_projects(conn)
-    ]
+    db = conn or context.redis_conn()
+    requested = each_project(
+        "the nightly export",
+        list_projects(db),
+        lambda p: exports.request_export(db, p, get_config(db, p).nightly_mode, trigger="cron"),
+    )
+    return [export_id for export_id in requested.values() if isinstance(export_id, str)]
