@@ -50,7 +50,9 @@ class Spool:
         if fsync not in FSYNC_POLICIES:
             raise ValueError(f"spool_fsync must be one of {FSYNC_POLICIES}, got {fsync!r}")
         self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        # Spooled batches hold prompts, answers and user ids: a folder made here is its owner's
+        # only, and each file is (an existing folder keeps its mode: it may be shared).
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.fsync = fsync == "always"
         self._seq = 0
         self.release_dead_claims()
@@ -73,7 +75,7 @@ class Spool:
         name = f"{time.time_ns():020d}-{os.getpid()}-{self._seq:06d}{SUFFIX}"
         tmp = self.dir / f".{name}.tmp"
         header = b"%s %08x %d %s\n" % (MAGIC, zlib.crc32(body), count, origin.encode())
-        with open(tmp, "wb") as f:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
             f.write(header + body)
             if self.fsync:
                 f.flush()
