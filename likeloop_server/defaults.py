@@ -144,6 +144,12 @@ EXPORT_FAILURE_TTL_S = 30 * 86400
 
 # Finished export records are kept for the history page; older ones are trimmed.
 KEEP_EXPORT_RECORDS = 500
+# Exports a project may ask for through the API in one UTC hour: each writes the dataset again
+# (a snapshot, all of it) and holds a worker; a dashboard's button pressed in a loop must not
+# fill the shared queue. The nightly cron's are not counted.
+EXPORTS_PER_HOUR = 12
+# How long a queued export's name stands for its mode (a lost job's name lapses then).
+EXPORT_QUEUED_TTL_S = 86400
 # Pair-log entries read per chunk: a few MB of records, few enough round trips that Redis
 # latency does not dominate.
 EXPORT_READ_CHUNK = 2000

@@ -5,6 +5,7 @@
     ├── InvalidValue            a value given by a caller is not valid          400, exit 2
     ├── NotFound                what was named does not exist                   404, exit 2
     ├── Busy                    the work is held by another run; try later      409, exit 1
+    ├── TooMany                 over a limit of requests in a while; try later  429, exit 1
     ├── CredentialRefused       a key or feedback token is not accepted         401 / 403, exit 2
     ├── StackError              an embedded server could not be started         500, exit 1
     ├── IntegrityError          data read back differs from its record          500, exit 1
@@ -69,6 +70,18 @@ class Busy(LikeLoopError):
 
     code = "busy"
     http_status = 409
+
+
+class TooMany(LikeLoopError):
+    """Over a limit of requests in a window (a project's exports an hour); ``retry_after_s`` says
+    when the window has room again."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, retry_after_s: int, *, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after_s = retry_after_s
 
 
 class CredentialRefused(LikeLoopError):

@@ -11,8 +11,8 @@ from typing import Any
 
 import redis
 
-from . import defaults, keys
-from .errors import InvalidValue
+from . import defaults, keys, ownership
+from .errors import InvalidValue, TooMany
 from .queues import enqueue_export
 
 # Where a pair's preference came from (its provenance's ``source``), and which of them are models.
@@ -85,25 +85,88 @@ def request_export(
     parquet: bool | None = None,
     sources: str | None = None,
 ) -> str:
-    """Record an export request and enqueue its job. Returns the export id.
+    """Record an export request and enqueue its job. Returns the export id (see ``request``)."""
+    return request(conn, project, mode, trigger, retry, formats, parquet, sources)[0]
+
+
+def request(
+    conn: redis.Redis,
+    project: str,
+    mode: str = "incremental",
+    trigger: str = "api",
+    retry: bool = True,
+    formats: list[str] | None = None,
+    parquet: bool | None = None,
+    sources: str | None = None,
+    per_hour: int = 0,
+) -> tuple[str, bool]:
+    """Record an export request and enqueue its job, unless an export of the same mode is queued
+    for the project already: then that one's id (it runs with its own options). Returns (id,
+    whether this call queued it). ``per_hour``: how many this project may request in a UTC hour
+    (0: no limit); past it, TooMany (429).
 
     ``retry`` lets RQ retry a failed run with backoff (the nightly and API default); a caller
     that waits for the outcome passes False so a failure is reported at once. ``formats`` and
     ``parquet`` override the project's defaults for this run.
     """
-    export_id = record_request(conn, project, mode, trigger)
+    if mode not in MODES:
+        raise InvalidValue(f"mode must be one of {', '.join(MODES)}, got {mode!r}", field="mode")
+    pk = keys.ProjectKeys(project)
+    queued = _still_queued(conn, pk, mode)
+    if queued is not None:
+        return queued, False
+    _count_request(conn, pk, per_hour)
+    export_id = new_export_id()
+    while not conn.set(pk.export_queued(mode), export_id, nx=True, ex=defaults.EXPORT_QUEUED_TTL_S):
+        queued = _still_queued(conn, pk, mode)  # another request won the name meanwhile
+        if queued is not None:
+            return queued, False
+    record_request(conn, project, mode, trigger, export_id)
     enqueue_export(conn, project, export_id, mode, retry=retry, formats=formats, parquet=parquet, sources=sources)
-    _trim(conn, keys.ProjectKeys(project))
-    return export_id
+    _trim(conn, pk)
+    return export_id, True
 
 
-def record_request(conn: redis.Redis, project: str, mode: str, trigger: str) -> str:
+def _still_queued(conn: redis.Redis, pk: keys.ProjectKeys, mode: str) -> str | None:
+    """The project's queued export of ``mode``, if its record still says queued; a name left by
+    a run that started, ended or was lost is taken away."""
+    named = conn.get(pk.export_queued(mode))
+    if named is None:
+        return None
+    export_id = named.decode()
+    if conn.hget(pk.export(export_id), "status") == ExportStatus.QUEUED.value.encode():
+        return export_id
+    ownership.release(conn, pk.export_queued(mode), export_id)
+    return None
+
+
+def _count_request(conn: redis.Redis, pk: keys.ProjectKeys, per_hour: int) -> None:
+    """Count one request in this UTC hour; TooMany (counting nothing) past ``per_hour``."""
+    if per_hour <= 0:
+        return
+    now = time.time()
+    key = pk.exports_hour(datetime.fromtimestamp(now, tz=UTC).strftime("%Y-%m-%dT%H"))
+    pipe = conn.pipeline(transaction=True)
+    pipe.incr(key)
+    pipe.expire(key, 7200)
+    count, _ = pipe.execute()
+    if count > per_hour:
+        conn.decr(key)
+        wait = 3600 - int(now) % 3600
+        raise TooMany(
+            f"this project has requested {per_hour} exports this hour, as many as it may "
+            f"(LIKELOOP_EXPORTS_PER_HOUR); retry in {wait} s, or wait for the nightly export",
+            wait,
+        )
+
+
+def record_request(conn: redis.Redis, project: str, mode: str, trigger: str, export_id: str | None = None) -> str:
     """Record a queued export of ``project`` in its history (nothing is enqueued); its id."""
     if mode not in MODES:
         raise InvalidValue(f"mode must be one of {', '.join(MODES)}, got {mode!r}", field="mode")
     pk = keys.ProjectKeys(project)
     now = time.time()
-    export_id = new_export_id(now)
+    export_id = export_id or new_export_id(now)
     pipe = conn.pipeline(transaction=True)
     pipe.hset(
         pk.export(export_id),

@@ -186,6 +186,12 @@ class ProjectKeys:
     def exports(self) -> str:
         return f"{self.base}exports"  # sorted set export id -> created time
 
+    def export_queued(self, mode: str) -> str:
+        return f"{self.base}export:queued:{mode}"  # the id of the project's queued export of this mode
+
+    def exports_hour(self, hour: str) -> str:
+        return f"{self.base}export:hour:{hour}"  # exports requested through the API in one UTC hour
+
     def export(self, export_id: str) -> str:
         return f"{self.base}export:{export_id}"  # hash: one export's status and results
 

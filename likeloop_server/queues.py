@@ -25,7 +25,11 @@ from .identity import new_id
 
 PAIRING_QUEUE = "likeloop-pairing"
 EXPORT_QUEUE = "likeloop-export"
-ALL_QUEUES = (PAIRING_QUEUE, EXPORT_QUEUE)
+# The event archive's runs, on a queue of their own: however many exports a project queues,
+# every project's events still reach the archive within LIKELOOP_ARCHIVE_INTERVAL_S.
+ARCHIVE_QUEUE = "likeloop-archive"
+# In the order a worker serving them all takes them: pairing, then the archive, then the rest.
+ALL_QUEUES = (PAIRING_QUEUE, ARCHIVE_QUEUE, EXPORT_QUEUE)
 
 # The jobs the service and the workers enqueue by name (workers/jobs.py holds every entry point).
 DRAIN_JOB = "workers.jobs.drain_project"

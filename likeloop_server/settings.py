@@ -107,6 +107,8 @@ class Settings:
     model_key_envs: str = _setting("", "LIKELOOP_MODEL_KEY_ENVS")
     model_urls: str = _setting("", "LIKELOOP_MODEL_URLS")
     model_max_daily_calls: int = _setting(0, "LIKELOOP_MODEL_MAX_DAILY_CALLS", _parse_int)
+    # Exports a project may request through the API in a UTC hour (429 past it; 0: no limit).
+    exports_per_hour: int = _setting(defaults.EXPORTS_PER_HOUR, "LIKELOOP_EXPORTS_PER_HOUR", _parse_int)
     # One JSON line per request with its request id (service/logs.py).
     access_log: bool = _setting(False, "LIKELOOP_ACCESS_LOG", _parse_bool)
 

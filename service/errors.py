@@ -15,7 +15,7 @@ from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from likeloop_server.errors import LikeLoopError
+from likeloop_server.errors import LikeLoopError, TooMany
 
 # Statuses of the ingest script for an event it refused (a per-response limit, or a comparison
 # across prompts): the error message each becomes, and the field it names.
@@ -62,6 +62,8 @@ class ApiError(LikeLoopError):
         if isinstance(exc, ApiError):
             return exc
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        if isinstance(exc, TooMany):
+            headers = {"Retry-After": str(exc.retry_after_s)}
         return cls(exc.http_status, exc.code, exc.message, field=exc.field, headers=headers)
 
     def body(self) -> dict[str, Any]:

@@ -22,8 +22,10 @@ bp = Blueprint("exports", __name__)
 @bp.post("/v1/exports")
 @require("admin")
 def post_export() -> ResponseReturnValue:
+    """Queue an export (202), or answer the one of this mode already queued (200): a project has
+    at most one queued export per mode, and LIKELOOP_EXPORTS_PER_HOUR a UTC hour (429 past it)."""
     body = load(export_request_schema, json_body(allow_empty=True))
-    export_id = exports.request_export(
+    export_id, queued_now = exports.request(
         resources().redis,
         g.project,
         body["mode"],
@@ -31,8 +33,9 @@ def post_export() -> ResponseReturnValue:
         formats=body.get("formats"),
         parquet=body.get("parquet"),
         sources=body.get("sources"),
+        per_hour=resources().settings.exports_per_hour,
     )
-    return jsonify(exports.get_export(resources().redis, g.project, export_id)), 202
+    return jsonify(exports.get_export(resources().redis, g.project, export_id)), 202 if queued_now else 200
 
 
 @bp.get("/v1/exports")

@@ -136,7 +136,10 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "/v1/exports": {
         "post": _op("Start an export", ("202", "Queued", "ExportRecord"), body="ExportRequest", scope="admin",
-                    errors=_BODY_ERRORS),
+                    errors=_BODY_ERRORS,
+                    extra={"200": ("The project's export of this mode that is queued already", "ExportRecord"),
+                           "429": ("This project's exports this hour are used up (LIKELOOP_EXPORTS_PER_HOUR)",
+                                   "Error")}),
         "get": _op("Export history, newest first", ("200", "Exports", "ExportList"), scope="read,admin",
                    params=_limit(MAX_EXPORT_LIST)),
     },

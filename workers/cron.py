@@ -6,7 +6,7 @@ import rq.cron
 from rq.cron import CronScheduler
 
 from likeloop_server.defaults import COMPACT_CRON, STATS_ROLLUP_CRON, SWEEP_INTERVAL_S
-from likeloop_server.queues import EXPORT_QUEUE, PAIRING_QUEUE, LikeLoopQueue
+from likeloop_server.queues import ARCHIVE_QUEUE, EXPORT_QUEUE, PAIRING_QUEUE, LikeLoopQueue
 from likeloop_server.settings import Settings
 
 from .jobs import (
@@ -35,7 +35,7 @@ def register_jobs(scheduler: CronScheduler, settings: Settings) -> None:
     scheduler.register(sweep_dirty, PAIRING_QUEUE, interval=SWEEP_INTERVAL_S, name="pairing-sweep")
     if settings.archive:
         # Every stored event reaches the S3 archive within about this interval.
-        scheduler.register(archive_all_projects, EXPORT_QUEUE, interval=settings.archive_interval_s, name="archive")
+        scheduler.register(archive_all_projects, ARCHIVE_QUEUE, interval=settings.archive_interval_s, name="archive")
         # Groups unchanged for LIKELOOP_HOT_DAYS leave Redis for the archive (after the nightly export).
         scheduler.register(compact_all_projects, EXPORT_QUEUE, cron=COMPACT_CRON, name="compaction")
     # Projects with a judge (opt-in): hourly, within each project's daily budget of model calls.

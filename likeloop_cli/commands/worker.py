@@ -25,7 +25,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "first job it moves pairs stored by older versions to the current layout.",
     )
     worker.add_argument("--burst", action="store_true", help="process what is queued, then exit")
-    worker.add_argument("--queues", help="comma-separated queues (default: likeloop-pairing,likeloop-export)")
+    worker.add_argument(
+        "--queues",
+        help="comma-separated queues, taken in this order (default: likeloop-pairing,likeloop-archive,likeloop-export)",
+    )
     worker.add_argument(
         "--class",
         dest="worker_class",

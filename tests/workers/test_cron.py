@@ -7,7 +7,7 @@ from rq import Queue
 from rq.cron import CronScheduler
 
 from likeloop_server import apikeys, exports, keys
-from likeloop_server.queues import EXPORT_QUEUE, PAIRING_QUEUE
+from likeloop_server.queues import ARCHIVE_QUEUE, EXPORT_QUEUE, PAIRING_QUEUE
 from tests.support import feedback, response, run_worker_burst, store, stored_records
 from workers.cron import register_jobs
 from workers.pairing.drain import sweep_dirty
@@ -24,7 +24,8 @@ def test_the_nightly_export_runs_for_every_project(conn, s3, settings):
     jobs["nightly-export"].next_enqueue_time = datetime.now(UTC) - timedelta(seconds=1)
     enqueued = {job.name for job in scheduler.enqueue_jobs()}
     assert enqueued == {"nightly-export", "pairing-sweep", "archive"}
-    assert Queue(EXPORT_QUEUE, connection=conn).count == 2  # the export and the archive's tick
+    assert Queue(EXPORT_QUEUE, connection=conn).count == 1  # the nightly export's tick
+    assert Queue(ARCHIVE_QUEUE, connection=conn).count == 1  # the archive's, on its own queue
 
     run_worker_burst(settings)  # runs the cron job, which enqueues one export per project, then runs those
     for project in ("acme", "globex"):

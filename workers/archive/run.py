@@ -24,7 +24,7 @@ import redis
 from likeloop_server import keys, ownership
 from likeloop_server.apikeys import list_projects
 from likeloop_server.identity import new_id
-from likeloop_server.queues import ARCHIVE_JOB, EXPORT_QUEUE, queue
+from likeloop_server.queues import ARCHIVE_JOB, ARCHIVE_QUEUE, queue
 from likeloop_server.settings import Settings
 from likeloop_server.stored import stream_id
 from workers import context
@@ -251,7 +251,7 @@ def archive_all_projects(conn: redis.Redis | None = None) -> list[str]:
         # One queued per project; the name lapses if its job is lost, so a later tick queues again.
         if not conn.set(keys.ProjectKeys(project).archive_job, job_id, nx=True, ex=ARCHIVE_TIMEOUT_S):
             continue
-        queue(EXPORT_QUEUE, conn).enqueue(
+        queue(ARCHIVE_QUEUE, conn).enqueue(
             ARCHIVE_JOB,
             args=(project, job_id),
             job_id=job_id,

@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-from likeloop_server import exports, keys, stored
+from likeloop_server import exports, keys, ownership, stored
 from likeloop_server.apikeys import list_projects
 from likeloop_server.exports import ExportStatus
 from likeloop_server.projects import get_config
@@ -266,6 +266,7 @@ def export_project(
     try:
         started = time.time()
         exports.update_export(conn, project, export_id, status=ExportStatus.RUNNING, started_at=repr(started))
+        ownership.release(conn, pk.export_queued(mode), export_id)  # a new request queues another
         reconcile(conn, pk, s3, layout)
         day = datetime.fromtimestamp(started, tz=UTC).strftime("%Y-%m-%d")
         sets = RunSets(pk, export_id)
