@@ -52,6 +52,7 @@ bench: $(VENV)/.bench-installed  ## SDK per-call cost, export, pairing and inges
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/pairing.py
 	$(BIN)/python bench/rankings.py
+	$(BIN)/python bench/leaderboard.py
 	$(BIN)/python bench/judge.py
 	$(BIN)/python bench/permanent_bytes.py
 	$(BIN)/python bench/ingest.py

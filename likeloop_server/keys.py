@@ -85,6 +85,10 @@ class ProjectKeys:
         return f"{self.base}match:h:{hour}"  # hash match field -> net count added in one UTC hour
 
     @property
+    def leaderboard_cache(self) -> str:
+        return f"{self.base}lbcache"  # hash: a hash of a range's results -> its leaderboard rows (a day)
+
+    @property
     def match_hours(self) -> str:
         return f"{self.base}matchhours"  # set of hours that have a matches hash
 

@@ -125,7 +125,9 @@ class PromptGroupSchema(Schema):
 class LeaderboardRowSchema(Schema):
     model = fields.Str(required=True)
     rating = fields.Float(
-        required=True, metadata={"description": "Bradley-Terry strength on an Elo-like scale (1000: average)"}
+        required=True,
+        allow_none=True,
+        metadata={"description": "Bradley-Terry strength on an Elo-like scale (1000: average); null if not rated"},
     )
     ci95 = fields.List(
         fields.Float(), allow_none=True, required=True, metadata={"description": "bootstrap 95% interval"}
@@ -134,6 +136,9 @@ class LeaderboardRowSchema(Schema):
     losses = fields.Int(required=True)
     ties = fields.Int(required=True)
     matches = fields.Int(required=True)
+    rated = fields.Bool(
+        required=True, metadata={"description": "whether it is among the most-matched models the fit rates"}
+    )
 
 
 class LeaderboardSchema(Schema):

@@ -12,7 +12,7 @@ from flask.typing import ResponseReturnValue
 from likeloop_server import compacted, keys, queues, stored
 from likeloop_server.defaults import MAX_COMMENTS, MAX_GROUP_RESPONSES, MAX_PROMPTS
 from likeloop_server.identity import CLIENT_ID_RE
-from likeloop_server.leaderboard import leaderboard, read_results
+from likeloop_server.leaderboard import cached_leaderboard, read_results
 from likeloop_server.stats import StatsQuery, most_disliked, prompt_group, read_stats
 
 from .auth import require
@@ -131,7 +131,7 @@ def get_leaderboard() -> ResponseReturnValue:
     """The project's models ranked by a Bradley-Terry fit over their head-to-head results (in
     ``since``/``until``), with wins, losses, ties and a 95% bootstrap interval."""
     results = read_results(resources().redis, g.project, _time_arg("since"), _time_arg("until"))
-    board = leaderboard(results)
+    board = cached_leaderboard(resources().redis, g.project, results)
     return jsonify({"models": board, "matches": sum(results.values())})
 
 

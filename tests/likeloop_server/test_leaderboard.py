@@ -1,10 +1,12 @@
 """The Bradley-Terry leaderboard: the fit against known strengths, and the whole path from
 comparisons, rankings and vote pairs through pairing to GET /v1/leaderboard."""
 
+import json
 import math
 import random
 
-from likeloop_server.leaderboard import fit, leaderboard, tie_field, win_field
+from likeloop_server import keys
+from likeloop_server.leaderboard import cached_leaderboard, fit, leaderboard, tie_field, win_field
 from tests.support import auth, feedback, response, run_worker_burst
 
 
@@ -65,3 +67,36 @@ def test_the_model_that_wins_most_comparisons_leads(client, key, settings):
     # A range before any of it: nothing.
     early = client.get("/v1/leaderboard?until=2020-01-01", headers=auth(key)).get_json()
     assert early == {"models": [], "matches": 0}
+
+
+def all_play_all(n: int, seed: int = 1) -> dict[str, int]:
+    rng = random.Random(seed)
+    models = [f"m{i:02d}" for i in range(n)]
+    results = {}
+    for i, a in enumerate(models):
+        for b in models[i + 1 :]:
+            results[win_field(a, b)] = rng.randint(1, 40)
+            results[win_field(b, a)] = rng.randint(1, 40)
+    return results
+
+
+def test_only_the_most_matched_models_are_rated_and_the_rest_are_listed():
+    results = all_play_all(8)
+    results[win_field("m00", "m01")] += 500  # m00 and m01 play most
+    rows = leaderboard(results, rounds=20, max_models=2)
+    assert [r["model"] for r in rows[:2]] == ["m00", "m01"] and all(r["rated"] for r in rows[:2])
+    assert [r["rated"] for r in rows[2:]] == [False] * 6 and all(r["rating"] is None for r in rows[2:])
+    assert all(r["matches"] > 0 for r in rows)  # every model keeps its record
+    # The rated models are fitted over the results among them only.
+    assert rows[0]["rating"] > rows[1]["rating"]
+
+
+def test_a_fit_is_cached_until_the_results_change(conn):
+    results = all_play_all(5)
+    first = cached_leaderboard(conn, "acme", results)
+    cache = conn.hgetall(keys.ProjectKeys("acme").leaderboard_cache)
+    assert len(cache) == 1 and json.loads(next(iter(cache.values()))) == first
+    assert cached_leaderboard(conn, "acme", dict(results)) == first
+    results[win_field("m04", "m00")] += 100
+    changed = cached_leaderboard(conn, "acme", results)
+    assert changed != first and len(conn.hgetall(keys.ProjectKeys("acme").leaderboard_cache)) == 2
