@@ -48,6 +48,9 @@ RATE_LIMIT = ""
 # Per feedback token, on POST /v1/feedback: a person clicks a few times a minute; a script
 # replaying one token from a page gets 429 after this.
 TOKEN_RATE_LIMIT = "30/minute"
+# Per API key on the read endpoints (stats, prompts, leaderboard, exports...): a dashboard makes a
+# few requests a page; a loop over long stats ranges or leaderboards must not take the service.
+READ_RATE_LIMIT = "20/second"
 # Feedback tokens carry their own authority, so any origin may post browser feedback.
 CORS_ORIGINS = "*"
 # Feedback tokens live at most this long, whatever expiry their minter wrote (the SDK caps it too):

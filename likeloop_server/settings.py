@@ -93,6 +93,7 @@ class Settings:
     pairing_lease_s: int = _setting(defaults.PAIRING_LEASE_S, "LIKELOOP_PAIRING_LEASE_S", _parse_int)
     rate_limit: str = _setting(defaults.RATE_LIMIT, "LIKELOOP_RATE_LIMIT", _parse_limit)
     token_rate_limit: str = _setting(defaults.TOKEN_RATE_LIMIT, "LIKELOOP_TOKEN_RATE_LIMIT", _parse_limit)
+    read_rate_limit: str = _setting(defaults.READ_RATE_LIMIT, "LIKELOOP_READ_RATE_LIMIT", _parse_limit)
     # Origins allowed to post browser feedback (CORS on /v1/feedback only).
     cors_origins: str = _setting(defaults.CORS_ORIGINS, "LIKELOOP_CORS_ORIGINS")
     # The bearer token /metrics asks for; unset, /metrics answers nobody.

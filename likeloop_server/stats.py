@@ -168,17 +168,27 @@ def _prompt_of(resp: dict[str, Any]) -> str | None:
     return messages[-1].get("content") if messages else None
 
 
+# Responses of a group read to describe it in the most-disliked list (its prompt, a sample of
+# comments): bounded, so a group of 20,000 answers costs what one of 100 does.
+DESCRIBED_RESPONSES = 100
+
+
 def _describe(
     conn: redis.Redis, pk: keys.ProjectKeys, gid: str, counts: dict[str, Any], samples: int
 ) -> dict[str, Any]:
-    rids = sorted(r.decode() for r in conn.smembers(pk.group(gid)))
+    # A sample of the group's responses, in one more round trip: a group of any size costs the same.
+    rids = sorted(r.decode() for r in conn.srandmember(pk.group(gid), DESCRIBED_RESPONSES))
+    pipe = conn.pipeline(transaction=False)
+    for rid in rids:
+        pipe.hmget(pk.response(rid), "prompt", "messages")
+        pipe.lrange(pk.comments(rid), -samples, -1)
+    replies = pipe.execute()
     prompt = None
     comments: list[dict[str, Any]] = []
-    for rid in rids:
-        resp = conn.hmget(pk.response(rid), "prompt", "messages")
+    for resp, latest in zip(replies[::2], replies[1::2], strict=True):
         if prompt is None and (resp[0] or resp[1]):
             prompt = resp[0].decode() if resp[0] else stored.parse_messages(resp[1])[-1].get("content")
-        comments += [stored.parse_comment(c) for c in conn.lrange(pk.comments(rid), -samples, -1)]
+        comments += [stored.parse_comment(c) for c in latest]
     comments.sort(key=lambda c: float(c.get("ts") or 0), reverse=True)
     counts = {k: v for k, v in counts.items() if k != "key"}
     return {"group_id": gid, "prompt": prompt, **counts, "sample_comments": [c["text"] for c in comments][:samples]}

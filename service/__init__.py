@@ -50,7 +50,8 @@ def _resources(settings: Settings) -> Resources:
         redis=conn,
         keys=KeyCache(conn, settings.key_cache_s),
         commit=committer(BatchStore(conn, settings).store, ingest_api.pairing_enqueuer(conn)),
-        token_limiter=ratelimit.TokenLimiter(settings) if settings.token_rate_limit else None,
+        token_limiter=ratelimit.token_limiter(settings),
+        read_limiter=ratelimit.read_limiter(settings),
     )
 
 

@@ -60,6 +60,9 @@ def require(*scopes: str, allow_token: bool = False) -> Callable[[F], F]:
                     http_status=403,
                 )
             ctx.project = key.project
+            reads = resources().read_limiter if "read" in scopes else None
+            if reads is not None:
+                reads.check(key.id)  # or 429
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

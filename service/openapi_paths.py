@@ -43,6 +43,8 @@ def _op(
     responses: dict[str, Any] = {status: {"description": description, "content": _json(schema)}}
     for code, (desc, sch) in (extra or {}).items():
         responses[code] = {"description": desc, "content": _json(sch)}
+    if scope and "read" in scope.split(","):
+        errors = (*errors, "429")  # LIKELOOP_READ_RATE_LIMIT
     for code in errors:
         responses[code] = {"description": _ERRORS[code], "content": _json("Error")}
     op: dict[str, Any] = {"summary": summary, "responses": responses}

@@ -35,27 +35,43 @@ def _credential() -> str:
     return hashlib.sha256(presented.encode("utf-8", "replace")).hexdigest()[:32]
 
 
-class TokenLimiter:
-    """``check(identity)`` counts one request of a verified feedback token (``TokenClaims.identity``:
-    what the token is, not its text), raising 429 past the limit."""
+class CredentialLimiter:
+    """``check(identity)`` counts one request of a verified credential, raising 429 past the
+    limit: a feedback token (``TokenClaims.identity``: what the token is, not its text) on
+    ``POST /v1/feedback``, or an API key (its id) on the read endpoints."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.limit = parse(settings.token_rate_limit)
-        self._limiter = FixedWindowRateLimiter(storage_from_string(settings.redis_url))
+    def __init__(self, limit: str, redis_url: str, kind: str, what: str) -> None:
+        self.limit = parse(limit)
+        self.kind, self.what = kind, what
+        self._limiter = FixedWindowRateLimiter(storage_from_string(redis_url))
 
     def check(self, identity: str) -> None:
         who = hashlib.sha256(identity.encode("utf-8", "replace")).hexdigest()[:32]
-        if self._limiter.hit(self.limit, RATE_LIMIT_PREFIX, "token", who):
+        if self._limiter.hit(self.limit, RATE_LIMIT_PREFIX, self.kind, who):
             return
-        reset = self._limiter.get_window_stats(self.limit, RATE_LIMIT_PREFIX, "token", who).reset_time
+        reset = self._limiter.get_window_stats(self.limit, RATE_LIMIT_PREFIX, self.kind, who).reset_time
         wait = max(1, math.ceil(reset - time.time()))
         raise ApiError(
             429,
             "rate_limited",
-            f"too many requests for this feedback token (limit {self.limit}); retry after the Retry-After delay",
+            f"too many requests {self.what} (limit {self.limit}); retry after the Retry-After delay",
             field="Authorization",
             headers={"Retry-After": str(wait)},
         )
+
+
+def token_limiter(settings: Settings) -> CredentialLimiter | None:
+    if not settings.token_rate_limit:
+        return None
+    return CredentialLimiter(settings.token_rate_limit, settings.redis_url, "token", "for this feedback token")
+
+
+def read_limiter(settings: Settings) -> CredentialLimiter | None:
+    """Per key on the read endpoints: a stats query over a long range or a leaderboard costs more
+    than a write, and a read key is often in a dashboard's hands."""
+    if not settings.read_rate_limit:
+        return None
+    return CredentialLimiter(settings.read_rate_limit, settings.redis_url, "read", "of this key on the read endpoints")
 
 
 def init_app(app: Flask, settings: Settings, blueprints: list[Blueprint]) -> None:

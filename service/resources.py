@@ -12,7 +12,7 @@ from likeloop_server.settings import Settings
 
 from .auth_cache import KeyCache
 from .group_commit import DirectCommit, GroupCommit
-from .ratelimit import TokenLimiter
+from .ratelimit import CredentialLimiter
 
 
 @dataclass
@@ -21,7 +21,8 @@ class Resources:
     redis: redis.Redis
     keys: KeyCache
     commit: DirectCommit | GroupCommit  # stores events through a BatchStore
-    token_limiter: TokenLimiter | None = None  # counts feedback-token requests (ratelimit.py)
+    token_limiter: CredentialLimiter | None = None  # counts feedback-token requests (ratelimit.py)
+    read_limiter: CredentialLimiter | None = None  # counts each key's requests to the read endpoints
 
 
 def resources() -> Resources:

@@ -61,6 +61,8 @@ def settings(redis_server: stack.Server, request: pytest.FixtureRequest) -> Sett
         metrics_token=METRICS_TOKEN,
         model_key_envs=MODEL_KEY_ENVS,
         model_urls=MODEL_URLS,
+        # Tests read as fast as they can with one key; the read limit has tests of its own.
+        read_rate_limit="",
     )
 
 

@@ -126,6 +126,7 @@ def server_env(settings: Settings) -> dict[str, str]:
     env.update(LIKELOOP_REDIS_URL=settings.redis_url, LIKELOOP_S3_URL=settings.s3_url)
     env["LIKELOOP_METRICS_TOKEN"] = settings.metrics_token
     env.update(LIKELOOP_MODEL_KEY_ENVS=settings.model_key_envs, LIKELOOP_MODEL_URLS=settings.model_urls)
+    env["LIKELOOP_READ_RATE_LIMIT"] = settings.read_rate_limit or "off"
     if settings.s3_endpoint:
         env["LIKELOOP_S3_ENDPOINT"] = settings.s3_endpoint
     return env

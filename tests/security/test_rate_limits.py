@@ -67,3 +67,23 @@ def test_an_api_key_limit_counts_every_spelling_of_the_header(settings, conn):
     secret = make_key(conn, "acme", "ingest")
     spellings = ["Bearer {}", "bearer {}", "BEARER  {}", "Bearer {} "]
     assert [like(client, secret, s).status_code for s in spellings] == [201, 201, 201, 429]
+
+
+def test_a_key_past_its_read_limit_gets_429_and_other_keys_and_writes_do_not(settings, conn):
+    client = create_app(replace(settings, read_rate_limit="3/minute")).test_client()
+    reader, other = make_key(conn, "acme", "read"), make_key(conn, "acme", "read")
+    statuses = [client.get("/v1/stats", headers={"Authorization": f"Bearer {reader}"}).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    over = client.get("/v1/leaderboard", headers={"Authorization": f"Bearer {reader}"})
+    assert over.status_code == 429 and over.json["error"]["code"] == "rate_limited" and over.headers["Retry-After"]
+    assert client.get("/v1/stats", headers={"Authorization": f"Bearer {other}"}).status_code == 200
+    writer = make_key(conn, "acme", "ingest")
+    event = {"type": "response", "prompt": "Q?", "response": "A"}
+    writes = [client.post("/v1/responses", json=event, headers={"Authorization": f"Bearer {writer}"}) for _ in range(5)]
+    assert all(w.status_code in (200, 201) for w in writes)
+
+
+def test_the_read_limit_is_on_by_default():
+    from likeloop_server.settings import Settings
+
+    assert Settings.from_env({}).read_rate_limit == "20/second"

@@ -56,3 +56,24 @@ def test_a_prompt_group_lists_its_responses_with_their_feedback(client, key):
     for missing in ("0" * 32, "not-a-group", "../x"):
         resp = client.get(f"/v1/prompts/{missing}", headers=auth(key))
         assert resp.status_code == 404 and resp.get_json()["error"]["code"] in ("prompt_not_found", "not_found")
+
+
+def commands(conn, *names):
+    stats = conn.info("commandstats")
+    return {n: stats.get(f"cmdstat_{n}", {}).get("calls", 0) for n in names}
+
+
+def test_describing_a_huge_group_reads_a_bounded_sample_in_few_round_trips(client, key, conn, settings):
+    from likeloop_server.stats import DESCRIBED_RESPONSES
+    from tests.support import store
+
+    answers = [response(f"r{i}", f"answer {i}", prompt="Hi") for i in range(2000)]
+    for start in range(0, len(answers), 500):
+        store(conn, settings, *answers[start : start + 500])
+    post(client, key, feedback("dislike", "r7", user="u1"), feedback("comment", "r7", user="u1", text="wrong"))
+    conn.config_resetstat()
+    found = client.get("/v1/prompts?limit=1", headers=auth(key)).get_json()["prompts"]
+    assert [(p["prompt"], p["dislikes"]) for p in found] == [("Hi", 1)]
+    read = commands(conn, "hmget", "lrange", "smembers", "srandmember")
+    assert read["smembers"] == 0 and read["srandmember"] == 1  # never the whole group
+    assert read["hmget"] <= DESCRIBED_RESPONSES + 5 and read["lrange"] <= DESCRIBED_RESPONSES
