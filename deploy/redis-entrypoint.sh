@@ -12,4 +12,12 @@ acl=${LIKELOOP_REDIS_ACL_FILE:-/tmp/likeloop-users.acl}
 rules=$(grep -v '^#' "$here/redis-acl.rules" | grep -v '^[[:space:]]*$')
 umask 077
 printf 'user default off\nuser likeloop on >%s ~* &* %s\n' "$LIKELOOP_REDIS_PASSWORD" "$rules" > "$acl"
+if [ "$(id -u)" = 0 ] && id redis >/dev/null 2>&1; then
+  chown redis:redis "$acl"  # read by the server once it runs as the redis user
+fi
+if command -v docker-entrypoint.sh >/dev/null 2>&1; then
+  # The image's own entrypoint: started as root, it gives /data to the redis user and runs the
+  # server as that user, never as root.
+  exec docker-entrypoint.sh redis-server "$here/redis.conf" --aclfile "$acl" "$@"
+fi
 exec redis-server "$here/redis.conf" --aclfile "$acl" "$@"

@@ -2,6 +2,7 @@
 rules): the whole pipeline works as the "likeloop" user, and neither a caller without the
 password nor LikeLoop's own user can reconfigure or wipe the server."""
 
+import json
 import os
 import re
 import subprocess
@@ -95,3 +96,43 @@ def test_compose_gives_no_credential_a_default():
     assert "redis://likeloop:${LIKELOOP_REDIS_PASSWORD" in text
     env_example = (DEPLOY / "env.example").read_text()
     assert all(f"{name}=" in env_example for name, _ in secret)
+
+
+def compose_environment(service: str) -> dict[str, str]:
+    """A compose service's environment, YAML anchors and merge keys resolved."""
+    env = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"][service].get("environment") or {}
+    return dict(env)
+
+
+def test_each_part_of_compose_gets_only_the_credentials_it_uses():
+    service, worker, cron = (compose_environment(name) for name in ("service", "worker", "cron"))
+    assert not {k for k in service if k.startswith("AWS_")}  # the service never touches S3
+    assert "LIKELOOP_METRICS_TOKEN" in service
+    assert "LIKELOOP_METRICS_TOKEN" not in worker and "LIKELOOP_METRICS_TOKEN" not in cron
+    assert not {k for k in cron if k.startswith("AWS_")}  # the cron only enqueues jobs
+    assert worker["AWS_ACCESS_KEY_ID"].startswith("${LIKELOOP_S3_ACCESS_KEY")  # its own user, not MinIO's root
+    text = (DEPLOY / "compose.yaml").read_text()
+    assert "MINIO_ROOT" not in str(worker) and "s3-policy-workers.json" in text
+    policy = json.loads((DEPLOY / "s3-policy-workers.json").read_text())
+    resources = {r for statement in policy["Statement"] for r in statement["Resource"]}
+    assert resources == {"arn:aws:s3:::likeloop-datasets", "arn:aws:s3:::likeloop-datasets/*"}
+
+
+def test_in_the_image_the_entrypoint_hands_redis_to_the_images_own_entrypoint(tmp_path):
+    """The redis image's docker-entrypoint.sh is what drops root for the redis user: ours must end
+    in it when it is there (a stand-in records how it is called)."""
+    stand_in = tmp_path / "bin" / "docker-entrypoint.sh"
+    stand_in.parent.mkdir()
+    stand_in.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/called\n')
+    stand_in.chmod(0o755)
+    env = {
+        "PATH": f"{stand_in.parent}:{os.environ['PATH']}",
+        "LIKELOOP_REDIS_PASSWORD": PASSWORD,
+        "LIKELOOP_REDIS_CONFIG_DIR": str(DEPLOY),
+        "LIKELOOP_REDIS_ACL_FILE": str(tmp_path / "users.acl"),
+    }
+    done = subprocess.run(["sh", str(DEPLOY / "redis-entrypoint.sh"), "--port", "7"], env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    called = (tmp_path / "called").read_text().split("\n")
+    assert called[:4] == ["redis-server", f"{DEPLOY}/redis.conf", "--aclfile", str(tmp_path / "users.acl")]
+    assert called[4:6] == ["--port", "7"]
