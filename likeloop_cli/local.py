@@ -44,7 +44,13 @@ SERVICE_START_TIMEOUT_S = 30.0
 CHILD_STOP_S = 2.5
 SERVER_STOP_S = 1.0
 # What the env file exports, besides the service's URL and the demo keys.
-_EXPORTED = ("LIKELOOP_REDIS_URL", "LIKELOOP_S3_URL", "LIKELOOP_S3_ENDPOINT", "LIKELOOP_METRICS_TOKEN")
+_EXPORTED = (
+    "LIKELOOP_REDIS_URL",
+    "LIKELOOP_S3_URL",
+    "LIKELOOP_S3_ENDPOINT",
+    "LIKELOOP_METRICS_TOKEN",
+    "LIKELOOP_SECRET_KEY",
+)
 # Exported only when they are the embedded S3's placeholders: real credentials stay where they are.
 _LOCAL_AWS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
 # The env file marks the shell that sources it: the Redis and S3 it names are a local stack's
@@ -92,6 +98,15 @@ def _demo_keys(conn: redis.Redis, path: Path) -> tuple[str, str]:
     return found["key"], found["read_key"]
 
 
+def _kept_secret(path: Path) -> str:
+    """A secret made once and kept, owner-only, in ``path``."""
+    if path.exists():
+        return path.read_text().strip()
+    secret = secrets.token_urlsafe(32)
+    _write_private(path, secret + "\n")
+    return secret
+
+
 def _write_private(path: Path, text: str) -> None:
     """Write a file readable by its owner only, from its first byte."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -130,6 +145,9 @@ class LocalStack:
         self.env.setdefault("LIKELOOP_S3_URL", defaults.S3_URL)
         # /metrics answers only this bearer token; made here for the local stack's own use.
         self.env.setdefault("LIKELOOP_METRICS_TOKEN", secrets.token_urlsafe(24))
+        # Signs the archive's project state; kept in the data folder, so a rebuild of this data
+        # (however much later) trusts what earlier runs wrote.
+        self.env.setdefault("LIKELOOP_SECRET_KEY", _kept_secret(data / "secret-key"))
         self.servers: list[stack.Server] = []
         self.children: list[tuple[str, subprocess.Popen]] = []
 

@@ -31,6 +31,9 @@ class ApiKey:
     scopes: tuple[str, ...]
     created_at: float
     revoked: bool = False
+    # Whether Redis holds the secret its feedback tokens are signed with: a record restored from
+    # the archive has none until the key is next presented (``remember_token_secret``).
+    has_token_secret: bool = True
 
     def allows(self, scope: str) -> bool:
         return not self.revoked and scope in self.scopes
@@ -99,6 +102,7 @@ def _from_hash(data: dict[bytes, bytes]) -> ApiKey:
         scopes=tuple(s for s in data[b"scopes"].decode().split(",") if s),
         created_at=float(data[b"created_at"]),
         revoked=data.get(b"revoked") == b"1",
+        has_token_secret=b"token_secret" in data,
     )
 
 
@@ -143,20 +147,27 @@ def require_project(conn: redis.Redis, project: str) -> None:
         raise NotFound(f"no project {project!r}", field="project")
 
 
+def remember_token_secret(conn: redis.Redis, secret: str) -> None:
+    """Keep the token-signing secret of a presented key whose record lacks it (restored from the
+    archive, which holds no secret): it is derived from the key itself, which only its holder has."""
+    conn.hsetnx(keys.API_KEY + hash_key(secret), "token_secret", signing_secret(secret))
+
+
 def list_projects(conn: redis.Redis) -> list[str]:
     return sorted(p.decode() for p in conn.smembers(keys.PROJECTS))
 
 
 def stored_records(conn: redis.Redis, project: str) -> list[dict[str, str]]:
     """A project's key records as stored (hash fields, with ``digest``: the sha256 the record is
-    found by), id order: what a rebuild from S3 needs to make the same keys work again."""
+    found by), id order, without the token-signing secret: what a rebuild from S3 needs to make
+    the same keys work again, and nothing that lets a reader of the archive sign a token."""
     digests = [d.decode() for d in conn.hvals(keys.API_KEY_IDS)]
     pipe = conn.pipeline(transaction=False)
     for digest in digests:
         pipe.hgetall(keys.API_KEY + digest)
     out = []
     for digest, data in zip(digests, pipe.execute(), strict=True):
-        record = {k.decode(): v.decode() for k, v in data.items()}
+        record = {k.decode(): v.decode() for k, v in data.items() if k != b"token_secret"}
         if record.get("project") == project:
             out.append({**record, "digest": digest})
     return sorted(out, key=lambda r: r["id"])

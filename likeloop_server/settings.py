@@ -110,6 +110,10 @@ class Settings:
     model_max_daily_calls: int = _setting(0, "LIKELOOP_MODEL_MAX_DAILY_CALLS", _parse_int)
     # Exports a project may request through the API in a UTC hour (429 past it; 0: no limit).
     exports_per_hour: int = _setting(defaults.EXPORTS_PER_HOUR, "LIKELOOP_EXPORTS_PER_HOUR", _parse_int)
+    # Signs what the workers write to S3 for a rebuild to trust (a project's settings and key
+    # hashes beside its archive): without it a rebuild restores neither. Keep it with the other
+    # secrets, never in a bucket.
+    secret_key: str = _setting("", "LIKELOOP_SECRET_KEY")
     # One JSON line per request with its request id (service/logs.py).
     access_log: bool = _setting(False, "LIKELOOP_ACCESS_LOG", _parse_bool)
 

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from flask import g, request
 
-from likeloop_server import tokens
+from likeloop_server import apikeys, tokens
 from likeloop_server.errors import CredentialRefused
 
 from .resources import resources
@@ -60,6 +60,8 @@ def require(*scopes: str, allow_token: bool = False) -> Callable[[F], F]:
                     http_status=403,
                 )
             ctx.project = key.project
+            if not key.has_token_secret:  # restored from the archive: learnt again from the key
+                apikeys.remember_token_secret(resources().redis, secret)
             reads = resources().read_limiter if "read" in scopes else None
             if reads is not None:
                 reads.check(key.id)  # or 429

@@ -22,7 +22,11 @@ TEST_BUCKET = "likeloop-test"
 # judge key and their local model servers. In the environment too, for the workers' code the
 # tests run in this process and for the commands they start.
 MODEL_KEY_ENVS, MODEL_URLS = "JUDGE_KEY", "http://127.0.0.1"
-os.environ.update(LIKELOOP_MODEL_KEY_ENVS=MODEL_KEY_ENVS, LIKELOOP_MODEL_URLS=MODEL_URLS)
+# What signs the archive's project state (workers/archive/state.py), the same way.
+SECRET_KEY = "test-secret-key-not-for-production"
+os.environ.update(
+    LIKELOOP_MODEL_KEY_ENVS=MODEL_KEY_ENVS, LIKELOOP_MODEL_URLS=MODEL_URLS, LIKELOOP_SECRET_KEY=SECRET_KEY
+)
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +65,7 @@ def settings(redis_server: stack.Server, request: pytest.FixtureRequest) -> Sett
         metrics_token=METRICS_TOKEN,
         model_key_envs=MODEL_KEY_ENVS,
         model_urls=MODEL_URLS,
+        secret_key=SECRET_KEY,
         # Tests read as fast as they can with one key; the read limit has tests of its own.
         read_rate_limit="",
     )

@@ -90,6 +90,7 @@ class RebuildResult:
     project: str
     settings_restored: int = 0
     keys_restored: int = 0
+    state_refused: str = ""  # why the archive's state (settings, keys) was not restored, if it was not
     batches: int = 0
     events: int = 0
     differed: int = 0  # events the replay stored otherwise than the first time (see the docs)
@@ -332,7 +333,7 @@ def rebuild_project(
     lock.acquire()
     try:
         conn.set(keys.LAYOUT, keys.LAYOUT_VERSION, nx=True)
-        _restore_state(conn, s3, ArchiveLayout(settings, project), result)
+        _restore_state(conn, s3, ArchiveLayout(settings, project), settings.secret_key, result)
         replay = _replay_archive(conn, s3, settings, project, lock, result)
         lock.renew()
         _restore_exports(conn, s3, settings, project, replay, result)
@@ -345,12 +346,18 @@ def rebuild_project(
     return result
 
 
-def _restore_state(conn: redis.Redis, s3: Any, layout: ArchiveLayout, result: RebuildResult) -> None:
-    """The project's settings and key hashes from the archive's state, and the project listed."""
+def _restore_state(conn: redis.Redis, s3: Any, layout: ArchiveLayout, secret_key: str, result: RebuildResult) -> None:
+    """The project's settings and key hashes from the archive's state, if its signature holds
+    (else nothing of it, and why), and the project listed."""
     state = archive_state.load(s3, layout.bucket, layout.state)
     if state is not None:
-        restored = archive_state.restore(conn, state)
-        result.settings_restored, result.keys_restored = restored["settings"], restored["keys"]
+        refused = archive_state.trusted(state, secret_key)
+        if refused is not None:
+            log.warning("the state of %s was not restored: %s", layout.project, refused)
+            result.state_refused = refused
+        else:
+            restored = archive_state.restore(conn, state)
+            result.settings_restored, result.keys_restored = restored["settings"], restored["keys"]
     conn.sadd(keys.PROJECTS, layout.project)
 
 

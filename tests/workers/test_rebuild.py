@@ -5,12 +5,15 @@ incremental export continues from. Real Redis, the bundled S3 server."""
 
 import json
 import time
+from dataclasses import replace
 
+import likeloop
 import pytest
 
 from likeloop_server import apikeys, exports, keys, projects
 from likeloop_server.batch_store import BatchStore, Lifetimes
 from likeloop_server.ingest import prepare
+from service import create_app
 from tests.support import P, auth, feedback, labelled, likeloop_cli, read_jsonl_gz, response, store, store_and_pair
 from tests.workers.history import PAIRING_LAG_S, dump, pair_all, snapshot_rows, traffic
 from workers.archive.run import archive_project
@@ -44,6 +47,7 @@ def test_flushall_then_rebuild_all_restores_redis_exactly(conn, client, s3, sett
     assert len(snapshot_before) >= 6
     assert conn.exists(PK.pending("never")) and conn.exists(PK.seen("e-r2"))
 
+    token = likeloop.Client(api_key=secret, url="http://127.0.0.1:9", enabled=False).feedback_token("r1")
     conn.flushall()
     result = likeloop_cli("rebuild", "--all", settings=settings)
     assert result.returncode == 0, result.stderr
@@ -60,8 +64,14 @@ def test_flushall_then_rebuild_all_restores_redis_exactly(conn, client, s3, sett
     for name in timed:
         assert sorted(after[name]) == sorted(before[name])
         assert all(abs(after[name][pid] - at) < PAIRING_LAG_S for pid, at in before[name].items())
+    # The archive held no token secret: a token the key minted verifies once the key was used
+    # (with a service process started after the rebuild: the test's own caches a key 5 s).
+    fresh = create_app(settings, {"TESTING": True}).test_client()
+    like = {"type": "like", "response_id": "r1"}
+    assert fresh.post("/v1/feedback", json=like, headers=auth(token)).get_json()["error"]["code"] == "invalid_token"
     # The old key works and answers the same; the revoked one is still refused.
-    assert client.get("/v1/stats?group_by=hour", headers=auth(secret)).get_json() == stats_before
+    assert fresh.get("/v1/stats?group_by=hour", headers=auth(secret)).get_json() == stats_before
+    assert conn.hget(keys.API_KEY + apikeys.hash_key(secret), "token_secret") == apikeys.signing_secret(secret).encode()
     assert client.get("/v1/leaderboard", headers=auth(secret)).get_json() == board_before
     assert client.get(f"/v1/prompts/{group}", headers=auth(secret)).get_json() == prompt_before
     assert apikeys.lookup(conn, secret).allows("admin")
@@ -78,6 +88,8 @@ def test_flushall_then_rebuild_all_restores_redis_exactly(conn, client, s3, sett
     (data,) = [f for f in nxt["files"] if f["kind"] == "pairs"]
     (row,) = read_jsonl_gz(s3, settings.s3_bucket, data["key"])
     assert (row["prompt"], row["chosen"], row["rejected"]) == ("Q1", "bad 1", "good 1")
+    # Last, as it adds a vote: the token works again.
+    assert fresh.post("/v1/feedback", json=like, headers=auth(token)).status_code in (200, 201)
 
 
 def at(conn, settings, when: float, *events):
@@ -171,3 +183,35 @@ def test_a_models_labels_are_archived_and_rebuilt(conn, s3, settings, monkeypatc
     assert sorted(after) == sorted(before)
     timed = [k for k in before if k.endswith(" (pairing times)")]
     assert {k: v for k, v in after.items() if v != before[k] and k not in timed} == {}
+
+
+def test_a_state_someone_else_wrote_restores_no_key_and_no_setting(conn, s3, settings):
+    """Whoever can write the archive bucket adds a key record of their own to _state.json: the
+    signature no longer holds, and the rebuild restores neither keys nor settings from it."""
+    from workers.archive.layout import ArchiveLayout
+
+    mine, _ = apikeys.create_key(conn, P, ("ingest",))
+    projects.update_config(conn, P, strategy="best_worst")
+    store(conn, settings, response("r1", "A"))
+    archive_project(conn, s3, settings, P)
+    layout = ArchiveLayout(settings, P)
+    state = json.loads(s3.get_object(Bucket=layout.bucket, Key=layout.state)["Body"].read())
+    intruder = "llk_the-intruders-own-key"
+    forged = {**state["keys"][0], "id": "intruder0000", "digest": apikeys.hash_key(intruder), "scopes": "admin"}
+    for tampered in (
+        {**state, "keys": [*state["keys"], forged]},  # the old signature kept
+        {k: v for k, v in {**state, "keys": [*state["keys"], forged]}.items() if k != "signature"},
+    ):
+        s3.put_object(Bucket=layout.bucket, Key=layout.state, Body=json.dumps(tampered).encode())
+        conn.flushall()
+        result = rebuild_project(conn, s3, settings, P)
+        assert (result.keys_restored, result.settings_restored) == (0, 0) and result.state_refused
+        assert apikeys.lookup(conn, intruder) is None and apikeys.lookup(conn, mine) is None
+        assert conn.exists(PK.response("r1"))  # the events are replayed all the same
+    s3.put_object(Bucket=layout.bucket, Key=layout.state, Body=json.dumps(state).encode())
+    conn.flushall()
+    without_key = rebuild_project(conn, s3, replace(settings, secret_key=""), P)
+    assert without_key.keys_restored == 0 and "LIKELOOP_SECRET_KEY is not set" in without_key.state_refused
+    conn.flushall()
+    assert rebuild_project(conn, s3, settings, P).keys_restored == 1  # the state as written
+    assert apikeys.lookup(conn, mine) is not None and projects.get_config(conn, P).strategy == "best_worst"

@@ -214,7 +214,7 @@ def archive_project(conn: redis.Redis, s3: Any, settings: Settings, project: str
                 break  # caught up with the log as it was when the run started
         lock.renew()
         layout = archiver.layout
-        if archive_state.save(conn, s3, layout.bucket, layout.state, project):
+        if archive_state.save(conn, s3, layout.bucket, layout.state, project, settings.secret_key):
             log.info("wrote the state of %s to the archive", project)
     finally:
         lock.release()

@@ -14,6 +14,7 @@ import workers.archive.run as archive
 from likeloop_server import apikeys, keys
 from likeloop_server.settings import Settings
 from tests.support import P, auth, feedback, likeloop_cli, response, run_worker_burst, store
+from workers.archive import state as archive_state
 from workers.archive.layout import ArchiveLayout
 from workers.archive.rows import SCHEMA, SCHEMA_VERSION
 from workers.archive.run import ArchiveBusy, archive_project
@@ -262,7 +263,8 @@ def test_cron_archives_every_project_with_new_events(conn, s3, settings):
         s3.get_object(Bucket=settings.archive_bucket, Key=ArchiveLayout(settings, "globex").state)["Body"].read()
     )
     assert sorted(k["id"] for k in state["keys"]) == sorted(k.id for k in apikeys.list_keys(conn, "globex"))
-    assert all("digest" in k and "token_secret" in k for k in state["keys"]) and key.project == "globex"
+    assert all("digest" in k and "token_secret" not in k for k in state["keys"]) and key.project == "globex"
+    assert state["signature"] == archive_state.signature(state, settings.secret_key)
 
 
 def test_duckdb_reads_the_archive_in_s3_as_it_is(conn, s3, settings):
