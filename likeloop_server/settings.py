@@ -11,6 +11,9 @@ from urllib.parse import urlparse
 from . import defaults
 from .errors import ConfigError
 
+# The archive's folder when LIKELOOP_ARCHIVE_URL does not say where.
+ARCHIVE_DIR = "_archive"
+
 
 def _parse_bool(name: str, raw: str) -> bool:
     text = raw.strip().lower()
@@ -65,7 +68,9 @@ class Settings:
     redis_url: str = _setting(defaults.REDIS_URL, "LIKELOOP_REDIS_URL")
     s3_url: str = _setting(defaults.S3_URL, "LIKELOOP_S3_URL", _parse_s3_url)
     s3_endpoint: str | None = _setting(None, "LIKELOOP_S3_ENDPOINT")  # None: AWS itself
-    # Where the event archive goes (workers/archive/run.py); empty: ``<s3_url>/_archive``.
+    # Where the event archive goes (workers/archive/run.py); empty: ``_archive`` at the root of
+    # the datasets' bucket, beside the datasets' prefix and not under it, so one bucket policy
+    # gives data consumers the datasets without the archive.
     archive_url: str = _setting("", "LIKELOOP_ARCHIVE_URL", _parse_s3_url)
     # Off: stored batches are not kept for the archive (no rebuild from S3, no compaction).
     archive: bool = _setting(True, "LIKELOOP_ARCHIVE", _parse_bool)
@@ -133,7 +138,16 @@ class Settings:
     def archive_prefix(self) -> str:
         if self.archive_url:
             return urlparse(self.archive_url).path.strip("/")
-        return "/".join(p for p in (self.s3_prefix, "_archive") if p)
+        return ARCHIVE_DIR
+
+    @property
+    def old_default_archive_url(self) -> str | None:
+        """Where versions before this one kept the archive by default (under the datasets'
+        prefix), when that differs from where this one does: an archive there must be moved
+        (``likeloop archive --move-from``) or named with LIKELOOP_ARCHIVE_URL."""
+        if self.archive_url or not self.s3_prefix:
+            return None
+        return f"s3://{self.s3_bucket}/{self.s3_prefix}/{ARCHIVE_DIR}"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

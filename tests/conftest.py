@@ -58,9 +58,13 @@ def settings(redis_server: stack.Server, request: pytest.FixtureRequest) -> Sett
     endpoint = None
     if "s3" in request.fixturenames or "s3_server" in request.fixturenames:
         endpoint = request.getfixturevalue("s3_server").url
+    prefix = f"t-{uuid.uuid4().hex[:12]}"
     return Settings(
         redis_url=redis_server.url,
-        s3_url=f"s3://{TEST_BUCKET}/t-{uuid.uuid4().hex[:12]}",
+        s3_url=f"s3://{TEST_BUCKET}/{prefix}",
+        # Each test's archive a place of its own (the default, _archive at the bucket's root,
+        # would be every test's); tests/workers/archive/test_move.py tries the default.
+        archive_url=f"s3://{TEST_BUCKET}/{prefix}-archive",
         s3_endpoint=endpoint,
         metrics_token=METRICS_TOKEN,
         model_key_envs=MODEL_KEY_ENVS,

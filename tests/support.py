@@ -128,6 +128,8 @@ def server_env(settings: Settings) -> dict[str, str]:
     env.update(LIKELOOP_MODEL_KEY_ENVS=settings.model_key_envs, LIKELOOP_MODEL_URLS=settings.model_urls)
     env["LIKELOOP_READ_RATE_LIMIT"] = settings.read_rate_limit or "off"
     env["LIKELOOP_SECRET_KEY"] = settings.secret_key
+    if settings.archive_url:
+        env["LIKELOOP_ARCHIVE_URL"] = settings.archive_url
     if settings.s3_endpoint:
         env["LIKELOOP_S3_ENDPOINT"] = settings.s3_endpoint
     return env

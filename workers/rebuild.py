@@ -36,6 +36,7 @@ from likeloop_server.settings import Settings
 from workers.archive import model_labels
 from workers.archive import state as archive_state
 from workers.archive.layout import ArchiveLayout
+from workers.archive.move import check_not_left_behind
 from workers.archive.replay import ArchivedBatch, batches
 from workers.archive.run import archive_project
 from workers.export.commit import reconcile
@@ -323,6 +324,7 @@ def rebuild_project(
     archive run or rebuild of it holds the lock."""
     started = time.monotonic()
     result = RebuildResult(project)
+    check_not_left_behind(s3, settings, project)
     if has_data(conn, project):
         if not replace:
             raise ProjectNotEmpty(f"project {project!r} has data in Redis; rebuild it with --replace")

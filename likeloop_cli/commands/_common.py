@@ -31,9 +31,11 @@ def add_command(
     )
 
 
-def add_project_choice(parser: argparse.ArgumentParser, verb: str, every: str = "every project") -> None:
-    """``--project P`` or ``--all``, one of them required."""
-    which = parser.add_mutually_exclusive_group(required=True)
+def add_project_choice(
+    parser: argparse.ArgumentParser, verb: str, every: str = "every project", required: bool = True
+) -> None:
+    """``--project P`` or ``--all``, one of them required (unless ``required`` is False)."""
+    which = parser.add_mutually_exclusive_group(required=required)
     which.add_argument("--project", help=f"project to {verb}")
     which.add_argument("--all", action="store_true", help=every)
 

@@ -33,6 +33,7 @@ from workers.storage.s3io import Background, ParquetWriter, WrittenObject, put_j
 
 from . import state as archive_state
 from .layout import ArchiveLayout
+from .move import check_not_left_behind
 from .rows import SCHEMA, SCHEMA_VERSION, day_of, entry_rows
 
 __all__ = ["ArchiveBusy", "archive_all_projects", "archive_project", "run_archive"]
@@ -197,7 +198,9 @@ class _Archiver:
 
 def archive_project(conn: redis.Redis, s3: Any, settings: Settings, project: str) -> list[ArchiveRun]:
     """Archive what the project's log holds now, in as many runs as it takes; returns them.
-    Raises ``ArchiveBusy`` if another run of the project holds the lock."""
+    Raises ``ArchiveBusy`` if another run of the project holds the lock, ConfigError if the
+    project's archive is still where an older version kept it (workers/archive/move.py)."""
+    check_not_left_behind(s3, settings, project)
     lock = ArchiveLock(conn, keys.ProjectKeys(project).archive_lock, new_id(), settings.archive_lock_ttl_s)
     lock.acquire()
     archiver = _Archiver(conn, s3, settings, project, lock)

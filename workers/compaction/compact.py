@@ -35,6 +35,7 @@ from likeloop_server.identity import new_id
 from likeloop_server.settings import Settings
 from workers import context
 from workers.archive.layout import ArchiveLayout
+from workers.archive.move import check_not_left_behind
 from workers.archive.run import log_entries
 from workers.storage.run_lock import RunLock
 from workers.storage.s3io import put_bytes
@@ -263,6 +264,7 @@ def compact_project(
     CompactionBusy when another run holds the project."""
     if not settings.archive:
         raise CompactionRefused("the event archive is off (LIKELOOP_ARCHIVE=0): compaction needs it")
+    check_not_left_behind(s3, settings, project)
     days = settings.hot_days if older_than_days is None else older_than_days
     pk = keys.ProjectKeys(project)
     lock = CompactionLock(conn, pk.compaction_lock, new_id(), defaults.COMPACTION_LOCK_TTL_S)
