@@ -27,7 +27,7 @@ ROOMS = {
     "workers.sweep": set(),
     "workers.storage": set(),
     "workers.dataset": set(),
-    "workers.archive": {"workers.context", "workers.storage"},
+    "workers.archive": {"workers.context", "workers.sweep", "workers.storage"},
     "workers.compaction": {"workers.context", "workers.sweep", "workers.storage", "workers.archive"},
     "workers.pairing": {"workers.context", "workers.dataset", "workers.compaction"},
     "workers.export": _FLOOR | {"workers.archive", "workers.compaction"},

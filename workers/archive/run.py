@@ -30,6 +30,7 @@ from likeloop_server.stored import stream_id
 from workers import context
 from workers.storage.run_lock import ArchiveBusy, ArchiveLock
 from workers.storage.s3io import Background, ParquetWriter, WrittenObject, put_json
+from workers.sweep import each_project
 
 from . import state as archive_state
 from .layout import ArchiveLayout
@@ -245,16 +246,16 @@ def run_archive(project: str, job_id: str = "") -> int:
 def archive_all_projects(conn: redis.Redis | None = None) -> list[str]:
     """Cron job: queue an archive run of every project with pending events or changed state
     (settings, keys; one queued per project). Returns the projects queued."""
-    conn = conn or context.redis_conn()
-    queued = []
-    for project in list_projects(conn):
-        if not pending_entries(conn, project) and not archive_state.changed(conn, project):
-            continue
+    db = conn or context.redis_conn()
+
+    def queue_run(project: str) -> bool:
+        if not pending_entries(db, project) and not archive_state.changed(db, project):
+            return False
         job_id = f"archive-{project}-{new_id()[:16]}"
         # One queued per project; the name lapses if its job is lost, so a later tick queues again.
-        if not conn.set(keys.ProjectKeys(project).archive_job, job_id, nx=True, ex=ARCHIVE_TIMEOUT_S):
-            continue
-        queue(ARCHIVE_QUEUE, conn).enqueue(
+        if not db.set(keys.ProjectKeys(project).archive_job, job_id, nx=True, ex=ARCHIVE_TIMEOUT_S):
+            return False
+        queue(ARCHIVE_QUEUE, db).enqueue(
             ARCHIVE_JOB,
             args=(project, job_id),
             job_id=job_id,
@@ -262,5 +263,7 @@ def archive_all_projects(conn: redis.Redis | None = None) -> list[str]:
             result_ttl=0,
             failure_ttl=ARCHIVE_FAILURE_TTL_S,
         )
-        queued.append(project)
-    return queued
+        return True
+
+    done = each_project("queueing an archive run", list_projects(db), queue_run)
+    return [project for project, queued in done.items() if queued is True]
