@@ -75,18 +75,9 @@ def new_export_id(now: float | None = None) -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-def request_export(
-    conn: redis.Redis,
-    project: str,
-    mode: str = "incremental",
-    trigger: str = "api",
-    retry: bool = True,
-    formats: list[str] | None = None,
-    parquet: bool | None = None,
-    sources: str | None = None,
-) -> str:
-    """Record an export request and enqueue its job. Returns the export id (see ``request``)."""
-    return request(conn, project, mode, trigger, retry, formats, parquet, sources)[0]
+def request_export(conn: redis.Redis, project: str, mode: str = "incremental", **options: Any) -> str:
+    """``request``, for a caller that needs only the export id."""
+    return request(conn, project, mode, **options)[0]
 
 
 def request(

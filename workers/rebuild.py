@@ -30,13 +30,13 @@ from likeloop_server import defaults, keys, stored
 from likeloop_server.batch_store import BatchStore, Lifetimes
 from likeloop_server.errors import LikeLoopError
 from likeloop_server.exports import ExportStatus
-from likeloop_server.identity import new_id, valid_project_name
+from likeloop_server.identity import new_id
 from likeloop_server.ingest import RESPONSE_TYPE
 from likeloop_server.settings import Settings
 from workers.archive import model_labels
 from workers.archive import state as archive_state
 from workers.archive.layout import ArchiveLayout
-from workers.archive.move import check_not_left_behind
+from workers.archive.move import check_not_left_behind, projects_under
 from workers.archive.replay import ArchivedBatch, batches
 from workers.archive.run import archive_project
 from workers.export.commit import reconcile
@@ -400,13 +400,4 @@ def _restore_exports(
 
 def archived_projects(s3: Any, settings: Settings) -> list[str]:
     """Projects with an archive (events or state) under the archive prefix."""
-    prefix = settings.archive_prefix
-    base = f"{prefix}/" if prefix else ""
-    found = []
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=settings.archive_bucket, Prefix=base, Delimiter="/"):
-        for common in page.get("CommonPrefixes", []):
-            name = common["Prefix"][len(base) :].rstrip("/")
-            if valid_project_name(name):
-                found.append(name)
-    return sorted(found)
+    return projects_under(s3, f"s3://{settings.archive_bucket}/{settings.archive_prefix}")
