@@ -143,6 +143,19 @@ PAIRING_FAILURE_TTL_S = 7 * 86400
 EXPORT_RESULT_TTL_S = 7 * 86400
 EXPORT_FAILURE_TTL_S = 30 * 86400
 
+# ---- Erasure ---------------------------------------------------------------------------------
+
+# Response ids one erasure request may name (a bigger set is several requests).
+MAX_ERASURE_RESPONSES = 1000
+# Erasure records kept for the history (an open one is never trimmed).
+KEEP_ERASURE_RECORDS = 500
+# Whether a project has an erasure ledger is cached this long per service process: an erasure
+# job waits this long after a request before it runs, so every process refuses the erased
+# subjects' events by then.
+ERASURE_CACHE_S = 5
+ERASURE_TIMEOUT_S = 6 * 3600
+ERASURE_FAILURE_TTL_S = 30 * 86400
+
 # ---- Exports ---------------------------------------------------------------------------------
 
 # Finished export records are kept for the history page; older ones are trimmed.

@@ -274,6 +274,34 @@ class ProjectKeys:
     def compaction_lock(self) -> str:
         return f"{self.base}compaction:lock"  # held by the one compaction run of this project
 
+    # Erasure (likeloop_server/erasures.py, workers/erasure/): requests and the ledger.
+    @property
+    def erased(self) -> str:
+        # hash: keyed hash of an erased user id ("u") or response id ("r") -> "<u|r>|<erased at>":
+        # what ingest, the archive and a rebuild refuse to bring back (never the ids themselves)
+        return f"{self.base}erased"
+
+    @property
+    def erasures(self) -> str:
+        return f"{self.base}erasures"  # sorted set erasure id -> requested time (the last 500 kept)
+
+    def erasure(self, erasure_id: str) -> str:
+        # hash: status, kind, requested/started/finished times, subjects (keyed hashes), counts;
+        # the raw user id or response ids only until it is done
+        return f"{self.base}erasure:{erasure_id}"
+
+    @property
+    def erasures_open(self) -> str:
+        return f"{self.base}erasures:open"  # set of erasure ids not done yet: the next run takes them all
+
+    @property
+    def erasure_job(self) -> str:
+        return f"{self.base}erasure:job"  # the id of the project's queued erasure job, if one is
+
+    @property
+    def erasure_lock(self) -> str:
+        return f"{self.base}erasure:lock"  # held by the one erasure run of this project
+
     def ingest_script_keys(self) -> tuple[str, ...]:
         """The key names and prefixes the ingest script writes, in ``INGEST_SCRIPT_KEYS`` order.
         A prefix ends where the script appends a response, event, group id or hour."""

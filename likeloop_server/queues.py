@@ -35,6 +35,7 @@ ALL_QUEUES = (PAIRING_QUEUE, ARCHIVE_QUEUE, EXPORT_QUEUE)
 DRAIN_JOB = "workers.jobs.drain_project"
 EXPORT_JOB = "workers.jobs.run_export"
 ARCHIVE_JOB = "workers.jobs.run_archive"
+ERASURE_JOB = "workers.jobs.run_erasures"
 
 # Every function a LikeLoop job may call: workers/jobs.py's entry points (a test keeps the two
 # equal), those above and the cron's (workers/cron.py).
@@ -52,6 +53,8 @@ JOB_FUNCTIONS = frozenset(
         "compact_all_projects",
         "judge_all_projects",
         "reference_all_projects",
+        "run_erasures",
+        "erase_all_projects",
     )
 )
 # Where the entry points lived before workers/jobs.py: jobs that older versions left queued (RQ
@@ -130,6 +133,25 @@ def schedule_pairing(conn: redis.Redis, project: str) -> bool:
         retry=PAIRING_RETRY,
         result_ttl=0,
         failure_ttl=defaults.PAIRING_FAILURE_TTL_S,
+    )
+    return True
+
+
+def schedule_erasure(conn: redis.Redis, project: str) -> bool:
+    """Make sure an erasure job will take the project's open requests: one queued per project
+    (``keys.ProjectKeys.erasure_job`` names it, lapsing with the job's timeout). True if this
+    call queued it."""
+    pk = keys.ProjectKeys(project)
+    job_id = f"erasure-{project}-{new_id()[:16]}"
+    if not conn.set(pk.erasure_job, job_id, nx=True, ex=defaults.ERASURE_TIMEOUT_S):
+        return False
+    queue(EXPORT_QUEUE, conn).enqueue(
+        ERASURE_JOB,
+        args=(project, job_id),
+        job_id=job_id,
+        job_timeout=defaults.ERASURE_TIMEOUT_S,
+        result_ttl=defaults.EXPORT_RESULT_TTL_S,
+        failure_ttl=defaults.ERASURE_FAILURE_TTL_S,
     )
     return True
 

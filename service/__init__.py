@@ -13,9 +13,10 @@ from flask_cors import CORS
 from likeloop_server.batch_store import BatchStore
 from likeloop_server.settings import Settings
 
-from . import errors, exports_api, ingest_api, metrics, openapi, pages, ratelimit, read_api
+from . import erasures_api, errors, exports_api, ingest_api, metrics, openapi, pages, ratelimit, read_api
 from .auth_cache import KeyCache
 from .group_commit import DirectCommit, GroupCommit
+from .privacy import ProjectPrivacy
 from .request_observer import RequestObserver
 from .resources import Resources
 
@@ -50,6 +51,7 @@ def _resources(settings: Settings) -> Resources:
         redis=conn,
         keys=KeyCache(conn, settings.key_cache_s),
         commit=committer(BatchStore(conn, settings).store, ingest_api.pairing_enqueuer(conn)),
+        privacy=ProjectPrivacy(conn, settings.secret_key),
         token_limiter=ratelimit.token_limiter(settings),
         read_limiter=ratelimit.read_limiter(settings),
     )
@@ -82,6 +84,6 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     feedback = ingest_api.feedback_blueprint()
     ratelimit.init_app(app, settings, [ingest_api.bp, feedback])
     _allow_browsers(feedback, settings)
-    for bp in (ingest_api.bp, feedback, read_api.bp, exports_api.bp, openapi.bp, pages.bp):
+    for bp in (ingest_api.bp, feedback, read_api.bp, exports_api.bp, erasures_api.bp, openapi.bp, pages.bp):
         app.register_blueprint(bp)
     return app

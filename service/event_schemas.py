@@ -10,6 +10,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from likeloop_server.defaults import (
     FUTURE_SLACK_S,
+    MAX_ERASURE_RESPONSES,
     MAX_MESSAGES,
     MAX_METADATA_KEYS,
     MAX_NAME_CHARS,
@@ -231,6 +232,23 @@ class ExportRequestSchema(_Strict):
     )
 
 
+class ErasureRequestSchema(_Strict):
+    user_id = fields.Str(
+        validate=validate.Length(min=1, max=MAX_NAME_CHARS),
+        metadata={"description": "Erase this user: their responses and every piece of feedback they gave."},
+    )
+    response_ids = fields.List(
+        fields.Str(validate=validate.Length(min=1, max=MAX_NAME_CHARS)),
+        validate=validate.Length(min=1, max=MAX_ERASURE_RESPONSES),
+        metadata={"description": "Erase these responses and all feedback on them."},
+    )
+
+    @validates_schema
+    def _one_subject(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if ("user_id" in data) == ("response_ids" in data):
+            raise ValidationError("give exactly one of user_id or response_ids", field_name="user_id")
+
+
 class ProjectConfigSchema(_Strict):
     strategy = fields.Str(validate=validate.OneOf(STRATEGIES))
     formats = fields.List(fields.Str(validate=validate.OneOf(FORMATS)), validate=validate.Length(min=1))
@@ -261,4 +279,5 @@ response_event_schema = ResponseEventSchema()
 feedback_event_schema = FeedbackEventSchema()
 batch_schema = EventsBatchSchema()
 export_request_schema = ExportRequestSchema()
+erasure_request_schema = ErasureRequestSchema()
 project_config_schema = ProjectConfigSchema()

@@ -47,9 +47,21 @@ def pairing_enqueuer(conn: redis.Redis) -> Callable[[str, list[str]], None]:
     return enqueue
 
 
+# The status of an event the project's erasure ledger refuses (docs/privacy.md): not stored, and
+# not an error the client should retry or report.
+ERASED = "erased"
+
+
 def _store(prepared: list[dict[str, Any]]) -> list[str]:
-    """Store the request's events (with other requests' that arrive meanwhile, under group commit)."""
-    return resources().commit.commit(g.project, prepared)
+    """Store the request's events (with other requests' that arrive meanwhile, under group commit);
+    those the project's erasure ledger refuses are not stored, and answer ``erased``."""
+    res = resources()
+    refused = res.privacy.refused(g.project, prepared)
+    if refused is None:
+        return res.commit.commit(g.project, prepared)
+    kept = [ev for ev, no in zip(prepared, refused, strict=True) if not no]
+    statuses = iter(res.commit.commit(g.project, kept) if kept else [])
+    return [ERASED if no else next(statuses) for no in refused]
 
 
 def _result(index: int, event: dict[str, Any], status: str, prefix: str = "") -> dict[str, Any]:
@@ -115,6 +127,11 @@ def _single(loader: Any, raw: Any, token: TokenClaims | None = None) -> Response
     if token is not None:
         event[VIA_FIELD] = VIA_TOKEN
     (status,) = _store([event])
+    if status == ERASED:
+        metrics.record_event_outcome(ERASED)
+        raise ApiError(
+            410, ERASED, "this event is about a user or response erased from this project", field="response_id"
+        )
     if status in LIMIT_ERRORS:
         metrics.record_event_outcome("rejected", status)
         raise ApiError(409, status, LIMIT_ERRORS[status], field=LIMIT_FIELDS.get(status, "response_id"))

@@ -12,6 +12,7 @@ from likeloop_server.settings import Settings
 
 from .auth_cache import KeyCache
 from .group_commit import DirectCommit, GroupCommit
+from .privacy import ProjectPrivacy
 from .ratelimit import CredentialLimiter
 
 
@@ -21,6 +22,7 @@ class Resources:
     redis: redis.Redis
     keys: KeyCache
     commit: DirectCommit | GroupCommit  # stores events through a BatchStore
+    privacy: ProjectPrivacy  # what the erasure ledger refuses
     token_limiter: CredentialLimiter | None = None  # counts feedback-token requests (ratelimit.py)
     read_limiter: CredentialLimiter | None = None  # counts each key's requests to the read endpoints
 

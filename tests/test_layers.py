@@ -32,9 +32,11 @@ ROOMS = {
     "workers.pairing": {"workers.context", "workers.dataset", "workers.compaction"},
     "workers.export": _FLOOR | {"workers.archive", "workers.compaction"},
     "workers.ai": {"workers.context", "workers.sweep", "workers.archive", "workers.pairing"},
+    "workers.erasure": _FLOOR | {"workers.archive", "workers.compaction", "workers.pairing", "workers.export"},
     "workers.stats_rollup": {"workers.context", "workers.sweep"},
     "workers.migrate": {"workers.dataset"},
-    "workers.rebuild": _FLOOR | {"workers.archive", "workers.export", "workers.pairing", "workers.stats_rollup"},
+    "workers.rebuild": _FLOOR
+    | {"workers.archive", "workers.export", "workers.pairing", "workers.stats_rollup", "workers.erasure"},
     "workers.jobs": _FLOOR
     | {
         "workers.archive",
@@ -43,12 +45,13 @@ ROOMS = {
         "workers.export",
         "workers.ai",
         "workers.stats_rollup",
+        "workers.erasure",
     },
     "workers.cron": {"workers.jobs"},
 }
 # Rules as pure functions: they import no I/O (no Redis, queue, S3, network, model client), and
 # none of the workers' rooms that do.
-PURE = ("workers.dataset", "workers.pairing.rules")
+PURE = ("workers.dataset", "workers.pairing.rules", "workers.erasure.scope")
 IO_LIBRARIES = {"redis", "rq", "boto3", "botocore", "openai", "socket", "http", "urllib", "requests"}
 MAX_MODULES_IN_WORKERS = 10
 

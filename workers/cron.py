@@ -12,6 +12,7 @@ from likeloop_server.settings import Settings
 from .jobs import (
     archive_all_projects,
     compact_all_projects,
+    erase_all_projects,
     export_all_projects,
     judge_all_projects,
     reference_all_projects,
@@ -21,6 +22,7 @@ from .jobs import (
 
 JUDGE_CRON = "17 * * * *"
 REFERENCE_CRON = "47 * * * *"
+ERASURE_SWEEP_S = 300
 
 
 def register_jobs(scheduler: CronScheduler, settings: Settings) -> None:
@@ -41,5 +43,7 @@ def register_jobs(scheduler: CronScheduler, settings: Settings) -> None:
     # Projects with a judge (opt-in): hourly, within each project's daily budget of model calls.
     scheduler.register(judge_all_projects, EXPORT_QUEUE, cron=JUDGE_CRON, name="judge")
     scheduler.register(reference_all_projects, EXPORT_QUEUE, cron=REFERENCE_CRON, name="reference")
+    # Open erasure requests (the API queues a run at once; this picks up any that failed).
+    scheduler.register(erase_all_projects, EXPORT_QUEUE, interval=ERASURE_SWEEP_S, name="erasure")
     # Hourly stats older than LIKELOOP_STATS_HOURLY_DAYS become daily ones (cheap when nothing is due).
     scheduler.register(roll_up_all_projects, EXPORT_QUEUE, cron=STATS_ROLLUP_CRON, name="stats-rollup")

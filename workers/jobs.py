@@ -17,6 +17,7 @@ from . import stats_rollup
 from .ai import judge, reference
 from .archive import run as archive
 from .compaction import compact
+from .erasure import run as erasure
 from .export import run as export
 from .pairing import drain
 
@@ -24,12 +25,14 @@ __all__ = [
     "archive_all_projects",
     "compact_all_projects",
     "drain_project",
+    "erase_all_projects",
     "export_all_projects",
     "judge_all_projects",
     "pair_group",
     "reference_all_projects",
     "roll_up_all_projects",
     "run_archive",
+    "run_erasures",
     "run_export",
     "sweep_dirty",
 ]
@@ -95,3 +98,13 @@ def judge_all_projects() -> dict[str, Any]:
 def reference_all_projects() -> dict[str, Any]:
     """Cron: add reference answers for each project with a reference model (workers/ai/)."""
     return reference.reference_all_projects()
+
+
+def run_erasures(project: str, job_id: str = "") -> dict[str, int] | None:
+    """Carry out a project's open erasure requests in every store (workers/erasure/)."""
+    return erasure.run_erasures(project, job_id)
+
+
+def erase_all_projects(conn: redis.Redis | None = None) -> list[str]:
+    """Cron: queue an erasure run of every project with open requests."""
+    return erasure.erase_all_projects(conn)

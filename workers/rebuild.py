@@ -26,8 +26,9 @@ from typing import Any
 
 import redis
 
-from likeloop_server import defaults, keys, stored
+from likeloop_server import defaults, erasures, keys, stored
 from likeloop_server.batch_store import BatchStore, Lifetimes
+from likeloop_server.erasures import LedgerCheck
 from likeloop_server.errors import LikeLoopError
 from likeloop_server.exports import ExportStatus
 from likeloop_server.identity import new_id
@@ -39,6 +40,7 @@ from workers.archive.layout import ArchiveLayout
 from workers.archive.move import check_not_left_behind, projects_under
 from workers.archive.replay import ArchivedBatch, batches
 from workers.archive.run import archive_project
+from workers.erasure import ledger as erasure_ledger
 from workers.export.commit import reconcile
 from workers.export.layout import Layout
 from workers.pairing.drain import drain
@@ -58,7 +60,9 @@ HOLD_S = 7 * 86400  # the lifetime such keys get meanwhile (a rebuild that dies 
 PAIR_AFTER_S = 1.0
 EXPIRE_CHUNK = 1000
 # Keys a project keeps of its own that do not count as data: a rebuild may run beside them.
-_NOT_DATA = ("config", "archive:state", "archive:lock")
+# Settings, locks, and the erasure ledger and requests (what keeps erased data out is not data).
+_NOT_DATA = ("config", "archive:state", "archive:lock", "erased", "erasures", "erasures:open", "erasure:lock")
+_NOT_DATA_PREFIXES = ("erasure:",)
 
 # KEYS[1] the rebuild's expiry queue; ARGV: up to (score), now, the prefixes of responses,
 # groups and waiting lists (r, g, p), how many to take. A key still expiring (not labelled
@@ -110,7 +114,8 @@ def _data_keys(conn: redis.Redis, project: str) -> Iterator[bytes]:
     """The names of the project's keys that hold data (not its settings)."""
     pk = keys.ProjectKeys(project)
     own = {(pk.base + name).encode() for name in _NOT_DATA}
-    return (k for k in conn.scan_iter(match=pk.base + "*", count=1000) if k not in own)
+    prefixes = tuple((pk.base + p).encode() for p in _NOT_DATA_PREFIXES)
+    return (k for k in conn.scan_iter(match=pk.base + "*", count=1000) if k not in own and not k.startswith(prefixes))
 
 
 def has_data(conn: redis.Redis, project: str) -> bool:
@@ -368,7 +373,11 @@ def _replay_archive(
 ) -> Replay:
     """Every archived batch through the ingest script, in log order, pairing as it goes."""
     replay = Replay(conn, settings, project)
-    for batch in batches(s3, ArchiveLayout(settings, project)):
+    layout = ArchiveLayout(settings, project)
+    refuse = _erasure_ledger(conn, s3, settings, layout)
+    for batch in batches(s3, layout):
+        if refuse.entries:
+            _without_erased(batch, refuse)
         result.differed += replay.replay(batch)
         result.batches += 1
         result.events += len(batch.events)
@@ -376,6 +385,32 @@ def _replay_archive(
             lock.renew()
     replay.finish()
     return replay
+
+
+def _erasure_ledger(conn: redis.Redis, s3: Any, settings: Settings, layout: ArchiveLayout) -> LedgerCheck:
+    """The archived erasure ledger put back in Redis (so the service refuses the erased again),
+    and its check for the replay."""
+    entries = erasure_ledger.load(s3, layout)
+    if entries:
+        erasures.add_to_ledger(conn, layout.project, entries)
+    return LedgerCheck(settings.secret_key, layout.project, erasures.ledger(conn, layout.project))
+
+
+def _without_erased(batch: ArchivedBatch, refuse: LedgerCheck) -> None:
+    """A batch without what the ledger refuses (rows an erasure run rewrote hold none: this
+    keeps out what an archive written meanwhile may hold)."""
+    kept = [
+        (ev, status)
+        for ev, status in zip(batch.events, batch.statuses, strict=True)
+        if not refuse.refuses(*erasures.event_subjects(ev))
+    ]
+    batch.events, batch.statuses = [ev for ev, _ in kept], [status for _, status in kept]
+    for fields in (batch.verdicts or {}).values():
+        for name in list(fields):
+            if refuse.refuses(None, 0.0, name.split("|", 2)[:2]):
+                del fields[name]
+    if batch.references:
+        batch.references = [r for r in batch.references if not refuse.refuses(None, 0.0, [r["id"]])]
 
 
 def _restore_exports(

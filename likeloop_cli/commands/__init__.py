@@ -1,6 +1,38 @@
 """One module per ``likeloop`` subcommand, each with ``add_parser(subparsers)`` and ``run(args)``."""
 
-from . import archive, compact, cron, export, judge, keys, project, pull, rebuild, reference, serve, stats, up, worker
+from . import (
+    archive,
+    compact,
+    cron,
+    erase,
+    export,
+    judge,
+    keys,
+    project,
+    pull,
+    rebuild,
+    reference,
+    serve,
+    stats,
+    up,
+    worker,
+)
 
 # In the order ``likeloop --help`` lists them.
-COMMANDS = (up, serve, worker, cron, keys, export, archive, compact, rebuild, pull, project, judge, reference, stats)
+COMMANDS = (
+    up,
+    serve,
+    worker,
+    cron,
+    keys,
+    export,
+    archive,
+    compact,
+    rebuild,
+    erase,
+    pull,
+    project,
+    judge,
+    reference,
+    stats,
+)

@@ -23,8 +23,8 @@ def test_the_nightly_export_runs_for_every_project(conn, s3, settings):
     # Pretend 03:00 has come.
     jobs["nightly-export"].next_enqueue_time = datetime.now(UTC) - timedelta(seconds=1)
     enqueued = {job.name for job in scheduler.enqueue_jobs()}
-    assert enqueued == {"nightly-export", "pairing-sweep", "archive"}
-    assert Queue(EXPORT_QUEUE, connection=conn).count == 1  # the nightly export's tick
+    assert enqueued == {"nightly-export", "pairing-sweep", "archive", "erasure"}
+    assert Queue(EXPORT_QUEUE, connection=conn).count == 2  # the nightly export's tick, the erasure sweep's
     assert Queue(ARCHIVE_QUEUE, connection=conn).count == 1  # the archive's, on its own queue
 
     run_worker_burst(settings)  # runs the cron job, which enqueues one export per project, then runs those

@@ -30,6 +30,11 @@ class ArchiveLayout:
         return f"{self.root}/_state.json"
 
     @property
+    def erasures(self) -> str:
+        """The project's erasure ledger: keyed hashes only (workers/erasure/ledger.py)."""
+        return f"{self.root}/_erasures.json"
+
+    @property
     def compacted(self) -> str:
         """Snapshots of compacted prompt groups (workers/compaction/compact.py)."""
         return f"{self.root}/compacted/"

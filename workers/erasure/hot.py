@@ -1,0 +1,232 @@
+"""Erasure in Redis: the prompt groups an erasure touches, rewritten without it and paired
+again; the per-user stats fields, recent comments and waiting feedback of the erased users.
+
+A group is rewritten in one transaction: its whole state is read as a snapshot (the one
+compaction writes, workers/compaction/snapshot.py), taken out of Redis and put back filtered
+(workers/erasure/scope.py), its version bumped and the group marked dirty. The transaction
+watches the group's members, version and comments, so an event that lands meanwhile makes it
+start over; a pairing job that read the group before gets "changed" and reads it again.
+Compacted groups are brought back first (workers/compaction/restore.py), then rewritten: their
+old snapshots become garbage the segment pass removes (workers/erasure/segments.py).
+
+Pairs and KTO items built on erased data leave with the rewrite; re-pairing at once makes again
+those that still stand (as new records, without the erased feedback in their provenance); the
+rest are logged as retracted, so the next incremental export lists them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import redis
+
+from likeloop_server import compacted, keys, stored
+from likeloop_server.counters import DIMENSIONS, SEPARATOR, dimension
+from likeloop_server.counters import field as counter_field
+from likeloop_server.settings import Settings
+from workers.compaction import snapshot as group_snapshot
+from workers.compaction.restore import restore_groups
+from workers.pairing.drain import pair_group_with
+
+from .scope import Scope, filter_snapshot
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = 20
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally in a Redis MATCH pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+class HotPass:
+    """One erasure run's work on Redis for one project."""
+
+    def __init__(self, conn: redis.Redis, s3: Any, settings: Settings, project: str, scope: Scope) -> None:
+        self.conn, self.s3, self.settings, self.scope = conn, s3, settings, scope
+        self.project = project
+        self.pk = keys.ProjectKeys(project)
+        self.counts: dict[str, int] = {}
+
+    def count(self, name: str, n: int = 1) -> None:
+        if n:
+            self.counts[name] = self.counts.get(name, 0) + n
+
+    # ---- groups ---------------------------------------------------------------------------
+
+    def erase_groups(self, group_ids: set[str]) -> None:
+        """Rewrite each group the erasure touches (compacted ones brought back first), re-pair it."""
+        gids = sorted(group_ids)
+        away = compacted.locate_groups(self.conn, self.pk, gids) if compacted.any_compacted(self.conn, self.pk) else {}
+        if away:
+            restored = restore_groups(self.conn, self.s3, self.settings, self.pk, away)
+            missing = sorted(set(away) - set(restored))
+            if missing:
+                raise RuntimeError(f"could not bring back compacted groups {missing[:3]} of {self.project} to erase")
+            self.count("compacted_groups", len(away))
+        for gid in gids:
+            tainted = self._rewrite(gid)
+            if tainted is None:
+                continue
+            self.count("groups")
+            pair_group_with(self.conn, self.project, gid, self.settings.max_pairs_per_group)
+            self._retract_gone(gid, *tainted)
+            self._drop_if_empty(gid)
+
+    def _rewrite(self, gid: str) -> tuple[list[str], list[str]] | None:
+        """Rewrite one group without the erased data; returns its tainted (pairs, KTO items), or
+        None when the erasure touched nothing in it."""
+        pk = self.pk
+        for _ in range(ATTEMPTS):
+            with self.conn.pipeline(transaction=True) as pipe:
+                try:
+                    members = [m.decode() for m in self.conn.smembers(pk.group(gid))]
+                    pipe.watch(pk.group(gid), pk.group_version(gid), *(pk.comments(r) for r in members))
+                    snap = group_snapshot.read_snapshots(self.conn, pk, {gid: 0.0}, {}, time.time())[0]
+                    if sorted(members) != snap["members"]:
+                        continue
+                    filtered = filter_snapshot(snap, self.scope)
+                    if not filtered.changed:
+                        return None
+                    now = time.time()
+                    rolled = (self.conn.get(pk.stats_rolled) or b"").decode()
+                    commands = group_snapshot.removal_commands(pk, snap)
+                    commands += group_snapshot.restore_commands(pk, filtered.snap, now, rolled)[0]
+                    commands += self._pair_count_commands(gid, len(filtered.tainted_pairs))
+                    pipe.multi()
+                    for command in commands:
+                        pipe.execute_command(*command)
+                    pipe.incr(pk.group_version(gid))
+                    pipe.zadd(pk.dirty, {gid: now})
+                    pipe.execute()
+                except redis.WatchError:
+                    continue
+            for name, n in filtered.counts.items():
+                self.count(name, n)
+            self.scope.responses |= filtered.erased  # found here when no archive named them
+            return filtered.tainted_pairs, filtered.tainted_kto
+        raise RuntimeError(f"group {gid} of {self.project} kept changing while it was being erased")
+
+    def _pair_count_commands(self, gid: str, n: int) -> list[list[Any]]:
+        """The pairs counters less the tainted pairs (re-pairing counts again those it makes)."""
+        if not n:
+            return []
+        field = counter_field("pairs", dimension("group", gid))
+        return [["HINCRBY", self.pk.stats_total, "pairs", -n], ["HINCRBY", self.pk.stats_total, field, -n]]
+
+    def _retract_gone(self, gid: str, pairs: list[str], kto: list[str]) -> None:
+        """Log as retracted the tainted items re-pairing did not make again."""
+        pk = self.pk
+        pipe = self.conn.pipeline(transaction=False)
+        pipe.smismember(pk.group_pairs(gid), pairs) if pairs else pipe.echo("")
+        pipe.smismember(pk.group_kto(gid), kto) if kto else pipe.echo("")
+        now_pairs, now_kto = pipe.execute()
+        pipe = self.conn.pipeline(transaction=True)
+        retracted = 0
+        for ids, present, op in ((pairs, now_pairs, stored.PAIR_RETRACT), (kto, now_kto, stored.KTO_UNLABEL)):
+            for item, there in zip(ids, present or [], strict=False):
+                if not there:
+                    pipe.xadd(pk.pair_log, stored.pair_log_entry(op, item, gid))
+                    retracted += 1
+        if retracted:
+            pipe.execute()
+        self.count("pairs_retracted", retracted)
+
+    def _drop_if_empty(self, gid: str) -> None:
+        """A group whose every response was erased leaves Redis once re-pairing has retracted its pairs."""
+        pk = self.pk
+        if self.conn.exists(pk.group(gid)):
+            return
+        pipe = self.conn.pipeline(transaction=True)
+        pipe.delete(
+            pk.group_version(gid), pk.judgements(gid), pk.group_matches(gid), pk.group_pairs(gid), pk.group_kto(gid)
+        )
+        pipe.zrem(pk.group_changed, gid)
+        pipe.zrem(pk.dirty, gid)
+        pipe.zrem(pk.disliked_groups, gid)
+        pipe.execute()
+
+    # ---- what is named by user ------------------------------------------------------------
+
+    def erase_user_fields(self) -> None:
+        """Every stats field named by an erased user (``<metric>|u:<user>``), in every stats hash."""
+        if not self.scope.users:
+            return
+        buckets = [""] + sorted(b.decode() for b in self.conn.smembers(self.pk.stats_hours))
+        for bucket in buckets:
+            key = group_snapshot.stats_key(self.pk, bucket)
+            for user in self.scope.users:
+                suffix = SEPARATOR + DIMENSIONS["user"] + user
+                found = [
+                    name
+                    for name, _ in self.conn.hscan_iter(key, match="*" + _glob_escape(suffix), count=2000)
+                    if name.decode("utf-8", "surrogateescape").endswith(suffix)
+                ]
+                if found:
+                    self.conn.hdel(key, *found)
+                    self.count("stats_fields", len(found))
+
+    def erase_recent_comments(self) -> None:
+        """The project's latest comments without the erased users' and those on erased responses."""
+        key = self.pk.recent_comments
+        for _ in range(ATTEMPTS):
+            with self.conn.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.lrange(key, 0, -1)
+                    kept = [c for c in raw if not self._comment_erased(c)]
+                    if len(kept) == len(raw):
+                        return
+                    pipe.multi()
+                    pipe.delete(key)
+                    if kept:
+                        pipe.rpush(key, *kept)
+                    pipe.execute()
+                    self.count("recent_comments", len(raw) - len(kept))
+                    return
+                except redis.WatchError:
+                    continue
+
+    def _comment_erased(self, raw: bytes) -> bool:
+        comment = json.loads(raw)
+        return self.scope.user_erased(comment.get("user")) or comment.get("response_id") in self.scope.responses
+
+    def erase_pending(self) -> None:
+        """Waiting feedback of the erased users, or about erased responses."""
+        pattern = self.pk.pending("*")
+        prefix = self.pk.pending("")
+        for key in self.conn.scan_iter(match=pattern, count=1000):
+            rid = key.decode()[len(prefix) :]
+            for _ in range(ATTEMPTS):
+                with self.conn.pipeline(transaction=True) as pipe:
+                    try:
+                        pipe.watch(key)
+                        raw = pipe.lrange(key, 0, -1)
+                        ttl = pipe.ttl(key)
+                        kept = [] if rid in self.scope.responses else [e for e in raw if not self._event_erased(e)]
+                        if len(kept) == len(raw):
+                            break
+                        pipe.multi()
+                        pipe.delete(key)
+                        if kept:
+                            pipe.rpush(key, *kept)
+                            if ttl > 0:
+                                pipe.expire(key, ttl)
+                        pipe.execute()
+                        self.count("pending", len(raw) - len(kept))
+                        break
+                    except redis.WatchError:
+                        continue
+
+    def _event_erased(self, raw: bytes) -> bool:
+        ev = json.loads(raw)
+        named = {ev.get("rid"), ev.get("other")} | {r for level in ev.get("ranks") or () for r in level}
+        return self.scope.user_erased(ev.get("user")) or bool(named & self.scope.responses)
+
+    def drop_caches(self) -> None:
+        """Caches built from the erased data: the leaderboard's fitted ranges."""
+        self.conn.delete(self.pk.leaderboard_cache)
