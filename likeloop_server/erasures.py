@@ -47,9 +47,11 @@ class ErasureStatus(StrEnum):
 
 
 class ErasureKeyMissing(ConfigError):
-    """Erasure needs LIKELOOP_SECRET_KEY: the ledger holds keyed hashes only."""
+    """Erasure needs LIKELOOP_SECRET_KEY: the ledger holds keyed hashes only. The service answers
+    503: it is not set up for erasure (the request is not at fault)."""
 
     code = "secret_key_missing"
+    http_status = 503
 
 
 def subject_hash(secret_key: str, project: str, kind: str, value: str) -> str:

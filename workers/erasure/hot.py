@@ -36,6 +36,8 @@ from .scope import Scope, filter_snapshot
 log = logging.getLogger(__name__)
 
 ATTEMPTS = 20
+# Texts this short are not looked for in export rows without ids: they would match too much.
+MIN_TEXT_MATCH = 8
 
 
 def _glob_escape(text: str) -> str:
@@ -51,6 +53,8 @@ class HotPass:
         self.project = project
         self.pk = keys.ProjectKeys(project)
         self.counts: dict[str, int] = {}
+        self.texts: set[str] = set()  # the erased texts, for export rows no id names
+        self.groups: set[str] = set()  # the groups rewritten
 
     def count(self, name: str, n: int = 1) -> None:
         if n:
@@ -108,6 +112,8 @@ class HotPass:
             for name, n in filtered.counts.items():
                 self.count(name, n)
             self.scope.responses |= filtered.erased  # found here when no archive named them
+            self.texts |= {t for t in filtered.texts if len(t) >= MIN_TEXT_MATCH}
+            self.groups.add(gid)
             return filtered.tainted_pairs, filtered.tainted_kto
         raise RuntimeError(f"group {gid} of {self.project} kept changing while it was being erased")
 

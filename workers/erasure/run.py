@@ -36,11 +36,13 @@ from workers import context
 from workers.archive.layout import ArchiveLayout
 from workers.archive.run import archive_project
 from workers.compaction.compact import CompactionLock
-from workers.storage.run_lock import ArchiveLock, RunLock
+from workers.export.layout import Layout
+from workers.storage.run_lock import ArchiveLock, ExportLock, RunLock
 from workers.sweep import each_project
 
 from . import archive_pass, ledger, segments
 from .archive_pass import Found
+from .exports_pass import ExportsPass
 from .hot import HotPass
 from .scope import Scope
 
@@ -136,6 +138,9 @@ class _Erasure:
             self.add(
                 _locked(compaction_lock, lambda: segments.collect(self.conn, self.s3, self.layout, self.pk, lock.renew))
             )
+        export_lock = ExportLock(self.conn, self.pk.export_lock, new_id(), s.export_lock_ttl_s)
+        exports = ExportsPass(self.conn, self.s3, Layout(s, self.project), hot.groups, hot.texts, lock.renew)
+        self.add(_locked(export_lock, exports.run))
         self._record(scope)
 
     def _record(self, scope: Scope) -> None:

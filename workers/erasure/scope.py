@@ -85,6 +85,7 @@ class Filtered:
     tainted_kto: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     erased: set[str] = field(default_factory=set)  # the group's responses that went
+    texts: set[str] = field(default_factory=set)  # the texts that went: answers, comments, corrections
 
     def count(self, name: str, n: int = 1) -> None:
         if n:
@@ -116,8 +117,12 @@ def filter_snapshot(snap: dict[str, Any], scope: Scope) -> Filtered:
     out.erased = erased
     touched = _drop_feedback(out, scope, erased)
     for rid in erased:
-        if new["responses"].pop(rid, None) is not None:
+        gone = new["responses"].pop(rid, None)
+        if gone is not None:
             out.count("responses")
+            out.texts.add(gone["fields"].get("response", ""))
+            out.texts.add(gone["fields"].get("correction", ""))
+            out.texts.update(json.loads(c).get("text", "") for c in gone["comments"])
     new["members"] = [rid for rid in new["members"] if rid not in erased]
     judged = new["judgements"]
     for name in list(judged):
@@ -154,12 +159,14 @@ def _drop_feedback(out: Filtered, scope: Scope, erased: set[str]) -> set[str]:
             out.count(kind, len(mine))
             touched |= {rid} if mine else set()
         kept = [c for c in r["comments"] if not scope.user_erased(json.loads(c).get("user"))]
+        out.texts.update(json.loads(c).get("text", "") for c in r["comments"] if c not in kept)
         if len(kept) != len(r["comments"]):
             out.count("comments", len(r["comments"]) - len(kept))
             r["comments"] = kept
             touched.add(rid)
         fields = r["fields"]
         if "correction" in fields and scope.user_erased(fields.get("correction_user")):
+            out.texts.add(fields["correction"])
             for name in ("correction", "correction_user", "correction_ts"):
                 fields.pop(name, None)
             out.count("corrections")

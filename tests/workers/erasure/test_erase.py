@@ -5,20 +5,33 @@ compacted segments), the other users' data whole, the next incremental export re
 the pairs that rested on zed; after FLUSHALL and a rebuild zed is still gone, and a replayed spool
 of zed's old events is refused while zed's new events are new data. Real Redis, real S3."""
 
+import json
 import time
 
-from likeloop_server import apikeys, erasures, exports, keys
+from likeloop_cli.pull import pull
+from likeloop_server import apikeys, erasures, exports, keys, projects
 from tests.support import P, auth, feedback, read_jsonl_gz, response, store, store_and_pair
 from tests.workers.erasure.everywhere import MARKERS, USER, redis_text, s3_texts, traces
 from tests.workers.history import pair_all
 from workers.archive.run import archive_project
 from workers.compaction.compact import compact_project
 from workers.erasure.run import erase_project
+from workers.export.layout import Layout
 from workers.export.run import export_project
+from workers.storage.s3io import json_objects
 from workers.pairing.drain import drain
 from workers.rebuild import rebuild_project
 
 PK = keys.ProjectKeys(P)
+
+
+def export_files(s3, settings, export_id, fmt):
+    """The JSONL data files an export wrote in a format, as its manifest lists them now."""
+    layout = Layout(settings, P)
+    for _, manifest in json_objects(s3, layout.bucket, layout.manifests):
+        if manifest["export_id"] == export_id:
+            return [f["key"] for f in manifest["files"] if f.get("format") == fmt and f.get("file_format") == "jsonl"]
+    raise AssertionError(f"no manifest of {export_id}")
 
 
 def zed_traffic(conn, settings):
@@ -56,10 +69,13 @@ def zed_traffic(conn, settings):
     pair_all(conn, settings)
 
 
-def test_erase_a_user_everywhere_and_it_stays_erased(conn, client, s3, settings):
+def test_erase_a_user_everywhere_and_it_stays_erased(conn, client, s3, settings, tmp_path):
     secret, _ = apikeys.create_key(conn, P, ("ingest", "read", "admin"))
+    projects.update_config(conn, P, formats=("trl", "trl-chat", "openai", "kto"), parquet=True, test_ratio=0.3)
     zed_traffic(conn, settings)
     first = export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")
+    snapshot = export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot")
+    openai_only = export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot", ("openai",))
     archive_project(conn, s3, settings, P)
     others_before = {r: conn.hgetall(PK.response(r)) for r in ("a1", "b1", "o1", "o2")}
     pairs_before = set(conn.hkeys(PK.pair_records))
@@ -83,7 +99,18 @@ def test_erase_a_user_everywhere_and_it_stays_erased(conn, client, s3, settings)
     assert USER not in str(record) and record["subjects"] == [erasures.subject_hash(settings.secret_key, P, "u", USER)]
     assert counts["responses_erased"] == 3 and counts["archive_rows"] > 0 and counts["snapshots_dropped"] > 0, counts
     assert traces(redis_text(conn)) == [], "Redis"
-    assert traces(s3_texts(s3, settings, archive_only=True)) == [], "archive"
+    assert traces(s3_texts(s3, settings)) == [], "archive and exports"
+    assert counts["export_objects"] > 0 and counts["export_rows_dropped"] > 0, counts
+    # every rewritten export still verifies against its manifest, and holds the others' pairs
+    for manifest, parquet in ((first, False), (snapshot, False), (snapshot, True), (openai_only, False)):
+        pulled = pull(s3, settings, P, tmp_path / f"{manifest['export_id']}-{parquet}", manifest["export_id"], parquet)
+        assert pulled["files"] > 0
+    rows = [
+        json.loads(r["metadata"])["pair_id"]
+        for f in export_files(s3, settings, snapshot["export_id"], "trl")
+        for r in read_jsonl_gz(s3, settings.s3_bucket, f)
+    ]
+    assert rows and set(rows) <= {p.decode() for p in conn.hkeys(PK.pair_records)}
     # the others' data is whole: their responses (less zed's correction on b1), the pair of "Others?"
     for rid, before in others_before.items():
         after = conn.hgetall(PK.response(rid))
