@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from likeloop_server.erasures import ErasureStatus
 from likeloop_server.exports import ExportStatus
 
 from .event_schemas import MessageSchema
@@ -23,7 +24,13 @@ class ErrorSchema(Schema):
 
 class EventResultSchema(Schema):
     index = fields.Int(required=True)
-    status = fields.Str(required=True, validate=validate.OneOf(["accepted", "duplicate", "pending", "rejected"]))
+    status = fields.Str(
+        required=True,
+        validate=validate.OneOf(["accepted", "duplicate", "pending", "rejected", "erased"]),
+        metadata={
+            "description": "erased: not stored, about a user or response erased from the project (docs/privacy.md)"
+        },
+    )
     event_id = fields.Str()
     response_id = fields.Str()
     error = fields.Nested(ErrorBodySchema)
@@ -171,6 +178,30 @@ class ExportRecordSchema(Schema):
 
 class ExportListSchema(Schema):
     exports = fields.List(fields.Nested(ExportRecordSchema), required=True)
+
+
+class ErasureRecordSchema(Schema):
+    id = fields.Str(required=True)
+    status = fields.Str(required=True, validate=validate.OneOf([s.value for s in ErasureStatus]))
+    kind = fields.Str(required=True, validate=validate.OneOf(["user", "responses"]))
+    subjects = fields.List(
+        fields.Str(),
+        required=True,
+        metadata={"description": "Keyed hashes of the user id or response ids (never the ids themselves)."},
+    )
+    requested_at = fields.Float(required=True)
+    started_at = fields.Float()
+    finished_at = fields.Float()
+    counts = fields.Dict(
+        keys=fields.Str(),
+        values=fields.Int(),
+        metadata={"description": "Once done: what was removed or rewritten, per store (docs/privacy.md)."},
+    )
+    error = fields.Str(metadata={"description": "Why the last run failed (the next one tries again)."})
+
+
+class ErasureListSchema(Schema):
+    erasures = fields.List(fields.Nested(ErasureRecordSchema), required=True)
 
 
 class ProjectConfigOutSchema(Schema):

@@ -152,6 +152,20 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             extra={"404": ("No such export in this project", "Error")},
         )
     },
+    "/v1/erasures": {
+        "post": _op("Erase a user or some responses from every store (docs/privacy.md)",
+                    ("202", "Queued: the service refuses the erased subjects' events from now on", "ErasureRecord"),
+                    body="ErasureRequest", scope="admin", errors=_BODY_ERRORS),
+        "get": _op("Erasure requests, newest first", ("200", "Erasures", "ErasureList"), scope="admin",
+                   params=_limit(MAX_EXPORT_LIST)),
+    },
+    "/v1/erasures/{erasure_id}": {
+        "get": _op(
+            "One erasure's status, and its counts per store once done", ("200", "The erasure", "ErasureRecord"),
+            scope="admin", params=_path_param("erasure_id", {"type": "string"}), errors=_READ_ERRORS,
+            extra={"404": ("No such erasure in this project", "Error")},
+        )
+    },
     "/v1/project": {
         "get": _op("The project's settings", ("200", "Settings", "ProjectSettings"), scope="read,admin",
                    errors=_READ_ERRORS),

@@ -66,6 +66,7 @@ def test_every_operation_answers_its_documented_success(app, key):
     """Each operation once with real ids and a valid body: a 2xx, whose body matches its schema."""
     client = app.test_client()
     group_id, export_id = seeded(client, key)
+    erasure_id = client.post("/v1/erasures", json={"user_id": "nobody"}, headers=auth(key)).get_json()["id"]
     calls = {
         ("POST", "/v1/events"): {"body": {"events": [{"type": "like", "response_id": "r1", "user_id": "u2"}]}},
         ("POST", "/v1/responses"): {"body": {"type": "response", "prompt": "Q2?", "response": "C"}},
@@ -75,6 +76,8 @@ def test_every_operation_answers_its_documented_success(app, key):
         ("GET", "/v1/exports/{export_id}"): {"path_parameters": {"export_id": export_id}},
         ("POST", "/v1/exports"): {"body": {"mode": "snapshot"}},
         ("PATCH", "/v1/project"): {"body": {"parquet": True}},
+        ("POST", "/v1/erasures"): {"body": {"response_ids": ["no-such-response"]}},
+        ("GET", "/v1/erasures/{erasure_id}"): {"path_parameters": {"erasure_id": erasure_id}},
     }
     api = schemathesis.openapi.from_wsgi("/openapi.json", app)
     answered = {}

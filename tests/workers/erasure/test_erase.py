@@ -18,9 +18,9 @@ from workers.compaction.compact import compact_project
 from workers.erasure.run import erase_project
 from workers.export.layout import Layout
 from workers.export.run import export_project
-from workers.storage.s3io import json_objects
 from workers.pairing.drain import drain
 from workers.rebuild import rebuild_project
+from workers.storage.s3io import json_objects
 
 PK = keys.ProjectKeys(P)
 
