@@ -154,6 +154,8 @@ KEEP_ERASURE_RECORDS = 500
 # subjects' events by then.
 ERASURE_CACHE_S = 5
 ERASURE_TIMEOUT_S = 6 * 3600
+# The longest retention a project may set (a century: "for ever" is 0).
+MAX_RETENTION_DAYS = 36_500
 ERASURE_FAILURE_TTL_S = 30 * 86400
 
 # ---- Exports ---------------------------------------------------------------------------------

@@ -245,16 +245,6 @@ def event_subjects(event: dict[str, Any]) -> tuple[str | None, float, list[str]]
     return event.get("user"), float(event.get("ts", 0)), rids
 
 
-def row_subjects(row: dict[str, Any]) -> tuple[str | None, float, list[str]]:
-    """An archive row's (user id, own time in seconds, response ids it names)."""
-    rids = [row["response_id"]]
-    if row.get("other_response_id"):
-        rids.append(row["other_response_id"])
-    for level in row.get("ranking") or ():
-        rids.extend(level)
-    return row.get("user_id"), row["timestamp"] / 1_000_000, rids
-
-
 class LedgerCheck:
     """Whether events are refused by a project's ledger: a user's events stamped at or before
     the user's erasure, and any event naming an erased response."""

@@ -143,6 +143,8 @@ class ProjectConfig:
     test_ratio: float = 0.0
     nightly_mode: str = "incremental"
     stats_metadata_keys: tuple[str, ...] = ()
+    # Days the project's data is kept (0: for ever); older data leaves every store nightly.
+    retention_days: int = 0
     judge: JudgeConfig | None = field(default=None)
     reference: ReferenceConfig | None = field(default=None)
 
@@ -167,6 +169,13 @@ class ProjectConfig:
             raise InvalidValue(
                 f"stats_metadata_keys: names of 1-64 letters, digits, '_', '.' or '-', got {bad[0]!r}",
                 field="stats_metadata_keys",
+            )
+        if isinstance(self.retention_days, bool) or not isinstance(self.retention_days, int):
+            raise InvalidValue("retention_days: whole days, 0 to keep everything", field="retention_days")
+        if not 0 <= self.retention_days <= defaults.MAX_RETENTION_DAYS:
+            raise InvalidValue(
+                f"retention_days: 0 (keep everything) to {defaults.MAX_RETENTION_DAYS}, got {self.retention_days}",
+                field="retention_days",
             )
         if len(self.stats_metadata_keys) > defaults.MAX_STAT_METADATA_KEYS:
             raise InvalidValue(
@@ -195,6 +204,7 @@ def get_config(conn: redis.Redis, project: str) -> ProjectConfig:
         test_ratio=float(raw.get("test_ratio", base.test_ratio)),
         nightly_mode=raw.get("nightly_mode", base.nightly_mode),
         stats_metadata_keys=tuple(k for k in raw.get("stats_metadata_keys", "").split(",") if k),
+        retention_days=int(raw.get("retention_days", "0") or 0),
         judge=JudgeConfig(**json.loads(raw["judge"])) if raw.get("judge") else None,
         reference=ReferenceConfig(**json.loads(raw["reference"])) if raw.get("reference") else None,
     )
@@ -226,6 +236,7 @@ def update_config(conn: redis.Redis, project: str, policy: ModelPolicy | None = 
             "nightly_mode": new.nightly_mode,
             # Read by the ingest script as it is: comma-separated names.
             "stats_metadata_keys": ",".join(new.stats_metadata_keys),
+            "retention_days": str(new.retention_days),
             "judge": json.dumps(asdict(new.judge)) if new.judge else "",
             "reference": json.dumps(asdict(new.reference)) if new.reference else "",
         },

@@ -55,6 +55,7 @@ JOB_FUNCTIONS = frozenset(
         "reference_all_projects",
         "run_erasures",
         "erase_all_projects",
+        "retain_all_projects",
     )
 )
 # Where the entry points lived before workers/jobs.py: jobs that older versions left queued (RQ

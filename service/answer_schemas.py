@@ -212,6 +212,7 @@ class ProjectConfigOutSchema(Schema):
     test_ratio = fields.Float(required=True)
     nightly_mode = fields.Str(required=True)
     stats_metadata_keys = fields.List(fields.Str(), required=True)
+    retention_days = fields.Int(required=True)
     judge = fields.Dict(allow_none=True, required=True)
     reference = fields.Dict(allow_none=True, required=True)
 

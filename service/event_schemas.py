@@ -15,6 +15,7 @@ from likeloop_server.defaults import (
     MAX_METADATA_KEYS,
     MAX_NAME_CHARS,
     MAX_RANKED,
+    MAX_RETENTION_DAYS,
     MAX_SCALE,
     MAX_STAT_METADATA_KEYS,
     MAX_TEXT_CHARS,
@@ -251,6 +252,13 @@ class ErasureRequestSchema(_Strict):
 
 class ProjectConfigSchema(_Strict):
     strategy = fields.Str(validate=validate.OneOf(STRATEGIES))
+    retention_days = fields.Int(
+        strict=True,
+        validate=validate.Range(min=0, max=MAX_RETENTION_DAYS),
+        metadata={
+            "description": "Days the project's data is kept (0: for ever); older data leaves every store nightly."
+        },
+    )
     formats = fields.List(fields.Str(validate=validate.OneOf(FORMATS)), validate=validate.Length(min=1))
     parquet = fields.Bool()
     test_ratio = fields.Float(validate=validate.Range(min=0, max=1, max_inclusive=False))

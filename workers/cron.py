@@ -16,6 +16,7 @@ from .jobs import (
     export_all_projects,
     judge_all_projects,
     reference_all_projects,
+    retain_all_projects,
     roll_up_all_projects,
     sweep_dirty,
 )
@@ -23,6 +24,7 @@ from .jobs import (
 JUDGE_CRON = "17 * * * *"
 REFERENCE_CRON = "47 * * * *"
 ERASURE_SWEEP_S = 300
+RETENTION_CRON = "30 4 * * *"
 
 
 def register_jobs(scheduler: CronScheduler, settings: Settings) -> None:
@@ -45,5 +47,7 @@ def register_jobs(scheduler: CronScheduler, settings: Settings) -> None:
     scheduler.register(reference_all_projects, EXPORT_QUEUE, cron=REFERENCE_CRON, name="reference")
     # Open erasure requests (the API queues a run at once; this picks up any that failed).
     scheduler.register(erase_all_projects, EXPORT_QUEUE, interval=ERASURE_SWEEP_S, name="erasure")
+    # Data older than each project's retention_days leaves every store (after the nightly export).
+    scheduler.register(retain_all_projects, EXPORT_QUEUE, cron=RETENTION_CRON, name="retention")
     # Hourly stats older than LIKELOOP_STATS_HOURLY_DAYS become daily ones (cheap when nothing is due).
     scheduler.register(roll_up_all_projects, EXPORT_QUEUE, cron=STATS_ROLLUP_CRON, name="stats-rollup")

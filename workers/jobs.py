@@ -30,6 +30,7 @@ __all__ = [
     "judge_all_projects",
     "pair_group",
     "reference_all_projects",
+    "retain_all_projects",
     "roll_up_all_projects",
     "run_archive",
     "run_erasures",
@@ -108,3 +109,8 @@ def run_erasures(project: str, job_id: str = "") -> dict[str, int] | None:
 def erase_all_projects(conn: redis.Redis | None = None) -> list[str]:
     """Cron: queue an erasure run of every project with open requests."""
     return erasure.erase_all_projects(conn)
+
+
+def retain_all_projects(conn: redis.Redis | None = None) -> list[str]:
+    """Cron: every project's retention (data older than its retention_days leaves every store)."""
+    return erasure.retain_all_projects(conn)

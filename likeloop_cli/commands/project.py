@@ -36,6 +36,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     project.add_argument("--test-ratio", type=float, help="share of prompt groups in the test split (0 to <1)")
     project.add_argument("--nightly-mode", choices=exports.MODES, help="mode of the nightly export")
     project.add_argument(
+        "--retention-days",
+        type=int,
+        metavar="N",
+        help="keep the project's data N days: older data leaves Redis, the archive and exports nightly "
+        "(0: keep everything, the default; docs/privacy.md)",
+    )
+    project.add_argument(
         "--stats-metadata-keys",
         metavar="KEYS",
         help="metadata keys whose values the stats count, comma-separated (e.g. route,plan); '' for none",
@@ -76,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         parquet=args.parquet,
         test_ratio=args.test_ratio,
         nightly_mode=args.nightly_mode,
+        retention_days=args.retention_days,
         stats_metadata_keys=None
         if args.stats_metadata_keys is None
         else tuple(k.strip() for k in args.stats_metadata_keys.split(",") if k.strip()),

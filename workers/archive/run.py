@@ -21,9 +21,8 @@ from typing import Any
 
 import redis
 
-from likeloop_server import erasures, keys, ownership
+from likeloop_server import keys, ownership
 from likeloop_server.apikeys import list_projects
-from likeloop_server.erasures import LedgerCheck
 from likeloop_server.identity import new_id
 from likeloop_server.queues import ARCHIVE_JOB, ARCHIVE_QUEUE, queue
 from likeloop_server.settings import Settings
@@ -131,15 +130,6 @@ class _Archiver:
         self.conn, self.s3, self.lock = conn, s3, lock
         self.pk = keys.ProjectKeys(project)
         self.layout = ArchiveLayout(settings, project)
-        # Events the erasure ledger refuses are not archived (accepted before a process knew of
-        # the erasure: docs/privacy.md).
-        self.ledger = LedgerCheck(settings.secret_key, project, erasures.ledger(conn, project))
-
-    def _rows(self, entry_id: str, fields: dict[bytes, bytes]) -> list[dict[str, Any]]:
-        rows = list(entry_rows(entry_id, fields))
-        if self.ledger.entries:
-            rows = [r for r in rows if not self.ledger.refuses(*erasures.row_subjects(r))]
-        return rows
 
     def next_run(self) -> ArchiveRun | None:
         """Archive the next range of the log (or redo an interrupted one). None: nothing to do."""
@@ -161,7 +151,7 @@ class _Archiver:
             for n, (entry_id, fields) in enumerate(log_entries(conn, pk.archive_log, run.start, run.end), 1):
                 if n % READ_ENTRIES == 0:
                     self.lock.renew()  # a sign of life every round trip or so
-                rows = self._rows(entry_id, fields)
+                rows = list(entry_rows(entry_id, fields))
                 parts.write(entry_id, rows)
                 run.events += len(rows)
                 last = entry_id

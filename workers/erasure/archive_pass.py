@@ -78,15 +78,30 @@ def _ranked(table: pa.Table) -> list[tuple[int, list[str]]]:
     return [(i, [r for level in levels for r in level]) for i, levels in enumerate(rankings) if levels]
 
 
+def _cut(scope: Scope) -> pa.Scalar | None:
+    if scope.before is None:
+        return None
+    return pa.scalar(int(scope.before * 1_000_000), pa.timestamp("us", tz="UTC"))
+
+
+def _of_interest(table: pa.Table, scope: Scope) -> pa.Table:
+    """The rows of a part by an erased user, or older than the retention cut."""
+    mask = pc.is_in(table.column("user_id"), value_set=pa.array(sorted(scope.users), pa.string()))
+    cut = _cut(scope)
+    if cut is not None:
+        mask = pc.or_kleene(mask, pc.less(table.column("timestamp"), cut))
+    return table.filter(pc.fill_null(mask, False))
+
+
 def find(s3: Any, layout: ArchiveLayout, scope: Scope) -> Found:
-    """Add the erased users' responses to ``scope``; what else the erasure touches."""
+    """Add the erased users' responses (and, with a retention cut, the old ones) to ``scope``;
+    what else the erasure touches."""
     found = Found()
-    users = pa.array(sorted(scope.users), pa.string())
     for _, part in _parts(s3, layout):
         table = _read(s3, layout.bucket, part["key"], _FIND_COLUMNS)
-        mine = table.filter(pc.is_in(table.column("user_id"), value_set=users)) if len(users) else table.slice(0, 0)
-        for row in mine.to_pylist():
-            if not scope.user_erased(row["user_id"], row["timestamp"].timestamp()):
+        for row in _of_interest(table, scope).to_pylist():
+            at = row["timestamp"].timestamp()
+            if not (scope.user_erased(row["user_id"], at) or scope.old(at)):
                 continue
             if row["type"] == RESPONSE_TYPE:
                 scope.responses.add(row["response_id"])
@@ -94,9 +109,7 @@ def find(s3: Any, layout: ArchiveLayout, scope: Scope) -> Found:
             else:
                 found.touched.update(r for r in (row["response_id"], row["other_response_id"]) if r)
                 found.touched.update(r for level in row["ranking"] or () for r in level)
-        for _, ids in _ranked(table):  # rankings by others naming erased responses change too
-            if scope.responses.intersection(ids):
-                found.touched.update(ids)
+    # Rankings by others naming erased responses are of those responses' groups: found with them.
     _groups_of(s3, layout, scope, found)
     return found
 
@@ -128,6 +141,9 @@ def _candidates(table: pa.Table, scope: Scope, orphaned: set[str]) -> set[int]:
     mask = pc.is_in(table.column("user_id"), value_set=pa.array(sorted(scope.users), pa.string()))
     mask = pc.or_kleene(mask, pc.is_in(table.column("response_id"), value_set=responses))
     mask = pc.or_kleene(mask, pc.is_in(table.column("other_response_id"), value_set=responses))
+    cut = _cut(scope)
+    if cut is not None:
+        mask = pc.or_kleene(mask, pc.less(table.column("timestamp"), cut))
     if orphaned and "source" in table.column_names:  # parts older than the column hold no reference answer
         refs = pc.and_kleene(
             pc.equal(table.column("source"), REFERENCE_SOURCE),

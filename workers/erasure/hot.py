@@ -199,7 +199,12 @@ class HotPass:
 
     def _comment_erased(self, raw: bytes) -> bool:
         comment = json.loads(raw)
-        return self.scope.user_erased(comment.get("user")) or comment.get("response_id") in self.scope.responses
+        scope = self.scope
+        return (
+            scope.user_erased(comment.get("user"))
+            or scope.old(comment.get("ts"))
+            or comment.get("response_id") in scope.responses
+        )
 
     def erase_pending(self) -> None:
         """Waiting feedback of the erased users, or about erased responses."""
@@ -231,7 +236,45 @@ class HotPass:
     def _event_erased(self, raw: bytes) -> bool:
         ev = json.loads(raw)
         named = {ev.get("rid"), ev.get("other")} | {r for level in ev.get("ranks") or () for r in level}
-        return self.scope.user_erased(ev.get("user")) or bool(named & self.scope.responses)
+        scope = self.scope
+        return scope.user_erased(ev.get("user")) or scope.old(ev.get("ts")) or bool(named & scope.responses)
+
+    def erase_loose_responses(self) -> None:
+        """Erased responses no group set names any more (an unlabelled one outlives its group's
+        set by up to its own lifetime), with whatever feedback keys they have."""
+        rids = sorted(self.scope.responses)
+        pk = self.pk
+        for i in range(0, len(rids), 500):
+            chunk = rids[i : i + 500]
+            names = [k for rid in chunk for k in (pk.response(rid), pk.votes(rid), pk.ratings(rid), pk.comments(rid))]
+            self.count("responses", int(sum(self.conn.exists(pk.response(rid)) for rid in chunk)))
+            self.conn.delete(*names)
+
+    def erase_old_user_fields(self) -> None:
+        """Retention: per-user fields of the stats hours (and days) before the cut leave them,
+        and the all-time per-user totals lose what those buckets held."""
+        pk = self.pk
+        marker = SEPARATOR + DIMENSIONS["user"]
+        old = sorted(b.decode() for b in self.conn.smembers(pk.stats_hours) if self.scope.old_hour(b.decode()))
+        for bucket in old:
+            key = group_snapshot.stats_key(pk, bucket)
+            found = dict(self.conn.hscan_iter(key, match="*" + _glob_escape(marker) + "*", count=2000))
+            if not found:
+                continue
+            pipe = self.conn.pipeline(transaction=True)
+            for name, value in found.items():
+                pipe.hincrby(pk.stats_total, name, -int(value))
+            pipe.hdel(key, *found)
+            pipe.execute()
+            self.count("stats_fields", len(found))
+        # totals that reached zero carry nothing but the user's id
+        zero = [
+            n
+            for n, v in self.conn.hscan_iter(pk.stats_total, match="*" + _glob_escape(marker) + "*", count=2000)
+            if int(v) == 0
+        ]
+        if zero:
+            self.conn.hdel(pk.stats_total, *zero)
 
     def drop_caches(self) -> None:
         """Caches built from the erased data: the leaderboard's fitted ranges."""

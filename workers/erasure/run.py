@@ -30,6 +30,7 @@ from likeloop_server import defaults, erasures, keys, ownership
 from likeloop_server.apikeys import list_projects
 from likeloop_server.errors import Busy
 from likeloop_server.identity import new_id
+from likeloop_server.projects import get_config
 from likeloop_server.queues import schedule_erasure
 from likeloop_server.settings import Settings
 from workers import context
@@ -109,7 +110,9 @@ class _Erasure:
         for name, n in counts.items():
             self.counts[name] = self.counts.get(name, 0) + n
 
-    def run(self, scope: Scope, lock: ErasureLock) -> None:
+    def run(self, scope: Scope, lock: ErasureLock, record: bool = True) -> None:
+        """Carry out ``scope`` in every store; ``record``: put what it erased in the ledger (an
+        erasure request's run; a retention run's is data gone by age, which needs none)."""
         s = self.settings
         if s.archive:
             _when_free(lambda: archive_project(self.conn, self.s3, s, self.project), "the archive run")
@@ -119,7 +122,10 @@ class _Erasure:
         lock.renew()
         hot = HotPass(self.conn, self.s3, s, self.project, scope)
         hot.erase_groups(found.groups | found.orphaned)
+        hot.erase_loose_responses()
         hot.erase_user_fields()
+        if scope.before is not None:
+            hot.erase_old_user_fields()
         hot.erase_recent_comments()
         hot.erase_pending()
         hot.drop_caches()
@@ -141,7 +147,8 @@ class _Erasure:
         export_lock = ExportLock(self.conn, self.pk.export_lock, new_id(), s.export_lock_ttl_s)
         exports = ExportsPass(self.conn, self.s3, Layout(s, self.project), hot.groups, hot.texts, lock.renew)
         self.add(_locked(export_lock, exports.run))
-        self._record(scope)
+        if record:
+            self._record(scope)
 
     def _record(self, scope: Scope) -> None:
         """The erased responses join the ledger (so feedback on them stays out); its archive copy."""
@@ -184,6 +191,42 @@ def erase_project(
         raise
     finally:
         lock.release()
+
+
+def retain_project(
+    conn: redis.Redis, s3: Any, settings: Settings, project: str, days: float | None = None, now: float | None = None
+) -> dict[str, int] | None:
+    """Retention: everything of the project stamped more than ``days`` (default: the project's
+    ``retention_days``) before ``now`` leaves every store, as an erasure would take it; aggregate
+    counters without a user id stay. None when the project keeps everything (no days set)."""
+    if days is None:
+        days = get_config(conn, project).retention_days or None
+    if days is None:
+        return None
+    cut = (time.time() if now is None else now) - days * 86400
+    lock = ErasureLock(conn, keys.ProjectKeys(project).erasure_lock, new_id(), LOCK_TTL_S)
+    _when_free(lock.acquire, "the erasure run")
+    try:
+        job = _Erasure(conn, s3, settings, project)
+        job.run(Scope(before=cut), lock, record=False)
+        conn.hset(keys.ProjectKeys(project).config, "retention_last_run", repr(time.time()))
+        log.info("retention of %s (before %s): %s", project, cut, job.counts)
+        return job.counts
+    finally:
+        lock.release()
+
+
+def retain_all_projects(conn: redis.Redis | None = None) -> list[str]:
+    """Cron (nightly): retention for every project that sets ``retention_days``; returns them."""
+    db = conn or context.redis_conn()
+    settings = context.settings()
+    s3 = context.s3_client(settings)
+
+    def retain(project: str) -> dict[str, int] | None:
+        return retain_project(db, s3, settings, project)
+
+    done = each_project("retention", list_projects(db), retain)
+    return [p for p, result in done.items() if isinstance(result, dict) and "error" not in result]
 
 
 def run_erasures(project: str, job_id: str = "") -> dict[str, int] | None:

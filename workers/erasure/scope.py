@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from likeloop_server.counters import utc_hour
+
 REFERENCE_SOURCE = "reference"  # a reference model's answer (workers/ai/reference.py)
 
 
@@ -26,21 +28,39 @@ REFERENCE_SOURCE = "reference"  # a reference model's answer (workers/ai/referen
 class Scope:
     users: dict[str, float] = field(default_factory=dict)  # user id -> erased at (unix seconds)
     responses: set[str] = field(default_factory=set)  # response ids erased
+    # Retention: everything stamped before this time goes (None: no cut by age).
+    before: float | None = None
 
     def user_erased(self, user: str | None, ts: float | None = None) -> bool:
         if user is None or user not in self.users:
             return False
         return ts is None or ts <= self.users[user]
 
+    def old(self, ts: float | str | None) -> bool:
+        """Whether a time (unix seconds) is before the retention cut."""
+        return self.before is not None and ts is not None and float(ts) < self.before
+
+    def old_hour(self, hour: str) -> bool:
+        """Whether an hour (``YYYY-MM-DDTHH``; a day ``YYYY-MM-DD``) began before the cut: what
+        keeps only its hour (a vote, a stats bucket) goes with the hour the cut falls in."""
+        if self.before is None:
+            return False
+        cut = utc_hour(self.before)
+        return hour <= (cut[:10] if len(hour) == 10 else cut)
+
     def response_erased(self, fields: dict[str, Any]) -> bool:
-        """Whether a stored response (its hash fields) is erased: named, or an erased user's."""
+        """Whether a stored response (its hash fields) is erased: named, an erased user's, or old."""
         if fields.get("id") in self.responses:
             return True
         ts = fields.get("ts")
-        return self.user_erased(fields.get("user_id"), float(ts) if ts is not None else None)
+        return self.user_erased(fields.get("user_id"), float(ts) if ts is not None else None) or self.old(ts)
+
+    def feedback_erased(self, user: str | None, hour: str) -> bool:
+        """Whether a vote, rating or judgement (its user, its hour) is erased."""
+        return self.user_erased(user) or self.old_hour(hour)
 
     def __bool__(self) -> bool:
-        return bool(self.users or self.responses)
+        return bool(self.users or self.responses or self.before is not None)
 
 
 # ---- archived rows ----------------------------------------------------------------------------
@@ -55,7 +75,8 @@ def filter_row(row: dict[str, Any], scope: Scope, orphaned: set[str]) -> dict[st
     """An archive row without what the scope erases: None when the row goes, else the row (a
     ranking naming erased responses keeps the others, or goes when fewer than two remain).
     ``orphaned``: groups all of whose people's responses are erased (their reference answers go)."""
-    if scope.user_erased(row.get("user_id"), seconds(row["timestamp"])):
+    at = seconds(row["timestamp"])
+    if scope.user_erased(row.get("user_id"), at) or scope.old(at):
         return None
     gone = scope.responses
     if row["response_id"] in gone or (row.get("other_response_id") or "") in gone:
@@ -127,7 +148,7 @@ def filter_snapshot(snap: dict[str, Any], scope: Scope) -> Filtered:
     judged = new["judgements"]
     for name in list(judged):
         lo, hi, user = name.split("|", 2)
-        if scope.user_erased(user) or lo in erased or hi in erased:
+        if scope.feedback_erased(user, judged[name].split("|", 2)[1]) or lo in erased or hi in erased:
             del judged[name]
             touched |= {lo, hi}
             out.count("judgements")
@@ -153,22 +174,28 @@ def _drop_feedback(out: Filtered, scope: Scope, erased: set[str]) -> set[str]:
         if rid in erased:
             continue
         for kind in ("votes", "ratings"):
-            mine = [user for user in r[kind] if scope.user_erased(user)]
+            mine = [user for user, value in r[kind].items() if scope.feedback_erased(user, value.rsplit("|", 1)[1])]
             for user in mine:
                 del r[kind][user]
             out.count(kind, len(mine))
             touched |= {rid} if mine else set()
-        kept = [c for c in r["comments"] if not scope.user_erased(json.loads(c).get("user"))]
+        kept = [c for c in r["comments"] if not _comment_erased(json.loads(c), scope)]
         out.texts.update(json.loads(c).get("text", "") for c in r["comments"] if c not in kept)
         if len(kept) != len(r["comments"]):
             out.count("comments", len(r["comments"]) - len(kept))
             r["comments"] = kept
             touched.add(rid)
         fields = r["fields"]
-        if "correction" in fields and scope.user_erased(fields.get("correction_user")):
+        if "correction" in fields and (
+            scope.user_erased(fields.get("correction_user")) or scope.old(fields.get("correction_ts"))
+        ):
             out.texts.add(fields["correction"])
             for name in ("correction", "correction_user", "correction_ts"):
                 fields.pop(name, None)
             out.count("corrections")
             touched.add(rid)
     return touched
+
+
+def _comment_erased(comment: dict[str, Any], scope: Scope) -> bool:
+    return scope.user_erased(comment.get("user")) or scope.old(comment.get("ts"))

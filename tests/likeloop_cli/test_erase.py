@@ -1,0 +1,35 @@
+"""``likeloop erase`` as an operator runs it: with a worker (--wait) and in its own process
+(--inline); it prints the request's record, with keyed hashes and counts, never the ids."""
+
+import json
+
+from likeloop_server import erasures, keys
+from tests.support import P, feedback, likeloop_cli, make_key, response, running_worker, store_and_pair
+
+
+def test_erase_a_user_with_a_worker_and_a_response_inline(conn, s3, settings):
+    make_key(conn, P)
+    store_and_pair(
+        conn,
+        settings,
+        response("r-zed", "zed's answer", "Q?", user_id="zed-cli"),
+        response("r-ann", "ann's answer", "Q?", user_id="ann"),
+        feedback("like", "r-ann", "zed-cli"),
+        feedback("dislike", "r-zed", "bob"),
+    )
+    pk = keys.ProjectKeys(P)
+    with running_worker(settings):
+        done = likeloop_cli(
+            "erase", "--project", P, "--user", "zed-cli", "--wait", "--timeout", "120", settings=settings
+        )
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["status"] == "done" and "zed-cli" not in done.stdout
+    assert record["subjects"] == [erasures.subject_hash(settings.secret_key, P, "u", "zed-cli")]
+    assert not conn.exists(pk.response("r-zed")) and conn.hget(pk.votes("r-ann"), "zed-cli") is None
+
+    inline = likeloop_cli("erase", "--project", P, "--response", "r-ann", "--inline", settings=settings)
+    assert inline.returncode == 0, inline.stderr
+    assert json.loads(inline.stdout)["counts"]["responses"] == 1 and not conn.exists(pk.response("r-ann"))
+    missing = likeloop_cli("erase", "--project", "nope", "--user", "x", settings=settings)
+    assert missing.returncode != 0 and "nope" in missing.stderr
