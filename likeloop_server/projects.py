@@ -15,6 +15,7 @@ from .choices import parse_choices
 from .errors import InvalidValue
 from .exports import MODES
 from .model_policy import ModelPolicy
+from .redaction import RedactConfig
 from .settings import Settings
 
 STRATEGIES = ("all", "best_worst", "one_to_one")
@@ -145,6 +146,8 @@ class ProjectConfig:
     stats_metadata_keys: tuple[str, ...] = ()
     # Days the project's data is kept (0: for ever); older data leaves every store nightly.
     retention_days: int = 0
+    # Personal data replaced before anything is stored (likeloop_server/redaction.py).
+    redact: RedactConfig = field(default_factory=RedactConfig)
     judge: JudgeConfig | None = field(default=None)
     reference: ReferenceConfig | None = field(default=None)
 
@@ -191,6 +194,7 @@ class ProjectConfig:
         out["stats_metadata_keys"] = list(self.stats_metadata_keys)
         out["judge"] = asdict(self.judge) if self.judge else None
         out["reference"] = asdict(self.reference) if self.reference else None
+        out["redact"] = self.redact.as_dict()
         return out
 
 
@@ -205,6 +209,7 @@ def get_config(conn: redis.Redis, project: str) -> ProjectConfig:
         nightly_mode=raw.get("nightly_mode", base.nightly_mode),
         stats_metadata_keys=tuple(k for k in raw.get("stats_metadata_keys", "").split(",") if k),
         retention_days=int(raw.get("retention_days", "0") or 0),
+        redact=redact_config(raw.get("redact")),
         judge=JudgeConfig(**json.loads(raw["judge"])) if raw.get("judge") else None,
         reference=ReferenceConfig(**json.loads(raw["reference"])) if raw.get("reference") else None,
     )
@@ -218,6 +223,8 @@ def update_config(conn: redis.Redis, project: str, policy: ModelPolicy | None = 
     if changes.get("stats_metadata_keys") is not None:
         changes["stats_metadata_keys"] = tuple(dict.fromkeys(changes["stats_metadata_keys"]))
     judge, reference = changes.pop("judge", None), changes.pop("reference", None)
+    if changes.get("redact") is not None:
+        changes["redact"] = RedactConfig.parse(changes["redact"])
     new = replace(current, **{k: v for k, v in changes.items() if v is not None}).validate()
     if judge is not None:  # {} turns the judge off
         new = replace(new, judge=JudgeConfig.parse(judge) if judge else None)
@@ -237,11 +244,20 @@ def update_config(conn: redis.Redis, project: str, policy: ModelPolicy | None = 
             # Read by the ingest script as it is: comma-separated names.
             "stats_metadata_keys": ",".join(new.stats_metadata_keys),
             "retention_days": str(new.retention_days),
+            "redact": json.dumps(new.redact.as_dict()) if new.redact else "",
             "judge": json.dumps(asdict(new.judge)) if new.judge else "",
             "reference": json.dumps(asdict(new.reference)) if new.reference else "",
         },
     )
     return new
+
+
+def redact_config(stored: str | None) -> RedactConfig:
+    """A project's redaction as stored (JSON, checked when it was set)."""
+    if not stored:
+        return RedactConfig()
+    raw = json.loads(stored)
+    return RedactConfig(tuple(raw.get("builtin", ())), tuple(raw.get("patterns", ())))
 
 
 def parse_formats(text: str) -> tuple[str, ...]:

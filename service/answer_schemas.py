@@ -213,6 +213,7 @@ class ProjectConfigOutSchema(Schema):
     nightly_mode = fields.Str(required=True)
     stats_metadata_keys = fields.List(fields.Str(), required=True)
     retention_days = fields.Int(required=True)
+    redact = fields.Dict(required=True)
     judge = fields.Dict(allow_none=True, required=True)
     reference = fields.Dict(allow_none=True, required=True)
 

@@ -252,6 +252,12 @@ class ErasureRequestSchema(_Strict):
 
 class ProjectConfigSchema(_Strict):
     strategy = fields.Str(validate=validate.OneOf(STRATEGIES))
+    redact = fields.Dict(
+        metadata={
+            "description": 'Replace personal data before anything is stored: {"builtin": [email, phone, card, '
+            'iban, ip], "patterns": ["(?i)order #[0-9]+", ...]} (RE2 syntax); {} turns it off (docs/privacy.md).'
+        }
+    )
     retention_days = fields.Int(
         strict=True,
         validate=validate.Range(min=0, max=MAX_RETENTION_DAYS),

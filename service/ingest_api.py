@@ -97,6 +97,7 @@ def post_events() -> ResponseReturnValue:
     prepared: list[dict[str, Any]] = []
     positions: list[int] = []
     now = time.time()  # the receipt time of the batch's events that carry none
+    redact = resources().privacy.redactor(g.project)
     for i, loaded in enumerate(event_loader.load_events(raw_events)):
         if not isinstance(loaded, ValidationError):
             loaded = check_limits(loaded, comment_limit) or loaded
@@ -105,6 +106,8 @@ def post_events() -> ResponseReturnValue:
             error = {"code": error_code(field, message), "message": f"{field}: {message}", "field": field}
             results[i] = {"index": i, "status": "rejected", "error": {**error, "details": loaded.messages}}
         else:
+            if redact is not None:
+                redact.event(loaded)
             prepared.append(prepare(loaded, now))
             positions.append(i)
     for i, event, status in zip(positions, prepared, _store(prepared), strict=True):
@@ -123,6 +126,9 @@ def _single(loader: Any, raw: Any, token: TokenClaims | None = None) -> Response
     if refused is not None:
         field, message = first_error(refused.messages)
         raise ApiError(400, error_code(field, message), f"{field}: {message}", field=field)
+    redact = resources().privacy.redactor(g.project)
+    if redact is not None:
+        redact.event(loaded)
     event = prepare(loaded)
     if token is not None:
         event[VIA_FIELD] = VIA_TOKEN

@@ -1,15 +1,24 @@
-"""What a service process applies to events before they are stored, per project: the erasure
-ledger's refusals (likeloop_server/erasures.py). Whether a project has a ledger at all is cached
-for ``ERASURE_CACHE_S``, so a project without erasures costs no Redis round trip."""
+"""What a service process applies to events before they are stored, per project: its redaction
+(likeloop_server/redaction.py) and its erasure ledger's refusals (likeloop_server/erasures.py).
+Both are read once per ``ERASURE_CACHE_S`` per project and process, so a project that uses
+neither costs one round trip every few seconds, not one per request."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
 from likeloop_server import defaults, erasures, keys
+from likeloop_server.projects import redact_config
+from likeloop_server.redaction import Redactor, redactor
+
+
+class _Facts(NamedTuple):
+    expires: float
+    has_ledger: bool
+    redactor: Redactor | None
 
 
 class ProjectPrivacy:
@@ -19,22 +28,31 @@ class ProjectPrivacy:
 
     def __init__(self, conn: redis.Redis, secret_key: str, ttl_s: float = defaults.ERASURE_CACHE_S) -> None:
         self.conn, self.secret_key, self.ttl_s = conn, secret_key, ttl_s
-        self._has_ledger: dict[str, tuple[float, bool]] = {}
+        self._facts: dict[str, _Facts] = {}
 
-    def has_ledger(self, project: str) -> bool:
+    def _of(self, project: str) -> _Facts:
         now = time.monotonic()
-        hit = self._has_ledger.get(project)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        found = bool(self.conn.exists(keys.ProjectKeys(project).erased))
-        if len(self._has_ledger) >= self.MAX_ENTRIES:
-            self._has_ledger.clear()
-        self._has_ledger[project] = (now + self.ttl_s, found)
-        return found
+        hit = self._facts.get(project)
+        if hit is not None and hit.expires > now:
+            return hit
+        pk = keys.ProjectKeys(project)
+        pipe = self.conn.pipeline(transaction=False)
+        pipe.exists(pk.erased)
+        pipe.hget(pk.config, "redact")
+        has_ledger, redact = pipe.execute()
+        facts = _Facts(now + self.ttl_s, bool(has_ledger), redactor(redact_config(redact.decode() if redact else None)))
+        if len(self._facts) >= self.MAX_ENTRIES:
+            self._facts.clear()
+        self._facts[project] = facts
+        return facts
+
+    def redactor(self, project: str) -> Redactor | None:
+        """The project's redaction, or None when it redacts nothing."""
+        return self._of(project).redactor
 
     def refused(self, project: str, prepared: list[dict[str, Any]]) -> list[bool] | None:
         """Which events the project's erasure ledger refuses; None when it refuses none."""
-        if not prepared or not self.secret_key or not self.has_ledger(project):
+        if not prepared or not self.secret_key or not self._of(project).has_ledger:
             return None
         refused = erasures.refused_events(self.conn, self.secret_key, project, prepared)
         return refused if any(refused) else None

@@ -48,6 +48,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="metadata keys whose values the stats count, comma-separated (e.g. route,plan); '' for none",
     )
     project.add_argument(
+        "--redact",
+        metavar="JSON",
+        help='replace personal data before it is stored: {"builtin": ["email", "phone", "card", "iban", "ip"], '
+        '"patterns": ["(?i)order #[0-9]+"]}; \'{}\' turns it off (docs/privacy.md)',
+    )
+    project.add_argument(
         "--judge",
         metavar="JSON",
         help='an LLM judge: {"base_url", "model", "api_key_env", "sample_rate", "daily_budget", "template"}; '
@@ -84,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         test_ratio=args.test_ratio,
         nightly_mode=args.nightly_mode,
         retention_days=args.retention_days,
+        redact=_json_arg(args.redact, "redact"),
         stats_metadata_keys=None
         if args.stats_metadata_keys is None
         else tuple(k.strip() for k in args.stats_metadata_keys.split(",") if k.strip()),

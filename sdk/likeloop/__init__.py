@@ -15,13 +15,14 @@ import threading
 from typing import Any
 
 from ._client import Client
-from ._errors import DeliveryError, LikeLoopError, UsageError
+from ._errors import DeliveryError, LikeLoopError, RedactionError, UsageError
 from ._version import __version__
 
 __all__ = [
     "Client",
     "DeliveryError",
     "LikeLoopError",
+    "RedactionError",
     "UsageError",
     "__version__",
     "comment",

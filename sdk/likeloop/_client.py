@@ -25,7 +25,7 @@ from ._config import (
     RATING_SCALE,
     Config,
 )
-from ._errors import UsageError
+from ._errors import RedactionError, UsageError
 from ._events import EVENT_OVERHEAD, response_event
 from ._outbox import Outbox
 from ._retry import RetryPolicy
@@ -44,6 +44,12 @@ class Client:
     ``transport`` replaces the HTTP transport (an object with ``post(path, body, headers)`` and
     ``close()``, as ``likeloop._transport.HttpTransport``), and ``retry`` the retry waits: for
     tests, proxies and custom setups. The configuration is ``client.config``.
+
+    ``redact`` (``fn(text) -> text``) runs on the prompt, each message's content, the system
+    prompt, the response, and comment and correction texts before an event is queued: personal
+    data stays in the app. If it raises (or returns no text), the event is dropped, counted in
+    ``stats()["dropped_redaction"]`` and reported to ``on_error`` as a RedactionError: never
+    sent unredacted.
     """
 
     def __init__(
@@ -68,8 +74,10 @@ class Client:
         enabled: bool = True,
         transport: Transport | None = None,
         retry: RetryPolicy | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self.on_error = on_error
+        self.redact = redact
         self.debug = debug
         config = _config.from_arguments(
             api_key, url, spool_dir, flush_at,
@@ -115,7 +123,14 @@ class Client:
         response_id: str | None = None,
         timestamp: float | None = None,
     ) -> str | None:
-        """Log one LLM response; returns its id (use it for feedback), or None if the call is invalid."""
+        """Log one LLM response; returns its id (use it for feedback), or None if the call is
+        invalid or ``redact`` failed on it (the event is dropped then, never sent unredacted)."""
+        if self.redact is not None:
+            try:
+                prompt, response, system = (self._redacted(t) for t in (prompt, response, system))
+                messages = self._redacted_messages(messages)
+            except RedactionError as exc:
+                return self._dropped(exc)
         # A response's event id is its response id.
         rid = response_id or self._outbox.new_id()
         built = response_event(
@@ -147,13 +162,13 @@ class Client:
         """Attach a free-text comment (kept and exported as metadata; gives no label)."""
         if type(text) is not str or not text:
             return self._refuse("comment() needs a non-empty text")
-        return self._feedback("comment", response_id, user_id, {"text": text})
+        return self._feedback("comment", response_id, user_id, {"text": text}, redact=True)
 
     def correct(self, response_id: str, text: str, *, user_id: str | None = None) -> bool:
         """Record the answer the user wanted: it becomes a chosen response paired against this one."""
         if type(text) is not str or not text:
             return self._refuse("correct() needs the corrected text")
-        return self._feedback("correction", response_id, user_id, {"text": text})
+        return self._feedback("correction", response_id, user_id, {"text": text}, redact=True)
 
     def compare(self, a: str, b: str, *, choice: str = "a", user_id: str | None = None) -> bool:
         """Record which of two answers to the same prompt a user found better: ``choice`` is
@@ -227,15 +242,23 @@ class Client:
         return self._outbox.shutdown(timeout)
 
     def stats(self) -> dict[str, int]:
-        """Counters: queued, sent, rejected, failed, dropped_queue_full, dropped_sampled, spooled,
+        """Counters: queued, sent, rejected, failed, dropped_queue_full, dropped_sampled, dropped_redaction, spooled,
         replayed, retries, batches; and pending (in memory), pending_bytes, spool_files."""
         return self._outbox.stats()
 
     # ---- internals ----------------------------------------------------------------------------
 
-    def _feedback(self, etype: str, response_id: str, user_id: str | None, extra: dict[str, Any] | None) -> bool:
+    def _feedback(
+        self, etype: str, response_id: str, user_id: str | None, extra: dict[str, Any] | None, redact: bool = False
+    ) -> bool:
         if type(response_id) is not str or not response_id:
             return self._refuse(f"{etype}: response_id must be the id log() returned, got {response_id!r}")
+        if redact and extra and self.redact is not None:
+            try:
+                extra = {**extra, "text": self._redacted(extra["text"])}
+            except RedactionError as exc:
+                self._dropped(exc)
+                return False
         event: dict[str, Any] = {
             "type": etype,
             "response_id": response_id,
@@ -248,6 +271,32 @@ class Client:
         if user_id is not None:
             event["user_id"] = user_id
         return self._outbox.put(event, size)
+
+    def _redacted(self, text: str | None) -> str | None:
+        """``text`` through the app's ``redact``; RedactionError if it raised or gave no text."""
+        if text is None or type(text) is not str or self.redact is None:
+            return text
+        try:
+            out = self.redact(text)
+        except Exception as exc:  # noqa: BLE001 - the app's function: any failure drops the event
+            raise RedactionError(f"redact raised {type(exc).__name__}: {exc}; the event was dropped") from exc
+        if type(out) is not str:
+            raise RedactionError(f"redact returned {type(out).__name__}, not text; the event was dropped")
+        return out
+
+    def _redacted_messages(self, messages: Sequence[Mapping[str, Any]] | None) -> Any:
+        if messages is None or isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
+            return messages  # not a message list: the argument checks say so
+        return [
+            {**m, "content": self._redacted(m["content"])} if isinstance(m, Mapping) and "content" in m else m
+            for m in messages
+        ]
+
+    def _dropped(self, error: RedactionError) -> None:
+        """Count an event ``redact`` failed on, and report it (never raised into the app)."""
+        self._outbox.count_redaction_drop()
+        self._report(error)
+        return None
 
     def _report(self, error: Exception) -> None:
         log.warning("likeloop: %s", error)

@@ -3,6 +3,7 @@ raised at once in ``debug=True`` mode; never from a background failure.
 
     LikeLoopError
     ├── UsageError      a call's arguments are wrong (raised only with debug=True)
+    ├── RedactionError  the app's ``redact`` function failed: the event was dropped, never sent
     └── DeliveryError   events the service did not accept (reported to on_error)
 """
 
@@ -17,6 +18,10 @@ class LikeLoopError(Exception):
 
 class UsageError(LikeLoopError, ValueError):
     """A call was made with arguments the service would refuse."""
+
+
+class RedactionError(LikeLoopError):
+    """The ``redact`` function raised (or returned no text): the event was dropped, not sent."""
 
 
 class DeliveryError(LikeLoopError):

@@ -100,6 +100,10 @@ class Outbox:
             self.counters.dropped_sampled += 1
         return True
 
+    def count_redaction_drop(self) -> None:
+        with self._qlock:
+            self.counters.dropped_redaction += 1
+
     def put(self, event: dict[str, Any], size: int) -> bool:
         """Queue one event of about ``size`` bytes; False when it is dropped (and counted)."""
         config = self.config

@@ -48,6 +48,7 @@ class Counters:
     failed: int = 0  # given up on: non-retryable status, retries used up, or shutdown deadline
     dropped_queue_full: int = 0
     dropped_sampled: int = 0
+    dropped_redaction: int = 0  # the app's redact function failed on them: dropped, never sent
     spooled: int = 0  # written to the spool (they count as sent once replayed)
     replayed: int = 0  # sent from spool files an earlier process left
     retries: int = 0
