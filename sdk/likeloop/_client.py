@@ -130,7 +130,8 @@ class Client:
                 prompt, response, system = (self._redacted(t) for t in (prompt, response, system))
                 messages = self._redacted_messages(messages)
             except RedactionError as exc:
-                return self._dropped(exc)
+                self._dropped(exc)
+                return None
         # A response's event id is its response id.
         rid = response_id or self._outbox.new_id()
         built = response_event(
@@ -296,7 +297,6 @@ class Client:
         """Count an event ``redact`` failed on, and report it (never raised into the app)."""
         self._outbox.count_redaction_drop()
         self._report(error)
-        return None
 
     def _report(self, error: Exception) -> None:
         log.warning("likeloop: %s", error)
