@@ -46,7 +46,7 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	@touch $@
 
-bench: $(VENV)/.bench-installed  ## SDK per-call cost, export, pairing and ingest throughput, Redis memory, the archive's pace
+bench: $(VENV)/.bench-installed  ## SDK per-call cost, export, pairing and ingest throughput, redaction, Redis memory, the archive's pace, erasure
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || true
 	$(BIN)/python bench/sdk_overhead.py
 	$(BIN)/python bench/export.py
@@ -56,8 +56,10 @@ bench: $(VENV)/.bench-installed  ## SDK per-call cost, export, pairing and inges
 	$(BIN)/python bench/judge.py
 	$(BIN)/python bench/permanent_bytes.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/redaction.py
 	$(BIN)/python bench/system.py
 	$(BIN)/python bench/memory.py
+	$(BIN)/python bench/erasure.py
 	$(BIN)/python bench/archive.py
 
 clean:

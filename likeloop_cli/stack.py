@@ -212,7 +212,7 @@ def _start_weed(data_dir: Path, s3_port: int | None) -> Server:
         "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
         "-s3", f"-s3.port={s3_port}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-        "-master.volumeSizeLimitMB=64",
+        "-master.volumeSizeLimitMB=64", "-volume.max=64",
     ]  # fmt: skip
     # Without the caller's AWS variables: given credentials, weed's S3 turns them into its only
     # identity and refuses every other (a real AWS key in the shell of `likeloop up`, say). The

@@ -110,6 +110,8 @@ def test_each_part_of_compose_gets_only_the_credentials_it_uses():
     assert "LIKELOOP_METRICS_TOKEN" in service
     assert "LIKELOOP_METRICS_TOKEN" not in worker and "LIKELOOP_METRICS_TOKEN" not in cron
     assert not {k for k in cron if k.startswith("AWS_")}  # the cron only enqueues jobs
+    # the erasure ledger's key: the service refuses erased users' events, the workers record them
+    assert "LIKELOOP_SECRET_KEY" in service and "LIKELOOP_SECRET_KEY" in worker and "LIKELOOP_SECRET_KEY" not in cron
     assert worker["AWS_ACCESS_KEY_ID"].startswith("${LIKELOOP_S3_ACCESS_KEY")  # its own user, not MinIO's root
     text = (DEPLOY / "compose.yaml").read_text()
     assert "MINIO_ROOT" not in str(worker) and "s3-policy-workers.json" in text

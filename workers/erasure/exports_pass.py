@@ -70,17 +70,24 @@ class ExportsPass:
         self.pk = keys.ProjectKeys(layout.project)
         self.counts = {"export_objects": 0, "export_rows_dropped": 0, "export_rows_rewritten": 0, "manifests": 0}
         self._current: dict[tuple[str, bool], bytes | None] = {}
+        self._writes: list[tuple[dict[str, Any], bytes]] = []  # the manifest's objects, once it is up
 
     def run(self) -> dict[str, int]:
+        """Each manifest with touched objects goes up first, then the objects: a run cut short
+        between the two leaves objects that still hold the rows, which the next run writes
+        again (the same rows, the same bytes), so the manifest is never left behind."""
         for key, manifest in list(json_objects(self.s3, self.layout.bucket, self.layout.manifests)):
+            self._writes = []
             if self._manifest(manifest):
                 put_json(self.s3, self.layout.bucket, key, manifest)
+                for entry, body in self._writes:
+                    put_bytes(self.s3, self.layout.bucket, entry["key"], body, _content_type(entry))
                 self.counts["manifests"] += 1
             self.renew()
         return self.counts
 
     def _manifest(self, manifest: dict[str, Any]) -> bool:
-        """Rewrite a run's touched objects; whether its manifest changed."""
+        """Work out a run's touched objects anew; whether its manifest changed."""
         files = manifest.get("files", [])
         by_slot: dict[tuple[str, str, bool], list[dict[str, Any]]] = {}
         for entry in files:
@@ -171,7 +178,7 @@ class ExportsPass:
         if not dropped and not rewritten:
             return False
         body = _encode(kept, fmt, entry.get("file_format", "jsonl"))
-        put_bytes(self.s3, self.layout.bucket, entry["key"], body, _content_type(entry))
+        self._writes.append((entry, body))
         entry.update(records=len(kept), bytes=len(body), sha256=hashlib.sha256(body).hexdigest())
         self.counts["export_objects"] += 1
         self.counts["export_rows_dropped"] += dropped
