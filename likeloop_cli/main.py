@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+S3_HINT = "Check LIKELOOP_S3_URL, LIKELOOP_ARCHIVE_URL, LIKELOOP_S3_ENDPOINT and the S3 credentials"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its errors become ``error: ...`` on stderr and their exit status."""
     args = build_parser().parse_args(argv)
@@ -55,6 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except redis.ConnectionError as exc:
         print(f"error: cannot reach Redis ({exc}). {REDIS_HINT}", file=sys.stderr)
         return EXIT_FAILED
+    except Exception as exc:
+        # S3 failures (botocore's errors, not imported here: most commands never load it) are
+        # the operator's to fix, not a bug: say so without a trace.
+        if type(exc).__module__.startswith(("botocore", "boto3", "s3transfer")):
+            print(f"error: S3: {exc}. {S3_HINT}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
 
 
 if __name__ == "__main__":

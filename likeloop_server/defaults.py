@@ -147,6 +147,9 @@ EXPORT_FAILURE_TTL_S = 30 * 86400
 
 # Response ids one erasure request may name (a bigger set is several requests).
 MAX_ERASURE_RESPONSES = 1000
+# Requests a project may have waiting for the erasure job: one job takes them all, so more
+# only means a client looping (429 past it).
+MAX_OPEN_ERASURES = 1000
 # Erasure records kept for the history (an open one is never trimmed).
 KEEP_ERASURE_RECORDS = 500
 # Whether a project has an erasure ledger is cached this long per service process: an erasure

@@ -28,7 +28,7 @@ from typing import Any
 import redis
 
 from . import defaults, keys
-from .errors import ConfigError, InvalidValue
+from .errors import ConfigError, InvalidValue, TooMany
 from .ingest import RESPONSE_TYPE
 
 USER, RESPONSE = "u", "r"  # the kinds of a ledger entry
@@ -102,11 +102,17 @@ def request_erasure(
     """Record an erasure request and put its subjects in the ledger; returns its id. The caller
     queues the job (``queues.schedule_erasure``)."""
     user, rids = check_subject(user_id, None if response_ids is None else list(response_ids))
+    pk = keys.ProjectKeys(project)
+    if conn.scard(pk.erasures_open) >= defaults.MAX_OPEN_ERASURES:
+        raise TooMany(
+            f"this project has {defaults.MAX_OPEN_ERASURES} erasure requests not done yet; wait for the "
+            "erasure job (GET /v1/erasures), or give more response ids per request",
+            60,
+        )
     now = time.time() if now is None else now
     kind = USER if user is not None else RESPONSE
     subjects = [user] if user is not None else rids
     hashes = [subject_hash(secret_key, project, kind, s) for s in subjects]
-    pk = keys.ProjectKeys(project)
     erasure_id = new_erasure_id(now)
     raw = {"user_id": user} if user is not None else {"response_ids": rids}
     pipe = conn.pipeline(transaction=True)

@@ -155,7 +155,8 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
     "/v1/erasures": {
         "post": _op("Erase a user or some responses from every store (docs/privacy.md)",
                     ("202", "Queued: the service refuses the erased subjects' events from now on", "ErasureRecord"),
-                    body="ErasureRequest", scope="admin", errors=_BODY_ERRORS),
+                    body="ErasureRequest", scope="admin", errors=_BODY_ERRORS,
+                    extra={"429": ("The project has 1,000 erasure requests not done yet", "Error")}),
         "get": _op("Erasure requests, newest first", ("200", "Erasures", "ErasureList"), scope="admin",
                    params=_limit(MAX_EXPORT_LIST)),
     },

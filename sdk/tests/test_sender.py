@@ -213,6 +213,7 @@ def test_public_api_is_pinned():
             "Client",
             "DeliveryError",
             "LikeLoopError",
+            "RedactionError",
             "UsageError",
             "__version__",
             "comment",

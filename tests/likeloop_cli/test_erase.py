@@ -33,3 +33,29 @@ def test_erase_a_user_with_a_worker_and_a_response_inline(conn, s3, settings):
     assert json.loads(inline.stdout)["counts"]["responses"] == 1 and not conn.exists(pk.response("r-ann"))
     missing = likeloop_cli("erase", "--project", "nope", "--user", "x", settings=settings)
     assert missing.returncode != 0 and "nope" in missing.stderr
+
+
+def test_project_sets_redaction_and_retention_and_refuses_a_bad_pattern(conn, s3, settings):
+    make_key(conn, P)
+    setting = '{"builtin": ["email", "card"], "patterns": ["(?i)order #[0-9]+"]}'
+    done = likeloop_cli("project", "--project", P, "--redact", setting, "--retention-days", "30", settings=settings)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["redact"] == json.loads(setting) and shown["retention_days"] == 30
+    bad = likeloop_cli("project", "--project", P, "--redact", '{"patterns": ["(a)\\\\1"]}', settings=settings)
+    assert bad.returncode != 0 and "redact.patterns[0]" in bad.stderr and "backreferences" in bad.stderr
+    none = likeloop_cli("retention", "--project", P, settings=settings)
+    assert none.returncode == 0, none.stderr  # 30 days kept: nothing that old, nothing removed
+    off = likeloop_cli("project", "--project", P, "--retention-days", "0", settings=settings)
+    assert off.returncode == 0
+    refused = likeloop_cli("retention", "--project", P, settings=settings)
+    assert refused.returncode != 0 and "keeps everything" in refused.stderr
+
+
+def test_an_unreachable_s3_is_said_plainly(conn, settings):
+    from dataclasses import replace
+
+    make_key(conn, P)
+    nowhere = replace(settings, s3_endpoint="http://127.0.0.1:9")
+    failed = likeloop_cli("retention", "--project", P, "--days", "1", settings=nowhere)
+    assert failed.returncode == 1 and failed.stderr.startswith("error: S3:") and "Traceback" not in failed.stderr

@@ -97,3 +97,13 @@ def test_the_ledger_refuses_old_events_of_the_user_and_any_about_erased_response
     assert not conn.exists(pk.response("z-old")) and conn.exists(pk.response("z-new"))
     single = client.post("/v1/feedback", json=feedback("dislike", "gone", "bob"), headers=auth(key))
     assert single.status_code == 410 and single.get_json()["error"]["code"] == "erased"
+
+
+def test_a_client_looping_on_erasure_requests_gets_429(client, conn, monkeypatch):
+    from likeloop_server import defaults
+
+    admin = make_key(conn, P, "admin")
+    monkeypatch.setattr(defaults, "MAX_OPEN_ERASURES", 3)
+    answers = [client.post("/v1/erasures", json={"user_id": f"u{i}"}, headers=auth(admin)) for i in range(4)]
+    assert [a.status_code for a in answers] == [202, 202, 202, 429]
+    assert answers[-1].get_json()["error"]["code"] == "rate_limited" and answers[-1].headers["Retry-After"]

@@ -8,7 +8,7 @@ import zlib
 import pyarrow.parquet as pq
 
 USER = "zed-4f1c"  # the user erased: unique enough that any occurrence is theirs
-MARKERS = ("ZEDPROMPT", "ZEDANSWER", "ZEDMETA", "ZEDCOMMENT", "ZEDCORRECTION", USER)
+MARKERS = ("ZEDPROMPT", "ZEDANSWER", "ZEDMETA", "ZEDSESSION", "ZEDCOMMENT", "ZEDCORRECTION", "ZEDLATE", USER)
 
 
 def traces(texts) -> list[tuple[str, str]]:

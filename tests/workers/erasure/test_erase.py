@@ -10,7 +10,7 @@ import time
 
 from likeloop_cli.pull import pull
 from likeloop_server import apikeys, erasures, exports, keys, projects
-from tests.support import P, auth, feedback, read_jsonl_gz, response, store, store_and_pair
+from tests.support import P, auth, feedback, likeloop_cli, read_jsonl_gz, response, store, store_and_pair
 from tests.workers.erasure.everywhere import MARKERS, USER, redis_text, s3_texts, traces
 from tests.workers.history import pair_all
 from workers.archive.run import archive_project
@@ -19,7 +19,6 @@ from workers.erasure.run import erase_project
 from workers.export.layout import Layout
 from workers.export.run import export_project
 from workers.pairing.drain import drain
-from workers.rebuild import rebuild_project
 from workers.storage.s3io import json_objects
 
 PK = keys.ProjectKeys(P)
@@ -40,7 +39,15 @@ def zed_traffic(conn, settings):
         conn,
         settings,
         # zed's own prompt, answered twice in zed's session, voted on by bob
-        response("z1", "ZEDANSWER one", "ZEDPROMPT what?", user_id=USER, metadata={"note": "ZEDMETA"}, model="m-1"),
+        response(
+            "z1",
+            "ZEDANSWER one",
+            "ZEDPROMPT what?",
+            user_id=USER,
+            metadata={"note": "ZEDMETA"},
+            model="m-1",
+            session_id="ZEDSESSION-1",
+        ),
         response("z0", "plain answer", "ZEDPROMPT what?", user_id=USER, model="m-2"),
         feedback("like", "z1", "bob"),
         feedback("dislike", "z0", "bob"),
@@ -63,6 +70,8 @@ def zed_traffic(conn, settings):
         feedback("like", "o1", "ann"),
         feedback("dislike", "o2", "bob"),
         feedback("like", "o1", USER),
+        feedback("rating", "o2", USER, value=1, scale=5),
+        feedback("rating", "o1", "ann", value=5, scale=5),
         # zed's feedback still waiting for its response
         feedback("like", "notyet", USER),
     )
@@ -85,6 +94,8 @@ def test_erase_a_user_everywhere_and_it_stays_erased(conn, client, s3, settings,
     store(conn, settings, feedback("like", "o1", "eve"))
     drain(conn, P, settings.max_pairs_per_group, time.monotonic() + 60, schedule=False, settings=settings)
     archive_project(conn, s3, settings, P)
+    # one more of zed's events, stored but still in the archive log when the erasure comes
+    store(conn, settings, feedback("comment", "o2", USER, text="ZEDLATE remark"))
     assert traces(redis_text(conn)) and traces(s3_texts(s3, settings)), "the markers are there before"
 
     erasure_id = erasures.request_erasure(conn, settings.secret_key, P, user_id=USER)
@@ -97,7 +108,8 @@ def test_erase_a_user_everywhere_and_it_stays_erased(conn, client, s3, settings,
     record = erasures.get_erasure(conn, P, erasure_id)
     assert record["status"] == "done" and record["counts"] == counts, record
     assert USER not in str(record) and record["subjects"] == [erasures.subject_hash(settings.secret_key, P, "u", USER)]
-    assert counts["responses_erased"] == 3 and counts["archive_rows"] > 0 and counts["snapshots_dropped"] > 0, counts
+    assert counts["ratings"] == 1 and counts["responses_erased"] == 3, counts
+    assert counts["archive_rows"] > 0 and counts["snapshots_dropped"] > 0, counts
     assert traces(redis_text(conn)) == [], "Redis"
     assert traces(s3_texts(s3, settings)) == [], "archive and exports"
     assert counts["export_objects"] > 0 and counts["export_rows_dropped"] > 0, counts
@@ -141,7 +153,8 @@ def test_erase_a_user_everywhere_and_it_stays_erased(conn, client, s3, settings,
 
     # after FLUSHALL and a rebuild, zed stays gone, and zed's old events are still refused
     conn.flushall()
-    rebuild_project(conn, s3, settings, P)
+    rebuilt = likeloop_cli("rebuild", "--all", settings=settings)
+    assert rebuilt.returncode == 0, rebuilt.stderr
     assert traces(redis_text(conn)) == [], "Redis after a rebuild"
     assert conn.hexists(PK.response("o1"), "response") and conn.hlen(PK.pair_records) > 0
     replayed = client.post("/v1/events", json={"events": [old]}, headers=auth(secret)).get_json()

@@ -89,3 +89,22 @@ def test_a_replayed_spool_does_not_bring_an_erased_user_back(live_service, conn,
     later = likeloop.Client(api_key=key, url=live_service.url, sync=True)
     later.log(prompt="new prompt", response="new answer", user_id="zed-spool")
     assert "zed-spool" in redis_text(conn)
+
+
+def test_without_an_archive_every_group_in_redis_is_looked_at(conn, s3, settings):
+    from dataclasses import replace
+
+    no_archive = replace(settings, archive=False)
+    store_and_pair(
+        conn,
+        no_archive,
+        response("n1", "NOARCHIVE answer", "Here?", user_id="zed-local"),
+        response("n2", "other answer", "Here?", user_id="ann"),
+        feedback("like", "n2", "zed-local"),
+        feedback("dislike", "n1", "bob"),
+    )
+    erasures.request_erasure(conn, settings.secret_key, P, user_id="zed-local")
+    counts = erase_project(conn, s3, no_archive, P, wait=False)
+    assert counts["responses"] == 1 and counts["votes"] == 1, counts
+    text = redis_text(conn)
+    assert "zed-local" not in text and "NOARCHIVE" not in text and conn.exists(PK.response("n2"))
