@@ -40,6 +40,14 @@ def add_project_choice(
     which.add_argument("--all", action="store_true", help=every)
 
 
+def days_arg(text: str) -> float:
+    """A ``--days``-like argument: a number of days, 0 or more."""
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more days")
+    return value
+
+
 def add_busy_timeout(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=float, default=600, help="seconds to wait for another run of a project (default 600)"

@@ -6,14 +6,15 @@ import argparse
 
 from likeloop_server.settings import Settings
 
-from ._common import add_busy_timeout, add_command, add_project_choice, chosen_projects, each_project, redis_client
-
-
-def _days(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more days")
-    return value
+from ._common import (
+    add_busy_timeout,
+    add_command,
+    add_project_choice,
+    chosen_projects,
+    days_arg,
+    each_project,
+    redis_client,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "JSON (groups compacted, and why others were held back); exits 1 if it failed.",
     )
     add_project_choice(compact, "compact")
-    compact.add_argument("--older-than", type=_days, default=None, metavar="DAYS", help="days without a change")
+    compact.add_argument("--older-than", type=days_arg, default=None, metavar="DAYS", help="days without a change")
     add_busy_timeout(compact)
     compact.set_defaults(func=run)
 

@@ -9,14 +9,7 @@ from likeloop_server import apikeys
 from likeloop_server.errors import EXIT_OK, InvalidValue
 from likeloop_server.settings import Settings
 
-from ._common import add_command, redis_client
-
-
-def _days(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more days")
-    return value
+from ._common import add_command, days_arg, redis_client
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "nightly for projects that set a retention. Prints what it removed as JSON.",
     )
     retention.add_argument("--project", required=True, help="project to apply retention to")
-    retention.add_argument("--days", type=_days, help="keep this many days (default: the project's setting)")
+    retention.add_argument("--days", type=days_arg, help="keep this many days (default: the project's setting)")
     retention.set_defaults(func=run)
 
 

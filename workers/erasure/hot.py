@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -176,26 +177,33 @@ class HotPass:
                     self.conn.hdel(key, *found)
                     self.count("stats_fields", len(found))
 
-    def erase_recent_comments(self) -> None:
-        """The project's latest comments without the erased users' and those on erased responses."""
-        key = self.pk.recent_comments
+    def _filter_list(self, key: bytes | str, drop: Callable[[bytes], bool]) -> int:
+        """Take the items ``drop`` picks out of a list, in one watched transaction (its expiry
+        kept); how many went."""
         for _ in range(ATTEMPTS):
             with self.conn.pipeline(transaction=True) as pipe:
                 try:
                     pipe.watch(key)
                     raw = pipe.lrange(key, 0, -1)
-                    kept = [c for c in raw if not self._comment_erased(c)]
+                    ttl = pipe.ttl(key)
+                    kept = [item for item in raw if not drop(item)]
                     if len(kept) == len(raw):
-                        return
+                        return 0
                     pipe.multi()
                     pipe.delete(key)
                     if kept:
                         pipe.rpush(key, *kept)
+                        if ttl > 0:
+                            pipe.expire(key, ttl)
                     pipe.execute()
-                    self.count("recent_comments", len(raw) - len(kept))
-                    return
+                    return len(raw) - len(kept)
                 except redis.WatchError:
                     continue
+        raise RuntimeError(f"{key!r} of {self.project} kept changing while it was being erased")
+
+    def erase_recent_comments(self) -> None:
+        """The project's latest comments without the erased users' and those on erased responses."""
+        self.count("recent_comments", self._filter_list(self.pk.recent_comments, self._comment_erased))
 
     def _comment_erased(self, raw: bytes) -> bool:
         comment = json.loads(raw)
@@ -208,30 +216,13 @@ class HotPass:
 
     def erase_pending(self) -> None:
         """Waiting feedback of the erased users, or about erased responses."""
-        pattern = self.pk.pending("*")
         prefix = self.pk.pending("")
-        for key in self.conn.scan_iter(match=pattern, count=1000):
-            rid = key.decode()[len(prefix) :]
-            for _ in range(ATTEMPTS):
-                with self.conn.pipeline(transaction=True) as pipe:
-                    try:
-                        pipe.watch(key)
-                        raw = pipe.lrange(key, 0, -1)
-                        ttl = pipe.ttl(key)
-                        kept = [] if rid in self.scope.responses else [e for e in raw if not self._event_erased(e)]
-                        if len(kept) == len(raw):
-                            break
-                        pipe.multi()
-                        pipe.delete(key)
-                        if kept:
-                            pipe.rpush(key, *kept)
-                            if ttl > 0:
-                                pipe.expire(key, ttl)
-                        pipe.execute()
-                        self.count("pending", len(raw) - len(kept))
-                        break
-                    except redis.WatchError:
-                        continue
+        for key in self.conn.scan_iter(match=self.pk.pending("*"), count=1000):
+            if key.decode()[len(prefix) :] in self.scope.responses:  # all of it waits for an erased response
+                self.count("pending", int(self.conn.llen(key)))
+                self.conn.delete(key)
+            else:
+                self.count("pending", self._filter_list(key, self._event_erased))
 
     def _event_erased(self, raw: bytes) -> bool:
         ev = json.loads(raw)
