@@ -71,15 +71,17 @@ def collect(
     live = live_snapshots(conn, pk)
     move = conn.register_script(_MOVE)
     paginator = s3.get_paginator("list_objects_v2")
-    keys_found = [
-        obj["Key"]
+    found = [
+        (obj["Key"], obj["Size"])
         for page in paginator.paginate(Bucket=layout.bucket, Prefix=layout.compacted)
         for obj in page.get("Contents", [])
         if obj["Key"].endswith(".jsonl.gz")
     ]
-    for key in keys_found:
+    for key, size in found:
         name = key[len(layout.compacted) : -len(".jsonl.gz")]
         here = live.get(name, {})
+        if sum(length for _, length in here.values()) == size:
+            continue  # the index names every byte of it: nothing to drop, nothing to read
         body = s3.get_object(Bucket=layout.bucket, Key=key)["Body"].read()
         parts = members(body)
         kept = [(off, n) for off, n in parts if here.get(off, (b"", -1))[1] == n]
