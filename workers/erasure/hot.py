@@ -238,8 +238,10 @@ class HotPass:
         for i in range(0, len(rids), 500):
             chunk = rids[i : i + 500]
             names = [k for rid in chunk for k in (pk.response(rid), pk.votes(rid), pk.ratings(rid), pk.comments(rid))]
-            self.count("responses", int(sum(self.conn.exists(pk.response(rid)) for rid in chunk)))
-            self.conn.delete(*names)
+            pipe = self.conn.pipeline(transaction=False)
+            pipe.exists(*(pk.response(rid) for rid in chunk))
+            pipe.delete(*names)
+            self.count("responses", int(pipe.execute()[0]))
 
     def erase_old_user_fields(self) -> None:
         """Retention: per-user fields of the stats hours (and days) before the cut leave them,
