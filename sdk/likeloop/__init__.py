@@ -36,6 +36,7 @@ __all__ = [
     "rank",
     "rate",
     "shutdown",
+    "wrap_openai",
 ]
 
 _default: Client | None = None
@@ -50,6 +51,16 @@ def default_client() -> Client:
             if _default is None:
                 _default = Client()
     return _default
+
+
+def wrap_openai(client: Any, ll: Client | None = None) -> Any:
+    """Log every answer of an ``openai.OpenAI`` or ``AsyncOpenAI`` client (``chat.completions``
+    and ``responses``, streamed or not) under the provider's id; returns the client, wrapped in
+    place. Per call: ``create(..., likeloop={"user_id": ..., "session_id": ..., "prompt_id": ...,
+    "metadata": {...}})``, which never reaches the provider."""
+    from .integrations.openai import wrap_openai as wrap
+
+    return wrap(client, ll)
 
 
 def log(*args: Any, **kwargs: Any) -> str | None:

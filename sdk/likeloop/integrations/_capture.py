@@ -1,0 +1,124 @@
+"""What the provider wrappers share: per-call options, messages in LikeLoop's shape, a streamed
+answer gathered as it is read, and logging that never raises into the app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+OPTION_NAMES = ("user_id", "session_id", "prompt_id", "metadata")
+# The roles LikeLoop stores; others are mapped ("developer" instructions are a system message).
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
+
+
+def get(obj: Any, name: str, default: Any = None) -> Any:
+    """A field of a provider object or of a plain dict (apps pass either)."""
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def text_of(content: Any) -> str:
+    """A message's content as text: a string, or the text parts of a list of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list | tuple):
+        return "".join(str(get(part, "text") or "") for part in content if get(part, "text") is not None)
+    return "" if content is None else str(content)
+
+
+def messages_of(messages: Any) -> list[dict[str, str]]:
+    out = []
+    for m in messages or ():
+        role = _ROLES.get(str(get(m, "role", "user")), "user")
+        out.append({"role": role, "content": text_of(get(m, "content"))})
+    return out
+
+
+def options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Take the ``likeloop`` argument out of a provider call's arguments (it never reaches the
+    provider): the options it names, checked."""
+    given = kwargs.pop("likeloop", None) or {}
+    if not isinstance(given, Mapping):
+        return {}
+    return {k: given[k] for k in OPTION_NAMES if given.get(k) is not None}
+
+
+class Logger:
+    """Logs answers to a LikeLoop client (the default one unless given), never raising."""
+
+    def __init__(self, ll: Any | None) -> None:
+        self._ll = ll
+
+    @property
+    def ll(self) -> Any:
+        if self._ll is None:
+            import likeloop
+
+            self._ll = likeloop.default_client()
+        return self._ll
+
+    def answer(
+        self, response_id: str | None, text: str, model: str | None, opts: dict[str, Any], **prompt: Any
+    ) -> None:
+        """Log one answer; a failure goes to the client's error path (``on_error``, the log)."""
+        try:
+            if not response_id:
+                return
+            self.ll.log(response=text, model=model or None, response_id=response_id, **prompt, **opts)
+        except Exception as exc:  # noqa: BLE001 - a wrapper never raises into the app
+            report = getattr(self._ll, "_report", None)
+            if report is not None:
+                report(exc)
+            else:
+                log.warning("likeloop: could not log an answer: %s", exc)
+
+
+class Gathered:
+    """A streamed answer as it arrives: its id, model and each choice's text; ``done`` logs it,
+    once, with what arrived."""
+
+    def __init__(self, finish: Callable[[Gathered], None]) -> None:
+        self.id: str | None = None
+        self.model: str | None = None
+        self.texts: dict[int, list[str]] = {}
+        self._finish = finish
+        self._done = False
+
+    def add(self, index: int, text: str | None) -> None:
+        if text:
+            self.texts.setdefault(index, []).append(text)
+
+    def done(self) -> None:
+        if not self._done:
+            self._done = True
+            self._finish(self)
+
+
+def watch(items: Iterator[Any], gathered: Gathered, read: Callable[[Any, Gathered], None]) -> Iterator[Any]:
+    """``items`` as they come, each read into ``gathered`` (a failure there is ignored: the app's
+    stream goes on); done when the stream ends, fails or is closed."""
+    try:
+        for item in items:
+            try:
+                read(item, gathered)
+            except Exception:  # noqa: BLE001 - logging must not break the app's stream
+                log.debug("likeloop: could not read a stream item", exc_info=True)
+            yield item
+    finally:
+        gathered.done()
+
+
+async def watch_async(items: Any, gathered: Gathered, read: Callable[[Any, Gathered], None]) -> Any:
+    try:
+        async for item in items:
+            try:
+                read(item, gathered)
+            except Exception:  # noqa: BLE001 - logging must not break the app's stream
+                log.debug("likeloop: could not read a stream item", exc_info=True)
+            yield item
+    finally:
+        gathered.done()

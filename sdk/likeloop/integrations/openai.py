@@ -1,0 +1,194 @@
+"""``likeloop.wrap_openai(client)``: every ``chat.completions.create`` and ``responses.create``
+call of an ``openai.OpenAI`` or ``openai.AsyncOpenAI`` client logs its answer, with the
+provider's id as the response id (``completion.id``; ``<id>:<index>`` for each choice when
+``n > 1``), so the app gives feedback with the id it already has. A streamed answer is logged
+once, when the stream ends, fails or is closed (what arrived by then). The wrapper imports
+nothing from ``openai``, changes nothing the call returns or raises, and never raises itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any
+
+from ._capture import Gathered, Logger, get, messages_of, options, text_of, watch, watch_async
+
+_MARK = "_likeloop_wrapped"
+
+
+def wrap_openai(client: Any, ll: Any | None = None) -> Any:
+    """Wrap ``client`` in place (and return it); ``ll``: the LikeLoop client (default: the
+    module's default client, from the environment). Wrapping twice wraps once."""
+    if getattr(client, _MARK, False):
+        return client
+    logger = Logger(ll)
+    completions = get(get(client, "chat"), "completions")
+    if completions is not None and hasattr(completions, "create"):
+        completions.create = _wrapped(completions.create, logger, _Chat)
+    responses = getattr(client, "responses", None)
+    if responses is not None and hasattr(responses, "create"):
+        responses.create = _wrapped(responses.create, logger, _Responses)
+    setattr(client, _MARK, True)
+    return client
+
+
+class _Chat:
+    """What a chat completion says: its messages, answers and id."""
+
+    @staticmethod
+    def prompt(kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {"messages": messages_of(kwargs.get("messages"))}
+
+    @staticmethod
+    def log(logger: Logger, result: Any, prompt: dict[str, Any], opts: dict[str, Any]) -> None:
+        choices = get(result, "choices") or []
+        rid, model = get(result, "id"), get(result, "model")
+        for choice in choices:
+            index = get(choice, "index", 0)
+            text = text_of(get(get(choice, "message"), "content"))
+            logger.answer(rid if len(choices) == 1 else f"{rid}:{index}", text, model, opts, **prompt)
+
+    @staticmethod
+    def read(chunk: Any, gathered: Gathered) -> None:
+        gathered.id = gathered.id or get(chunk, "id")
+        gathered.model = gathered.model or get(chunk, "model")
+        for choice in get(chunk, "choices") or []:
+            gathered.add(get(choice, "index", 0), get(get(choice, "delta"), "content"))
+
+    @staticmethod
+    def finished(logger: Logger, prompt: dict[str, Any], opts: dict[str, Any]) -> Any:
+        def finish(gathered: Gathered) -> None:
+            many = len(gathered.texts) > 1
+            for index, parts in sorted(gathered.texts.items()):
+                rid = f"{gathered.id}:{index}" if many else gathered.id
+                logger.answer(rid, "".join(parts), gathered.model, opts, **prompt)
+
+        return finish
+
+
+class _Responses:
+    """What a Responses API call says: its input (and instructions), output text and id."""
+
+    @staticmethod
+    def prompt(kwargs: dict[str, Any]) -> dict[str, Any]:
+        given, instructions = kwargs.get("input"), kwargs.get("instructions")
+        out: dict[str, Any] = {}
+        if isinstance(given, str):
+            out["prompt"] = given
+        else:
+            out["messages"] = messages_of(given)
+        if isinstance(instructions, str) and instructions:
+            out["system"] = instructions
+        return out
+
+    @staticmethod
+    def log(logger: Logger, result: Any, prompt: dict[str, Any], opts: dict[str, Any]) -> None:
+        text = get(result, "output_text")
+        if text is None:  # a plain dict: the output items' text parts
+            text = "".join(text_of(get(item, "content")) for item in get(result, "output") or [])
+        logger.answer(get(result, "id"), text, get(result, "model"), opts, **prompt)
+
+    @staticmethod
+    def read(event: Any, gathered: Gathered) -> None:
+        kind = get(event, "type")
+        if kind in ("response.created", "response.completed"):
+            response = get(event, "response")
+            gathered.id = gathered.id or get(response, "id")
+            gathered.model = gathered.model or get(response, "model")
+        elif kind == "response.output_text.delta":
+            gathered.add(0, get(event, "delta"))
+
+    @staticmethod
+    def finished(logger: Logger, prompt: dict[str, Any], opts: dict[str, Any]) -> Any:
+        def finish(gathered: Gathered) -> None:
+            logger.answer(gathered.id, "".join(gathered.texts.get(0, [])), gathered.model, opts, **prompt)
+
+        return finish
+
+
+Kind = type[_Chat] | type[_Responses]
+
+
+def _watch_stream(stream: Any, gathered: Gathered, kind: Kind, is_async: bool) -> Any:
+    """Gather the stream's items as the app reads them, in the stream object itself (the app
+    gets the provider's own object back); done at its end or when it is closed."""
+    iterator = getattr(stream, "_iterator", None)
+    if iterator is None:
+        return stream  # not a stream this wrapper knows: left as it is, not logged
+    if is_async:
+        stream._iterator = watch_async(iterator, gathered, kind.read)
+        close = stream.close
+
+        async def closed(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await close(*args, **kwargs)
+            finally:
+                gathered.done()
+
+        stream.close = closed
+    else:
+        stream._iterator = watch(iterator, gathered, kind.read)
+        close = stream.close
+
+        def closed_sync(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return close(*args, **kwargs)
+            finally:
+                gathered.done()
+
+        stream.close = closed_sync
+    return stream
+
+
+def _after(logger: Logger, kind: Kind, result: Any, prompt: dict[str, Any], opts: dict[str, Any], stream: bool) -> Any:
+    if stream:
+        try:
+            return _watch_stream(result, Gathered(kind.finished(logger, prompt, opts)), kind, False)
+        except Exception:  # noqa: BLE001 - a wrapper never raises into the app
+            return result
+    _log(logger, kind, result, prompt, opts)
+    return result
+
+
+async def _after_async(
+    logger: Logger, kind: Kind, pending: Any, prompt: dict[str, Any], opts: dict[str, Any], stream: bool
+) -> Any:
+    result = await pending
+    if stream:
+        try:
+            return _watch_stream(result, Gathered(kind.finished(logger, prompt, opts)), kind, True)
+        except Exception:  # noqa: BLE001 - a wrapper never raises into the app
+            return result
+    _log(logger, kind, result, prompt, opts)
+    return result
+
+
+def _log(logger: Logger, kind: Kind, result: Any, prompt: dict[str, Any], opts: dict[str, Any]) -> None:
+    try:
+        kind.log(logger, result, prompt, opts)
+    except Exception:  # noqa: BLE001 - a wrapper never raises into the app
+        pass
+
+
+def _wrapped(create: Any, logger: Logger, kind: Kind) -> Any:
+    """``create`` that logs its answer: an async client's ``create`` returns an awaitable (its
+    methods are not always coroutine functions once decorated), awaited here in turn."""
+
+    @functools.wraps(create)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        opts = options(kwargs)
+        result = create(*args, **kwargs)
+        stream = bool(kwargs.get("stream"))
+        if inspect.isawaitable(result):
+            return _after_async(logger, kind, result, _prompt(kind, kwargs), opts, stream)
+        return _after(logger, kind, result, _prompt(kind, kwargs), opts, stream)
+
+    return wrapped
+
+
+def _prompt(kind: Kind, kwargs: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return kind.prompt(kwargs)
+    except Exception:  # noqa: BLE001 - an odd argument the provider accepted: log no prompt
+        return {}
