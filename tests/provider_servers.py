@@ -1,6 +1,7 @@
-"""A local server that speaks OpenAI's chat-completions and Responses APIs (plain and streamed,
-as server-sent events), for the provider wrappers' tests: the real ``openai`` client talks to
-it over HTTP. Answers are made from the request, so a test knows what to expect."""
+"""A local server that speaks OpenAI's chat-completions and Responses APIs and Anthropic's
+Messages API (plain and streamed, as server-sent events), for the provider wrappers' tests: the
+real ``openai`` and ``anthropic`` clients talk to it over HTTP. Answers are made from the
+request, so a test knows what to expect."""
 
 from __future__ import annotations
 
@@ -39,6 +40,13 @@ class OpenAIServer:
 
             def do_POST(self) -> None:  # noqa: N802 (stdlib's name)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path.endswith("/v1/messages"):
+                    with server.lock:
+                        server.requests.append({"path": self.path, "body": body})
+                        server._n += 1
+                        n = server._n
+                    self._messages(body, n)
+                    return
                 with server.lock:
                     server.requests.append({"path": self.path, "body": body})
                     server._n += 1
@@ -87,14 +95,43 @@ class OpenAIServer:
                     return
                 created = {**response, "status": "in_progress", "output": []}
                 events = [("response.created", {"type": "response.created", "response": created, "sequence_number": 0})]
-                for i, word in enumerate(text.split(" ")):
+                words = text.split(" ")
+                for i, word in enumerate(words):
                     events.append(("response.output_text.delta", {
-                        "type": "response.output_text.delta", "delta": word + (" " if i < len(text.split(" ")) - 1 else ""),
+                        "type": "response.output_text.delta", "delta": word + (" " if i < len(words) - 1 else ""),
                         "item_id": f"msg_{n}", "output_index": 0, "content_index": 0, "sequence_number": i + 1,
                         "logprobs": [],
                     }))  # fmt: skip
                 events.append(("response.completed", {"type": "response.completed", "response": response,
                                                       "sequence_number": len(events)}))  # fmt: skip
+                self._sse(events)
+
+            def _messages(self, body: dict[str, Any], n: int) -> None:
+                """Anthropic's Messages API."""
+                if server.fail_with:
+                    self._json(server.fail_with, {"type": "error", "error": {"type": "invalid_request_error",
+                                                                          "message": "refused"}})  # fmt: skip
+                    return
+                text, rid, model = f"answer 0 to: {_last_user_text(body['messages'])}", f"msg_{n}", body["model"]
+                usage = {"input_tokens": 3, "output_tokens": 5}
+                message = {"id": rid, "type": "message", "role": "assistant", "model": model,
+                           "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+                           "stop_sequence": None, "usage": usage}  # fmt: skip
+                if not body.get("stream"):
+                    self._json(200, message)
+                    return
+                events = [("message_start", {"type": "message_start", "message": {**message, "content": [],
+                                                                                  "stop_reason": None}}),
+                          ("content_block_start", {"type": "content_block_start", "index": 0,
+                                                   "content_block": {"type": "text", "text": ""}})]  # fmt: skip
+                words = text.split(" ")
+                for i, word in enumerate(words):
+                    delta = {"type": "text_delta", "text": word + (" " if i < len(words) - 1 else "")}
+                    events.append(("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}))
+                events += [("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                           ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn",
+                                              "stop_sequence": None}, "usage": {"output_tokens": 5}}),
+                           ("message_stop", {"type": "message_stop"})]  # fmt: skip
                 self._sse(events)
 
             def _json(self, status: int, payload: dict[str, Any]) -> None:
@@ -121,7 +158,8 @@ class OpenAIServer:
                 pass
 
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.url = f"http://127.0.0.1:{self.port}/v1"  # OpenAI's clients take the /v1
+        self.root = f"http://127.0.0.1:{self.port}"  # Anthropic's add it themselves
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()

@@ -36,6 +36,7 @@ __all__ = [
     "rank",
     "rate",
     "shutdown",
+    "wrap_anthropic",
     "wrap_openai",
 ]
 
@@ -59,6 +60,15 @@ def wrap_openai(client: Any, ll: Client | None = None) -> Any:
     place. Per call: ``create(..., likeloop={"user_id": ..., "session_id": ..., "prompt_id": ...,
     "metadata": {...}})``, which never reaches the provider."""
     from .integrations.openai import wrap_openai as wrap
+
+    return wrap(client, ll)
+
+
+def wrap_anthropic(client: Any, ll: Client | None = None) -> Any:
+    """Log every answer of an ``anthropic.Anthropic`` or ``AsyncAnthropic`` client
+    (``messages.create``, streamed or not) under ``message.id``; returns the client, wrapped in
+    place. Per call: ``create(..., likeloop={...})`` as with ``wrap_openai``."""
+    from .integrations.anthropic import wrap_anthropic as wrap
 
     return wrap(client, ll)
 

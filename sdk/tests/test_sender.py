@@ -227,6 +227,7 @@ def test_public_api_is_pinned():
             "rank",
             "rate",
             "shutdown",
+            "wrap_anthropic",
             "wrap_openai",
         ]
     )

@@ -91,7 +91,9 @@ def test_the_async_client_too(provider, ll, conn):
     async def run():
         client = likeloop.wrap_openai(openai.AsyncOpenAI(base_url=provider.url, api_key="k"), ll)
         completion = await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "A?"}])
-        stream = await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "B?"}], stream=True)
+        stream = await client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "B?"}], stream=True
+        )
         chunks = [c async for c in stream]
         return completion, chunks
 

@@ -8,11 +8,9 @@ nothing from ``openai``, changes nothing the call returns or raises, and never r
 
 from __future__ import annotations
 
-import functools
-import inspect
 from typing import Any
 
-from ._capture import Gathered, Logger, get, messages_of, options, text_of, watch, watch_async
+from ._capture import Gathered, Logger, get, messages_of, text_of, wrap_method
 
 _MARK = "_likeloop_wrapped"
 
@@ -25,10 +23,10 @@ def wrap_openai(client: Any, ll: Any | None = None) -> Any:
     logger = Logger(ll)
     completions = get(get(client, "chat"), "completions")
     if completions is not None and hasattr(completions, "create"):
-        completions.create = _wrapped(completions.create, logger, _Chat)
+        completions.create = wrap_method(completions.create, logger, _Chat)
     responses = getattr(client, "responses", None)
     if responses is not None and hasattr(responses, "create"):
-        responses.create = _wrapped(responses.create, logger, _Responses)
+        responses.create = wrap_method(responses.create, logger, _Responses)
     setattr(client, _MARK, True)
     return client
 
@@ -105,90 +103,3 @@ class _Responses:
             logger.answer(gathered.id, "".join(gathered.texts.get(0, [])), gathered.model, opts, **prompt)
 
         return finish
-
-
-Kind = type[_Chat] | type[_Responses]
-
-
-def _watch_stream(stream: Any, gathered: Gathered, kind: Kind, is_async: bool) -> Any:
-    """Gather the stream's items as the app reads them, in the stream object itself (the app
-    gets the provider's own object back); done at its end or when it is closed."""
-    iterator = getattr(stream, "_iterator", None)
-    if iterator is None:
-        return stream  # not a stream this wrapper knows: left as it is, not logged
-    if is_async:
-        stream._iterator = watch_async(iterator, gathered, kind.read)
-        close = stream.close
-
-        async def closed(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return await close(*args, **kwargs)
-            finally:
-                gathered.done()
-
-        stream.close = closed
-    else:
-        stream._iterator = watch(iterator, gathered, kind.read)
-        close = stream.close
-
-        def closed_sync(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return close(*args, **kwargs)
-            finally:
-                gathered.done()
-
-        stream.close = closed_sync
-    return stream
-
-
-def _after(logger: Logger, kind: Kind, result: Any, prompt: dict[str, Any], opts: dict[str, Any], stream: bool) -> Any:
-    if stream:
-        try:
-            return _watch_stream(result, Gathered(kind.finished(logger, prompt, opts)), kind, False)
-        except Exception:  # noqa: BLE001 - a wrapper never raises into the app
-            return result
-    _log(logger, kind, result, prompt, opts)
-    return result
-
-
-async def _after_async(
-    logger: Logger, kind: Kind, pending: Any, prompt: dict[str, Any], opts: dict[str, Any], stream: bool
-) -> Any:
-    result = await pending
-    if stream:
-        try:
-            return _watch_stream(result, Gathered(kind.finished(logger, prompt, opts)), kind, True)
-        except Exception:  # noqa: BLE001 - a wrapper never raises into the app
-            return result
-    _log(logger, kind, result, prompt, opts)
-    return result
-
-
-def _log(logger: Logger, kind: Kind, result: Any, prompt: dict[str, Any], opts: dict[str, Any]) -> None:
-    try:
-        kind.log(logger, result, prompt, opts)
-    except Exception:  # noqa: BLE001 - a wrapper never raises into the app
-        pass
-
-
-def _wrapped(create: Any, logger: Logger, kind: Kind) -> Any:
-    """``create`` that logs its answer: an async client's ``create`` returns an awaitable (its
-    methods are not always coroutine functions once decorated), awaited here in turn."""
-
-    @functools.wraps(create)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        opts = options(kwargs)
-        result = create(*args, **kwargs)
-        stream = bool(kwargs.get("stream"))
-        if inspect.isawaitable(result):
-            return _after_async(logger, kind, result, _prompt(kind, kwargs), opts, stream)
-        return _after(logger, kind, result, _prompt(kind, kwargs), opts, stream)
-
-    return wrapped
-
-
-def _prompt(kind: Kind, kwargs: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return kind.prompt(kwargs)
-    except Exception:  # noqa: BLE001 - an odd argument the provider accepted: log no prompt
-        return {}
