@@ -37,6 +37,7 @@ class OpenAIServer:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms wait on the second
 
             def do_POST(self) -> None:  # noqa: N802 (stdlib's name)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))

@@ -18,7 +18,7 @@ _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant"
 
 def get(obj: Any, name: str, default: Any = None) -> Any:
     """A field of a provider object or of a plain dict (apps pass either)."""
-    if isinstance(obj, Mapping):
+    if type(obj) is dict or (not hasattr(obj, "__dict__") and isinstance(obj, Mapping)):
         return obj.get(name, default)
     return getattr(obj, name, default)
 
@@ -43,8 +43,8 @@ def messages_of(messages: Any) -> list[dict[str, str]]:
 def options(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Take the ``likeloop`` argument out of a provider call's arguments (it never reaches the
     provider): the options it names, checked."""
-    given = kwargs.pop("likeloop", None) or {}
-    if not isinstance(given, Mapping):
+    given = kwargs.pop("likeloop", None)
+    if not given or not isinstance(given, Mapping):
         return {}
     return {k: given[k] for k in OPTION_NAMES if given.get(k) is not None}
 
@@ -208,15 +208,17 @@ def _log(logger: Logger, kind: Kind, result: Any, prompt: dict[str, Any], opts: 
 
 
 def wrap_method(create: Any, logger: Logger, kind: Kind) -> Any:
-    """``create`` that logs its answer: an async client's ``create`` returns an awaitable (its
-    methods are not always coroutine functions once decorated), awaited here in turn."""
+    """``create`` that logs its answer. An async client's ``create`` returns an awaitable, awaited
+    here in turn: told once, from the method under its decorators (``inspect.unwrap``), or per
+    call from what it returned (a coroutine)."""
+    async_method = inspect.iscoroutinefunction(inspect.unwrap(create))
 
     @functools.wraps(create)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         opts = options(kwargs)
         result = create(*args, **kwargs)
         stream = bool(kwargs.get("stream"))
-        if inspect.isawaitable(result):
+        if async_method or inspect.iscoroutine(result):
             return _after_async(logger, kind, result, _prompt(kind, kwargs), opts, stream)
         return _after(logger, kind, result, _prompt(kind, kwargs), opts, stream)
 
