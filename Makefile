@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 SDK_VENV := .venv-sdk
 
-.PHONY: install run test lint bench browser sdk-test clean
+.PHONY: install run test lint bench browser sdk-test js clean
 
 $(STAMP): pyproject.toml sdk/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "LikeLoop needs Python 3.11 or newer (set PYTHON=...)")'
@@ -21,8 +21,15 @@ PORT ?= 8000
 run: install  ## start the whole stack on embedded Redis and S3 (make run PORT=8080 for another port)
 	$(BIN)/likeloop up --port $(PORT)
 
-test: install lint browser sdk-test  ## install and run every test
+test: install lint browser sdk-test js  ## install and run every test
 	$(BIN)/python -m pytest
+
+# The TypeScript SDK, built with the TypeScript compiler its lock file pins (npm ci); Node 18+
+# (installed with apt when missing and allowed). tests/sdk/test_js_sdk.py runs its tests.
+js:
+	@command -v node >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+	cd sdk/js && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 
 # The SDK's unit tests in a virtualenv holding only the SDK (as a user installs it) and pytest:
 # proof that they, and the SDK, need nothing of the server's.

@@ -24,12 +24,14 @@ def documented_modules(text: str) -> set[tuple[str, str]]:
 
 
 def modules_on_disk() -> set[tuple[str, str]]:
-    return {
+    python = {
         (f"{path.parent.relative_to(ROOT)}/", path.stem)
         for top in DOCUMENTED
         for path in (ROOT / top).rglob("*.py")
         if path.stem not in UNNAMED
     }
+    typescript = {(f"{path.parent.relative_to(ROOT)}/", path.stem) for path in (ROOT / "sdk/js/src").glob("*.ts")}
+    return python | typescript
 
 
 def test_the_architecture_names_every_module_in_its_folder():
