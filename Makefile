@@ -53,10 +53,11 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	@touch $@
 
-bench: $(VENV)/.bench-installed  ## SDK per-call cost, export, pairing and ingest throughput, redaction, Redis memory, the archive's pace, erasure
+bench: $(VENV)/.bench-installed js  ## SDK per-call cost, export, pairing and ingest throughput, redaction, Redis memory, the archive's pace, erasure
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || true
 	$(BIN)/python bench/sdk_overhead.py
 	$(BIN)/python bench/wrappers.py
+	$(BIN)/python bench/js_sdk.py
 	$(BIN)/python bench/export.py
 	$(BIN)/python bench/pairing.py
 	$(BIN)/python bench/rankings.py
