@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PK = keys.ProjectKeys(P)
 
 
-def example(name: str) -> str:
+def example(name: str, language: str = "python") -> str:
     text = (ROOT / "README.md").read_text()
-    match = re.search(rf"<!-- example-{name} -->\s*```python\n(.*?)```", text, re.S)
+    match = re.search(rf"<!-- example-{name} -->\s*```{language}\n(.*?)```", text, re.S)
     assert match, f"README lost its {name} example"
     return match.group(1)
 
@@ -56,5 +56,27 @@ def test_the_langchain_example(live_service, conn, settings):
     model = "from langchain_core.language_models.fake_chat_models import FakeListChatModel\n"
     model += 'chat_model = FakeListChatModel(responses=["Paris."])\n'
     run(model + example("langchain"), env)
+    (rid,) = liked_by(conn, "u-1")
+    assert conn.hget(PK.response(rid), "response") == b"Paris."
+
+
+def test_the_typescript_example_in_node_sends_before_the_process_exits(live_service, conn):
+    """Pasted into a Node program (it needs no TypeScript syntax) next to the built package; it
+    never calls flush(): the client sends when Node's event loop empties."""
+    import shutil
+
+    node = shutil.which("node")
+    assert node is not None and (ROOT / "sdk/js/dist/index.js").exists(), "make test runs make js first"
+    env = {"PATH": "/usr/bin:/bin", "LIKELOOP_API_KEY": make_key(conn, P), "LIKELOOP_URL": live_service.url}
+    code = example("typescript", "ts")
+    done = subprocess.run(
+        [node, "--input-type=module", "-e", code],
+        cwd=ROOT / "sdk/js",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
     (rid,) = liked_by(conn, "u-1")
     assert conn.hget(PK.response(rid), "response") == b"Paris."
