@@ -32,7 +32,17 @@ def text_of(content: Any) -> str:
     return "" if content is None else str(content)
 
 
+_KEPT_ROLES = frozenset(("system", "user", "assistant", "tool"))
+
+
 def messages_of(messages: Any) -> list[dict[str, str]]:
+    """Messages in LikeLoop's shape: as given when they are plain role/content dicts already
+    (the usual call: ``log`` copies them anyway), else converted."""
+    if type(messages) is list and all(
+        type(m) is dict and len(m) == 2 and m.get("role") in _KEPT_ROLES and type(m.get("content")) is str
+        for m in messages
+    ):
+        return messages
     out = []
     for m in messages or ():
         role = _ROLES.get(str(get(m, "role", "user")), "user")
