@@ -4,28 +4,12 @@ LLM, which run LangChain's whole callback machinery), the real LikeLoop service 
 import json
 import uuid
 
-import likeloop
-import pytest
 from langchain_core.language_models.fake import FakeListLLM
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from likeloop.integrations.langchain import LikeLoopCallbackHandler
 
-from likeloop_server import keys
-from tests.support import P, make_key
-
-PK = keys.ProjectKeys(P)
-
-
-@pytest.fixture
-def ll(live_service, conn):
-    client = likeloop.Client(api_key=make_key(conn, P), url=live_service.url, flush_interval=0.05)
-    yield client
-    client.shutdown(5)
-
-
-def stored(conn, rid):
-    return {k.decode(): v.decode() for k, v in conn.hgetall(PK.response(rid)).items()}
+from tests.sdk.wrapping import PK, stored
 
 
 def test_chat_model_and_llm_runs_are_logged_under_their_run_ids(ll, conn):

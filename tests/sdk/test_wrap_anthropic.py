@@ -9,29 +9,7 @@ import anthropic
 import likeloop
 import pytest
 
-from likeloop_server import keys
-from tests.provider_servers import OpenAIServer
-from tests.support import P, make_key
-
-PK = keys.ProjectKeys(P)
-
-
-@pytest.fixture
-def provider():
-    server = OpenAIServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def ll(live_service, conn):
-    client = likeloop.Client(api_key=make_key(conn, P), url=live_service.url, flush_interval=0.05)
-    yield client
-    client.shutdown(5)
-
-
-def stored(conn, rid):
-    return {k.decode(): v.decode() for k, v in conn.hgetall(PK.response(rid)).items()}
+from tests.sdk.wrapping import PK, stored
 
 
 def test_messages_plain_and_streamed_are_logged_under_the_message_id(provider, ll, conn):

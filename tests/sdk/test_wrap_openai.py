@@ -10,30 +10,7 @@ import likeloop
 import openai
 import pytest
 
-from likeloop_server import keys
-from tests.provider_servers import OpenAIServer
-from tests.support import P, make_key
-
-PK = keys.ProjectKeys(P)
-
-
-@pytest.fixture
-def provider():
-    server = OpenAIServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def ll(live_service, conn):
-    client = likeloop.Client(api_key=make_key(conn, P), url=live_service.url, flush_interval=0.05)
-    yield client
-    client.shutdown(5)
-
-
-def stored(conn, rid):
-    raw = conn.hgetall(PK.response(rid))
-    return {k.decode(): v.decode() for k, v in raw.items()}
+from tests.sdk.wrapping import PK, stored
 
 
 def test_a_chat_completion_is_logged_under_its_id_and_takes_feedback(provider, ll, conn):
