@@ -89,6 +89,12 @@ def main() -> int:
             print(f"  {name:<16} {p50[name]:9.1f}")
         added, added_stream = p50["wrapped"] - p50["bare"], p50["wrapped stream"] - p50["bare stream"]
         print(f"difference of p50s: {added:.1f} us plain, {added_stream:.1f} us streamed")
+        paired = [(w - b) * 1e6 for w, b in zip(times["wrapped"], times["bare"], strict=True)]
+        paired_stream = [(w - b) * 1e6 for w, b in zip(times["wrapped stream"], times["bare stream"], strict=True)]
+        print(
+            f"median of paired differences (each wrapped call less the bare call beside it): "
+            f"{statistics.median(paired):.1f} us plain, {statistics.median(paired_stream):.1f} us streamed"
+        )
         mine = sorted(own)
         print(
             f"the wrapper's own time per call: p50 {statistics.median(mine) * 1e6:.1f} us, "
