@@ -93,11 +93,12 @@ def _of_interest(table: pa.Table, scope: Scope) -> pa.Table:
     return table.filter(pc.fill_null(mask, False))
 
 
-def find(s3: Any, layout: ArchiveLayout, scope: Scope) -> Found:
+def find(s3: Any, layout: ArchiveLayout, scope: Scope, renew: Callable[[], None] = lambda: None) -> Found:
     """Add the erased users' responses (and, with a retention cut, the old ones) to ``scope``;
-    what else the erasure touches."""
+    what else the erasure touches. ``renew``: a sign of life, once a part."""
     found = Found()
     for _, part in _parts(s3, layout):
+        renew()
         table = _read(s3, layout.bucket, part["key"], _FIND_COLUMNS)
         for row in _of_interest(table, scope).to_pylist():
             at = row["timestamp"].timestamp()
@@ -110,17 +111,18 @@ def find(s3: Any, layout: ArchiveLayout, scope: Scope) -> Found:
                 found.touched.update(r for r in (row["response_id"], row["other_response_id"]) if r)
                 found.touched.update(r for level in row["ranking"] or () for r in level)
     # Rankings by others naming erased responses are of those responses' groups: found with them.
-    _groups_of(s3, layout, scope, found)
+    _groups_of(s3, layout, scope, found, renew)
     return found
 
 
-def _groups_of(s3: Any, layout: ArchiveLayout, scope: Scope, found: Found) -> None:
+def _groups_of(s3: Any, layout: ArchiveLayout, scope: Scope, found: Found, renew: Callable[[], None]) -> None:
     """The prompt groups of the erased and touched responses, and which keep no person's response."""
     wanted = pa.array(sorted(scope.responses | found.touched), pa.string())
     people_left: dict[str, bool] = {}
     erased_groups: set[str] = set()
     columns = ["type", "response_id", "group_id", "credential"]
     for _, part in _parts(s3, layout):
+        renew()
         table = _read(s3, layout.bucket, part["key"], columns)
         responses = table.filter(pc.equal(table.column("type"), RESPONSE_TYPE))
         hits = responses.filter(pc.is_in(responses.column("response_id"), value_set=wanted))

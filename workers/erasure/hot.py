@@ -49,8 +49,16 @@ def _glob_escape(text: str) -> str:
 class HotPass:
     """One erasure run's work on Redis for one project."""
 
-    def __init__(self, conn: redis.Redis, s3: Any, settings: Settings, project: str, scope: Scope) -> None:
-        self.conn, self.s3, self.settings, self.scope = conn, s3, settings, scope
+    def __init__(
+        self,
+        conn: redis.Redis,
+        s3: Any,
+        settings: Settings,
+        project: str,
+        scope: Scope,
+        renew: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.conn, self.s3, self.settings, self.scope, self.renew = conn, s3, settings, scope, renew
         self.project = project
         self.pk = keys.ProjectKeys(project)
         self.counts: dict[str, int] = {}
@@ -73,7 +81,9 @@ class HotPass:
             if missing:
                 raise RuntimeError(f"could not bring back compacted groups {missing[:3]} of {self.project} to erase")
             self.count("compacted_groups", len(away))
-        for gid in gids:
+        for n, gid in enumerate(gids, 1):
+            if n % 100 == 0:
+                self.renew()  # a sign of life: the run's lock lapses without one
             tainted = self._rewrite(gid)
             if tainted is None:
                 continue

@@ -116,11 +116,11 @@ class _Erasure:
         s = self.settings
         if s.archive:
             _when_free(lambda: archive_project(self.conn, self.s3, s, self.project), "the archive run")
-            found = archive_pass.find(self.s3, self.layout, scope)
+            found = archive_pass.find(self.s3, self.layout, scope, lock.renew)
         else:
             found = _all_groups(self.conn, self.pk)
         lock.renew()
-        hot = HotPass(self.conn, self.s3, s, self.project, scope)
+        hot = HotPass(self.conn, self.s3, s, self.project, scope, lock.renew)
         hot.erase_groups(found.groups | found.orphaned)
         hot.erase_loose_responses()
         hot.erase_user_fields()
