@@ -52,3 +52,24 @@ def test_the_async_client_and_errors_raised_unchanged(provider, ll, conn):
     sync = likeloop.wrap_anthropic(anthropic.Anthropic(base_url=provider.root, api_key="k", max_retries=0), ll)
     with pytest.raises(anthropic.BadRequestError):
         sync.messages.create(model="m", max_tokens=9, messages=[{"role": "user", "content": "x"}])
+
+
+def test_the_stream_helper_sync_and_async_is_logged_as_it_is_read(provider, ll, conn):
+    client = likeloop.wrap_anthropic(anthropic.Anthropic(base_url=provider.root, api_key="k"), ll)
+    asked = [{"role": "user", "content": "Stream?"}]
+    with client.messages.stream(model="m", max_tokens=9, messages=asked, likeloop={"user_id": "u9"}) as stream:
+        assert isinstance(stream, anthropic.lib.streaming.MessageStream)
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert "likeloop" not in provider.requests[-1]["body"]
+
+    async def run():
+        aclient = likeloop.wrap_anthropic(anthropic.AsyncAnthropic(base_url=provider.root, api_key="k"), ll)
+        async with aclient.messages.stream(model="m", max_tokens=9, messages=[{"role": "user", "content": "A?"}]) as s:
+            return await s.get_final_message()
+
+    afinal = asyncio.run(run())
+    assert ll.flush(5)
+    row = stored(conn, final.id)
+    assert row["response"] == text == "answer 0 to: Stream?" and row["user_id"] == "u9"
+    assert stored(conn, afinal.id)["response"] == "answer 0 to: A?"
