@@ -102,7 +102,11 @@ class Gathered:
 
     def add(self, index: int, text: str | None) -> None:
         if text:
-            self.texts.setdefault(index, []).append(text)
+            parts = self.texts.get(index)
+            if parts is None:
+                self.texts[index] = [text]
+            else:
+                parts.append(text)
 
     def done(self) -> None:
         if not self._done:

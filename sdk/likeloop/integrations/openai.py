@@ -49,10 +49,20 @@ class _Chat:
 
     @staticmethod
     def read(chunk: Any, gathered: Gathered) -> None:
-        gathered.id = gathered.id or get(chunk, "id")
-        gathered.model = gathered.model or get(chunk, "model")
-        for choice in get(chunk, "choices") or []:
-            gathered.add(get(choice, "index", 0), get(get(choice, "delta"), "content"))
+        # Once per chunk of every streamed answer: the provider's objects read directly, a dict
+        # (or anything else) through ``get``.
+        if type(chunk) is dict or not hasattr(chunk, "choices"):
+            if gathered.id is None:
+                gathered.id, gathered.model = get(chunk, "id"), get(chunk, "model")
+            for choice in get(chunk, "choices") or []:
+                gathered.add(get(choice, "index", 0), get(get(choice, "delta"), "content"))
+            return
+        if gathered.id is None:
+            gathered.id, gathered.model = chunk.id, chunk.model
+        for choice in chunk.choices or ():
+            delta = choice.delta
+            if delta is not None and delta.content:
+                gathered.add(choice.index, delta.content)
 
     @staticmethod
     def finished(logger: Logger, prompt: dict[str, Any], opts: dict[str, Any]) -> Any:
