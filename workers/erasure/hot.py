@@ -138,14 +138,13 @@ class HotPass:
     def _retract_gone(self, gid: str, pairs: list[str], kto: list[str]) -> None:
         """Log as retracted the tainted items re-pairing did not make again."""
         pk = self.pk
-        pipe = self.conn.pipeline(transaction=False)
-        pipe.smismember(pk.group_pairs(gid), pairs) if pairs else pipe.echo("")
-        pipe.smismember(pk.group_kto(gid), kto) if kto else pipe.echo("")
-        now_pairs, now_kto = pipe.execute()
         pipe = self.conn.pipeline(transaction=True)
         retracted = 0
-        for ids, present, op in ((pairs, now_pairs, stored.PAIR_RETRACT), (kto, now_kto, stored.KTO_UNLABEL)):
-            for item, there in zip(ids, present or [], strict=False):
+        kinds = ((pairs, pk.group_pairs(gid), stored.PAIR_RETRACT), (kto, pk.group_kto(gid), stored.KTO_UNLABEL))
+        for ids, key, op in kinds:
+            if not ids:
+                continue
+            for item, there in zip(ids, self.conn.smismember(key, ids), strict=True):
                 if not there:
                     pipe.xadd(pk.pair_log, stored.pair_log_entry(op, item, gid))
                     retracted += 1

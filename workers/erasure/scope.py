@@ -59,9 +59,6 @@ class Scope:
         """Whether a vote, rating or judgement (its user, its hour) is erased."""
         return self.user_erased(user) or self.old_hour(hour)
 
-    def __bool__(self) -> bool:
-        return bool(self.users or self.responses or self.before is not None)
-
 
 # ---- archived rows ----------------------------------------------------------------------------
 
