@@ -168,3 +168,19 @@ class OpenAIServer:
     def close(self) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+def main() -> None:
+    """``python -m tests.provider_servers``: serve on a free port in a process of its own (for
+    benchmarks, whose timings a server sharing their process would disturb); prints the URL
+    for OpenAI's clients, and serves until its standard input closes."""
+    import sys
+
+    server = OpenAIServer()
+    print(server.url, flush=True)
+    sys.stdin.read()
+    server.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -91,3 +91,18 @@ def test_provider_errors_are_raised_unchanged_and_logging_never_raises(provider,
     answer = quiet.chat.completions.create(model="m", messages=[{"role": "user", "content": "still works"}])
     assert answer.choices[0].message.content == "answer 0 to: still works"
     assert likeloop.wrap_openai(quiet, broken) is quiet  # wrapping twice wraps once
+
+
+
+def test_what_is_logged_is_what_the_call_was_given(provider, ll, conn):
+    """The app appending the answer to its message list, or reusing its options dict for the
+    next call, changes nothing already logged."""
+    client = likeloop.wrap_openai(openai.OpenAI(base_url=provider.url, api_key="k"), ll)
+    messages, options = [{"role": "user", "content": "First?"}], {"user_id": "u1", "metadata": {"turn": 1}}
+    completion = client.chat.completions.create(model="m", messages=messages, likeloop=options)
+    messages.append({"role": "assistant", "content": completion.choices[0].message.content})
+    options["user_id"], options["metadata"]["turn"] = "u2", 2
+    assert ll.flush(5)
+    row = stored(conn, completion.id)
+    assert json.loads(row["messages"]) == [{"role": "user", "content": "First?"}]
+    assert row["user_id"] == "u1" and json.loads(row["metadata"]) == {"turn": 1}
