@@ -93,7 +93,6 @@ def test_provider_errors_are_raised_unchanged_and_logging_never_raises(provider,
     assert likeloop.wrap_openai(quiet, broken) is quiet  # wrapping twice wraps once
 
 
-
 def test_what_is_logged_is_what_the_call_was_given(provider, ll, conn):
     """The app appending the answer to its message list, or reusing its options dict for the
     next call, changes nothing already logged."""

@@ -74,8 +74,12 @@ export interface Stats {
 type Event = Record<string, unknown>;
 
 function env(name: string): string | undefined {
-  const proc = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
-  return proc?.env?.[name];
+  try {
+    const proc = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
+    return proc?.env?.[name];
+  } catch {
+    return undefined; // not allowed to read the environment (Deno without --allow-env)
+  }
 }
 
 /** 128 random bits as 32 hex digits: unguessable, so a token holder cannot post under the app's next ids. */
@@ -249,6 +253,7 @@ export class LikeLoop {
   async shutdown(timeoutMs = 5000): Promise<boolean> {
     const done = await this.flush(timeoutMs);
     this.closed = true;
+    live.delete(this); // nothing left to send at exit: not kept alive for it
     if (this.timer) clearTimeout(this.timer);
     if (!done) {
       this.counters.failed += this.queue.length + this.carrying;
