@@ -30,9 +30,11 @@ ROOMS = {
     "workers.archive": {"workers.context", "workers.sweep", "workers.storage"},
     "workers.compaction": {"workers.context", "workers.sweep", "workers.storage", "workers.archive"},
     "workers.pairing": {"workers.context", "workers.dataset", "workers.compaction"},
-    "workers.export": _FLOOR | {"workers.archive", "workers.compaction"},
+    "workers.quality": _FLOOR | {"workers.archive", "workers.compaction", "workers.pairing"},
+    "workers.export": _FLOOR | {"workers.archive", "workers.compaction", "workers.pairing", "workers.quality"},
     "workers.ai": {"workers.context", "workers.sweep", "workers.archive", "workers.pairing"},
-    "workers.erasure": _FLOOR | {"workers.archive", "workers.compaction", "workers.pairing", "workers.export"},
+    "workers.erasure": _FLOOR
+    | {"workers.archive", "workers.compaction", "workers.pairing", "workers.export", "workers.quality"},
     "workers.stats_rollup": {"workers.context", "workers.sweep"},
     "workers.migrate": {"workers.dataset"},
     "workers.rebuild": _FLOOR
@@ -46,12 +48,21 @@ ROOMS = {
         "workers.ai",
         "workers.stats_rollup",
         "workers.erasure",
+        "workers.quality",
     },
     "workers.cron": {"workers.jobs"},
 }
 # Rules as pure functions: they import no I/O (no Redis, queue, S3, network, model client), and
 # none of the workers' rooms that do.
-PURE = ("workers.dataset", "workers.pairing.rules", "workers.erasure.scope")
+PURE = (
+    "workers.dataset",
+    "workers.pairing.rules",
+    "workers.erasure.scope",
+    "workers.quality.population",
+    "workers.quality.figures",
+    "workers.quality.voters",
+    "workers.quality.dupes",
+)
 IO_LIBRARIES = {"redis", "rq", "boto3", "botocore", "openai", "socket", "http", "urllib", "requests"}
 MAX_MODULES_IN_WORKERS = 10
 

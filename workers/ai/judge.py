@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 GROUPS_PER_READ = 100
 PAIRS_PER_GROUP = 10  # pairs of one group judged in one run (each costs two calls)
+# A pick as recorded beside a verdict (``<verdict>|<hour>|j|<first><second>``): the first order
+# shows the lower id as A, the second shows it as B, so "AB" and "BA" (and "TT") held when swapped.
+_PICK = {"A": "A", "B": "B", "tie": "T"}
 _WINNER = re.compile(r'"winner"\s*:\s*"(A|B|tie)"', re.IGNORECASE)
 
 
@@ -172,7 +175,7 @@ def _judge_group(
     text = {r.response_id: r.text for r in snap.labels}
     prompt = _prompt_text(snap.prompt)
     pk = keys.ProjectKeys(project)
-    verdicts: dict[str, str] = {}
+    verdicts: dict[str, tuple[str, str]] = {}  # field -> (verdict, each order's pick: "AB", "AA", "TT"...)
     going = True
     for lo, hi in pairs:
         if not reserve_calls(conn, project, 2, policy().budget(judge.config)):
@@ -199,11 +202,11 @@ def _judge_group(
             verdict = "="
             counts.ties += 1
         counts.verdicts += 1
-        verdicts[f"{lo}|{hi}|{user}"] = verdict
+        verdicts[f"{lo}|{hi}|{user}"] = (verdict, _PICK[first] + _PICK[second])
     if verdicts:
         now = time.time()
         hour = utc_hour(now)
-        stamped = {field: f"{verdict}|{hour}|j" for field, verdict in verdicts.items()}
+        stamped = {field: f"{verdict}|{hour}|j|{picks}" for field, (verdict, picks) in verdicts.items()}
         pipe = conn.pipeline(transaction=True)
         write_verdicts(pipe, pk, snap.group_id, stamped, now, context.settings().archive)
         pipe.execute()

@@ -143,7 +143,8 @@ def _model_labels(entry: str, rows: list[dict[str, Any]]) -> ArchivedBatch:
         hour = utc_hour(row["timestamp"] / 1_000_000)
         if row["type"] == JUDGEMENT:
             field = f"{row['response_id']}|{row['other_response_id']}|{row['user_id']}"
-            verdicts.setdefault(row["group_id"], {})[field] = f"{row['choice']}|{hour}|j"
+            picks = f"|{row['text']}" if row.get("text") else ""  # the judge's two picks, when recorded
+            verdicts.setdefault(row["group_id"], {})[field] = f"{row['choice']}|{hour}|j{picks}"
             continue
         fields = {"id": row["response_id"], "group": row["group_id"], "response": row["response"]}
         fields.update(model=row.get("model") or "", ts=repr(row["timestamp"] / 1_000_000))

@@ -134,10 +134,17 @@ def _feedback_row(ev: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _picks(value: str) -> str | None:
+    """The judge's two picks of a stored verdict (``<verdict>|<hour>|j|<picks>``), if recorded."""
+    parts = value.split("|")
+    return parts[3] if len(parts) > 3 and parts[3] else None
+
+
 def _model_rows(label: dict[str, Any], at: int) -> Iterator[dict[str, Any]]:
     """Rows of a model's labels (workers/archive/model_labels.py): a judge's verdicts, one row each
-    (``response_id`` the lower id, ``other_response_id`` the higher, ``choice`` the verdict), or
-    a reference answer (a response with its ``source`` and ``reference_role``)."""
+    (``response_id`` the lower id, ``other_response_id`` the higher, ``choice`` the verdict,
+    ``text`` its two picks when recorded: workers/ai/judge.py), or a reference answer (a response
+    with its ``source`` and ``reference_role``)."""
     gid = label["group"]
     if label["kind"] == JUDGEMENT:
         for field, value in sorted(label["verdicts"].items()):
@@ -145,7 +152,7 @@ def _model_rows(label: dict[str, Any], at: int) -> Iterator[dict[str, Any]]:
             yield {
                 "event_id": short_hash("judgement", gid, field, value), "type": JUDGEMENT, "response_id": lo,
                 "other_response_id": hi, "choice": value.split("|", 1)[0], "user_id": user, "group_id": gid,
-                "timestamp": at, "credential": MODEL_CREDENTIAL,
+                "timestamp": at, "credential": MODEL_CREDENTIAL, "text": _picks(value),
             }  # fmt: skip
         return
     stored = label["fields"]

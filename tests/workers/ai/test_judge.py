@@ -70,6 +70,9 @@ def test_a_judged_pair_is_marked_and_left_out_of_human_exports(conn, s3, setting
     ((chosen, rejected, meta),) = pairs_of(conn, gid)
     assert (chosen, rejected) == ("answer 1 correct", "answer 1 one")
     assert (meta["source"], meta["source_model"]) == ("judge", "judge-1")
+    # each order's pick is kept beside the verdict: "one" (the lower id) shown first, then second
+    (value,) = conn.hvals(keys.ProjectKeys(P).judgements(gid))
+    assert value.decode().endswith("|j|BA")
     human = export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot")
     assert human["counts"]["pairs"] == 0 and human["plan"]["sources"] == "human"
     everything = export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot", sources="all")
@@ -85,6 +88,8 @@ def test_a_judge_that_always_says_a_makes_no_pairs(conn, settings, llm):
     gid = group(conn, settings, 1, good="b")
     done = judge_project(conn, P)
     assert (done["verdicts"], done["ties"]) == (1, 1)  # the two orders disagree: a tie
+    (value,) = conn.hvals(keys.ProjectKeys(P).judgements(gid))
+    assert value.decode().startswith("=|") and value.decode().endswith("|j|AA")
     pair(conn)
     assert pairs_of(conn, gid) == []
 

@@ -26,7 +26,10 @@ def sample() -> Sample:
     g3 = GroupView(
         "g3",
         "Tell me a joke about cats",
-        (Feedback("r5", "Why did the cat sit on the computer?", votes={"u4": 1}), Feedback("r6", "No.", votes={"u4": -1})),
+        (
+            Feedback("r5", "Why did the cat sit on the computer?", votes={"u4": 1}),
+            Feedback("r6", "No.", votes={"u4": -1}),
+        ),
     )
     groups = {g.group_id: g for g in (g1, g2, g3)}
     rows = []

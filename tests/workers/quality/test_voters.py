@@ -10,7 +10,9 @@ def test_most_within_a_minute_uses_a_sliding_window():
 
 
 def test_twenty_identical_votes_make_a_suspect_nineteen_do_not():
-    out = suspects({"all-likes": [1] * SAME_VOTE_MIN, "almost": [1] * (SAME_VOTE_MIN - 1), "mixed": [1] * 30 + [-1]}, {})
+    out = suspects(
+        {"all-likes": [1] * SAME_VOTE_MIN, "almost": [1] * (SAME_VOTE_MIN - 1), "mixed": [1] * 30 + [-1]}, {}
+    )
     assert set(out) == {"all-likes"}
     assert out["all-likes"].rules == ("same_vote",) and out["all-likes"].likes == SAME_VOTE_MIN
 
