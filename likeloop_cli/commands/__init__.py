@@ -10,6 +10,7 @@ from . import (
     keys,
     project,
     pull,
+    quality,
     rebuild,
     reference,
     retention,
@@ -37,4 +38,5 @@ COMMANDS = (
     judge,
     reference,
     stats,
+    quality,
 )

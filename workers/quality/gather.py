@@ -145,7 +145,7 @@ def _archived(s3: Any, layout: ArchiveLayout) -> Iterator[Event]:
 
 def _unarchived(conn: redis.Redis, pk: keys.ProjectKeys) -> Iterator[Event]:
     """The same for the events stored since the last archive run (its log)."""
-    for entry_id, fields in log_entries(conn, pk.archive_log, "-", "+"):
+    for entry_id, fields in log_entries(conn, pk.archive_log, "0-0", "+"):
         for row in entry_rows(entry_id, fields):
             if row["type"] in FEEDBACK_TYPES and row.get("user_id") and row.get("credential") != MODEL_CREDENTIAL:
                 yield row["type"], row["user_id"], row["response_id"], row["timestamp"] / 1e6
