@@ -23,18 +23,30 @@ PAIR_LOG_FIELDS = (b"op", b"pair", b"group")
 PAIR_ADD, PAIR_RETRACT, KTO_LABEL, KTO_UNLABEL = "add", "retract", "label", "unlabel"
 
 
+def votes_by_user(raw: dict[str, str]) -> dict[str, int]:
+    """A votes hash (user -> ``"1|<hour>"`` or ``"-1|<hour>"``) as text: user -> +1 / -1."""
+    return {user: int(v.split("|", 1)[0]) for user, v in raw.items()}
+
+
+def ratings_by_user(raw: dict[str, str]) -> dict[str, tuple[int, int]]:
+    """A ratings hash (user -> ``"<value>|<scale>|<hour>"``) as text: user -> (value, scale)."""
+    out = {}
+    for user, v in raw.items():
+        value, scale, _hour = v.split("|", 2)
+        out[user] = (int(value), int(scale))
+    return out
+
+
 def parse_votes(raw: dict[bytes, bytes]) -> tuple[int, ...]:
-    """A votes hash (user -> ``"1|<hour>"`` or ``"-1|<hour>"``): +1 / -1 per user, in user order."""
-    return tuple(int(v.split(b"|", 1)[0]) for _, v in sorted(raw.items()))
+    """A votes hash: +1 / -1 per user, in user order."""
+    by_user = votes_by_user({k.decode(): v.decode() for k, v in raw.items()})
+    return tuple(by_user[u] for u in sorted(by_user))
 
 
 def parse_ratings(raw: dict[bytes, bytes]) -> tuple[tuple[int, int], ...]:
-    """A ratings hash (user -> ``"<value>|<scale>|<hour>"``): (value, scale) per user, in user order."""
-    out = []
-    for _, v in sorted(raw.items()):
-        value, scale, _hour = v.split(b"|", 2)
-        out.append((int(value), int(scale)))
-    return tuple(out)
+    """A ratings hash: (value, scale) per user, in user order."""
+    by_user = ratings_by_user({k.decode(): v.decode() for k, v in raw.items()})
+    return tuple(by_user[u] for u in sorted(by_user))
 
 
 def parse_comment(raw: bytes) -> dict[str, Any]:
@@ -139,15 +151,19 @@ _JUDGEMENT_SOURCES = {"c": "comparison", "r": "ranking", "j": "judge"}
 JUDGE_USER_PREFIX = "judge:"
 
 
+def parse_judgement(field: str, value: str) -> tuple[tuple[str, str, str, str, str], str | None]:
+    """One judgement (a field and value of ``keys.ProjectKeys.judgements``) as (lower id, higher
+    id, user, verdict, source), and an LLM judge's pick in each order when recorded (``AB``...)."""
+    lo, hi, user = field.split("|", 2)
+    parts = value.split("|")
+    source = _JUDGEMENT_SOURCES.get(parts[2] if len(parts) > 2 else "c", "comparison")
+    picks = parts[3] if source == "judge" and len(parts) > 3 and parts[3] else None
+    return (lo, hi, user, parts[0], source), picks
+
+
 def parse_judgements(raw: dict[bytes, bytes]) -> list[tuple[str, str, str, str, str]]:
     """A prompt group's judgements (``keys.ProjectKeys.judgements``) as (lower id, higher id,
     user, verdict, source) sorted; verdict ``<`` the lower id better, ``>`` the higher, ``=`` a
     tie, ``x`` both bad; source ``comparison``, ``ranking`` or ``judge`` (an LLM's verdict, its
     user ``judge:<model>``)."""
-    out = []
-    for field, value in raw.items():
-        lo, hi, user = field.decode().split("|", 2)
-        parts = value.decode().split("|")
-        source = _JUDGEMENT_SOURCES.get(parts[2] if len(parts) > 2 else "c", "comparison")
-        out.append((lo, hi, user, parts[0], source))
-    return sorted(out)
+    return sorted(parse_judgement(field.decode(), value.decode())[0] for field, value in raw.items())

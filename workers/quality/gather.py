@@ -15,7 +15,7 @@ import orjson
 import pyarrow.parquet as pq
 import redis
 
-from likeloop_server import keys
+from likeloop_server import keys, stored
 from likeloop_server.settings import Settings
 from workers.archive.layout import ArchiveLayout
 from workers.archive.rows import MODEL_CREDENTIAL, entry_rows
@@ -33,37 +33,21 @@ _PICKS = frozenset(("AB", "BA", "AA", "BB", "AT", "TA", "BT", "TB", "TT"))
 
 
 def _judgements(raw: dict[str, str]) -> tuple[list[tuple[str, str, str, str, str]], list[str]]:
-    """A snapshot's judgements hash as (lower id, higher id, user, verdict, source), and the
-    judge's two picks per call where recorded (``<verdict>|<hour>|j|<picks>``)."""
-    sources = {"c": "comparison", "r": "ranking", "j": "judge"}
+    """A snapshot's judgements, and the judge's two picks per call where recorded."""
     out, picks = [], []
     for name, value in sorted(raw.items()):
-        lo, hi, user = name.split("|", 2)
-        parts = value.split("|")
-        source = sources.get(parts[2] if len(parts) > 2 else "c", "comparison")
-        out.append((lo, hi, user, parts[0], source))
-        if source == "judge" and len(parts) > 3 and parts[3] in _PICKS:
-            picks.append(parts[3])
+        judgement, pick = stored.parse_judgement(name, value)
+        out.append(judgement)
+        if pick in _PICKS:
+            picks.append(pick)
     return out, picks
-
-
-def _votes(raw: dict[str, str]) -> dict[str, int]:
-    return {user: int(v.split("|", 1)[0]) for user, v in raw.items()}
-
-
-def _ratings(raw: dict[str, str]) -> dict[str, tuple[int, int]]:
-    out = {}
-    for user, v in raw.items():
-        value, scale, _hour = v.split("|", 2)
-        out[user] = (int(value), int(scale))
-    return out
 
 
 def view_of(snap: dict[str, Any]) -> GroupView:
     """A group snapshot as a ``GroupView``."""
     responses, prompt = [], ""
-    for rid, stored in sorted(snap.get("responses", {}).items()):
-        f = stored["fields"]
+    for rid, kept in sorted(snap.get("responses", {}).items()):
+        f = kept["fields"]
         if not prompt:
             messages = orjson.loads(f["messages"]) if "messages" in f else None
             prompt = prompt_text(f.get("prompt"), f.get("system"), messages)
@@ -72,8 +56,8 @@ def view_of(snap: dict[str, Any]) -> GroupView:
                 response_id=rid,
                 text=f.get("response", ""),
                 model=f.get("model", ""),
-                votes=_votes(stored.get("votes", {})),
-                ratings=_ratings(stored.get("ratings", {})),
+                votes=stored.votes_by_user(kept.get("votes", {})),
+                ratings=stored.ratings_by_user(kept.get("ratings", {})),
                 correction=f.get("correction"),
                 correction_user=f.get("correction_user"),
                 reference_role=f.get("reference_role"),
