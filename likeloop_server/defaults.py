@@ -176,3 +176,12 @@ EXPORT_QUEUED_TTL_S = 86400
 EXPORT_READ_CHUNK = 2000
 # Splits of this many recent prompt groups are remembered (a group's pairs arrive together).
 EXPORT_SPLIT_CACHE = 4096
+
+# The quality job (workers/quality/job.py) and its cached results (likeloop_server/quality_cache.py).
+QUALITY_TIMEOUT_S = 3600
+QUALITY_CACHE_TTL_S = 86400
+# A range's report younger than this is answered as it is; an older one is computed again.
+QUALITY_FRESH_S = 600
+# Exports reuse the suspect voters computed this recently, and compute them again when older.
+SUSPECTS_FRESH_S = 3600
+QUALITY_RETRY_AFTER_S = 5

@@ -13,6 +13,7 @@ import redis
 
 from . import defaults, keys, ownership
 from .errors import InvalidValue, TooMany
+from .export_filters import ExportFilters, check_mode
 from .queues import enqueue_export
 
 # Where a pair's preference came from (its provenance's ``source``), and which of them are models.
@@ -90,6 +91,7 @@ def request(
     parquet: bool | None = None,
     sources: str | None = None,
     per_hour: int = 0,
+    filters: dict[str, Any] | None = None,
 ) -> tuple[str, bool]:
     """Record an export request and enqueue its job, unless an export of the same mode is queued
     for the project already: then that one's id (it runs with its own options). Returns (id,
@@ -98,10 +100,13 @@ def request(
 
     ``retry`` lets RQ retry a failed run with backoff (the nightly and API default); a caller
     that waits for the outcome passes False so a failure is reported at once. ``formats`` and
-    ``parquet`` override the project's defaults for this run.
+    ``parquet`` override the project's defaults for this run; so do ``filters``
+    (``exclude_suspect_voters``, ``min_voters``, ``min_margin``: snapshot runs only).
     """
     if mode not in MODES:
         raise InvalidValue(f"mode must be one of {', '.join(MODES)}, got {mode!r}", field="mode")
+    given = {k: v for k, v in (filters or {}).items() if v is not None}
+    check_mode(mode, ExportFilters().overridden(given))
     pk = keys.ProjectKeys(project)
     queued = _still_queued(conn, pk, mode)
     if queued is not None:
@@ -113,7 +118,10 @@ def request(
         if queued is not None:
             return queued, False
     record_request(conn, project, mode, trigger, export_id)
-    enqueue_export(conn, project, export_id, mode, retry=retry, formats=formats, parquet=parquet, sources=sources)
+    enqueue_export(
+        conn, project, export_id, mode, retry=retry, formats=formats, parquet=parquet, sources=sources,
+        filters=given or None,
+    )  # fmt: skip
     _trim(conn, pk)
     return export_id, True
 

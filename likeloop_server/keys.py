@@ -89,6 +89,21 @@ class ProjectKeys:
         return f"{self.base}lbcache"  # hash: a hash of a range's results -> its leaderboard rows (a day)
 
     @property
+    def quality(self) -> str:
+        # hash: the quality reports of time ranges ("r:<since>:<until>" -> JSON) and the suspect
+        # voters with their rules and counts ("suspects" -> JSON), as the quality job last computed
+        # them (likeloop_server/quality_cache.py); a day at most, dropped by erasure and retention
+        return f"{self.base}quality"
+
+    @property
+    def quality_gen(self) -> str:
+        return f"{self.base}quality:gen"  # counter: bumped when erasure or retention drops the quality hash
+
+    @property
+    def quality_job(self) -> str:
+        return f"{self.base}quality:job"  # the id of the project's queued quality job, while one is
+
+    @property
     def match_hours(self) -> str:
         return f"{self.base}matchhours"  # set of hours that have a matches hash
 

@@ -13,6 +13,7 @@ import redis
 from . import defaults, keys
 from .choices import parse_choices
 from .errors import InvalidValue
+from .export_filters import ExportFilters
 from .exports import MODES
 from .model_policy import ModelPolicy
 from .redaction import RedactConfig
@@ -150,8 +151,17 @@ class ProjectConfig:
     redact: RedactConfig = field(default_factory=RedactConfig)
     judge: JudgeConfig | None = field(default=None)
     reference: ReferenceConfig | None = field(default=None)
+    # What the project's snapshot exports leave out unless a run says otherwise (export_filters.py).
+    exclude_suspect_voters: bool = False
+    min_voters: int = 0
+    min_margin: float = 0.0
+
+    @property
+    def filters(self) -> ExportFilters:
+        return ExportFilters(self.exclude_suspect_voters, self.min_voters, self.min_margin)
 
     def validate(self) -> ProjectConfig:
+        self.filters.validate()
         if self.strategy not in STRATEGIES:
             raise InvalidValue(
                 f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}", field="strategy"
@@ -212,6 +222,7 @@ def get_config(conn: redis.Redis, project: str) -> ProjectConfig:
         redact=redact_config(raw.get("redact")),
         judge=JudgeConfig(**json.loads(raw["judge"])) if raw.get("judge") else None,
         reference=ReferenceConfig(**json.loads(raw["reference"])) if raw.get("reference") else None,
+        **ExportFilters.stored(raw).as_dict(),
     )
 
 
@@ -247,6 +258,7 @@ def update_config(conn: redis.Redis, project: str, policy: ModelPolicy | None = 
             "redact": json.dumps(new.redact.as_dict()) if new.redact else "",
             "judge": json.dumps(asdict(new.judge)) if new.judge else "",
             "reference": json.dumps(asdict(new.reference)) if new.reference else "",
+            **new.filters.to_stored(),
         },
     )
     return new

@@ -19,7 +19,7 @@ from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 from rq.utils import import_attribute
 
-from . import compacted, defaults, keys, ownership
+from . import compacted, defaults, keys, ownership, quality_cache
 from .errors import LikeLoopError
 from .identity import new_id
 
@@ -36,6 +36,7 @@ DRAIN_JOB = "workers.jobs.drain_project"
 EXPORT_JOB = "workers.jobs.run_export"
 ARCHIVE_JOB = "workers.jobs.run_archive"
 ERASURE_JOB = "workers.jobs.run_erasures"
+QUALITY_JOB = "workers.jobs.run_quality"
 
 # Every function a LikeLoop job may call: workers/jobs.py's entry points (a test keeps the two
 # equal), those above and the cron's (workers/cron.py).
@@ -56,6 +57,7 @@ JOB_FUNCTIONS = frozenset(
         "run_erasures",
         "erase_all_projects",
         "retain_all_projects",
+        "run_quality",
     )
 )
 # Where the entry points lived before workers/jobs.py: jobs that older versions left queued (RQ
@@ -157,6 +159,27 @@ def schedule_erasure(conn: redis.Redis, project: str) -> bool:
     return True
 
 
+def schedule_quality(conn: redis.Redis, project: str, since: str | None, until: str | None) -> bool:
+    """Queue the project's quality job for a range (UTC day or hour strings, None when open),
+    unless one is queued or running (``keys.ProjectKeys.quality_job``). True if this call queued it."""
+    job_id = quality_cache.claim_job(conn, project)
+    if job_id is None:
+        return False
+    try:
+        queue(EXPORT_QUEUE, conn).enqueue(
+            QUALITY_JOB,
+            args=(project, job_id, since, until),
+            job_id=job_id,
+            job_timeout=defaults.QUALITY_TIMEOUT_S,
+            result_ttl=0,
+            failure_ttl=defaults.ERASURE_FAILURE_TTL_S,
+        )
+    except BaseException:
+        quality_cache.release_job(conn, project, job_id)
+        raise
+    return True
+
+
 def release_pairing_job(conn: redis.Redis, project: str, job_id: str) -> None:
     """Free the project's queued-job name if it is ``job_id`` (the job has started)."""
     ownership.release(conn, keys.ProjectKeys(project).pairing_job, job_id)
@@ -205,11 +228,12 @@ def enqueue_export(
     formats: list[str] | None = None,
     parquet: bool | None = None,
     sources: str | None = None,
+    filters: dict[str, Any] | None = None,
 ) -> None:
     """Enqueue an export run; ``retry=False`` when someone is waiting to see it fail or succeed."""
     queue(EXPORT_QUEUE, conn).enqueue(
         EXPORT_JOB,
-        args=(project, export_id, mode, formats, parquet, sources),
+        args=(project, export_id, mode, formats, parquet, sources, filters),
         job_id=f"export-{project}-{export_id}",
         job_timeout=defaults.EXPORT_TIMEOUT_S,
         retry=EXPORT_RETRY if retry else None,

@@ -13,7 +13,7 @@ from flask_cors import CORS
 from likeloop_server.batch_store import BatchStore
 from likeloop_server.settings import Settings
 
-from . import erasures_api, errors, exports_api, ingest_api, metrics, openapi, pages, ratelimit, read_api
+from . import erasures_api, errors, exports_api, ingest_api, metrics, openapi, pages, quality_api, ratelimit, read_api
 from .auth_cache import KeyCache
 from .group_commit import DirectCommit, GroupCommit
 from .privacy import ProjectPrivacy
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     feedback = ingest_api.feedback_blueprint()
     ratelimit.init_app(app, settings, [ingest_api.bp, feedback])
     _allow_browsers(feedback, settings)
-    for bp in (ingest_api.bp, feedback, read_api.bp, exports_api.bp, erasures_api.bp, openapi.bp, pages.bp):
+    blueprints = (ingest_api.bp, feedback, read_api.bp, quality_api.bp, exports_api.bp, erasures_api.bp)
+    for bp in (*blueprints, openapi.bp, pages.bp):
         app.register_blueprint(bp)
     return app

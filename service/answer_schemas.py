@@ -153,6 +153,45 @@ class LeaderboardSchema(Schema):
     matches = fields.Int(required=True)
 
 
+class QualityReportSchema(Schema):
+    status = fields.Str(required=True, validate=validate.OneOf(["ready"]))
+    project = fields.Str(required=True)
+    since = fields.Str(required=True, allow_none=True, metadata={"description": "UTC day or hour, included"})
+    until = fields.Str(required=True, allow_none=True, metadata={"description": "UTC day or hour, included"})
+    computed_at = fields.Float(required=True, metadata={"description": "unix seconds"})
+    figures = fields.Dict(
+        keys=fields.Str(),
+        values=fields.Dict(),
+        required=True,
+        metadata={"description": "each figure (docs/quality.md): its main number under value, what it rests on beside"},
+    )
+    suspect_rules = fields.Dict(keys=fields.Str(), values=fields.Str(), required=True)
+
+
+class QualityPendingSchema(Schema):
+    status = fields.Str(required=True, validate=validate.OneOf(["computing"]))
+    queued_now = fields.Bool(required=True, metadata={"description": "false: a quality job was queued already"})
+    retry_after = fields.Int(required=True, metadata={"description": "seconds; also the Retry-After header"})
+    last = fields.Dict(required=True, allow_none=True, metadata={"description": "the last result, older, or null"})
+
+
+class SuspectVoterSchema(Schema):
+    user_id = fields.Str(required=True)
+    rules = fields.List(fields.Str(validate=validate.OneOf(["same_vote", "rate"])), required=True)
+    votes = fields.Int(required=True, metadata={"description": "current likes and dislikes"})
+    likes = fields.Int(required=True)
+    dislikes = fields.Int(required=True)
+    most_in_a_minute = fields.Int(required=True, metadata={"description": "feedback events within 60 s, at most"})
+
+
+class SuspectVotersSchema(Schema):
+    status = fields.Str(required=True, validate=validate.OneOf(["ready"]))
+    computed_at = fields.Float(required=True)
+    rules = fields.Dict(keys=fields.Str(), values=fields.Str(), required=True)
+    count = fields.Int(required=True, metadata={"description": "suspect voters in all (the list is limited)"})
+    voters = fields.List(fields.Nested(SuspectVoterSchema), required=True)
+
+
 class PromptListSchema(Schema):
     prompts = fields.List(fields.Nested(PromptStatsSchema), required=True)
 
@@ -216,6 +255,9 @@ class ProjectConfigOutSchema(Schema):
     redact = fields.Dict(required=True)
     judge = fields.Dict(allow_none=True, required=True)
     reference = fields.Dict(allow_none=True, required=True)
+    exclude_suspect_voters = fields.Bool(required=True)
+    min_voters = fields.Int(required=True)
+    min_margin = fields.Float(required=True)
 
 
 class HealthSchema(Schema):

@@ -24,6 +24,7 @@ from likeloop_server.defaults import (
     RATING_SCALE,
 )
 from likeloop_server.errors import InvalidValue
+from likeloop_server.export_filters import MAX_MIN_VOTERS
 from likeloop_server.exports import parse_sources
 from likeloop_server.identity import CLIENT_ID_RE
 from likeloop_server.ingest import COMPARISON_CHOICES, EVENT_TYPES, FEEDBACK_TYPES, RESPONSE_TYPE
@@ -216,7 +217,24 @@ def _check_sources(text: str) -> None:
         raise ValidationError(str(exc).removeprefix("sources: ")) from exc
 
 
-class ExportRequestSchema(_Strict):
+class _ExportFilters(_Strict):
+    """What a snapshot export leaves out (likeloop_server/export_filters.py): a run's or the project's."""
+
+    exclude_suspect_voters = fields.Bool(
+        metadata={"description": "Leave out pairs that would not exist without suspect voters' feedback (snapshot)."}
+    )
+    min_voters = fields.Int(
+        strict=True,
+        validate=validate.Range(min=0, max=MAX_MIN_VOTERS),
+        metadata={"description": "Leave out pairs resting on fewer distinct people (snapshot; models' pairs: 0)."},
+    )
+    min_margin = fields.Float(
+        validate=validate.Range(min=0, max=1e6),
+        metadata={"description": "Leave out pairs whose margin (net preference) is below this (snapshot)."},
+    )
+
+
+class ExportRequestSchema(_ExportFilters):
     mode = fields.Str(load_default="incremental", validate=validate.OneOf(MODES))
     formats = fields.List(
         fields.Str(validate=validate.OneOf(FORMATS)),
@@ -250,7 +268,7 @@ class ErasureRequestSchema(_Strict):
             raise ValidationError("give exactly one of user_id or response_ids", field_name="user_id")
 
 
-class ProjectConfigSchema(_Strict):
+class ProjectConfigSchema(_ExportFilters):
     strategy = fields.Str(validate=validate.OneOf(STRATEGIES))
     redact = fields.Dict(
         metadata={

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify
 from flask.typing import ResponseReturnValue
 
-from likeloop_server import exports, projects
+from likeloop_server import export_filters, exports, projects
 from likeloop_server.defaults import MAX_EXPORT_LIST
 from likeloop_server.model_policy import ModelPolicy
 from likeloop_server.queues import repair_all
@@ -34,6 +34,7 @@ def post_export() -> ResponseReturnValue:
         parquet=body.get("parquet"),
         sources=body.get("sources"),
         per_hour=resources().settings.exports_per_hour,
+        filters={name: body.get(name) for name in export_filters.NAMES},
     )
     return jsonify(exports.get_export(resources().redis, g.project, export_id)), 202 if queued_now else 200
 

@@ -136,6 +136,28 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
             errors=_READ_ERRORS,
         )
     },
+    "/v1/quality": {
+        "get": _op(
+            "Quality figures of the pairs made in a time range (docs/quality.md)",
+            ("200", "The report, computed less than 10 minutes ago", "QualityReport"),
+            scope="read", params=[{"name": n, "in": "query", "schema": _TIME} for n in ("since", "until")],
+            errors=_BODY_ERRORS[:1] + _READ_ERRORS,
+            extra={"202": ("Being computed by the project's quality job: ask again after Retry-After",
+                           "QualityPending")},
+        )
+    },
+    "/v1/voters": {
+        "get": _op(
+            "The suspect voters, with the rules that flagged each and their vote counts",
+            ("200", "Suspect voters, most votes first", "SuspectVoters"),
+            scope="read",
+            params=[{"name": "suspect", "in": "query", "required": True,
+                     "schema": {"type": "string", "enum": ["true"]}}, *_limit(1000)],
+            errors=_BODY_ERRORS[:1] + _READ_ERRORS,
+            extra={"202": ("Being computed by the project's quality job: ask again after Retry-After",
+                           "QualityPending")},
+        )
+    },
     "/v1/exports": {
         "post": _op("Start an export", ("202", "Queued", "ExportRecord"), body="ExportRequest", scope="admin",
                     errors=_BODY_ERRORS,

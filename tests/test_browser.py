@@ -124,7 +124,7 @@ def attributes(page, selector: str, name: str) -> set[str]:
     return {found.nth(i).get_attribute(name) for i in range(found.count())}
 
 
-def test_the_dashboard_shows_the_project_over_time(browser, live_service, history):
+def test_the_dashboard_shows_the_project_over_time(browser, live_service, history, settings):
     page = browser.new_page(viewport={"width": 1300, "height": 1400})
     page.goto(f"{live_service.url}/dashboard")
     page.fill("#key", history)
@@ -155,6 +155,19 @@ def test_the_dashboard_shows_the_project_over_time(browser, live_service, histor
     page.locator("#comments a.response-link").first.click()
     page.wait_for_function("document.querySelector('#group').innerText.includes('far too long')", timeout=10000)
     assert "groups waiting for pairing" in page.locator("#pipeline").inner_text()
+    # Quality: the job the page queued is computed by a worker; the page asks again and shows it.
+    assert page.locator("#quality").get_attribute("data-state") == "computing"
+    run_worker_burst(settings)
+    page.wait_for_selector("#quality[data-state=ready]", timeout=20000)
+    page.wait_for_selector("#voters[data-state=ready]", timeout=20000)
+    def figure(name: str) -> list[str]:
+        return page.locator(f"#quality tr[data-figure={name}] td").all_inner_texts()
+
+    # each response has one voter (no agreement to measure), "Question 0".."4" are no copies, nobody is a bot
+    assert figure("vote_agreement")[1:] == ["–", "0 responses with 2+ voters"]
+    assert figure("duplicate_prompts")[1:] == ["0.0%", "0 of 5 groups"]
+    assert figure("suspect_voters")[1:] == ["0", "0 pairs rest on them alone"]
+    assert int(figure("pairs_by_source")[1]) > 0 and "none found" in page.locator("#voters").inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000

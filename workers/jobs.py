@@ -20,6 +20,7 @@ from .compaction import compact
 from .erasure import run as erasure
 from .export import run as export
 from .pairing import drain
+from .quality import job as quality
 
 __all__ = [
     "archive_all_projects",
@@ -35,6 +36,7 @@ __all__ = [
     "run_archive",
     "run_erasures",
     "run_export",
+    "run_quality",
     "sweep_dirty",
 ]
 
@@ -61,9 +63,10 @@ def run_export(
     formats: list[str] | None = None,
     parquet: bool | None = None,
     sources: str | None = None,
+    filters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write one export run of a project to S3, manifest last (workers/export/)."""
-    return export.run_export(project, export_id, mode, formats, parquet, sources)
+    return export.run_export(project, export_id, mode, formats, parquet, sources, filters)
 
 
 def export_all_projects(conn: redis.Redis | None = None) -> list[str]:
@@ -114,3 +117,8 @@ def erase_all_projects(conn: redis.Redis | None = None) -> list[str]:
 def retain_all_projects(conn: redis.Redis | None = None) -> list[str]:
     """Cron: every project's retention (data older than its retention_days leaves every store)."""
     return erasure.retain_all_projects(conn)
+
+
+def run_quality(project: str, job_id: str, since: str | None = None, until: str | None = None) -> bool:
+    """Compute and cache a range's quality report and the suspect voters (workers/quality/)."""
+    return quality.run_quality(project, job_id, since, until)

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from likeloop_server import apikeys, exports
+from likeloop_server import apikeys, export_filters, exports
 from likeloop_server.errors import EXIT_FAILED, EXIT_OK, InvalidValue
 from likeloop_server.exports import ExportStatus
 from likeloop_server.projects import parse_formats
@@ -27,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         [
             "likeloop export --project shop --wait",
             "likeloop export --project shop --mode snapshot --format trl,openai --parquet --wait",
+            "likeloop export --project shop --mode snapshot --exclude-suspect-voters --min-voters 2 --wait",
         ],
         description="Queue an export for the workers (or run it here with --inline). Prints the export record as JSON.",
     )
@@ -56,6 +57,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "vote,comparison,ranking",
     )
     export.add_argument(
+        "--exclude-suspect-voters",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="snapshot: leave out pairs that would not exist without suspect voters' feedback "
+        "(docs/quality.md); default: the project's setting",
+    )
+    export.add_argument(
+        "--min-voters",
+        type=int,
+        metavar="N",
+        help="snapshot: leave out pairs resting on fewer than N distinct people (models' pairs rest on none); "
+        "default: the project's setting",
+    )
+    export.add_argument(
+        "--min-margin",
+        type=float,
+        metavar="M",
+        help="snapshot: leave out pairs whose margin (net preference) is below M; default: the project's setting",
+    )
+    export.add_argument(
         "--wait",
         action="store_true",
         help="wait for the export to finish; exit 1 if it failed (a waited-for run is not retried)",
@@ -81,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     conn = redis_client(settings)
     apikeys.require_project(conn, args.project)
     formats = parse_formats(args.format) if args.format else None
+    args.filters = {name: getattr(args, name) for name in export_filters.NAMES}
+    export_filters.check_mode(args.mode, export_filters.ExportFilters().overridden(args.filters))
     if args.inline:
         return _inline(conn, settings, args, formats)
     export_id = exports.request_export(
@@ -92,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         formats=list(formats) if formats else None,
         parquet=args.parquet,
         sources=args.sources,
+        filters=args.filters,
     )
     if not args.wait:
         print(json.dumps(exports.get_export(conn, args.project, export_id)))
@@ -117,6 +141,7 @@ def _inline(conn: Any, settings: Settings, args: argparse.Namespace, formats: tu
             formats,
             args.parquet,
             args.sources,
+            args.filters,
         )
     except Exception as exc:  # noqa: BLE001 - recorded and reported; the exit status says it failed
         error = f"{type(exc).__name__}: {exc}"

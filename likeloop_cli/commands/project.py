@@ -65,6 +65,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help='reference answers: {"base_url", "model", "api_key_env", "role": "rejected"|"chosen", '
         "\"daily_budget\"}; '{}' turns them off (docs/ai-feedback.md)",
     )
+    project.add_argument(
+        "--exclude-suspect-voters",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="snapshot exports leave out pairs that would not exist without suspect voters' feedback",
+    )
+    project.add_argument(
+        "--min-voters", type=int, metavar="N", help="snapshot exports leave out pairs resting on fewer than N people"
+    )
+    project.add_argument(
+        "--min-margin", type=float, metavar="M", help="snapshot exports leave out pairs whose margin is below M"
+    )
     project.set_defaults(func=run)
 
 
@@ -96,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
         else tuple(k.strip() for k in args.stats_metadata_keys.split(",") if k.strip()),
         judge=_json_arg(args.judge, "judge"),
         reference=_json_arg(args.reference, "reference"),
+        exclude_suspect_voters=args.exclude_suspect_voters,
+        min_voters=args.min_voters,
+        min_margin=args.min_margin,
     )
     out = {"project": args.project, **config.as_dict()}
     if config.strategy != before.strategy:

@@ -235,6 +235,59 @@
     });
   }
 
+  // ---- quality: computed by the project's quality job; a 202 says to ask again later ----------
+
+  var FIGURES = [
+    ["pairs_by_source", "pairs", function (f) { return Object.keys(f.sources).map(function (k) { return k + " " + f.sources[k]; }).join(", "); }],
+    ["groups", "prompt groups", null],
+    ["voters", "people who voted or rated", function (f) { return num(f.votes) + " votes"; }],
+    ["vote_agreement", "vote agreement", function (f) { return num(f.responses) + " responses with 2+ voters"; }],
+    ["judge_human_agreement", "judge agrees with people", function (f) { return num(f.pairs) + " pairs"; }],
+    ["judge_order_consistency", "judge holds when swapped", function (f) { return num(f.calls) + " calls"; }],
+    ["length_bias", "chosen answer is the longer", function (f) { return "median ratio " + (f.median_length_ratio == null ? "–" : f.median_length_ratio); }],
+    ["voter_concentration", "votes by the top 1% of voters", function (f) { return "top 10: " + pct(f.top_10_share); }],
+    ["duplicate_prompts", "prompts with a near duplicate", function (f) { return num(f.near_duplicates) + " of " + num(f.groups) + " groups"; }],
+    ["suspect_voters", "suspect voters", function (f) { return num(f.pairs_resting_on_them) + " pairs rest on them alone"; }],
+  ];
+  var SHARES = {vote_agreement: 1, judge_human_agreement: 1, judge_order_consistency: 1, length_bias: 1, voter_concentration: 1, duplicate_prompts: 1};
+  var polls = [];  // timers of the quality job's results asked again; a new load cancels them
+
+  /* Calls draw(body) with a ready result; while the job computes, shows "computing" in the table
+   * (with the last result, if any) and asks again after Retry-After. */
+  function whenReady(path, tableId, draw) {
+    return api(path).then(function (body) {
+      if (body.status === "ready") { return draw(body); }
+      if (body.last) { draw(body.last); } else { $(tableId).innerHTML = ""; }
+      $(tableId).insertAdjacentHTML("afterbegin", "<caption class=\"muted\">computing... (asked again in " + body.retry_after + " s)</caption>");
+      if (!body.last) { $(tableId).setAttribute("data-state", "computing"); }
+      polls.push(setTimeout(function () { whenReady(path, tableId, draw); }, body.retry_after * 1000));
+    });
+  }
+
+  function quality(range) {
+    return whenReady("/v1/quality" + query({since: range.since, until: range.until}), "quality", function (body) {
+      table("quality", ["Figure", "#Value", "Rests on"], FIGURES.map(function (row) {
+        var f = body.figures[row[0]] || {};
+        var value = SHARES[row[0]] ? pct(f.value) : num(f.value);
+        return "<tr data-figure=\"" + row[0] + "\"><td>" + esc(row[1]) + "</td><td class=\"num\">" + value +
+               "</td><td class=\"muted\">" + esc(row[2] ? row[2](f) : "") + "</td></tr>";
+      }));
+      $("quality").setAttribute("data-state", "ready");
+    });
+  }
+
+  function voters() {
+    return whenReady("/v1/voters?suspect=true&limit=20", "voters", function (body) {
+      var rows = body.voters.map(function (v) {
+        return "<tr><td>" + esc(v.user_id) + "</td><td>" + esc(v.rules.join(", ")) + "</td><td class=\"num\">" + num(v.likes) +
+               "</td><td class=\"num\">" + num(v.dislikes) + "</td><td class=\"num\">" + num(v.most_in_a_minute) + "</td></tr>";
+      });
+      if (!rows.length) { rows = ["<tr><td colspan=\"5\" class=\"muted\">none found</td></tr>"]; }
+      table("voters", ["Voter", "Rules", "#Likes", "#Dislikes", "#Most in a minute"], rows);
+      $("voters").setAttribute("data-state", "ready");
+    });
+  }
+
   function comments() {
     return api("/v1/comments?limit=15").then(function (body) {
       table("comments", ["Comment", "Response", "When"], body.comments.map(function (c) {
@@ -305,7 +358,10 @@
       kpis(stats, range);
       pairsOverTime(stats, exportsList, range);
       exportsTable(exportsList);
-      return Promise.all([perModel(stats, range), leaderboardTable(range), prompts(range), comments(), pipeline()]);
+      polls.forEach(clearTimeout);
+      polls = [];
+      return Promise.all([perModel(stats, range), leaderboardTable(range), prompts(range), comments(), pipeline(),
+                          quality(range), voters()]);
     }).then(function () {
       message.textContent = "";
       $("board").hidden = false;

@@ -78,6 +78,7 @@ def test_every_operation_answers_its_documented_success(app, key):
         ("PATCH", "/v1/project"): {"body": {"parquet": True}},
         ("POST", "/v1/erasures"): {"body": {"response_ids": ["no-such-response"]}},
         ("GET", "/v1/erasures/{erasure_id}"): {"path_parameters": {"erasure_id": erasure_id}},
+        ("GET", "/v1/voters"): {"query": {"suspect": "true"}},
     }
     api = schemathesis.openapi.from_wsgi("/openapi.json", app)
     answered = {}

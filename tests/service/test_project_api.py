@@ -21,6 +21,9 @@ def test_settings_can_be_read_and_changed(client, conn):
         "redact": {"builtin": [], "patterns": []},
         "judge": None,
         "reference": None,
+        "exclude_suspect_voters": False,
+        "min_voters": 0,
+        "min_margin": 0.0,
     }
     changed = client.patch(
         "/v1/project", json={"formats": ["openai", "trl-chat"], "parquet": True, "test_ratio": 0.1}, headers=auth(admin)
@@ -31,6 +34,18 @@ def test_settings_can_be_read_and_changed(client, conn):
     read_back = client.get("/v1/project", headers=auth(read_key)).get_json()
     assert (read_back["formats"], read_back["parquet"], read_back["test_ratio"]) == (["openai", "trl-chat"], True, 0.1)
     assert read_back["strategy"] == "all"  # what the change did not name is kept
+    filters = {"exclude_suspect_voters": True, "min_voters": 2, "min_margin": 1.5}
+    assert client.patch("/v1/project", json=filters, headers=auth(admin)).status_code == 200
+    read_back = client.get("/v1/project", headers=auth(read_key)).get_json()
+    assert {k: read_back[k] for k in filters} == filters and read_back["formats"] == ["openai", "trl-chat"]
+    for bad, field in (({"min_voters": -1}, "min_voters"), ({"min_margin": "x"}, "min_margin"),
+                       ({"exclude_suspect_voters": "maybe"}, "exclude_suspect_voters")):  # fmt: skip
+        refused = client.patch("/v1/project", json=bad, headers=auth(admin))
+        assert refused.status_code == 400 and refused.get_json()["error"]["field"] == field, refused.get_json()
+    refused = client.post("/v1/exports", json={"mode": "incremental", "min_voters": 2}, headers=auth(admin))
+    assert refused.status_code == 400 and refused.get_json()["error"]["field"] == "mode"
+    accepted = client.post("/v1/exports", json={"mode": "snapshot", "min_voters": 2}, headers=auth(admin))
+    assert accepted.status_code == 202
 
 
 def test_an_admin_key_follows_the_export_it_started(client, conn):

@@ -12,11 +12,11 @@ from workers.pairing.drain import drain
 
 # Keys whose contents a rebuild makes anew rather than restores: RQ's, the pair log (the
 # rebuilt pairs' changes: the next export reads it), the leaderboard's hours (pairing's hour),
-# the project's bookkeeping of archive runs and queued jobs, and export run records (restored
-# from the manifests, compared apart).
+# the project's bookkeeping of archive runs and queued jobs, export run records (restored
+# from the manifests, compared apart), and the quality job's cached results (computed again).
 _MADE_ANEW = (
     ":pairlog", ":archlog", ":matchhours", ":archive:cursor", ":archive:job", ":pairingjob", ":exports",
-    ":archive:state",
+    ":archive:state", ":quality", ":quality:gen",
 )  # fmt: skip
 # When a pair (KTO item) was made: the rebuild pairs as of the replayed change that made it, the
 # workers paired a few milliseconds after it.

@@ -56,4 +56,45 @@ def dataset_card(manifest: dict[str, Any], file_format: str, root: str) -> str:
         "`manifests/`; this card always describes the latest snapshot.",
         "",
     ]
+    if manifest.get("quality"):
+        lines += quality_lines(manifest["quality"])
     return "\n".join(lines)
+
+
+# The card's words for each figure (docs/quality.md defines them).
+FIGURE_TEXT = {
+    "pairs_by_source": "pairs",
+    "groups": "prompt groups",
+    "voters": "people who voted or rated",
+    "vote_agreement": "vote agreement (pairs of voters on a response who voted alike)",
+    "judge_human_agreement": "LLM judge agrees with people",
+    "judge_order_consistency": "judge verdicts that held with the answers swapped",
+    "length_bias": "pairs whose chosen answer is the longer",
+    "voter_concentration": "votes cast by the top 1% of voters",
+    "duplicate_prompts": "prompt groups with a near-duplicate prompt",
+    "suspect_voters": "suspect voters",
+}
+
+
+def quality_lines(quality: dict[str, Any]) -> list[str]:
+    """The card's quality section: a table of the figures (each with what it rests on), the
+    filters and what they left out."""
+    lines = ["## Quality", "", "What these rows are worth (definitions: LikeLoop's docs/quality.md).", ""]
+    lines += ["| figure | value | rests on |", "| --- | ---: | --- |"]
+    for name, figure in quality.get("figures", {}).items():
+        rest = ", ".join(f"{k} {_cell(v)}" for k, v in figure.items() if k != "value")
+        lines.append(f"| {FIGURE_TEXT.get(name, name)} (`{name}`) | {_cell(figure.get('value'))} | {rest} |")
+    filters = {k: v for k, v in quality.get("filters", {}).items() if v}
+    left = quality.get("left_out", {})
+    named = ", ".join(f"`{k}` {v}" for k, v in filters.items()) if filters else "none"
+    why = ", ".join(f"{k} {v}" for k, v in left.get("by_filter", {}).items())
+    lines += ["", f"Filters: {named}; pairs left out: {left.get('pairs', 0)}" + (f" ({why})" if why else "") + ".", ""]
+    return lines
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
+    return str(value)

@@ -24,7 +24,7 @@ from typing import Any
 
 import redis
 
-from likeloop_server import compacted, keys, stored
+from likeloop_server import compacted, keys, quality_cache, stored
 from likeloop_server.counters import DIMENSIONS, SEPARATOR, dimension
 from likeloop_server.counters import field as counter_field
 from likeloop_server.settings import Settings
@@ -279,5 +279,7 @@ class HotPass:
             self.conn.hdel(pk.stats_total, *zero)
 
     def drop_caches(self) -> None:
-        """Caches built from the erased data: the leaderboard's fitted ranges."""
+        """Caches built from the erased data: the leaderboard's fitted ranges, the quality
+        reports and suspect voters."""
         self.conn.delete(self.pk.leaderboard_cache)
+        quality_cache.drop(self.conn, self.project)

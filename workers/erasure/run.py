@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from likeloop_server import defaults, erasures, keys, ownership
+from likeloop_server import defaults, erasures, keys, ownership, quality_cache
 from likeloop_server.apikeys import list_projects
 from likeloop_server.errors import Busy
 from likeloop_server.identity import new_id
@@ -147,6 +147,8 @@ class _Erasure:
         export_lock = ExportLock(self.conn, self.pk.export_lock, new_id(), s.export_lock_ttl_s)
         exports = ExportsPass(self.conn, self.s3, Layout(s, self.project), hot.groups, hot.texts, lock.renew)
         self.add(_locked(export_lock, exports.run))
+        # once more: a quality job that read the archive before it was rewritten writes nothing
+        quality_cache.drop(self.conn, self.project)
         if record:
             self._record(scope)
 

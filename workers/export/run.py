@@ -19,12 +19,14 @@ import redis
 
 from likeloop_server import exports, keys, ownership, stored
 from likeloop_server.apikeys import list_projects
+from likeloop_server.export_filters import ExportFilters, check_mode
 from likeloop_server.exports import ExportStatus
 from likeloop_server.projects import get_config
 from likeloop_server.settings import Settings
 from workers import context
 from workers.archive.layout import ArchiveLayout
 from workers.dataset.card import dataset_card
+from workers.quality.gather import view_of
 from workers.storage.run_lock import ExportBusy, ExportLock
 from workers.storage.s3io import put_bytes, put_json
 from workers.sweep import each_project
@@ -33,6 +35,7 @@ from . import compacted as export_compacted
 from .commit import RunSets, commit, reconcile
 from .layout import Layout, manifest_name
 from .logscan import READ_CHUNK, Added, ScanSpec, scan_log
+from .quality import QualitySection
 from .writers import ExportPlan, RunWriters
 
 __all__ = ["ExportBusy", "export_all_projects", "export_project", "run_export"]
@@ -78,7 +81,13 @@ PROGRESS_EVERY_S = 0.5
 
 
 def _incremental(
-    conn: redis.Redis, pk: keys.ProjectKeys, writers: RunWriters, sets: RunSets, lock: ExportLock, progress: Progress
+    conn: redis.Redis,
+    pk: keys.ProjectKeys,
+    writers: RunWriters,
+    sets: RunSets,
+    lock: ExportLock,
+    progress: Progress,
+    section: QualitySection,
 ) -> dict[str, Any]:
     """Stream the pair log from the cursor to its current end, so memory stays flat.
 
@@ -97,7 +106,7 @@ def _incremental(
         pk, cursor, end, sets.added, sets.retracted, bool(plan.pair_formats), plan.kto, _left_out(conn, pk, plan)
     )
     for chunk in scan_log(conn, spec, lock.renew):
-        writers.add_stored(chunk.pairs, kto=False, ledger=True)
+        writers.add_stored(section.pairs(chunk.pairs), kto=False, ledger=True)
         writers.add_stored(chunk.kto, kto=True, ledger=True)
         for kind, item, group in chunk.retractions:
             writers.retract(item, group, now, kind)
@@ -148,18 +157,22 @@ def _snapshot(
     sets: RunSets,
     lock: ExportLock,
     progress: Progress,
+    section: QualitySection,
     archive: ArchiveLayout | None = None,
 ) -> dict[str, Any]:
     """Every current pair and KTO item: those in Redis, then the compacted groups' from the
-    archive (workers/export/compacted.py), then those of groups that came back meanwhile."""
+    archive (workers/export/compacted.py), then those of groups that came back meanwhile. The
+    quality section sees every chunk of pairs first (and its filters keep what they keep)."""
     sets.reset(conn)
     skip_sets = _left_out(conn, pk, writers.plan)
     plan = writers.plan
     mark = export_compacted.restored_mark(conn, pk)
 
-    def write(pairs: list[Added], kto: list[Added]) -> None:
+    def write(pairs: list[Added], kto: list[Added], snap: dict[str, Any] | None = None) -> None:
         if plan.pair_formats:
-            writers.add_stored(_fresh(conn, sets.added, pairs), False)
+            fresh = _fresh(conn, sets.added, pairs)
+            view = view_of(snap) if snap is not None and fresh and section.wants_views else None
+            writers.add_stored(section.pairs(fresh, view), False)
         if plan.kto:
             writers.add_stored(_fresh(conn, sets.added, kto), True)
         lock.renew()
@@ -172,19 +185,28 @@ def _snapshot(
         ):
             if wanted:
                 for items in _all_records(conn, records_key, sets.added):
-                    writers.add_stored(items if kto else _without(conn, skip_sets, items), kto)
+                    writers.add_stored(items if kto else section.pairs(_without(conn, skip_sets, items)), kto)
                     lock.renew()
                     progress(writers)
         if archive is not None:
             excluded = exports.excluded_sources(plan.sources)
             read: set[str] = set()
             for snap in export_compacted.compacted_snapshots(conn, writers.s3, archive, pk, read):
-                write(*export_compacted.snapshot_items(snap, excluded))
+                write(*export_compacted.snapshot_items(snap, excluded), snap)
             back = export_compacted.restored_meanwhile(conn, pk, mark, read)
             write(*export_compacted.hot_items(conn, pk, back, excluded))
     finally:
         sets.reset(conn)
     return {"cursor": None}
+
+
+def _filters(conn: redis.Redis, project: str, mode: str, given: dict[str, Any] | None) -> ExportFilters:
+    """The run's filters: a snapshot's are the project's, with those the run gives instead."""
+    run = ExportFilters().overridden(given)
+    check_mode(mode, run)
+    if mode != "snapshot":
+        return run
+    return get_config(conn, project).filters.overridden(given)
 
 
 def _plan(conn: redis.Redis, project: str, formats: tuple[str, ...] | None, parquet: bool | None) -> ExportPlan:
@@ -196,7 +218,12 @@ def _plan(conn: redis.Redis, project: str, formats: tuple[str, ...] | None, parq
 
 
 def _manifest(
-    run: dict[str, Any], started: float, writers: RunWriters, body: dict[str, Any], files: list[Any]
+    run: dict[str, Any],
+    started: float,
+    writers: RunWriters,
+    body: dict[str, Any],
+    files: list[Any],
+    quality: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest of a run (``run``: its export id, project and mode) that wrote ``files``."""
     plan = writers.plan
@@ -212,6 +239,7 @@ def _manifest(
             "sources": plan.sources,
         },
         **body,
+        **({"quality": quality} if quality is not None else {}),
         "files": files,
         "counts": {"pairs": writers.pairs, "kto": writers.kto, "retractions": writers.retracted},
         "stats": {"pairs_exported_delta": writers.pairs - writers.retracted_pairs},
@@ -226,14 +254,15 @@ def _write_run(
     lock: ExportLock,
     mode: str,
     progress: Progress,
+    section: QualitySection,
     archive: ArchiveLayout | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Stream the run's rows into its objects and complete them: (cursor range, file entries)."""
     try:
         if mode == "incremental":
-            body = _incremental(conn, pk, writers, sets, lock, progress)
+            body = _incremental(conn, pk, writers, sets, lock, progress, section)
         else:
-            body = _snapshot(conn, pk, writers, sets, lock, progress, archive)
+            body = _snapshot(conn, pk, writers, sets, lock, progress, section, archive)
         progress(writers, force=True)
         return body, writers.close()
     except BaseException:
@@ -251,16 +280,21 @@ def export_project(
     formats: tuple[str, ...] | None = None,
     parquet: bool | None = None,
     sources: str | None = None,
+    filters: dict[str, Any] | None = None,
+    quality: bool = True,
 ) -> dict[str, Any]:
     """Run one export to completion; returns its manifest. Raises ExportBusy if one is running.
 
     ``formats`` and ``parquet`` override the project's configured defaults for this run;
     ``sources`` is ``human`` (the default: pairs people decided), ``all`` (models' too) or a
-    comma-separated list of sources (``exports.PAIR_SOURCES``).
+    comma-separated list of sources (``exports.PAIR_SOURCES``). ``filters`` override the
+    project's (likeloop_server/export_filters.py; snapshot runs only). ``quality``: write the
+    quality section's figures (its filters apply either way).
     """
     pk = keys.ProjectKeys(project)
     layout = Layout(settings, project)
     plan = replace(_plan(conn, project, formats, parquet), sources=exports.parse_sources(sources or "human"))
+    chosen = _filters(conn, project, mode, filters)
     lock = ExportLock(conn, pk.export_lock, export_id, settings.export_lock_ttl_s)
     lock.acquire()
     try:
@@ -272,9 +306,11 @@ def export_project(
         sets = RunSets(pk, export_id)
         writers = RunWriters(s3, layout, export_id, day, plan)
         progress = Progress(conn, project, export_id)
-        body, files = _write_run(conn, pk, writers, sets, lock, mode, progress, ArchiveLayout(settings, project))
+        section = QualitySection(conn, s3, settings, project, plan.strategy, chosen, quality)
+        archive = ArchiveLayout(settings, project)
+        body, files = _write_run(conn, pk, writers, sets, lock, mode, progress, section, archive)
         run = {"export_id": export_id, "project": project, "mode": mode}
-        manifest = _manifest(run, started, writers, body, files)
+        manifest = _manifest(run, started, writers, body, files, section.finish())
         manifest_key = layout.manifest(manifest_name(started, export_id))
         put_json(s3, layout.bucket, manifest_key, manifest)
         if mode == "snapshot":
@@ -301,6 +337,7 @@ def run_export(
     formats: list[str] | None = None,
     parquet: bool | None = None,
     sources: str | None = None,
+    filters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """RQ job: run a requested export, recording failures on the export record."""
     from rq import get_current_job
@@ -317,6 +354,7 @@ def run_export(
             tuple(formats) if formats else None,
             parquet,
             sources,
+            filters,
         )
         return {"manifest": manifest["export_id"], "counts": manifest["counts"]}
     except Exception as exc:

@@ -1,5 +1,6 @@
 """The quality figures of a set of pairs and the prompt groups they come from (docs/quality.md
-defines each, with its formula). Pure: a ``Sample`` in, a JSON-ready dict out, each figure an
+defines each, with its formula). Pure: groups and pair rows go into a ``Tally`` (a group at a
+time, so an export can feed it while it streams), which gives a JSON-ready dict, each figure an
 object with its main number under ``value`` (None when nothing to measure) and what it rests on
 beside it.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from likeloop_server.leaderboard import JUDGE_AGREED, JUDGE_DISAGREED
@@ -27,13 +28,14 @@ TOP_N = 10
 
 @dataclass(frozen=True)
 class PairRow:
-    """One pair of the sample: its group, where it came from and its two answers."""
+    """One pair of the sample: its group, where it came from and its two answers' lengths (in
+    characters)."""
 
     pair_id: str
     group_id: str
     source: str
-    chosen: str
-    rejected: str
+    chosen_chars: int
+    rejected_chars: int
 
 
 @dataclass
@@ -54,122 +56,117 @@ def ratio(part: int, whole: int) -> float | None:
 
 def figures(sample: Sample) -> dict[str, dict[str, object]]:
     """Every quality figure of ``sample``."""
-    groups = [sample.groups[g] for g in sorted({p.group_id for p in sample.pairs}) if g in sample.groups]
-    return {
-        "pairs_by_source": pairs_by_source(sample.pairs),
-        "groups": {"value": len({p.group_id for p in sample.pairs})},
-        "voters": voters(groups),
-        "vote_agreement": vote_agreement(groups),
-        "judge_human_agreement": judge_human_agreement(groups, sample.max_pairs, sample.strategy),
-        "judge_order_consistency": judge_order_consistency(groups),
-        "length_bias": length_bias(sample.pairs),
-        "voter_concentration": voter_concentration(groups),
-        "duplicate_prompts": duplicate_prompts(groups),
-        "suspect_voters": suspect_voters(sample, groups),
-    }
+    tally = Tally(frozenset(sample.suspects), sample.max_pairs, sample.strategy)
+    tally.rows(sample.pairs)
+    for gid in sorted({p.group_id for p in sample.pairs}):
+        if gid in sample.groups:
+            tally.group(sample.groups[gid])
+    return tally.result()
 
 
-def pairs_by_source(pairs: list[PairRow]) -> dict[str, object]:
-    return {"value": len(pairs), "sources": dict(sorted(Counter(p.source for p in pairs).items()))}
+class Tally:
+    """The figures' running sums. ``rows`` takes pair rows as they are written, ``group`` each of
+    their groups once (in any order); ``result`` the figures."""
 
+    def __init__(self, suspects: frozenset[str], max_pairs: int = 100, strategy: str = "all") -> None:
+        self.suspects, self.max_pairs, self.strategy = suspects, max_pairs, strategy
+        self.sources: Counter[str] = Counter()
+        self.pair_groups: dict[str, list[str]] = {}  # group -> its rows' pair ids
+        self.longer = 0
+        self.length_ratios: list[float] = []
+        self.cast: Counter[str] = Counter()  # votes and ratings by person
+        self.alike = self.voter_pairs = self.agreement_responses = 0
+        self.judge_agreed = self.judge_disagreed = 0
+        self.picks_held = self.picks = 0
+        self.prompts: dict[str, str] = {}
+        self.suspects_present: set[str] = set()
+        self.kept_without_suspects: dict[str, frozenset[str]] = {}  # groups with a suspect's feedback
 
-def _votes_by_voter(groups: list[GroupView]) -> Counter[str]:
-    """Votes (likes, dislikes) and ratings each person cast in the groups."""
-    cast: Counter[str] = Counter()
-    for g in groups:
+    def rows(self, rows: Iterable[PairRow]) -> None:
+        for p in rows:
+            self.sources[p.source] += 1
+            self.pair_groups.setdefault(p.group_id, []).append(p.pair_id)
+            self.longer += p.chosen_chars > p.rejected_chars
+            self.length_ratios.append(p.chosen_chars / max(1, p.rejected_chars))
+
+    def group(self, g: GroupView) -> None:
+        self.prompts[g.group_id] = g.prompt_text
         for r in g.responses:
-            cast.update(r.votes.keys())
-            cast.update(r.ratings.keys())
-    return cast
-
-
-def voters(groups: list[GroupView]) -> dict[str, object]:
-    cast = _votes_by_voter(groups)
-    return {"value": len(cast), "votes": sum(cast.values())}
-
-
-def vote_agreement(groups: list[GroupView]) -> dict[str, object]:
-    """Over responses with votes from two or more people: the share of pairs of those people who
-    voted alike (both liked, or both disliked), pooled over the responses."""
-    alike = total = responses = 0
-    for g in groups:
-        for r in g.responses:
+            self.cast.update(r.votes.keys())
+            self.cast.update(r.ratings.keys())
             n = len(r.votes)
-            if n < 2:
-                continue
-            likes = sum(1 for v in r.votes.values() if v > 0)
-            alike += math.comb(likes, 2) + math.comb(n - likes, 2)
-            total += math.comb(n, 2)
-            responses += 1
-    return {"value": ratio(alike, total), "responses": responses, "voter_pairs": total}
+            if n >= 2:
+                likes = sum(1 for v in r.votes.values() if v > 0)
+                self.alike += math.comb(likes, 2) + math.comb(n - likes, 2)
+                self.voter_pairs += math.comb(n, 2)
+                self.agreement_responses += 1
+        if any(j[4] == "judge" for j in g.judgements):
+            labels = [r.labels(frozenset()) for r in g.responses]
+            results = group_results(g.pairs(self.max_pairs, self.strategy), list(g.judgements), labels)
+            self.judge_agreed += results.get(JUDGE_AGREED, 0)
+            self.judge_disagreed += results.get(JUDGE_DISAGREED, 0)
+        self.picks += len(g.judge_picks)
+        self.picks_held += sum(1 for p in g.judge_picks if p in ORDER_HELD)
+        theirs = g.people & self.suspects
+        if theirs:
+            self.suspects_present |= theirs
+            kept = g.pairs(self.max_pairs, self.strategy, without=self.suspects)
+            self.kept_without_suspects[g.group_id] = frozenset(p.id for p in kept)
 
+    def result(self) -> dict[str, dict[str, object]]:
+        return {
+            "pairs_by_source": {"value": sum(self.sources.values()), "sources": dict(sorted(self.sources.items()))},
+            "groups": {"value": len(self.pair_groups)},
+            "voters": {"value": len(self.cast), "votes": sum(self.cast.values())},
+            "vote_agreement": {
+                "value": ratio(self.alike, self.voter_pairs),
+                "responses": self.agreement_responses,
+                "voter_pairs": self.voter_pairs,
+            },
+            "judge_human_agreement": {
+                "value": ratio(self.judge_agreed, self.judge_agreed + self.judge_disagreed),
+                "pairs": self.judge_agreed + self.judge_disagreed,
+            },
+            "judge_order_consistency": {"value": ratio(self.picks_held, self.picks), "calls": self.picks},
+            "length_bias": self._length_bias(),
+            "voter_concentration": self._concentration(),
+            "duplicate_prompts": self._duplicates(),
+            "suspect_voters": self._suspects(),
+        }
 
-def judge_human_agreement(groups: list[GroupView], max_pairs: int, strategy: str) -> dict[str, object]:
-    """Where the LLM judge and people both decided a pair: the share where they chose alike."""
-    agreed = disagreed = 0
-    for g in groups:
-        if not any(j[4] == "judge" for j in g.judgements):
-            continue
-        labels = [r.labels(frozenset()) for r in g.responses]
-        results = group_results(g.pairs(max_pairs, strategy), list(g.judgements), labels)
-        agreed += results.get(JUDGE_AGREED, 0)
-        disagreed += results.get(JUDGE_DISAGREED, 0)
-    return {"value": ratio(agreed, agreed + disagreed), "pairs": agreed + disagreed}
+    def _length_bias(self) -> dict[str, object]:
+        """The share of pairs whose chosen answer is longer (in characters) than the rejected
+        one, and the median of chosen length / rejected length."""
+        n = len(self.length_ratios)
+        median = round(statistics.median(self.length_ratios), 4) if n else None
+        return {"value": ratio(self.longer, n), "median_length_ratio": median, "pairs": n}
 
+    def _concentration(self) -> dict[str, object]:
+        """The share of votes cast by the top 1% of voters (at least one voter) and by the top 10."""
+        cast = sorted(self.cast.values(), reverse=True)
+        total = sum(cast)
+        top = max(1, math.ceil(len(cast) * TOP_SHARE)) if cast else 0
+        return {
+            "value": ratio(sum(cast[:top]), total),
+            "top_1_percent_voters": top,
+            "top_10_share": ratio(sum(cast[:TOP_N]), total),
+            "voters": len(cast),
+            "votes": total,
+        }
 
-def judge_order_consistency(groups: list[GroupView]) -> dict[str, object]:
-    """The share of the judge's calls (each pair asked in both orders) whose verdict held when
-    the order of the two answers was swapped."""
-    picks = [p for g in groups for p in g.judge_picks]
-    held = sum(1 for p in picks if p in ORDER_HELD)
-    return {"value": ratio(held, len(picks)), "calls": len(picks)}
+    def _duplicates(self) -> dict[str, object]:
+        """The share of prompt groups whose prompt is a near duplicate of another group's."""
+        found = near_duplicates(self.prompts)
+        return {"value": ratio(len(found), len(self.prompts)), "groups": len(self.prompts),
+                "near_duplicates": len(found), "threshold": THRESHOLD}  # fmt: skip
 
-
-def length_bias(pairs: list[PairRow]) -> dict[str, object]:
-    """The share of pairs whose chosen answer is longer (in characters) than the rejected one,
-    and the median of chosen length / rejected length."""
-    if not pairs:
-        return {"value": None, "median_length_ratio": None, "pairs": 0}
-    longer = sum(1 for p in pairs if len(p.chosen) > len(p.rejected))
-    median = statistics.median(len(p.chosen) / max(1, len(p.rejected)) for p in pairs)
-    return {"value": ratio(longer, len(pairs)), "median_length_ratio": round(median, 4), "pairs": len(pairs)}
-
-
-def voter_concentration(groups: list[GroupView]) -> dict[str, object]:
-    """The share of votes cast by the top 1% of voters (at least one voter) and by the top 10."""
-    cast = sorted(_votes_by_voter(groups).values(), reverse=True)
-    total = sum(cast)
-    top = max(1, math.ceil(len(cast) * TOP_SHARE)) if cast else 0
-    return {
-        "value": ratio(sum(cast[:top]), total),
-        "top_1_percent_voters": top,
-        "top_10_share": ratio(sum(cast[:TOP_N]), total),
-        "voters": len(cast),
-        "votes": total,
-    }
-
-
-def duplicate_prompts(groups: list[GroupView]) -> dict[str, object]:
-    """The share of prompt groups whose prompt is a near duplicate of another group's."""
-    found = near_duplicates({g.group_id: g.prompt_text for g in groups})
-    return {"value": ratio(len(found), len(groups)), "groups": len(groups), "near_duplicates": len(found),
-            "threshold": THRESHOLD}  # fmt: skip
-
-
-def suspect_voters(sample: Sample, groups: list[GroupView]) -> dict[str, object]:
-    """How many suspect voters gave feedback in the sample, and how many of its pairs would not
-    exist without their feedback (the groups paired again as if they had given none)."""
-    suspects = frozenset(sample.suspects)
-    present: set[str] = set()
-    resting = 0
-    rows_by_group: dict[str, list[PairRow]] = {}
-    for p in sample.pairs:
-        rows_by_group.setdefault(p.group_id, []).append(p)
-    for g in groups:
-        theirs = g.people & suspects
-        if not theirs:
-            continue
-        present |= theirs
-        kept = {p.id for p in g.pairs(sample.max_pairs, sample.strategy, without=suspects)}
-        resting += sum(1 for row in rows_by_group.get(g.group_id, ()) if row.pair_id not in kept)
-    return {"value": len(present), "pairs_resting_on_them": resting}
+    def _suspects(self) -> dict[str, object]:
+        """How many suspect voters gave feedback in the groups, and how many of the rows would
+        not exist without their feedback (their groups paired again as if they had given none)."""
+        resting = sum(
+            1
+            for gid, kept in self.kept_without_suspects.items()
+            for pid in self.pair_groups.get(gid, ())
+            if pid not in kept
+        )
+        return {"value": len(self.suspects_present), "pairs_resting_on_them": resting}

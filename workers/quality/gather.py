@@ -20,7 +20,6 @@ from likeloop_server.settings import Settings
 from workers.archive.layout import ArchiveLayout
 from workers.archive.rows import MODEL_CREDENTIAL, entry_rows
 from workers.archive.run import log_entries
-from workers.compaction.snapshot import read_snapshots
 
 from .figures import PairRow
 from .population import Feedback, GroupView, prompt_text
@@ -52,20 +51,68 @@ def view_of(snap: dict[str, Any]) -> GroupView:
             messages = orjson.loads(f["messages"]) if "messages" in f else None
             prompt = prompt_text(f.get("prompt"), f.get("system"), messages)
         responses.append(
-            Feedback(
-                response_id=rid,
-                text=f.get("response", ""),
-                model=f.get("model", ""),
-                votes=stored.votes_by_user(kept.get("votes", {})),
-                ratings=stored.ratings_by_user(kept.get("ratings", {})),
-                correction=f.get("correction"),
-                correction_user=f.get("correction_user"),
-                reference_role=f.get("reference_role"),
-                created_at=float(f.get("ts", 0) or 0),
+            _feedback(
+                rid, f, stored.votes_by_user(kept.get("votes", {})), stored.ratings_by_user(kept.get("ratings", {}))
             )
         )
     judgements, picks = _judgements(snap.get("judgements", {}))
     return GroupView(snap["group"], prompt, tuple(responses), tuple(judgements), tuple(picks))
+
+
+_VIEW_FIELDS = ("prompt", "system", "messages", "response", "model", "ts", "correction", "correction_user",
+                "reference_role")  # fmt: skip
+
+
+def read_views(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -> dict[str, GroupView]:
+    """Groups in Redis as ``GroupView``s, in two round trips: what the figures and the export's
+    filters read of a group (members, judgements, each member's answer and feedback), no more."""
+    pipe = conn.pipeline(transaction=False)
+    for gid in group_ids:
+        pipe.smembers(pk.group(gid))
+        pipe.hgetall(pk.judgements(gid))
+    found = pipe.execute()
+    members = [sorted(m.decode() for m in found[2 * i]) for i in range(len(group_ids))]
+    pipe = conn.pipeline(transaction=False)
+    for rids in members:
+        for rid in rids:
+            pipe.hmget(pk.response(rid), _VIEW_FIELDS)
+            pipe.hgetall(pk.votes(rid))
+            pipe.hgetall(pk.ratings(rid))
+    replies = iter(pipe.execute())
+    views: dict[str, GroupView] = {}
+    for i, gid in enumerate(group_ids):
+        responses, prompt = [], None
+        for rid in members[i]:
+            values, votes, ratings = next(replies), next(replies), next(replies)
+            if values[3] is None:  # expired
+                continue
+            f = {name: v.decode() for name, v in zip(_VIEW_FIELDS, values, strict=True) if v is not None}
+            if prompt is None:
+                prompt = prompt_text(f.get("prompt"), f.get("system"), orjson.loads(f.get("messages") or "null"))
+            responses.append(
+                _feedback(rid, f, stored.votes_by_user(_text(votes)), stored.ratings_by_user(_text(ratings)))
+            )
+        judgements, picks = _judgements(_text(found[2 * i + 1]))
+        views[gid] = GroupView(gid, prompt or "", tuple(responses), tuple(judgements), tuple(picks))
+    return views
+
+
+def _text(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def _feedback(rid: str, f: dict[str, str], votes: dict[str, int], ratings: dict[str, tuple[int, int]]) -> Feedback:
+    return Feedback(
+        response_id=rid,
+        text=f.get("response", ""),
+        model=f.get("model", ""),
+        votes=votes,
+        ratings=ratings,
+        correction=f.get("correction"),
+        correction_user=f.get("correction_user"),
+        reference_role=f.get("reference_role"),
+        created_at=float(f.get("ts", 0) or 0),
+    )
 
 
 def answer_text(value: Any) -> str:
@@ -77,17 +124,13 @@ def answer_text(value: Any) -> str:
     return ""
 
 
-def rows_of(snap: dict[str, Any]) -> list[tuple[PairRow, float]]:
-    """A snapshot's pair records as rows, each with when it was paired."""
-    out = []
-    for pid, raw in sorted(snap.get("pairs", {}).items()):
-        row = orjson.loads(raw)
-        meta = orjson.loads(row["metadata"])
-        pair = PairRow(
-            pid, snap["group"], meta.get("source", "vote"), answer_text(row["chosen"]), answer_text(row["rejected"])
-        )
-        out.append((pair, float(meta.get("paired_at") or 0)))
-    return out
+def row_of(pair_id: str, group_id: str, raw: bytes | str) -> tuple[PairRow, float]:
+    """A stored pair record as a row, with when it was paired."""
+    row = orjson.loads(raw)
+    meta = orjson.loads(row["metadata"])
+    chosen, rejected = answer_text(row["chosen"]), answer_text(row["rejected"])
+    pair = PairRow(pair_id, group_id, meta.get("source", "vote"), len(chosen), len(rejected))
+    return pair, float(meta.get("paired_at") or 0)
 
 
 def hot_groups(conn: redis.Redis, pk: keys.ProjectKeys, changed_since: float | None = None) -> list[str]:
@@ -96,13 +139,16 @@ def hot_groups(conn: redis.Redis, pk: keys.ProjectKeys, changed_since: float | N
     return [g.decode() for g in conn.zrangebyscore(pk.group_changed, low, "+inf")]
 
 
-def hot_snapshots(
-    conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str], now: float
-) -> Iterator[dict[str, Any]]:
-    """Snapshots of groups in Redis, ``READ_GROUPS`` a time."""
-    for start in range(0, len(group_ids), READ_GROUPS):
-        chunk = {g: 0.0 for g in group_ids[start : start + READ_GROUPS]}
-        yield from read_snapshots(conn, pk, chunk, {}, now)
+def read_rows(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -> list[tuple[PairRow, float]]:
+    """The current pairs of groups in Redis as rows, each with when it was paired."""
+    pipe = conn.pipeline(transaction=False)
+    for gid in group_ids:
+        pipe.smembers(pk.group_pairs(gid))
+    owners = [(x.decode(), gid) for gid, ids in zip(group_ids, pipe.execute(), strict=True) for x in sorted(ids)]
+    if not owners:
+        return []
+    records = conn.hmget(pk.pair_records, [pid for pid, _ in owners])
+    return [row_of(pid, gid, raw) for (pid, gid), raw in zip(owners, records, strict=True) if raw is not None]
 
 
 # ---- each voter's history, from the event archive ---------------------------------------------

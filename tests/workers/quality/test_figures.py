@@ -35,7 +35,7 @@ def sample() -> Sample:
     rows = []
     for g in groups.values():
         for p in g.pairs(100, "all"):
-            rows.append(PairRow(p.id, g.group_id, p.source, p.chosen.text, p.rejected.text))
+            rows.append(PairRow(p.id, g.group_id, p.source, len(p.chosen.text), len(p.rejected.text)))
     suspects = {"bot": Suspect("bot", ("rate",), 1, 0, 40)}
     return Sample(rows, groups, suspects)
 
@@ -83,5 +83,5 @@ def test_nothing_to_measure_gives_no_value_rather_than_a_made_up_one():
 def test_vote_agreement_counts_pairs_of_voters(likes, dislikes, alike, pairs):
     votes = {f"l{i}": 1 for i in range(likes)} | {f"d{i}": -1 for i in range(dislikes)}
     g = GroupView("g", "p", (Feedback("r", "t", votes=votes),))
-    out = figures(Sample([PairRow("x", "g", "vote", "a", "b")], {"g": g}))["vote_agreement"]
+    out = figures(Sample([PairRow("x", "g", "vote", 1, 1)], {"g": g}))["vote_agreement"]
     assert out == {"value": round(alike / pairs, 4), "responses": 1, "voter_pairs": pairs}

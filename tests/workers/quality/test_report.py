@@ -91,3 +91,18 @@ def test_the_rate_rule_reads_when_people_voted_not_when_it_arrived(conn, s3, set
     found = suspect_voters(conn, s3, settings, P)
     assert set(found) == {"clicker"}
     assert found["clicker"].rules == ("rate",) and found["clicker"].most_in_a_minute == 31
+
+
+def test_a_group_reads_the_same_from_redis_and_from_its_snapshot(conn, s3, settings):
+    """The figures' light reader of Redis and a compaction snapshot give the same groups."""
+    from likeloop_server import keys
+    from workers.compaction.snapshot import read_snapshots
+    from workers.quality.gather import hot_groups, read_views, view_of
+
+    make_key(conn, P)
+    store_and_pair(conn, settings, *honest(), *bot_and_its_groups())
+    pk = keys.ProjectKeys(P)
+    groups = hot_groups(conn, pk)
+    snaps = read_snapshots(conn, pk, dict.fromkeys(groups, 0.0), {}, time.time())
+    assert len(groups) == 43
+    assert read_views(conn, pk, groups) == {s["group"]: view_of(s) for s in snaps}

@@ -1,0 +1,109 @@
+"""Each export's quality section over exactly its rows, and the filters that leave the doubtful
+pairs out, on the real stack: the traffic of tests/workers/quality/test_report.py (43 pairs, 40
+of which rest on a bot's likes alone)."""
+
+import gzip
+import json
+
+import pytest
+
+from likeloop_server import exports, projects
+from likeloop_server.errors import InvalidValue
+from tests.support import P, make_key, store_and_pair
+from tests.workers.quality.test_report import bot_and_its_groups, honest
+from workers.archive.run import archive_project
+from workers.export.run import export_project
+from workers.quality.report import range_report
+
+
+@pytest.fixture
+def traffic(conn, s3, settings):
+    make_key(conn, P)
+    store_and_pair(conn, settings, *honest())
+    archive_project(conn, s3, settings, P)
+    store_and_pair(conn, settings, *bot_and_its_groups())
+
+
+def snapshot(conn, s3, settings, **filters):
+    return export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot", filters=filters or None)
+
+
+def chosen_ids(s3, settings, manifest):
+    """The chosen response of each trl row the run wrote."""
+    ids = []
+    for f in manifest["files"]:
+        if f["kind"] == "pairs" and f["format"] == "trl":
+            body = gzip.decompress(s3.get_object(Bucket=settings.s3_bucket, Key=f["key"])["Body"].read())
+            ids += [json.loads(json.loads(line)["metadata"])["chosen"]["response_id"] for line in body.splitlines()]
+    return sorted(ids)
+
+
+def test_the_section_holds_the_figures_of_exactly_the_rows(conn, s3, settings, traffic):
+    manifest = snapshot(conn, s3, settings)
+    quality = manifest["quality"]
+    assert quality["figures"] == range_report(conn, s3, settings, P)["figures"]  # the same 43 pairs
+    assert quality["figures"]["suspect_voters"] == {"value": 1, "pairs_resting_on_them": 40}
+    assert quality["left_out"] == {"pairs": 0, "by_filter": {}} and not any(quality["filters"].values())
+    card = s3.get_object(Bucket=settings.s3_bucket, Key=f"{settings.s3_prefix}/{P}/README.md")["Body"].read().decode()
+    assert "## Quality" in card
+    assert "| suspect voters (`suspect_voters`) | 1 | pairs_resting_on_them 40 |" in card
+    assert "| pairs whose chosen answer is the longer (`length_bias`) | 0.9535 |" in card
+
+
+def test_excluding_suspect_voters_drops_exactly_the_pairs_resting_on_the_bot(conn, s3, settings, traffic):
+    bot_liked = sorted(f"b{i}a" for i in range(40))
+    assert chosen_ids(s3, settings, snapshot(conn, s3, settings)) == sorted(["r1a", "r2a", "r3a", *bot_liked])
+    filtered = snapshot(conn, s3, settings, exclude_suspect_voters=True)
+    assert chosen_ids(s3, settings, filtered) == ["r1a", "r2a", "r3a"]
+    q = filtered["quality"]
+    assert q["left_out"] == {"pairs": 40, "by_filter": {"exclude_suspect_voters": 40}}
+    assert q["figures"]["pairs_by_source"]["value"] == 3
+    assert q["figures"]["suspect_voters"]["pairs_resting_on_them"] == 0
+    assert q["filters"]["exclude_suspect_voters"] is True
+    # nothing is lost: the next snapshot without the filter has them all again
+    assert snapshot(conn, s3, settings)["counts"]["pairs"] == 43
+
+
+def test_min_voters_and_min_margin(conn, s3, settings, traffic):
+    # r1 rests on h1, h2, h3; each bot group on the bot and one person; r2 on h1 alone, r3 on h2 alone
+    two = snapshot(conn, s3, settings, min_voters=2)
+    assert two["counts"]["pairs"] == 41
+    assert two["quality"]["left_out"] == {"pairs": 2, "by_filter": {"min_voters": 2}}
+    # r1's margin is 3 (scores +1 and -2); every other pair's is 2 (+1 and -1)
+    three = snapshot(conn, s3, settings, min_margin=3)
+    assert three["counts"]["pairs"] == 1
+    assert three["quality"]["left_out"] == {"pairs": 42, "by_filter": {"min_margin": 42}}
+    both = snapshot(conn, s3, settings, min_voters=3, exclude_suspect_voters=True)
+    assert both["counts"]["pairs"] == 1
+    assert both["quality"]["left_out"] == {"pairs": 42, "by_filter": {"exclude_suspect_voters": 40, "min_voters": 42}}
+
+
+def test_the_projects_defaults_apply_to_its_snapshots_and_a_run_overrides_them(conn, s3, settings, traffic):
+    projects.update_config(conn, P, exclude_suspect_voters=True)
+    assert snapshot(conn, s3, settings)["counts"]["pairs"] == 3
+    assert snapshot(conn, s3, settings, exclude_suspect_voters=False)["counts"]["pairs"] == 43
+    # an incremental export ignores the project's snapshot filters, and refuses a run's own
+    assert export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")["counts"]["pairs"] == 43
+    with pytest.raises(InvalidValue, match="snapshot exports only"):
+        export_project(conn, s3, settings, P, exports.new_export_id(), "incremental", filters={"min_voters": 2})
+
+
+def test_filters_are_checked(conn, traffic):
+    for bad in ({"min_voters": -1}, {"min_voters": 10_000}, {"min_margin": float("nan")}, {"min_voters": True}):
+        with pytest.raises(InvalidValue):
+            projects.update_config(conn, P, **bad)
+
+
+def test_compacted_groups_count_as_the_rows_they_give(conn, s3, settings, traffic):
+    """Groups compacted to the archive are read from their snapshots, filters and figures alike."""
+    from workers.compaction.compact import compact_project
+
+    before = snapshot(conn, s3, settings)["quality"]
+    export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")  # compaction waits for it
+    archive_project(conn, s3, settings, P)
+    assert compact_project(conn, s3, settings, P, older_than_days=0).groups == 43
+    after = snapshot(conn, s3, settings)
+    assert after["counts"]["pairs"] == 43 and after["quality"]["figures"] == before["figures"]
+    filtered = snapshot(conn, s3, settings, exclude_suspect_voters=True)
+    assert filtered["counts"]["pairs"] == 3
+    assert filtered["quality"]["left_out"] == {"pairs": 40, "by_filter": {"exclude_suspect_voters": 40}}
