@@ -49,9 +49,9 @@ VOCABULARY = [f"{a}{b}{c}" for a in ("ka", "lo", "mi", "ne", "po", "ru", "sa", "
 
 
 def prompt_of(g: int) -> str:
-    """Fourteen words drawn for the group; every tenth prompt is the one nine groups before with its
-    last word changed (a near copy: Jaccard 11/13 of their word 3-grams)."""
-    words = random.Random(g - 9 if g % 10 == 9 else g).choices(VOCABULARY, k=14)
+    """Twenty words drawn for the group; every tenth prompt is the one nine groups before with its
+    last word changed (a near copy: Jaccard 17/19 of their word 3-grams)."""
+    words = random.Random(g - 9 if g % 10 == 9 else g).choices(VOCABULARY, k=20)
     if g % 10 == 9:
         words[-1] = "changed"
     return " ".join(words) + "?"

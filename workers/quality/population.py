@@ -110,13 +110,12 @@ class GroupView:
 
 
 def prompt_text(prompt: str | None, system: str | None, messages: Iterable[Mapping[str, object]] | None) -> str:
-    """The text a group's prompt is compared by (duplicates): the system prompt, then the prompt
-    or each message's content, one per line."""
-    parts = [system] if system else []
-    if prompt is not None:
-        parts.append(prompt)
+    """The text a group's prompt is compared by (duplicates): the prompt, or each message's
+    content but the system's, one per line. The system prompt is left out: an app sends the same
+    one with every prompt, which would make every prompt look like a copy of every other."""
+    parts = [prompt] if prompt is not None else []
     for m in messages or ():
         content = m.get("content")
-        if isinstance(content, str):
+        if isinstance(content, str) and m.get("role") != "system":
             parts.append(content)
     return "\n".join(parts)

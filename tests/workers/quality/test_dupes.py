@@ -5,8 +5,8 @@ from workers.quality.dupes import near_duplicates, shingles
 
 
 def test_folding_and_short_texts():
-    assert shingles("Hello,   WORLD!") == {b"hello world"}
-    assert shingles("one two three four") == {b"one two three", b"two three four"}
+    assert shingles("Hello,   WORLD!") == {"hello world"}
+    assert shingles("one two three four") == {"one two three", "two three four"}
 
 
 def test_near_copies_are_found_and_different_prompts_are_not():
@@ -17,6 +17,28 @@ def test_near_copies_are_found_and_different_prompts_are_not():
         "c": base.replace("two sentences", "two  sentences") + ".",  # the same words
         "d": "Write a haiku about the sea at night, with the moon and a small boat on the water",
         "e": "Translate into French: the weather is nice today and we are going to the beach",
+        # the last word of d changed: 16 of 18 3-grams shared (0.89)
+        "f": "Write a haiku about the sea at night, with the moon and a small boat on the lake",
+        # the first half of e changed: 6 of 18 shared (0.33)
+        "g": "Say it in German, please: the weather is nice today and we are going to the beach",
     }
-    assert near_duplicates(texts) == {"a", "b", "c"}
+    assert near_duplicates(texts) == {"a", "b", "c", "d", "f"}
     assert near_duplicates({"only": base}) == set()
+
+
+def test_many_alike_prompts_are_all_found():
+    """A long template with one short slot: every prompt is a near copy (compared one per bucket,
+    so thousands of them cost no more than thousands of different prompts)."""
+    template = "Use the context below to answer the customer. Context: " + "our store opens at nine every day " * 8
+    texts = {f"t{i}": f"{template} Question: what about order {i}?" for i in range(3000)}
+    texts["other"] = "Write a haiku about the sea at night, with the moon and a small boat on the water"
+    assert near_duplicates(texts) == set(texts) - {"other"}
+
+
+def test_the_system_prompt_is_not_compared():
+    from workers.quality.population import prompt_text
+
+    system = "You are the support assistant of a shop. Answer briefly and politely, in the customer's language."
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": "Where is my parcel?"}]
+    assert prompt_text(None, system, messages) == "Where is my parcel?"
+    assert prompt_text("How do refunds work?", system, None) == "How do refunds work?"
