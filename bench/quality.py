@@ -9,8 +9,9 @@ redis-server and SeaweedFS S3 server:
    The export reuses the suspect voters the job computed within the hour, as a nightly export
    after the job would; a third variant computes them in the run (``--fresh-suspects``).
 
-The project: prompt groups of four answers (about 430 characters each, as bench/memory.py's), two
-liked and two disliked by three voters (one dissenting), so four pairs a group; one prompt in ten
+The project: prompt groups of four answers (``--answers``; about 430 characters each, as
+bench/memory.py's), half liked and half disliked by three voters (one dissenting), so four pairs
+a group (one with ``--answers 2``); one prompt in ten
 a near copy of another's; a bot that likes an answer in one group in fifty, a few a second. Events go
 through the ingest script, pairing is the pairing job's, and everything is archived to S3 first,
 so the voters' history is read from Parquet. Run: python bench/quality.py [--pairs 100000]
@@ -38,7 +39,7 @@ from likeloop_server.settings import Settings  # noqa: E402
 
 BUCKET = "likeloop-bench"
 PROJECT = "bench-quality"
-ANSWERS, VOTERS, PAIRS_PER_GROUP = 4, 3, 4
+VOTERS = 3
 BATCH = 500
 TEXT = " ".join(["This answer explains the matter step by step, with an example and a caveat."] * 6)[:400]
 
@@ -57,16 +58,17 @@ def prompt_of(g: int) -> str:
     return " ".join(words) + "?"
 
 
-def events_of(g: int, start: float) -> list[dict[str, Any]]:
-    """One prompt group's events: four answers, three voters each, every 50th group a bot's like."""
+def events_of(g: int, start: float, answers: int) -> list[dict[str, Any]]:
+    """One prompt group's events: its answers, three voters each (half the answers liked, one
+    voter dissenting), every 50th group a bot's like."""
     prompt = prompt_of(g)
     out: list[dict[str, Any]] = []
-    for a in range(ANSWERS):
+    for a in range(answers):
         rid = f"g{g}-a{a}"
         text = f"{TEXT} Answer {a} to {g}." + (" More detail." * a)
         out.append({"type": "response", "response_id": rid, "prompt": prompt, "response": text, "model": f"m{a % 2}"})
         for u in range(VOTERS):
-            liked = (a < ANSWERS // 2) != (u == 0)
+            liked = (a < answers // 2) != (u == 0)
             user = f"u{(g * 7 + u) % 5000}"
             out.append({"type": "like" if liked else "dislike", "response_id": rid, "user_id": user,
                         "timestamp": start + g * 2.0 + u})  # fmt: skip
@@ -75,18 +77,19 @@ def events_of(g: int, start: float) -> list[dict[str, Any]]:
     return out
 
 
-def seed(conn: Any, s3: Any, settings: Settings, pairs: int) -> int:
-    """The project's events stored, paired and archived; returns its groups."""
+def seed(conn: Any, s3: Any, settings: Settings, pairs: int, answers: int = 4) -> int:
+    """The project's events stored, paired and archived (``answers`` a group: (answers / 2)^2
+    pairs each); returns the pairs made."""
     from workers.archive.run import archive_project
     from workers.pairing.drain import pair_group_with
 
     store = BatchStore(conn, settings)
-    groups = pairs // PAIRS_PER_GROUP
+    groups = pairs // (answers // 2) ** 2
     start = time.time() - groups * 2.0 - 3600
     batch: list[dict[str, Any]] = []
     dirty: list[str] = []
     for g in range(groups):
-        batch += events_of(g, start)
+        batch += events_of(g, start, answers)
         if len(batch) >= BATCH or g == groups - 1:
             dirty += store.store(PROJECT, [prepare(e) for e in batch])[1]
             batch = []
@@ -105,6 +108,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pairs", type=int, default=100_000, help="pairs in the project (default 100,000)")
     p.add_argument("--rounds", type=int, default=5, help="rounds of each measure (default 5)")
+    p.add_argument("--answers", type=int, default=4, help="answers a prompt group (default 4: 4 pairs a group)")
     p.add_argument("--fresh-suspects", action="store_true", help="also time exports that compute the suspects")
     args = p.parse_args()
     import redis
@@ -125,8 +129,9 @@ def main() -> int:
             stack.ensure_bucket(s3, BUCKET)
             s3.put_object(Bucket=BUCKET, Key="warm-up", Body=b"x")
             apikeys.create_key(conn, PROJECT, ("read",))
-            seconds, made = timed(lambda: seed(conn, s3, settings, args.pairs))
-            print(f"seeded {made:,} pairs in {args.pairs // PAIRS_PER_GROUP:,} groups in {seconds:.0f} s", flush=True)
+            seconds, made = timed(lambda: seed(conn, s3, settings, args.pairs, args.answers))
+            groups = args.pairs // (args.answers // 2) ** 2
+            print(f"seeded {made:,} pairs in {groups:,} groups in {seconds:.0f} s", flush=True)
 
             job, history, figures = [], [], []
             found = suspect_voters(conn, s3, settings, PROJECT)

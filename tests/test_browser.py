@@ -160,6 +160,7 @@ def test_the_dashboard_shows_the_project_over_time(browser, live_service, histor
     run_worker_burst(settings)
     page.wait_for_selector("#quality[data-state=ready]", timeout=20000)
     page.wait_for_selector("#voters[data-state=ready]", timeout=20000)
+
     def figure(name: str) -> list[str]:
         return page.locator(f"#quality tr[data-figure={name}] td").all_inner_texts()
 
