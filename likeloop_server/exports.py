@@ -14,7 +14,7 @@ import redis
 from . import defaults, keys, ownership
 from .errors import InvalidValue, TooMany
 from .export_filters import ExportFilters, check_mode
-from .queues import enqueue_export
+from .queues import enqueue_export, export_job_id, job_exists
 
 # Where a pair's preference came from (its provenance's ``source``), and which of them are models.
 PAIR_SOURCES = ("vote", "rating", "comparison", "ranking", "correction", "judge", "reference")
@@ -48,6 +48,8 @@ def excluded_sources(sources: str) -> tuple[str, ...]:
 
 
 MODES = ("incremental", "snapshot")
+# A queued export whose job the queue does not hold this long after its request was lost.
+LOST_JOB_AFTER_S = 60
 # What new_export_id makes; anything else names no export (and is never looked up in Redis).
 EXPORT_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 
@@ -127,14 +129,19 @@ def request(
 
 
 def _still_queued(conn: redis.Redis, pk: keys.ProjectKeys, mode: str) -> str | None:
-    """The project's queued export of ``mode``, if its record still says queued; a name left by
-    a run that started, ended or was lost is taken away."""
+    """The project's queued export of ``mode``, if its record still says queued and the job queue
+    still holds its job; a name left by a run that started, ended or was lost (with the queue's
+    Redis, when it is apart) is taken away."""
     named = conn.get(pk.export_queued(mode))
     if named is None:
         return None
     export_id = named.decode()
-    if conn.hget(pk.export(export_id), "status") == ExportStatus.QUEUED.value.encode():
-        return export_id
+    status, requested_at = conn.hmget(pk.export(export_id), ["status", "requested_at"])
+    if status == ExportStatus.QUEUED.value.encode():
+        # a job is enqueued just after its record is made: only an older one's absence is a loss
+        young = time.time() - float(requested_at or 0) < LOST_JOB_AFTER_S
+        if young or job_exists(conn, export_job_id(pk.project, export_id)):
+            return export_id
     ownership.release(conn, pk.export_queued(mode), export_id)
     return None
 

@@ -18,6 +18,7 @@ from typing import Any
 import redis
 
 from . import defaults, keys, ownership
+from .connections import queue_redis
 from .errors import InvalidValue
 from .identity import new_id
 
@@ -97,9 +98,9 @@ def drop(conn: redis.Redis, project: str) -> None:
 def claim_job(conn: redis.Redis, project: str) -> str | None:
     """Name a new quality job for the project, unless one is queued or running: its id, or None."""
     job_id = f"quality-{project}-{new_id()[:16]}"
-    ok = conn.set(keys.ProjectKeys(project).quality_job, job_id, nx=True, ex=defaults.QUALITY_TIMEOUT_S)
+    ok = queue_redis(conn).set(keys.ProjectKeys(project).quality_job, job_id, nx=True, ex=defaults.QUALITY_TIMEOUT_S)
     return job_id if ok else None
 
 
 def release_job(conn: redis.Redis, project: str, job_id: str) -> None:
-    ownership.release(conn, keys.ProjectKeys(project).quality_job, job_id)
+    ownership.release(queue_redis(conn), keys.ProjectKeys(project).quality_job, job_id)

@@ -20,6 +20,7 @@ from rq.serializers import JSONSerializer
 from rq.utils import import_attribute
 
 from . import compacted, defaults, keys, ownership, quality_cache
+from .connections import queue_redis
 from .errors import LikeLoopError
 from .identity import new_id
 
@@ -105,12 +106,12 @@ class LikeLoopQueue(Queue):
 
 
 def queue(name: str, conn: redis.Redis) -> Queue:
-    return LikeLoopQueue(name, connection=conn)
+    return LikeLoopQueue(name, connection=queue_redis(conn))
 
 
 def fetch_job(conn: redis.Redis, job_id: str) -> Job:
     """A job by id (its data is read as JSON; raises rq's NoSuchJobError if it is gone)."""
-    return LikeLoopJob.fetch(job_id, connection=conn, serializer=SERIALIZER)
+    return LikeLoopJob.fetch(job_id, connection=queue_redis(conn), serializer=SERIALIZER)
 
 
 PAIRING_RETRY = Retry(max=len(defaults.PAIRING_RETRY_INTERVALS_S), interval=list(defaults.PAIRING_RETRY_INTERVALS_S))
@@ -126,7 +127,7 @@ def schedule_pairing(conn: redis.Redis, project: str) -> bool:
     """
     pk = keys.ProjectKeys(project)
     job_id = f"pairing-{project}-{new_id()[:16]}"
-    if not conn.set(pk.pairing_job, job_id, nx=True):
+    if not queue_redis(conn).set(pk.pairing_job, job_id, nx=True):
         return False
     queue(PAIRING_QUEUE, conn).enqueue(
         DRAIN_JOB,
@@ -146,7 +147,7 @@ def schedule_erasure(conn: redis.Redis, project: str) -> bool:
     call queued it."""
     pk = keys.ProjectKeys(project)
     job_id = f"erasure-{project}-{new_id()[:16]}"
-    if not conn.set(pk.erasure_job, job_id, nx=True, ex=defaults.ERASURE_TIMEOUT_S):
+    if not queue_redis(conn).set(pk.erasure_job, job_id, nx=True, ex=defaults.ERASURE_TIMEOUT_S):
         return False
     queue(EXPORT_QUEUE, conn).enqueue(
         ERASURE_JOB,
@@ -182,7 +183,7 @@ def schedule_quality(conn: redis.Redis, project: str, since: str | None, until: 
 
 def release_pairing_job(conn: redis.Redis, project: str, job_id: str) -> None:
     """Free the project's queued-job name if it is ``job_id`` (the job has started)."""
-    ownership.release(conn, keys.ProjectKeys(project).pairing_job, job_id)
+    ownership.release(queue_redis(conn), keys.ProjectKeys(project).pairing_job, job_id)
 
 
 def repair_all(conn: redis.Redis, project: str) -> int:
@@ -219,6 +220,15 @@ def compacted_group_ids(conn: redis.Redis, pk: keys.ProjectKeys) -> list[str]:
     return out
 
 
+def export_job_id(project: str, export_id: str) -> str:
+    return f"export-{project}-{export_id}"
+
+
+def job_exists(conn: redis.Redis, job_id: str) -> bool:
+    """Whether the job queue still holds the job (a lost queue Redis loses its jobs)."""
+    return bool(Job.exists(job_id, connection=queue_redis(conn)))
+
+
 def enqueue_export(
     conn: redis.Redis,
     project: str,
@@ -234,7 +244,7 @@ def enqueue_export(
     queue(EXPORT_QUEUE, conn).enqueue(
         EXPORT_JOB,
         args=(project, export_id, mode, formats, parquet, sources, filters),
-        job_id=f"export-{project}-{export_id}",
+        job_id=export_job_id(project, export_id),
         job_timeout=defaults.EXPORT_TIMEOUT_S,
         retry=EXPORT_RETRY if retry else None,
         result_ttl=defaults.EXPORT_RESULT_TTL_S,
@@ -259,11 +269,11 @@ def project_pipeline(conn: redis.Redis, project: str) -> dict[str, Any]:
     pipe = conn.pipeline(transaction=False)
     pipe.zcard(pk.dirty)
     pipe.zrange(pk.dirty, 0, 0, withscores=True)
-    pipe.exists(pk.pairing_job)
-    waiting, oldest, queued = pipe.execute()
+    waiting, oldest = pipe.execute()
+    queued = queue_redis(conn).exists(pk.pairing_job)
     return {
         "dirty_groups": waiting,
         "oldest_dirty_s": round(max(0.0, time.time() - oldest[0][1]), 3) if oldest else None,
         "pairing_job_queued": bool(queued),
-        "pairing_workers": Worker.count(connection=conn, queue=queue(PAIRING_QUEUE, conn)),
+        "pairing_workers": Worker.count(connection=queue_redis(conn), queue=queue(PAIRING_QUEUE, conn)),
     }

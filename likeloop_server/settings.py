@@ -66,6 +66,9 @@ class Settings:
     """Everything the server side reads from its environment; defaults in ``defaults.py``."""
 
     redis_url: str = _setting(defaults.REDIS_URL, "LIKELOOP_REDIS_URL")
+    # Where RQ's queues, jobs and cron, and the names of the projects' queued jobs live; empty:
+    # on the data Redis (LIKELOOP_REDIS_URL). RQ does not run on Redis Cluster, the data may.
+    queue_redis_url: str = _setting("", "LIKELOOP_QUEUE_REDIS_URL")
     s3_url: str = _setting(defaults.S3_URL, "LIKELOOP_S3_URL", _parse_s3_url)
     s3_endpoint: str | None = _setting(None, "LIKELOOP_S3_ENDPOINT")  # None: AWS itself
     # Where the event archive goes (workers/archive/run.py); empty: ``_archive`` at the root of
@@ -148,6 +151,11 @@ class Settings:
         if self.archive_url or not self.s3_prefix:
             return None
         return f"s3://{self.s3_bucket}/{self.s3_prefix}/{ARCHIVE_DIR}"
+
+    @property
+    def queue_url(self) -> str:
+        """The Redis of the job queue: LIKELOOP_QUEUE_REDIS_URL, else the data Redis."""
+        return self.queue_redis_url or self.redis_url
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

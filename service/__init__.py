@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-import redis
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 from flask_cors import CORS
 
+from likeloop_server import connections
 from likeloop_server.batch_store import BatchStore
 from likeloop_server.settings import Settings
 
@@ -42,9 +42,7 @@ class OrjsonProvider(DefaultJSONProvider):
 
 
 def _resources(settings: Settings) -> Resources:
-    conn = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
-    )
+    conn = connections.connect(settings, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
     committer = GroupCommit if settings.group_commit else DirectCommit
     return Resources(
         settings=settings,

@@ -132,6 +132,8 @@ def server_env(settings: Settings) -> dict[str, str]:
         env["LIKELOOP_ARCHIVE_URL"] = settings.archive_url
     if settings.s3_endpoint:
         env["LIKELOOP_S3_ENDPOINT"] = settings.s3_endpoint
+    if settings.queue_redis_url:
+        env["LIKELOOP_QUEUE_REDIS_URL"] = settings.queue_redis_url
     return env
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import redis
 
+from likeloop_server.connections import connect
 from likeloop_server.settings import Settings
 
 
@@ -17,7 +18,8 @@ def settings() -> Settings:
 
 @functools.cache
 def redis_conn() -> redis.Redis:
-    return redis.Redis.from_url(settings().redis_url)
+    """The data Redis, which knows the job queue's (likeloop_server/queues.py)."""
+    return connect(settings())
 
 
 def s3_client(s: Settings | None = None) -> Any:

@@ -65,7 +65,10 @@ def chosen_projects(conn: redis.Redis, args: argparse.Namespace) -> list[str]:
 
 
 def redis_client(settings: Settings | None = None) -> redis.Redis:
-    return redis.Redis.from_url((settings or Settings.from_env()).redis_url)
+    """The data Redis of the settings, which knows the job queue's (likeloop_server/queues.py)."""
+    from likeloop_server.connections import connect
+
+    return connect(settings or Settings.from_env())
 
 
 def each_project(

@@ -31,10 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rq.cron import CronScheduler
 
+    from likeloop_server.connections import queue_redis
     from workers.cron import register_jobs
 
     settings = Settings.from_env()
-    scheduler = CronScheduler(connection=redis_client(settings), logging_level=args.log_level.upper())
+    # RQ's cron lives with the queue (LIKELOOP_QUEUE_REDIS_URL, else the data Redis)
+    scheduler = CronScheduler(connection=queue_redis(redis_client(settings)), logging_level=args.log_level.upper())
     register_jobs(scheduler, settings)
     scheduler.start()
     return EXIT_OK

@@ -44,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rq import SimpleWorker, Worker
 
+    from likeloop_server.connections import queue_redis
     from likeloop_server.queues import ALL_QUEUES, SERIALIZER, LikeLoopJob, queue
     from workers.migrate import migrate
 
@@ -53,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     cls = SimpleWorker if args.worker_class == "simple" else Worker
     preload()  # the jobs' modules, loaded once here rather than in every forked job
     # JSON jobs, and only LikeLoop's own functions (likeloop_server/queues.py).
-    worker = cls([queue(n, conn) for n in names], connection=conn, serializer=SERIALIZER, job_class=LikeLoopJob)
+    on = queue_redis(conn)  # the job queue's Redis: LIKELOOP_QUEUE_REDIS_URL, else the data Redis
+    worker = cls([queue(n, conn) for n in names], connection=on, serializer=SERIALIZER, job_class=LikeLoopJob)
     worker.work(burst=args.burst, with_scheduler=not args.burst, logging_level=args.log_level.upper())
     return EXIT_OK
 

@@ -28,6 +28,7 @@ import redis
 
 from likeloop_server import defaults, erasures, keys, ownership, quality_cache
 from likeloop_server.apikeys import list_projects
+from likeloop_server.connections import queue_redis
 from likeloop_server.errors import Busy
 from likeloop_server.identity import new_id
 from likeloop_server.projects import get_config
@@ -235,7 +236,7 @@ def run_erasures(project: str, job_id: str = "") -> dict[str, int] | None:
     """Job: the project's open erasure requests. Another run holding the project returns None
     (it, or the cron's next tick, takes what is open)."""
     conn = context.redis_conn()
-    ownership.release(conn, keys.ProjectKeys(project).erasure_job, job_id)
+    ownership.release(queue_redis(conn), keys.ProjectKeys(project).erasure_job, job_id)
     settings = context.settings()
     try:
         return erase_project(conn, context.s3_client(settings), settings, project)

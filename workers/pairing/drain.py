@@ -21,6 +21,7 @@ import redis
 
 from likeloop_server import compacted, defaults, keys, stored
 from likeloop_server.apikeys import list_projects
+from likeloop_server.connections import queue_redis
 from likeloop_server.counters import dimension, utc_hour
 from likeloop_server.counters import field as counter_field
 from likeloop_server.exports import PAIR_SOURCES
@@ -316,7 +317,7 @@ def sweep_dirty(stale_after_s: float = defaults.STALE_DIRTY_S, conn: redis.Redis
         pk = keys.ProjectKeys(project)
         if not conn.zcount(pk.dirty, "-inf", cutoff):
             continue
-        named = conn.get(pk.pairing_job)
+        named = queue_redis(conn).get(pk.pairing_job)
         if _job_is_alive(conn, named):
             continue
         if named is not None:
