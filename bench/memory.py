@@ -145,14 +145,15 @@ def per_response(
 
 def long_run(conn: Any, s3: Any, settings: Settings, events: int, days: int, text_bytes: int) -> dict[str, Any]:
     """The simulated history, with what the workers run each night as of its simulated end:
-    the archive, an incremental export, the stats roll-up and compaction at the hot window."""
+    the archive, an incremental export, the stats roll-up (per-user counters off the days past
+    the hot window) and compaction at the hot window."""
     from likeloop_server import exports
     from workers.archive.replay import ArchivedBatch
     from workers.archive.run import archive_project
     from workers.compaction.compact import compact_project
     from workers.export.run import export_project
     from workers.rebuild import Replay
-    from workers.stats_rollup import roll_up
+    from workers.stats_rollup import prune_user_fields, roll_up
 
     conn.flushall()
     apikeys.create_key(conn, P, ("ingest",))
@@ -219,6 +220,7 @@ def long_run(conn: Any, s3: Any, settings: Settings, events: int, days: int, tex
         seconds["export"] += time.perf_counter() - started
         pairs_exported += int(manifest.get("counts", {}).get("pairs", 0))
         roll_up(conn, P, settings.stats_hourly_days, now=day_end)
+        prune_user_fields(conn, P, settings.hot_days, now=day_end)
         started = time.perf_counter()
         result = compact_project(conn, s3, settings, P, now=day_end)
         seconds["compaction"] += time.perf_counter() - started

@@ -108,6 +108,22 @@ local function period(hour)
   return hour
 end
 
+-- A day whose per-user counters left its bucket (K.statsusers, read once per batch): a user's
+-- count for it goes to the project's total only, so old buckets stay without them.
+local users_pruned = nil
+local function users_gone(bucket_period)
+  if users_pruned == nil then users_pruned = redis.call('GET', K.statsusers) or '' end
+  return #bucket_period == 10 and bucket_period <= users_pruned
+end
+
+local function incr_dim(total, bucket, bucket_period, d, name, by)
+  if string.sub(d, 1, #D.user) == D.user and users_gone(bucket_period) then
+    incr(total, name, by)
+  else
+    incr_both(total, bucket, name, by)
+  end
+end
+
 -- Bump a counter in the project total and in the event's hour bucket, plainly and for each of
 -- the response's counted dimensions; ``labelled`` says whether the group and user count too.
 local function bump(dims, metric, by, hour, labelled)
@@ -116,7 +132,7 @@ local function bump(dims, metric, by, hour, labelled)
   incr_both(total, bucket, metric, by)
   for _, d in ipairs(dims) do
     if unbounded(d) then
-      if labelled then incr_both(total, bucket, metric .. '|' .. d, by) end
+      if labelled then incr_dim(total, bucket, hour, d, metric .. '|' .. d, by) end
     elseif counted(d) then
       incr_both(total, bucket, metric .. '|' .. d, by)
     end
@@ -129,7 +145,7 @@ local function count_labelled(dims, hour)
   hour = period(hour)
   local total, bucket = K.stats, K.stats_hour .. hour
   for _, d in ipairs(dims) do
-    if unbounded(d) then incr_both(total, bucket, 'responses|' .. d, 1) end
+    if unbounded(d) then incr_dim(total, bucket, hour, d, 'responses|' .. d, 1) end
   end
   bucket_hours[bucket] = hour
 end

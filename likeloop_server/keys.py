@@ -153,6 +153,13 @@ class ProjectKeys:
         return f"{self.base}statsrolled"
 
     @property
+    def stats_users_pruned(self) -> str:
+        # the last UTC day whose per-user counters (``<metric>|u:<user>``) left its stats bucket,
+        # past the hot window (workers/stats_rollup.py): the project's total keeps them all-time,
+        # and the ingest script counts a late event of such a day for its user in the total only
+        return f"{self.base}statsusers"
+
+    @property
     def disliked_groups(self) -> str:
         return f"{self.base}disliked"  # sorted set prompt group id -> its dislikes
 
@@ -345,6 +352,7 @@ class ProjectKeys:
             self.compacted_responses(""),
             self.compacted_groups(""),
             self.compaction,
+            self.stats_users_pruned,
         )
 
 
@@ -375,4 +383,5 @@ INGEST_SCRIPT_KEYS = (
     "cresp",
     "cgroup",
     "compaction",
+    "statsusers",
 )

@@ -10,12 +10,13 @@ answer these in time proportional to the number of hours, whatever the number of
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
 
 from . import keys, stored
-from .counters import COUNTERS, DIMENSIONS, PAIRS_EXPORTED, dimension, in_period, split_hash
+from .counters import COUNTERS, DIMENSIONS, PAIRS_EXPORTED, dimension, field, in_period, split_hash
 from .errors import InvalidValue
 from .leaderboard import judge_agreement
 
@@ -100,6 +101,8 @@ def read_stats(conn: redis.Redis, project: str, query: StatsQuery | None = None)
         "by_model": {name: derive(c) for name, c in sorted(by_model.items())},
         "groups": [{"key": k, **derive(c)} for k, c in sorted(buckets.items())],
     }
+    if q.dimension == "user":
+        _user_counts(conn, project, q, result)
     if q.since is None and q.until is None and q.dimension is None:
         result["totals"][PAIRS_EXPORTED] = int(conn.hget(keys.ProjectKeys(project).stats_total, PAIRS_EXPORTED) or 0)
     if q.dimension is None:
@@ -109,6 +112,23 @@ def read_stats(conn: redis.Redis, project: str, query: StatsQuery | None = None)
             name.removeprefix("reference_"): int(v or 0) for name, v in zip(REFERENCE_COUNTERS, values, strict=True)
         }
     return result
+
+
+def _user_counts(conn: redis.Redis, project: str, q: StatsQuery, result: dict[str, Any]) -> None:
+    """A user's counts: all-time totals from the project's total (exact whatever the days kept);
+    by day or hour, and over a range, from the buckets, which keep per-user counts only for the
+    days after ``user_days_from`` (workers/stats_rollup.py: older days lose them past the hot
+    window)."""
+    pk = keys.ProjectKeys(project)
+    pruned = conn.get(pk.stats_users_pruned)
+    after = None
+    if pruned:
+        after = (datetime.strptime(pruned.decode(), "%Y-%m-%d") + timedelta(days=1)).strftime("%Y-%m-%d")
+    result["filters"]["user_days_from"] = after
+    if q.since is None and q.until is None:
+        names = [field(metric, q.dim_key) for metric in COUNTERS]
+        found = conn.hmget(pk.stats_total, names)
+        result["totals"] = derive({m: int(v) for m, v in zip(COUNTERS, found, strict=True) if v is not None})
 
 
 JUDGE_COUNTERS = ("judge_calls", "judge_tokens", "judge_verdicts", "judge_unparseable", "judge_errors", "judge_ms")

@@ -47,7 +47,7 @@ from workers.pairing.drain import drain
 from workers.storage.run_lock import ArchiveLock, ExportLock
 from workers.storage.s3io import json_objects, read_jsonl_gz
 
-from .stats_rollup import roll_up
+from .stats_rollup import prune_user_fields, roll_up
 
 log = logging.getLogger(__name__)
 
@@ -346,6 +346,7 @@ def rebuild_project(
         _restore_exports(conn, s3, settings, project, replay, result)
         lock.renew()
         roll_up(conn, project, settings.stats_hourly_days)  # old hours to days, as they were
+        prune_user_fields(conn, project, settings.hot_days)  # and per-user counters off old days
     finally:
         lock.release()
     result.seconds = round(time.monotonic() - started, 3)

@@ -19,6 +19,7 @@ import redis
 
 from likeloop_server import keys
 from likeloop_server.apikeys import list_projects
+from likeloop_server.counters import DIMENSIONS, SEPARATOR
 from workers import context
 from workers.sweep import each_project
 
@@ -72,9 +73,42 @@ def roll_up(conn: redis.Redis, project: str, keep_days: int, now: float | None =
     return done
 
 
+USER_FIELDS = "*" + SEPARATOR + DIMENSIONS["user"] + "*"
+_SCAN = 2000
+
+
+def prune_user_fields(conn: redis.Redis, project: str, hot_days: int, now: float | None = None) -> dict[str, int]:
+    """Per-user counters leave the day buckets older than the hot window (``hot_days`` whole UTC
+    days before today), oldest first; the project's total keeps each user's all-time counts, and
+    ``keys.ProjectKeys.stats_users_pruned`` says how far this went, so the ingest script counts a
+    late event of such a day for its user in the total only. Per-user fields of the days kept
+    grow with the days of the window, not with all the days the project has lived."""
+    pk = keys.ProjectKeys(project)
+    cutoff = datetime.fromtimestamp((time.time() if now is None else now) - hot_days * 86400, tz=UTC)
+    before = cutoff.strftime("%Y-%m-%d")
+    done = (conn.get(pk.stats_users_pruned) or b"").decode()
+    days = sorted(d for d in (raw.decode() for raw in conn.smembers(pk.stats_hours)) if len(d) == 10)
+    out = {"days": 0, "fields": 0}
+    for day in (d for d in days if done < d < before):
+        conn.set(pk.stats_users_pruned, day)  # first: the script stops adding them to the day
+        fields = [f for f, _ in conn.hscan_iter(pk.stats_hour(day), match=USER_FIELDS, count=_SCAN)]
+        for start in range(0, len(fields), _SCAN):
+            conn.hdel(pk.stats_hour(day), *fields[start : start + _SCAN])
+        out["days"] += 1
+        out["fields"] += len(fields)
+    return out
+
+
 def roll_up_all_projects(conn: redis.Redis | None = None) -> dict[str, dict[str, int]]:
-    """Cron job: roll up every project's hourly stats past the hourly window."""
+    """Cron job: roll up every project's hourly stats past the hourly window, and take per-user
+    counters out of the days past the hot window."""
     conn = conn or context.redis_conn()
-    keep = context.settings().stats_hourly_days
+    settings = context.settings()
     db = conn
-    return each_project("the stats roll-up", list_projects(db), lambda p: roll_up(db, p, keep))
+
+    def both(project: str) -> dict[str, int]:
+        done = roll_up(db, project, settings.stats_hourly_days)
+        pruned = prune_user_fields(db, project, settings.hot_days)
+        return {**done, "user_days": pruned["days"], "user_fields": pruned["fields"]}
+
+    return each_project("the stats roll-up", list_projects(db), both)

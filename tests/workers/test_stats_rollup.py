@@ -104,3 +104,43 @@ def test_the_cron_job_rolls_up_every_project(conn, settings):
     apikeys.create_key(conn, P, ("ingest",))
     old_traffic(conn, settings)
     assert roll_up_all_projects(conn)[P]["days"] >= 3
+
+
+def test_per_user_counts_leave_the_days_past_the_hot_window(conn, settings):
+    """Per-user fields leave day buckets older than the hot window; the all-time total per user
+    stays exact, and a late event of such a day counts for its user in the total only."""
+    from workers.stats_rollup import prune_user_fields
+
+    def day_of(days_ago):
+        return time.strftime("%Y-%m-%d", time.gmtime(NOW - days_ago * DAY))
+
+    for n, days_ago in enumerate((40, 35, 2)):
+        at = NOW - days_ago * DAY
+        store(
+            conn,
+            settings,
+            response(f"r{n}", f"answer {n}", f"Q{n}", user_id="ann", timestamp=at),
+            feedback("like", f"r{n}", "v1", timestamp=at + 60),
+        )
+    roll_up(conn, P, keep_days=7)
+    ann = StatsQuery(dimension="user", value="ann")
+    before, plain_before = read_stats(conn, P, ann), read_stats(conn, P)
+    assert before["totals"]["likes"] == 3
+    assert [g["key"] for g in before["groups"]] == [day_of(40), day_of(35), day_of(2)]
+
+    assert prune_user_fields(conn, P, hot_days=30) == {"days": 2, "fields": 4}  # likes and responses, each day
+    for old in (day_of(40), day_of(35)):
+        assert [f for f in conn.hkeys(PK.stats_hour(old)) if b"|u:" in f] == []
+    recent = [h for h in days_in(conn, PK.stats_hours) if h.startswith(day_of(2))]  # its hours: inside the window
+    assert recent and [f for h in recent for f in conn.hkeys(PK.stats_hour(h)) if b"|u:" in f]
+    after = read_stats(conn, P, ann)
+    assert after["totals"] == before["totals"]  # all time, from the project's total
+    assert [g["key"] for g in after["groups"]] == [day_of(2)]
+    assert after["filters"]["user_days_from"] == day_of(34)
+    assert read_stats(conn, P) == plain_before  # nothing else changed
+    # ann's old answer gets a late like, stamped on its old day: the total counts it, the day not per user
+    store(conn, settings, feedback("like", "r0", "v2", timestamp=NOW - 40 * DAY + 120))
+    assert read_stats(conn, P, ann)["totals"]["likes"] == 4
+    assert [f for f in conn.hkeys(PK.stats_hour(day_of(40))) if b"|u:" in f] == []
+    assert int(conn.hget(PK.stats_hour(day_of(40)), "likes")) == 2
+    assert prune_user_fields(conn, P, hot_days=30) == {"days": 0, "fields": 0}  # done once
