@@ -120,3 +120,26 @@ def model_run_status(done: dict[str, Any], what: str) -> int:
         )
         return EXIT_FAILED
     return EXIT_OK
+
+
+def add_filter_arguments(parser: argparse.ArgumentParser, who: str, default: str = "") -> None:
+    """The export filters (likeloop_server/export_filters.py), for a run or a project's defaults:
+    ``who`` starts each help text ("snapshot:"), ``default`` ends it."""
+    parser.add_argument(
+        "--exclude-suspect-voters",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"{who} leave out pairs that would not exist without suspect voters' feedback (docs/quality.md){default}",
+    )
+    parser.add_argument(
+        "--min-voters",
+        type=int,
+        metavar="N",
+        help=f"{who} leave out pairs resting on fewer than N distinct people (models' pairs rest on none){default}",
+    )
+    parser.add_argument(
+        "--min-margin",
+        type=float,
+        metavar="M",
+        help=f"{who} leave out pairs whose margin (net preference) is below M{default}",
+    )

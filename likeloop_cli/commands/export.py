@@ -14,7 +14,7 @@ from likeloop_server.exports import ExportStatus
 from likeloop_server.projects import parse_formats
 from likeloop_server.settings import Settings
 
-from ._common import add_command, redis_client
+from ._common import add_command, add_filter_arguments, redis_client
 
 WAIT_POLL_S = 0.2
 
@@ -56,26 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="human (default): pairs people decided; all: models' too (judge, reference); or a list such as "
         "vote,comparison,ranking",
     )
-    export.add_argument(
-        "--exclude-suspect-voters",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="snapshot: leave out pairs that would not exist without suspect voters' feedback "
-        "(docs/quality.md); default: the project's setting",
-    )
-    export.add_argument(
-        "--min-voters",
-        type=int,
-        metavar="N",
-        help="snapshot: leave out pairs resting on fewer than N distinct people (models' pairs rest on none); "
-        "default: the project's setting",
-    )
-    export.add_argument(
-        "--min-margin",
-        type=float,
-        metavar="M",
-        help="snapshot: leave out pairs whose margin (net preference) is below M; default: the project's setting",
-    )
+    add_filter_arguments(export, "snapshot:", "; default: the project's setting")
     export.add_argument(
         "--wait",
         action="store_true",

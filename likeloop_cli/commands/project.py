@@ -10,7 +10,7 @@ from likeloop_server.errors import EXIT_OK, InvalidValue
 from likeloop_server.projects import STRATEGIES, get_config, parse_formats, update_config
 from likeloop_server.queues import repair_all
 
-from ._common import add_command, redis_client
+from ._common import add_command, add_filter_arguments, redis_client
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -65,18 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help='reference answers: {"base_url", "model", "api_key_env", "role": "rejected"|"chosen", '
         "\"daily_budget\"}; '{}' turns them off (docs/ai-feedback.md)",
     )
-    project.add_argument(
-        "--exclude-suspect-voters",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="snapshot exports leave out pairs that would not exist without suspect voters' feedback",
-    )
-    project.add_argument(
-        "--min-voters", type=int, metavar="N", help="snapshot exports leave out pairs resting on fewer than N people"
-    )
-    project.add_argument(
-        "--min-margin", type=float, metavar="M", help="snapshot exports leave out pairs whose margin is below M"
-    )
+    add_filter_arguments(project, "snapshot exports")
     project.set_defaults(func=run)
 
 

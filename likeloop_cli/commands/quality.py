@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime, timedelta
 
 from likeloop_server.apikeys import require_project
-from likeloop_server.errors import EXIT_OK, InvalidValue
+from likeloop_server.errors import EXIT_OK
+from likeloop_server.quality_cache import bound
 
 from ._common import add_command, redis_client
 
@@ -20,28 +20,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ["likeloop quality --project shop", "likeloop quality --project shop --since 2026-11-01 --json"],
     )
     quality.add_argument("--project", required=True, help="project name")
-    quality.add_argument("--since", help="pairs made from this UTC day on, YYYY-MM-DD")
-    quality.add_argument("--until", help="pairs made up to this UTC day, included, YYYY-MM-DD")
+    quality.add_argument("--since", help="pairs made from this UTC day or hour on, YYYY-MM-DD or YYYY-MM-DDTHH")
+    quality.add_argument("--until", help="pairs made up to this UTC day or hour, included")
     quality.add_argument("--json", action="store_true", help="print the whole report as JSON")
     quality.set_defaults(func=run)
-
-
-def day(text: str | None, name: str, end: bool = False) -> float | None:
-    """A UTC day as unix seconds: its start, or (``end``) the start of the next day."""
-    if text is None:
-        return None
-    try:
-        start = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
-    except ValueError as exc:
-        raise InvalidValue(f"{name}: expected a UTC day YYYY-MM-DD, got {text!r}") from exc
-    return (start + timedelta(days=1) if end else start).timestamp()
 
 
 def run(args: argparse.Namespace) -> int:
     from workers import context
     from workers.quality.report import range_report
 
-    since, until = day(args.since, "--since"), day(args.until, "--until", end=True)
+    since, until = bound(args.since, "--since"), bound(args.until, "--until", end=True)
     conn = redis_client()
     require_project(conn, args.project)
     settings = context.settings()
