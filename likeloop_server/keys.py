@@ -173,6 +173,12 @@ class ProjectKeys:
         return f"{self.base}gpairs:{group_id}"  # set of the group's pair ids
 
     @property
+    def quality_digests(self) -> str:
+        # hash prompt group id -> its quality digest (workers/pairing/digest.py), written by the
+        # pairing job with the group's pairs; leaves with the group (compaction, erasure)
+        return f"{self.base}qdigest"
+
+    @property
     def kto_records(self) -> str:
         return f"{self.base}ktorecs"  # hash item id -> JSON labelled completion (KTO)
 

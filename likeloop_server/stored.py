@@ -37,16 +37,8 @@ def ratings_by_user(raw: dict[str, str]) -> dict[str, tuple[int, int]]:
     return out
 
 
-def parse_votes(raw: dict[bytes, bytes]) -> tuple[int, ...]:
-    """A votes hash: +1 / -1 per user, in user order."""
-    by_user = votes_by_user({k.decode(): v.decode() for k, v in raw.items()})
-    return tuple(by_user[u] for u in sorted(by_user))
-
-
-def parse_ratings(raw: dict[bytes, bytes]) -> tuple[tuple[int, int], ...]:
-    """A ratings hash: (value, scale) per user, in user order."""
-    by_user = ratings_by_user({k.decode(): v.decode() for k, v in raw.items()})
-    return tuple(by_user[u] for u in sorted(by_user))
+def _decoded(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in raw.items()}
 
 
 def parse_comment(raw: bytes) -> dict[str, Any]:
@@ -79,9 +71,19 @@ class ResponseWithFeedback:
     """A stored response with its current feedback."""
 
     response: dict[str, Any]  # parse_response's fields
-    votes: tuple[int, ...]
-    ratings: tuple[tuple[int, int], ...]
+    votes_by_user: dict[str, int]  # user -> +1 / -1
+    ratings_by_user: dict[str, tuple[int, int]]  # user -> (value, scale)
     comments: list[dict[str, Any]]
+
+    @property
+    def votes(self) -> tuple[int, ...]:
+        """+1 / -1 per user, in user order."""
+        return tuple(self.votes_by_user[u] for u in sorted(self.votes_by_user))
+
+    @property
+    def ratings(self) -> tuple[tuple[int, int], ...]:
+        """(value, scale) per user, in user order."""
+        return tuple(self.ratings_by_user[u] for u in sorted(self.ratings_by_user))
 
 
 def read_responses(
@@ -104,7 +106,10 @@ def read_responses(
             None
             if parsed is None
             else ResponseWithFeedback(
-                parsed, parse_votes(votes), parse_ratings(ratings), list(map(parse_comment, comments))
+                parsed,
+                votes_by_user(_decoded(votes)),
+                ratings_by_user(_decoded(ratings)),
+                list(map(parse_comment, comments)),
             )
         )
     return out
@@ -159,6 +164,22 @@ def parse_judgement(field: str, value: str) -> tuple[tuple[str, str, str, str, s
     source = _JUDGEMENT_SOURCES.get(parts[2] if len(parts) > 2 else "c", "comparison")
     picks = parts[3] if source == "judge" and len(parts) > 3 and parts[3] else None
     return (lo, hi, user, parts[0], source), picks
+
+
+# An LLM judge's picks in its two calls, first order then second (A the lower id, B the higher, T a tie).
+JUDGE_PICKS = frozenset(("AB", "BA", "AA", "BB", "AT", "TA", "BT", "TB", "TT"))
+
+
+def judgements_with_picks(raw: dict[str, str]) -> tuple[list[tuple[str, str, str, str, str]], list[str]]:
+    """A prompt group's judgements (as ``parse_judgements``), and its LLM judge's picks in both
+    orders for each call that recorded them."""
+    out, picks = [], []
+    for name, value in sorted(raw.items()):
+        judgement, pick = parse_judgement(name, value)
+        out.append(judgement)
+        if pick in JUDGE_PICKS:
+            picks.append(pick)
+    return sorted(out), picks
 
 
 def parse_judgements(raw: dict[bytes, bytes]) -> list[tuple[str, str, str, str, str]]:

@@ -35,6 +35,17 @@ def _records(raw: dict) -> tuple[dict, dict]:
     return out, times
 
 
+def _digests(raw: dict) -> tuple[dict, dict]:
+    """Stored quality digests with their pairs' pairing times taken out, as ``_records``."""
+    out, times = {}, {}
+    for gid, value in raw.items():
+        found = json.loads(value)
+        for pid, facts in found[4].items():
+            times[pid] = facts.pop()
+        out[gid] = found
+    return out, times
+
+
 def _made_anew(name: str) -> bool:
     return (
         name.startswith(("rq:", "LIMITS:"))
@@ -61,6 +72,9 @@ def dump(conn) -> dict:
                 value.pop(b"token_secret", None)
             if name.endswith((":pairrecs", ":ktorecs")):
                 value, times = _records(value)
+                out[name + " (pairing times)"] = times
+            if name.endswith(":qdigest"):
+                value, times = _digests(value)
                 out[name + " (pairing times)"] = times
         elif kind == "set":
             value = conn.smembers(raw)

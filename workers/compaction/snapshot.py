@@ -173,6 +173,7 @@ def removal_commands(pk: keys.ProjectKeys, snap: dict[str, Any]) -> list[Command
     for rid in snap["members"]:
         doomed += [pk.response(rid), pk.votes(rid), pk.ratings(rid), pk.comments(rid)]
     commands: list[Command] = [["DEL", *doomed], ["ZREM", pk.group_changed, gid], ["ZREM", pk.disliked_groups, gid]]
+    commands.append(["HDEL", pk.quality_digests, gid])  # derived: the next pairing makes it again
     if snap["pairs"]:
         commands.append(["HDEL", pk.pair_records, *snap["pairs"]])
         for source, ids in snap["sources"].items():

@@ -164,6 +164,7 @@ class HotPass:
         pipe.zrem(pk.group_changed, gid)
         pipe.zrem(pk.dirty, gid)
         pipe.zrem(pk.disliked_groups, gid)
+        pipe.hdel(pk.quality_digests, gid)
         pipe.execute()
 
     # ---- what is named by user ------------------------------------------------------------

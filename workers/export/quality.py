@@ -1,16 +1,18 @@
 """An export's quality section (docs/quality.md): the quality figures over exactly the pairs the
 run writes, what its filters left out, and when the suspect voters were computed.
 
-The run hands every chunk of pairs to ``QualitySection.pairs`` before writing it: with filters,
-the groups of the chunk are read (or taken from their compacted snapshots) and paired again as
-the filters say, and only the pairs they keep come back; every pair written is tallied. Groups
-are tallied once each: when a filter read them, or at the end, read from Redis a few hundred at a
-time (``finish``).
+The run hands every chunk of pairs to ``QualitySection.pairs`` before writing it: the groups of
+the chunk not seen yet are read as the digests pairing keeps of them (workers/pairing/digest.py),
+a few hundred with one command, or taken from their compacted snapshots; the filters decide by
+the digest's facts of each pair (a group where a suspect voter gave feedback is read whole and
+paired again without them), and only the pairs they keep come back; every pair written is
+tallied, and each group once.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -18,11 +20,11 @@ import redis
 from likeloop_server import keys
 from likeloop_server.export_filters import ExportFilters
 from likeloop_server.settings import Settings
-from workers.pairing.rules import Pair
-from workers.quality.figures import Tally
-from workers.quality.gather import READ_GROUPS, read_views, row_of
+from workers.pairing.digest import GroupDigest, PairFacts
+from workers.pairing.population import GroupView
+from workers.quality.figures import PairRow, Tally, view_digest
+from workers.quality.gather import READ_GROUPS, read_digests, read_views, row_of
 from workers.quality.job import current_suspects
-from workers.quality.population import GroupView
 
 from .logscan import Added
 
@@ -49,8 +51,8 @@ class QualitySection:
             found, self.suspects_at = current_suspects(conn, s3, settings, project)
             self.suspects = frozenset(found)
         self.tally = Tally(self.suspects, self.max_pairs, strategy)
-        self.tallied: set[str] = set()
-        # group -> (the ids of the pairs its feedback makes now, those a filter leaves out -> which)
+        self.facts: dict[str, Mapping[str, PairFacts]] = {}  # group read -> its pairs' facts
+        # group -> (the ids of the pairs its feedback makes, those a filter leaves out -> which)
         self.verdicts: dict[str, tuple[frozenset[str], dict[str, list[str]]]] = {}
         self.left_out: Counter[str] = Counter()
         self.left_out_pairs = 0
@@ -62,39 +64,58 @@ class QualitySection:
 
     def pairs(self, items: list[Added], view: GroupView | None = None) -> list[Added]:
         """The chunk's pairs the filters keep, tallied; ``view``: the group of them all, when the
-        caller has it (a compacted group's snapshot)."""
-        if not items:
+        caller has it (a compacted group's snapshot). Groups in Redis are read as the digests
+        pairing keeps of them, and whole only where a digest is missing or a suspect voter gave
+        feedback in the group."""
+        if not items or not self.wants_views:
             return items
         if view is not None:
-            self._group(view)
+            self._group(view.group_id, None, view)
+        else:
+            self._read(sorted({gid for _, gid, _ in items if gid not in self.facts}))
         if self.filters.active:
-            todo = sorted({gid for _, gid, _ in items if gid not in self.verdicts})
-            for start in range(0, len(todo), READ_GROUPS):
-                for found in read_views(self.conn, self.pk, todo[start : start + READ_GROUPS]).values():
-                    self._group(found)
             items = [x for x in items if self._kept(x[0], x[1])]
         if self.enabled:
-            self.tally.rows(row_of(pid, gid, raw)[0] for pid, gid, raw in items)
+            self.tally.rows(self._row(pid, gid, raw) for pid, gid, raw in items)
         return items
 
-    def _group(self, view: GroupView) -> None:
-        """Tally a group once, and decide which of its pairs the filters keep."""
-        if view.group_id in self.tallied:
-            return
-        self.tallied.add(view.group_id)
-        if self.enabled:
-            self.tally.group(view)
-        if self.filters.active:
-            self.verdicts[view.group_id] = self._judge(view)
+    def _read(self, group_ids: list[str]) -> None:
+        for start in range(0, len(group_ids), READ_GROUPS):
+            chunk = group_ids[start : start + READ_GROUPS]
+            digests = read_digests(self.conn, self.pk, chunk)
+            whole = [gid for gid in chunk if gid not in digests or digests[gid].people & self.suspects]
+            views = read_views(self.conn, self.pk, whole) if whole else {}
+            for gid in chunk:
+                if gid in digests or gid in views:
+                    self._group(gid, digests.get(gid), views.get(gid))
 
-    def _judge(self, view: GroupView) -> tuple[frozenset[str], dict[str, list[str]]]:
-        """The pairs the group's feedback makes now, and those a filter leaves out (with which)."""
-        made = view.pairs(self.max_pairs, self.strategy)
+    def _group(self, gid: str, found: GroupDigest | None, view: GroupView | None) -> None:
+        """Tally a group once, and decide which of its pairs the filters keep."""
+        if gid in self.facts:
+            return
+        if found is None:
+            assert view is not None
+            found = self.tally.group(view) if self.enabled else view_digest(view, self.max_pairs, self.strategy)
+        elif self.enabled:
+            self.tally.digest(found, view)
+        self.facts[gid] = found.pairs
+        if self.filters.active:
+            self.verdicts[gid] = self._judge(found, view)
+
+    def _row(self, pair_id: str, group_id: str, raw: bytes) -> PairRow:
+        f = self.facts.get(group_id, {}).get(pair_id)
+        if f is None:  # a pair its group's digest does not know (made by older rules): its record says
+            return row_of(pair_id, group_id, raw)[0]
+        return PairRow(pair_id, group_id, f.source, f.chosen_chars, f.rejected_chars)
+
+    def _judge(self, found: GroupDigest, view: GroupView | None) -> tuple[frozenset[str], dict[str, list[str]]]:
+        """The pairs the group's feedback makes, and those a filter leaves out (with which)."""
         without: set[str] | None = None
-        if self.filters.exclude_suspect_voters and view.people & self.suspects:
+        if self.filters.exclude_suspect_voters and found.people & self.suspects:
+            assert view is not None
             without = {p.id for p in view.pairs(self.max_pairs, self.strategy, without=self.suspects)}
-        failing = {p.id: failed for p in made if (failed := self._failed(view, p, without))}
-        return frozenset(p.id for p in made), failing
+        failing = {pid: failed for pid, f in found.pairs.items() if (failed := self._failed(pid, f, without))}
+        return frozenset(found.pairs), failing
 
     def _kept(self, pair_id: str, group_id: str) -> bool:
         """Whether the filters keep a stored pair; counts why not. A pair its group's feedback no
@@ -106,29 +127,24 @@ class QualitySection:
             self.left_out_pairs += 1
         return not failed
 
-    def _failed(self, view: GroupView, pair: Pair, without: set[str] | None) -> list[str]:
-        f = self.filters
+    def _failed(self, pair_id: str, f: PairFacts, without: set[str] | None) -> list[str]:
+        filters = self.filters
         failed = []
-        if without is not None and pair.id not in without:
+        if without is not None and pair_id not in without:
             failed.append("exclude_suspect_voters")
-        if f.min_voters and len(view.voters_of(pair)) < f.min_voters:
+        if filters.min_voters and f.voters < filters.min_voters:
             failed.append("min_voters")
-        if f.min_margin and pair.margin < f.min_margin:
+        if filters.min_margin and f.margin < filters.min_margin:
             failed.append("min_margin")
         return failed
 
     def finish(self) -> dict[str, Any]:
-        """The section: the figures (the groups not tallied yet are read now), the filters and
-        what they left out."""
+        """The section: the figures, the filters and what they left out."""
         section: dict[str, Any] = {
             "filters": self.filters.as_dict(),
             "left_out": {"pairs": self.left_out_pairs, "by_filter": dict(sorted(self.left_out.items()))},
             "suspect_voters_computed_at": None if self.suspects_at is None else round(self.suspects_at, 3),
         }
         if self.enabled:
-            todo = sorted(set(self.tally.pair_groups) - self.tallied)
-            for start in range(0, len(todo), READ_GROUPS):
-                for view in read_views(self.conn, self.pk, todo[start : start + READ_GROUPS]).values():
-                    self._group(view)
             section["figures"] = self.tally.result()
         return section

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import redis
 
 from likeloop_server import compacted, defaults, keys, stored
@@ -31,8 +32,11 @@ from likeloop_server.settings import Settings
 from workers import context
 from workers.dataset.formats import stored_kto, stored_pair
 
+from . import digest
 from .claims import Claims
+from .digest import GroupDigest
 from .matches import group_results, result_commands
+from .population import Feedback, GroupView, prompt_text
 from .rules import ResponseLabels, kto_items, kto_record, make_pairs, pair_record, sample_comments
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,18 @@ class GroupSnapshot:
     kto_ids: set[str] = field(default_factory=set)
     judgements: list[tuple[str, str, str, str, str]] = field(default_factory=list)  # stored.parse_judgements
     results: dict[str, int] = field(default_factory=dict)  # head-to-head results last counted (matches.py)
+    picks: list[str] = field(default_factory=list)  # its LLM judge's picks in both orders (stored.JUDGE_PICKS)
+    feedback: list[Feedback] = field(default_factory=list)  # the labels' responses with feedback by person
+    digest: GroupDigest | None = None  # its quality digest as last written
+    had_digest: bool = False
+    signature: bytes = b""  # its prompt's MinHash signature (digest.py)
+    paired_at: dict[str, float] = field(default_factory=dict)  # stored pair id -> when first paired
+
+    def view(self) -> GroupView:
+        """The group by who gave which feedback (population.py)."""
+        p = self.prompt
+        text = prompt_text(p.get("prompt"), p.get("system"), p.get("messages"))
+        return GroupView(self.group_id, text, tuple(self.feedback), tuple(self.judgements), tuple(self.picks))
 
 
 def read_groups(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -> list[GroupSnapshot]:
@@ -67,18 +83,23 @@ def read_groups(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -
         pipe.smembers(pk.group_kto(gid))
         pipe.hgetall(pk.judgements(gid))
         pipe.hgetall(pk.group_matches(gid))
+        pipe.hget(pk.quality_digests, gid)
     rows = pipe.execute()
     snaps, members = [], []
     for i, gid in enumerate(group_ids):
-        version, rids, pair_ids, kto_ids, judged, results = rows[6 * i : 6 * i + 6]
+        version, rids, pair_ids, kto_ids, judged, results, digested = rows[7 * i : 7 * i + 7]
+        judgements, picks = stored.judgements_with_picks({k.decode(): v.decode() for k, v in judged.items()})
         snaps.append(
             GroupSnapshot(
                 gid,
                 (version or b"0").decode(),
                 pair_ids={x.decode() for x in pair_ids},
                 kto_ids={x.decode() for x in kto_ids},
-                judgements=stored.parse_judgements(judged),
+                judgements=judgements,
                 results={k.decode(): int(v) for k, v in results.items()},
+                picks=picks,
+                digest=None if digested is None else digest.decode(gid, digested),
+                had_digest=digested is not None,
             )
         )
         members.append(sorted(r.decode() for r in rids))
@@ -87,7 +108,40 @@ def read_groups(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -
     for snap, rids in zip(snaps, members, strict=True):
         for rid in rids:
             _add_response(snap, rid, next(found))
+    _pairing_times(conn, pk, snaps)
+    _signatures(snaps)
     return snaps
+
+
+def _pairing_times(conn: redis.Redis, pk: keys.ProjectKeys, snaps: list[GroupSnapshot]) -> None:
+    """When each stored pair was first paired: from the group's digest, or, for a group without
+    one (stored before digests were kept), from its records (one more round trip, once)."""
+    unknown = [snap for snap in snaps if snap.pair_ids and snap.digest is None]
+    for snap in snaps:
+        if snap.digest is not None:
+            snap.paired_at = {pid: f.paired_at for pid, f in snap.digest.pairs.items()}
+    if not unknown:
+        return
+    pipe = conn.pipeline(transaction=False)
+    for snap in unknown:
+        pipe.hmget(pk.pair_records, sorted(snap.pair_ids))
+    for snap, records in zip(unknown, pipe.execute(), strict=True):
+        for pid, raw in zip(sorted(snap.pair_ids), records, strict=True):
+            if raw is not None:
+                snap.paired_at[pid] = float(orjson.loads(orjson.loads(raw)["metadata"]).get("paired_at") or 0)
+
+
+def _signatures(snaps: list[GroupSnapshot]) -> None:
+    """Each group's prompt signature: the digest's (a group's prompt never changes), else made
+    now, all of the batch's at once."""
+    todo = []
+    for snap in snaps:
+        if snap.digest is not None:
+            snap.signature = snap.digest.signature
+        elif snap.labels:
+            todo.append(snap)
+    for snap, sig in zip(todo, digest.signatures([snap.view().prompt_text for snap in todo]), strict=True):
+        snap.signature = sig
 
 
 def _add_response(snap: GroupSnapshot, rid: str, found: stored.ResponseWithFeedback | None) -> None:
@@ -98,6 +152,19 @@ def _add_response(snap: GroupSnapshot, rid: str, found: stored.ResponseWithFeedb
     if not snap.prompt:
         messages = stored.parse_messages(r["messages"]) if "messages" in r else None
         snap.prompt = {"prompt": r.get("prompt"), "system": r.get("system"), "messages": messages}
+    snap.feedback.append(
+        Feedback(
+            response_id=rid,
+            text=r["response"],
+            model=r.get("model", ""),
+            votes=found.votes_by_user,
+            ratings=found.ratings_by_user,
+            correction=r.get("correction"),
+            correction_user=r.get("correction_user"),
+            reference_role=r.get("reference_role"),
+            created_at=r["ts"],
+        )
+    )
     snap.labels.append(
         ResponseLabels(
             response_id=rid,
@@ -160,7 +227,13 @@ def plan_writes(
     if gone:
         commands += [["SREM", pk.source_pairs(source), *gone] for source in PAIR_SOURCES]
     hour = utc_hour(now)
-    commands += result_commands(pk, gid, snap.results, group_results(pairs, snap.judgements, snap.labels), hour)
+    results = group_results(pairs, snap.judgements, snap.labels)
+    commands += result_commands(pk, gid, snap.results, results, hour)
+    if pairs:
+        made = digest.digest_of(snap.view(), pairs, snap.signature, snap.paired_at, now, results)
+        commands.append(["HSET", pk.quality_digests, gid, digest.encode(made)])
+    elif snap.had_digest:
+        commands.append(["HDEL", pk.quality_digests, gid])
     delta = added - removed
     if delta:
         for key in (pk.stats_total, pk.stats_hour(hour)):

@@ -1,8 +1,9 @@
 """The quality figures of a set of pairs and the prompt groups they come from (docs/quality.md
-defines each, with its formula). Pure: groups and pair rows go into a ``Tally`` (a group at a
-time, so an export can feed it while it streams), which gives a JSON-ready dict, each figure an
-object with its main number under ``value`` (None when nothing to measure) and what it rests on
-beside it.
+defines each, with its formula). Pure: pair rows and their groups go into a ``Tally`` (a group
+at a time, so an export can feed it while it streams: as the group's digest that pairing keeps,
+workers/pairing/digest.py, or as the group itself), which gives a JSON-ready dict, each figure
+an object with its main number under ``value`` (None when nothing to measure) and what it rests
+on beside it.
 """
 
 from __future__ import annotations
@@ -13,15 +14,12 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from likeloop_server.leaderboard import JUDGE_AGREED, JUDGE_DISAGREED
-from workers.pairing.matches import group_results
+from workers.pairing.digest import GroupDigest, digest_of, signatures
+from workers.pairing.population import GroupView
 
-from .dupes import THRESHOLD, near_duplicates
-from .population import GroupView
+from .dupes import THRESHOLD, duplicate_rows
 from .voters import Suspect
 
-# The judge's two picks (first order, second order; A is the lower id) that agree with each other.
-ORDER_HELD = frozenset(("AB", "BA", "TT"))
 TOP_SHARE = 0.01
 TOP_N = 10
 
@@ -48,6 +46,11 @@ class Sample:
     suspects: Mapping[str, Suspect] = field(default_factory=dict)
     max_pairs: int = 100
     strategy: str = "all"
+
+
+def view_digest(g: GroupView, max_pairs: int, strategy: str) -> GroupDigest:
+    """The digest of a group read whole, without its signature (made with others, at once)."""
+    return digest_of(g, g.pairs(max_pairs, strategy), b"", {}, 0.0)
 
 
 def ratio(part: int, whole: int) -> float | None:
@@ -78,7 +81,8 @@ class Tally:
         self.alike = self.voter_pairs = self.agreement_responses = 0
         self.judge_agreed = self.judge_disagreed = 0
         self.picks_held = self.picks = 0
-        self.prompts: dict[str, str] = {}
+        self.signatures: dict[str, bytes] = {}  # group -> its prompt's signature (digest.py)
+        self.texts: dict[str, str] = {}  # group -> its prompt, for a group read whole
         self.suspects_present: set[str] = set()
         self.kept_without_suspects: dict[str, frozenset[str]] = {}  # groups with a suspect's feedback
 
@@ -89,29 +93,40 @@ class Tally:
             self.longer += p.chosen_chars > p.rejected_chars
             self.length_ratios.append(p.chosen_chars / max(1, p.rejected_chars))
 
-    def group(self, g: GroupView) -> None:
-        self.prompts[g.group_id] = g.prompt_text
-        for r in g.responses:
-            self.cast.update(r.votes.keys())
-            self.cast.update(r.ratings.keys())
-            n = len(r.votes)
-            if n >= 2:
-                likes = sum(1 for v in r.votes.values() if v > 0)
-                self.alike += math.comb(likes, 2) + math.comb(n - likes, 2)
-                self.voter_pairs += math.comb(n, 2)
-                self.agreement_responses += 1
-        if any(j[4] == "judge" for j in g.judgements):
-            labels = [r.labels(frozenset()) for r in g.responses]
-            results = group_results(g.pairs(self.max_pairs, self.strategy), list(g.judgements), labels)
-            self.judge_agreed += results.get(JUDGE_AGREED, 0)
-            self.judge_disagreed += results.get(JUDGE_DISAGREED, 0)
-        self.picks += len(g.judge_picks)
-        self.picks_held += sum(1 for p in g.judge_picks if p in ORDER_HELD)
-        theirs = g.people & self.suspects
+    def group(self, g: GroupView) -> GroupDigest:
+        """A group read whole: its digest is made here (its signature with the others' at the
+        end) and returned."""
+        self.texts[g.group_id] = g.prompt_text
+        made = view_digest(g, self.max_pairs, self.strategy)
+        self.digest(made, g)
+        return made
+
+    def needs_view(self, d: GroupDigest) -> bool:
+        """Whether ``digest`` needs the group itself: a suspect voter gave feedback in it (its
+        pairs are made again without them)."""
+        return bool(d.people & self.suspects)
+
+    def digest(self, d: GroupDigest, view: GroupView | None = None) -> None:
+        """A group's sums, once per group; ``view``: the group itself when ``needs_view``."""
+        if d.signature:
+            self.signatures[d.group_id] = d.signature
+        for user, n in d.cast.items():
+            if n:
+                self.cast[user] += n
+        self.alike += d.alike
+        self.voter_pairs += d.voter_pairs
+        self.agreement_responses += d.agreement_responses
+        self.judge_agreed += d.judge_agreed
+        self.judge_disagreed += d.judge_disagreed
+        self.picks += d.picks
+        self.picks_held += d.picks_held
+        theirs = d.people & self.suspects
         if theirs:
+            if view is None:
+                raise ValueError(f"group {d.group_id} has a suspect voter's feedback: its view is needed")
             self.suspects_present |= theirs
-            kept = g.pairs(self.max_pairs, self.strategy, without=self.suspects)
-            self.kept_without_suspects[g.group_id] = frozenset(p.id for p in kept)
+            kept = view.pairs(self.max_pairs, self.strategy, without=self.suspects)
+            self.kept_without_suspects[d.group_id] = frozenset(p.id for p in kept)
 
     def result(self) -> dict[str, dict[str, object]]:
         return {
@@ -156,9 +171,12 @@ class Tally:
 
     def _duplicates(self) -> dict[str, object]:
         """The share of prompt groups whose prompt is a near duplicate of another group's."""
-        found = near_duplicates(self.prompts)
-        return {"value": ratio(len(found), len(self.prompts)), "groups": len(self.prompts),
-                "near_duplicates": len(found), "threshold": THRESHOLD}  # fmt: skip
+        sigs = dict(self.signatures)
+        texts = sorted(gid for gid in self.texts if gid not in sigs)
+        sigs.update(zip(texts, signatures([self.texts[gid] for gid in texts]), strict=True))
+        n = len(sigs)
+        found = int(duplicate_rows(list(sigs.values())).sum())
+        return {"value": ratio(found, n), "groups": n, "near_duplicates": found, "threshold": THRESHOLD}
 
     def _suspects(self) -> dict[str, object]:
         """How many suspect voters gave feedback in the groups, and how many of the rows would

@@ -20,26 +20,16 @@ from likeloop_server.settings import Settings
 from workers.archive.layout import ArchiveLayout
 from workers.archive.rows import MODEL_CREDENTIAL, entry_rows
 from workers.archive.run import log_entries
+from workers.pairing import digest
+from workers.pairing.digest import GroupDigest
+from workers.pairing.population import Feedback, GroupView, prompt_text
 
 from .figures import PairRow
-from .population import Feedback, GroupView, prompt_text
 
 READ_GROUPS = 500  # groups read a round trip
 VOTE_TYPES = {"like": 1, "dislike": -1}
 # Feedback events a person makes (what the rate rule counts); a model's labels are not theirs.
 FEEDBACK_TYPES = frozenset(("like", "dislike", "rating", "comparison", "ranking"))
-_PICKS = frozenset(("AB", "BA", "AA", "BB", "AT", "TA", "BT", "TB", "TT"))
-
-
-def _judgements(raw: dict[str, str]) -> tuple[list[tuple[str, str, str, str, str]], list[str]]:
-    """A snapshot's judgements, and the judge's two picks per call where recorded."""
-    out, picks = [], []
-    for name, value in sorted(raw.items()):
-        judgement, pick = stored.parse_judgement(name, value)
-        out.append(judgement)
-        if pick in _PICKS:
-            picks.append(pick)
-    return out, picks
 
 
 def view_of(snap: dict[str, Any]) -> GroupView:
@@ -55,7 +45,7 @@ def view_of(snap: dict[str, Any]) -> GroupView:
                 rid, f, stored.votes_by_user(kept.get("votes", {})), stored.ratings_by_user(kept.get("ratings", {}))
             )
         )
-    judgements, picks = _judgements(snap.get("judgements", {}))
+    judgements, picks = stored.judgements_with_picks(snap.get("judgements", {}))
     return GroupView(snap["group"], prompt, tuple(responses), tuple(judgements), tuple(picks))
 
 
@@ -92,9 +82,20 @@ def read_views(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) ->
             responses.append(
                 _feedback(rid, f, stored.votes_by_user(_text(votes)), stored.ratings_by_user(_text(ratings)))
             )
-        judgements, picks = _judgements(_text(found[2 * i + 1]))
+        judgements, picks = stored.judgements_with_picks(_text(found[2 * i + 1]))
         views[gid] = GroupView(gid, prompt or "", tuple(responses), tuple(judgements), tuple(picks))
     return views
+
+
+def read_digests(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -> dict[str, GroupDigest]:
+    """The quality digests the pairing job keeps of groups (workers/pairing/digest.py), in one
+    command; a group with none (not paired since digests were kept) is left out."""
+    found = conn.hmget(pk.quality_digests, group_ids) if group_ids else []
+    out = {}
+    for gid, raw in zip(group_ids, found, strict=True):
+        if raw is not None and (d := digest.decode(gid, raw)) is not None:
+            out[gid] = d
+    return out
 
 
 def _text(raw: dict[bytes, bytes]) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """The quality report of a project over a time range (docs/quality.md): the pairs made in the
 range and the prompt groups they come from, as Redis holds them (the hot window; a snapshot
-export's quality section covers compacted groups too), and the project's suspect voters over all
-time, from the event archive.
+export's quality section covers compacted groups too), read as the digests pairing keeps of
+them (workers/pairing/digest.py), and the project's suspect voters over all time, from the event
+archive.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ from likeloop_server.projects import get_config
 from likeloop_server.settings import Settings
 
 from . import voters
-from .figures import PairRow, Sample, figures
-from .gather import READ_GROUPS, hot_groups, read_rows, read_views, voter_history
-from .population import GroupView
+from .figures import PairRow, Tally
+from .gather import READ_GROUPS, hot_groups, read_digests, read_rows, read_views, voter_history
 
 # A pair is made some time after its group's last change: groups changed this long before the
 # range's start are read too.
@@ -53,23 +53,45 @@ def range_report(
     ``suspects``: the project's suspect voters, when already known."""
     now = time.time() if now is None else now
     pk = keys.ProjectKeys(project)
-    views: dict[str, GroupView] = {}
-    rows: list[PairRow] = []
+    if suspects is None:
+        suspects = suspect_voters(conn, s3, settings, project)
+    tally = Tally(frozenset(suspects), settings.max_pairs_per_group, get_config(conn, project).strategy)
+
+    def in_range(at: float) -> bool:
+        return (since is None or at >= since) and (until is None or at < until)
+
     changed_since = None if since is None else since - PAIRING_LAG_S
     group_ids = hot_groups(conn, pk, changed_since)
     for start in range(0, len(group_ids), READ_GROUPS):
         chunk = group_ids[start : start + READ_GROUPS]
-        views.update(read_views(conn, pk, chunk))
-        found = read_rows(conn, pk, chunk)
-        rows += [row for row, at in found if (since is None or at >= since) and (until is None or at < until)]
-    if suspects is None:
-        suspects = suspect_voters(conn, s3, settings, project)
-    sample = Sample(rows, views, suspects, settings.max_pairs_per_group, get_config(conn, project).strategy)
+        digests = read_digests(conn, pk, chunk)
+        # Read whole: a group without a digest (not paired since digests were kept: its pairs'
+        # times from their records), or one where a suspect voter gave feedback.
+        unknown = [gid for gid in chunk if gid not in digests]
+        views = read_views(conn, pk, unknown + [gid for gid, d in digests.items() if d.people & tally.suspects])
+        by_group: dict[str, list[PairRow]] = {}
+        for row, at in read_rows(conn, pk, unknown):
+            if in_range(at):
+                by_group.setdefault(row.group_id, []).append(row)
+        for gid in chunk:
+            found = digests.get(gid)
+            if found is not None:
+                rows = [
+                    PairRow(pid, gid, f.source, f.chosen_chars, f.rejected_chars)
+                    for pid, f in sorted(found.pairs.items())
+                    if in_range(f.paired_at)
+                ]
+                if rows:
+                    tally.rows(rows)
+                    tally.digest(found, views.get(gid))
+            elif by_group.get(gid) and gid in views:
+                tally.rows(by_group[gid])
+                tally.group(views[gid])
     return {
         "project": project,
         "since": since,
         "until": until,
         "computed_at": round(now, 3),
-        "figures": figures(sample),
+        "figures": tally.result(),
         "suspect_rules": rules(),
     }

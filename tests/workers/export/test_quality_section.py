@@ -107,3 +107,18 @@ def test_compacted_groups_count_as_the_rows_they_give(conn, s3, settings, traffi
     filtered = snapshot(conn, s3, settings, exclude_suspect_voters=True)
     assert filtered["counts"]["pairs"] == 3
     assert filtered["quality"]["left_out"] == {"pairs": 40, "by_filter": {"exclude_suspect_voters": 40}}
+
+
+def test_groups_without_a_digest_are_read_whole_to_the_same_figures_and_filters(conn, s3, settings, traffic):
+    """Groups paired before digests were kept (their digests deleted here) read whole give the
+    same section, filters and range report as the digests the pairing job keeps."""
+    from likeloop_server import keys
+
+    pk = keys.ProjectKeys(P)
+    with_digests = snapshot(conn, s3, settings, min_voters=3, exclude_suspect_voters=True)["quality"]
+    report = range_report(conn, s3, settings, P, now=0.0)
+    assert conn.hlen(pk.quality_digests) == 43
+    conn.delete(pk.quality_digests)
+    assert snapshot(conn, s3, settings, min_voters=3, exclude_suspect_voters=True)["quality"] == with_digests
+    assert range_report(conn, s3, settings, P, now=0.0) == report
+    assert with_digests["figures"]["duplicate_prompts"]["near_duplicates"] == 2

@@ -36,7 +36,7 @@ def test_many_alike_prompts_are_all_found():
 
 
 def test_the_system_prompt_is_not_compared():
-    from workers.quality.population import prompt_text
+    from workers.pairing.population import prompt_text
 
     system = "You are the support assistant of a shop. Answer briefly and politely, in the customer's language."
     messages = [{"role": "system", "content": system}, {"role": "user", "content": "Where is my parcel?"}]

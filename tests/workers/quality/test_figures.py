@@ -2,8 +2,8 @@
 
 import pytest
 
+from workers.pairing.population import Feedback, GroupView
 from workers.quality.figures import PairRow, Sample, figures
-from workers.quality.population import Feedback, GroupView
 from workers.quality.voters import Suspect
 
 

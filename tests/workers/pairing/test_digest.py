@@ -1,0 +1,98 @@
+"""The quality digest the pairing job keeps beside each group: it says what reading the group
+whole says, keeps each pair's first pairing time, and leaves with the group's pairs."""
+
+import time
+
+import orjson
+
+from likeloop_server import exports, keys
+from likeloop_server.identity import prompt_group_id
+from tests.support import P, response, store, store_and_pair
+from tests.support import feedback as vote
+from workers.archive.run import archive_project
+from workers.compaction.compact import compact_project
+from workers.export.run import export_project
+from workers.pairing import digest
+from workers.pairing.digest import GroupDigest, PairFacts
+from workers.pairing.drain import pair_group_with
+from workers.quality.figures import view_digest
+from workers.quality.gather import read_digests, read_views
+
+PK = keys.ProjectKeys(P)
+GID = prompt_group_id(prompt="Which planet is largest?")
+
+
+def group_events():
+    q = "Which planet is largest?"
+    return [
+        response("a", "Jupiter, by far.", q, model="m1"),
+        response("b", "Saturn.", q, model="m2"),
+        response("c", "Mars is the largest planet in the solar system.", q, model="m2"),
+        vote("like", "a", "u1"), vote("like", "a", "u2"), vote("dislike", "a", "u3"),
+        vote("dislike", "b", "u1"), vote("dislike", "b", "u2"),
+        vote("dislike", "c", "u4"),
+        vote("rating", "c", "u5", value=1, scale=5),
+    ]  # fmt: skip
+
+
+def records_times(conn) -> dict[str, float]:
+    ids = [x.decode() for x in conn.smembers(PK.group_pairs(GID))]
+    raws = conn.hmget(PK.pair_records, ids)
+    return {pid: orjson.loads(orjson.loads(raw)["metadata"])["paired_at"] for pid, raw in zip(ids, raws, strict=True)}
+
+
+def test_the_digest_says_what_the_group_read_whole_says(conn, settings):
+    store_and_pair(conn, settings, *group_events())
+    (found,) = read_digests(conn, PK, [GID]).values()
+    view = read_views(conn, PK, [GID])[GID]
+    whole = view_digest(view, settings.max_pairs_per_group, "all")
+    assert found.cast == whole.cast == {"u1": 2, "u2": 2, "u3": 1, "u4": 1, "u5": 1}
+    assert found.sums() == whole.sums()
+    # a: u1 u2 like, u3 dislikes (1 of 3 pairs of voters alike); b: u1 u2 dislike (1 of 1)
+    assert (found.alike, found.voter_pairs, found.agreement_responses) == (2, 4, 2)
+    # a over b and a over c, with the times their records hold
+    times = records_times(conn)
+    assert set(found.pairs) == set(times) == set(whole.pairs) and len(times) == 2
+    for pid, facts in found.pairs.items():
+        assert facts.paired_at == round(times[pid], 3)
+        assert facts == PairFacts(**{**whole.pairs[pid].__dict__, "paired_at": facts.paired_at})
+    # a over c rests on u1 u2 u3 (a's voters), u4 and u5 (c's): margin 1 - (-2)
+    mars = len("Mars is the largest planet in the solar system.")
+    by_rejected = {f.rejected_chars: f for f in found.pairs.values()}
+    assert by_rejected[mars] == PairFacts("vote", len("Jupiter, by far."), mars, 5, 3, by_rejected[mars].paired_at)
+    assert found.signature == digest.signatures(["Which planet is largest?"])[0]
+
+
+def test_a_pair_that_stays_keeps_its_time_and_a_group_without_pairs_has_no_digest(conn, settings):
+    store_and_pair(conn, settings, *group_events())
+    before = read_digests(conn, PK, [GID])[GID].pairs
+    time.sleep(0.05)
+    store(conn, settings, *(vote("like", "c", u) for u in ("u6", "u7", "u8")))  # c: -2 + 3, now a chosen one
+    pair_group_with(conn, P, GID, 100)
+    after = read_digests(conn, PK, [GID])[GID].pairs
+    stayed = set(before) & set(after)
+    assert stayed and set(after) - set(before)
+    assert all(after[pid].paired_at == before[pid].paired_at for pid in stayed)
+    assert all(after[pid].paired_at > max(f.paired_at for f in before.values()) for pid in set(after) - stayed)
+    # b liked by those who disliked it: every answer is liked, no pair, no digest
+    store(conn, settings, vote("like", "b", "u1"), vote("like", "b", "u2"))
+    pair_group_with(conn, P, GID, 100)
+    assert conn.scard(PK.group_pairs(GID)) == 0
+    assert not conn.hexists(PK.quality_digests, GID)
+
+
+def test_the_digest_leaves_redis_with_its_compacted_group(conn, s3, settings):
+    store_and_pair(conn, settings, *group_events())
+    assert conn.hexists(PK.quality_digests, GID)
+    export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")
+    archive_project(conn, s3, settings, P)
+    assert compact_project(conn, s3, settings, P, older_than_days=0).groups == 1
+    assert not conn.exists(PK.quality_digests)
+
+
+def test_a_digest_reads_back_as_written_and_another_version_reads_as_none():
+    made = GroupDigest(
+        "g", bytes(range(128)), {"u1": 2, "ü": 0}, {"p1": PairFacts("vote", 12, 3, 2, 1, 1733300000.125)}, 1, 2, 3
+    )
+    assert digest.decode("g", digest.encode(made).encode()) == made
+    assert digest.decode("g", orjson.dumps([99, "", {}, [], {}])) is None
