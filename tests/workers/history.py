@@ -40,7 +40,7 @@ def _digests(raw: dict) -> tuple[dict, dict]:
     out, times = {}, {}
     for gid, value in raw.items():
         found = json.loads(value)
-        for pid, facts in found[4].items():
+        for pid, facts in found[-1].items():
             times[pid] = facts.pop()
         out[gid] = found
     return out, times

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -22,11 +22,17 @@ from likeloop_server.export_filters import ExportFilters
 from likeloop_server.settings import Settings
 from workers.pairing.digest import GroupDigest, PairFacts
 from workers.pairing.population import GroupView
-from workers.quality.figures import PairRow, Tally, view_digest
+from workers.quality.figures import Tally, view_digest
 from workers.quality.gather import READ_GROUPS, read_digests, read_views, row_of
 from workers.quality.job import current_suspects
 
 from .logscan import Added
+
+
+def _facts(pair_id: str, group_id: str, raw: bytes) -> PairFacts:
+    """A pair's facts as its stored record gives them (its voters and margin unknown: 0)."""
+    row, at = row_of(pair_id, group_id, raw)
+    return PairFacts(row.source, row.chosen_chars, row.rejected_chars, 0, 0, at)
 
 
 class QualitySection:
@@ -52,6 +58,9 @@ class QualitySection:
             self.suspects = frozenset(found)
         self.tally = Tally(self.suspects, self.max_pairs, strategy)
         self.facts: dict[str, Mapping[str, PairFacts]] = {}  # group read -> its pairs' facts
+        # groups read whose pairs are not tallied yet: (digest, the group read whole if it was,
+        # whether the digest was made from it)
+        self.untallied: dict[str, tuple[GroupDigest, GroupView | None, bool]] = {}
         # group -> (the ids of the pairs its feedback makes, those a filter leaves out -> which)
         self.verdicts: dict[str, tuple[frozenset[str], dict[str, list[str]]]] = {}
         self.left_out: Counter[str] = Counter()
@@ -66,7 +75,7 @@ class QualitySection:
         """The chunk's pairs the filters keep, tallied; ``view``: the group of them all, when the
         caller has it (a compacted group's snapshot). Groups in Redis are read as the digests
         pairing keeps of them, and whole only where a digest is missing or a suspect voter gave
-        feedback in the group."""
+        feedback in the group. A group counts in the figures once one of its pairs is kept."""
         if not items or not self.wants_views:
             return items
         if view is not None:
@@ -75,43 +84,55 @@ class QualitySection:
             self._read(sorted({gid for _, gid, _ in items if gid not in self.facts}))
         if self.filters.active:
             items = [x for x in items if self._kept(x[0], x[1])]
-        if self.enabled:
-            self.tally.rows(self._row(pid, gid, raw) for pid, gid, raw in items)
+        if self.enabled and items:
+            self._tally(items)
         return items
 
     def _read(self, group_ids: list[str]) -> None:
         for start in range(0, len(group_ids), READ_GROUPS):
             chunk = group_ids[start : start + READ_GROUPS]
             digests = read_digests(self.conn, self.pk, chunk)
-            whole = [gid for gid in chunk if gid not in digests or digests[gid].people & self.suspects]
+            whole = [gid for gid in chunk if gid not in digests or digests[gid].touches(self.suspects)]
             views = read_views(self.conn, self.pk, whole) if whole else {}
             for gid in chunk:
                 if gid in digests or gid in views:
                     self._group(gid, digests.get(gid), views.get(gid))
 
     def _group(self, gid: str, found: GroupDigest | None, view: GroupView | None) -> None:
-        """Tally a group once, and decide which of its pairs the filters keep."""
+        """Keep a group's digest (made from the group itself when it has none) until one of its
+        pairs is tallied, and decide which of its pairs the filters keep."""
         if gid in self.facts:
             return
+        made = found is None
         if found is None:
             assert view is not None
-            found = self.tally.group(view) if self.enabled else view_digest(view, self.max_pairs, self.strategy)
-        elif self.enabled:
-            self.tally.digest(found, view)
+            found = view_digest(view, self.max_pairs, self.strategy)
         self.facts[gid] = found.pairs
+        self.untallied[gid] = (found, view, made)
         if self.filters.active:
             self.verdicts[gid] = self._judge(found, view)
 
-    def _row(self, pair_id: str, group_id: str, raw: bytes) -> PairRow:
-        f = self.facts.get(group_id, {}).get(pair_id)
-        if f is None:  # a pair its group's digest does not know (made by older rules): its record says
-            return row_of(pair_id, group_id, raw)[0]
-        return PairRow(pair_id, group_id, f.source, f.chosen_chars, f.rejected_chars)
+    def _tally(self, items: list[Added]) -> None:
+        """Written pairs into the figures (by their digests' facts), and their groups once."""
+        none: Mapping[str, PairFacts] = {}
+        get = self.facts.get
+        found = [get(gid, none).get(pid) for pid, gid, _ in items]
+        if None in found:  # a pair its group's digest does not know (made by older rules): its record says
+            found = [f or _facts(pid, gid, raw) for f, (pid, gid, raw) in zip(found, items, strict=True)]
+        pair_ids, group_ids, _ = zip(*items, strict=True)
+        for gid in self.untallied.keys() & set(group_ids):
+            digest, view, made = self.untallied.pop(gid)
+            if made and view is not None:
+                self.tally.group(view, digest)
+            else:
+                self.tally.digest(digest, view)
+        sources, chosen, rejected, *_ = zip(*cast(list[PairFacts], found), strict=True)
+        self.tally.columns(pair_ids, group_ids, sources, chosen, rejected)
 
     def _judge(self, found: GroupDigest, view: GroupView | None) -> tuple[frozenset[str], dict[str, list[str]]]:
         """The pairs the group's feedback makes, and those a filter leaves out (with which)."""
         without: set[str] | None = None
-        if self.filters.exclude_suspect_voters and found.people & self.suspects:
+        if self.filters.exclude_suspect_voters and found.touches(self.suspects):
             assert view is not None
             without = {p.id for p in view.pairs(self.max_pairs, self.strategy, without=self.suspects)}
         failing = {pid: failed for pid, f in found.pairs.items() if (failed := self._failed(pid, f, without))}

@@ -17,6 +17,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import orjson
@@ -34,7 +35,7 @@ SHINGLE_WORDS = 3
 _WORD = re.compile(r"\w+")
 # The judge's two picks (first order, second order; A is the lower id) that agree with each other.
 ORDER_HELD = frozenset(("AB", "BA", "TT"))
-_VERSION = 1
+_VERSION = 2
 
 
 def shingles(text: str) -> set[str]:
@@ -66,8 +67,7 @@ def jaccard(equal_share: np.ndarray | float) -> np.ndarray | float:
     return (equal_share - chance) / (1 - chance)
 
 
-@dataclass(frozen=True)
-class PairFacts:
+class PairFacts(NamedTuple):
     """What the figures and filters read of a pair: where it came from, its two answers' lengths
     (characters), how many people it rests on (``GroupView.voters_of``), its margin, and when it
     was first paired."""
@@ -80,19 +80,12 @@ class PairFacts:
     paired_at: float
 
 
-@dataclass(frozen=True)
-class GroupDigest:
-    """One group's contribution to the quality figures (see the module's notes). ``cast``:
-    person -> their votes and ratings in the group (0: only a correction or a comparison);
-    ``alike``, ``voter_pairs``, ``agreement_responses``: the vote-agreement sums;
-    ``judge_agreed``/``judge_disagreed``: the judge's verdicts against people's on the pairs
-    both decided; ``picks``/``picks_held``: judge calls made in both orders, and those whose
-    verdict held."""
+class Sums(NamedTuple):
+    """A group's counts the figures add up: the vote-agreement sums (pairs of voters of one
+    response who voted alike, all such pairs, responses with two or more voters), the judge's
+    verdicts against people's on the pairs both decided, and the judge's calls made in both
+    orders with those whose verdict held."""
 
-    group_id: str
-    signature: bytes
-    cast: Mapping[str, int]
-    pairs: Mapping[str, PairFacts]
     alike: int = 0
     voter_pairs: int = 0
     agreement_responses: int = 0
@@ -101,14 +94,28 @@ class GroupDigest:
     picks: int = 0
     picks_held: int = 0
 
+
+@dataclass(frozen=True)
+class GroupDigest:
+    """One group's contribution to the quality figures (see the module's notes). ``cast``:
+    person -> their votes and ratings in the group; ``others``: who gave only a correction or a
+    comparison."""
+
+    group_id: str
+    signature: bytes
+    cast: Mapping[str, int]
+    others: frozenset[str]
+    pairs: Mapping[str, PairFacts]
+    sums: Sums = Sums()
+
     @property
     def people(self) -> frozenset[str]:
         """Everyone whose feedback is in the group."""
-        return frozenset(self.cast)
+        return frozenset(self.cast) | self.others
 
-    def sums(self) -> tuple[int, ...]:
-        return (self.alike, self.voter_pairs, self.agreement_responses, self.judge_agreed, self.judge_disagreed,
-                self.picks, self.picks_held)  # fmt: skip
+    def touches(self, users: frozenset[str]) -> bool:
+        """Whether any of ``users`` gave feedback in the group."""
+        return bool(users) and not (users.isdisjoint(self.cast) and users.isdisjoint(self.others))
 
 
 def digest_of(
@@ -122,11 +129,11 @@ def digest_of(
     """The digest of a group whose feedback makes ``pairs`` (its pairing rules' output);
     ``paired_at``: when each pair that stays was first paired (the others: ``now``);
     ``results``: the group's head-to-head results when the caller has them (matches.py)."""
-    cast: dict[str, int] = dict.fromkeys(sorted(view.people), 0)
+    cast: dict[str, int] = {}
     alike = voter_pairs = agreement = 0
     for r in view.responses:
         for user in (*r.votes, *r.ratings):
-            cast[user] += 1
+            cast[user] = cast.get(user, 0) + 1
         n = len(r.votes)
         if n >= 2:
             likes = sum(1 for v in r.votes.values() if v > 0)
@@ -147,11 +154,7 @@ def digest_of(
         )
         for p in pairs
     }
-    return GroupDigest(
-        view.group_id,
-        signature,
-        cast,
-        facts,
+    sums = Sums(
         alike,
         voter_pairs,
         agreement,
@@ -160,14 +163,16 @@ def digest_of(
         len(view.judge_picks),
         sum(1 for p in view.judge_picks if p in ORDER_HELD),
     )
+    return GroupDigest(view.group_id, signature, dict(sorted(cast.items())), view.people - cast.keys(), facts, sums)
 
 
 def encode(d: GroupDigest) -> str:
     """A digest as stored: JSON of its version, the signature (base64), the people's counts,
-    the sums and each pair's facts. Text, as the pairing job's write script takes its commands."""
-    pairs = {pid: [f.source, f.chosen_chars, f.rejected_chars, f.voters, f.margin, f.paired_at]
-             for pid, f in d.pairs.items()}  # fmt: skip
-    return orjson.dumps([_VERSION, base64.b64encode(d.signature).decode(), d.cast, d.sums(), pairs]).decode()
+    who else gave feedback, the sums and each pair's facts. Text, as the pairing job's write
+    script takes its commands."""
+    pairs = {pid: list(f) for pid, f in d.pairs.items()}
+    body = [_VERSION, base64.b64encode(d.signature).decode(), d.cast, sorted(d.others), list(d.sums), pairs]
+    return orjson.dumps(body).decode()
 
 
 def decode(group_id: str, stored: bytes | str) -> GroupDigest | None:
@@ -175,6 +180,6 @@ def decode(group_id: str, stored: bytes | str) -> GroupDigest | None:
     found = orjson.loads(stored)
     if not isinstance(found, list) or not found or found[0] != _VERSION:
         return None
-    _, signature, cast, sums, pairs = found
-    facts = {pid: PairFacts(s, int(c), int(r), int(v), int(m), float(t)) for pid, (s, c, r, v, m, t) in pairs.items()}
-    return GroupDigest(group_id, base64.b64decode(signature), cast, facts, *sums)
+    _, signature, cast, others, sums, pairs = found
+    facts = {pid: PairFacts._make(f) for pid, f in pairs.items()}
+    return GroupDigest(group_id, base64.b64decode(signature), cast, frozenset(others), facts, Sums(*sums))

@@ -9,12 +9,13 @@ on beside it.
 from __future__ import annotations
 
 import math
+import operator
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from workers.pairing.digest import GroupDigest, digest_of, signatures
+from workers.pairing.digest import GroupDigest, Sums, digest_of, signatures
 from workers.pairing.population import GroupView
 
 from .dupes import THRESHOLD, duplicate_rows
@@ -68,81 +69,87 @@ def figures(sample: Sample) -> dict[str, dict[str, object]]:
 
 
 class Tally:
-    """The figures' running sums. ``rows`` takes pair rows as they are written, ``group`` each of
-    their groups once (in any order); ``result`` the figures."""
+    """The figures' running sums. ``rows`` (or ``columns``, the same a chunk at a time) takes
+    pair rows as they are written, ``digest`` or ``group`` each of their groups once (in any
+    order); ``result`` the figures."""
 
     def __init__(self, suspects: frozenset[str], max_pairs: int = 100, strategy: str = "all") -> None:
         self.suspects, self.max_pairs, self.strategy = suspects, max_pairs, strategy
         self.sources: Counter[str] = Counter()
-        self.pair_groups: dict[str, list[str]] = {}  # group -> its rows' pair ids
+        self.row_ids: list[str] = []  # each row's pair id...
+        self.row_groups: list[str] = []  # ...and group
         self.longer = 0
         self.length_ratios: list[float] = []
         self.cast: Counter[str] = Counter()  # votes and ratings by person
-        self.alike = self.voter_pairs = self.agreement_responses = 0
-        self.judge_agreed = self.judge_disagreed = 0
-        self.picks_held = self.picks = 0
+        self.sums: list[Sums] = []
         self.signatures: dict[str, bytes] = {}  # group -> its prompt's signature (digest.py)
         self.texts: dict[str, str] = {}  # group -> its prompt, for a group read whole
         self.suspects_present: set[str] = set()
         self.kept_without_suspects: dict[str, frozenset[str]] = {}  # groups with a suspect's feedback
 
     def rows(self, rows: Iterable[PairRow]) -> None:
-        for p in rows:
-            self.sources[p.source] += 1
-            self.pair_groups.setdefault(p.group_id, []).append(p.pair_id)
-            self.longer += p.chosen_chars > p.rejected_chars
-            self.length_ratios.append(p.chosen_chars / max(1, p.rejected_chars))
+        rows = list(rows)
+        self.columns(
+            [p.pair_id for p in rows],
+            [p.group_id for p in rows],
+            [p.source for p in rows],
+            [p.chosen_chars for p in rows],
+            [p.rejected_chars for p in rows],
+        )
 
-    def group(self, g: GroupView) -> GroupDigest:
-        """A group read whole: its digest is made here (its signature with the others' at the
-        end) and returned."""
+    def columns(
+        self,
+        pair_ids: Sequence[str],
+        group_ids: Sequence[str],
+        sources: Sequence[str],
+        chosen: Sequence[int],
+        rejected: Sequence[int],
+    ) -> None:
+        """Rows as columns: each row's pair id, group, source, and its answers' lengths."""
+        self.row_ids += pair_ids
+        self.row_groups += group_ids
+        self.sources.update(sources)
+        self.longer += sum(map(operator.gt, chosen, rejected))
+        self.length_ratios += map(operator.truediv, chosen, [r or 1 for r in rejected])
+
+    def group(self, g: GroupView, made: GroupDigest | None = None) -> GroupDigest:
+        """A group read whole: its digest (``made``, or made here; its signature is made with
+        the others' at the end), tallied and returned."""
         self.texts[g.group_id] = g.prompt_text
-        made = view_digest(g, self.max_pairs, self.strategy)
+        made = made or view_digest(g, self.max_pairs, self.strategy)
         self.digest(made, g)
         return made
 
-    def needs_view(self, d: GroupDigest) -> bool:
-        """Whether ``digest`` needs the group itself: a suspect voter gave feedback in it (its
-        pairs are made again without them)."""
-        return bool(d.people & self.suspects)
-
     def digest(self, d: GroupDigest, view: GroupView | None = None) -> None:
-        """A group's sums, once per group; ``view``: the group itself when ``needs_view``."""
+        """A group's sums, once per group; ``view``: the group itself, needed when a suspect
+        voter gave feedback in it (``d.touches(suspects)``: it is paired again without them)."""
         if d.signature:
             self.signatures[d.group_id] = d.signature
-        for user, n in d.cast.items():
-            if n:
-                self.cast[user] += n
-        self.alike += d.alike
-        self.voter_pairs += d.voter_pairs
-        self.agreement_responses += d.agreement_responses
-        self.judge_agreed += d.judge_agreed
-        self.judge_disagreed += d.judge_disagreed
-        self.picks += d.picks
-        self.picks_held += d.picks_held
-        theirs = d.people & self.suspects
-        if theirs:
+        self.cast.update(d.cast)
+        self.sums.append(d.sums)
+        if d.touches(self.suspects):
             if view is None:
                 raise ValueError(f"group {d.group_id} has a suspect voter's feedback: its view is needed")
-            self.suspects_present |= theirs
+            self.suspects_present |= d.people & self.suspects
             kept = view.pairs(self.max_pairs, self.strategy, without=self.suspects)
             self.kept_without_suspects[d.group_id] = frozenset(p.id for p in kept)
 
     def result(self) -> dict[str, dict[str, object]]:
+        sums = Sums(*map(sum, zip(*self.sums, strict=True))) if self.sums else Sums()
         return {
             "pairs_by_source": {"value": sum(self.sources.values()), "sources": dict(sorted(self.sources.items()))},
-            "groups": {"value": len(self.pair_groups)},
+            "groups": {"value": len(set(self.row_groups))},
             "voters": {"value": len(self.cast), "votes": sum(self.cast.values())},
             "vote_agreement": {
-                "value": ratio(self.alike, self.voter_pairs),
-                "responses": self.agreement_responses,
-                "voter_pairs": self.voter_pairs,
+                "value": ratio(sums.alike, sums.voter_pairs),
+                "responses": sums.agreement_responses,
+                "voter_pairs": sums.voter_pairs,
             },
             "judge_human_agreement": {
-                "value": ratio(self.judge_agreed, self.judge_agreed + self.judge_disagreed),
-                "pairs": self.judge_agreed + self.judge_disagreed,
+                "value": ratio(sums.judge_agreed, sums.judge_agreed + sums.judge_disagreed),
+                "pairs": sums.judge_agreed + sums.judge_disagreed,
             },
-            "judge_order_consistency": {"value": ratio(self.picks_held, self.picks), "calls": self.picks},
+            "judge_order_consistency": {"value": ratio(sums.picks_held, sums.picks), "calls": sums.picks},
             "length_bias": self._length_bias(),
             "voter_concentration": self._concentration(),
             "duplicate_prompts": self._duplicates(),
@@ -181,10 +188,8 @@ class Tally:
     def _suspects(self) -> dict[str, object]:
         """How many suspect voters gave feedback in the groups, and how many of the rows would
         not exist without their feedback (their groups paired again as if they had given none)."""
+        kept = self.kept_without_suspects
         resting = sum(
-            1
-            for gid, kept in self.kept_without_suspects.items()
-            for pid in self.pair_groups.get(gid, ())
-            if pid not in kept
+            1 for pid, gid in zip(self.row_ids, self.row_groups, strict=True) if gid in kept and pid not in kept[gid]
         )
         return {"value": len(self.suspects_present), "pairs_resting_on_them": resting}

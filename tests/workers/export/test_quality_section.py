@@ -115,10 +115,15 @@ def test_groups_without_a_digest_are_read_whole_to_the_same_figures_and_filters(
     from likeloop_server import keys
 
     pk = keys.ProjectKeys(P)
-    with_digests = snapshot(conn, s3, settings, min_voters=3, exclude_suspect_voters=True)["quality"]
+    filtered = snapshot(conn, s3, settings, min_voters=3, exclude_suspect_voters=True)["quality"]
+    whole = snapshot(conn, s3, settings)["quality"]
     report = range_report(conn, s3, settings, P, now=0.0)
     assert conn.hlen(pk.quality_digests) == 43
     conn.delete(pk.quality_digests)
-    assert snapshot(conn, s3, settings, min_voters=3, exclude_suspect_voters=True)["quality"] == with_digests
+    assert snapshot(conn, s3, settings, min_voters=3, exclude_suspect_voters=True)["quality"] == filtered
+    assert snapshot(conn, s3, settings)["quality"] == whole
     assert range_report(conn, s3, settings, P, now=0.0) == report
-    assert with_digests["figures"]["duplicate_prompts"]["near_duplicates"] == 2
+    assert whole["figures"]["duplicate_prompts"]["near_duplicates"] == 2
+    # the filtered figures count the one group whose pair was kept: r1's (h1, h2, h3; 5 votes)
+    assert filtered["figures"]["groups"] == {"value": 1}
+    assert filtered["figures"]["voters"] == {"value": 3, "votes": 5}

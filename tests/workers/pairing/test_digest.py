@@ -13,7 +13,7 @@ from workers.archive.run import archive_project
 from workers.compaction.compact import compact_project
 from workers.export.run import export_project
 from workers.pairing import digest
-from workers.pairing.digest import GroupDigest, PairFacts
+from workers.pairing.digest import GroupDigest, PairFacts, Sums
 from workers.pairing.drain import pair_group_with
 from workers.quality.figures import view_digest
 from workers.quality.gather import read_digests, read_views
@@ -47,15 +47,15 @@ def test_the_digest_says_what_the_group_read_whole_says(conn, settings):
     view = read_views(conn, PK, [GID])[GID]
     whole = view_digest(view, settings.max_pairs_per_group, "all")
     assert found.cast == whole.cast == {"u1": 2, "u2": 2, "u3": 1, "u4": 1, "u5": 1}
-    assert found.sums() == whole.sums()
+    assert found.sums == whole.sums and found.others == whole.others == frozenset()
     # a: u1 u2 like, u3 dislikes (1 of 3 pairs of voters alike); b: u1 u2 dislike (1 of 1)
-    assert (found.alike, found.voter_pairs, found.agreement_responses) == (2, 4, 2)
+    assert found.sums[:3] == (found.sums.alike, found.sums.voter_pairs, found.sums.agreement_responses) == (2, 4, 2)
     # a over b and a over c, with the times their records hold
     times = records_times(conn)
     assert set(found.pairs) == set(times) == set(whole.pairs) and len(times) == 2
     for pid, facts in found.pairs.items():
         assert facts.paired_at == round(times[pid], 3)
-        assert facts == PairFacts(**{**whole.pairs[pid].__dict__, "paired_at": facts.paired_at})
+        assert facts == whole.pairs[pid]._replace(paired_at=facts.paired_at)
     # a over c rests on u1 u2 u3 (a's voters), u4 and u5 (c's): margin 1 - (-2)
     mars = len("Mars is the largest planet in the solar system.")
     by_rejected = {f.rejected_chars: f for f in found.pairs.values()}
@@ -91,8 +91,8 @@ def test_the_digest_leaves_redis_with_its_compacted_group(conn, s3, settings):
 
 
 def test_a_digest_reads_back_as_written_and_another_version_reads_as_none():
-    made = GroupDigest(
-        "g", bytes(range(128)), {"u1": 2, "ü": 0}, {"p1": PairFacts("vote", 12, 3, 2, 1, 1733300000.125)}, 1, 2, 3
-    )
+    facts = {"p1": PairFacts("vote", 12, 3, 2, 1, 1733300000.125)}
+    made = GroupDigest("g", bytes(range(128)), {"u1": 2, "ü": 1}, frozenset({"c"}), facts, Sums(1, 2, 3))
     assert digest.decode("g", digest.encode(made).encode()) == made
-    assert digest.decode("g", orjson.dumps([99, "", {}, [], {}])) is None
+    assert made.people == {"u1", "ü", "c"} and made.touches(frozenset({"c"})) and not made.touches(frozenset())
+    assert digest.decode("g", orjson.dumps([99, "", {}, [], [], {}])) is None
