@@ -14,18 +14,25 @@ PROJECTS = PREFIX + "projects"  # set of project names
 API_KEY = PREFIX + "apikey:"  # + sha256(key) -> hash {id, project, scopes, created_at, revoked}
 API_KEY_IDS = PREFIX + "apikeyids"  # hash key id -> sha256(key), for listing and revoking
 LAYOUT = PREFIX + "layout"  # version of the key layout stored pairs are in (workers/migrate.py)
-LAYOUT_VERSION = b"6"  # the layout this code reads and writes
+LAYOUT_VERSION = b"7"  # the layout this code reads and writes
 RATE_LIMIT_PREFIX = PREFIX + "ratelimit"  # flask-limiter's counters (service/ratelimit.py)
 
 
+def project_base(project: str) -> str:
+    """What every key of a project starts with: ``ll:p:{<project>}:``. The braces make the
+    project the key's hash tag: on a Redis Cluster, all of a project's keys are in one slot, so
+    every script and transaction over them runs on one shard. (Before layout 7: ``ll:p:<project>:``.)"""
+    return f"{PREFIX}p:{{{project}}}:"
+
+
 class ProjectKeys:
-    """Key names of one project; every per-project key starts with ``ll:p:<project>:``."""
+    """Key names of one project; every per-project key starts with ``project_base``."""
 
     __slots__ = ("base", "project")
 
     def __init__(self, project: str) -> None:
         self.project = project
-        self.base = f"{PREFIX}p:{project}:"
+        self.base = project_base(project)
 
     @property
     def config(self) -> str:

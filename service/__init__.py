@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from flask import Flask
+from flask import Flask, request
 from flask.json.provider import DefaultJSONProvider
 from flask_cors import CORS
 
 from likeloop_server import connections
 from likeloop_server.batch_store import BatchStore
+from likeloop_server.layout import LayoutCheck
 from likeloop_server.settings import Settings
 
 from . import erasures_api, errors, exports_api, ingest_api, metrics, openapi, pages, quality_api, ratelimit, read_api
@@ -52,6 +53,7 @@ def _resources(settings: Settings) -> Resources:
         privacy=ProjectPrivacy(conn, settings.secret_key),
         token_limiter=ratelimit.token_limiter(settings),
         read_limiter=ratelimit.read_limiter(settings),
+        layout=LayoutCheck(conn),
     )
 
 
@@ -85,4 +87,21 @@ def create_app(settings: Settings | None = None, test_config: dict[str, Any] | N
     blueprints = (ingest_api.bp, feedback, read_api.bp, quality_api.bp, exports_api.bp, erasures_api.bp)
     for bp in (*blueprints, openapi.bp, pages.bp):
         app.register_blueprint(bp)
+    _wait_for_the_layout(app, {bp.name for bp in blueprints})
     return app
+
+
+def _wait_for_the_layout(app: Flask, data_blueprints: set[str]) -> None:
+    """The API answers 503 (retry later) while Redis holds an older key layout than this
+    version's: a worker of this version is about to bring it up to date (likeloop_server/layout.py)."""
+    check = app.extensions["likeloop"].layout
+
+    @app.before_request
+    def _layout_is_current() -> None:
+        if request.blueprint in data_blueprints and check is not None and not check.current():
+            raise errors.ApiError(
+                503,
+                "store_upgrading",
+                "the store is being brought up to this version's key layout; retry later",
+                headers={"Retry-After": "5"},
+            )

@@ -221,7 +221,8 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
     "/": {"get": {"summary": "Redirects to the dashboard", "responses": {"302": {"description": "To /dashboard"}}}},
     "/healthz": {"get": _op("Liveness", ("200", "Up", "Health"), scope=None, errors=())},
     "/readyz": {
-        "get": _op("Readiness: Redis answers", ("200", "Ready", "Health"), scope=None, errors=(),
-                   extra={"503": ("Redis unavailable", "Health")})
+        "get": _op("Readiness: Redis answers and holds this version's key layout", ("200", "Ready", "Health"),
+                   scope=None, errors=(),
+                   extra={"503": ("Redis unavailable, or its store is being brought up to this version", "Health")})
     },
 }  # fmt: skip

@@ -39,4 +39,7 @@ def readyz() -> ResponseReturnValue:
     except redis.RedisError as exc:
         log.warning("not ready: Redis did not answer: %s", exc)  # the reason goes to the log, not to callers
         return jsonify({"status": "unavailable", "redis": "unavailable"}), 503
+    layout = resources().layout
+    if layout is not None and not layout.current():  # a worker of this version is bringing the store up to date
+        return jsonify({"status": "upgrading", "redis": "ok"}), 503
     return jsonify({"status": "ok", "redis": "ok"})

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 
+from likeloop_server.layout import LayoutCheck
 from likeloop_server.settings import Settings
 
 from .auth_cache import KeyCache
@@ -25,6 +26,7 @@ class Resources:
     privacy: ProjectPrivacy  # what the erasure ledger refuses
     token_limiter: CredentialLimiter | None = None  # counts feedback-token requests (ratelimit.py)
     read_limiter: CredentialLimiter | None = None  # counts each key's requests to the read endpoints
+    layout: LayoutCheck | None = None  # whether Redis holds this version's key layout yet
 
 
 def resources() -> Resources:

@@ -15,7 +15,13 @@ lists every labelled prompt group (one that does not expire) as changed now in `
 compaction takes it once it has been unchanged for the hot window; the ingest script keeps the
 list from then on. Layout 6 stores the compaction indexes' hex digits as bytes (a group id in 16
 bytes, not 32; likeloop_server/compacted.py), and wakes the compacted groups that feedback
-waits for (it may have arrived between the service's upgrade and this one's).
+waits for (it may have arrived between the service's upgrade and this one's). Layout 7 names
+every project key ``ll:p:{<project>}:...`` instead of ``ll:p:<project>:...`` (the project is the
+key's hash tag, so a project lives in one slot of a Redis Cluster): each key is renamed as it
+is, with its value and expiry, on the data Redis and on the job queue's when it is apart. The
+service answers 503 until the layout is current (likeloop_server/layout.py), so nothing is
+written under the new names before the old ones have moved there; stop the older version's
+services and workers before starting this one's (docs/redis-keys.md).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ import redis
 
 from likeloop_server import compacted, keys
 from likeloop_server.apikeys import list_projects
+from likeloop_server.connections import queue_redis
+from likeloop_server.identity import valid_project_name
 from workers.dataset.formats import stored_kto, stored_pair
 
 log = logging.getLogger(__name__)
@@ -126,11 +134,52 @@ def _list_changed(conn: redis.Redis, pk: keys.ProjectKeys) -> None:
             batch = []
 
 
+_LEGACY_PREFIX = (keys.PREFIX + "p:").encode()  # what every project key starts with, tagged or not
+_RENAME_BATCH = 1000
+
+
+def tag_project_keys(conn: redis.Redis) -> tuple[int, int]:
+    """Layout 7: every ``ll:p:<project>:<rest>`` renamed ``ll:p:{<project>}:<rest>`` (RENAMENX:
+    value and expiry kept). A key that expired meanwhile is skipped; one whose new name is
+    taken is left and logged (nothing of this version writes before the move: it should not
+    happen). Returns (renamed, left)."""
+    renamed = left = 0
+    batch: list[tuple[bytes, bytes]] = []
+
+    def flush() -> None:
+        nonlocal renamed, left
+        pipe = conn.pipeline(transaction=False)
+        for old, new in batch:
+            pipe.renamenx(old, new)
+        for (old, _), done in zip(batch, pipe.execute(raise_on_error=False), strict=True):
+            if done is True or done == 1:
+                renamed += 1
+            elif not isinstance(done, redis.ResponseError):  # an error: the key expired meanwhile
+                left += 1
+                log.warning("key %r not renamed to its layout 7 name: that name is taken", old)
+        batch.clear()
+
+    for raw in conn.scan_iter(match=_LEGACY_PREFIX + b"*", count=_RENAME_BATCH):
+        project, sep, rest = raw[len(_LEGACY_PREFIX) :].partition(b":")
+        if not sep or not valid_project_name(project.decode("ascii", "replace")):
+            continue  # already tagged (``{...}``), or not a project's key
+        batch.append((raw, keys.project_base(project.decode()).encode() + rest))
+        if len(batch) >= _RENAME_BATCH:
+            flush()
+    if batch:
+        flush()
+    return renamed, left
+
+
 def migrate(conn: redis.Redis) -> int:
     """Bring every project to the current layout (a no-op once done). Returns how many
     records moved."""
     if conn.get(keys.LAYOUT) == keys.LAYOUT_VERSION:
         return 0
+    for where in {id(c): c for c in (conn, queue_redis(conn))}.values():
+        renamed, left = tag_project_keys(where)
+        if renamed or left:
+            log.info("renamed %d project keys to their layout 7 names (%d left)", renamed, left)
     moved = 0
     for project in list_projects(conn):
         pk = keys.ProjectKeys(project)

@@ -66,7 +66,7 @@ def test_events_logged_during_an_outage_arrive_after_recovery(settings, conn, tm
     try:
         assert ll.flush(60)
         assert ll.stats()["sent"] == 20
-        assert all(conn.exists(f"ll:p:acme:resp:{rid}") for rid in rids)
+        assert all(conn.exists(f"ll:p:{{acme}}:resp:{rid}") for rid in rids)
     finally:
         ll.shutdown(1)
         service.stop()

@@ -22,7 +22,7 @@ def test_429_with_retry_after_is_retried_until_everything_is_accepted(settings, 
         stats = ll.stats()
         assert stats["sent"] == 40 and stats["failed"] == 0 and errors == []
         assert stats["retries"] > 0  # the limiter did answer 429 and the SDK waited and retried
-        assert int(conn.hget("ll:p:acme:stats", "responses")) == 40
+        assert int(conn.hget("ll:p:{acme}:stats", "responses")) == 40
         ll.shutdown()
     finally:
         service.stop()

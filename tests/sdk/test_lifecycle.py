@@ -8,6 +8,7 @@ import textwrap
 
 import likeloop
 
+from likeloop_server import keys
 from tests.support import make_key
 
 
@@ -24,7 +25,7 @@ def run_script(code: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def stored_responses(conn, project="acme"):
-    return sorted(conn.hget(k, "prompt").decode() for k in conn.scan_iter(f"ll:p:{project}:resp:*"))
+    return sorted(conn.hget(k, "prompt").decode() for k in conn.scan_iter(keys.ProjectKeys(project).response("*")))
 
 
 def test_pending_events_are_flushed_at_process_exit(live_service, conn):
@@ -68,7 +69,7 @@ def test_events_from_parent_and_forked_child_are_each_sent_once(live_service, co
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "2"
     assert stored_responses(conn) == ["child", "parent after fork", "parent before fork"]
-    total = conn.hget("ll:p:acme:stats", "responses")
+    total = conn.hget("ll:p:{acme}:stats", "responses")
     assert int(total) == 3
 
 
@@ -131,7 +132,7 @@ def test_sync_mode_sends_before_returning(live_service, conn):
     key = make_key(conn, "acme")
     ll = likeloop.Client(api_key=key, url=live_service.url, sync=True)
     rid = ll.log(prompt="serverless", response="A")
-    assert conn.exists(f"ll:p:acme:resp:{rid}")  # stored before log() returned
+    assert conn.exists(f"ll:p:{{acme}}:resp:{rid}")  # stored before log() returned
     ll.like(rid)
     assert ll.stats()["sent"] == 2
     ll.shutdown()
@@ -146,7 +147,7 @@ def test_sampling_keeps_a_response_and_its_feedback_together(live_service, conn)
     assert ll.flush(20)
     kept = stored_responses(conn)
     assert 50 < len(kept) < 150
-    stats = json.loads(json.dumps({k.decode(): int(v) for k, v in conn.hgetall("ll:p:acme:stats").items()}))
+    stats = json.loads(json.dumps({k.decode(): int(v) for k, v in conn.hgetall("ll:p:{acme}:stats").items()}))
     assert stats["likes"] == len(kept)  # every kept response got its like; no like without its response
-    assert conn.keys("ll:p:acme:pending:*") == []
+    assert conn.keys("ll:p:{acme}:pending:*") == []
     ll.shutdown()

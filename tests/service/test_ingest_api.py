@@ -186,4 +186,4 @@ def test_bodies_without_a_length_are_read_and_bounded_too(settings, conn, tmp_pa
         assert status == 413 and body["error"]["code"] == "body_too_large", body
     finally:
         service.stop()
-    assert conn.exists("ll:p:acme:resp:chunked-1")
+    assert conn.exists("ll:p:{acme}:resp:chunked-1")

@@ -2,7 +2,7 @@
 every text field of every event before anything is stored, so no match reaches Redis, the event
 archive or an export. Real Redis, real S3."""
 
-from likeloop_server import exports
+from likeloop_server import exports, keys
 from tests.support import P, auth, make_key
 from tests.workers.erasure.everywhere import redis_text, s3_texts
 from tests.workers.history import pair_all
@@ -48,7 +48,7 @@ def test_every_text_field_is_redacted_before_it_is_stored(client, conn, s3, sett
     texts = [("redis", redis_text(conn)), *s3_texts(s3, settings)]
     leaks = [(where, kind) for where, text in texts for kind, secret in SECRETS.items() if secret in text]
     assert leaks == []
-    stored = conn.hget(f"ll:p:{P}:resp:r1", "prompt").decode()
+    stored = conn.hget(keys.ProjectKeys(P).response("r1"), "prompt").decode()
     assert stored == "Q [email]; [phone]; [card]; [iban]; [ip]; [redacted]", stored
     assert any("[email]" in text for where, text in texts if where.endswith(".parquet"))  # the archive has them
 

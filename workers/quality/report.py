@@ -68,7 +68,7 @@ def range_report(
         # Read whole: a group without a digest (not paired since digests were kept: its pairs'
         # times from their records), or one where a suspect voter gave feedback.
         unknown = [gid for gid in chunk if gid not in digests]
-        views = read_views(conn, pk, unknown + [gid for gid, d in digests.items() if d.people & tally.suspects])
+        views = read_views(conn, pk, unknown + [gid for gid, d in digests.items() if d.touches(tally.suspects)])
         by_group: dict[str, list[PairRow]] = {}
         for row, at in read_rows(conn, pk, unknown):
             if in_range(at):

@@ -1,0 +1,112 @@
+"""A copy of a store written by the layout 6 version (tests/workers/fixtures/layout6_store.json.gz:
+every key's DUMP payload and expiry, made by that version from the traffic of
+tests/workers/history.py, with what its service answered) comes up to layout 7: every project
+key renamed with the project as its hash tag, every value byte for byte, and the service, the
+exports and pairing answer as that version did."""
+
+import base64
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from likeloop_server import exports, keys
+from tests.support import P, auth, labelled, store_and_pair
+from tests.workers.history import snapshot_rows
+from workers.export.run import export_project
+from workers.migrate import migrate, tag_project_keys
+
+FIXTURE = Path(__file__).parent / "fixtures" / "layout6_store.json.gz"
+
+
+def load_layout6(conn) -> dict:
+    """The layout 6 store restored (its expiries counted from now); what it answered then."""
+    found = json.loads(gzip.decompress(FIXTURE.read_bytes()))
+    assert found["layout"] == 6
+    for key in found["keys"]:
+        ttl = max(key["pttl"], 0)
+        conn.restore(base64.b64decode(key["name"]), ttl, base64.b64decode(key["dump"]))
+    return found["answers"]
+
+
+def everything(conn) -> dict[bytes, tuple[bytes, bool]]:
+    """Every key: its DUMP payload (its value, byte for byte) and whether it expires."""
+    return {name: (conn.dump(name), conn.pttl(name) > 0) for name in conn.scan_iter(count=1000)}
+
+
+def tagged(name: bytes) -> bytes:
+    """A key's layout 7 name."""
+    if not name.startswith(b"ll:p:"):
+        return name
+    project, _, rest = name[len(b"ll:p:") :].partition(b":")
+    return b"ll:p:{" + project + b"}:" + rest
+
+
+def test_a_layout_6_store_comes_up_to_layout_7_with_every_value(conn):
+    load_layout6(conn)
+    before = everything(conn)
+    assert conn.get(keys.LAYOUT) == b"6"
+    assert sum(1 for name in before if name.startswith(b"ll:p:acme:")) > 50
+    migrate(conn)
+    after = everything(conn)
+    assert conn.get(keys.LAYOUT) == b"7"
+    assert not [name for name in after if name.startswith(b"ll:p:") and not name.startswith(b"ll:p:{")]
+    # every key under its new name, its value and expiry as they were; nothing else but the layout
+    moved = {tagged(name): value for name, value in before.items() if name != keys.LAYOUT.encode()}
+    assert {name: value for name, value in after.items() if name != keys.LAYOUT.encode()} == moved
+    assert migrate(conn) == 0 and everything(conn) == after  # once done, a no-op
+
+
+def test_after_the_move_the_service_exports_and_pairing_answer_as_layout_6_did(conn, client, s3, settings):
+    answers = load_layout6(conn)
+    migrate(conn)
+    secret = answers["secret"]
+    assert client.get("/v1/stats", headers=auth(secret)).get_json()["totals"] == answers["stats"]
+    assert client.get("/v1/leaderboard", headers=auth(secret)).get_json() == answers["leaderboard"]
+    assert [list(row) for row in snapshot_rows(conn, s3, settings)[1]] == answers["snapshot_rows"]
+    # the export cursor and the exported set came along: the next incremental run sends what
+    # the layout 6 version's next run sent, no more
+    nxt = export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")
+    assert nxt["counts"] == answers["next_incremental_counts"]
+    # and new traffic pairs and exports as before
+    store_and_pair(conn, settings, *labelled(9))
+    again = export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")
+    assert again["counts"] == {"pairs": 1, "kto": 0, "retractions": 0}
+
+
+def test_the_service_waits_while_the_store_is_older(conn, settings):
+    """Until a worker has moved the store, the API answers 503 (an SDK retries) and /readyz says
+    why; the health check still answers."""
+    from service import create_app
+
+    load_layout6(conn)
+    app = create_app(settings, {"TESTING": True}).test_client()
+    answer = app.post("/v1/events", json={"events": []}, headers=auth("ll_anything"))
+    assert answer.status_code == 503 and answer.get_json()["error"]["code"] == "store_upgrading"
+    assert answer.headers["Retry-After"] == "5"
+    assert app.get("/readyz").get_json() == {"status": "upgrading", "redis": "ok"}
+    assert app.get("/healthz").status_code == 200
+    migrate(conn)
+    fresh = create_app(settings, {"TESTING": True}).test_client()
+    assert fresh.get("/readyz").status_code == 200
+    assert fresh.post("/v1/events", json={"events": []}, headers=auth("ll_anything")).status_code == 401
+
+
+@pytest.mark.parametrize("name", [b"ll:p:{acme}:stats", b"ll:projects", b"ll:p:", b"ll:p:Bad Name:x"])
+def test_keys_that_are_tagged_already_or_not_a_projects_stay(conn, name):
+    conn.set(name, b"1")
+    assert tag_project_keys(conn) == (0, 0)
+    assert conn.get(name) == b"1"
+
+
+def test_a_key_whose_new_name_is_taken_is_left_and_counted(conn):
+    conn.set(b"ll:p:acme:x", b"old")
+    conn.set(b"ll:p:{acme}:x", b"new")
+    conn.set(b"ll:p:acme:y", b"moves")
+    assert tag_project_keys(conn) == (1, 1)
+    assert (conn.get(b"ll:p:acme:x"), conn.get(b"ll:p:{acme}:x"), conn.get(b"ll:p:{acme}:y")) == (
+        b"old",
+        b"new",
+        b"moves",
+    )
