@@ -132,6 +132,8 @@ def main() -> int:
             seconds, made = timed(lambda: seed(conn, s3, settings, args.pairs, args.answers))
             groups = args.pairs // (args.answers // 2) ** 2
             print(f"seeded {made:,} pairs in {groups:,} groups in {seconds:.0f} s", flush=True)
+            digests = conn.memory_usage(keys.ProjectKeys(PROJECT).quality_digests) or 0
+            print(f"quality digests in Redis: {digests / 1e6:.1f} MB, {digests / max(1, groups):.0f} B a group")
 
             job, history, figures = [], [], []
             found = suspect_voters(conn, s3, settings, PROJECT)

@@ -148,8 +148,11 @@ def _spawn(
         log.close()
 
 
-def start_redis(data_dir: Path, port: int | None = None, appendfsync: str = "everysec") -> Server:
-    """Start redis-server on loopback with AOF in ``data_dir``; returns once it answers PING."""
+def start_redis(
+    data_dir: Path, port: int | None = None, appendfsync: str = "everysec", extra: tuple[str, ...] = ()
+) -> Server:
+    """Start redis-server on loopback with AOF in ``data_dir`` (``extra``: more of its
+    options); returns once it answers PING."""
     import redis
 
     port = port or free_port()
@@ -166,6 +169,7 @@ def start_redis(data_dir: Path, port: int | None = None, appendfsync: str = "eve
         "--hash-max-ziplist-value", "1024",  # responses of up to 1 KB of text)
         "--save", "",
         "--daemonize", "no",
+        *extra,
     ]  # fmt: skip
     proc = _spawn("redis", argv, data_dir / "redis.log")
     url = f"redis://127.0.0.1:{port}/0"
@@ -182,6 +186,58 @@ def start_redis(data_dir: Path, port: int | None = None, appendfsync: str = "eve
             time.sleep(0.05)
     server.kill()
     raise StackError(f"redis-server did not answer within {REDIS_START_TIMEOUT_S:.0f} s:\n{server.log_tail()}")
+
+
+class RedisCluster:
+    """A Redis Cluster of bundled redis-server processes on loopback: ``primaries`` with
+    ``replicas`` each. ``url`` names one node (a client finds the others from it)."""
+
+    def __init__(self, nodes: list[Server]) -> None:
+        self.nodes = nodes
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+CLUSTER_NODE_TIMEOUT_MS = 2000
+
+
+def start_cluster(data_dir: Path, primaries: int = 3, replicas: int = 0) -> RedisCluster:
+    """Start a Redis Cluster (cluster mode of the bundled redis-server, its slots spread over
+    the primaries by ``redis-cli --cluster create``); returns once every node says it is ok."""
+    import redis
+
+    options = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+               "--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS))  # fmt: skip
+    nodes: list[Server] = []
+    # A node's cluster bus listens 10000 above its port, as SeaweedFS's gRPC does: both free.
+    ports = free_ports(primaries * (1 + replicas), with_grpc=True)
+    try:
+        for i, port in enumerate(ports):
+            nodes.append(start_redis(data_dir / f"node-{i}", port=port, extra=options))
+        addresses = [n.url.removeprefix("redis://").removesuffix("/0") for n in nodes]
+        cli = str(Path(redis_server_binary()).with_name("redis-cli"))
+        argv = [cli, "--cluster", "create", *addresses, "--cluster-replicas", str(replicas), "--cluster-yes"]
+        made = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        if made.returncode != 0:
+            raise StackError(f"redis-cli --cluster create failed:\n{made.stdout}{made.stderr}")
+        deadline = time.monotonic() + 30
+        for node in nodes:
+            client = redis.Redis.from_url(node.url)
+            while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
+                if time.monotonic() > deadline:
+                    raise StackError(f"the cluster did not come up:\n{node.log_tail()}")
+                time.sleep(0.1)
+        return RedisCluster(nodes)
+    except BaseException:
+        for node in nodes:
+            node.kill()
+        raise
 
 
 def start_weed(data_dir: Path, s3_port: int | None = None) -> Server:

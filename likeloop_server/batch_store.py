@@ -24,13 +24,14 @@ from .settings import Settings
 def _script_source() -> str:
     """ingest.lua, after lines that name the key arguments it gets first (keys.py's names) and
     the stats dimensions' prefixes (counters.py's)."""
-    names = ", ".join(f"{name} = ARGV[{i}]" for i, name in enumerate(keys.INGEST_SCRIPT_KEYS, start=1))
+    names = ", ".join(f"{name} = KEYS[{i}]" for i, name in enumerate(keys.INGEST_SCRIPT_KEYS, start=1))
     dims = ", ".join(f"{kind} = '{prefix}'" for kind, prefix in DIMENSIONS.items())
-    header = f"local K = {{{names}}}\nlocal NK = {len(keys.INGEST_SCRIPT_KEYS)}\nlocal D = {{{dims}}}\n"
+    header = f"local K = {{{names}}}\nlocal D = {{{dims}}}\n"
     return header + (Path(__file__).parent / "ingest.lua").read_text(encoding="utf-8")
 
 
 SCRIPT_SOURCE = _script_source()
+SCRIPT_NUMKEYS = len(keys.INGEST_SCRIPT_KEYS)  # its arguments begin with this many key names (KEYS)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -53,7 +54,7 @@ class BatchStore:
 
     def __init__(self, conn: redis.Redis, settings: Settings) -> None:
         self.settings = settings
-        self._script = DirectScript(conn, SCRIPT_SOURCE, name="likeloop-ingest")
+        self._script = DirectScript(conn, SCRIPT_SOURCE, name="likeloop-ingest", numkeys=SCRIPT_NUMKEYS)
 
     def store(self, project: str, prepared: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]]:
         """Store a batch atomically. Returns (a status per event, group ids that became dirty)."""
@@ -72,8 +73,9 @@ class BatchStore:
     def script_args(
         self, project: str, prepared: Sequence[dict[str, Any]], now: float, ttls: Lifetimes, archive: bool
     ) -> list[Any]:
-        """The script's arguments for a batch (ingest.lua describes them): what ``store_at``
-        calls it with, and what a restore of a compacted group queues in its transaction."""
+        """The script's arguments for a batch (ingest.lua describes them), its ``SCRIPT_NUMKEYS``
+        key names first: what ``store_at`` calls it with, and what a restore of a compacted group
+        queues in its transaction."""
         s = self.settings
         events, shapes = script_input(prepared)
         return [

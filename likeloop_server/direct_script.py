@@ -26,6 +26,8 @@ import hiredis
 import redis
 from redis.exceptions import NoScriptError
 
+from .connections import is_cluster
+
 # A connection idle this long is replaced before use rather than trusted: Redis may have
 # restarted (or a proxy dropped it) meanwhile, and a busy thread never waits this long.
 IDLE_RECONNECT_S = 5.0
@@ -50,11 +52,18 @@ def _kernel_timeout_class(base: type, timeout_s: float | None) -> type:
 
 
 class DirectScript:
-    """``script(*args)`` runs ``source`` with no keys and these arguments (EVALSHA, loading the
-    script when Redis does not have it). Safe to share between threads; after a fork, each
-    process makes its own connections."""
+    """``script(*args)`` runs ``source`` with these arguments, the first ``numkeys`` of them key
+    names (EVALSHA, loading the script when Redis does not have it). Safe to share between
+    threads; after a fork, each process makes its own connections. On a Redis Cluster the
+    cluster client runs it instead, on the node that holds its first key's slot (following the
+    cluster's redirections as the slots move)."""
 
-    def __init__(self, conn: redis.Redis, source: str, name: str = "likeloop-script") -> None:
+    def __init__(self, conn: redis.Redis, source: str, name: str = "likeloop-script", numkeys: int = 0) -> None:
+        self._source, self.numkeys = source, numkeys
+        self.sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
+        self._cluster = conn if is_cluster(conn) else None
+        if self._cluster is not None:
+            return
         # The pool's settings (address, auth, db, timeouts), under a name CLIENT LIST shows; the
         # socket timeout moves to the kernel (see the module's notes).
         kwargs = conn.connection_pool.connection_kwargs
@@ -62,8 +71,6 @@ class DirectScript:
         self._connection_class = _kernel_timeout_class(
             conn.connection_pool.connection_class, kwargs.get("socket_timeout")
         )
-        self._source = source
-        self.sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
         self._local = threading.local()
 
     def _connection(self) -> Any:
@@ -82,15 +89,20 @@ class DirectScript:
         return conn
 
     def __call__(self, *args: Any) -> Any:
+        if self._cluster is not None:
+            try:
+                return self._cluster.evalsha(self.sha, self.numkeys, *args)
+            except NoScriptError:  # the node restarted, or a replica took over: it did not run
+                return self._cluster.eval(self._source, self.numkeys, *args)
         conn = self._connection()
         try:
             try:
                 # Packed here by hiredis (a dependency, through redis[hiredis]): redis-py's packer
                 # wraps the same call in checks of every argument.
-                conn.send_packed_command([hiredis.pack_command(("EVALSHA", self.sha, 0, *args))])
+                conn.send_packed_command([hiredis.pack_command(("EVALSHA", self.sha, self.numkeys, *args))])
                 return conn.read_response()
             except NoScriptError:  # Redis restarted or flushed its scripts: it did not run
-                conn.send_packed_command([hiredis.pack_command(("EVAL", self._source, 0, *args))])
+                conn.send_packed_command([hiredis.pack_command(("EVAL", self._source, self.numkeys, *args))])
                 return conn.read_response()
         except redis.ResponseError:
             raise  # an error reply: the connection is in step

@@ -1,9 +1,9 @@
 -- Store one validated batch of events atomically (a Lua script runs as one Redis transaction).
 --
--- ARGV: first the key names and prefixes of the project (K below; likeloop_server/keys.py
---       builds them and batch_store.py puts the table that names them before this text, with
---       D: the stats dimensions' prefixes, counters.DIMENSIONS), then
---       response TTL s, pending TTL s, dedupe TTL s, JSON array of prepared events, now (unix
+-- KEYS: the key names and prefixes of the project (K below; likeloop_server/keys.py builds
+--       them and batch_store.py puts the table that names them before this text, with D: the
+--       stats dimensions' prefixes, counters.DIMENSIONS).
+-- ARGV: response TTL s, pending TTL s, dedupe TTL s, JSON array of prepared events, now (unix
 --       seconds), how many recent comments to keep, the most stats dimension values (models,
 --       metadata values) a project counts, the most comments a response keeps, the most
 --       feedback events one unknown response may have waiting, JSON array of the batch's
@@ -22,20 +22,22 @@
 -- counts under its model and allow-listed metadata values (a bounded set per project), and
 -- under its prompt group and user only once it has feedback.
 --
--- The keys a batch touches are known only while it runs, so they are built here from K's
--- prefixes rather than passed in KEYS: Redis Cluster is not a target (RQ does not support it).
+-- The keys a batch touches are known only while it runs (a feedback event's group is read from
+-- its response), so they are built here from K's prefixes, which are declared in KEYS. Every
+-- one starts with the project's hash tag (ll:p:{<project>}:), so on a Redis Cluster all of them,
+-- declared or built, are in the slot the script runs on.
 
-local resp_ttl = tonumber(ARGV[NK + 1])
-local pending_ttl = tonumber(ARGV[NK + 2])
-local dedupe_ttl = tonumber(ARGV[NK + 3])
-local events = cjson.decode(ARGV[NK + 4])
-local now = ARGV[NK + 5]
-local recent_comments = tonumber(ARGV[NK + 6])
-local max_dim_values = tonumber(ARGV[NK + 7])
-local max_comments = tonumber(ARGV[NK + 8])
-local max_pending = tonumber(ARGV[NK + 9])
-local shapes = cjson.decode(ARGV[NK + 10])
-local archive = ARGV[NK + 11] == '1'
+local resp_ttl = tonumber(ARGV[1])
+local pending_ttl = tonumber(ARGV[2])
+local dedupe_ttl = tonumber(ARGV[3])
+local events = cjson.decode(ARGV[4])
+local now = ARGV[5]
+local recent_comments = tonumber(ARGV[6])
+local max_dim_values = tonumber(ARGV[7])
+local max_comments = tonumber(ARGV[8])
+local max_pending = tonumber(ARGV[9])
+local shapes = cjson.decode(ARGV[10])
+local archive = ARGV[11] == '1'
 local shape_counts = {}  -- shape index -> responses of that shape stored
 
 local statuses = {}
@@ -487,7 +489,7 @@ local status_line = table.concat(statuses, ',')
 -- and the receive time, until an archive run has committed it to S3. A batch that stored
 -- nothing (duplicates, refusals) adds nothing.
 if archive and stored_any then
-  redis.call('XADD', K.archlog, '*', 'e', ARGV[NK + 4], 's', status_line, 't', now)
+  redis.call('XADD', K.archlog, '*', 'e', ARGV[4], 's', status_line, 't', now)
 end
 
 return {status_line, newly_dirty}

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 PREFIX = "ll:"
 
-# Global keys.
-PROJECTS = PREFIX + "projects"  # set of project names
-API_KEY = PREFIX + "apikey:"  # + sha256(key) -> hash {id, project, scopes, created_at, revoked}
-API_KEY_IDS = PREFIX + "apikeyids"  # hash key id -> sha256(key), for listing and revoking
+# Global keys. Those written together carry one hash tag, ``{global}``: on a Redis Cluster they
+# share a slot, so a transaction over them (a key made: its hash, the ids, the projects) runs on
+# one shard. Before layout 7 they were ``ll:projects``, ``ll:apikey:...``, ``ll:apikeyids``.
+GLOBAL = PREFIX + "{global}:"
+PROJECTS = GLOBAL + "projects"  # set of project names
+API_KEY = GLOBAL + "apikey:"  # + sha256(key) -> hash {id, project, scopes, created_at, revoked}
+API_KEY_IDS = GLOBAL + "apikeyids"  # hash key id -> sha256(key), for listing and revoking
 LAYOUT = PREFIX + "layout"  # version of the key layout stored pairs are in (workers/migrate.py)
 LAYOUT_VERSION = b"7"  # the layout this code reads and writes
 RATE_LIMIT_PREFIX = PREFIX + "ratelimit"  # flask-limiter's counters (service/ratelimit.py)

@@ -69,6 +69,9 @@ class Settings:
     # Where RQ's queues, jobs and cron, and the names of the projects' queued jobs live; empty:
     # on the data Redis (LIKELOOP_REDIS_URL). RQ does not run on Redis Cluster, the data may.
     queue_redis_url: str = _setting("", "LIKELOOP_QUEUE_REDIS_URL")
+    # On: LIKELOOP_REDIS_URL names a node of a Redis Cluster, which holds the data (every key of
+    # a project in one slot: keys.project_base); the job queue must be apart.
+    redis_cluster: bool = _setting(False, "LIKELOOP_REDIS_CLUSTER", _parse_bool)
     s3_url: str = _setting(defaults.S3_URL, "LIKELOOP_S3_URL", _parse_s3_url)
     s3_endpoint: str | None = _setting(None, "LIKELOOP_S3_ENDPOINT")  # None: AWS itself
     # Where the event archive goes (workers/archive/run.py); empty: ``_archive`` at the root of

@@ -60,10 +60,19 @@ class CredentialLimiter:
         )
 
 
+def storage_uri(settings: Settings) -> str:
+    """Where the limits' counters live, as the ``limits`` library names it: the data Redis, or
+    on a Redis Cluster the same nodes through its cluster storage (each counter in its own slot)."""
+    if not settings.redis_cluster:
+        return settings.redis_url
+    address = settings.redis_url.split("://", 1)[1].split("/", 1)[0]  # [user:password@]host:port
+    return f"redis+cluster://{address}"
+
+
 def token_limiter(settings: Settings) -> CredentialLimiter | None:
     if not settings.token_rate_limit:
         return None
-    return CredentialLimiter(settings.token_rate_limit, settings.redis_url, "token", "for this feedback token")
+    return CredentialLimiter(settings.token_rate_limit, storage_uri(settings), "token", "for this feedback token")
 
 
 def read_limiter(settings: Settings) -> CredentialLimiter | None:
@@ -71,7 +80,9 @@ def read_limiter(settings: Settings) -> CredentialLimiter | None:
     than a write, and a read key is often in a dashboard's hands."""
     if not settings.read_rate_limit:
         return None
-    return CredentialLimiter(settings.read_rate_limit, settings.redis_url, "read", "of this key on the read endpoints")
+    return CredentialLimiter(
+        settings.read_rate_limit, storage_uri(settings), "read", "of this key on the read endpoints"
+    )
 
 
 def init_app(app: Flask, settings: Settings, blueprints: list[Blueprint]) -> None:
@@ -81,7 +92,7 @@ def init_app(app: Flask, settings: Settings, blueprints: list[Blueprint]) -> Non
     limiter = Limiter(
         _credential,
         app=app,
-        storage_uri=settings.redis_url,
+        storage_uri=storage_uri(settings),
         headers_enabled=True,
         retry_after="delta-seconds",
         key_prefix=RATE_LIMIT_PREFIX,

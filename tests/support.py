@@ -134,6 +134,8 @@ def server_env(settings: Settings) -> dict[str, str]:
         env["LIKELOOP_S3_ENDPOINT"] = settings.s3_endpoint
     if settings.queue_redis_url:
         env["LIKELOOP_QUEUE_REDIS_URL"] = settings.queue_redis_url
+    if settings.redis_cluster:
+        env["LIKELOOP_REDIS_CLUSTER"] = "on"
     return env
 
 

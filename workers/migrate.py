@@ -17,11 +17,12 @@ list from then on. Layout 6 stores the compaction indexes' hex digits as bytes (
 bytes, not 32; likeloop_server/compacted.py), and wakes the compacted groups that feedback
 waits for (it may have arrived between the service's upgrade and this one's). Layout 7 names
 every project key ``ll:p:{<project>}:...`` instead of ``ll:p:<project>:...`` (the project is the
-key's hash tag, so a project lives in one slot of a Redis Cluster): each key is renamed as it
-is, with its value and expiry, on the data Redis and on the job queue's when it is apart. The
-service answers 503 until the layout is current (likeloop_server/layout.py), so nothing is
-written under the new names before the old ones have moved there; stop the older version's
-services and workers before starting this one's (docs/redis-keys.md).
+key's hash tag, so a project lives in one slot of a Redis Cluster), and the projects and API keys
+``ll:{global}:...``: each key is renamed as it is, with its value and expiry, on the data Redis
+and on the job queue's when it is apart. The service answers 503 until the layout is current
+(likeloop_server/layout.py), so nothing is written under the new names before the old ones have
+moved there; stop the older version's services and workers before starting this one's
+(docs/redis-keys.md).
 """
 
 from __future__ import annotations
@@ -136,13 +137,33 @@ def _list_changed(conn: redis.Redis, pk: keys.ProjectKeys) -> None:
 
 _LEGACY_PREFIX = (keys.PREFIX + "p:").encode()  # what every project key starts with, tagged or not
 _RENAME_BATCH = 1000
+# The global keys' names before layout 7 -> after (``ll:apikey:`` a prefix).
+_GLOBAL_NAMES = {
+    (keys.PREFIX + "projects").encode(): keys.PROJECTS.encode(),
+    (keys.PREFIX + "apikeyids").encode(): keys.API_KEY_IDS.encode(),
+}
+_LEGACY_API_KEY = (keys.PREFIX + "apikey:").encode()
 
 
-def tag_project_keys(conn: redis.Redis) -> tuple[int, int]:
-    """Layout 7: every ``ll:p:<project>:<rest>`` renamed ``ll:p:{<project>}:<rest>`` (RENAMENX:
-    value and expiry kept). A key that expired meanwhile is skipped; one whose new name is
-    taken is left and logged (nothing of this version writes before the move: it should not
-    happen). Returns (renamed, left)."""
+def _new_name(raw: bytes) -> bytes | None:
+    """A key's layout 7 name, or None if it has it already (or is not LikeLoop's to rename)."""
+    if raw in _GLOBAL_NAMES:
+        return _GLOBAL_NAMES[raw]
+    if raw.startswith(_LEGACY_API_KEY):
+        return keys.API_KEY.encode() + raw[len(_LEGACY_API_KEY) :]
+    if raw.startswith(_LEGACY_PREFIX):
+        project, sep, rest = raw[len(_LEGACY_PREFIX) :].partition(b":")
+        if sep and valid_project_name(project.decode("ascii", "replace")):  # not ``{...}``: tagged already
+            return keys.project_base(project.decode()).encode() + rest
+    return None
+
+
+def tag_keys(conn: redis.Redis) -> tuple[int, int]:
+    """Layout 7: every ``ll:p:<project>:<rest>`` renamed ``ll:p:{<project>}:<rest>``, and the
+    global keys written together renamed under ``ll:{global}:`` (RENAMENX: value and expiry
+    kept). A key that expired meanwhile is skipped; one whose new name is taken is left and
+    logged (nothing of this version writes before the move: it should not happen). Returns
+    (renamed, left)."""
     renamed = left = 0
     batch: list[tuple[bytes, bytes]] = []
 
@@ -159,11 +180,10 @@ def tag_project_keys(conn: redis.Redis) -> tuple[int, int]:
                 log.warning("key %r not renamed to its layout 7 name: that name is taken", old)
         batch.clear()
 
-    for raw in conn.scan_iter(match=_LEGACY_PREFIX + b"*", count=_RENAME_BATCH):
-        project, sep, rest = raw[len(_LEGACY_PREFIX) :].partition(b":")
-        if not sep or not valid_project_name(project.decode("ascii", "replace")):
-            continue  # already tagged (``{...}``), or not a project's key
-        batch.append((raw, keys.project_base(project.decode()).encode() + rest))
+    for raw in conn.scan_iter(match=keys.PREFIX + "*", count=_RENAME_BATCH):
+        new = _new_name(raw)
+        if new is not None:
+            batch.append((raw, new))
         if len(batch) >= _RENAME_BATCH:
             flush()
     if batch:
@@ -177,9 +197,9 @@ def migrate(conn: redis.Redis) -> int:
     if conn.get(keys.LAYOUT) == keys.LAYOUT_VERSION:
         return 0
     for where in {id(c): c for c in (conn, queue_redis(conn))}.values():
-        renamed, left = tag_project_keys(where)
+        renamed, left = tag_keys(where)
         if renamed or left:
-            log.info("renamed %d project keys to their layout 7 names (%d left)", renamed, left)
+            log.info("renamed %d keys to their layout 7 names (%d left)", renamed, left)
     moved = 0
     for project in list_projects(conn):
         pk = keys.ProjectKeys(project)

@@ -22,7 +22,7 @@ def test_every_key_the_script_uses_is_one_keys_py_hands_it():
     pk = keys.ProjectKeys("acme")
     assert len(pk.ingest_script_keys()) == len(keys.INGEST_SCRIPT_KEYS)
     assert all(k.startswith(pk.base) for k in pk.ingest_script_keys())
-    assert SCRIPT_SOURCE.startswith("local K = {resp = ARGV[1], ")
+    assert SCRIPT_SOURCE.startswith("local K = {resp = KEYS[1], ")  # declared: Redis Cluster routes by them
 
 
 def test_the_script_counts_only_the_metrics_counters_py_names():

@@ -15,7 +15,7 @@ from likeloop_server import exports, keys
 from tests.support import P, auth, labelled, store_and_pair
 from tests.workers.history import snapshot_rows
 from workers.export.run import export_project
-from workers.migrate import migrate, tag_project_keys
+from workers.migrate import migrate, tag_keys
 
 FIXTURE = Path(__file__).parent / "fixtures" / "layout6_store.json.gz"
 
@@ -37,7 +37,9 @@ def everything(conn) -> dict[bytes, tuple[bytes, bool]]:
 
 def tagged(name: bytes) -> bytes:
     """A key's layout 7 name."""
-    if not name.startswith(b"ll:p:"):
+    if name in (b"ll:projects", b"ll:apikeyids") or name.startswith(b"ll:apikey:"):
+        return b"ll:{global}:" + name[len(b"ll:") :]
+    if not name.startswith(b"ll:p:") or name.startswith(b"ll:p:{"):
         return name
     project, _, rest = name[len(b"ll:p:") :].partition(b":")
     return b"ll:p:{" + project + b"}:" + rest
@@ -52,6 +54,8 @@ def test_a_layout_6_store_comes_up_to_layout_7_with_every_value(conn):
     after = everything(conn)
     assert conn.get(keys.LAYOUT) == b"7"
     assert not [name for name in after if name.startswith(b"ll:p:") and not name.startswith(b"ll:p:{")]
+    assert sum(1 for name in after if name.startswith(b"ll:{global}:apikey:")) == 1  # acme's key
+    assert not [name for name in after if name.startswith(b"ll:") and tagged(name) != name]
     # every key under its new name, its value and expiry as they were; nothing else but the layout
     moved = {tagged(name): value for name, value in before.items() if name != keys.LAYOUT.encode()}
     assert {name: value for name, value in after.items() if name != keys.LAYOUT.encode()} == moved
@@ -93,10 +97,12 @@ def test_the_service_waits_while_the_store_is_older(conn, settings):
     assert fresh.post("/v1/events", json={"events": []}, headers=auth("ll_anything")).status_code == 401
 
 
-@pytest.mark.parametrize("name", [b"ll:p:{acme}:stats", b"ll:projects", b"ll:p:", b"ll:p:Bad Name:x"])
-def test_keys_that_are_tagged_already_or_not_a_projects_stay(conn, name):
+@pytest.mark.parametrize(
+    "name", [b"ll:p:{acme}:stats", b"ll:{global}:projects", b"ll:p:", b"ll:p:Bad Name:x", b"ll:layout", b"rq:x"]
+)
+def test_keys_that_are_tagged_already_or_not_to_be_renamed_stay(conn, name):
     conn.set(name, b"1")
-    assert tag_project_keys(conn) == (0, 0)
+    assert tag_keys(conn) == (0, 0)
     assert conn.get(name) == b"1"
 
 
@@ -104,7 +110,7 @@ def test_a_key_whose_new_name_is_taken_is_left_and_counted(conn):
     conn.set(b"ll:p:acme:x", b"old")
     conn.set(b"ll:p:{acme}:x", b"new")
     conn.set(b"ll:p:acme:y", b"moves")
-    assert tag_project_keys(conn) == (1, 1)
+    assert tag_keys(conn) == (1, 1)
     assert (conn.get(b"ll:p:acme:x"), conn.get(b"ll:p:{acme}:x"), conn.get(b"ll:p:{acme}:y")) == (
         b"old",
         b"new",

@@ -50,17 +50,18 @@ PASS_GROUPS = 20_000  # groups a pass considers: the stats hashes are scanned on
 TAIL_LIMIT = 200_000  # log entries after a cursor a run reads before it stops: the archive or export is behind
 _GROUP_FIELD = SEPARATOR + DIMENSIONS["group"]
 
-# ARGV: changed key, dirty key, claims key, JSON [[group id, last change, version key, version, commands]];
-# a command's argument {"x": hex digits} stands for those bytes (the indexes' fields: JSON has no bytes).
+# KEYS: changed key, dirty key, claims key. ARGV: JSON [[group id, last change, version key, version,
+# commands]] (the commands' keys are the project's: its slot); a command's argument {"x": hex
+# digits} stands for those bytes (the indexes' fields: JSON has no bytes).
 # Returns the ids of the groups it compacted; a group that changed, is dirty or claimed is left as it is.
 _COMMIT = """
-local changed, dirty, claims = ARGV[1], ARGV[2], ARGV[3]
+local changed, dirty, claims = KEYS[1], KEYS[2], KEYS[3]
 local function arg(a)
   if type(a) ~= 'table' then return a end
   return (string.gsub(a.x, '..', function(cc) return string.char(tonumber(cc, 16)) end))
 end
 local done = {}
-for _, g in ipairs(cjson.decode(ARGV[4])) do
+for _, g in ipairs(cjson.decode(ARGV[1])) do
   local gid, score, vkey, version, commands = g[1], g[2], g[3], g[4], g[5]
   local now = redis.call('ZSCORE', changed, gid)
   if now and tonumber(now) == tonumber(score) and not redis.call('ZSCORE', dirty, gid)
@@ -241,8 +242,8 @@ class _Run:
         self.lock.renew()
         put_bytes(self.s3, self.layout.bucket, self.layout.segment(segment), bytes(body), "application/gzip")
         self.lock.renew()
-        args = [self.pk.group_changed, self.pk.dirty, self.pk.pair_claims, orjson.dumps(writes)]
-        done = {gid.decode() for gid in self.commit(args=args)}
+        declared = [self.pk.group_changed, self.pk.dirty, self.pk.pair_claims]
+        done = {gid.decode() for gid in self.commit(keys=declared, args=[orjson.dumps(writes)])}
         self.result.segments += 1
         self.result.bytes += len(body)
         self.result.changed += len(snaps) - len(done)

@@ -19,7 +19,7 @@ from typing import Any
 import redis
 
 from likeloop_server import compacted, keys
-from likeloop_server.batch_store import SCRIPT_SOURCE, BatchStore
+from likeloop_server.batch_store import SCRIPT_NUMKEYS, SCRIPT_SOURCE, BatchStore
 from likeloop_server.settings import Settings
 from workers.archive.layout import ArchiveLayout
 
@@ -85,7 +85,10 @@ def _restore_one(
                 pipe.xadd(pk.restored_log, {"g": gid}, minid=int((now - RESTORED_LOG_S) * 1000), approximate=True)
                 if waiting:
                     pipe.delete(*pending_keys)
-                    pipe.evalsha(sha, 0, *store.script_args(pk.project, waiting, at, store.lifetimes(), False))
+                    args = store.script_args(pk.project, waiting, at, store.lifetimes(), False)
+                    pipe.execute_command(
+                        "EVALSHA", sha, SCRIPT_NUMKEYS, *args
+                    )  # (a cluster's pipeline refuses .evalsha)
                 pipe.execute()
                 return len(waiting)
             except redis.WatchError:

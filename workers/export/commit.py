@@ -56,8 +56,10 @@ def _load_manifest_ids(conn: redis.Redis, s3: Any, bucket: str, manifest: dict[s
 def commit(conn: redis.Redis, pk: keys.ProjectKeys, manifest: dict[str, Any], manifest_key: str, sets: RunSets) -> None:
     """Make Redis reflect a committed incremental manifest: exported set, cursor, committed key."""
     pipe = conn.pipeline(transaction=True)
-    pipe.sunionstore(pk.exported, [pk.exported, sets.added])
-    pipe.sdiffstore(pk.exported, [pk.exported, sets.retracted])
+    # As commands, not the pipeline's methods: a cluster client's pipeline refuses those by name
+    # (the keys are all of the project's slot: one transaction on one shard either way).
+    pipe.execute_command("SUNIONSTORE", pk.exported, pk.exported, sets.added)
+    pipe.execute_command("SDIFFSTORE", pk.exported, pk.exported, sets.retracted)
     pipe.set(pk.export_cursor, manifest["cursor"]["to"])
     pipe.set(pk.export_committed, manifest_key)
     pipe.hincrby(pk.stats_total, PAIRS_EXPORTED, manifest["stats"]["pairs_exported_delta"])

@@ -23,6 +23,7 @@ import hiredis
 import redis
 
 from likeloop_server import keys, stored
+from likeloop_server.connections import node_for
 from likeloop_server.defaults import EXPORT_READ_CHUNK as READ_CHUNK
 
 _ADDS = {stored.PAIR_ADD.encode(): False, stored.KTO_LABEL.encode(): True}  # op -> is a KTO item
@@ -57,10 +58,11 @@ class ScanSpec:
 
 
 class _Link:
-    """One connection from the pool, for commands whose replies are read later, in order, raw."""
+    """One connection from the pool of the server that holds ``key`` (a project's: all of its
+    keys are on one), for commands whose replies are read later, in order, raw."""
 
-    def __init__(self, conn: redis.Redis) -> None:
-        self._pool = conn.connection_pool
+    def __init__(self, conn: redis.Redis, key: str) -> None:
+        self._pool = node_for(conn, key).connection_pool
         self._connection = self._pool.get_connection()
         self.owed = 0
 
@@ -209,7 +211,7 @@ def scan_log(conn: redis.Redis, spec: ScanSpec, renew: Callable[[], None]) -> It
     (it renews the export's lock, or raises if the export lost it)."""
     if spec.end == spec.cursor:
         return
-    link = _Link(conn)
+    link = _Link(conn, spec.pk.pair_log)
     try:
         pending: _Pending | None = None
         start: str | None = spec.cursor

@@ -20,13 +20,14 @@ import redis
 from likeloop_server import defaults, keys
 from likeloop_server.identity import new_id
 
-# ARGV: dirty key, claims key, now, lease end, token, how many, then the group ids to claim
-# (none: the oldest claimable ones). A named group is claimed when it is claimable or not dirty.
+# KEYS: dirty key, claims key. ARGV: now, lease end, token, how many, then the group ids to
+# claim (none: the oldest claimable ones). A named group is claimed when it is claimable or not dirty.
 _CLAIM = """
-local dirty, claims, now, lease_end, token, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local dirty, claims = KEYS[1], KEYS[2]
+local now, lease_end, token, n = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local gids = {}
-if #ARGV > 6 then
-  for i = 7, #ARGV do
+if #ARGV > 4 then
+  for i = 5, #ARGV do
     local score = redis.call('ZSCORE', dirty, ARGV[i])
     if not score or tonumber(score) <= tonumber(now) then table.insert(gids, ARGV[i]) end
   end
@@ -40,12 +41,14 @@ end
 return gids
 """
 
-# ARGV: dirty key, claims key, token, now, JSON [[group id, version key, version read, commands]].
+# KEYS: dirty key, claims key. ARGV: token, now, JSON [[group id, version key, version read,
+# commands]]: the commands write the group's keys, all of the project's slot (its hash tag).
 # Returns a status per group: done, changed (claimable again) or lost (claimed by another).
 _APPLY = """
-local dirty, claims, token, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local dirty, claims = KEYS[1], KEYS[2]
+local token, now = ARGV[1], ARGV[2]
 local out = {}
-for i, g in ipairs(cjson.decode(ARGV[5])) do
+for i, g in ipairs(cjson.decode(ARGV[3])) do
   local gid, vkey, version, commands = g[1], g[2], g[3], g[4]
   if redis.call('HGET', claims, gid) ~= token then
     out[i] = 'lost'
@@ -77,20 +80,12 @@ class Claims:
         """(token, claimed group ids): up to ``limit`` claimable groups, oldest first, or those of
         ``group_ids`` that are claimable or not dirty at all."""
         token = new_id()
-        args = [
-            self.pk.dirty,
-            self.pk.pair_claims,
-            repr(now),
-            repr(now + self.lease_s),
-            token,
-            limit,
-            *(group_ids or []),
-        ]
-        return token, [g.decode() for g in self._claim(args=args)]
+        args = [repr(now), repr(now + self.lease_s), token, limit, *(group_ids or [])]
+        return token, [g.decode() for g in self._claim(keys=[self.pk.dirty, self.pk.pair_claims], args=args)]
 
     def apply(self, token: str, now: float, writes: list[tuple[str, str, list[list[Any]]]]) -> list[str]:
         """Write each (group id, version read, commands) this token still holds, atomically per
         call; returns done, changed or lost per group."""
         payload = [[gid, self.pk.group_version(gid), version, commands] for gid, version, commands in writes]
-        args = [self.pk.dirty, self.pk.pair_claims, token, repr(now), orjson.dumps(payload)]
-        return [s.decode() for s in self._apply(args=args)]
+        args = [token, repr(now), orjson.dumps(payload)]
+        return [s.decode() for s in self._apply(keys=[self.pk.dirty, self.pk.pair_claims], args=args)]

@@ -1,0 +1,145 @@
+"""LikeLoop with its data on a real Redis Cluster (three primaries of the bundled redis-server in
+cluster mode) and the job queue on a Redis of its own: the SDK sends through ``likeloop serve``,
+a real ``likeloop worker`` pairs and exports, then the archive, compaction, a compacted group
+brought back by new feedback, and a rebuild of the flushed cluster from S3. Each project's keys
+live on one primary (its hash tag), and projects spread over the primaries."""
+
+import dataclasses
+import json
+
+import likeloop
+import pytest
+import redis
+
+from likeloop_cli import stack
+from likeloop_server import apikeys, exports, keys
+from likeloop_server.connections import connect, is_cluster
+from tests.support import LiveService, likeloop_cli, run_worker_burst
+from tests.workers.history import snapshot_rows
+from workers.archive.run import archive_project
+from workers.compaction.compact import compact_project
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    nodes = stack.start_cluster(tmp_path_factory.mktemp("cluster"), primaries=3)
+    yield nodes
+    nodes.stop()
+
+
+@pytest.fixture(scope="module")
+def queue_server(tmp_path_factory):
+    server = stack.start_redis(tmp_path_factory.mktemp("queue"))
+    yield server
+    server.stop(grace=2)
+
+
+@pytest.fixture
+def on_cluster(cluster, queue_server, settings, s3):
+    for url in [n.url for n in cluster.nodes] + [queue_server.url]:
+        redis.Redis.from_url(url).flushall()
+    return dataclasses.replace(settings, redis_url=cluster.url, redis_cluster=True, queue_redis_url=queue_server.url)
+
+
+def node_of(conn, project: str) -> str:
+    return conn.get_node_from_key(keys.ProjectKeys(project).base).name
+
+
+def spread_projects(conn, n: int) -> list[str]:
+    """Project names whose keys land on ``n`` different primaries."""
+    chosen: dict[str, str] = {}
+    for i in range(1000):
+        name = f"shop-{i}"
+        chosen.setdefault(node_of(conn, name), name)
+        if len(chosen) == n:
+            return sorted(chosen.values())
+    raise AssertionError("no spread found")
+
+
+def send_groups(url: str, key: str, project: str, n: int) -> None:
+    client = likeloop.Client(api_key=key, url=url, flush_interval=0.05)
+    for g in range(n):
+        prompt = f"{project}: question {g}?"
+        good = client.log(prompt=prompt, response=f"a good answer {g}", model="m1")
+        bad = client.log(prompt=prompt, response=f"a bad answer {g}", model="m2")
+        client.like(good, user_id=f"u{g}")
+        client.dislike(bad, user_id=f"u{g}")
+    assert client.flush(timeout=30)
+    client.shutdown()
+
+
+def test_the_pipeline_runs_on_a_cluster_with_the_queue_apart(on_cluster, s3, tmp_path):
+    conn = connect(on_cluster)
+    assert is_cluster(conn)
+    projects = spread_projects(conn, 3)
+    secrets = {p: apikeys.create_key(conn, p, ("ingest", "read", "admin"))[0] for p in projects}
+    service = LiveService(on_cluster, tmp_path / "service.log")
+    try:
+        for project in projects:
+            send_groups(service.url, secrets[project], project, 5)
+        run_worker_burst(on_cluster)  # migrates (a fresh store: nothing to move), pairs
+    finally:
+        service.stop()
+    for project in projects:
+        pk = keys.ProjectKeys(project)
+        assert conn.hlen(pk.pair_records) == 5, project
+        assert int(conn.hget(pk.stats_total, "pairs")) == 5
+    # each project on one primary, and the three on three
+    primaries = primaries_of(conn)
+    for project in projects:
+        holders = [i for i, node in enumerate(primaries) if any(node.scan_iter(match=f"ll:p:{{{project}}}:*"))]
+        assert len(holders) == 1, (project, holders)
+    assert len({node_of(conn, p) for p in projects}) == 3
+    assert not [k for k in redis.Redis.from_url(on_cluster.queue_redis_url).scan_iter() if not k.startswith(b"rq:")]
+
+    # an export through the queue, the archive, compaction, and a snapshot of compacted groups
+    shop = projects[0]
+    assert likeloop_cli("export", "--project", shop, settings=on_cluster).returncode == 0
+    run_worker_burst(on_cluster)
+    pk = keys.ProjectKeys(shop)
+    (record,) = [conn.hgetall(pk.export(e.decode())) for e in conn.zrange(pk.exports, 0, -1)]
+    assert record[b"status"] == b"succeeded" and record[b"pairs"] == b"5"
+    before = snapshot_rows(conn, s3, on_cluster, shop)[1]
+    assert len(before) == 5
+    archive_project(conn, s3, on_cluster, shop)
+    assert compact_project(conn, s3, on_cluster, shop, older_than_days=0).groups == 5
+    assert snapshot_rows(conn, s3, on_cluster, shop)[1] == before
+    # new feedback on a compacted answer brings its group back and pairs it again
+    service = LiveService(on_cluster, tmp_path / "service2.log")
+    try:
+        client = likeloop.Client(api_key=secrets[shop], url=service.url, flush_interval=0.05)
+        good, bad = answers_of(conn, s3, on_cluster, shop, f"{shop}: question 0?")
+        client.dislike(good, user_id="u0")
+        client.like(bad, user_id="u0")
+        assert client.flush(timeout=30)
+        client.shutdown()
+        run_worker_burst(on_cluster)
+    finally:
+        service.stop()
+    after = snapshot_rows(conn, s3, on_cluster, shop)[1]
+    assert (f"{shop}: question 0?", "a bad answer 0", "a good answer 0") in [r[:3] for r in after]
+
+    # the whole cluster lost: rebuilt from S3
+    archive_project(conn, s3, on_cluster, shop)
+    for node in primaries_of(conn):
+        node.flushall()
+    assert likeloop_cli("rebuild", "--project", shop, settings=on_cluster).returncode == 0
+    assert snapshot_rows(conn, s3, on_cluster, shop)[1] == after
+
+
+def primaries_of(conn) -> list[redis.Redis]:
+    return [node.redis_connection for node in sorted(conn.get_primaries(), key=lambda n: n.name)]
+
+
+def answers_of(conn, s3, settings, project: str, prompt: str) -> tuple[str, str]:
+    """The chosen and the rejected response id of the pair of ``prompt``, as a snapshot has it."""
+    from tests.support import read_jsonl_gz
+    from workers.export.run import export_project
+
+    manifest = export_project(conn, s3, settings, project, exports.new_export_id(), "snapshot")
+    (data,) = [f for f in manifest["files"] if f["kind"] == "pairs" and f["format"] == "trl"]
+    for row in read_jsonl_gz(s3, settings.s3_bucket, data["key"]):
+        if row["prompt"] == prompt:
+            meta = json.loads(row["metadata"])
+            return meta["chosen"]["response_id"], meta["rejected"]["response_id"]
+    raise AssertionError(f"no pair of {prompt!r}")
