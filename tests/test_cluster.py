@@ -2,10 +2,13 @@
 cluster mode) and the job queue on a Redis of its own: the SDK sends through ``likeloop serve``,
 a real ``likeloop worker`` pairs and exports, then the archive, compaction, a compacted group
 brought back by new feedback, and a rebuild of the flushed cluster from S3. Each project's keys
-live on one primary (its hash tag), and projects spread over the primaries."""
+live on one primary (its hash tag), and projects spread over the primaries. With replicas, a
+primary killed costs 503s until its replica takes over, and nothing acknowledged (and
+replicated) is lost."""
 
 import dataclasses
 import json
+import time
 
 import likeloop
 import pytest
@@ -143,3 +146,73 @@ def answers_of(conn, s3, settings, project: str, prompt: str) -> tuple[str, str]
             meta = json.loads(row["metadata"])
             return meta["chosen"]["response_id"], meta["rejected"]["response_id"]
     raise AssertionError(f"no pair of {prompt!r}")
+
+
+@pytest.fixture
+def replicated(tmp_path):
+    nodes = stack.start_cluster(tmp_path / "replicated", primaries=3, replicas=1)
+    yield nodes
+    nodes.stop()
+
+
+def post_events(url: str, key: str, events: list[dict]) -> int:
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps({"events": events}).encode()
+    request = urllib.request.Request(
+        url + "/v1/events", data=body, headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_a_primary_lost_to_failover_costs_503s_then_ingest_resumes(replicated, queue_server, settings, tmp_path):
+    """Kill the primary that holds a project: while its replica takes over, ingest answers 503
+    (the SDK retries such answers), then it answers 200 again; every event acknowledged before
+    (replicated: the test waits for the replica's offset) and after is there."""
+    on = dataclasses.replace(settings, redis_url=replicated.url, redis_cluster=True, queue_redis_url=queue_server.url)
+    redis.Redis.from_url(queue_server.url).flushall()
+    conn = connect(on)
+    key = apikeys.create_key(conn, "shop", ("ingest", "read"))[0]
+    pk = keys.ProjectKeys("shop")
+    service = LiveService(on, tmp_path / "service.log")
+    try:
+
+        def batch(i: int) -> list[dict]:
+            return [{"type": "response", "response_id": f"r{i}", "prompt": f"Q{i}?", "response": "A", "model": "m"}]
+
+        assert all(post_events(service.url, key, batch(i)) == 200 for i in range(20))
+        holder = conn.get_node_from_key(pk.base)
+        primary = redis.Redis(host=holder.host, port=holder.port)
+        offset = primary.info("replication")["master_repl_offset"]
+        (replica_info,) = [v for k, v in primary.info("replication").items() if k.startswith("slave")]
+        deadline = time.monotonic() + 10
+        while primary.info("replication")["slave0"]["offset"] < offset and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert replica_info["state"] == "online"
+        (dead,) = [n for n in replicated.nodes if n.url.endswith(f":{holder.port}/0")]
+        dead.kill()
+        codes, acknowledged = [], []
+        deadline = time.monotonic() + 60
+        i = 20
+        while time.monotonic() < deadline:
+            code = post_events(service.url, key, batch(i))
+            codes.append(code)
+            if code == 200:
+                acknowledged.append(i)
+                if len(acknowledged) >= 5:
+                    break
+            i += 1
+            time.sleep(0.1)
+        assert set(codes) <= {200, 503}, codes
+        assert 503 in codes and len(acknowledged) >= 5, codes
+    finally:
+        service.stop()
+    alive = [n.url for n in replicated.nodes if n.alive()][0]
+    conn = connect(dataclasses.replace(on, redis_url=alive))
+    for n in [*range(20), *acknowledged]:
+        assert conn.exists(pk.response(f"r{n}")), n
