@@ -53,7 +53,7 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	@touch $@
 
-bench: $(VENV)/.bench-installed js  ## SDK per-call cost, export, pairing and ingest throughput, redaction, Redis memory, the archive's pace, erasure, the quality figures
+bench: $(VENV)/.bench-installed js  ## SDK per-call cost, export, pairing and ingest throughput, redaction, Redis memory, the archive's pace, erasure, the quality figures, a Redis Cluster against one node
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || true
 	$(BIN)/python bench/sdk_overhead.py
 	$(BIN)/python bench/wrappers.py
@@ -71,6 +71,7 @@ bench: $(VENV)/.bench-installed js  ## SDK per-call cost, export, pairing and in
 	$(BIN)/python bench/erasure.py
 	$(BIN)/python bench/archive.py
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/cluster.py
 
 clean:
 	rm -rf $(VENV) $(SDK_VENV) .pytest_cache .ruff_cache
