@@ -4,7 +4,7 @@ a real ``likeloop worker`` pairs and exports, then the archive, compaction, a co
 brought back by new feedback, and a rebuild of the flushed cluster from S3. Each project's keys
 live on one primary (its hash tag), and projects spread over the primaries. With replicas, a
 primary killed costs 503s until its replica takes over, and nothing acknowledged (and
-replicated) is lost."""
+replicated) is lost. The judge, the read limits, the quality job, erasure and retention too."""
 
 import dataclasses
 import json
@@ -216,3 +216,60 @@ def test_a_primary_lost_to_failover_costs_503s_then_ingest_resumes(replicated, q
     conn = connect(dataclasses.replace(on, redis_url=alive))
     for n in [*range(20), *acknowledged]:
         assert conn.exists(pk.response(f"r{n}")), n
+
+
+def test_the_judge_erasure_retention_quality_and_limits_work_on_a_cluster(on_cluster, s3, monkeypatch):
+    """The rest of the features on the cluster: the LLM judge (against the local OpenAI-compatible
+    server), stats behind the per-key read limit, the quality job, an erasure that leaves the
+    person nowhere in any primary, and retention."""
+    from likeloop_server import projects
+    from service import create_app
+    from tests.llm_server import LlmServer
+    from tests.support import auth, feedback, response, store
+    from tests.workers.erasure.everywhere import redis_text
+    from workers.ai.judge import judge_project
+    from workers.erasure.run import erase_project, retain_project
+    from workers.pairing.drain import drain
+    from workers.quality.job import compute
+
+    limited = dataclasses.replace(on_cluster, read_rate_limit="3/minute")
+    conn = connect(limited)
+    key = apikeys.create_key(conn, "shop", ("ingest", "read", "admin"))[0]
+    events = [
+        response("a1", "answer one", prompt="Q1"), response("b1", "answer two correct", prompt="Q1"),
+        response("a2", "good", prompt="Q2"), response("b2", "bad", prompt="Q2"),
+        feedback("like", "a2", "ann"), feedback("dislike", "b2", "ann"), feedback("like", "a2", "bob"),
+    ]  # fmt: skip
+    store(conn, limited, *events, project="shop")
+    llm = LlmServer()
+    monkeypatch.setenv("JUDGE_KEY", "sk-test-judge")
+    try:
+        projects.update_config(
+            conn, "shop", judge={"base_url": llm.url, "model": "judge-1", "api_key_env": "JUDGE_KEY"}
+        )
+        assert judge_project(conn, "shop")["verdicts"] == 1
+    finally:
+        llm.close()
+    drain(conn, "shop", 100, time.monotonic() + 30, schedule=False, settings=limited)
+    pk = keys.ProjectKeys("shop")
+    sources = sorted(json.loads(json.loads(r)["metadata"])["source"] for r in conn.hvals(pk.pair_records))
+    assert sources == ["judge", "vote"]
+
+    app = create_app(limited, {"TESTING": True}).test_client()
+    answers = [app.get("/v1/stats", headers=auth(key)) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[0].get_json()["totals"]["pairs"] == 2
+
+    assert compute(conn, s3, limited, "shop", None, None)
+    report = json.loads(conn.hget(pk.quality, "r::"))
+    assert report["figures"]["pairs_by_source"]["sources"] == {"judge": 1, "vote": 1}
+
+    assert app.post("/v1/erasures", json={"user_id": "ann"}, headers=auth(key)).status_code == 202
+    assert erase_project(conn, s3, limited, "shop", wait=False)["votes"] == 2
+    drain(conn, "shop", 100, time.monotonic() + 30, schedule=False, settings=limited)
+    everything = "\n".join(redis_text(node) for node in primaries_of(conn))
+    assert "'good'" in everything and "ann" not in everything  # the data is there, the person is not
+
+    projects.update_config(conn, "shop", retention_days=1)
+    assert retain_project(conn, s3, limited, "shop", now=time.time() + 3 * 86400) is not None
+    assert not conn.exists(pk.response("a2"))

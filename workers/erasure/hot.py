@@ -248,7 +248,9 @@ class HotPass:
         for i in range(0, len(rids), 500):
             chunk = rids[i : i + 500]
             names = [k for rid in chunk for k in (pk.response(rid), pk.votes(rid), pk.ratings(rid), pk.comments(rid))]
-            pipe = self.conn.pipeline(transaction=False)
+            # One transaction: a cluster client's pipeline takes a multi-key DEL only in one (the
+            # keys are all of the project's slot).
+            pipe = self.conn.pipeline(transaction=True)
             pipe.exists(*(pk.response(rid) for rid in chunk))
             pipe.delete(*names)
             self.count("responses", int(pipe.execute()[0]))
