@@ -23,6 +23,18 @@ PASSWORD = "s3cretPassw0rd"
 ADMIN_PASSWORD = "adm1nPassw0rd"
 
 
+def wait_for(url: str, proc: subprocess.Popen) -> None:
+    """Until the Redis at ``url`` answers as LikeLoop's user (``proc``, its process, still up)."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            redis.Redis.from_url(url).ping()
+            return
+        except redis.ConnectionError:
+            assert proc.poll() is None and time.monotonic() < deadline, "redis did not start"
+            time.sleep(0.05)
+
+
 @pytest.fixture
 def acl_redis(tmp_path):
     """redis-server started by deploy/redis-entrypoint.sh, on a free loopback port."""
@@ -38,14 +50,7 @@ def acl_redis(tmp_path):
         [*argv, "--dir", str(tmp_path)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
     )
     url = f"redis://likeloop:{PASSWORD}@127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            redis.Redis.from_url(url).ping()
-            break
-        except redis.ConnectionError:
-            assert proc.poll() is None and time.monotonic() < deadline, "redis did not start"
-            time.sleep(0.05)
+    wait_for(url, proc)
     yield url, port
     proc.terminate()
     proc.wait(10)
@@ -195,15 +200,8 @@ def test_a_cluster_of_the_deploy_files_runs_the_pipeline_as_the_acl_user(tmp_pat
             node_env = {**env, "LIKELOOP_REDIS_ACL_FILE": str(tmp_path / f"n{i}" / "users.acl")}
             procs.append(subprocess.Popen(argv, env=node_env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
         urls = [f"redis://likeloop:{PASSWORD}@127.0.0.1:{port}/0" for port in ports]
-        for url in urls:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    redis.Redis.from_url(url).ping()
-                    break
-                except redis.ConnectionError:
-                    assert time.monotonic() < deadline, "a node did not start"
-                    time.sleep(0.05)
+        for url, proc in zip(urls, procs, strict=True):
+            wait_for(url, proc)
         cli = str(Path(stack.redis_server_binary()).with_name("redis-cli"))
         made = subprocess.run(
             [cli, "--no-auth-warning", "--user", "admin", "--pass", ADMIN_PASSWORD, "--cluster", "create",

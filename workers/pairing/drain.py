@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -36,7 +36,7 @@ from . import digest
 from .claims import Claims
 from .digest import GroupDigest
 from .matches import group_results, result_commands
-from .population import Feedback, GroupView, prompt_text
+from .population import NOBODY, Feedback, GroupView, prompt_text
 from .rules import ResponseLabels, kto_items, kto_record, make_pairs, pair_record, sample_comments
 
 log = logging.getLogger(__name__)
@@ -152,33 +152,20 @@ def _add_response(snap: GroupSnapshot, rid: str, found: stored.ResponseWithFeedb
     if not snap.prompt:
         messages = stored.parse_messages(r["messages"]) if "messages" in r else None
         snap.prompt = {"prompt": r.get("prompt"), "system": r.get("system"), "messages": messages}
-    snap.feedback.append(
-        Feedback(
-            response_id=rid,
-            text=r["response"],
-            model=r.get("model", ""),
-            votes=found.votes_by_user,
-            ratings=found.ratings_by_user,
-            correction=r.get("correction"),
-            correction_user=r.get("correction_user"),
-            reference_role=r.get("reference_role"),
-            created_at=r["ts"],
-        )
+    feedback = Feedback(
+        response_id=rid,
+        text=r["response"],
+        model=r.get("model", ""),
+        votes=found.votes_by_user,
+        ratings=found.ratings_by_user,
+        correction=r.get("correction"),
+        correction_user=r.get("correction_user"),
+        reference_role=r.get("reference_role"),
+        created_at=r["ts"],
     )
-    snap.labels.append(
-        ResponseLabels(
-            response_id=rid,
-            text=r["response"],
-            model=r.get("model", ""),
-            votes=found.votes,
-            ratings=found.ratings,
-            correction=r.get("correction"),
-            comments=sample_comments([c["text"] for c in found.comments]),
-            comment_count=len(found.comments),
-            reference_role=r.get("reference_role"),
-            created_at=r["ts"],
-        )
-    )
+    snap.feedback.append(feedback)
+    comments = sample_comments([c["text"] for c in found.comments])
+    snap.labels.append(replace(feedback.labels(NOBODY), comments=comments, comment_count=len(found.comments)))
 
 
 def _replace(
