@@ -7,7 +7,9 @@ every pair is made), and for the cluster each primary's share: the projects it h
 commands it ran and the CPU it used (``INFO commandstats`` and ``INFO cpu``, before and after).
 All processes share this machine's cores, so the cluster cannot be faster here; what it shows is
 that the work spreads over the primaries and what the cluster client costs.
-Run: python bench/cluster.py [--projects 6] [--groups 500] [--rounds 3]
+With ``--wait``: a cluster with a replica per primary, without and with LIKELOOP_REDIS_WAIT_REPLICAS=1
+(each batch acknowledged once a replica has it), to price Redis's WAIT.
+Run: python bench/cluster.py [--projects 6] [--groups 500] [--rounds 3] [--wait]
 """
 
 from __future__ import annotations
@@ -100,8 +102,11 @@ def send(url: str, key: str, project: str, groups: int) -> None:
     client.shutdown()
 
 
-def run(tmp: Path, cluster: bool, n_projects: int, groups: int) -> dict[str, Any]:
-    data_server = stack.start_cluster(tmp / "cluster") if cluster else stack.start_redis(tmp / "single")
+def run(tmp: Path, cluster: bool, n_projects: int, groups: int, replicas: int = 0, wait: int = 0) -> dict[str, Any]:
+    if cluster:
+        data_server: Any = stack.start_cluster(tmp / "cluster", replicas=replicas)
+    else:
+        data_server = stack.start_redis(tmp / "single")
     queue = stack.start_redis(tmp / "queue")
     env = {
         **os.environ,
@@ -109,6 +114,7 @@ def run(tmp: Path, cluster: bool, n_projects: int, groups: int) -> dict[str, Any
         "LIKELOOP_REDIS_CLUSTER": "on" if cluster else "off",
         "LIKELOOP_QUEUE_REDIS_URL": queue.url,
         "LIKELOOP_ARCHIVE": "off",
+        "LIKELOOP_REDIS_WAIT_REPLICAS": str(wait),
         "PYTHONPATH": str(ROOT),
     }
     settings = Settings.from_env(env)
@@ -162,23 +168,29 @@ def main() -> int:
     p.add_argument("--projects", type=int, default=6, help="projects, spread over the primaries (default 6)")
     p.add_argument("--groups", type=int, default=500, help="prompt groups a project (default 500: 2,000 events)")
     p.add_argument("--rounds", type=int, default=3, help="rounds of each setup, alternated (default 3)")
+    p.add_argument("--wait", action="store_true", help="instead: a cluster with a replica per primary, "
+                   "without and with LIKELOOP_REDIS_WAIT_REPLICAS=1 (WAIT's cost)")  # fmt: skip
     args = p.parse_args()
-    results: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+    # setup name -> (cluster, replicas, wait)
+    setups = {"one node": (False, 0, 0), "cluster": (True, 0, 0)}
+    if args.wait:
+        setups = {"replicas": (True, 1, 0), "+ WAIT 1": (True, 1, 1)}
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in setups}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            for cluster in (False, True):
-                found = run(Path(tmp) / f"{r}-{int(cluster)}", cluster, args.projects, args.groups)
-                results[cluster].append(found)
-                kind = "cluster" if cluster else "one node"
+            for i, (kind, (cluster, replicas, wait)) in enumerate(setups.items()):
+                found = run(Path(tmp) / f"{r}-{i}", cluster, args.projects, args.groups, replicas, wait)
+                results[kind].append(found)
                 print(f"round {r + 1} {kind:>8}: ingest {found['ingest']:8,.0f} events/s, "
                       f"pairing {found['pairing']:6,.0f} groups/s", flush=True)  # fmt: skip
                 if cluster:
                     for name, (held, calls, cpu) in sorted(found["shares"].items()):
                         print(f"    primary {name}: {held} projects, {calls:,} commands, {cpu:.2f} CPU s")
+    base, other = list(setups)
     for what in ("ingest", "pairing"):
-        one = statistics.median(x[what] for x in results[False])
-        many = statistics.median(x[what] for x in results[True])
-        print(f"median {what}: one node {one:,.0f}/s, cluster {many:,.0f}/s, cluster / one node {many / one:.2f}")
+        one = statistics.median(x[what] for x in results[base])
+        many = statistics.median(x[what] for x in results[other])
+        print(f"median {what}: {base} {one:,.0f}/s, {other} {many:,.0f}/s, ratio {many / one:.2f}")
     return 0
 
 

@@ -54,7 +54,14 @@ class BatchStore:
 
     def __init__(self, conn: redis.Redis, settings: Settings) -> None:
         self.settings = settings
-        self._script = DirectScript(conn, SCRIPT_SOURCE, name="likeloop-ingest", numkeys=SCRIPT_NUMKEYS)
+        self._script = DirectScript(
+            conn,
+            SCRIPT_SOURCE,
+            name="likeloop-ingest",
+            numkeys=SCRIPT_NUMKEYS,
+            wait_replicas=settings.redis_wait_replicas,
+            wait_timeout_ms=settings.redis_wait_timeout_ms,
+        )
 
     def store(self, project: str, prepared: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]]:
         """Store a batch atomically. Returns (a status per event, group ids that became dirty)."""

@@ -20,7 +20,7 @@ import socket
 import struct
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 import hiredis
 import redis
@@ -51,6 +51,16 @@ def _kernel_timeout_class(base: type, timeout_s: float | None) -> type:
     return KernelTimeoutConnection
 
 
+class NotReplicated(redis.RedisError):
+    """The script ran, but fewer replicas than asked have its writes: the caller answers 503, and
+    the client sends its events again (their ids make the second time a no-op where it ran)."""
+
+
+def _check_replicas(acknowledged: int, wanted: int) -> None:
+    if acknowledged < wanted:
+        raise NotReplicated(f"stored, but on {acknowledged} of {wanted} replicas within the wait")
+
+
 class DirectScript:
     """``script(*args)`` runs ``source`` with these arguments, the first ``numkeys`` of them key
     names (EVALSHA, loading the script when Redis does not have it). Safe to share between
@@ -58,8 +68,17 @@ class DirectScript:
     cluster client runs it instead, on the node that holds its first key's slot (following the
     cluster's redirections as the slots move)."""
 
-    def __init__(self, conn: redis.Redis, source: str, name: str = "likeloop-script", numkeys: int = 0) -> None:
+    def __init__(
+        self,
+        conn: redis.Redis,
+        source: str,
+        name: str = "likeloop-script",
+        numkeys: int = 0,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 100,
+    ) -> None:
         self._source, self.numkeys = source, numkeys
+        self.wait = (wait_replicas, wait_timeout_ms)
         self.sha = hashlib.sha1(source.encode("utf-8")).hexdigest()
         self._cluster = conn if is_cluster(conn) else None
         if self._cluster is not None:
@@ -72,6 +91,31 @@ class DirectScript:
             conn.connection_pool.connection_class, kwargs.get("socket_timeout")
         )
         self._local = threading.local()
+
+    def _on_node_and_replicas(self, args: tuple[Any, ...]) -> Any:
+        """On a cluster with a wait: the script and WAIT on one connection of the primary that
+        holds the first key (WAIT counts that connection's writes). A node that no longer holds
+        the slot (a failover) answers with an error, and the client's map of the cluster is
+        renewed for the next call."""
+        cluster = cast(Any, self._cluster)
+        node = cluster.get_node_from_key(args[0]).redis_connection
+        for attempt in range(2):
+            pipe = node.pipeline(transaction=False)
+            pipe.execute_command("EVALSHA", self.sha, self.numkeys, *args)
+            pipe.execute_command("WAIT", *self.wait)
+            try:
+                result, acknowledged = pipe.execute()
+            except NoScriptError:
+                if attempt:
+                    raise
+                node.script_load(self._source)  # it did not run; load it and try again
+                continue
+            except (redis.ConnectionError, redis.ResponseError):
+                cluster.nodes_manager.initialize()
+                raise
+            _check_replicas(acknowledged, self.wait[0])
+            return result
+        raise AssertionError("unreachable")
 
     def _connection(self) -> Any:
         """This thread's connection: made on first use, after a fork, or after a long idle."""
@@ -90,6 +134,8 @@ class DirectScript:
 
     def __call__(self, *args: Any) -> Any:
         if self._cluster is not None:
+            if self.wait[0]:
+                return self._on_node_and_replicas(args)
             try:
                 return self._cluster.evalsha(self.sha, self.numkeys, *args)
             except NoScriptError:  # the node restarted, or a replica took over: it did not run
@@ -100,10 +146,15 @@ class DirectScript:
                 # Packed here by hiredis (a dependency, through redis[hiredis]): redis-py's packer
                 # wraps the same call in checks of every argument.
                 conn.send_packed_command([hiredis.pack_command(("EVALSHA", self.sha, self.numkeys, *args))])
-                return conn.read_response()
+                result = conn.read_response()
             except NoScriptError:  # Redis restarted or flushed its scripts: it did not run
                 conn.send_packed_command([hiredis.pack_command(("EVAL", self._source, self.numkeys, *args))])
-                return conn.read_response()
+                result = conn.read_response()
+            if self.wait[0]:  # on the connection that wrote: WAIT counts its writes
+                wait: tuple[Any, ...] = ("WAIT", *self.wait)
+                conn.send_packed_command([hiredis.pack_command(wait)])
+                _check_replicas(conn.read_response(), self.wait[0])
+            return result
         except redis.ResponseError:
             raise  # an error reply: the connection is in step
         except BaseException:

@@ -72,6 +72,10 @@ class Settings:
     # On: LIKELOOP_REDIS_URL names a node of a Redis Cluster, which holds the data (every key of
     # a project in one slot: keys.project_base); the job queue must be apart.
     redis_cluster: bool = _setting(False, "LIKELOOP_REDIS_CLUSTER", _parse_bool)
+    # Over 0: a batch is acknowledged only once this many replicas of its primary have it (Redis's
+    # WAIT, at most LIKELOOP_REDIS_WAIT_TIMEOUT_MS; fewer: 503, and the client sends it again).
+    redis_wait_replicas: int = _setting(0, "LIKELOOP_REDIS_WAIT_REPLICAS", _parse_int)
+    redis_wait_timeout_ms: int = _setting(100, "LIKELOOP_REDIS_WAIT_TIMEOUT_MS", _parse_int)
     s3_url: str = _setting(defaults.S3_URL, "LIKELOOP_S3_URL", _parse_s3_url)
     s3_endpoint: str | None = _setting(None, "LIKELOOP_S3_ENDPOINT")  # None: AWS itself
     # Where the event archive goes (workers/archive/run.py); empty: ``_archive`` at the root of

@@ -273,3 +273,48 @@ def test_the_judge_erasure_retention_quality_and_limits_work_on_a_cluster(on_clu
     projects.update_config(conn, "shop", retention_days=1)
     assert retain_project(conn, s3, limited, "shop", now=time.time() + 3 * 86400) is not None
     assert not conn.exists(pk.response("a2"))
+
+
+def test_with_wait_a_batch_is_on_a_replica_before_it_is_acknowledged(replicated, queue_server, settings):
+    """LIKELOOP_REDIS_WAIT_REPLICAS=1: a batch is answered 200 only once a replica has it, so a
+    primary killed right after the answer loses nothing; asking for more replicas than there are
+    answers 503 (the client sends it again; its ids make that a no-op where it was stored)."""
+    from service import create_app
+
+    on = dataclasses.replace(
+        settings, redis_url=replicated.url, redis_cluster=True, queue_redis_url=queue_server.url,
+        redis_wait_replicas=1, redis_wait_timeout_ms=2000,
+    )  # fmt: skip
+    redis.Redis.from_url(queue_server.url).flushall()
+    conn = connect(on)
+    key = apikeys.create_key(conn, "shop", ("ingest",))[0]
+    app = create_app(on, {"TESTING": True}).test_client()
+    pk = keys.ProjectKeys("shop")
+    for i in range(10):
+        event = {"type": "response", "response_id": f"r{i}", "prompt": f"Q{i}?", "response": "A", "event_id": f"e{i}"}
+        answer = app.post("/v1/events", json={"events": [event]}, headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 200, answer.get_json()
+    holder = conn.get_node_from_key(pk.base)
+    (dead,) = [n for n in replicated.nodes if n.url.endswith(f":{holder.port}/0")]
+    dead.kill()  # at once: no waiting for replication
+    alive = connect(dataclasses.replace(on, redis_url=[n.url for n in replicated.nodes if n.alive()][0]))
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            found = [bool(alive.exists(pk.response(f"r{i}"))) for i in range(10)]
+            break
+        except redis.RedisError:
+            assert time.monotonic() < deadline, "the replica did not take over"
+            time.sleep(0.2)
+            alive = connect(dataclasses.replace(on, redis_url=[n.url for n in replicated.nodes if n.alive()][0]))
+    assert found == [True] * 10
+
+    too_many = dataclasses.replace(on, redis_url=[n.url for n in replicated.nodes if n.alive()][0],
+                                   redis_wait_replicas=2, redis_wait_timeout_ms=50)  # fmt: skip
+    event = {"type": "response", "response_id": "r10", "prompt": "Q10?", "response": "A", "event_id": "e10"}
+    answer = (
+        create_app(too_many, {"TESTING": True})
+        .test_client()
+        .post("/v1/events", json={"events": [event]}, headers={"Authorization": f"Bearer {key}"})
+    )
+    assert answer.status_code == 503 and answer.get_json()["error"]["code"] == "storage_unavailable"
