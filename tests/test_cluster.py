@@ -220,8 +220,8 @@ def test_a_primary_lost_to_failover_costs_503s_then_ingest_resumes(replicated, q
 
 def test_the_judge_erasure_retention_quality_and_limits_work_on_a_cluster(on_cluster, s3, monkeypatch):
     """The rest of the features on the cluster: the LLM judge (against the local OpenAI-compatible
-    server), stats behind the per-key read limit, the quality job, an erasure that leaves the
-    person nowhere in any primary, and retention."""
+    server), stats behind the per-key read limit, the quality job, every endpoint the dashboard
+    reads, an erasure that leaves the person nowhere in any primary, and retention."""
     from likeloop_server import projects
     from service import create_app
     from tests.llm_server import LlmServer
@@ -263,6 +263,18 @@ def test_the_judge_erasure_retention_quality_and_limits_work_on_a_cluster(on_clu
     assert compute(conn, s3, limited, "shop", None, None)
     report = json.loads(conn.hget(pk.quality, "r::"))
     assert report["figures"]["pairs_by_source"]["sources"] == {"judge": 1, "vote": 1}
+
+    # what the dashboard reads, with a key of its own (the first one has used its reads)
+    board = apikeys.create_key(conn, "shop", ("read",))[0]
+    group = conn.hget(pk.response("a2"), "group").decode()
+    for path in ("/v1/quality", "/v1/voters?suspect=true", "/v1/leaderboard"):
+        assert app.get(path, headers=auth(board)).status_code == 200, path
+    board = apikeys.create_key(conn, "shop", ("read",))[0]
+    for path in ("/v1/pipeline", f"/v1/prompts/{group}", "/v1/responses/a2"):
+        assert app.get(path, headers=auth(board)).status_code == 200, path
+    board = apikeys.create_key(conn, "shop", ("read",))[0]
+    for path in ("/v1/comments", "/v1/exports"):
+        assert app.get(path, headers=auth(board)).status_code == 200, path
 
     assert app.post("/v1/erasures", json={"user_id": "ann"}, headers=auth(key)).status_code == 202
     assert erase_project(conn, s3, limited, "shop", wait=False)["votes"] == 2
