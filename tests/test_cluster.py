@@ -3,8 +3,8 @@ cluster mode) and the job queue on a Redis of its own: the SDK sends through ``l
 a real ``likeloop worker`` pairs and exports, then the archive, compaction, a compacted group
 brought back by new feedback, and a rebuild of the flushed cluster from S3. Each project's keys
 live on one primary (its hash tag), and projects spread over the primaries. With replicas, a
-primary killed costs 503s until its replica takes over, and nothing acknowledged (and
-replicated) is lost. The judge, the read limits, the quality job, erasure and retention too."""
+primary killed costs 503s (or waits) until its replica takes over, and nothing acknowledged
+(and replicated) is lost. The judge, the read limits, the quality job, erasure and retention too."""
 
 import dataclasses
 import json
@@ -170,10 +170,13 @@ def post_events(url: str, key: str, events: list[dict]) -> int:
         return err.code
 
 
-def test_a_primary_lost_to_failover_costs_503s_then_ingest_resumes(replicated, queue_server, settings, tmp_path):
+def test_a_primary_lost_to_failover_costs_503s_or_waits_then_ingest_resumes(
+    replicated, queue_server, settings, tmp_path
+):
     """Kill the primary that holds a project: while its replica takes over, ingest answers 503
-    (the SDK retries such answers), then it answers 200 again; every event acknowledged before
-    (replicated: the test waits for the replica's offset) and after is there."""
+    (the SDK retries such answers) or waits out the takeover in the cluster client's retries,
+    then answers 200 again; every event acknowledged before (replicated: the test waits for the
+    replica's offset) and after is there."""
     on = dataclasses.replace(settings, redis_url=replicated.url, redis_cluster=True, queue_redis_url=queue_server.url)
     redis.Redis.from_url(queue_server.url).flushall()
     conn = connect(on)
@@ -208,8 +211,10 @@ def test_a_primary_lost_to_failover_costs_503s_then_ingest_resumes(replicated, q
                     break
             i += 1
             time.sleep(0.1)
+        # 503 while no node holds the slot, or 200 when the cluster client's own retries outlast
+        # the takeover: never another answer, and ingest resumes
         assert set(codes) <= {200, 503}, codes
-        assert 503 in codes and len(acknowledged) >= 5, codes
+        assert len(acknowledged) >= 5, codes
     finally:
         service.stop()
     alive = [n.url for n in replicated.nodes if n.alive()][0]
