@@ -8,6 +8,8 @@ next run redoes the range. docs/export-layout.md describes the objects and the p
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import time
 from collections.abc import Iterator
@@ -270,6 +272,25 @@ def _write_run(
         raise
 
 
+# Objects an export allocates between two collections of the youngest generation (Python's
+# default: 700). A run makes millions of small, short-lived, acyclic objects (parsed rows, the
+# quality digests' tuples); collecting every 700 of them made the quality section's reading of
+# digests take three times as long. Cycles are still collected, less often.
+EXPORT_GC_THRESHOLD = 100_000
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """The garbage collector's youngest generation collected every EXPORT_GC_THRESHOLD
+    allocations while a run writes, as before afterwards."""
+    before = gc.get_threshold()
+    gc.set_threshold(EXPORT_GC_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def export_project(
     conn: redis.Redis,
     s3: Any,
@@ -308,9 +329,11 @@ def export_project(
         progress = Progress(conn, project, export_id)
         section = QualitySection(conn, s3, settings, project, plan.strategy, chosen, quality)
         archive = ArchiveLayout(settings, project)
-        body, files = _write_run(conn, pk, writers, sets, lock, mode, progress, section, archive)
+        with _fewer_collections():
+            body, files = _write_run(conn, pk, writers, sets, lock, mode, progress, section, archive)
+            figures = section.finish()
         run = {"export_id": export_id, "project": project, "mode": mode}
-        manifest = _manifest(run, started, writers, body, files, section.finish())
+        manifest = _manifest(run, started, writers, body, files, figures)
         manifest_key = layout.manifest(manifest_name(started, export_id))
         put_json(s3, layout.bucket, manifest_key, manifest)
         if mode == "snapshot":

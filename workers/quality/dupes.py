@@ -22,21 +22,23 @@ __all__ = ["THRESHOLD", "duplicate_rows", "near_duplicates", "shingles"]
 THRESHOLD = 0.8
 # 16 bands of 8 bytes: two prompts of Jaccard 0.8 share a band with probability 0.95, of 0.5 with 0.06.
 NUM_BANDS = 16
+_COMPARE_ROWS = 65_536  # rows compared with their bucket's first at once (8 MB of signatures)
 
 
 def near_duplicates(texts: Mapping[str, str], threshold: float = THRESHOLD) -> set[str]:
     """The keys of ``texts`` whose text is a near duplicate of another key's."""
     ordered = sorted(texts)
-    found = duplicate_rows(signatures([texts[k] for k in ordered]), threshold)
+    found = duplicate_rows(b"".join(signatures([texts[k] for k in ordered])), threshold)
     return {ordered[i] for i in np.nonzero(found)[0]}
 
 
-def duplicate_rows(sigs: list[bytes], threshold: float = THRESHOLD) -> np.ndarray:
-    """For each signature, whether it is a near duplicate of another one."""
-    n = len(sigs)
+def duplicate_rows(sigs: bytes | bytearray, threshold: float = THRESHOLD) -> np.ndarray:
+    """For each signature (``NUM_PERM`` bytes each, one after another), whether it is a near
+    duplicate of another one."""
+    n = len(sigs) // NUM_PERM
     if n < 2:
         return np.zeros(n, dtype=bool)
-    matrix = np.frombuffer(b"".join(sigs), dtype=np.uint8).reshape(n, NUM_PERM)
+    matrix = np.frombuffer(sigs, dtype=np.uint8).reshape(n, NUM_PERM)
     bands = matrix.view(np.uint64)  # n x NUM_BANDS: 8 bytes a band
     shared = np.zeros(n, dtype=bool)
     for b in range(NUM_BANDS):
@@ -61,8 +63,10 @@ def _verified(matrix: np.ndarray, bands: np.ndarray, threshold: float) -> np.nda
         sorted_band = bands[order, b]
         starts = np.r_[0, np.nonzero(np.diff(sorted_band))[0] + 1]
         first = np.repeat(order[starts], np.diff(np.r_[starts, n]))
-        alike = jaccard((matrix[order] == matrix[first]).mean(axis=1)) >= threshold
-        matched = alike & (order != first)
-        found[order[matched]] = True
-        found[first[matched]] = True
+        for at in range(0, n, _COMPARE_ROWS):  # a slice at a time: memory stays small however many rows
+            rows, firsts = order[at : at + _COMPARE_ROWS], first[at : at + _COMPARE_ROWS]
+            alike = jaccard((matrix[rows] == matrix[firsts]).mean(axis=1)) >= threshold
+            matched = alike & (rows != firsts)
+            found[rows[matched]] = True
+            found[firsts[matched]] = True
     return found

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import operator
 import statistics
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,31 +62,35 @@ def ratio(part: int, whole: int) -> float | None:
 def figures(sample: Sample) -> dict[str, dict[str, object]]:
     """Every quality figure of ``sample``."""
     tally = Tally(frozenset(sample.suspects), sample.max_pairs, sample.strategy)
-    tally.rows(sample.pairs)
     for gid in sorted({p.group_id for p in sample.pairs}):
         if gid in sample.groups:
             tally.group(sample.groups[gid])
+    tally.rows(sample.pairs)
     return tally.result()
 
 
+SIGNATURE_BATCH = 10_000  # prompts of groups read whole, signed together
+
+
 class Tally:
-    """The figures' running sums. ``rows`` (or ``columns``, the same a chunk at a time) takes
-    pair rows as they are written, ``digest`` or ``group`` each of their groups once (in any
-    order); ``result`` the figures."""
+    """The figures' running sums. ``digest`` or ``group`` takes each group once, then ``rows``
+    (or ``columns``, the same a chunk at a time) its pair rows as they are written; ``result``
+    the figures. What it keeps grows by a few bytes a pair (a length ratio) and about 130 a
+    group (its prompt's signature), besides the voters' counts."""
 
     def __init__(self, suspects: frozenset[str], max_pairs: int = 100, strategy: str = "all") -> None:
         self.suspects, self.max_pairs, self.strategy = suspects, max_pairs, strategy
         self.sources: Counter[str] = Counter()
-        self.row_ids: list[str] = []  # each row's pair id...
-        self.row_groups: list[str] = []  # ...and group
+        self.groups = 0
         self.longer = 0
-        self.length_ratios: list[float] = []
+        self.length_ratios = array("d")
         self.cast: Counter[str] = Counter()  # votes and ratings by person
-        self.sums: list[Sums] = []
-        self.signatures: dict[str, bytes] = {}  # group -> its prompt's signature (digest.py)
-        self.texts: dict[str, str] = {}  # group -> its prompt, for a group read whole
+        self.sums: list[Sums] = []  # added up every SIGNATURE_BATCH groups
+        self.signatures = bytearray()  # each group's prompt signature (digest.py), one after another
+        self.texts: list[str] = []  # prompts of groups read whole, not signed yet
         self.suspects_present: set[str] = set()
         self.kept_without_suspects: dict[str, frozenset[str]] = {}  # groups with a suspect's feedback
+        self.resting = 0  # rows that would not exist without the suspects' feedback
 
     def rows(self, rows: Iterable[PairRow]) -> None:
         rows = list(rows)
@@ -105,28 +110,42 @@ class Tally:
         chosen: Sequence[int],
         rejected: Sequence[int],
     ) -> None:
-        """Rows as columns: each row's pair id, group, source, and its answers' lengths."""
-        self.row_ids += pair_ids
-        self.row_groups += group_ids
+        """Rows as columns: each row's pair id, group, source, and its answers' lengths (their
+        groups tallied first)."""
         self.sources.update(sources)
         self.longer += sum(map(operator.gt, chosen, rejected))
-        self.length_ratios += map(operator.truediv, chosen, [r or 1 for r in rejected])
+        self.length_ratios.extend(map(operator.truediv, chosen, [r or 1 for r in rejected]))
+        kept = self.kept_without_suspects
+        if kept:
+            self.resting += sum(
+                1 for pid, gid in zip(pair_ids, group_ids, strict=True) if gid in kept and pid not in kept[gid]
+            )
 
     def group(self, g: GroupView, made: GroupDigest | None = None) -> GroupDigest:
         """A group read whole: its digest (``made``, or made here; its signature is made with
-        the others' at the end), tallied and returned."""
-        self.texts[g.group_id] = g.prompt_text
+        others', a batch at a time), tallied and returned."""
+        self.texts.append(g.prompt_text)
+        if len(self.texts) >= SIGNATURE_BATCH:
+            self._sign()
         made = made or view_digest(g, self.max_pairs, self.strategy)
         self.digest(made, g)
         return made
 
+    def _sign(self) -> None:
+        self.signatures += b"".join(signatures(self.texts))
+        self.texts = []
+
     def digest(self, d: GroupDigest, view: GroupView | None = None) -> None:
-        """A group's sums, once per group; ``view``: the group itself, needed when a suspect
-        voter gave feedback in it (``d.touches(suspects)``: it is paired again without them)."""
+        """A group's sums, once per group, before its rows; ``view``: the group itself, needed
+        when a suspect voter gave feedback in it (``d.touches(suspects)``: it is paired again
+        without them)."""
+        self.groups += 1
         if d.signature:
-            self.signatures[d.group_id] = d.signature
+            self.signatures += d.signature
         self.cast.update(d.cast)
         self.sums.append(d.sums)
+        if len(self.sums) >= SIGNATURE_BATCH:
+            self.sums = [Sums(*map(sum, zip(*self.sums, strict=True)))]
         if d.touches(self.suspects):
             if view is None:
                 raise ValueError(f"group {d.group_id} has a suspect voter's feedback: its view is needed")
@@ -138,7 +157,7 @@ class Tally:
         sums = Sums(*map(sum, zip(*self.sums, strict=True))) if self.sums else Sums()
         return {
             "pairs_by_source": {"value": sum(self.sources.values()), "sources": dict(sorted(self.sources.items()))},
-            "groups": {"value": len(set(self.row_groups))},
+            "groups": {"value": self.groups},
             "voters": {"value": len(self.cast), "votes": sum(self.cast.values())},
             "vote_agreement": {
                 "value": ratio(sums.alike, sums.voter_pairs),
@@ -178,18 +197,14 @@ class Tally:
 
     def _duplicates(self) -> dict[str, object]:
         """The share of prompt groups whose prompt is a near duplicate of another group's."""
-        sigs = dict(self.signatures)
-        texts = sorted(gid for gid in self.texts if gid not in sigs)
-        sigs.update(zip(texts, signatures([self.texts[gid] for gid in texts]), strict=True))
-        n = len(sigs)
-        found = int(duplicate_rows(list(sigs.values())).sum())
-        return {"value": ratio(found, n), "groups": n, "near_duplicates": found, "threshold": THRESHOLD}
+        if self.texts:
+            self._sign()
+        found = duplicate_rows(self.signatures)
+        n = len(found)
+        near = int(found.sum())
+        return {"value": ratio(near, n), "groups": n, "near_duplicates": near, "threshold": THRESHOLD}
 
     def _suspects(self) -> dict[str, object]:
         """How many suspect voters gave feedback in the groups, and how many of the rows would
         not exist without their feedback (their groups paired again as if they had given none)."""
-        kept = self.kept_without_suspects
-        resting = sum(
-            1 for pid, gid in zip(self.row_ids, self.row_groups, strict=True) if gid in kept and pid not in kept[gid]
-        )
-        return {"value": len(self.suspects_present), "pairs_resting_on_them": resting}
+        return {"value": len(self.suspects_present), "pairs_resting_on_them": self.resting}

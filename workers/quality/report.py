@@ -82,11 +82,11 @@ def range_report(
                     if in_range(f.paired_at)
                 ]
                 if rows:
-                    tally.rows(rows)
                     tally.digest(found, views.get(gid))
+                    tally.rows(rows)
             elif by_group.get(gid) and gid in views:
-                tally.rows(by_group[gid])
                 tally.group(views[gid])
+                tally.rows(by_group[gid])
     return {
         "project": project,
         "since": since,
