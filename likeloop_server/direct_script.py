@@ -99,23 +99,23 @@ class DirectScript:
         renewed for the next call."""
         cluster = cast(Any, self._cluster)
         node = cluster.get_node_from_key(args[0]).redis_connection
-        for attempt in range(2):
-            pipe = node.pipeline(transaction=False)
-            pipe.execute_command("EVALSHA", self.sha, self.numkeys, *args)
-            pipe.execute_command("WAIT", *self.wait)
+        try:
             try:
-                result, acknowledged = pipe.execute()
-            except NoScriptError:
-                if attempt:
-                    raise
-                node.script_load(self._source)  # it did not run; load it and try again
-                continue
-            except (redis.ConnectionError, redis.ResponseError):
-                cluster.nodes_manager.initialize()
-                raise
-            _check_replicas(acknowledged, self.wait[0])
-            return result
-        raise AssertionError("unreachable")
+                result, acknowledged = self._with_wait(node, args)
+            except NoScriptError:  # it did not run: load it, and run it
+                node.script_load(self._source)
+                result, acknowledged = self._with_wait(node, args)
+        except (redis.ConnectionError, redis.ResponseError):
+            cluster.nodes_manager.initialize()
+            raise
+        _check_replicas(acknowledged, self.wait[0])
+        return result
+
+    def _with_wait(self, node: redis.Redis, args: tuple[Any, ...]) -> list[Any]:
+        pipe = node.pipeline(transaction=False)
+        pipe.execute_command("EVALSHA", self.sha, self.numkeys, *args)
+        pipe.execute_command("WAIT", *self.wait)
+        return pipe.execute()
 
     def _connection(self) -> Any:
         """This thread's connection: made on first use, after a fork, or after a long idle."""

@@ -187,4 +187,4 @@ def parse_judgements(raw: dict[bytes, bytes]) -> list[tuple[str, str, str, str, 
     user, verdict, source) sorted; verdict ``<`` the lower id better, ``>`` the higher, ``=`` a
     tie, ``x`` both bad; source ``comparison``, ``ranking`` or ``judge`` (an LLM's verdict, its
     user ``judge:<model>``)."""
-    return sorted(parse_judgement(field.decode(), value.decode())[0] for field, value in raw.items())
+    return judgements_with_picks(_decoded(raw))[0]
