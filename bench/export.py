@@ -33,10 +33,12 @@ SEED_CHUNK = 5000
 
 
 def seed(redis_url: str, project: str, n: int, per_group: int = PAIRS_PER_GROUP) -> None:
-    """n pairs in groups of ``per_group``, stored as the pairing job stores them."""
+    """n pairs in groups of ``per_group``, stored as the pairing job stores them: records, the
+    pair log, each group's pair set and its quality digest (workers/pairing/digest.py)."""
     import redis
 
     from workers.dataset.formats import stored_pair
+    from workers.pairing import digest
     from workers.pairing.rules import Candidate, Pair, ResponseLabels, pair_record
 
     conn = redis.Redis.from_url(redis_url)
@@ -44,6 +46,8 @@ def seed(redis_url: str, project: str, n: int, per_group: int = PAIRS_PER_GROUP)
     conn.sadd(keys.PROJECTS, project)
     for start in range(0, n, SEED_CHUNK):
         pipe = conn.pipeline(transaction=False)
+        made: dict[str, dict[str, digest.PairFacts]] = {}
+        prompts: dict[str, str] = {}
         for i in range(start, min(n, start + SEED_CHUNK)):
             gid = f"g{i // per_group:08d}"
             good = ResponseLabels(f"c{i}", f"A helpful, correct answer number {i} with a little detail.", "m1", (1, 1))
@@ -54,6 +58,14 @@ def seed(redis_url: str, project: str, n: int, per_group: int = PAIRS_PER_GROUP)
             pipe.hset(pk.pair_records, pair.id, stored_pair(pair_record(pair, prompt, 1795700000.0)))
             pipe.sadd(pk.group_pairs(gid), pair.id)
             pipe.xadd(pk.pair_log, {"op": "add", "pair": pair.id, "group": gid})
+            facts = digest.PairFacts("vote", len(good.text), len(bad.text), 3, 3, 1795700000.0)
+            made.setdefault(gid, {})[pair.id] = facts
+            prompts[gid] = prompt["prompt"]
+        signed = digest.signatures(list(prompts.values()))
+        for (gid, facts), signature in zip(made.items(), signed, strict=True):
+            people = {f"u{int(gid[1:]) % 997}": 2, f"u{int(gid[1:]) % 991 + 1000}": 1}
+            found = digest.GroupDigest(gid, signature, people, frozenset(), facts, digest.Sums(0, 1, 1))
+            pipe.hset(pk.quality_digests, gid, digest.encode(found))
         pipe.execute()
 
 

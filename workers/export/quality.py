@@ -35,9 +35,17 @@ def _facts(pair_id: str, group_id: str, raw: bytes) -> PairFacts:
     return PairFacts(row.source, row.chosen_chars, row.rejected_chars, 0, 0, at)
 
 
+# Groups whose pair facts a run holds at once: a group's are let go once all its pairs have come
+# (its digest says how many); beyond this many, the longest held go too, and a pair of one let go
+# reads its group's digest again (an incremental run brings some of a group's pairs, not all).
+FACTS_KEPT = 50_000
+
+
 class QualitySection:
     """The quality section of one run (``enabled``: with its figures; the filters apply either
-    way)."""
+    way). ``counted_key``: a scratch set in Redis of the groups the figures counted (each once,
+    without the worker holding every group's id); ``left_out_sources``: sources whose pairs the
+    run never brings (so a group's pairs of them are not waited for)."""
 
     def __init__(
         self,
@@ -47,18 +55,23 @@ class QualitySection:
         project: str,
         strategy: str,
         filters: ExportFilters,
-        enabled: bool = True,
+        enabled: bool,
+        counted_key: str,
+        left_out_sources: frozenset[str] = frozenset(),
     ) -> None:
         self.conn, self.pk, self.filters, self.enabled = conn, keys.ProjectKeys(project), filters, enabled
         self.max_pairs, self.strategy = settings.max_pairs_per_group, strategy
+        self.counted_key = counted_key
+        self.left_out_sources = left_out_sources
         self.suspects: frozenset[str] = frozenset()
         self.suspects_at: float | None = None
         if enabled or filters.exclude_suspect_voters:
             found, self.suspects_at = current_suspects(conn, s3, settings, project)
             self.suspects = frozenset(found)
         self.tally = Tally(self.suspects, self.max_pairs, strategy)
-        self.facts: dict[str, Mapping[str, PairFacts]] = {}  # group read -> its pairs' facts
-        # groups read whose pairs are not tallied yet: (digest, the group read whole if it was,
+        self.facts: dict[str, Mapping[str, PairFacts]] = {}  # group held -> its pairs' facts, oldest first
+        self.waiting: dict[str, int] = {}  # group held -> how many of its pairs have not come yet
+        # groups held whose pairs are not counted yet: (digest, the group read whole if it was,
         # whether the digest was made from it)
         self.untallied: dict[str, tuple[GroupDigest, GroupView | None, bool]] = {}
         # group -> (the ids of the pairs its feedback makes, those a filter leaves out -> which)
@@ -79,14 +92,17 @@ class QualitySection:
         if not items or not self.wants_views:
             return items
         if view is not None:
-            self._group(view.group_id, None, view)
+            self._held([view.group_id], {view.group_id: (None, view)})
         else:
             self._read(sorted({gid for _, gid, _ in items if gid not in self.facts}))
         if self.filters.active:
-            items = [x for x in items if self._kept(x[0], x[1])]
-        if self.enabled and items:
-            self._tally(items)
-        return items
+            items_kept = [x for x in items if self._kept(x[0], x[1])]
+        else:
+            items_kept = items
+        if self.enabled and items_kept:
+            self._tally(items_kept)
+        self._arrived(items)
+        return items_kept
 
     def _read(self, group_ids: list[str]) -> None:
         for start in range(0, len(group_ids), READ_GROUPS):
@@ -94,23 +110,47 @@ class QualitySection:
             digests = read_digests(self.conn, self.pk, chunk)
             whole = [gid for gid in chunk if gid not in digests or digests[gid].touches(self.suspects)]
             views = read_views(self.conn, self.pk, whole) if whole else {}
-            for gid in chunk:
-                if gid in digests or gid in views:
-                    self._group(gid, digests.get(gid), views.get(gid))
+            self._held(chunk, {gid: (digests.get(gid), views.get(gid)) for gid in chunk})
 
-    def _group(self, gid: str, found: GroupDigest | None, view: GroupView | None) -> None:
-        """Keep a group's digest (made from the group itself when it has none) until one of its
-        pairs is tallied, and decide which of its pairs the filters keep."""
-        if gid in self.facts:
-            return
-        made = found is None
-        if found is None:
-            assert view is not None
-            found = view_digest(view, self.max_pairs, self.strategy)
-        self.facts[gid] = found.pairs
-        self.untallied[gid] = (found, view, made)
-        if self.filters.active:
-            self.verdicts[gid] = self._judge(found, view)
+    def _held(self, group_ids: list[str], found: dict[str, tuple[GroupDigest | None, GroupView | None]]) -> None:
+        """Hold the groups' digests (made from the group itself where one has none) until their
+        pairs have come, and decide which of their pairs the filters keep. A group the figures
+        counted already (its facts let go before all its pairs came) is held, not counted again."""
+        counted = set()
+        if self.enabled:
+            flags = self.conn.smismember(self.counted_key, group_ids) if group_ids else []
+            counted = {gid for gid, flag in zip(group_ids, flags, strict=True) if flag}
+        for gid in group_ids:
+            stored, view = found.get(gid, (None, None))
+            if gid in self.facts or (stored is None and view is None):
+                continue
+            made = stored is None
+            if stored is None:
+                assert view is not None
+                stored = view_digest(view, self.max_pairs, self.strategy)
+            self.facts[gid] = stored.pairs
+            self.waiting[gid] = sum(1 for f in stored.pairs.values() if f.source not in self.left_out_sources)
+            if self.enabled and gid not in counted:
+                self.untallied[gid] = (stored, view, made)
+            if self.filters.active:
+                self.verdicts[gid] = self._judge(stored, view)
+        while len(self.facts) > FACTS_KEPT:
+            self._let_go(next(iter(self.facts)))
+
+    def _arrived(self, items: list[Added]) -> None:
+        """Count the chunk's pairs as come; let go of the groups all of whose pairs have."""
+        facts, waiting = self.facts, self.waiting
+        for pid, gid, _ in items:
+            if pid in facts.get(gid, ()):
+                waiting[gid] -= 1
+                if waiting[gid] <= 0:
+                    self._let_go(gid)
+
+    def _let_go(self, gid: str) -> None:
+        self.facts.pop(gid, None)
+        self.waiting.pop(gid, None)
+        self.untallied.pop(gid, None)
+        self.verdicts.pop(gid, None)
 
     def _tally(self, items: list[Added]) -> None:
         """Written pairs into the figures (by their digests' facts), and their groups once."""
@@ -120,12 +160,15 @@ class QualitySection:
         if None in found:  # a pair its group's digest does not know (made by older rules): its record says
             found = [f or _facts(pid, gid, raw) for f, (pid, gid, raw) in zip(found, items, strict=True)]
         pair_ids, group_ids, _ = zip(*items, strict=True)
-        for gid in self.untallied.keys() & set(group_ids):
+        newly = self.untallied.keys() & set(group_ids)
+        for gid in newly:
             digest, view, made = self.untallied.pop(gid)
             if made and view is not None:
                 self.tally.group(view, digest)
             else:
                 self.tally.digest(digest, view)
+        if newly:
+            self.conn.sadd(self.counted_key, *newly)
         sources, chosen, rejected, *_ = zip(*cast(list[PairFacts], found), strict=True)
         self.tally.columns(pair_ids, group_ids, sources, chosen, rejected)
 
@@ -168,4 +211,5 @@ class QualitySection:
         }
         if self.enabled:
             section["figures"] = self.tally.result()
+            self.conn.delete(self.counted_key)
         return section

@@ -327,7 +327,10 @@ def export_project(
         sets = RunSets(pk, export_id)
         writers = RunWriters(s3, layout, export_id, day, plan)
         progress = Progress(conn, project, export_id)
-        section = QualitySection(conn, s3, settings, project, plan.strategy, chosen, quality)
+        section = QualitySection(
+            conn, s3, settings, project, plan.strategy, chosen, quality, sets.groups,
+            frozenset(exports.excluded_sources(plan.sources)),
+        )  # fmt: skip
         archive = ArchiveLayout(settings, project)
         with _fewer_collections():
             body, files = _write_run(conn, pk, writers, sets, lock, mode, progress, section, archive)

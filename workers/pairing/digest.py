@@ -12,11 +12,11 @@ the figures and filters read (source, lengths, voters, margin, when it was paire
 from __future__ import annotations
 
 import base64
+import binascii
 import math
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -95,11 +95,10 @@ class Sums(NamedTuple):
     picks_held: int = 0
 
 
-@dataclass(frozen=True)
-class GroupDigest:
+class GroupDigest(NamedTuple):
     """One group's contribution to the quality figures (see the module's notes). ``cast``:
     person -> their votes and ratings in the group; ``others``: who gave only a correction or a
-    comparison."""
+    comparison. A tuple: an export decodes one per group it writes."""
 
     group_id: str
     signature: bytes
@@ -181,5 +180,5 @@ def decode(group_id: str, stored: bytes | str) -> GroupDigest | None:
     if not isinstance(found, list) or not found or found[0] != _VERSION:
         return None
     _, signature, cast, others, sums, pairs = found
-    facts = {pid: PairFacts._make(f) for pid, f in pairs.items()}
-    return GroupDigest(group_id, base64.b64decode(signature), cast, frozenset(others), facts, Sums(*sums))
+    facts = dict(zip(pairs, map(PairFacts._make, pairs.values()), strict=True))
+    return GroupDigest(group_id, binascii.a2b_base64(signature), cast, frozenset(others), facts, Sums._make(sums))

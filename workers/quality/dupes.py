@@ -7,17 +7,21 @@ Two prompts are near duplicates when the Jaccard similarity their signatures est
 least ``THRESHOLD``. The signature's 128 bytes are 16 bands of 8; rows that share a band with
 another row are the candidates, and only those are compared (``_verified``), in time linear in
 their number. Texts the same once folded have equal signatures, so they are always found.
+
+An export of millions of groups keeps their signatures in a ``SignatureFile`` (a temporary file
+once past a few megabytes) and reads them a band at a time: 8 bytes a group in memory, not 128.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
 from workers.pairing.digest import NUM_PERM, jaccard, shingles, signatures
 
-__all__ = ["THRESHOLD", "duplicate_rows", "near_duplicates", "shingles"]
+__all__ = ["THRESHOLD", "SignatureFile", "duplicate_rows", "near_duplicates", "shingles"]
 
 THRESHOLD = 0.8
 # 16 bands of 8 bytes: two prompts of Jaccard 0.8 share a band with probability 0.95, of 0.5 with 0.06.
@@ -32,22 +36,73 @@ def near_duplicates(texts: Mapping[str, str], threshold: float = THRESHOLD) -> s
     return {ordered[i] for i in np.nonzero(found)[0]}
 
 
-def duplicate_rows(sigs: bytes | bytearray, threshold: float = THRESHOLD) -> np.ndarray:
+class SignatureFile:
+    """Signatures (``NUM_PERM`` bytes each) one after another, in memory up to SPOOL_BYTES and in
+    an anonymous temporary file beyond (deleted when closed); read back a slice at a time."""
+
+    SPOOL_BYTES = 8 << 20
+
+    def __init__(self) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=self.SPOOL_BYTES)
+        self.rows = 0
+
+    def add(self, signatures: bytes | bytearray) -> None:
+        self._file.write(signatures)
+        self.rows += len(signatures) // NUM_PERM
+
+    def slices(self) -> Iterator[np.ndarray]:
+        """The signatures as (rows, NUM_PERM) arrays of at most _COMPARE_ROWS rows."""
+        self._file.seek(0)
+        while chunk := self._file.read(_COMPARE_ROWS * NUM_PERM):
+            yield np.frombuffer(chunk, dtype=np.uint8).reshape(-1, NUM_PERM)
+        self._file.seek(0, 2)
+
+    def rows_of(self, wanted: np.ndarray) -> np.ndarray:
+        """The signatures of the rows ``wanted`` (ascending), as one array."""
+        parts, start = [], 0
+        for block in self.slices():
+            end = start + len(block)
+            lo, hi = np.searchsorted(wanted, (start, end))
+            parts.append(block[wanted[lo:hi] - start])
+            start = end
+        return np.concatenate(parts) if parts else np.empty((0, NUM_PERM), dtype=np.uint8)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def duplicate_rows(sigs: bytes | bytearray | SignatureFile, threshold: float = THRESHOLD) -> np.ndarray:
     """For each signature (``NUM_PERM`` bytes each, one after another), whether it is a near
-    duplicate of another one."""
-    n = len(sigs) // NUM_PERM
+    duplicate of another one. Held in a ``SignatureFile``, they are read once a band, so memory
+    holds one band of every row (8 bytes) and the candidates' whole signatures."""
+    if not isinstance(sigs, SignatureFile):
+        held = SignatureFile()
+        held.add(sigs)
+        try:
+            return duplicate_rows(held, threshold)
+        finally:
+            held.close()
+    n = sigs.rows
     if n < 2:
         return np.zeros(n, dtype=bool)
-    matrix = np.frombuffer(sigs, dtype=np.uint8).reshape(n, NUM_PERM)
-    bands = matrix.view(np.uint64)  # n x NUM_BANDS: 8 bytes a band
     shared = np.zeros(n, dtype=bool)
+    band = np.empty(n, dtype=np.uint64)
     for b in range(NUM_BANDS):
-        _, inverse, counts = np.unique(bands[:, b], return_inverse=True, return_counts=True)
-        shared |= counts[inverse] > 1
+        at = 0
+        for block in sigs.slices():
+            band[at : at + len(block)] = block.view(np.uint64)[:, b]
+            at += len(block)
+        order = np.argsort(band)
+        alike = band[order[1:]] == band[order[:-1]]  # each row in band order: the same as the next?
+        repeated = np.zeros(n, dtype=bool)
+        repeated[1:] |= alike
+        repeated[:-1] |= alike
+        shared[order[repeated]] = True
     candidates = np.nonzero(shared)[0]
     found = np.zeros(n, dtype=bool)
     if candidates.size >= 2:
-        found[candidates[_verified(matrix[candidates], bands[candidates], threshold)]] = True
+        matrix = sigs.rows_of(candidates)
+        found[candidates[_verified(matrix, matrix.view(np.uint64), threshold)]] = True
     return found
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from workers.pairing.digest import GroupDigest, Sums, digest_of, signatures
 from workers.pairing.population import GroupView
 
-from .dupes import THRESHOLD, duplicate_rows
+from .dupes import THRESHOLD, SignatureFile, duplicate_rows
 from .voters import Suspect
 
 TOP_SHARE = 0.01
@@ -75,8 +75,9 @@ SIGNATURE_BATCH = 10_000  # prompts of groups read whole, signed together
 class Tally:
     """The figures' running sums. ``digest`` or ``group`` takes each group once, then ``rows``
     (or ``columns``, the same a chunk at a time) its pair rows as they are written; ``result``
-    the figures. What it keeps grows by a few bytes a pair (a length ratio) and about 130 a
-    group (its prompt's signature), besides the voters' counts."""
+    the figures. What it keeps in memory grows by 8 bytes a pair (a length ratio) and, past a
+    few megabytes, not with the groups: their prompts' signatures (128 bytes each) go to a
+    temporary file (dupes.SignatureFile); besides, the voters' counts."""
 
     def __init__(self, suspects: frozenset[str], max_pairs: int = 100, strategy: str = "all") -> None:
         self.suspects, self.max_pairs, self.strategy = suspects, max_pairs, strategy
@@ -86,8 +87,9 @@ class Tally:
         self.length_ratios = array("d")
         self.cast: Counter[str] = Counter()  # votes and ratings by person
         self.sums: list[Sums] = []  # added up every SIGNATURE_BATCH groups
-        self.signatures = bytearray()  # each group's prompt signature (digest.py), one after another
+        self.signatures = SignatureFile()  # each group's prompt signature (digest.py), one after another
         self.texts: list[str] = []  # prompts of groups read whole, not signed yet
+        self.signed: list[bytes] = []  # digests' signatures not put away yet
         self.suspects_present: set[str] = set()
         self.kept_without_suspects: dict[str, frozenset[str]] = {}  # groups with a suspect's feedback
         self.resting = 0  # rows that would not exist without the suspects' feedback
@@ -132,8 +134,14 @@ class Tally:
         return made
 
     def _sign(self) -> None:
-        self.signatures += b"".join(signatures(self.texts))
+        self.signatures.add(b"".join(signatures(self.texts)))
         self.texts = []
+
+    def _add_up(self) -> None:
+        """The groups' sums added up, and their stored signatures put away, a batch at a time."""
+        self.sums = [Sums(*map(sum, zip(*self.sums, strict=True)))]
+        self.signatures.add(b"".join(self.signed))
+        self.signed = []
 
     def digest(self, d: GroupDigest, view: GroupView | None = None) -> None:
         """A group's sums, once per group, before its rows; ``view``: the group itself, needed
@@ -141,11 +149,14 @@ class Tally:
         without them)."""
         self.groups += 1
         if d.signature:
-            self.signatures += d.signature
-        self.cast.update(d.cast)
+            self.signed.append(d.signature)
+        cast = self.cast
+        get = cast.get
+        for person, n in d.cast.items():  # Counter.update's own loop, without its checks
+            cast[person] = get(person, 0) + n
         self.sums.append(d.sums)
         if len(self.sums) >= SIGNATURE_BATCH:
-            self.sums = [Sums(*map(sum, zip(*self.sums, strict=True)))]
+            self._add_up()
         if d.touches(self.suspects):
             if view is None:
                 raise ValueError(f"group {d.group_id} has a suspect voter's feedback: its view is needed")
@@ -199,6 +210,8 @@ class Tally:
         """The share of prompt groups whose prompt is a near duplicate of another group's."""
         if self.texts:
             self._sign()
+        if self.signed:
+            self._add_up()
         found = duplicate_rows(self.signatures)
         n = len(found)
         near = int(found.sum())

@@ -9,9 +9,10 @@ import pytest
 
 from likeloop_server import exports, projects
 from likeloop_server.errors import InvalidValue
-from tests.support import P, make_key, store_and_pair
-from tests.workers.quality.test_report import bot_and_its_groups, honest
+from tests.support import P, make_key, response, store_and_pair
+from tests.workers.quality.test_report import NOW, bot_and_its_groups, honest, vote
 from workers.archive.run import archive_project
+from workers.export.quality import QualitySection
 from workers.export.run import export_project
 from workers.quality.report import range_report
 
@@ -127,3 +128,55 @@ def test_groups_without_a_digest_are_read_whole_to_the_same_figures_and_filters(
     # the filtered figures count the one group whose pair was kept: r1's (h1, h2, h3; 5 votes)
     assert filtered["figures"]["groups"] == {"value": 1}
     assert filtered["figures"]["voters"] == {"value": 3, "votes": 5}
+
+
+def four_answer_groups():
+    """Six groups of four answers, two liked and two disliked by two people: four pairs each."""
+    events = []
+    for g in range(6):
+        prompt = f"Group {g}: which of four answers is best for case {g * 11}?"
+        for a in range(4):
+            rid = f"q{g}a{a}"
+            events.append(response(rid, f"answer {a} of group {g}" + " more" * a, prompt))
+            events += [vote("like" if a < 2 else "dislike", rid, f"p{u}", NOW - 900 + g * 10 + u) for u in range(2)]
+    return events
+
+
+def section_of(conn, s3, settings, items, counted_key, **filters):
+    """A quality section fed ``items`` a pair at a time, with what it held after each."""
+    from likeloop_server.export_filters import ExportFilters
+
+    section = QualitySection(
+        conn, s3, settings, P, "all", ExportFilters().overridden(filters or None), True, counted_key
+    )
+    held, kept = [], []
+    for item in items:
+        kept += [pid for pid, _, _ in section.pairs([item])]
+        held.append(len(section.facts))
+    return section.finish(), held, kept
+
+
+def test_the_section_lets_go_of_groups_whose_pairs_have_come(conn, s3, settings, traffic, monkeypatch):
+    """However a run's pairs come (here one at a time, shuffled), the section holds a group's
+    facts only until its pairs have all come, and no more than FACTS_KEPT groups at once (a pair
+    of a group let go early reads its digest again): the same section either way."""
+    import random
+
+    import workers.export.quality as section_module
+    from likeloop_server import keys, stored
+
+    store_and_pair(conn, settings, *four_answer_groups())
+    records = conn.hgetall(keys.ProjectKeys(P).pair_records)
+    items = sorted((*stored.record_ids(stored.parse_record(raw)), raw) for raw in records.values())
+    assert len(items) == 43 + 6 * 4
+    random.Random(7).shuffle(items)
+    for filters in ({}, {"exclude_suspect_voters": True, "min_voters": 2}):
+        whole, held, kept = section_of(conn, s3, settings, items, "scratch:a", **filters)
+        assert max(held) < 30 and held[-1] == 0  # 49 groups; all let go at the end
+        monkeypatch.setattr(section_module, "FACTS_KEPT", 2)
+        bounded, held, bounded_kept = section_of(conn, s3, settings, items, "scratch:b", **filters)
+        monkeypatch.undo()
+        assert max(held) == 2
+        assert bounded == whole and bounded_kept == kept
+        assert whole["figures"]["groups"]["value"] == (49 if not filters else 7)
+    assert not conn.exists("scratch:a", "scratch:b")  # the run's scratch set of counted groups is gone

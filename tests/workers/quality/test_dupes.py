@@ -42,3 +42,30 @@ def test_the_system_prompt_is_not_compared():
     messages = [{"role": "system", "content": system}, {"role": "user", "content": "Where is my parcel?"}]
     assert prompt_text(None, system, messages) == "Where is my parcel?"
     assert prompt_text("How do refunds work?", system, None) == "How do refunds work?"
+
+
+def test_signatures_past_memory_go_to_a_file_and_find_the_same(monkeypatch):
+    """Past SPOOL_BYTES the signatures live in a temporary file, read a slice of rows at a time
+    (here 7 rows a slice, 4 KB in memory): the same rows are found as from bytes in memory."""
+    import numpy as np
+
+    from workers.pairing.digest import signatures
+    from workers.quality import dupes
+
+    texts = [f"Tell me about topic number {i % 40} in the catalogue, please, with detail {i % 3}" for i in range(120)]
+    texts += [f"An unrelated question {i} about {i * 17} things and {i * 31} more" for i in range(60)]
+    signed = b"".join(signatures(texts))
+    in_memory = dupes.duplicate_rows(signed)
+    monkeypatch.setattr(dupes.SignatureFile, "SPOOL_BYTES", 4096)
+    monkeypatch.setattr(dupes, "_COMPARE_ROWS", 7)
+    held = dupes.SignatureFile()
+    for start in range(0, len(signed), 128 * 11):
+        held.add(signed[start : start + 128 * 11])
+    assert held.rows == 180 and held._file._rolled  # on disk
+    on_disk = dupes.duplicate_rows(held)
+    assert in_memory[:120].all() and not in_memory[120:].any()
+    assert np.array_equal(on_disk, in_memory)
+    assert np.array_equal(
+        held.rows_of(np.array([0, 8, 179])), np.frombuffer(signed, np.uint8).reshape(180, 128)[[0, 8, 179]]
+    )
+    held.close()
