@@ -11,6 +11,7 @@ tallied, and each group once.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any, cast
@@ -19,11 +20,12 @@ import redis
 
 from likeloop_server import keys
 from likeloop_server.export_filters import ExportFilters
+from likeloop_server.queues import schedule_pairing
 from likeloop_server.settings import Settings
 from workers.pairing.digest import GroupDigest, PairFacts
 from workers.pairing.population import GroupView
 from workers.quality.figures import Tally, view_digest
-from workers.quality.gather import READ_GROUPS, read_digests, read_views, row_of
+from workers.quality.gather import READ_GROUPS, decode_digests, read_views, row_of
 from workers.quality.job import current_suspects
 
 from .logscan import Added
@@ -78,6 +80,8 @@ class QualitySection:
         self.verdicts: dict[str, tuple[frozenset[str], dict[str, list[str]]]] = {}
         self.left_out: Counter[str] = Counter()
         self.left_out_pairs = 0
+        self.digests_queued = 0  # groups without a digest handed to the pairing job
+        self.newly_counted: set[str] = set()  # groups counted, not in ``counted_key`` yet
 
     @property
     def wants_views(self) -> bool:
@@ -107,19 +111,44 @@ class QualitySection:
     def _read(self, group_ids: list[str]) -> None:
         for start in range(0, len(group_ids), READ_GROUPS):
             chunk = group_ids[start : start + READ_GROUPS]
-            digests = read_digests(self.conn, self.pk, chunk)
+            digests, counted = self._digests(chunk)
             whole = [gid for gid in chunk if gid not in digests or digests[gid].touches(self.suspects)]
             views = read_views(self.conn, self.pk, whole) if whole else {}
-            self._held(chunk, {gid: (digests.get(gid), views.get(gid)) for gid in chunk})
+            self._queue_digests([gid for gid, v in views.items() if gid not in digests and v.responses])
+            self._held(chunk, {gid: (digests.get(gid), views.get(gid)) for gid in chunk}, counted)
 
-    def _held(self, group_ids: list[str], found: dict[str, tuple[GroupDigest | None, GroupView | None]]) -> None:
+    def _digests(self, group_ids: list[str]) -> tuple[dict[str, GroupDigest], set[str]]:
+        """The groups' digests, and which of them the figures counted already, in one round trip
+        that also records the groups counted since the last one."""
+        pipe = self.conn.pipeline(transaction=False)
+        if self.newly_counted:
+            pipe.sadd(self.counted_key, *self.newly_counted)
+        pipe.smismember(self.counted_key, group_ids)
+        pipe.hmget(self.pk.quality_digests, group_ids)
+        *_, flags, raw = pipe.execute()
+        self.newly_counted = set()
+        return decode_digests(group_ids, raw), {gid for gid, flag in zip(group_ids, flags, strict=True) if flag}
+
+    def _queue_digests(self, group_ids: list[str]) -> None:
+        """Groups read whole for want of a digest (paired before digests were kept) go back to
+        the pairing job, which pairs them again as they are and keeps their digests: the next run
+        reads digests. The job is scheduled when the run ends (``finish``)."""
+        if group_ids:
+            self.conn.zadd(self.pk.dirty, dict.fromkeys(group_ids, time.time()), nx=True)
+            self.digests_queued += len(group_ids)
+
+    def _held(
+        self,
+        group_ids: list[str],
+        found: dict[str, tuple[GroupDigest | None, GroupView | None]],
+        counted: set[str] | None = None,
+    ) -> None:
         """Hold the groups' digests (made from the group itself where one has none) until their
         pairs have come, and decide which of their pairs the filters keep. A group the figures
-        counted already (its facts let go before all its pairs came) is held, not counted again."""
-        counted = set()
-        if self.enabled:
-            flags = self.conn.smismember(self.counted_key, group_ids) if group_ids else []
-            counted = {gid for gid, flag in zip(group_ids, flags, strict=True) if flag}
+        counted already (``counted``; its facts let go before all its pairs came) is held, not
+        counted again."""
+        if counted is None:
+            counted = {gid for gid in group_ids if self.enabled and self._counted(gid)}
         for gid in group_ids:
             stored, view = found.get(gid, (None, None))
             if gid in self.facts or (stored is None and view is None):
@@ -146,6 +175,9 @@ class QualitySection:
                 if waiting[gid] <= 0:
                     self._let_go(gid)
 
+    def _counted(self, gid: str) -> bool:
+        return gid in self.newly_counted or bool(self.conn.sismember(self.counted_key, gid))
+
     def _let_go(self, gid: str) -> None:
         self.facts.pop(gid, None)
         self.waiting.pop(gid, None)
@@ -167,8 +199,10 @@ class QualitySection:
                 self.tally.group(view, digest)
             else:
                 self.tally.digest(digest, view)
-        if newly:
-            self.conn.sadd(self.counted_key, *newly)
+        self.newly_counted |= newly
+        if len(self.newly_counted) >= READ_GROUPS:  # groups from snapshots, read one at a time
+            self.conn.sadd(self.counted_key, *self.newly_counted)
+            self.newly_counted = set()
         sources, chosen, rejected, *_ = zip(*cast(list[PairFacts], found), strict=True)
         self.tally.columns(pair_ids, group_ids, sources, chosen, rejected)
 
@@ -212,4 +246,6 @@ class QualitySection:
         if self.enabled:
             section["figures"] = self.tally.result()
             self.conn.delete(self.counted_key)
+        if self.digests_queued:
+            schedule_pairing(self.conn, self.pk.project)
         return section

@@ -93,7 +93,9 @@ def duplicate_rows(sigs: bytes | bytearray | SignatureFile, threshold: float = T
             band[at : at + len(block)] = block.view(np.uint64)[:, b]
             at += len(block)
         order = np.argsort(band)
-        alike = band[order[1:]] == band[order[:-1]]  # each row in band order: the same as the next?
+        in_order = band[order]
+        alike = in_order[1:] == in_order[:-1]  # each row in band order: the same as the next?
+        del in_order
         repeated = np.zeros(n, dtype=bool)
         repeated[1:] |= alike
         repeated[:-1] |= alike

@@ -90,7 +90,12 @@ def read_views(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) ->
 def read_digests(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -> dict[str, GroupDigest]:
     """The quality digests the pairing job keeps of groups (workers/pairing/digest.py), in one
     command; a group with none (not paired since digests were kept) is left out."""
-    found = conn.hmget(pk.quality_digests, group_ids) if group_ids else []
+    return decode_digests(group_ids, conn.hmget(pk.quality_digests, group_ids) if group_ids else [])
+
+
+def decode_digests(group_ids: list[str], found: list[bytes | None]) -> dict[str, GroupDigest]:
+    """Stored digests (``HMGET``'s answer for ``group_ids``) decoded; those missing or of another
+    version left out."""
     out = {}
     for gid, raw in zip(group_ids, found, strict=True):
         if raw is not None and (d := digest.decode(gid, raw)) is not None:

@@ -4,6 +4,7 @@ of which rest on a bot's likes alone)."""
 
 import gzip
 import json
+import time
 
 import pytest
 
@@ -14,6 +15,7 @@ from tests.workers.quality.test_report import NOW, bot_and_its_groups, honest, v
 from workers.archive.run import archive_project
 from workers.export.quality import QualitySection
 from workers.export.run import export_project
+from workers.pairing.drain import drain
 from workers.quality.report import range_report
 
 
@@ -121,7 +123,16 @@ def test_groups_without_a_digest_are_read_whole_to_the_same_figures_and_filters(
     report = range_report(conn, s3, settings, P, now=0.0)
     assert conn.hlen(pk.quality_digests) == 43
     conn.delete(pk.quality_digests)
+    records, log = conn.hgetall(pk.pair_records), conn.xlen(pk.pair_log)
     assert snapshot(conn, s3, settings, min_voters=3, exclude_suspect_voters=True)["quality"] == filtered
+    assert snapshot(conn, s3, settings)["quality"] == whole
+    assert range_report(conn, s3, settings, P, now=0.0) == report
+    # the groups read whole went back to the pairing job, which keeps their digests again and
+    # changes nothing else
+    assert conn.zcard(pk.dirty) == 43
+    drain(conn, P, 100, time.monotonic() + 30, schedule=False, settings=settings)
+    assert conn.hlen(pk.quality_digests) == 43 and not conn.zcard(pk.dirty)
+    assert conn.hgetall(pk.pair_records) == records and conn.xlen(pk.pair_log) == log
     assert snapshot(conn, s3, settings)["quality"] == whole
     assert range_report(conn, s3, settings, P, now=0.0) == report
     assert whole["figures"]["duplicate_prompts"]["near_duplicates"] == 2
