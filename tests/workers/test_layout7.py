@@ -1,20 +1,16 @@
 """A copy of a store written by the layout 6 version (tests/workers/fixtures/layout6_store.json.gz:
 every key's DUMP payload and expiry, made by that version from the traffic of
 tests/workers/history.py, with what its service answered) comes up to layout 7: every project
-key renamed with the project as its hash tag, every value byte for byte, and the service, the
-exports and pairing answer as that version did."""
+key renamed with the project as its hash tag, every value byte for byte (that the service, the
+exports and pairing then answer as that version did: tests/workers/test_store_copies.py)."""
 
-import base64
-import gzip
-import json
 from pathlib import Path
 
 import pytest
 
-from likeloop_server import exports, keys
-from tests.support import P, auth, labelled, store_and_pair
-from tests.workers.history import snapshot_rows
-from workers.export.run import export_project
+from likeloop_server import keys
+from tests.support import auth
+from tests.workers.store_copies import load
 from workers.migrate import migrate, tag_keys
 
 FIXTURE = Path(__file__).parent / "fixtures" / "layout6_store.json.gz"
@@ -22,12 +18,9 @@ FIXTURE = Path(__file__).parent / "fixtures" / "layout6_store.json.gz"
 
 def load_layout6(conn) -> dict:
     """The layout 6 store restored (its expiries counted from now); what it answered then."""
-    found = json.loads(gzip.decompress(FIXTURE.read_bytes()))
-    assert found["layout"] == 6
-    for key in found["keys"]:
-        ttl = max(key["pttl"], 0)
-        conn.restore(base64.b64decode(key["name"]), ttl, base64.b64decode(key["dump"]))
-    return found["answers"]
+    layout, answers = load(conn, FIXTURE)
+    assert layout == 6
+    return answers
 
 
 def everything(conn) -> dict[bytes, tuple[bytes, bool]]:
@@ -60,23 +53,6 @@ def test_a_layout_6_store_comes_up_to_layout_7_with_every_value(conn):
     moved = {tagged(name): value for name, value in before.items() if name != keys.LAYOUT.encode()}
     assert {name: value for name, value in after.items() if name != keys.LAYOUT.encode()} == moved
     assert migrate(conn) == 0 and everything(conn) == after  # once done, a no-op
-
-
-def test_after_the_move_the_service_exports_and_pairing_answer_as_layout_6_did(conn, client, s3, settings):
-    answers = load_layout6(conn)
-    migrate(conn)
-    secret = answers["secret"]
-    assert client.get("/v1/stats", headers=auth(secret)).get_json()["totals"] == answers["stats"]
-    assert client.get("/v1/leaderboard", headers=auth(secret)).get_json() == answers["leaderboard"]
-    assert [list(row) for row in snapshot_rows(conn, s3, settings)[1]] == answers["snapshot_rows"]
-    # the export cursor and the exported set came along: the next incremental run sends what
-    # the layout 6 version's next run sent, no more
-    nxt = export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")
-    assert nxt["counts"] == answers["next_incremental_counts"]
-    # and new traffic pairs and exports as before
-    store_and_pair(conn, settings, *labelled(9))
-    again = export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")
-    assert again["counts"] == {"pairs": 1, "kto": 0, "retractions": 0}
 
 
 def test_the_service_waits_while_the_store_is_older(conn, settings):
