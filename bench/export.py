@@ -1,7 +1,8 @@
 """Export throughput and memory: pairs per second and peak memory of an incremental export of
 N pairs, against reading the same pairs from Redis alone (the pair log and the records it
-names, in the export's chunks, nothing done with them), measured in the same run on a local
-redis-server and SeaweedFS S3 server. A raw boto3 upload of the export's bytes is shown too.
+names, in the export's chunks, nothing done with them) and against the same export without its
+quality section, measured in the same run on a local redis-server and SeaweedFS S3 server. A raw
+boto3 upload of the export's bytes is shown too.
 
 The pairs are seeded straight into Redis (records and pair-log entries, as the pairing job
 writes them), so only the export is timed. Each export runs in a fresh process whose peak RSS is
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import redis  # noqa: E402
 
 from likeloop_cli import stack  # noqa: E402
 from likeloop_server import keys  # noqa: E402
@@ -73,7 +76,7 @@ def _settings(redis_url: str, s3_url: str) -> Settings:
     return Settings(redis_url=redis_url, s3_url=f"s3://{BUCKET}/bench", s3_endpoint=s3_url)
 
 
-def run_export(redis_url: str, s3_url: str, project: str, out: mp.Queue) -> None:
+def run_export(redis_url: str, s3_url: str, project: str, quality: bool, out: mp.Queue) -> None:
     import redis
 
     from likeloop_server import exports
@@ -83,7 +86,7 @@ def run_export(redis_url: str, s3_url: str, project: str, out: mp.Queue) -> None
     settings = _settings(redis_url, s3_url)
     conn, s3 = redis.Redis.from_url(redis_url), s3_client(settings)
     start = time.perf_counter()
-    manifest = export_project(conn, s3, settings, project, exports.new_export_id(), "incremental")
+    manifest = export_project(conn, s3, settings, project, exports.new_export_id(), "incremental", quality=quality)
     elapsed = time.perf_counter() - start
     keys_ = [f["key"] for f in manifest["files"] if f["kind"] == "pairs"]
     out.put((elapsed, manifest["counts"]["pairs"], keys_, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
@@ -161,20 +164,26 @@ def main() -> int:
             print(f"idle worker process RSS (same imports): {base_rss / 1024:.0f} MB")
             print(
                 f"{'pairs':>9} {'export s':>9} {'pairs/s':>10} {'read s':>7} {'export/read rate':>17} "
-                f"{'raw upload s':>13} {'peak RSS MB':>12}"
+                f"{'raw upload s':>13} {'peak RSS MB':>12} {'without section s':>18} {'its RSS MB':>11}"
             )
             for n in sizes:
+                # Without the quality section first, in a project of its own (an export trims the
+                # pair log up to its cursor, and its manifest would move a flushed project's on).
+                seed(redis_server.url, f"bench-{n}-plain", n, args.pairs_per_group)
+                plain, count, _, plain_rss = in_child(run_export, redis_server.url, weed.url, f"bench-{n}-plain", False)
+                assert count == n, (count, n)
+                redis.Redis.from_url(redis_server.url).flushall()
                 project = f"bench-{n}"
                 seed(redis_server.url, project, n, args.pairs_per_group)
                 # Read first: the export trims the pair log up to its cursor.
                 read, records = in_child(redis_read, redis_server.url, project)
                 assert records == n, (records, n)
-                elapsed, count, objects, rss = in_child(run_export, redis_server.url, weed.url, project)
+                elapsed, count, objects, rss = in_child(run_export, redis_server.url, weed.url, project, True)
                 assert count == n, (count, n)
                 raw = raw_upload_seconds(weed.url, objects)
                 print(
                     f"{n:>9} {elapsed:>9.2f} {n / elapsed:>10.0f} {read:>7.2f} {read / elapsed:>17.2f} "
-                    f"{raw:>13.2f} {rss / 1024:>12.0f}",
+                    f"{raw:>13.2f} {rss / 1024:>12.0f} {plain:>18.2f} {plain_rss / 1024:>11.0f}",
                     flush=True,
                 )
         finally:
