@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import redis
 
@@ -35,6 +35,24 @@ def _facts(pair_id: str, group_id: str, raw: bytes) -> PairFacts:
     """A pair's facts as its stored record gives them (its voters and margin unknown: 0)."""
     row, at = row_of(pair_id, group_id, raw)
     return PairFacts(row.source, row.chosen_chars, row.rejected_chars, 0, 0, at)
+
+
+class Held:
+    """A group a run holds: its pairs' facts, how many of them have not come yet, its digest
+    until the figures count it (with the group read whole, if it was, and whether the digest was
+    made from it), and which of its pairs the filters keep (the ids of the pairs its feedback
+    makes, and those a filter leaves out -> which)."""
+
+    __slots__ = ("facts", "waiting", "uncounted", "verdict")
+
+    def __init__(
+        self,
+        facts: Mapping[str, PairFacts],
+        waiting: int,
+        uncounted: tuple[GroupDigest, GroupView | None, bool] | None,
+        verdict: tuple[frozenset[str], dict[str, list[str]]] | None,
+    ) -> None:
+        self.facts, self.waiting, self.uncounted, self.verdict = facts, waiting, uncounted, verdict
 
 
 # Groups whose pair facts a run holds at once: a group's are let go once all its pairs have come
@@ -71,13 +89,7 @@ class QualitySection:
             found, self.suspects_at = current_suspects(conn, s3, settings, project)
             self.suspects = frozenset(found)
         self.tally = Tally(self.suspects, self.max_pairs, strategy)
-        self.facts: dict[str, Mapping[str, PairFacts]] = {}  # group held -> its pairs' facts, oldest first
-        self.waiting: dict[str, int] = {}  # group held -> how many of its pairs have not come yet
-        # groups held whose pairs are not counted yet: (digest, the group read whole if it was,
-        # whether the digest was made from it)
-        self.untallied: dict[str, tuple[GroupDigest, GroupView | None, bool]] = {}
-        # group -> (the ids of the pairs its feedback makes, those a filter leaves out -> which)
-        self.verdicts: dict[str, tuple[frozenset[str], dict[str, list[str]]]] = {}
+        self.held: dict[str, Held] = {}  # the groups held, oldest first
         self.left_out: Counter[str] = Counter()
         self.left_out_pairs = 0
         self.digests_queued = 0  # groups without a digest handed to the pairing job
@@ -98,7 +110,7 @@ class QualitySection:
         if view is not None:
             self._held([view.group_id], {view.group_id: (None, view)})
         else:
-            self._read(sorted({gid for _, gid, _ in items if gid not in self.facts}))
+            self._read(sorted({gid for _, gid, _ in items if gid not in self.held}))
         if self.filters.active:
             items_kept = [x for x in items if self._kept(x[0], x[1])]
         else:
@@ -151,59 +163,57 @@ class QualitySection:
             counted = {gid for gid in group_ids if self.enabled and self._counted(gid)}
         for gid in group_ids:
             stored, view = found.get(gid, (None, None))
-            if gid in self.facts or (stored is None and view is None):
+            if gid in self.held or (stored is None and view is None):
                 continue
             made = stored is None
             if stored is None:
                 assert view is not None
                 stored = view_digest(view, self.max_pairs, self.strategy)
-            self.facts[gid] = stored.pairs
-            self.waiting[gid] = sum(1 for f in stored.pairs.values() if f.source not in self.left_out_sources)
-            if self.enabled and gid not in counted:
-                self.untallied[gid] = (stored, view, made)
-            if self.filters.active:
-                self.verdicts[gid] = self._judge(stored, view)
-        while len(self.facts) > FACTS_KEPT:
-            self._let_go(next(iter(self.facts)))
+            self.held[gid] = Held(
+                stored.pairs,
+                sum(1 for f in stored.pairs.values() if f.source not in self.left_out_sources),
+                (stored, view, made) if self.enabled and gid not in counted else None,
+                self._judge(stored, view) if self.filters.active else None,
+            )
+        while len(self.held) > FACTS_KEPT:
+            del self.held[next(iter(self.held))]
 
     def _arrived(self, items: list[Added]) -> None:
         """Count the chunk's pairs as come; let go of the groups all of whose pairs have."""
-        facts, waiting = self.facts, self.waiting
+        held = self.held
         for pid, gid, _ in items:
-            if pid in facts.get(gid, ()):
-                waiting[gid] -= 1
-                if waiting[gid] <= 0:
-                    self._let_go(gid)
+            group = held.get(gid)
+            if group is not None and pid in group.facts:
+                group.waiting -= 1
+                if group.waiting <= 0:
+                    del held[gid]
 
     def _counted(self, gid: str) -> bool:
         return gid in self.newly_counted or bool(self.conn.sismember(self.counted_key, gid))
 
-    def _let_go(self, gid: str) -> None:
-        self.facts.pop(gid, None)
-        self.waiting.pop(gid, None)
-        self.untallied.pop(gid, None)
-        self.verdicts.pop(gid, None)
-
     def _tally(self, items: list[Added]) -> None:
         """Written pairs into the figures (by their digests' facts), and their groups once."""
-        none: Mapping[str, PairFacts] = {}
-        get = self.facts.get
-        found = [get(gid, none).get(pid) for pid, gid, _ in items]
-        if None in found:  # a pair its group's digest does not know (made by older rules): its record says
-            found = [f or _facts(pid, gid, raw) for f, (pid, gid, raw) in zip(found, items, strict=True)]
+        held, newly = self.held, []
+        found: list[PairFacts] = []
+        for pid, gid, raw in items:
+            group = held.get(gid)
+            facts = None if group is None else group.facts.get(pid)
+            # a pair its group's digest does not know (made by older rules): its record says
+            found.append(facts or _facts(pid, gid, raw))
+            if group is not None and group.uncounted is not None:
+                digest, view, made = group.uncounted
+                group.uncounted = None
+                if made and view is not None:
+                    self.tally.group(view, digest)
+                else:
+                    self.tally.digest(digest, view)
+                newly.append(gid)
         pair_ids, group_ids, _ = zip(*items, strict=True)
-        newly = self.untallied.keys() & set(group_ids)
-        for gid in newly:
-            digest, view, made = self.untallied.pop(gid)
-            if made and view is not None:
-                self.tally.group(view, digest)
-            else:
-                self.tally.digest(digest, view)
-        self.newly_counted |= newly
+        self.newly_counted.update(newly)
         if len(self.newly_counted) >= READ_GROUPS:  # groups from snapshots, read one at a time
             self.conn.sadd(self.counted_key, *self.newly_counted)
             self.newly_counted = set()
-        sources, chosen, rejected, *_ = zip(*cast(list[PairFacts], found), strict=True)
+        sources, chosen, rejected, *_ = zip(*found, strict=True)
         self.tally.columns(pair_ids, group_ids, sources, chosen, rejected)
 
     def _judge(self, found: GroupDigest, view: GroupView | None) -> tuple[frozenset[str], dict[str, list[str]]]:
@@ -218,7 +228,8 @@ class QualitySection:
     def _kept(self, pair_id: str, group_id: str) -> bool:
         """Whether the filters keep a stored pair; counts why not. A pair its group's feedback no
         longer makes (the group waits for pairing) is left out as ``not_current``."""
-        made, failing = self.verdicts.get(group_id, (frozenset(), {}))
+        group = self.held.get(group_id)
+        made, failing = (frozenset(), {}) if group is None or group.verdict is None else group.verdict
         failed = failing.get(pair_id, []) if pair_id in made else ["not_current"]
         if failed:
             self.left_out.update(failed)

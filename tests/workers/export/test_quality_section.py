@@ -163,7 +163,7 @@ def section_of(conn, s3, settings, items, counted_key, **filters):
     held, kept = [], []
     for item in items:
         kept += [pid for pid, _, _ in section.pairs([item])]
-        held.append(len(section.facts))
+        held.append(len(section.held))
     return section.finish(), held, kept
 
 
