@@ -94,6 +94,7 @@ def request(
     sources: str | None = None,
     per_hour: int = 0,
     filters: dict[str, Any] | None = None,
+    quality: bool | None = None,
 ) -> tuple[str, bool]:
     """Record an export request and enqueue its job, unless an export of the same mode is queued
     for the project already: then that one's id (it runs with its own options). Returns (id,
@@ -103,7 +104,8 @@ def request(
     ``retry`` lets RQ retry a failed run with backoff (the nightly and API default); a caller
     that waits for the outcome passes False so a failure is reported at once. ``formats`` and
     ``parquet`` override the project's defaults for this run; so do ``filters``
-    (``exclude_suspect_voters``, ``min_voters``, ``min_margin``: snapshot runs only).
+    (``exclude_suspect_voters``, ``min_voters``, ``min_margin``: snapshot runs only), and
+    ``quality`` (whether the run computes its quality figures: the project's ``export_quality``).
     """
     if mode not in MODES:
         raise InvalidValue(f"mode must be one of {', '.join(MODES)}, got {mode!r}", field="mode")
@@ -122,7 +124,7 @@ def request(
     record_request(conn, project, mode, trigger, export_id)
     enqueue_export(
         conn, project, export_id, mode, retry=retry, formats=formats, parquet=parquet, sources=sources,
-        filters=given or None,
+        filters=given or None, quality=quality,
     )  # fmt: skip
     _trim(conn, pk)
     return export_id, True

@@ -155,6 +155,8 @@ class ProjectConfig:
     exclude_suspect_voters: bool = False
     min_voters: int = 0
     min_margin: float = 0.0
+    # Whether exports compute their rows' quality figures (docs/quality.md) unless a run says.
+    export_quality: bool = True
 
     @property
     def filters(self) -> ExportFilters:
@@ -173,6 +175,8 @@ class ProjectConfig:
             )
         if not 0.0 <= self.test_ratio < 1.0:
             raise InvalidValue(f"test_ratio must be at least 0 and below 1, got {self.test_ratio}", field="test_ratio")
+        if not isinstance(self.export_quality, bool):
+            raise InvalidValue("export_quality: true or false", field="export_quality")
         if self.nightly_mode not in MODES:
             raise InvalidValue(
                 f"nightly_mode must be one of {', '.join(MODES)}, got {self.nightly_mode!r}", field="nightly_mode"
@@ -223,6 +227,7 @@ def get_config(conn: redis.Redis, project: str) -> ProjectConfig:
         judge=JudgeConfig(**json.loads(raw["judge"])) if raw.get("judge") else None,
         reference=ReferenceConfig(**json.loads(raw["reference"])) if raw.get("reference") else None,
         **ExportFilters.stored(raw).as_dict(),
+        export_quality=raw.get("export_quality", "1") == "1",
     )
 
 
@@ -259,6 +264,7 @@ def update_config(conn: redis.Redis, project: str, policy: ModelPolicy | None = 
             "judge": json.dumps(asdict(new.judge)) if new.judge else "",
             "reference": json.dumps(asdict(new.reference)) if new.reference else "",
             **new.filters.to_stored(),
+            "export_quality": "1" if new.export_quality else "0",
         },
     )
     return new

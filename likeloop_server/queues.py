@@ -239,11 +239,12 @@ def enqueue_export(
     parquet: bool | None = None,
     sources: str | None = None,
     filters: dict[str, Any] | None = None,
+    quality: bool | None = None,
 ) -> None:
     """Enqueue an export run; ``retry=False`` when someone is waiting to see it fail or succeed."""
     queue(EXPORT_QUEUE, conn).enqueue(
         EXPORT_JOB,
-        args=(project, export_id, mode, formats, parquet, sources, filters),
+        args=(project, export_id, mode, formats, parquet, sources, filters, quality),
         job_id=export_job_id(project, export_id),
         job_timeout=defaults.EXPORT_TIMEOUT_S,
         retry=EXPORT_RETRY if retry else None,

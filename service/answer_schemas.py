@@ -258,6 +258,7 @@ class ProjectConfigOutSchema(Schema):
     exclude_suspect_voters = fields.Bool(required=True)
     min_voters = fields.Int(required=True)
     min_margin = fields.Float(required=True)
+    export_quality = fields.Bool(required=True)
 
 
 class HealthSchema(Schema):

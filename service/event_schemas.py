@@ -242,6 +242,12 @@ class ExportRequestSchema(_ExportFilters):
         metadata={"description": "Override the project's formats for this run."},
     )
     parquet = fields.Bool(metadata={"description": "Also write Parquet (default: the project's setting)."})
+    quality = fields.Bool(
+        metadata={
+            "description": "Compute the quality figures of the run's rows for its manifest (default: the project's "
+            "export_quality); its filters apply either way."
+        }
+    )
     sources = fields.Str(
         validate=_check_sources,
         metadata={
@@ -285,6 +291,12 @@ class ProjectConfigSchema(_ExportFilters):
     )
     formats = fields.List(fields.Str(validate=validate.OneOf(FORMATS)), validate=validate.Length(min=1))
     parquet = fields.Bool()
+    export_quality = fields.Bool(
+        metadata={
+            "description": "Whether exports compute their rows' quality figures (docs/quality.md; default true). "
+            "They cost an export about 1.5-3 times its time; a run can say otherwise."
+        }
+    )
     test_ratio = fields.Float(validate=validate.Range(min=0, max=1, max_inclusive=False))
     nightly_mode = fields.Str(validate=validate.OneOf(MODES))
     judge = fields.Dict(

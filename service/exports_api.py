@@ -35,6 +35,7 @@ def post_export() -> ResponseReturnValue:
         sources=body.get("sources"),
         per_hour=resources().settings.exports_per_hour,
         filters={name: body.get(name) for name in export_filters.NAMES},
+        quality=body.get("quality"),
     )
     return jsonify(exports.get_export(resources().redis, g.project, export_id)), 202 if queued_now else 200
 

@@ -64,9 +64,10 @@ def run_export(
     parquet: bool | None = None,
     sources: str | None = None,
     filters: dict[str, Any] | None = None,
+    quality: bool | None = None,
 ) -> dict[str, Any]:
     """Write one export run of a project to S3, manifest last (workers/export/)."""
-    return export.run_export(project, export_id, mode, formats, parquet, sources, filters)
+    return export.run_export(project, export_id, mode, formats, parquet, sources, filters, quality)
 
 
 def export_all_projects(conn: redis.Redis | None = None) -> list[str]:

@@ -58,6 +58,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_filter_arguments(export, "snapshot:", "; default: the project's setting")
     export.add_argument(
+        "--quality",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="compute the run's quality figures for its manifest (or not; docs/quality.md); "
+        "default: the project's setting",
+    )
+    export.add_argument(
         "--wait",
         action="store_true",
         help="wait for the export to finish; exit 1 if it failed (a waited-for run is not retried)",
@@ -97,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         parquet=args.parquet,
         sources=args.sources,
         filters=args.filters,
+        quality=args.quality,
     )
     if not args.wait:
         print(json.dumps(exports.get_export(conn, args.project, export_id)))
@@ -123,6 +131,7 @@ def _inline(conn: Any, settings: Settings, args: argparse.Namespace, formats: tu
             args.parquet,
             args.sources,
             args.filters,
+            args.quality,
         )
     except Exception as exc:  # noqa: BLE001 - recorded and reported; the exit status says it failed
         error = f"{type(exc).__name__}: {exc}"

@@ -66,6 +66,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "\"daily_budget\"}; '{}' turns them off (docs/ai-feedback.md)",
     )
     add_filter_arguments(project, "snapshot exports")
+    project.add_argument(
+        "--export-quality",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="whether exports compute their rows' quality figures (default: yes; they cost an export about "
+        "1.5-3 times its time; docs/quality.md)",
+    )
     project.set_defaults(func=run)
 
 
@@ -100,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         exclude_suspect_voters=args.exclude_suspect_voters,
         min_voters=args.min_voters,
         min_margin=args.min_margin,
+        export_quality=args.export_quality,
     )
     out = {"project": args.project, **config.as_dict()}
     if config.strategy != before.strategy:

@@ -24,6 +24,7 @@ def test_settings_can_be_read_and_changed(client, conn):
         "exclude_suspect_voters": False,
         "min_voters": 0,
         "min_margin": 0.0,
+        "export_quality": True,
     }
     changed = client.patch(
         "/v1/project", json={"formats": ["openai", "trl-chat"], "parquet": True, "test_ratio": 0.1}, headers=auth(admin)
@@ -99,3 +100,24 @@ def test_a_new_strategy_re_pairs_every_group(client, conn):
     client.patch("/v1/project", json={"strategy": "best_worst"}, headers=auth(admin))
     assert conn.zcard(keys.ProjectKeys("acme").dirty) == 3  # every group, drained by one job
     assert Queue(PAIRING_QUEUE, connection=conn).count == 1
+
+
+def test_the_quality_figures_can_be_turned_off_for_the_project_and_asked_for_by_a_run(client, conn):
+    from likeloop_server.queues import EXPORT_QUEUE, queue
+
+    admin = make_key(conn, "acme")
+    assert client.get("/v1/project", headers=auth(admin)).get_json()["export_quality"] is True
+    changed = client.patch("/v1/project", json={"export_quality": False}, headers=auth(admin))
+    assert changed.status_code == 200 and changed.get_json()["export_quality"] is False
+    assert client.get("/v1/project", headers=auth(admin)).get_json()["export_quality"] is False
+    refused = client.patch("/v1/project", json={"export_quality": "maybe"}, headers=auth(admin))
+    assert refused.status_code == 400 and refused.get_json()["error"]["field"] == "export_quality"
+    refused = client.post("/v1/exports", json={"mode": "snapshot", "quality": "maybe"}, headers=auth(admin))
+    assert refused.status_code == 400 and refused.get_json()["error"]["field"] == "quality"
+    # a run's word goes to its job (the worker's export_project: tests/workers/export)
+    assert (
+        client.post("/v1/exports", json={"mode": "snapshot", "quality": True}, headers=auth(admin)).status_code == 202
+    )
+    assert client.post("/v1/exports", json={"mode": "incremental"}, headers=auth(admin)).status_code == 202
+    jobs = {job.args[2]: job.args[7] for job in queue(EXPORT_QUEUE, conn).jobs}
+    assert jobs == {"snapshot": True, "incremental": None}  # None: the project's setting, read when it runs

@@ -80,7 +80,10 @@ def quality_lines(quality: dict[str, Any]) -> list[str]:
     """The card's quality section: a table of the figures (each with what it rests on), the
     filters and what they left out."""
     lines = ["## Quality", "", "What these rows are worth (definitions: LikeLoop's docs/quality.md).", ""]
-    lines += ["| figure | value | rests on |", "| --- | ---: | --- |"]
+    if "figures" in quality:
+        lines += ["| figure | value | rests on |", "| --- | ---: | --- |"]
+    else:
+        lines += ["Not computed for this export (the project's `export_quality` or the run said so)."]
     for name, figure in quality.get("figures", {}).items():
         rest = ", ".join(f"{k} {_cell(v)}" for k, v in figure.items() if k != "value")
         lines.append(f"| {FIGURE_TEXT.get(name, name)} (`{name}`) | {_cell(figure.get('value'))} | {rest} |")

@@ -302,7 +302,7 @@ def export_project(
     parquet: bool | None = None,
     sources: str | None = None,
     filters: dict[str, Any] | None = None,
-    quality: bool = True,
+    quality: bool | None = None,
 ) -> dict[str, Any]:
     """Run one export to completion; returns its manifest. Raises ExportBusy if one is running.
 
@@ -310,12 +310,14 @@ def export_project(
     ``sources`` is ``human`` (the default: pairs people decided), ``all`` (models' too) or a
     comma-separated list of sources (``exports.PAIR_SOURCES``). ``filters`` override the
     project's (likeloop_server/export_filters.py; snapshot runs only). ``quality``: write the
-    quality section's figures (its filters apply either way).
+    quality section's figures (its filters apply either way); default: the project's
+    ``export_quality``.
     """
     pk = keys.ProjectKeys(project)
     layout = Layout(settings, project)
     plan = replace(_plan(conn, project, formats, parquet), sources=exports.parse_sources(sources or "human"))
     chosen = _filters(conn, project, mode, filters)
+    quality = get_config(conn, project).export_quality if quality is None else quality
     lock = ExportLock(conn, pk.export_lock, export_id, settings.export_lock_ttl_s)
     lock.acquire()
     try:
@@ -364,6 +366,7 @@ def run_export(
     parquet: bool | None = None,
     sources: str | None = None,
     filters: dict[str, Any] | None = None,
+    quality: bool | None = None,
 ) -> dict[str, Any]:
     """RQ job: run a requested export, recording failures on the export record."""
     from rq import get_current_job
@@ -381,6 +384,7 @@ def run_export(
             parquet,
             sources,
             filters,
+            quality,
         )
         return {"manifest": manifest["export_id"], "counts": manifest["counts"]}
     except Exception as exc:

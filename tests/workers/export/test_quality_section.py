@@ -191,3 +191,24 @@ def test_the_section_lets_go_of_groups_whose_pairs_have_come(conn, s3, settings,
         assert bounded == whole and bounded_kept == kept
         assert whole["figures"]["groups"]["value"] == (49 if not filters else 7)
     assert not conn.exists("scratch:a", "scratch:b")  # the run's scratch set of counted groups is gone
+
+
+def test_the_figures_are_left_out_when_the_project_or_the_run_says(conn, s3, settings, traffic):
+    """``export_quality`` off: runs write no figures (their card says so) but their filters still
+    apply; a run can ask for them anyway, and without a word the project's setting holds."""
+    projects.update_config(conn, P, export_quality=False)
+    off = snapshot(conn, s3, settings)
+    assert "figures" not in off["quality"] and off["counts"]["pairs"] == 43
+    card = s3.get_object(Bucket=settings.s3_bucket, Key=f"{settings.s3_prefix}/{P}/README.md")["Body"].read().decode()
+    assert "Not computed for this export" in card and "| figure | value |" not in card
+    filtered = snapshot(conn, s3, settings, exclude_suspect_voters=True)
+    assert filtered["counts"]["pairs"] == 3 and "figures" not in filtered["quality"]
+    assert filtered["quality"]["left_out"] == {"pairs": 40, "by_filter": {"exclude_suspect_voters": 40}}
+    asked = export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot", quality=True)
+    assert asked["quality"]["figures"]["pairs_by_source"]["value"] == 43
+    projects.update_config(conn, P, export_quality=True)
+    assert "figures" in snapshot(conn, s3, settings)["quality"]
+    assert (
+        "figures"
+        not in export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot", quality=False)["quality"]
+    )
