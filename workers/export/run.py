@@ -23,7 +23,7 @@ from likeloop_server import exports, keys, ownership, stored
 from likeloop_server.apikeys import list_projects
 from likeloop_server.export_filters import ExportFilters, check_mode
 from likeloop_server.exports import ExportStatus
-from likeloop_server.projects import get_config
+from likeloop_server.projects import ProjectConfig, get_config
 from likeloop_server.settings import Settings
 from workers import context
 from workers.archive.layout import ArchiveLayout
@@ -202,18 +202,17 @@ def _snapshot(
     return {"cursor": None}
 
 
-def _filters(conn: redis.Redis, project: str, mode: str, given: dict[str, Any] | None) -> ExportFilters:
+def _filters(config: ProjectConfig, mode: str, given: dict[str, Any] | None) -> ExportFilters:
     """The run's filters: a snapshot's are the project's, with those the run gives instead."""
     run = ExportFilters().overridden(given)
     check_mode(mode, run)
     if mode != "snapshot":
         return run
-    return get_config(conn, project).filters.overridden(given)
+    return config.filters.overridden(given)
 
 
-def _plan(conn: redis.Redis, project: str, formats: tuple[str, ...] | None, parquet: bool | None) -> ExportPlan:
+def _plan(config: ProjectConfig, formats: tuple[str, ...] | None, parquet: bool | None) -> ExportPlan:
     """The project's configured export, with this run's overrides."""
-    config = get_config(conn, project)
     return ExportPlan(
         formats or config.formats, config.parquet if parquet is None else parquet, config.test_ratio, config.strategy
     )
@@ -315,9 +314,10 @@ def export_project(
     """
     pk = keys.ProjectKeys(project)
     layout = Layout(settings, project)
-    plan = replace(_plan(conn, project, formats, parquet), sources=exports.parse_sources(sources or "human"))
-    chosen = _filters(conn, project, mode, filters)
-    quality = get_config(conn, project).export_quality if quality is None else quality
+    config = get_config(conn, project)
+    plan = replace(_plan(config, formats, parquet), sources=exports.parse_sources(sources or "human"))
+    chosen = _filters(config, mode, filters)
+    quality = config.export_quality if quality is None else quality
     lock = ExportLock(conn, pk.export_lock, export_id, settings.export_lock_ttl_s)
     lock.acquire()
     try:
