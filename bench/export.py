@@ -49,7 +49,7 @@ def seed(redis_url: str, project: str, n: int, per_group: int = PAIRS_PER_GROUP)
     conn.sadd(keys.PROJECTS, project)
     for start in range(0, n, SEED_CHUNK):
         pipe = conn.pipeline(transaction=False)
-        made: dict[str, dict[str, digest.PairFacts]] = {}
+        made: dict[str, dict[int, digest.PairFacts]] = {}
         prompts: dict[str, str] = {}
         for i in range(start, min(n, start + SEED_CHUNK)):
             gid = f"g{i // per_group:08d}"
@@ -62,11 +62,13 @@ def seed(redis_url: str, project: str, n: int, per_group: int = PAIRS_PER_GROUP)
             pipe.sadd(pk.group_pairs(gid), pair.id)
             pipe.xadd(pk.pair_log, {"op": "add", "pair": pair.id, "group": gid})
             facts = digest.PairFacts("vote", len(good.text), len(bad.text), 3, 3, 1795700000.0)
-            made.setdefault(gid, {})[pair.id] = facts
+            made.setdefault(gid, {})[digest.key64(pair.id)] = facts
             prompts[gid] = prompt["prompt"]
         signed = digest.signatures(list(prompts.values()))
         for (gid, facts), signature in zip(made.items(), signed, strict=True):
-            people = {f"u{int(gid[1:]) % 997}": 2, f"u{int(gid[1:]) % 991 + 1000}": 1}
+            number = int(gid[1:])
+            voters = digest.keys64([f"u{number % 997}", f"u{number % 991 + 1000}"]).tolist()
+            people = dict(zip(voters, (2, 1), strict=True))
             found = digest.GroupDigest(gid, signature, people, frozenset(), facts, digest.Sums(0, 1, 1))
             pipe.hset(pk.quality_digests, gid, digest.encode(found))
         pipe.execute()

@@ -7,7 +7,9 @@ redis-server and SeaweedFS S3 server:
 2. a snapshot export with its quality section against the same export without it
    (``export_project(quality=False)``), alternated in the same run; median of rounds and the ratio.
    The export reuses the suspect voters the job computed within the hour, as a nightly export
-   after the job would; a third variant computes them in the run (``--fresh-suspects``).
+   after the job would, and the digests the pairing job made again of the groups the quality
+   job handed back (those where the suspects gave feedback, paired before they were known); a
+   third variant computes the suspects in the run (``--fresh-suspects``).
 
 The project: prompt groups of four answers (``--answers``; about 430 characters each, as
 bench/memory.py's), half liked and half disliked by three voters (one dissenting), so four pairs
@@ -116,6 +118,7 @@ def main() -> int:
     from likeloop_server import apikeys, exports
     from workers.context import s3_client
     from workers.export.run import export_project
+    from workers.pairing.drain import drain
     from workers.quality.job import compute
     from workers.quality.report import range_report, suspect_voters
 
@@ -149,6 +152,15 @@ def main() -> int:
             print(f"quality job s (median of {args.rounds}): {statistics.median(job):.2f}  "
                   f"[suspects from the archive {statistics.median(history):.2f}, "
                   f"figures {statistics.median(figures):.2f}]; rounds {rounds}")  # fmt: skip
+
+            # The groups where the suspects gave feedback, paired before they were known, went back
+            # to the pairing job, which a worker runs next: their digests then say what the groups
+            # make without the suspects, and no export reads them whole.
+            handed = conn.zcard(keys.ProjectKeys(PROJECT).dirty)
+            seconds, _ = timed(
+                lambda: drain(conn, PROJECT, 100, time.monotonic() + 600, schedule=False, settings=settings)
+            )
+            print(f"pairing job: {handed:,} groups handed back by the quality job, paired again in {seconds:.2f} s")
 
             def export(quality: bool) -> float:
                 return timed(lambda: export_project(

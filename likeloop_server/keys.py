@@ -243,9 +243,6 @@ class ProjectKeys:
     def export_run_retracted(self, export_id: str) -> str:
         return f"{self.base}export:run:{export_id}:retracted"  # scratch set: ids one run retracted
 
-    def export_run_groups(self, export_id: str) -> str:
-        return f"{self.base}export:run:{export_id}:groups"  # scratch set: groups one run's figures counted
-
     # The event archive (workers/archive/run.py).
     @property
     def archive_log(self) -> str:

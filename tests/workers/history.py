@@ -8,6 +8,7 @@ import time
 from likeloop_server import exports, keys, projects
 from tests.support import P, auth, feedback, labelled, read_jsonl_gz, response, store, store_and_pair
 from workers.export.run import export_project
+from workers.pairing import digest
 from workers.pairing.drain import drain
 
 # Keys whose contents a rebuild makes anew rather than restores: RQ's, the pair log (the
@@ -39,10 +40,11 @@ def _digests(raw: dict) -> tuple[dict, dict]:
     """Stored quality digests with their pairs' pairing times taken out, as ``_records``."""
     out, times = {}, {}
     for gid, value in raw.items():
-        found = json.loads(value)
-        for pid, facts in found[-1].items():
-            times[pid] = facts.pop()
-        out[gid] = found
+        found = digest.decode(gid.decode(), value)
+        assert found is not None, gid
+        for key, facts in found.pairs.items():
+            times[key] = facts.paired_at
+        out[gid] = found._replace(pairs={key: f._replace(paired_at=0.0) for key, f in found.pairs.items()})
     return out, times
 
 

@@ -33,10 +33,9 @@ class RunSets:
     def __init__(self, pk: keys.ProjectKeys, export_id: str) -> None:
         self.added = pk.export_run_added(export_id)
         self.retracted = pk.export_run_retracted(export_id)
-        self.groups = pk.export_run_groups(export_id)
 
     def reset(self, conn: redis.Redis) -> None:
-        conn.delete(self.added, self.retracted, self.groups)
+        conn.delete(self.added, self.retracted)
 
 
 def _ledger_ids(row: dict[str, Any]) -> list[str]:
@@ -66,7 +65,7 @@ def commit(conn: redis.Redis, pk: keys.ProjectKeys, manifest: dict[str, Any], ma
     pipe.hincrby(pk.stats_total, PAIRS_EXPORTED, manifest["stats"]["pairs_exported_delta"])
     # Entries up to the cursor are in S3 now; trimming them keeps Redis bounded.
     pipe.xtrim(pk.pair_log, minid=manifest["cursor"]["to"], approximate=False)  # "~" trims 10,000 at most
-    pipe.delete(sets.added, sets.retracted, sets.groups)
+    pipe.delete(sets.added, sets.retracted)
     pipe.execute()
 
 

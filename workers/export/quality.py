@@ -1,71 +1,107 @@
 """An export's quality section (docs/quality.md): the quality figures over exactly the pairs the
 run writes, what its filters left out, and when the suspect voters were computed.
 
-The run hands every chunk of pairs to ``QualitySection.pairs`` before writing it: the groups of
-the chunk not seen yet are read as the digests pairing keeps of them (workers/pairing/digest.py),
-a few hundred with one command, or taken from their compacted snapshots; the filters decide by
-the digest's facts of each pair (a group where a suspect voter gave feedback is read whole and
-paired again without them), and only the pairs they keep come back; every pair written is
-tallied, and each group once.
+The run hands every chunk of pairs to ``QualitySection.pairs`` before writing it. The chunk's
+groups are read as the digests pairing keeps of them (workers/pairing/digest.py), with one
+command, and decoded together into columns (or made from their compacted snapshots); each pair
+is found in its group's digest by its key, all at once. The filters decide by those facts (a
+group where a suspect voter gave feedback is read whole and paired again without them), and only
+the pairs they keep come back; every pair written is tallied, and each group once: the groups
+counted are known by their 64-bit hashes (``SeenKeys``, 8 bytes a group). A snapshot without
+filters reads its pairs' facts off their records (parsed for their ids anyway), so it reads only
+the digests of groups not counted yet.
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import redis
 
 from likeloop_server import keys
 from likeloop_server.export_filters import ExportFilters
 from likeloop_server.queues import schedule_pairing
 from likeloop_server.settings import Settings
-from workers.pairing.digest import GroupDigest, PairFacts
+from workers.pairing.digest import SOURCE_CODES, DigestBatch, batch_of, current, decode_batch, encode, keys64
 from workers.pairing.population import GroupView
 from workers.quality.figures import Tally, view_digest
-from workers.quality.gather import READ_GROUPS, decode_digests, read_views, row_of
+from workers.quality.gather import hand_back, read_views, row_of
 from workers.quality.job import current_suspects
 
 from .logscan import Added
 
-
-def _facts(pair_id: str, group_id: str, raw: bytes) -> PairFacts:
-    """A pair's facts as its stored record gives them (its voters and margin unknown: 0)."""
-    row, at = row_of(pair_id, group_id, raw)
-    return PairFacts(row.source, row.chosen_chars, row.rejected_chars, 0, 0, at)
-
-
-class Held:
-    """A group a run holds: its pairs' facts, how many of them have not come yet, its digest
-    until the figures count it (with the group read whole, if it was, and whether the digest was
-    made from it), and which of its pairs the filters keep (the ids of the pairs its feedback
-    makes, and those a filter leaves out -> which)."""
-
-    __slots__ = ("facts", "waiting", "uncounted", "verdict")
-
-    def __init__(
-        self,
-        facts: Mapping[str, PairFacts],
-        waiting: int,
-        uncounted: tuple[GroupDigest, GroupView | None, bool] | None,
-        verdict: tuple[frozenset[str], dict[str, list[str]]] | None,
-    ) -> None:
-        self.facts, self.waiting, self.uncounted, self.verdict = facts, waiting, uncounted, verdict
+# Pairs' facts read off their records by the caller: their sources (places in digest.SOURCES),
+# and their chosen and rejected answers' lengths, a list each.
+Facts = tuple[list[int], list[int], list[int]]
+# Places of a pair's facts in DigestBatch.pair_facts.
+_SOURCE, _CHOSEN, _REJECTED, _VOTERS, _MARGIN = range(5)
+_SPREAD = np.uint64(0x9E3779B97F4A7C15)  # a group's row, spread over 64 bits, told apart from another's
 
 
-# Groups whose pair facts a run holds at once: a group's are let go once all its pairs have come
-# (its digest says how many); beyond this many, the longest held go too, and a pair of one let go
-# reads its group's digest again (an incremental run brings some of a group's pairs, not all).
-FACTS_KEPT = 50_000
+class SeenKeys:
+    """A set of 64-bit keys: 8 bytes a key in a sorted array, the newest in a Python set until
+    MERGE_AT of them are merged in (one linear merge of two sorted runs)."""
+
+    MERGE_AT = 1 << 17
+
+    def __init__(self) -> None:
+        self.old = np.empty(0, np.uint64)
+        self.new: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.old) + len(self.new)
+
+    def contains(self, found: np.ndarray) -> np.ndarray:
+        """Which of ``found`` are here."""
+        new = self.new
+        return _contains(self.old, found) | np.fromiter((k in new for k in found.tolist()), bool, len(found))
+
+    def add(self, found: np.ndarray) -> np.ndarray:
+        """Add ``found`` (distinct keys); returns which were not here before."""
+        fresh = ~self.contains(found)
+        self.insert(found[fresh])
+        return fresh
+
+    def insert(self, found: np.ndarray) -> None:
+        """Add ``found``: distinct keys not here yet."""
+        new = self.new
+        new.update(found.tolist())
+        if len(new) >= self.MERGE_AT:
+            merged = np.concatenate((self.old, np.sort(np.fromiter(new, np.uint64, len(new)))))
+            self.old, self.new = np.sort(merged, kind="stable"), set()  # two sorted runs: merged in linear time
+
+
+def _run_keys(group_ids: list[str]) -> np.ndarray:
+    """Groups' keys for the run's own use (Python's string hash: the same within a process,
+    cached in the strings, and not stored anywhere)."""
+    return np.fromiter(map(hash, group_ids), np.int64, len(group_ids)).view(np.uint64)
+
+
+def _contains(sorted_keys: np.ndarray, found: np.ndarray) -> np.ndarray:
+    at = np.minimum(np.searchsorted(sorted_keys, found), max(len(sorted_keys) - 1, 0))
+    return sorted_keys[at] == found if len(sorted_keys) else np.zeros(len(found), bool)
+
+
+def _located(batch: DigestBatch, rows: np.ndarray, pair_keys: np.ndarray) -> np.ndarray:
+    """For each pair (its group's row in ``batch``, -1 for none, and its key): its place in the
+    batch's pair columns, or -1 where its group's digest does not know it."""
+    table = batch.pair_keys ^ (batch.pair_group.astype(np.uint64) * _SPREAD)
+    wanted = pair_keys ^ (rows.astype(np.uint64) * _SPREAD)
+    order = np.argsort(table)
+    in_order = table[order]
+    at = np.minimum(np.searchsorted(in_order, wanted), max(len(table) - 1, 0))
+    if not len(table):
+        return np.full(len(wanted), -1, np.int64)
+    found = (in_order[at] == wanted) & (rows >= 0) & (batch.pair_group[order[at]] == rows)
+    return np.where(found, order[at], -1)
 
 
 class QualitySection:
     """The quality section of one run (``enabled``: with its figures; the filters apply either
-    way). ``counted_key``: a scratch set in Redis of the groups the figures counted (each once,
-    without the worker holding every group's id); ``left_out_sources``: sources whose pairs the
-    run never brings (so a group's pairs of them are not waited for)."""
+    way)."""
 
     def __init__(
         self,
@@ -76,176 +112,192 @@ class QualitySection:
         strategy: str,
         filters: ExportFilters,
         enabled: bool,
-        counted_key: str,
-        left_out_sources: frozenset[str] = frozenset(),
     ) -> None:
         self.conn, self.pk, self.filters, self.enabled = conn, keys.ProjectKeys(project), filters, enabled
         self.max_pairs, self.strategy = settings.max_pairs_per_group, strategy
-        self.counted_key = counted_key
-        self.left_out_sources = left_out_sources
         self.suspects: frozenset[str] = frozenset()
         self.suspects_at: float | None = None
         if enabled or filters.exclude_suspect_voters:
             found, self.suspects_at = current_suspects(conn, s3, settings, project)
             self.suspects = frozenset(found)
         self.tally = Tally(self.suspects, self.max_pairs, strategy)
-        self.held: dict[str, Held] = {}  # the groups held, oldest first
+        self.counted = SeenKeys()  # the groups the figures counted
         self.left_out: Counter[str] = Counter()
         self.left_out_pairs = 0
-        self.digests_queued = 0  # groups without a digest handed to the pairing job
-        self.newly_counted: set[str] = set()  # groups counted, not in ``counted_key`` yet
+        self.digests_queued = 0  # groups handed back to the pairing job for want of a current digest
 
     @property
     def wants_views(self) -> bool:
         """Whether the run should hand over the groups it has (its figures or filters read them)."""
         return self.enabled or self.filters.active
 
-    def pairs(self, items: list[Added], view: GroupView | None = None) -> list[Added]:
-        """The chunk's pairs the filters keep, tallied; ``view``: the group of them all, when the
-        caller has it (a compacted group's snapshot). Groups in Redis are read as the digests
-        pairing keeps of them, and whole only where a digest is missing or a suspect voter gave
-        feedback in the group. A group counts in the figures once one of its pairs is kept."""
+    @property
+    def wants_facts(self) -> bool:
+        """Whether pairs' facts read off their records spare reading their groups' digests for
+        them (the figures without filters: then only the groups not counted yet are read)."""
+        return self.enabled and not self.filters.active
+
+    def pairs(
+        self,
+        items: list[Added],
+        facts: Facts | None = None,
+        digests: Mapping[str, bytes | None] | None = None,
+        view: GroupView | None = None,
+    ) -> list[Added]:
+        """The chunk's pairs the filters keep, tallied; ``facts``: each pair's source (its place
+        in digest.SOURCES) and answer lengths, when the caller read them off its record;
+        ``digests``: the stored digests of the chunk's groups ``uncounted`` named, read by the
+        caller with the chunk; ``view``: the group of them all, when the caller has it (a compacted group's snapshot).
+        Groups in Redis are read as the digests pairing keeps of them, and whole only where a
+        digest is missing or a suspect voter gave feedback in the group. A group counts in the
+        figures once one of its pairs is kept."""
         if not items or not self.wants_views:
             return items
+        if facts is not None and view is None and self.wants_facts:
+            self._tally_known(items, facts, digests)
+            return items
+        group_ids = [gid for _, gid, _ in items]
         if view is not None:
-            self._held([view.group_id], {view.group_id: (None, view)})
+            batch, views = self._made([view]), {view.group_id: view}
         else:
-            self._read(sorted({gid for _, gid, _ in items if gid not in self.held}))
-        if self.filters.active:
-            items_kept = [x for x in items if self._kept(x[0], x[1])]
-        else:
-            items_kept = items
-        if self.enabled and items_kept:
-            self._tally(items_kept)
-        self._arrived(items)
-        return items_kept
+            batch, views = self._read(list(dict.fromkeys(group_ids)))
+        row_of_group = {gid: row for row, gid in enumerate(batch.group_ids)}
+        rows = np.fromiter((row_of_group.get(gid, -1) for gid in group_ids), np.int64, len(items))
+        pair_keys = keys64([pid for pid, _, _ in items])
+        at = _located(batch, rows, pair_keys)
+        kept = self._kept(batch, group_ids, pair_keys, at, views) if self.filters.active else None
+        if self.enabled:
+            self._tally(batch, items, rows, pair_keys, at, kept, views)
+        if kept is None or kept.all():
+            return items
+        return [x for x, keep in zip(items, kept.tolist(), strict=True) if keep]
 
-    def _read(self, group_ids: list[str]) -> None:
-        for start in range(0, len(group_ids), READ_GROUPS):
-            chunk = group_ids[start : start + READ_GROUPS]
-            digests, counted = self._digests(chunk)
-            whole = [gid for gid in chunk if gid not in digests or digests[gid].touches(self.suspects)]
-            views = read_views(self.conn, self.pk, whole) if whole else {}
-            self._queue_digests([gid for gid, v in views.items() if gid not in digests and v.responses])
-            self._held(chunk, {gid: (digests.get(gid), views.get(gid)) for gid in chunk}, counted)
+    def _wants_whole(self) -> bool:
+        """Whether a group where a suspect gave feedback is read whole (paired again without them)."""
+        return bool(self.suspects) and (self.enabled or self.filters.exclude_suspect_voters)
 
-    def _digests(self, group_ids: list[str]) -> tuple[dict[str, GroupDigest], set[str]]:
-        """The groups' digests, and which of them the figures counted already, in one round trip
-        that also records the groups counted since the last one."""
-        pipe = self.conn.pipeline(transaction=False)
-        if self.newly_counted:
-            pipe.sadd(self.counted_key, *self.newly_counted)
-        pipe.smismember(self.counted_key, group_ids)
-        pipe.hmget(self.pk.quality_digests, group_ids)
-        *_, flags, raw = pipe.execute()
-        self.newly_counted = set()
-        return decode_digests(group_ids, raw), {gid for gid, flag in zip(group_ids, flags, strict=True) if flag}
+    def _read(
+        self, group_ids: list[str], stored: list[bytes | None] | None = None
+    ) -> tuple[DigestBatch, dict[str, GroupView]]:
+        """The groups' digests (``stored``, or read with one command), and the groups read whole
+        that need to be."""
+        if stored is None:
+            stored = self.conn.hmget(self.pk.quality_digests, group_ids)
+        missing = [gid for gid, raw in zip(group_ids, stored, strict=True) if not current(raw)]
+        views = read_views(self.conn, self.pk, missing) if missing else {}
+        self._hand_back([gid for gid, v in views.items() if v.responses])
+        if views:  # digests made of the groups read whole, decoded with the others
+            made = {gid: encode(view_digest(v, self.max_pairs, self.strategy)) for gid, v in views.items()}
+            stored = [made.get(gid, raw) for gid, raw in zip(group_ids, stored, strict=True)]
+        batch, _ = decode_batch(group_ids, stored)
+        if self._wants_whole():
+            self.tally.learn(batch)
+            touched = [batch.group_ids[row] for row in self.tally.touched(batch)]
+            unread = [gid for gid in touched if gid not in views and gid not in self.tally.kept_without_suspects]
+            if unread:  # digests made before these suspects were known
+                views.update(read_views(self.conn, self.pk, unread))
+                self._hand_back(unread)
+        return batch, views
 
-    def _queue_digests(self, group_ids: list[str]) -> None:
-        """Groups read whole for want of a digest (paired before digests were kept) go back to
-        the pairing job, which pairs them again as they are and keeps their digests: the next run
-        reads digests. The job is scheduled when the run ends (``finish``)."""
-        if group_ids:
-            self.conn.zadd(self.pk.dirty, dict.fromkeys(group_ids, time.time()), nx=True)
-            self.digests_queued += len(group_ids)
+    def _made(self, views: Sequence[GroupView]) -> DigestBatch:
+        return batch_of([view_digest(v, self.max_pairs, self.strategy) for v in views])
 
-    def _held(
+    def _hand_back(self, group_ids: list[str]) -> None:
+        """Groups read whole for want of a current digest go back to the pairing job
+        (gather.hand_back), scheduled when the run ends (``finish``)."""
+        hand_back(self.conn, self.pk, group_ids)
+        self.digests_queued += len(group_ids)
+
+    def _kept(
         self,
+        batch: DigestBatch,
         group_ids: list[str],
-        found: dict[str, tuple[GroupDigest | None, GroupView | None]],
-        counted: set[str] | None = None,
-    ) -> None:
-        """Hold the groups' digests (made from the group itself where one has none) until their
-        pairs have come, and decide which of their pairs the filters keep. A group the figures
-        counted already (``counted``; its facts let go before all its pairs came) is held, not
-        counted again."""
-        if counted is None:
-            counted = {gid for gid in group_ids if self.enabled and self._counted(gid)}
-        for gid in group_ids:
-            stored, view = found.get(gid, (None, None))
-            if gid in self.held or (stored is None and view is None):
-                continue
-            made = stored is None
-            if stored is None:
-                assert view is not None
-                stored = view_digest(view, self.max_pairs, self.strategy)
-            self.held[gid] = Held(
-                stored.pairs,
-                sum(1 for f in stored.pairs.values() if f.source not in self.left_out_sources),
-                (stored, view, made) if self.enabled and gid not in counted else None,
-                self._judge(stored, view) if self.filters.active else None,
+        pair_keys: np.ndarray,
+        at: np.ndarray,
+        views: Mapping[str, GroupView],
+    ) -> np.ndarray:
+        """Which pairs the filters keep; counts why the others are left out. A pair its group's
+        feedback no longer makes (the group waits for pairing) is left out as ``not_current``."""
+        filters, facts = self.filters, batch.pair_facts
+        current_ = at >= 0
+        failed: dict[str, np.ndarray] = {"not_current": ~current_}
+        found = facts[np.where(current_, at, 0)] if len(facts) else np.zeros((len(at), 6), np.int64)
+        if filters.exclude_suspect_voters and self.suspects:
+            touched = {batch.group_ids[row] for row in self.tally.touched(batch)}
+            failed["exclude_suspect_voters"] = current_ & np.fromiter(
+                (
+                    gid in touched and key not in self.tally.without_suspects(gid, views.get(gid))
+                    for gid, key in zip(group_ids, pair_keys.tolist(), strict=True)
+                ),
+                bool,
+                len(group_ids),
             )
-        while len(self.held) > FACTS_KEPT:
-            del self.held[next(iter(self.held))]
+        if filters.min_voters:
+            failed["min_voters"] = current_ & (found[:, _VOTERS] < filters.min_voters)
+        if filters.min_margin:
+            failed["min_margin"] = current_ & (found[:, _MARGIN] < filters.min_margin)
+        out = np.zeros(len(at), bool)
+        for name, mask in failed.items():
+            if n := int(np.count_nonzero(mask)):
+                self.left_out[name] += n
+            out |= mask
+        self.left_out_pairs += int(np.count_nonzero(out))
+        return ~out
 
-    def _arrived(self, items: list[Added]) -> None:
-        """Count the chunk's pairs as come; let go of the groups all of whose pairs have."""
-        held = self.held
-        for pid, gid, _ in items:
-            group = held.get(gid)
-            if group is not None and pid in group.facts:
-                group.waiting -= 1
-                if group.waiting <= 0:
-                    del held[gid]
-
-    def _counted(self, gid: str) -> bool:
-        return gid in self.newly_counted or bool(self.conn.sismember(self.counted_key, gid))
-
-    def _tally(self, items: list[Added]) -> None:
+    def _tally(
+        self,
+        batch: DigestBatch,
+        items: list[Added],
+        rows: np.ndarray,
+        pair_keys: np.ndarray,
+        at: np.ndarray,
+        kept: np.ndarray | None,
+        views: Mapping[str, GroupView],
+    ) -> None:
         """Written pairs into the figures (by their digests' facts), and their groups once."""
-        held, newly = self.held, []
-        found: list[PairFacts] = []
-        for pid, gid, raw in items:
-            group = held.get(gid)
-            facts = None if group is None else group.facts.get(pid)
-            # a pair its group's digest does not know (made by older rules): its record says
-            found.append(facts or _facts(pid, gid, raw))
-            if group is not None and group.uncounted is not None:
-                digest, view, made = group.uncounted
-                group.uncounted = None
-                if made and view is not None:
-                    self.tally.group(view, digest)
-                else:
-                    self.tally.digest(digest, view)
-                newly.append(gid)
-        pair_ids, group_ids, _ = zip(*items, strict=True)
-        self.newly_counted.update(newly)
-        if len(self.newly_counted) >= READ_GROUPS:  # groups from snapshots, read one at a time
-            self.conn.sadd(self.counted_key, *self.newly_counted)
-            self.newly_counted = set()
-        sources, chosen, rejected, *_ = zip(*found, strict=True)
-        self.tally.columns(pair_ids, group_ids, sources, chosen, rejected)
+        written = np.ones(len(items), bool) if kept is None else kept
+        groups = np.unique(rows[written & (rows >= 0)])
+        fresh = self.counted.add(_run_keys([batch.group_ids[row] for row in groups.tolist()]))
+        self.tally.batch(batch, groups[fresh], views)
+        known = written & (at >= 0)
+        facts = batch.pair_facts[at[known]]
+        ids = [gid for (_, gid, _), k in zip(items, known.tolist(), strict=True) if k]
+        self.tally.pairs(ids, pair_keys[known], facts[:, _SOURCE], facts[:, _CHOSEN], facts[:, _REJECTED])
+        unknown = np.nonzero(written & (at < 0))[0]
+        if len(unknown):  # pairs their group's digest does not know (made by older rules): records say
+            found = [row_of(*items[i]) for i in unknown.tolist()]
+            self.tally.pairs(
+                [r.group_id for r, _ in found],
+                pair_keys[unknown],
+                np.array([SOURCE_CODES[r.source] for r, _ in found], np.int64),
+                np.array([r.chosen_chars for r, _ in found], np.int64),
+                np.array([r.rejected_chars for r, _ in found], np.int64),
+            )
 
-    def _judge(self, found: GroupDigest, view: GroupView | None) -> tuple[frozenset[str], dict[str, list[str]]]:
-        """The pairs the group's feedback makes, and those a filter leaves out (with which)."""
-        without: set[str] | None = None
-        if self.filters.exclude_suspect_voters and found.touches(self.suspects):
-            assert view is not None
-            without = {p.id for p in view.pairs(self.max_pairs, self.strategy, without=self.suspects)}
-        failing = {pid: failed for pid, f in found.pairs.items() if (failed := self._failed(pid, f, without))}
-        return frozenset(found.pairs), failing
+    def uncounted(self, group_ids: list[str]) -> list[str]:
+        """Of groups (each once), those the figures have not counted yet."""
+        counted = self.counted.contains(_run_keys(group_ids))
+        return [gid for gid, done in zip(group_ids, counted.tolist(), strict=True) if not done]
 
-    def _kept(self, pair_id: str, group_id: str) -> bool:
-        """Whether the filters keep a stored pair; counts why not. A pair its group's feedback no
-        longer makes (the group waits for pairing) is left out as ``not_current``."""
-        group = self.held.get(group_id)
-        made, failing = (frozenset(), {}) if group is None or group.verdict is None else group.verdict
-        failed = failing.get(pair_id, []) if pair_id in made else ["not_current"]
-        if failed:
-            self.left_out.update(failed)
-            self.left_out_pairs += 1
-        return not failed
-
-    def _failed(self, pair_id: str, f: PairFacts, without: set[str] | None) -> list[str]:
-        filters = self.filters
-        failed = []
-        if without is not None and pair_id not in without:
-            failed.append("exclude_suspect_voters")
-        if filters.min_voters and f.voters < filters.min_voters:
-            failed.append("min_voters")
-        if filters.min_margin and f.margin < filters.min_margin:
-            failed.append("min_margin")
-        return failed
+    def _tally_known(self, items: list[Added], facts: Facts, digests: Mapping[str, bytes | None] | None) -> None:
+        """Pairs whose facts the caller read, all written: only groups not counted yet are read
+        (``digests``: those the caller read with the chunk)."""
+        group_ids = [gid for _, gid, _ in items]
+        chunk = list(dict.fromkeys(group_ids))
+        if digests is not None:  # the caller read those ``uncounted`` named; the others are counted
+            new = [gid for gid in chunk if gid in digests]
+            self.counted.insert(_run_keys(new))
+        else:
+            fresh = self.counted.add(_run_keys(chunk))
+            new = [gid for gid, f in zip(chunk, fresh.tolist(), strict=True) if f]
+        if new:
+            digests = digests or {}
+            unread = [gid for gid in new if gid not in digests]
+            stored = dict(zip(unread, self.conn.hmget(self.pk.quality_digests, unread), strict=True)) if unread else {}
+            batch, views = self._read(new, [digests[gid] if gid in digests else stored[gid] for gid in new])
+            self.tally.batch(batch, None, views)
+        sources, chosen, rejected = (np.array(column, np.int64) for column in facts)
+        self.tally.pairs(group_ids, [pid for pid, _, _ in items], sources, chosen, rejected)
 
     def finish(self) -> dict[str, Any]:
         """The section: the figures, the filters and what they left out."""
@@ -256,7 +308,6 @@ class QualitySection:
         }
         if self.enabled:
             section["figures"] = self.tally.result()
-            self.conn.delete(self.counted_key)
         if self.digests_queued:
             schedule_pairing(self.conn, self.pk.project)
         return section

@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from likeloop_server import exports, keys, ownership, stored
+from likeloop_server import exports, keys, ownership
 from likeloop_server.apikeys import list_projects
 from likeloop_server.export_filters import ExportFilters, check_mode
 from likeloop_server.exports import ExportStatus
@@ -36,8 +36,9 @@ from workers.sweep import each_project
 from . import compacted as export_compacted
 from .commit import RunSets, commit, reconcile
 from .layout import Layout, manifest_name
-from .logscan import READ_CHUNK, Added, ScanSpec, scan_log
+from .logscan import Added, ScanSpec, scan_log
 from .quality import QualitySection
+from .records import all_records
 from .writers import ExportPlan, RunWriters
 
 __all__ = ["ExportBusy", "export_all_projects", "export_project", "run_export"]
@@ -45,24 +46,6 @@ __all__ = ["ExportBusy", "export_all_projects", "export_project", "run_export"]
 log = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 1
-
-
-def _all_records(conn: redis.Redis, records_key: str, seen_key: str) -> Iterator[list[Added]]:
-    """Every record of a project's records hash, about READ_CHUNK at a time. HSCAN may return an
-    entry twice (while Redis resizes the hash); set ``seen_key`` (a scratch set) drops repeats."""
-    cursor = 0
-    while True:
-        cursor, found = conn.hscan(records_key, cursor, count=READ_CHUNK)
-        if found:
-            ids = list(found)
-            pipe = conn.pipeline(transaction=False)
-            pipe.smismember(seen_key, ids)
-            pipe.sadd(seen_key, *ids)
-            seen, _ = pipe.execute()
-            fresh = [found[i] for i, already in zip(ids, seen, strict=True) if not already]
-            yield [(*stored.record_ids(stored.parse_record(raw)), raw) for raw in fresh]
-        if cursor == 0:
-            return
 
 
 class Progress:
@@ -128,18 +111,6 @@ def _left_out(conn: redis.Redis, pk: keys.ProjectKeys, plan: ExportPlan) -> tupl
     return tuple(key for key, exists in zip(candidates, found.execute(), strict=True) if exists)
 
 
-def _without(conn: redis.Redis, skip_sets: tuple[str, ...], items: list[Added]) -> list[Added]:
-    """A snapshot chunk without the pairs of left-out sources."""
-    if not skip_sets or not items:
-        return items
-    ids = [item for item, _, _ in items]
-    pipe = conn.pipeline(transaction=False)
-    for key in skip_sets:
-        pipe.smismember(key, ids)
-    flags = pipe.execute()
-    return [x for n, x in enumerate(items) if not any(f[n] for f in flags)]
-
-
 def _fresh(conn: redis.Redis, seen_key: str, items: list[Added]) -> list[Added]:
     """The items not written yet by this run (``seen_key``: the run's scratch set of ids)."""
     if not items:
@@ -174,7 +145,7 @@ def _snapshot(
         if plan.pair_formats:
             fresh = _fresh(conn, sets.added, pairs)
             view = view_of(snap) if snap is not None and fresh and section.wants_views else None
-            writers.add_stored(section.pairs(fresh, view), False)
+            writers.add_stored(section.pairs(fresh, view=view), False)
         if plan.kto:
             writers.add_stored(_fresh(conn, sets.added, kto), True)
         lock.renew()
@@ -186,8 +157,9 @@ def _snapshot(
             (True, plan.kto, pk.kto_records),
         ):
             if wanted:
-                for items in _all_records(conn, records_key, sets.added):
-                    writers.add_stored(items if kto else section.pairs(_without(conn, skip_sets, items)), kto)
+                skips, reader = ((), None) if kto else (skip_sets, section if section.wants_facts else None)
+                for chunk in all_records(conn, pk, records_key, sets.added, skips, reader):
+                    writers.add_stored(chunk.items if kto else section.pairs(*chunk), kto)
                     lock.renew()
                     progress(writers)
         if archive is not None:
@@ -329,10 +301,7 @@ def export_project(
         sets = RunSets(pk, export_id)
         writers = RunWriters(s3, layout, export_id, day, plan)
         progress = Progress(conn, project, export_id)
-        section = QualitySection(
-            conn, s3, settings, project, plan.strategy, chosen, quality, sets.groups,
-            frozenset(exports.excluded_sources(plan.sources)),
-        )  # fmt: skip
+        section = QualitySection(conn, s3, settings, project, plan.strategy, chosen, quality)
         archive = ArchiveLayout(settings, project)
         with _fewer_collections():
             body, files = _write_run(conn, pk, writers, sets, lock, mode, progress, section, archive)

@@ -42,7 +42,8 @@ return gids
 """
 
 # KEYS: dirty key, claims key. ARGV: token, now, JSON [[group id, version key, version read,
-# commands]]: the commands write the group's keys, all of the project's slot (its hash tag).
+# commands]], then binary values: the commands write the group's keys, all of the project's slot
+# (its hash tag); a command's argument [n] stands for ARGV[n] (bytes JSON cannot carry).
 # Returns a status per group: done, changed (claimable again) or lost (claimed by another).
 _APPLY = """
 local dirty, claims = KEYS[1], KEYS[2]
@@ -57,7 +58,12 @@ for i, g in ipairs(cjson.decode(ARGV[3])) do
     redis.call('HDEL', claims, gid)
     out[i] = 'changed'
   else
-    for _, command in ipairs(commands) do redis.call(unpack(command)) end
+    for _, command in ipairs(commands) do
+      for j, arg in ipairs(command) do
+        if type(arg) == 'table' then command[j] = ARGV[arg[1]] end
+      end
+      redis.call(unpack(command))
+    end
     redis.call('ZREM', dirty, gid)
     redis.call('HDEL', claims, gid)
     out[i] = 'done'
@@ -86,6 +92,17 @@ class Claims:
     def apply(self, token: str, now: float, writes: list[tuple[str, str, list[list[Any]]]]) -> list[str]:
         """Write each (group id, version read, commands) this token still holds, atomically per
         call; returns done, changed or lost per group."""
-        payload = [[gid, self.pk.group_version(gid), version, commands] for gid, version, commands in writes]
-        args = [token, repr(now), orjson.dumps(payload)]
+        blobs: list[bytes] = []
+
+        def carried(arg: Any) -> Any:  # bytes travel as ARGV, referred to by place
+            if isinstance(arg, bytes):
+                blobs.append(arg)
+                return [3 + len(blobs)]
+            return arg
+
+        payload = [
+            [gid, self.pk.group_version(gid), version, [[carried(a) for a in c] for c in commands]]
+            for gid, version, commands in writes
+        ]
+        args = [token, repr(now), orjson.dumps(payload), *blobs]
         return [s.decode() for s in self._apply(keys=[self.pk.dirty, self.pk.pair_claims], args=args)]

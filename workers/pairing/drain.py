@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import redis
 
-from likeloop_server import compacted, defaults, keys, stored
+from likeloop_server import compacted, defaults, keys, quality_cache, stored
 from likeloop_server.apikeys import list_projects
 from likeloop_server.connections import queue_redis
 from likeloop_server.counters import dimension, utc_hour
@@ -63,7 +63,7 @@ class GroupSnapshot:
     digest: GroupDigest | None = None  # its quality digest as last written
     had_digest: bool = False
     signature: bytes = b""  # its prompt's MinHash signature (digest.py)
-    paired_at: dict[str, float] = field(default_factory=dict)  # stored pair id -> when first paired
+    paired_at: dict[int, float] = field(default_factory=dict)  # stored pair's key (digest.py) -> when first paired
 
     def view(self) -> GroupView:
         """The group by who gave which feedback (population.py)."""
@@ -119,16 +119,17 @@ def _pairing_times(conn: redis.Redis, pk: keys.ProjectKeys, snaps: list[GroupSna
     unknown = [snap for snap in snaps if snap.pair_ids and snap.digest is None]
     for snap in snaps:
         if snap.digest is not None:
-            snap.paired_at = {pid: f.paired_at for pid, f in snap.digest.pairs.items()}
+            snap.paired_at = {key: f.paired_at for key, f in snap.digest.pairs.items()}
     if not unknown:
         return
     pipe = conn.pipeline(transaction=False)
     for snap in unknown:
         pipe.hmget(pk.pair_records, sorted(snap.pair_ids))
     for snap, records in zip(unknown, pipe.execute(), strict=True):
-        for pid, raw in zip(sorted(snap.pair_ids), records, strict=True):
+        ids = sorted(snap.pair_ids)
+        for key, raw in zip(digest.keys64(ids).tolist(), records, strict=True):
             if raw is not None:
-                snap.paired_at[pid] = float(orjson.loads(orjson.loads(raw)["metadata"]).get("paired_at") or 0)
+                snap.paired_at[key] = float(orjson.loads(orjson.loads(raw)["metadata"]).get("paired_at") or 0)
 
 
 def _signatures(snaps: list[GroupSnapshot]) -> None:
@@ -189,9 +190,16 @@ def _replace(
 
 
 def plan_writes(
-    pk: keys.ProjectKeys, snap: GroupSnapshot, max_pairs: int, strategy: str, now: float
+    pk: keys.ProjectKeys,
+    snap: GroupSnapshot,
+    max_pairs: int,
+    strategy: str,
+    now: float,
+    suspects: frozenset[str] = frozenset(),
 ) -> tuple[list[Command], dict[str, int]]:
-    """The commands that store a group's pairs and KTO items for its labels, and what they do."""
+    """The commands that store a group's pairs and KTO items for its labels, and what they do;
+    ``suspects``: the project's suspect voters as last computed (the digest says which pairs the
+    group makes without theirs)."""
     gid = snap.group_id
     pairs = make_pairs(gid, snap.labels, max_pairs, strategy, snap.judgements)
     # Records that stay keep their stored form (and their original time): only new ids are written.
@@ -217,7 +225,10 @@ def plan_writes(
     results = group_results(pairs, snap.judgements, snap.labels)
     commands += result_commands(pk, gid, snap.results, results, hour)
     if pairs:
-        made = digest.digest_of(snap.view(), pairs, snap.signature, snap.paired_at, now, results)
+        view = snap.view()
+        present = view.people & suspects
+        without = (present, view.pairs(max_pairs, strategy, without=present)) if present else None
+        made = digest.digest_of(view, pairs, snap.signature, snap.paired_at, now, results, without)
         commands.append(["HSET", pk.quality_digests, gid, digest.encode(made)])
     elif snap.had_digest:
         commands.append(["HDEL", pk.quality_digests, gid])
@@ -248,10 +259,17 @@ def pair_claimed(
     now = time.time() if as_of is None else as_of
     group_ids = _bring_back(conn, claims.pk, group_ids, settings, as_of)
     snaps = read_groups(conn, claims.pk, group_ids)
-    planned = [(snap, *plan_writes(claims.pk, snap, max_pairs, strategy, now)) for snap in snaps]
+    suspects = known_suspects(conn, claims.pk.project)
+    planned = [(snap, *plan_writes(claims.pk, snap, max_pairs, strategy, now, suspects)) for snap in snaps]
     writes = [(snap.group_id, snap.version, commands) for snap, commands, _ in planned]
     statuses = claims.apply(token, time.time(), writes)
     return {snap.group_id: (status, counts) for (snap, _, counts), status in zip(planned, statuses, strict=True)}
+
+
+def known_suspects(conn: redis.Redis, project: str) -> frozenset[str]:
+    """The project's suspect voters as the quality job last cached them (none before it ran)."""
+    found = quality_cache.read(conn, project, quality_cache.SUSPECTS)
+    return frozenset(v["user_id"] for v in found["voters"]) if found else frozenset()
 
 
 def _bring_back(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,8 +21,7 @@ from likeloop_server.settings import Settings
 from workers.archive.layout import ArchiveLayout
 from workers.archive.rows import MODEL_CREDENTIAL, entry_rows
 from workers.archive.run import log_entries
-from workers.pairing import digest
-from workers.pairing.digest import GroupDigest
+from workers.pairing.digest import DigestBatch, decode_batch
 from workers.pairing.population import Feedback, GroupView, prompt_text
 
 from .figures import PairRow
@@ -87,20 +87,19 @@ def read_views(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) ->
     return views
 
 
-def read_digests(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -> dict[str, GroupDigest]:
+def hand_back(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -> None:
+    """Groups read whole for want of a current digest (none, one of an earlier version, or one
+    made before the suspect voters now known) go back to the pairing job, which pairs them again
+    as they are and keeps their digests: the next reader reads digests. The caller schedules the
+    job (``likeloop_server.queues.schedule_pairing``)."""
+    if group_ids:
+        conn.zadd(pk.dirty, dict.fromkeys(group_ids, time.time()), nx=True)
+
+
+def read_digests(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -> tuple[DigestBatch, list[str]]:
     """The quality digests the pairing job keeps of groups (workers/pairing/digest.py), in one
-    command; a group with none (not paired since digests were kept) is left out."""
-    return decode_digests(group_ids, conn.hmget(pk.quality_digests, group_ids) if group_ids else [])
-
-
-def decode_digests(group_ids: list[str], found: list[bytes | None]) -> dict[str, GroupDigest]:
-    """Stored digests (``HMGET``'s answer for ``group_ids``) decoded; those missing or of another
-    version left out."""
-    out = {}
-    for gid, raw in zip(group_ids, found, strict=True):
-        if raw is not None and (d := digest.decode(gid, raw)) is not None:
-            out[gid] = d
-    return out
+    command, as one batch; and the groups without one (or with one of another version)."""
+    return decode_batch(group_ids, conn.hmget(pk.quality_digests, group_ids) if group_ids else [])
 
 
 def _text(raw: dict[bytes, bytes]) -> dict[str, str]:

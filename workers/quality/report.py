@@ -10,15 +10,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 import redis
 
 from likeloop_server import keys
 from likeloop_server.projects import get_config
+from likeloop_server.queues import schedule_pairing
 from likeloop_server.settings import Settings
 
 from . import voters
 from .figures import PairRow, Tally
-from .gather import READ_GROUPS, hot_groups, read_digests, read_rows, read_views, voter_history
+from .gather import READ_GROUPS, hand_back, hot_groups, read_digests, read_rows, read_views, voter_history
 
 # A pair is made some time after its group's last change: groups changed this long before the
 # range's start are read too.
@@ -62,31 +64,38 @@ def range_report(
 
     changed_since = None if since is None else since - PAIRING_LAG_S
     group_ids = hot_groups(conn, pk, changed_since)
+    handed = 0  # groups handed back to the pairing job
     for start in range(0, len(group_ids), READ_GROUPS):
         chunk = group_ids[start : start + READ_GROUPS]
-        digests = read_digests(conn, pk, chunk)
+        batch, unknown = read_digests(conn, pk, chunk)
         # Read whole: a group without a digest (not paired since digests were kept: its pairs'
         # times from their records), or one where a suspect voter gave feedback.
-        unknown = [gid for gid in chunk if gid not in digests]
-        views = read_views(conn, pk, unknown + [gid for gid, d in digests.items() if d.touches(tally.suspects)])
+        tally.learn(batch)
+        touched = [batch.group_ids[row] for row in tally.touched(batch)]
+        stale = [gid for gid in touched if gid not in tally.kept_without_suspects]  # made before these suspects
+        views = read_views(conn, pk, unknown + stale)
+        hand_back(conn, pk, stale)
+        handed += len(stale)
+        at = batch.pair_facts[:, 5] / 1000  # when each pair was first paired
+        made = np.ones(len(at), bool) if since is None else at >= since
+        if until is not None:
+            made &= at < until
+        tally.batch(batch, np.unique(batch.pair_group[made]), views)
+        facts = batch.pair_facts[made]
+        tally.pairs(
+            [batch.group_ids[row] for row in batch.pair_group[made].tolist()],
+            batch.pair_keys[made], facts[:, 0], facts[:, 1], facts[:, 2],
+        )  # fmt: skip
         by_group: dict[str, list[PairRow]] = {}
-        for row, at in read_rows(conn, pk, unknown):
-            if in_range(at):
+        for row, when in read_rows(conn, pk, unknown):
+            if in_range(when):
                 by_group.setdefault(row.group_id, []).append(row)
-        for gid in chunk:
-            found = digests.get(gid)
-            if found is not None:
-                rows = [
-                    PairRow(pid, gid, f.source, f.chosen_chars, f.rejected_chars)
-                    for pid, f in sorted(found.pairs.items())
-                    if in_range(f.paired_at)
-                ]
-                if rows:
-                    tally.digest(found, views.get(gid))
-                    tally.rows(rows)
-            elif by_group.get(gid) and gid in views:
+        for gid in unknown:
+            if by_group.get(gid) and gid in views:
                 tally.group(views[gid])
                 tally.rows(by_group[gid])
+    if handed:
+        schedule_pairing(conn, project)
     return {
         "project": project,
         "since": since,

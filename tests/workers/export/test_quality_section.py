@@ -102,6 +102,9 @@ def test_compacted_groups_count_as_the_rows_they_give(conn, s3, settings, traffi
     from workers.compaction.compact import compact_project
 
     before = snapshot(conn, s3, settings)["quality"]
+    # the bot's groups, read whole once the suspects were known, went back to the pairing job
+    # (compaction waits for it), which keeps in their digests what they make without the bot
+    drain(conn, P, 100, time.monotonic() + 30, schedule=False, settings=settings)
     export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")  # compaction waits for it
     archive_project(conn, s3, settings, P)
     assert compact_project(conn, s3, settings, P, older_than_days=0).groups == 43
@@ -153,27 +156,24 @@ def four_answer_groups():
     return events
 
 
-def section_of(conn, s3, settings, items, counted_key, **filters):
-    """A quality section fed ``items`` a pair at a time, with what it held after each."""
+def section_of(conn, s3, settings, items, size, **filters):
+    """A quality section fed ``items`` ``size`` at a time: its section, the pairs it kept, and
+    how many groups it knows it counted."""
     from likeloop_server.export_filters import ExportFilters
 
-    section = QualitySection(
-        conn, s3, settings, P, "all", ExportFilters().overridden(filters or None), True, counted_key
-    )
-    held, kept = [], []
-    for item in items:
-        kept += [pid for pid, _, _ in section.pairs([item])]
-        held.append(len(section.held))
-    return section.finish(), held, kept
+    section = QualitySection(conn, s3, settings, P, "all", ExportFilters().overridden(filters or None), True)
+    kept = []
+    for start in range(0, len(items), size):
+        kept += [pid for pid, _, _ in section.pairs(items[start : start + size])]
+    return section.finish(), kept, len(section.counted)
 
 
-def test_the_section_lets_go_of_groups_whose_pairs_have_come(conn, s3, settings, traffic, monkeypatch):
-    """However a run's pairs come (here one at a time, shuffled), the section holds a group's
-    facts only until its pairs have all come, and no more than FACTS_KEPT groups at once (a pair
-    of a group let go early reads its digest again): the same section either way."""
+def test_the_section_is_the_same_however_the_pairs_come(conn, s3, settings, traffic):
+    """However a run's pairs come (one at a time, shuffled, a group's pairs in different
+    chunks, or all at once), each group counts once and the section is the same; what it keeps
+    between chunks is the counted groups' keys."""
     import random
 
-    import workers.export.quality as section_module
     from likeloop_server import keys, stored
 
     store_and_pair(conn, settings, *four_answer_groups())
@@ -182,15 +182,10 @@ def test_the_section_lets_go_of_groups_whose_pairs_have_come(conn, s3, settings,
     assert len(items) == 43 + 6 * 4
     random.Random(7).shuffle(items)
     for filters in ({}, {"exclude_suspect_voters": True, "min_voters": 2}):
-        whole, held, kept = section_of(conn, s3, settings, items, "scratch:a", **filters)
-        assert max(held) < 30 and held[-1] == 0  # 49 groups; all let go at the end
-        monkeypatch.setattr(section_module, "FACTS_KEPT", 2)
-        bounded, held, bounded_kept = section_of(conn, s3, settings, items, "scratch:b", **filters)
-        monkeypatch.undo()
-        assert max(held) == 2
-        assert bounded == whole and bounded_kept == kept
-        assert whole["figures"]["groups"]["value"] == (49 if not filters else 7)
-    assert not conn.exists("scratch:a", "scratch:b")  # the run's scratch set of counted groups is gone
+        whole, kept, counted = section_of(conn, s3, settings, items, len(items), **filters)
+        assert whole["figures"]["groups"]["value"] == counted == (49 if not filters else 7)
+        for size in (1, 5):
+            assert section_of(conn, s3, settings, items, size, **filters) == (whole, kept, counted)
 
 
 def test_the_figures_are_left_out_when_the_project_or_the_run_says(conn, s3, settings, traffic):
@@ -212,3 +207,35 @@ def test_the_figures_are_left_out_when_the_project_or_the_run_says(conn, s3, set
         "figures"
         not in export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot", quality=False)["quality"]
     )
+
+
+def test_groups_paired_knowing_the_suspects_are_not_read_whole(conn, s3, settings, traffic, monkeypatch):
+    """Once the suspects are known, the pairing job keeps in each digest the pairs its group
+    makes without them: a run with the same suspects reads none of the bot's 40 groups whole
+    and gives the same section as reading them does; with one more suspect, the groups where
+    that one gave feedback are read whole, and only those."""
+    from likeloop_server import keys
+    from workers.export import quality as section_module
+    from workers.pairing.drain import known_suspects
+
+    pk = keys.ProjectKeys(P)
+    before = snapshot(conn, s3, settings, exclude_suspect_voters=True)["quality"]  # caches the suspects
+    assert known_suspects(conn, P) == {"bot"}
+    conn.zadd(pk.dirty, {gid.decode(): 0 for gid in conn.hkeys(pk.quality_digests)})
+    drain(conn, P, 100, time.monotonic() + 30, schedule=False, settings=settings)
+    read_whole: list[str] = []
+    real = section_module.read_views
+
+    def counted(conn_, pk_, group_ids):
+        read_whole.extend(group_ids)
+        return real(conn_, pk_, group_ids)
+
+    monkeypatch.setattr(section_module, "read_views", counted)
+    assert snapshot(conn, s3, settings, exclude_suspect_voters=True)["quality"] == before
+    whole = snapshot(conn, s3, settings)["quality"]["figures"]
+    assert whole["suspect_voters"] == {"value": 1, "pairs_resting_on_them": 40}
+    assert read_whole == []
+    monkeypatch.setattr(section_module, "current_suspects", lambda *a: ({"bot": None, "h1": None}, 1.0))
+    snapshot(conn, s3, settings, exclude_suspect_voters=True)
+    views = real(conn, pk, [gid.decode() for gid in conn.hkeys(pk.quality_digests)])
+    assert sorted(read_whole) == sorted(gid for gid, v in views.items() if "h1" in v.people) and read_whole
