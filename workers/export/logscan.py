@@ -40,6 +40,7 @@ class Chunk:
     pairs: list[Added] = field(default_factory=list)  # pairs to write
     kto: list[Added] = field(default_factory=list)  # KTO items to write
     retractions: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, item id, group id)
+    digests: dict[str, bytes | None] | None = None  # the pairs' groups' quality digests, when asked for
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class ScanSpec:
     want_kto: bool
     # Sets of pair ids (keys.ProjectKeys.source_pairs) of the sources this run leaves out.
     skip_sets: tuple[str, ...] = ()
+    digests: bool = False  # read the quality digests of the pairs' groups with their records
 
 
 class _Link:
@@ -93,6 +95,7 @@ class _Pending:
     adds: dict[bool, list[tuple[bytes, bytes]]]  # is KTO -> (item, group) whose records were asked for
     removes: list[tuple[bytes, bytes, bytes]]  # (op, item, group) asked about with HEXISTS
     commands: int  # replies owed for it
+    groups: list[bytes] | None = None  # the pairs' groups whose digests were asked for
 
 
 Entry = tuple[bytes, bytes, bytes, bytes]  # (stream id, op, item id, group id)
@@ -102,7 +105,12 @@ def _decide(link: _Link, spec: ScanSpec, entries: list[Entry]) -> _Pending:
     """Pick the entries to act on, and send (not read) the reads of their records."""
     adds, removes = _choose(link, spec, _candidates(link, spec, entries))
     sent = _send_record_reads(link, spec, adds, removes)
-    return _Pending(entries[-1][0].decode(), len(entries), adds, removes, sent)
+    groups = None
+    if spec.digests and adds[False]:
+        groups = list(dict.fromkeys(group for _, group in adds[False]))
+        link.send(("HMGET", spec.pk.quality_digests, *groups))
+        sent += 1
+    return _Pending(entries[-1][0].decode(), len(entries), adds, removes, sent, groups)
 
 
 def _candidates(link: _Link, spec: ScanSpec, entries: list[Entry]) -> list[Entry]:
@@ -196,6 +204,8 @@ def _collect(link: _Link, spec: ScanSpec, pending: _Pending) -> tuple[Chunk, int
     for op, item, group in pending.removes:
         if not next(replies):  # gone: retract it
             chunk.retractions.append(("kto" if _REMOVES[op] else "pair", item.decode(), group.decode()))
+    if pending.groups is not None:
+        chunk.digests = {g.decode(): d for g, d in zip(pending.groups, next(replies), strict=True)}
     updates: list[tuple[Any, ...]] = []
     if vanished:
         updates.append(("SREM", spec.added, *vanished))

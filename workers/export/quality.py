@@ -146,11 +146,12 @@ class QualitySection:
     ) -> list[Added]:
         """The chunk's pairs the filters keep, tallied; ``facts``: each pair's source (its place
         in digest.SOURCES) and answer lengths, when the caller read them off its record;
-        ``digests``: the stored digests of the chunk's groups ``uncounted`` named, read by the
-        caller with the chunk; ``view``: the group of them all, when the caller has it (a compacted group's snapshot).
-        Groups in Redis are read as the digests pairing keeps of them, and whole only where a
-        digest is missing or a suspect voter gave feedback in the group. A group counts in the
-        figures once one of its pairs is kept."""
+        ``digests``: stored digests the caller read with the chunk (with ``facts``: those of the
+        groups ``uncounted`` named; without: those of all the chunk's groups); ``view``: the
+        group of them all, when the caller has it (a compacted group's snapshot). Groups in Redis
+        are read as the digests pairing keeps of them, and whole only where a digest is missing
+        or a suspect voter gave feedback in the group. A group counts in the figures once one of
+        its pairs is kept."""
         if not items or not self.wants_views:
             return items
         if facts is not None and view is None and self.wants_facts:
@@ -160,7 +161,11 @@ class QualitySection:
         if view is not None:
             batch, views = self._made([view]), {view.group_id: view}
         else:
-            batch, views = self._read(list(dict.fromkeys(group_ids)))
+            chunk = list(dict.fromkeys(group_ids))
+            if digests is not None and all(gid in digests for gid in chunk):
+                batch, views = self._read(chunk, [digests[gid] for gid in chunk])
+            else:
+                batch, views = self._read(chunk)
         row_of_group = {gid: row for row, gid in enumerate(batch.group_ids)}
         rows = np.fromiter((row_of_group.get(gid, -1) for gid in group_ids), np.int64, len(items))
         pair_keys = keys64([pid for pid, _, _ in items])

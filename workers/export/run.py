@@ -88,10 +88,11 @@ def _incremental(
     now = time.time()
     plan = writers.plan
     spec = ScanSpec(
-        pk, cursor, end, sets.added, sets.retracted, bool(plan.pair_formats), plan.kto, _left_out(conn, pk, plan)
-    )
+        pk, cursor, end, sets.added, sets.retracted, bool(plan.pair_formats), plan.kto, _left_out(conn, pk, plan),
+        section.wants_views,
+    )  # fmt: skip
     for chunk in scan_log(conn, spec, lock.renew):
-        writers.add_stored(section.pairs(chunk.pairs), kto=False, ledger=True)
+        writers.add_stored(section.pairs(chunk.pairs, digests=chunk.digests), kto=False, ledger=True)
         writers.add_stored(chunk.kto, kto=True, ledger=True)
         for kind, item, group in chunk.retractions:
             writers.retract(item, group, now, kind)

@@ -20,7 +20,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
 import numpy as np
 from rensa import RMinHash
@@ -335,16 +335,20 @@ def current(stored: bytes | None) -> bool:
 def decode_batch(group_ids: Sequence[str], stored: Sequence[bytes | None]) -> tuple[DigestBatch, list[str]]:
     """Stored digests (``HMGET``'s answer for ``group_ids``) as one batch, and the groups
     without one in this version (none stored, another version, or not whole)."""
-    ok = [i for i, raw in enumerate(stored) if current(raw)]
-    if len(ok) < len(stored):
-        kept = set(ok)
-        missing = [gid for i, gid in enumerate(group_ids) if i not in kept]
-    else:
-        missing = []
-    blobs = [cast(bytes, stored[i]) for i in ok]
-    lengths = np.fromiter(map(len, blobs), np.int64, len(blobs)) // 8
+    blobs = [raw or b"" for raw in stored]
+    lengths = np.fromiter(map(len, blobs), np.int64, len(blobs))
+    fits = (lengths >= _FIXED_BYTES) & (lengths % 8 == 0)
+    if not fits.all():
+        blobs = [blob if fit else b"" for blob, fit in zip(blobs, fits.tolist(), strict=True)]
+        lengths[~fits] = 0
     words = np.frombuffer(b"".join(blobs), _STORED)
+    lengths //= 8
     starts = np.cumsum(lengths) - lengths
+    if len(words):
+        fits &= words[np.minimum(starts, len(words) - 1)] == _MAGIC
+    ok = np.nonzero(fits)[0]
+    missing = [group_ids[i] for i in np.nonzero(~fits)[0].tolist()]
+    lengths, starts = lengths[ok], starts[ok]
     head = words[starts[:, None] + np.arange(HEADER_WORDS)]
     n_cast, n_others, n_pairs, n_excluded, n_kept = (head[:, i] for i in range(2, 7))
     whole = (n_cast >= 0) & (n_others >= 0) & (n_pairs >= 0) & (n_excluded >= 0) & (n_kept >= 0)
@@ -352,8 +356,8 @@ def decode_batch(group_ids: Sequence[str], stored: Sequence[bytes | None]) -> tu
         lengths == HEADER_WORDS + SIGNATURE_WORDS + 2 * n_cast + n_others + PAIR_WORDS * n_pairs + n_excluded + n_kept
     )
     if not whole.all():
-        missing += [group_ids[ok[i]] for i in np.nonzero(~whole)[0]]
-        ok = [i for i, good in zip(ok, whole.tolist(), strict=True) if good]
+        missing += [group_ids[i] for i in ok[~whole].tolist()]
+        ok = ok[whole]
         starts, head = starts[whole], head[whole]
         n_cast, n_others, n_pairs = n_cast[whole], n_others[whole], n_pairs[whole]
         n_excluded, n_kept = n_excluded[whole], n_kept[whole]
@@ -367,7 +371,7 @@ def decode_batch(group_ids: Sequence[str], stored: Sequence[bytes | None]) -> tu
     excluded_group, excluded_at = _spans(pairs_at + PAIR_WORDS * n_pairs, n_excluded)
     kept_group, kept_at = _spans(pairs_at + PAIR_WORDS * n_pairs + n_excluded, n_kept)
     batch = DigestBatch(
-        [group_ids[i] for i in ok],
+        [group_ids[i] for i in ok.tolist()],
         head[:, 7:],
         signatures.reshape(len(ok), NUM_PERM),
         (head[:, 1] & _SIGNED).astype(bool),
