@@ -174,7 +174,7 @@ def main() -> int:
                 seed(redis_server.url, f"bench-{n}-plain", n, args.pairs_per_group)
                 plain, count, _, plain_rss = in_child(run_export, redis_server.url, weed.url, f"bench-{n}-plain", False)
                 assert count == n, (count, n)
-                redis.Redis.from_url(redis_server.url).flushall()
+                redis.Redis.from_url(redis_server.url).flushall(asynchronous=True)
                 project = f"bench-{n}"
                 seed(redis_server.url, project, n, args.pairs_per_group)
                 # Read first: the export trims the pair log up to its cursor.

@@ -25,7 +25,7 @@ from likeloop_server import keys
 from likeloop_server.export_filters import ExportFilters
 from likeloop_server.queues import schedule_pairing
 from likeloop_server.settings import Settings
-from workers.pairing.digest import SOURCE_CODES, DigestBatch, batch_of, current, decode_batch, encode, keys64
+from workers.pairing.digest import SOURCE_CODES, DigestBatch, batch_of, decode_batch, encode, keys64
 from workers.pairing.population import GroupView
 from workers.quality.figures import Tally, view_digest
 from workers.quality.gather import hand_back, read_views, row_of
@@ -43,7 +43,7 @@ _SPREAD = np.uint64(0x9E3779B97F4A7C15)  # a group's row, spread over 64 bits, t
 
 class SeenKeys:
     """A set of 64-bit keys: 8 bytes a key in a sorted array, the newest in a Python set until
-    MERGE_AT of them are merged in (one linear merge of two sorted runs)."""
+    MERGE_AT of them are merged in."""
 
     MERGE_AT = 1 << 17
 
@@ -69,9 +69,9 @@ class SeenKeys:
         """Add ``found``: distinct keys not here yet."""
         new = self.new
         new.update(found.tolist())
-        if len(new) >= self.MERGE_AT:
-            merged = np.concatenate((self.old, np.sort(np.fromiter(new, np.uint64, len(new)))))
-            self.old, self.new = np.sort(merged, kind="stable"), set()  # two sorted runs: merged in linear time
+        if len(new) >= self.MERGE_AT:  # into the sorted array, one new array the size of both
+            added = np.sort(np.fromiter(new, np.uint64, len(new)))
+            self.old, self.new = np.insert(self.old, np.searchsorted(self.old, added), added), set()
 
 
 def _run_keys(group_ids: list[str]) -> np.ndarray:
@@ -188,13 +188,12 @@ class QualitySection:
         that need to be."""
         if stored is None:
             stored = self.conn.hmget(self.pk.quality_digests, group_ids)
-        missing = [gid for gid, raw in zip(group_ids, stored, strict=True) if not current(raw)]
+        batch, missing = decode_batch(group_ids, stored)
         views = read_views(self.conn, self.pk, missing) if missing else {}
         self._hand_back([gid for gid, v in views.items() if v.responses])
-        if views:  # digests made of the groups read whole, decoded with the others
+        if views:  # digests made of the groups read whole, decoded with the others (seldom)
             made = {gid: encode(view_digest(v, self.max_pairs, self.strategy)) for gid, v in views.items()}
-            stored = [made.get(gid, raw) for gid, raw in zip(group_ids, stored, strict=True)]
-        batch, _ = decode_batch(group_ids, stored)
+            batch, _ = decode_batch(group_ids, [made.get(gid, raw) for gid, raw in zip(group_ids, stored, strict=True)])
         if self._wants_whole():
             self.tally.learn(batch)
             touched = [batch.group_ids[row] for row in self.tally.touched(batch)]

@@ -325,13 +325,6 @@ def _spans(begin: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray
 _FIXED_BYTES = (HEADER_WORDS + SIGNATURE_WORDS) * 8
 
 
-def current(stored: bytes | None) -> bool:
-    """Whether a stored digest is of this version (and its length a whole number of words)."""
-    if not stored or len(stored) < _FIXED_BYTES or len(stored) % 8:
-        return False
-    return stored[:8] == _MAGIC_BYTES
-
-
 def decode_batch(group_ids: Sequence[str], stored: Sequence[bytes | None]) -> tuple[DigestBatch, list[str]]:
     """Stored digests (``HMGET``'s answer for ``group_ids``) as one batch, and the groups
     without one in this version (none stored, another version, or not whole)."""

@@ -78,7 +78,7 @@ def figures(sample: Sample) -> dict[str, dict[str, object]]:
 
 
 SIGNATURE_BATCH = 10_000  # prompts of groups read whole, signed together
-CAST_COMPACTED = 1 << 20  # people's counts added up by person past this many entries
+CAST_COMPACTED = 1 << 18  # people's counts added up by person past this many entries (a few MB)
 
 
 class Tally:
