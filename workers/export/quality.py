@@ -311,6 +311,7 @@ class QualitySection:
             "suspect_voters_computed_at": None if self.suspects_at is None else round(self.suspects_at, 3),
         }
         if self.enabled:
+            self.counted = SeenKeys()  # let go before the figures' own arrays are made
             section["figures"] = self.tally.result()
         if self.digests_queued:
             schedule_pairing(self.conn, self.pk.project)

@@ -94,7 +94,7 @@ def keys64(texts: Sequence[str]) -> np.ndarray:
     2**64; multilinear hashing), through SplitMix64's finaliser. The same in every process and
     version (stored digests hold keys), computed for a whole list with a few array operations.
     NUL characters add nothing (ids never hold one)."""
-    if len(texts) <= 2:  # a Python loop is quicker for a few
+    if len(texts) <= 16 and sum(map(len, texts)) <= 80:  # a Python loop is quicker for a few short ones
         return np.array([key64(t) for t in texts], np.uint64)
     points = np.asarray(texts, dtype=str)
     codes = points.view(np.uint32).reshape(len(points), -1)

@@ -261,8 +261,9 @@ class Tally:
         """The share of pairs whose chosen answer is longer (in characters) than the rejected
         one, and the median of chosen length / rejected length."""
         ratios = np.concatenate(self.length_ratios) if self.length_ratios else np.zeros(0)
+        self.length_ratios = [ratios]  # one array from now on; the median reorders it in place
         n = len(ratios)
-        median = round(float(np.median(ratios)), 4) if n else None
+        median = round(float(np.median(ratios, overwrite_input=True)), 4) if n else None
         return {"value": ratio(self.longer, n), "median_length_ratio": median, "pairs": n}
 
     def _concentration(self, counts: np.ndarray) -> dict[str, object]:

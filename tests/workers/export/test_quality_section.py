@@ -165,7 +165,8 @@ def section_of(conn, s3, settings, items, size, **filters):
     kept = []
     for start in range(0, len(items), size):
         kept += [pid for pid, _, _ in section.pairs(items[start : start + size])]
-    return section.finish(), kept, len(section.counted)
+    counted = len(section.counted)
+    return section.finish(), kept, counted
 
 
 def test_the_section_is_the_same_however_the_pairs_come(conn, s3, settings, traffic):

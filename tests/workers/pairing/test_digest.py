@@ -138,6 +138,12 @@ def test_digests_decode_together_into_columns():
 def test_keys_are_the_same_in_every_process_and_tell_ids_apart():
     texts = ["p1", "ü", "", "a" * 300, "0123456789abcdef" * 2]
     assert digest.keys64(texts).tolist() == [digest.key64(t) for t in texts]  # the array way and the loop agree
+    short = [f"u{i}" for i in range(20)]  # many short ones: the array way too
+    assert (
+        digest.keys64(short).tolist()
+        == [digest.key64(t) for t in short]
+        == digest.keys64(short[:3]).tolist() + [digest.key64(t) for t in short[3:]]
+    )
     ids = [f"{i:016x}" for i in range(100_000)]
     assert len(set(digest.keys64(ids).tolist())) == len(ids)
     # stored digests hold keys: the function may never change (pinned value)
