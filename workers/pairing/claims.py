@@ -94,14 +94,19 @@ class Claims:
         call; returns done, changed or lost per group."""
         blobs: list[bytes] = []
 
-        def carried(arg: Any) -> Any:  # bytes travel as ARGV, referred to by place
-            if isinstance(arg, bytes):
-                blobs.append(arg)
-                return [3 + len(blobs)]
-            return arg
+        def carried(command: list[Any]) -> list[Any]:  # bytes travel as ARGV, referred to by place
+            if not any(type(arg) is bytes for arg in command):
+                return command
+            out = []
+            for arg in command:
+                if type(arg) is bytes:
+                    blobs.append(arg)
+                    arg = [3 + len(blobs)]
+                out.append(arg)
+            return out
 
         payload = [
-            [gid, self.pk.group_version(gid), version, [[carried(a) for a in c] for c in commands]]
+            [gid, self.pk.group_version(gid), version, [carried(c) for c in commands]]
             for gid, version, commands in writes
         ]
         args = [token, repr(now), orjson.dumps(payload), *blobs]

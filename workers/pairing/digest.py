@@ -17,7 +17,9 @@ them is to tell them apart. A digest is stored as little-endian 64-bit words of 
 from __future__ import annotations
 
 import math
+import operator
 import re
+import struct
 import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
@@ -111,7 +113,7 @@ def key64(text: str) -> int:
     """One text's key (``keys64``)."""
     if len(text) > len(_MULTIPLIERS):
         _multipliers(len(text))
-    return _mix(sum(ord(c) * k for c, k in zip(text, _MULTIPLIERS, strict=False)) & _MASK)
+    return _mix(sum(map(operator.mul, map(ord, text), _MULTIPLIERS)) & _MASK)
 
 
 def jaccard(equal_share: np.ndarray | float) -> np.ndarray | float:
@@ -266,7 +268,7 @@ def encode(d: GroupDigest) -> bytes:
     ]
     words = [*head, *(k for k, _ in cast), *(n for _, n in cast), *sorted(d.others), *(w for r in rows for w in r)]
     words += [*sorted(d.excluded), *sorted(d.kept)]
-    body = np.array([w & _MASK for w in words], dtype="<u8").tobytes()  # negatives in two's complement
+    body = struct.pack(f"<{len(words)}Q", *(w & _MASK for w in words))  # negatives in two's complement
     return body[: HEADER_WORDS * 8] + (d.signature if signed else bytes(NUM_PERM)) + body[HEADER_WORDS * 8 :]
 
 
