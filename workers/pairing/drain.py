@@ -64,6 +64,7 @@ class GroupSnapshot:
     had_digest: bool = False
     signature: bytes = b""  # its prompt's MinHash signature (digest.py)
     paired_at: dict[int, float] = field(default_factory=dict)  # stored pair's key (digest.py) -> when first paired
+    suspects: frozenset[str] = frozenset()  # the project's suspect voters as the quality cache had them
 
     def view(self) -> GroupView:
         """The group by who gave which feedback (population.py)."""
@@ -84,7 +85,9 @@ def read_groups(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -
         pipe.hgetall(pk.judgements(gid))
         pipe.hgetall(pk.group_matches(gid))
         pipe.hget(pk.quality_digests, gid)
-    rows = pipe.execute()
+    pipe.hget(pk.quality, quality_cache.SUSPECTS)
+    *rows, cached = pipe.execute()
+    suspects = _suspects_of(cached)
     snaps, members = [], []
     for i, gid in enumerate(group_ids):
         version, rids, pair_ids, kto_ids, judged, results, digested = rows[7 * i : 7 * i + 7]
@@ -100,6 +103,7 @@ def read_groups(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -
                 picks=picks,
                 digest=None if digested is None else digest.decode(gid, digested),
                 had_digest=digested is not None,
+                suspects=suspects,
             )
         )
         members.append(sorted(r.decode() for r in rids))
@@ -195,11 +199,9 @@ def plan_writes(
     max_pairs: int,
     strategy: str,
     now: float,
-    suspects: frozenset[str] = frozenset(),
 ) -> tuple[list[Command], dict[str, int]]:
-    """The commands that store a group's pairs and KTO items for its labels, and what they do;
-    ``suspects``: the project's suspect voters as last computed (the digest says which pairs the
-    group makes without theirs)."""
+    """The commands that store a group's pairs and KTO items for its labels, and what they do
+    (its digest says which pairs it makes without the suspect voters the snapshot knew of)."""
     gid = snap.group_id
     pairs = make_pairs(gid, snap.labels, max_pairs, strategy, snap.judgements)
     # Records that stay keep their stored form (and their original time): only new ids are written.
@@ -226,7 +228,7 @@ def plan_writes(
     commands += result_commands(pk, gid, snap.results, results, hour)
     if pairs:
         view = snap.view()
-        present = view.people & suspects
+        present = view.people & snap.suspects
         without = (present, view.pairs(max_pairs, strategy, without=present)) if present else None
         made = digest.digest_of(view, pairs, snap.signature, snap.paired_at, now, results, without)
         commands.append(["HSET", pk.quality_digests, gid, digest.encode(made)])
@@ -259,17 +261,19 @@ def pair_claimed(
     now = time.time() if as_of is None else as_of
     group_ids = _bring_back(conn, claims.pk, group_ids, settings, as_of)
     snaps = read_groups(conn, claims.pk, group_ids)
-    suspects = known_suspects(conn, claims.pk.project)
-    planned = [(snap, *plan_writes(claims.pk, snap, max_pairs, strategy, now, suspects)) for snap in snaps]
+    planned = [(snap, *plan_writes(claims.pk, snap, max_pairs, strategy, now)) for snap in snaps]
     writes = [(snap.group_id, snap.version, commands) for snap, commands, _ in planned]
     statuses = claims.apply(token, time.time(), writes)
     return {snap.group_id: (status, counts) for (snap, _, counts), status in zip(planned, statuses, strict=True)}
 
 
 def known_suspects(conn: redis.Redis, project: str) -> frozenset[str]:
-    """The project's suspect voters as the quality job last cached them (none before it ran)."""
-    found = quality_cache.read(conn, project, quality_cache.SUSPECTS)
-    return frozenset(v["user_id"] for v in found["voters"]) if found else frozenset()
+    """The project's suspect voters as the quality cache last had them (none before it did)."""
+    return _suspects_of(conn.hget(keys.ProjectKeys(project).quality, quality_cache.SUSPECTS))
+
+
+def _suspects_of(cached: bytes | None) -> frozenset[str]:
+    return frozenset(v["user_id"] for v in orjson.loads(cached)["voters"]) if cached else frozenset()
 
 
 def _bring_back(
