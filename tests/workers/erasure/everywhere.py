@@ -7,8 +7,12 @@ import zlib
 
 import pyarrow.parquet as pq
 
+from workers.pairing import digest
+
 USER = "zed-4f1c"  # the user erased: unique enough that any occurrence is theirs
-MARKERS = ("ZEDPROMPT", "ZEDANSWER", "ZEDMETA", "ZEDSESSION", "ZEDCOMMENT", "ZEDCORRECTION", "ZEDLATE", USER)
+# Quality digests know people by 64-bit keys of their ids: the user's key, as redis_text shows it.
+USER_KEY = f"person-key-{digest.key64(USER)}"
+MARKERS = ("ZEDPROMPT", "ZEDANSWER", "ZEDMETA", "ZEDSESSION", "ZEDCOMMENT", "ZEDCORRECTION", "ZEDLATE", USER, USER_KEY)
 
 
 def traces(texts) -> list[tuple[str, str]]:
@@ -18,8 +22,18 @@ def traces(texts) -> list[tuple[str, str]]:
     return [(where, m) for where, text in texts for m in MARKERS if m in text]
 
 
+def _people(name: bytes, value: dict) -> str:
+    """The people a hash of quality digests names, by their keys (see USER_KEY)."""
+    if not name.endswith(b":qdigest"):
+        return ""
+    found = [digest.decode(gid.decode(), raw) for gid, raw in value.items()]
+    keys = sorted({k for d in found if d is not None for k in (*d.people, *d.excluded)})
+    return " " + " ".join(f"person-key-{k}" for k in keys)
+
+
 def redis_text(conn) -> str:
-    """Every key of the Redis server with its value, as one text (RQ's keys too)."""
+    """Every key of the Redis server with its value, as one text (RQ's keys too); the quality
+    digests' people by their keys."""
     out = []
     for raw in conn.scan_iter(count=1000):
         kind = conn.type(raw).decode()
@@ -35,7 +49,7 @@ def redis_text(conn) -> str:
             value = conn.lrange(raw, 0, -1)
         else:
             value = conn.xrange(raw)
-        out.append(f"{raw!r} {value!r}")
+        out.append(f"{raw!r} {value!r}" + (_people(raw, value) if kind == "hash" else ""))
     return "\n".join(out)
 
 

@@ -11,7 +11,7 @@ import time
 from likeloop_cli.pull import pull
 from likeloop_server import apikeys, erasures, exports, keys, projects
 from tests.support import P, auth, feedback, likeloop_cli, read_jsonl_gz, response, store, store_and_pair
-from tests.workers.erasure.everywhere import MARKERS, USER, redis_text, s3_texts, traces
+from tests.workers.erasure.everywhere import MARKERS, USER, USER_KEY, redis_text, s3_texts, traces
 from tests.workers.history import pair_all
 from workers.archive.run import archive_project
 from workers.compaction.compact import compact_project
@@ -97,6 +97,7 @@ def test_erase_a_user_everywhere_and_it_stays_erased(conn, client, s3, settings,
     # one more of zed's events, stored but still in the archive log when the erasure comes
     store(conn, settings, feedback("comment", "o2", USER, text="ZEDLATE remark"))
     assert traces(redis_text(conn)) and traces(s3_texts(s3, settings)), "the markers are there before"
+    assert ("redis", USER_KEY) in traces(redis_text(conn)), "zed's key is in the quality digests before"
 
     erasure_id = erasures.request_erasure(conn, settings.secret_key, P, user_id=USER)
     # already refused: a replayed spool of zed's old events
