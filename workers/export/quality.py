@@ -57,7 +57,7 @@ class SeenKeys:
     def contains(self, found: np.ndarray) -> np.ndarray:
         """Which of ``found`` are here."""
         new = self.new
-        return _contains(self.old, found) | np.fromiter((k in new for k in found.tolist()), bool, len(found))
+        return _contains(self.old, found) | np.fromiter(map(new.__contains__, found.tolist()), bool, len(found))
 
     def add(self, found: np.ndarray) -> np.ndarray:
         """Add ``found`` (distinct keys); returns which were not here before."""
@@ -162,17 +162,18 @@ class QualitySection:
             batch, views = self._made([view]), {view.group_id: view}
         else:
             chunk = list(dict.fromkeys(group_ids))
-            if digests is not None and all(gid in digests for gid in chunk):
-                batch, views = self._read(chunk, [digests[gid] for gid in chunk])
-            else:
-                batch, views = self._read(chunk)
+            try:  # the caller read them all with the chunk, as a rule
+                stored = None if digests is None else [digests[gid] for gid in chunk]
+            except KeyError:
+                stored = None
+            batch, views = self._read(chunk, stored)
         row_of_group = {gid: row for row, gid in enumerate(batch.group_ids)}
         rows = np.fromiter((row_of_group.get(gid, -1) for gid in group_ids), np.int64, len(items))
         pair_keys = keys64([pid for pid, _, _ in items])
         at = _located(batch, rows, pair_keys)
         kept = self._kept(batch, group_ids, pair_keys, at, views) if self.filters.active else None
         if self.enabled:
-            self._tally(batch, items, rows, pair_keys, at, kept, views)
+            self._tally(batch, items, group_ids, rows, pair_keys, at, kept, views)
         if kept is None or kept.all():
             return items
         return [x for x, keep in zip(items, kept.tolist(), strict=True) if keep]
@@ -252,6 +253,7 @@ class QualitySection:
         self,
         batch: DigestBatch,
         items: list[Added],
+        group_ids: list[str],
         rows: np.ndarray,
         pair_keys: np.ndarray,
         at: np.ndarray,
@@ -265,7 +267,10 @@ class QualitySection:
         self.tally.batch(batch, groups[fresh], views)
         known = written & (at >= 0)
         facts = batch.pair_facts[at[known]]
-        ids = [gid for (_, gid, _), k in zip(items, known.tolist(), strict=True) if k]
+        if known.all():
+            ids = group_ids
+        else:
+            ids = [gid for gid, k in zip(group_ids, known.tolist(), strict=True) if k]
         self.tally.pairs(ids, pair_keys[known], facts[:, _SOURCE], facts[:, _CHOSEN], facts[:, _REJECTED])
         unknown = np.nonzero(written & (at < 0))[0]
         if len(unknown):  # pairs their group's digest does not know (made by older rules): records say
