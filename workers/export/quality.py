@@ -81,20 +81,22 @@ def _run_keys(group_ids: list[str]) -> np.ndarray:
 
 
 def _contains(sorted_keys: np.ndarray, found: np.ndarray) -> np.ndarray:
-    at = np.minimum(np.searchsorted(sorted_keys, found), max(len(sorted_keys) - 1, 0))
-    return sorted_keys[at] == found if len(sorted_keys) else np.zeros(len(found), bool)
+    if not len(sorted_keys):
+        return np.zeros(len(found), bool)
+    at = np.minimum(np.searchsorted(sorted_keys, found), len(sorted_keys) - 1)
+    return sorted_keys[at] == found
 
 
 def _located(batch: DigestBatch, rows: np.ndarray, pair_keys: np.ndarray) -> np.ndarray:
     """For each pair (its group's row in ``batch``, -1 for none, and its key): its place in the
     batch's pair columns, or -1 where its group's digest does not know it."""
+    if not len(batch.pair_keys):
+        return np.full(len(pair_keys), -1, np.int64)
     table = batch.pair_keys ^ (batch.pair_group.astype(np.uint64) * _SPREAD)
     wanted = pair_keys ^ (rows.astype(np.uint64) * _SPREAD)
     order = np.argsort(table)
     in_order = table[order]
-    at = np.minimum(np.searchsorted(in_order, wanted), max(len(table) - 1, 0))
-    if not len(table):
-        return np.full(len(wanted), -1, np.int64)
+    at = np.minimum(np.searchsorted(in_order, wanted), len(table) - 1)
     found = (in_order[at] == wanted) & (rows >= 0) & (batch.pair_group[order[at]] == rows)
     return np.where(found, order[at], -1)
 
@@ -226,7 +228,7 @@ class QualitySection:
         filters, facts = self.filters, batch.pair_facts
         current_ = at >= 0
         failed: dict[str, np.ndarray] = {"not_current": ~current_}
-        found = facts[np.where(current_, at, 0)] if len(facts) else np.zeros((len(at), 6), np.int64)
+        found = facts[np.where(current_, at, 0)] if len(facts) else np.zeros((len(at), facts.shape[1]), np.int64)
         if filters.exclude_suspect_voters and self.suspects:
             touched = {batch.group_ids[row] for row in self.tally.touched(batch)}
             failed["exclude_suspect_voters"] = current_ & np.fromiter(
@@ -300,10 +302,7 @@ class QualitySection:
             fresh = self.counted.add(_run_keys(chunk))
             new = [gid for gid, f in zip(chunk, fresh.tolist(), strict=True) if f]
         if new:
-            digests = digests or {}
-            unread = [gid for gid in new if gid not in digests]
-            stored = dict(zip(unread, self.conn.hmget(self.pk.quality_digests, unread), strict=True)) if unread else {}
-            batch, views = self._read(new, [digests[gid] if gid in digests else stored[gid] for gid in new])
+            batch, views = self._read(new, None if digests is None else [digests[gid] for gid in new])
             self.tally.batch(batch, None, views)
         sources, chosen, rejected = (np.array(column, np.int64) for column in facts)
         self.tally.pairs(group_ids, [pid for pid, _, _ in items], sources, chosen, rejected)

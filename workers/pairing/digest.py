@@ -78,15 +78,19 @@ def _mix(x: int) -> int:
     return x ^ (x >> 31)
 
 
-# One odd 64-bit multiplier per place in a text: SplitMix64's outputs for 0, 1, 2, ...
-_MULTIPLIERS = [_mix((i * 0x9E3779B97F4A7C15) & _MASK) | 1 for i in range(1, 257)]
+def _multiplier(place: int) -> int:
+    """The odd 64-bit multiplier of a text's ``place``-th character (from 1): SplitMix64's output."""
+    return _mix((place * 0x9E3779B97F4A7C15) & _MASK) | 1
+
+
+_MULTIPLIERS = [_multiplier(i) for i in range(1, 257)]  # grown for longer texts
 _MULTIPLIER_ARRAY = np.array(_MULTIPLIERS, np.uint64)
 
 
 def _multipliers(width: int) -> np.ndarray:
-    global _MULTIPLIER_ARRAY, _MULTIPLIERS
+    global _MULTIPLIER_ARRAY
     if width > len(_MULTIPLIERS):
-        _MULTIPLIERS += [_mix((i * 0x9E3779B97F4A7C15) & _MASK) | 1 for i in range(len(_MULTIPLIERS) + 1, width + 1)]
+        _MULTIPLIERS.extend(_multiplier(i) for i in range(len(_MULTIPLIERS) + 1, width + 1))
         _MULTIPLIER_ARRAY = np.array(_MULTIPLIERS, np.uint64)
     return _MULTIPLIER_ARRAY[:width]
 
@@ -346,7 +350,7 @@ def decode_batch(group_ids: Sequence[str], stored: Sequence[bytes | None]) -> tu
     lengths, starts = lengths[ok], starts[ok]
     head = words[starts[:, None] + np.arange(HEADER_WORDS)]
     n_cast, n_others, n_pairs, n_excluded, n_kept = (head[:, i] for i in range(2, 7))
-    whole = (n_cast >= 0) & (n_others >= 0) & (n_pairs >= 0) & (n_excluded >= 0) & (n_kept >= 0)
+    whole = (head[:, 2:7] >= 0).all(axis=1)  # every count, then the length they make
     whole &= (
         lengths == HEADER_WORDS + SIGNATURE_WORDS + 2 * n_cast + n_others + PAIR_WORDS * n_pairs + n_excluded + n_kept
     )

@@ -194,11 +194,7 @@ def _replace(
 
 
 def plan_writes(
-    pk: keys.ProjectKeys,
-    snap: GroupSnapshot,
-    max_pairs: int,
-    strategy: str,
-    now: float,
+    pk: keys.ProjectKeys, snap: GroupSnapshot, max_pairs: int, strategy: str, now: float
 ) -> tuple[list[Command], dict[str, int]]:
     """The commands that store a group's pairs and KTO items for its labels, and what they do
     (its digest says which pairs it makes without the suspect voters the snapshot knew of)."""
