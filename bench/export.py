@@ -1,11 +1,13 @@
 """Export throughput and memory: pairs per second and peak memory of an incremental export of
-N pairs, against reading the same pairs from Redis alone (the pair log and the records it
-names, in the export's chunks, nothing done with them) and against the same export without its
-quality section, measured in the same run on a local redis-server and SeaweedFS S3 server. A raw
-boto3 upload of the export's bytes is shown too.
+N pairs, against reading the same pairs from Redis alone (the pair log, the records it names and
+the responses those name, in the export's chunks, nothing done with them: ``read s``; the log
+and the records alone: ``records s``) and against the same export without its quality section,
+measured in the same run on a local redis-server and SeaweedFS S3 server. A raw boto3 upload of
+the export's bytes is shown too.
 
-The pairs are seeded straight into Redis (records and pair-log entries, as the pairing job
-writes them), so only the export is timed. Each export runs in a fresh process whose peak RSS is
+The pairs are seeded straight into Redis (their responses, records that refer to them and
+pair-log entries, as the ingest script and the pairing job write them), so only the export is
+timed; joining the texts to the records is the export's work. Each export runs in a fresh process whose peak RSS is
 reported next to the RSS of an idle process with the same imports. Run: make bench
 """
 
@@ -40,9 +42,8 @@ def seed(redis_url: str, project: str, n: int, per_group: int = PAIRS_PER_GROUP)
     pair log, each group's pair set and its quality digest (workers/pairing/digest.py)."""
     import redis
 
-    from workers.dataset.formats import stored_pair
     from workers.pairing import digest
-    from workers.pairing.rules import Candidate, Pair, ResponseLabels, pair_record
+    from workers.pairing.rules import Candidate, Pair, ResponseLabels, stored_pair
 
     conn = redis.Redis.from_url(redis_url)
     pk = keys.ProjectKeys(project)
@@ -58,7 +59,10 @@ def seed(redis_url: str, project: str, n: int, per_group: int = PAIRS_PER_GROUP)
             pair = Pair(f"p{i:010d}", gid, Candidate(good.response_id, good.text, good),
                         Candidate(bad.response_id, bad.text, bad), strength=3)  # fmt: skip
             prompt = {"prompt": f"Question number {i // per_group}: explain it briefly."}
-            pipe.hset(pk.pair_records, pair.id, stored_pair(pair_record(pair, prompt, 1795700000.0)))
+            for answer in (good, bad):
+                fields = {"id": answer.response_id, "group": gid, "response": answer.text, "model": answer.model}
+                pipe.hset(pk.response(answer.response_id), mapping={**fields, "ts": "1795700000.0", **prompt})
+            pipe.hset(pk.pair_records, pair.id, stored_pair(pair, 1795700000.0))
             pipe.sadd(pk.group_pairs(gid), pair.id)
             pipe.xadd(pk.pair_log, {"op": "add", "pair": pair.id, "group": gid})
             facts = digest.PairFacts("vote", len(good.text), len(bad.text), 3, 3, 1795700000.0)
@@ -114,21 +118,31 @@ def in_child(target: Callable[..., Any], *args: Any) -> Any:
 
 def redis_read(redis_url: str, project: str, out: mp.Queue) -> None:
     """Seconds to read the pairs an incremental export reads: the whole pair log, READ_CHUNK
-    entries at a time, and the records they name, with the same client (hiredis)."""
+    entries at a time, the records they name and the responses those name (one pipelined round
+    trip a chunk), with the same client (hiredis); and the seconds without the responses."""
     import redis
 
     from workers.export.logscan import READ_CHUNK
+    from workers.pairing import texts
 
     conn = redis.Redis.from_url(redis_url)
     pk = keys.ProjectKeys(project)
-    start, last, records = time.perf_counter(), "-", 0
-    while True:
-        entries = conn.xrange(pk.pair_log, last if last == "-" else f"({last}", "+", count=READ_CHUNK)
-        if not entries:
-            break
-        records += sum(v is not None for v in conn.hmget(pk.pair_records, [f[b"pair"] for _, f in entries]))
-        last = entries[-1][0].decode()
-    out.put((time.perf_counter() - start, records))
+    seconds = []
+    for with_texts in (False, True):
+        start, last, records = time.perf_counter(), "-", 0
+        while True:
+            entries = conn.xrange(pk.pair_log, last if last == "-" else f"({last}", "+", count=READ_CHUNK)
+            if not entries:
+                break
+            found = [v for v in conn.hmget(pk.pair_records, [f[b"pair"] for _, f in entries]) if v is not None]
+            records += len(found)
+            if with_texts:
+                pipe = conn.pipeline(transaction=False)
+                texts.queue_reads(pipe, pk, texts.needed(found))
+                pipe.execute()
+            last = entries[-1][0].decode()
+        seconds.append(time.perf_counter() - start)
+    out.put((*seconds, records // 2))
 
 
 def raw_upload_seconds(s3_url: str, objects: list[str]) -> float:
@@ -165,7 +179,7 @@ def main() -> int:
             base_rss = in_child(idle_rss, redis_server.url, weed.url, "none")
             print(f"idle worker process RSS (same imports): {base_rss / 1024:.0f} MB")
             print(
-                f"{'pairs':>9} {'export s':>9} {'pairs/s':>10} {'read s':>7} {'export/read rate':>17} "
+                f"{'pairs':>9} {'export s':>9} {'pairs/s':>10} {'records s':>9} {'read s':>7} {'export/read rate':>17} "
                 f"{'raw upload s':>13} {'peak RSS MB':>12} {'without section s':>18} {'its RSS MB':>11}"
             )
             for n in sizes:
@@ -178,13 +192,14 @@ def main() -> int:
                 project = f"bench-{n}"
                 seed(redis_server.url, project, n, args.pairs_per_group)
                 # Read first: the export trims the pair log up to its cursor.
-                read, records = in_child(redis_read, redis_server.url, project)
+                records_only, read, records = in_child(redis_read, redis_server.url, project)
                 assert records == n, (records, n)
                 elapsed, count, objects, rss = in_child(run_export, redis_server.url, weed.url, project, True)
                 assert count == n, (count, n)
                 raw = raw_upload_seconds(weed.url, objects)
                 print(
-                    f"{n:>9} {elapsed:>9.2f} {n / elapsed:>10.0f} {read:>7.2f} {read / elapsed:>17.2f} "
+                    f"{n:>9} {elapsed:>9.2f} {n / elapsed:>10.0f} {records_only:>9.2f} {read:>7.2f} "
+                    f"{read / elapsed:>17.2f} "
                     f"{raw:>13.2f} {rss / 1024:>12.0f} {plain:>18.2f} {plain_rss / 1024:>11.0f}",
                     flush=True,
                 )

@@ -115,6 +115,30 @@ def read_responses(
     return out
 
 
+def read_response_fields(
+    conn: redis.Redis, pk: keys.ProjectKeys, response_ids: list[str], names: tuple[str, ...]
+) -> dict[str, dict[str, str | None]]:
+    """Response id -> the named fields of its hash (None where absent), as text, in one round
+    trip; a response that is gone (no first field) is left out."""
+    if not response_ids:
+        return {}
+    pipe = conn.pipeline(transaction=False)
+    for rid in response_ids:
+        pipe.hmget(pk.response(rid), names)
+    return response_fields(response_ids, pipe.execute(), names)
+
+
+def response_fields(
+    response_ids: list[str], replies: list[list[bytes | None]], names: tuple[str, ...]
+) -> dict[str, dict[str, str | None]]:
+    """``read_response_fields`` from HMGET replies read elsewhere (in the caller's pipeline)."""
+    out: dict[str, dict[str, str | None]] = {}
+    for rid, values in zip(response_ids, replies, strict=True):
+        if values[0] is not None:
+            out[rid] = dict(zip(names, (None if v is None else v.decode() for v in values), strict=True))
+    return out
+
+
 def parse_record(raw: bytes) -> dict[str, Any]:
     """A stored pair or KTO item (``pair_records``, ``kto_records``): its ``trl`` or ``kto`` dataset
     row, as the workers' formats.py builds it, with the provenance as a JSON string in ``metadata``."""

@@ -22,6 +22,7 @@ from likeloop_server import apikeys, keys, stored
 from likeloop_server.batch_store import BatchStore
 from likeloop_server.ingest import prepare
 from likeloop_server.settings import Settings
+from workers.pairing import texts
 
 P = "acme"  # the project most tests write to
 
@@ -229,4 +230,13 @@ def stored_records(conn: redis.Redis, pk: keys.ProjectKeys, group_id: str, kto: 
     else:
         ids_key, records_key = pk.group_pairs(group_id), pk.pair_records
     ids = sorted(conn.smembers(ids_key))
-    return [stored.parse_record(v) for v in conn.hmget(records_key, ids) if v is not None] if ids else []
+    raws = [v for v in conn.hmget(records_key, ids) if v is not None] if ids else []
+    return [stored.parse_record(texts.one_row(conn, pk, raw)) for raw in raws]
+
+
+def all_rows(conn: redis.Redis, pk: keys.ProjectKeys, kto: bool = False) -> dict[str, bytes]:
+    """Every stored pair (or KTO item) of the project as its whole row (texts joined from the
+    responses, workers/pairing/texts.py), by id."""
+    found = conn.hgetall(pk.kto_records if kto else pk.pair_records)
+    items = [(item.decode(), "", raw) for item, raw in found.items()]
+    return {item: raw for item, _, raw in texts.join_all(conn, pk, items)[0][0]}

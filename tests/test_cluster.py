@@ -21,6 +21,7 @@ from tests.support import LiveService, likeloop_cli, run_worker_burst
 from tests.workers.history import snapshot_rows
 from workers.archive.run import archive_project
 from workers.compaction.compact import compact_project
+from workers.dataset import refs
 
 
 @pytest.fixture(scope="module")
@@ -257,7 +258,7 @@ def test_the_judge_erasure_retention_quality_and_limits_work_on_a_cluster(on_clu
         llm.close()
     drain(conn, "shop", 100, time.monotonic() + 30, schedule=False, settings=limited)
     pk = keys.ProjectKeys("shop")
-    sources = sorted(json.loads(json.loads(r)["metadata"])["source"] for r in conn.hvals(pk.pair_records))
+    sources = sorted(refs.metadata(r)["source"] for r in conn.hvals(pk.pair_records))
     assert sources == ["judge", "vote"]
 
     app = create_app(limited, {"TESTING": True}).test_client()

@@ -23,6 +23,12 @@ and on the job queue's when it is apart. The service answers 503 until the layou
 (likeloop_server/layout.py), so nothing is written under the new names before the old ones have
 moved there; stop the older version's services and workers before starting this one's
 (docs/redis-keys.md).
+
+Layout 8 stores pairs and KTO items as references to their responses (workers/dataset/refs.py:
+the responses' keys and the provenance, the texts and prompt read from the response hashes when
+a row is needed). Each record stored whole is rewritten so only when the rewritten form joins
+back to exactly the row it held (its responses are there, with that prompt); any other stays
+whole, which every reader still takes.
 """
 
 from __future__ import annotations
@@ -35,11 +41,13 @@ from typing import Any
 
 import redis
 
-from likeloop_server import compacted, keys
+from likeloop_server import compacted, keys, stored
 from likeloop_server.apikeys import list_projects
 from likeloop_server.connections import queue_redis
 from likeloop_server.identity import valid_project_name
+from workers.dataset import refs
 from workers.dataset.formats import stored_kto, stored_pair
+from workers.dataset.provenance import without_prompt
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +143,47 @@ def _list_changed(conn: redis.Redis, pk: keys.ProjectKeys) -> None:
             batch = []
 
 
+def _referring(raw: bytes, kto: bool) -> bytes | None:
+    """The referring form of a record stored whole (None if it cannot be read as one)."""
+    try:
+        row = json.loads(raw)
+        meta = json.loads(row["metadata"])
+        sides = [meta["completion"]] if kto else [meta["chosen"], meta["rejected"]]
+        names = [s["response_id"] + (refs.CORRECTION_SUFFIX if s.get("kind") == "correction" else "") for s in sides]
+        provenance = without_prompt(meta)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if kto:
+        return refs.kto_ref(names[0], bool(row.get("label")), provenance)
+    return refs.pair_ref(names[0], names[1], provenance)
+
+
+def refer_to_responses(conn: redis.Redis, pk: keys.ProjectKeys) -> tuple[int, int]:
+    """Layout 8: each pair and KTO item stored whole rewritten as a reference to its responses,
+    where that joins back to the same row. Returns (rewritten, left whole)."""
+    rewritten = left = 0
+    for records_key, kto in ((pk.pair_records, False), (pk.kto_records, True)):
+        cursor = 0
+        while True:
+            cursor, found = conn.hscan(records_key, cursor, count=1000)
+            whole = {item: raw for item, raw in found.items() if not refs.is_ref(raw)}
+            candidates = {item: _referring(raw, kto) for item, raw in whole.items()}
+            named = list(dict.fromkeys(r for ref in candidates.values() if ref for r in refs.responses_named(ref)))
+            responses = stored.read_response_fields(conn, pk, named, refs.RESPONSE_FIELDS)
+            done = {
+                item: ref
+                for item, ref in candidates.items()
+                if ref is not None and refs.join(ref, responses) == whole[item]
+            }
+            if done:
+                conn.hset(records_key, mapping=done)
+            rewritten += len(done)
+            left += len(whole) - len(done)
+            if cursor == 0:
+                break
+    return rewritten, left
+
+
 _LEGACY_PREFIX = (keys.PREFIX + "p:").encode()  # what every project key starts with, tagged or not
 _RENAME_BATCH = 1000
 # The global keys' names before layout 7 -> after (``ll:apikey:`` a prefix).
@@ -223,6 +272,9 @@ def migrate(conn: redis.Redis) -> int:
                 pipe.delete(key)
                 pipe.execute()
                 moved += len(old)
+        rewritten, left = refer_to_responses(conn, pk)
+        if rewritten or left:
+            log.info("%s: %d stored records now refer to their responses (%d left whole)", project, rewritten, left)
     conn.set(keys.LAYOUT, keys.LAYOUT_VERSION)
     if moved:
         log.info("moved %d stored pairs and KTO items to key layout %s", moved, keys.LAYOUT_VERSION.decode())

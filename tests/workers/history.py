@@ -7,6 +7,7 @@ import time
 
 from likeloop_server import exports, keys, projects
 from tests.support import P, auth, feedback, labelled, read_jsonl_gz, response, store, store_and_pair
+from workers.dataset import refs
 from workers.export.run import export_project
 from workers.pairing import digest
 from workers.pairing.drain import drain
@@ -29,7 +30,11 @@ def _records(raw: dict) -> tuple[dict, dict]:
     """Stored pair records with their pairing time taken out: (records, id -> pairing time)."""
     out, times = {}, {}
     for pid, value in raw.items():
-        record = json.loads(value)
+        if refs.is_ref(value):  # its responses' keys, then its provenance
+            first, second, provenance = value[1:].split(b" ", 2)
+            record = {"keys": [first, second], "metadata": provenance}
+        else:
+            record = json.loads(value)
         meta = json.loads(record["metadata"])
         times[pid] = next(meta.pop(name) for name in _PAIRING_TIMES if name in meta)
         out[pid] = {**record, "metadata": meta}

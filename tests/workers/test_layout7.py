@@ -45,13 +45,22 @@ def test_a_layout_6_store_comes_up_to_layout_7_with_every_value(conn):
     assert sum(1 for name in before if name.startswith(b"ll:p:acme:")) > 50
     migrate(conn)
     after = everything(conn)
-    assert conn.get(keys.LAYOUT) == b"7"
+    assert conn.get(keys.LAYOUT) == keys.LAYOUT_VERSION  # 7, then 8 (records that refer: test_store_copies)
     assert not [name for name in after if name.startswith(b"ll:p:") and not name.startswith(b"ll:p:{")]
     assert sum(1 for name in after if name.startswith(b"ll:{global}:apikey:")) == 1  # acme's key
     assert not [name for name in after if name.startswith(b"ll:") and tagged(name) != name]
     # every key under its new name, its value and expiry as they were; nothing else but the layout
+    # (the stored records' ids; their values are rewritten by layout 8)
+    records = (b":pairrecs", b":ktorecs")
     moved = {tagged(name): value for name, value in before.items() if name != keys.LAYOUT.encode()}
-    assert {name: value for name, value in after.items() if name != keys.LAYOUT.encode()} == moved
+    assert {name: value for name, value in after.items() if name != keys.LAYOUT.encode()}.keys() == moved.keys()
+    assert {n: v for n, v in after.items() if n in moved and not n.endswith(records)} == {
+        n: v for n, v in moved.items() if not n.endswith(records)
+    }
+    for name in (n for n in moved if n.endswith(records)):
+        conn.restore(b"was", 0, moved[name][0])  # the hash as layout 6 held it
+        assert conn.hlen(name) > 0 and sorted(conn.hkeys(name)) == sorted(conn.hkeys(b"was"))
+        conn.delete(b"was")
     assert migrate(conn) == 0 and everything(conn) == after  # once done, a no-op
 
 

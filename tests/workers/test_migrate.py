@@ -1,6 +1,7 @@
 """Older layouts move to the current one: layout 1 (a records hash per prompt group) exports the
 same rows after the move; layout 3 ranks prompt groups by the dislikes counted before it; layout
-5 lists labelled groups for compaction; layout 6 packs the compaction indexes."""
+5 lists labelled groups for compaction; layout 6 packs the compaction indexes; layout 8 makes
+stored records refer to their responses."""
 
 import hashlib
 import json
@@ -126,3 +127,47 @@ def test_compaction_indexes_in_hex_become_bytes_and_waiting_feedback_wakes_its_g
     conn.zrem(pk.dirty, gid)
     statuses, dirty = store(conn, settings, feedback("dislike", "old-response", "v"), project=P)
     assert statuses == ["pending"] and dirty == [gid]
+
+
+def test_layout_8_makes_stored_rows_refer_to_their_responses_only_where_they_join_back(conn, s3, settings):
+    from workers.dataset import refs
+    from workers.dataset.formats import stored_kto as whole_kto
+    from workers.dataset.formats import stored_pair as whole_pair
+    from workers.migrate import refer_to_responses
+    from workers.pairing import texts
+    from workers.pairing.drain import read_groups
+    from workers.pairing.rules import kto_items, kto_record, make_pairs, pair_record
+
+    apikeys.create_key(conn, P, ("ingest",))
+    pk = keys.ProjectKeys(P)
+    events = []
+    for n in range(3):
+        events += [response(f"a{n}", f"good {n}", prompt=f"Q{n}"), response(f"b{n}", f"bad {n}", prompt=f"Q{n}")]
+        events += [feedback("like", f"a{n}"), feedback("dislike", f"b{n}")]
+    _, gids = store(conn, settings, *events, project=P)
+    # Each group's pair and KTO items stored whole, as layout 7 stored them
+    for snap in read_groups(conn, pk, gids):
+        (pair,) = make_pairs(snap.group_id, snap.labels, 10)
+        conn.sadd(pk.group_pairs(snap.group_id), pair.id)
+        conn.hset(pk.pair_records, pair.id, whole_pair(pair_record(pair, snap.prompt, 5.0)))
+        for item in kto_items(snap.group_id, snap.labels):
+            conn.sadd(pk.group_kto(snap.group_id), item.id)
+            conn.hset(pk.kto_records, item.id, whole_kto(kto_record(item, snap.prompt, 5.0)))
+    before = {**conn.hgetall(pk.pair_records), **conn.hgetall(pk.kto_records)}
+    # one group's losing answer is gone; another's record holds a prompt its responses do not
+    conn.delete(pk.response("b0"))
+    (odd,) = [i for i, raw in conn.hgetall(pk.pair_records).items() if b'"Q1"' in raw]
+    conn.hset(pk.pair_records, odd, conn.hget(pk.pair_records, odd).replace(b'"Q1"', b'"Q1, as it was asked"'))
+    before[odd] = conn.hget(pk.pair_records, odd)
+    conn.delete(keys.LAYOUT)
+    migrate(conn)
+    after = {**conn.hgetall(pk.pair_records), **conn.hgetall(pk.kto_records)}
+    assert after.keys() == before.keys() and len(after) == 3 + 6
+    whole = sorted(i for i, raw in after.items() if not refs.is_ref(raw))
+    assert [after[i] for i in whole] == [before[i] for i in whole]
+    # left whole: the pair of group 0 and its losing answer's KTO item (b0 is gone), the altered pair
+    assert len(whole) == 3 and odd in whole
+    assert all(b'"bad 0"' in after[i] or i == odd for i in whole)
+    for item in set(after) - set(whole):
+        assert texts.one_row(conn, pk, after[item]) == before[item]
+    assert refer_to_responses(conn, pk) == (0, 3)  # again: nothing more to rewrite

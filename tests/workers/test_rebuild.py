@@ -17,6 +17,7 @@ from service import create_app
 from tests.support import P, auth, feedback, labelled, likeloop_cli, read_jsonl_gz, response, store, store_and_pair
 from tests.workers.history import PAIRING_LAG_S, dump, pair_all, snapshot_rows, traffic
 from workers.archive.run import archive_project
+from workers.dataset import refs
 from workers.export.run import export_project
 from workers.rebuild import ProjectNotEmpty, rebuild_project
 from workers.stats_rollup import roll_up
@@ -161,7 +162,7 @@ def test_a_models_labels_are_archived_and_rebuilt(conn, s3, settings, monkeypatc
     finally:
         server.close()
     pair_all(conn, settings)
-    sources = {json.loads(json.loads(r)["metadata"])["source"] for r in conn.hvals(PK.pair_records)}
+    sources = {refs.metadata(r)["source"] for r in conn.hvals(PK.pair_records)}
     assert sources == {"judge", "reference"}
     archive_project(conn, s3, settings, P)
     before = dump(conn)

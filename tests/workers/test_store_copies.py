@@ -11,6 +11,7 @@ import pytest
 from likeloop_server import exports, keys
 from tests.support import P, labelled, store_and_pair
 from tests.workers.store_copies import answers, load
+from workers.dataset import refs
 from workers.export.run import export_project
 from workers.migrate import migrate
 
@@ -27,6 +28,10 @@ def test_a_copy_comes_up_to_the_current_layout_and_answers_as_its_version_did(pa
     assert conn.get(keys.LAYOUT) == str(layout).encode()
     migrate(conn)
     assert conn.get(keys.LAYOUT) == keys.LAYOUT_VERSION
+    # every record refers to its responses now (layout 8), and joins back to the row it held
+    pk = keys.ProjectKeys(P)
+    stored = [*conn.hvals(pk.pair_records), *conn.hvals(pk.kto_records)]
+    assert stored and all(refs.is_ref(raw) for raw in stored)
     # stats, leaderboard, the snapshot's rows, and the next incremental run sends what that
     # version's next run sent, no more: the export cursor and the exported set came along
     assert answers(conn, client, s3, settings, then["secret"]) == then

@@ -34,8 +34,13 @@ def write_verdicts(
     pipe: Pipe, pk: keys.ProjectKeys, group_id: str, verdicts: dict[str, str], now: float, archive: bool
 ) -> None:
     """Queue a judge's verdicts of a group's pairs (``keys.ProjectKeys.judgements`` fields) and
-    mark the group for pairing."""
+    mark the group for pairing. The judged responses (and their group) are kept from then on, as
+    feedback keeps them: the pairs stored from a verdict name them (workers/dataset/refs.py)."""
     pipe.hset(pk.judgements(group_id), mapping=verdicts)
+    judged = sorted({rid for name in verdicts for rid in name.split("|", 2)[:2]})
+    for rid in judged:
+        pipe.persist(pk.response(rid))
+    pipe.persist(pk.group(group_id))
     _touch(pipe, pk, group_id, now)
     if archive:
         _archive(pipe, pk, {"kind": JUDGEMENT, "group": group_id, "verdicts": verdicts}, now)

@@ -71,3 +71,9 @@ def kto_metadata(
             "labelled_at": labelled_at,
         }
     )
+
+
+def without_prompt(meta: dict[str, Any]) -> str:
+    """A parsed provenance as the text it is stored as without the prompt (its ``messages`` and
+    ``system`` empty): what a record referring to its responses keeps (refs.py)."""
+    return _json({**meta, "messages": None, "system": None})

@@ -29,6 +29,7 @@ from likeloop_server import keys
 from likeloop_server.stored import parse_record, record_ids
 from workers.dataset.formats import ROW_BUILDERS, SCHEMAS, expand_pair, split_of
 from workers.export.layout import Layout
+from workers.pairing import texts
 from workers.storage.s3io import GZIP_LEVEL, PARQUET_ROW_GROUP, json_objects, put_bytes, put_json, read_jsonl_gz
 
 _WITH_IDS = ("trl", "trl-chat", "kto")
@@ -138,7 +139,8 @@ class ExportsPass:
         """The item's row as the current dataset has it; None when the item is gone."""
         slot = (item, kto)
         if slot not in self._current:
-            self._current[slot] = self.conn.hget(self.pk.kto_records if kto else self.pk.pair_records, item)
+            raw = self.conn.hget(self.pk.kto_records if kto else self.pk.pair_records, item)
+            self._current[slot] = texts.one_row(self.conn, self.pk, raw)
         raw = self._current[slot]
         if raw is None:
             return None

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from likeloop_server.counters import utc_hour
+from workers.dataset import refs
 
 REFERENCE_SOURCE = "reference"  # a reference model's answer (workers/ai/reference.py)
 
@@ -112,8 +111,8 @@ class Filtered:
 
 
 def _record_responses(record: str, kind: str) -> set[str]:
-    """The response ids a stored pair (``trl`` row) or KTO item (``kto`` row) was built from."""
-    meta = orjson.loads(orjson.loads(record)["metadata"])
+    """The response ids a stored pair or KTO item (either stored form) was built from."""
+    meta = refs.metadata(record.encode("utf-8", "surrogateescape"))
     sides = ("completion",) if kind == "kto" else ("chosen", "rejected")
     return {meta[s]["response_id"] for s in sides if isinstance(meta.get(s), dict) and meta[s].get("response_id")}
 

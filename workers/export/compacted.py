@@ -22,6 +22,7 @@ from likeloop_server.stored import stream_id
 from workers.archive.layout import ArchiveLayout
 from workers.compaction import snapshot as group_snapshot
 from workers.compaction.restore import RESTORED_LOG_S
+from workers.pairing import texts
 
 from .logscan import Added
 
@@ -56,12 +57,14 @@ def _locations(conn: redis.Redis, pk: keys.ProjectKeys) -> dict[str, list[tuple[
 
 
 def snapshot_items(snap: dict[str, Any], excluded: tuple[str, ...]) -> tuple[list[Added], list[Added]]:
-    """A snapshot's (pairs, KTO items) as export chunks, without the pairs of ``excluded`` sources."""
+    """A snapshot's (pairs, KTO items) as export chunks, their texts joined from the snapshot's
+    responses, without the pairs of ``excluded`` sources."""
     gid = snap["group"]
     left_out = {pid for source in excluded for pid in snap["sources"].get(source, ())}
+    responses = {rid: r["fields"] for rid, r in snap["responses"].items()}
     pairs = [(pid, gid, raw.encode()) for pid, raw in sorted(snap["pairs"].items()) if pid not in left_out]
     kto = [(kid, gid, raw.encode()) for kid, raw in sorted(snap["kto"].items())]
-    return pairs, kto
+    return texts.joined(pairs, responses)[0], texts.joined(kto, responses)[0]
 
 
 def compacted_snapshots(
@@ -105,4 +108,5 @@ def hot_items(
                 for item, raw in zip(ids, conn.hmget(records_key, ids), strict=True):
                     if raw is not None:
                         out[n].append((item, gid, raw))
-    return out
+    (pairs, kto), _ = texts.join_all(conn, pk, *out)
+    return pairs, kto

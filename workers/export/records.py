@@ -13,6 +13,8 @@ import orjson
 import redis
 
 from likeloop_server import keys
+from workers.dataset import refs
+from workers.pairing import texts
 from workers.pairing.digest import SOURCE_CODES
 from workers.quality.gather import answer_text
 
@@ -59,9 +61,9 @@ def _chunk(
     found: dict[bytes, bytes],
 ) -> Chunk:
     ids, raws = list(found), list(found.values())
-    rows = [orjson.loads(raw) for raw in raws]
-    metas = [orjson.loads(row["metadata"]) for row in rows]
+    metas = [refs.metadata(raw) for raw in raws]
     unread = section.uncounted(list(dict.fromkeys(m["group_id"] for m in metas))) if section else []
+    named = texts.needed(raws)
     pipe = conn.pipeline(transaction=False)
     pipe.smismember(seen_key, ids)
     pipe.sadd(seen_key, *ids)
@@ -69,14 +71,19 @@ def _chunk(
         pipe.smismember(key, ids)
     if unread:
         pipe.hmget(pk.quality_digests, unread)
+    texts.queue_reads(pipe, pk, named)
     replies = pipe.execute()
     seen, skipped = replies[0], replies[2 : 2 + len(skip_sets)]
+    responses = texts.fields_of(named, replies[len(replies) - len(named) :])
     kept = [n for n in range(len(ids)) if not seen[n] and not any(flags[n] for flags in skipped)]
-    items = [(metas[n].get("pair_id") or metas[n]["item_id"], metas[n]["group_id"], raws[n]) for n in kept]
+    stored = [(metas[n].get("pair_id") or metas[n]["item_id"], metas[n]["group_id"], raws[n]) for n in kept]
+    items, lost = texts.joined(stored, responses)
     if section is None:
         return Chunk(items)
-    digests = dict(zip(unread, replies[-1], strict=True)) if unread else {}
-    return Chunk(items, _pair_facts([rows[n] for n in kept], [metas[n] for n in kept]), digests)
+    digests = dict(zip(unread, replies[2 + len(skip_sets)], strict=True)) if unread else {}
+    gone = set(lost)
+    metas = [metas[n] for n, (item, _, _) in zip(kept, stored, strict=True) if item not in gone]
+    return Chunk(items, _pair_facts([orjson.loads(raw) for _, _, raw in items], metas), digests)
 
 
 def _pair_facts(rows: list[dict[str, Any]], metas: list[dict[str, Any]]) -> Facts:

@@ -30,14 +30,14 @@ from likeloop_server.projects import get_config
 from likeloop_server.queues import release_pairing_job, schedule_pairing
 from likeloop_server.settings import Settings
 from workers import context
-from workers.dataset.formats import stored_kto, stored_pair
+from workers.dataset import refs
 
 from . import digest
 from .claims import Claims
 from .digest import GroupDigest
 from .matches import group_results, result_commands
 from .population import NOBODY, Feedback, GroupView, prompt_text
-from .rules import ResponseLabels, kto_items, kto_record, make_pairs, pair_record, sample_comments
+from .rules import ResponseLabels, kto_items, make_pairs, sample_comments, stored_kto, stored_pair
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def _pairing_times(conn: redis.Redis, pk: keys.ProjectKeys, snaps: list[GroupSna
         ids = sorted(snap.pair_ids)
         for key, raw in zip(digest.keys64(ids).tolist(), records, strict=True):
             if raw is not None:
-                snap.paired_at[key] = float(orjson.loads(orjson.loads(raw)["metadata"]).get("paired_at") or 0)
+                snap.paired_at[key] = float(refs.metadata(raw).get("paired_at") or 0)
 
 
 def _signatures(snaps: list[GroupSnapshot]) -> None:
@@ -201,8 +201,8 @@ def plan_writes(
     gid = snap.group_id
     pairs = make_pairs(gid, snap.labels, max_pairs, strategy, snap.judgements)
     # Records that stay keep their stored form (and their original time): only new ids are written.
-    records = {p.id: stored_pair(pair_record(p, snap.prompt, now)) for p in pairs}
-    items = {k.id: stored_kto(kto_record(k, snap.prompt, now)) for k in kto_items(gid, snap.labels, snap.judgements)}
+    records = {p.id: stored_pair(p, now) for p in pairs}
+    items = {k.id: stored_kto(k, now) for k in kto_items(gid, snap.labels, snap.judgements)}
     pair_ops = (stored.PAIR_ADD, stored.PAIR_RETRACT)
     commands, added, removed = _replace(
         pk.group_pairs(gid), pk.pair_records, snap.pair_ids, records, pk.pair_log, gid, pair_ops

@@ -22,6 +22,7 @@ from likeloop_server import defaults
 from likeloop_server.identity import normalise_text, pair_id, short_hash
 from likeloop_server.stored import JUDGE_USER_PREFIX
 from workers.dataset.provenance import kto_metadata, pair_metadata
+from workers.dataset.refs import kto_ref, pair_ref
 
 CORRECTION_SUFFIX = "#correction"
 # Correction pairs sort before vote pairs: a user who typed the better answer said the most.
@@ -300,6 +301,16 @@ def pair_record(pair: Pair, prompt: dict[str, Any], paired_at: float) -> dict[st
     }
 
 
+def stored_pair(pair: Pair, paired_at: float) -> bytes:
+    """How a pair is stored: its responses' keys and its provenance, which leaves the prompt to
+    the responses (workers/dataset/refs.py); an export joins the texts back."""
+    meta = pair_metadata(
+        pair.id, pair.group_id, {}, pair.chosen.describe(), pair.rejected.describe(), paired_at,
+        source=pair.source, margin=pair.margin, model=pair.by,
+    )  # fmt: skip
+    return pair_ref(pair.chosen.key, pair.rejected.key, meta)
+
+
 @dataclass(frozen=True)
 class KtoItem:
     """One labelled completion for unpaired (KTO) training."""
@@ -354,6 +365,12 @@ def kto_record(item: KtoItem, prompt: dict[str, Any], labelled_at: float) -> dic
             item.id, item.group_id, prompt, item.candidate.describe(), labelled_at, source=kto_source(item)
         ),
     }
+
+
+def stored_kto(item: KtoItem, labelled_at: float) -> bytes:
+    """How a KTO item is stored: its response's key, its label and its provenance (refs.py)."""
+    meta = kto_metadata(item.id, item.group_id, {}, item.candidate.describe(), labelled_at, source=kto_source(item))
+    return kto_ref(item.candidate.key, item.label, meta)
 
 
 def kto_source(item: KtoItem) -> str:

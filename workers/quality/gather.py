@@ -21,6 +21,7 @@ from likeloop_server.settings import Settings
 from workers.archive.layout import ArchiveLayout
 from workers.archive.rows import MODEL_CREDENTIAL, entry_rows
 from workers.archive.run import log_entries
+from workers.pairing import texts
 from workers.pairing.digest import DigestBatch, decode_batch
 from workers.pairing.population import Feedback, GroupView, prompt_text
 
@@ -153,7 +154,8 @@ def read_rows(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -> 
     if not owners:
         return []
     records = conn.hmget(pk.pair_records, [pid for pid, _ in owners])
-    return [row_of(pid, gid, raw) for (pid, gid), raw in zip(owners, records, strict=True) if raw is not None]
+    found = [(pid, gid, raw) for (pid, gid), raw in zip(owners, records, strict=True) if raw is not None]
+    return [row_of(*item) for item in texts.join_all(conn, pk, found)[0][0]]
 
 
 # ---- each voter's history, from the event archive ---------------------------------------------

@@ -73,6 +73,10 @@ def test_a_judged_pair_is_marked_and_left_out_of_human_exports(conn, s3, setting
     # each order's pick is kept beside the verdict: "one" (the lower id) shown first, then second
     (value,) = conn.hvals(keys.ProjectKeys(P).judgements(gid))
     assert value.decode().endswith("|j|BA")
+    # the judged answers had no feedback: the verdict keeps them (and their group), as the pair names them
+    members = sorted(m.decode() for m in conn.smembers(keys.ProjectKeys(P).group(gid)))
+    assert members and [conn.ttl(keys.ProjectKeys(P).response(m)) for m in members] == [-1] * len(members)
+    assert conn.ttl(keys.ProjectKeys(P).group(gid)) == -1
     human = export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot")
     assert human["counts"]["pairs"] == 0 and human["plan"]["sources"] == "human"
     everything = export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot", sources="all")

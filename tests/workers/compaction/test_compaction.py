@@ -11,7 +11,17 @@ import time
 import pytest
 
 from likeloop_server import apikeys, compacted, exports, keys, projects, queues
-from tests.support import P, auth, feedback, likeloop_cli, read_jsonl_gz, response, run_worker_burst, store
+from tests.support import (
+    P,
+    all_rows,
+    auth,
+    feedback,
+    likeloop_cli,
+    read_jsonl_gz,
+    response,
+    run_worker_burst,
+    store,
+)
 from tests.workers.history import dump, snapshot_rows, traffic
 from workers.archive.run import archive_project
 from workers.compaction.compact import CompactionRefused, compact_project
@@ -165,7 +175,7 @@ def test_a_new_response_to_a_compacted_prompt_joins_its_group(conn, client, s3, 
     members = {m.decode() for m in conn.smembers(PK.group(gid))}
     assert members == {"good2", "bad2", "good2b"}
     assert conn.ttl(PK.group(gid)) == -1
-    pairs = [json.loads(v) for v in conn.hvals(PK.pair_records)]
+    pairs = [json.loads(v) for v in all_rows(conn, PK).values()]
     assert {(p["chosen"], p["rejected"]) for p in pairs if p["prompt"] == "Q2"} == {
         ("good 2", "bad 2"),
         ("good 2 again", "bad 2"),
@@ -284,6 +294,6 @@ def test_late_feedback_through_the_service_and_a_worker(conn, client, s3, settin
     assert answer.status_code in (200, 202, 207), answer.get_json()
     assert [r["status"] for r in answer.get_json()["results"]] == ["pending", "pending"]
     run_worker_burst(settings)
-    pairs = [json.loads(v) for v in conn.hvals(PK.pair_records)]
+    pairs = [json.loads(v) for v in all_rows(conn, PK).values()]
     assert [(p["chosen"], p["rejected"]) for p in pairs if p["prompt"] == "Q2"] == [("bad 2", "good 2")]
     assert conn.zcard(PK.dirty) == 0

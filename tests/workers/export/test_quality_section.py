@@ -10,7 +10,7 @@ import pytest
 
 from likeloop_server import exports, projects
 from likeloop_server.errors import InvalidValue
-from tests.support import P, make_key, response, store_and_pair
+from tests.support import P, all_rows, make_key, response, store_and_pair
 from tests.workers.quality.test_report import NOW, bot_and_its_groups, honest, vote
 from workers.archive.run import archive_project
 from workers.export.quality import QualitySection
@@ -178,7 +178,7 @@ def test_the_section_is_the_same_however_the_pairs_come(conn, s3, settings, traf
     from likeloop_server import keys, stored
 
     store_and_pair(conn, settings, *four_answer_groups())
-    records = conn.hgetall(keys.ProjectKeys(P).pair_records)
+    records = all_rows(conn, keys.ProjectKeys(P))
     items = sorted((*stored.record_ids(stored.parse_record(raw)), raw) for raw in records.values())
     assert len(items) == 43 + 6 * 4
     random.Random(7).shuffle(items)

@@ -11,6 +11,7 @@ from tests.support import P, response, store, store_and_pair
 from tests.support import feedback as vote
 from workers.archive.run import archive_project
 from workers.compaction.compact import compact_project
+from workers.dataset import refs
 from workers.export.run import export_project
 from workers.pairing import digest
 from workers.pairing.digest import GroupDigest, PairFacts, Sums
@@ -39,7 +40,7 @@ def records_times(conn) -> dict[int, float]:
     """Each stored pair's time, by its key."""
     ids = [x.decode() for x in conn.smembers(PK.group_pairs(GID))]
     raws = conn.hmget(PK.pair_records, ids)
-    times = [orjson.loads(orjson.loads(raw)["metadata"])["paired_at"] for raw in raws]
+    times = [refs.metadata(raw)["paired_at"] for raw in raws]
     return dict(zip(digest.keys64(ids).tolist(), times, strict=True))
 
 
