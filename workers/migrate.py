@@ -169,7 +169,8 @@ def refer_to_responses(conn: redis.Redis, pk: keys.ProjectKeys) -> tuple[int, in
             whole = {item: raw for item, raw in found.items() if not refs.is_ref(raw)}
             candidates = {item: _referring(raw, kto) for item, raw in whole.items()}
             named = list(dict.fromkeys(r for ref in candidates.values() if ref for r in refs.responses_named(ref)))
-            responses = stored.read_response_fields(conn, pk, named, refs.RESPONSE_FIELDS)
+            found = stored.read_response_fields(conn, pk, named, refs.RESPONSE_FIELDS)
+            responses = {rid.encode(): [f[name] for name in refs.RESPONSE_FIELDS] for rid, f in found.items()}
             done = {
                 item: ref
                 for item, ref in candidates.items()

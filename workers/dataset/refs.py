@@ -18,7 +18,7 @@ Records stored before (``{...}``: the whole row) are read as they are: ``join`` 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -27,12 +27,17 @@ from .formats import prompt_text
 
 MARK = b"="
 CORRECTION_SUFFIX = "#correction"
+_CORRECTION = CORRECTION_SUFFIX.encode()
 # What a join reads of each response hash, in this order.
 RESPONSE_FIELDS = ("response", "correction", "prompt", "messages", "system")
+_RESPONSE, _CORRECTION_TEXT, _PROMPT, _MESSAGES_JSON, _SYSTEM_TEXT = range(len(RESPONSE_FIELDS))
 _MESSAGES = b',"messages":null,'
 _SYSTEM = b',"system":null}'
+_LABELS = (b"0", b"1")
 
-Fields = Mapping[str, Any]  # a response hash's RESPONSE_FIELDS (text, or None where absent)
+Parts = tuple[bytes, bytes, bytes]  # a referring record's first key, its second key (or label), its provenance
+# A response's RESPONSE_FIELDS in order, as stored (bytes) or as text; None where absent.
+Values = Sequence[bytes | str | None]
 
 
 def is_ref(raw: bytes) -> bool:
@@ -50,38 +55,50 @@ def kto_ref(key: str, label: bool, metadata: str) -> bytes:
     return b"=%s %s %s" % (key.encode(), b"1" if label else b"0", metadata.encode())
 
 
-def _split(raw: bytes) -> tuple[bytes, bytes, bytes]:
+def split(raw: bytes) -> Parts | None:
+    """A referring record's parts; None for a whole row."""
+    if raw[:1] != MARK:
+        return None
     first, second, meta = raw[1:].split(b" ", 2)
     return first, second, meta
 
 
 def metadata(raw: bytes) -> dict[str, Any]:
     """A stored record's provenance (either form), parsed; a referring one's has no prompt."""
-    if is_ref(raw):
-        return orjson.loads(_split(raw)[2])
+    parts = split(raw)
+    if parts is not None:
+        return orjson.loads(parts[2])
     return orjson.loads(orjson.loads(raw)["metadata"])
 
 
-def response_of(key: bytes | str) -> str:
+def response_of(key: bytes) -> bytes:
     """The response id a key names (a correction's key names the response it corrects)."""
-    text = key.decode() if isinstance(key, bytes) else key
-    return text.removesuffix(CORRECTION_SUFFIX)
+    return key[: -len(_CORRECTION)] if key.endswith(_CORRECTION) else key
+
+
+def named(parts: Parts) -> tuple[bytes, ...]:
+    """The ids of the responses a referring record's join reads: its first key's response (whose
+    prompt the row takes) first."""
+    first, second, _ = parts
+    lead = response_of(first)
+    if second in _LABELS:
+        return (lead,)
+    other = response_of(second)
+    return (lead,) if other == lead else (lead, other)
 
 
 def responses_named(raw: bytes) -> tuple[str, ...]:
-    """The ids of the responses a referring record's join reads (none for a whole row)."""
-    if not is_ref(raw):
-        return ()
-    first, second, _ = _split(raw)
-    if second in (b"0", b"1"):
-        return (response_of(first),)
-    return tuple(dict.fromkeys((response_of(first), response_of(second))))
+    """The ids of the responses a stored record's join reads (none for a whole row)."""
+    parts = split(raw)
+    return () if parts is None else tuple(rid.decode() for rid in named(parts))
 
 
-def _text(key: bytes, fields: Fields) -> str | None:
-    if key.endswith(CORRECTION_SUFFIX.encode()):
-        return fields.get("correction")
-    return fields.get("response")
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _answer(key: bytes, values: Values) -> str | None:
+    return _text(values[_CORRECTION_TEXT] if key.endswith(_CORRECTION) else values[_RESPONSE])
 
 
 def _with_prompt(meta: bytes, messages: Any, system: str | None) -> str:
@@ -96,7 +113,7 @@ def _with_prompt(meta: bytes, messages: Any, system: str | None) -> str:
     return meta.decode()
 
 
-def parse_messages(raw: str | None) -> Any:
+def parse_messages(raw: bytes | str | None) -> Any:
     """A response's stored ``messages`` (JSON text), parsed; None when it has none."""
     if raw is None:
         return None
@@ -108,32 +125,36 @@ def parse_messages(raw: str | None) -> Any:
         return json.loads(raw)
 
 
-def join(raw: bytes, responses: Mapping[str, Fields]) -> bytes | None:
-    """The whole row of a stored record: a referring one's with its responses' texts and prompt
-    (``responses``: response id -> its RESPONSE_FIELDS), None if one of them is gone; a whole
-    row as it is."""
-    if not is_ref(raw):
-        return raw
-    first, second, meta = _split(raw)
+def join_parts(parts: Parts, responses: Mapping[bytes, Values]) -> bytes | None:
+    """The whole row of a referring record (``split``), with its responses' texts and prompt
+    (``responses``: response id -> its RESPONSE_FIELDS), None if one of them is gone."""
+    first, second, meta = parts
     lead = responses.get(response_of(first))
     if lead is None:
         return None
-    text = _text(first, lead)
+    text = _answer(first, lead)
     if text is None:
         return None
-    messages = parse_messages(lead.get("messages"))
-    prompt = {"prompt": lead.get("prompt"), "messages": messages}
-    provenance = _with_prompt(meta, messages, lead.get("system"))
-    if second in (b"0", b"1"):
-        row: dict[str, Any] = {
-            "prompt": prompt_text(prompt),
-            "completion": text,
-            "label": second == b"1",
-            "metadata": provenance,
-        }
-        return orjson.dumps(row)
+    prompt = _text(lead[_PROMPT])
+    if lead[_MESSAGES_JSON] is None and lead[_SYSTEM_TEXT] is None:
+        provenance = meta.decode()
+        messages = None
+    else:
+        messages = parse_messages(lead[_MESSAGES_JSON])
+        provenance = _with_prompt(meta, messages, _text(lead[_SYSTEM_TEXT]))
+    if prompt is None:
+        prompt = prompt_text({"messages": messages})
+    if second in _LABELS:
+        return orjson.dumps({"prompt": prompt, "completion": text, "label": second == b"1", "metadata": provenance})
     other = responses.get(response_of(second))
-    rejected = None if other is None else _text(second, other)
+    rejected = None if other is None else _answer(second, other)
     if rejected is None:
         return None
-    return orjson.dumps({"prompt": prompt_text(prompt), "chosen": text, "rejected": rejected, "metadata": provenance})
+    return orjson.dumps({"prompt": prompt, "chosen": text, "rejected": rejected, "metadata": provenance})
+
+
+def join(raw: bytes, responses: Mapping[bytes, Values]) -> bytes | None:
+    """The whole row of a stored record: a referring one's joined (``join_parts``), a whole row
+    as it is."""
+    parts = split(raw)
+    return raw if parts is None else join_parts(parts, responses)

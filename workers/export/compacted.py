@@ -22,6 +22,7 @@ from likeloop_server.stored import stream_id
 from workers.archive.layout import ArchiveLayout
 from workers.compaction import snapshot as group_snapshot
 from workers.compaction.restore import RESTORED_LOG_S
+from workers.dataset import refs
 from workers.pairing import texts
 
 from .logscan import Added
@@ -61,7 +62,9 @@ def snapshot_items(snap: dict[str, Any], excluded: tuple[str, ...]) -> tuple[lis
     responses, without the pairs of ``excluded`` sources."""
     gid = snap["group"]
     left_out = {pid for source in excluded for pid in snap["sources"].get(source, ())}
-    responses = {rid: r["fields"] for rid, r in snap["responses"].items()}
+    responses = {
+        rid.encode(): [r["fields"].get(f) for f in refs.RESPONSE_FIELDS] for rid, r in snap["responses"].items()
+    }
     pairs = [(pid, gid, raw.encode()) for pid, raw in sorted(snap["pairs"].items()) if pid not in left_out]
     kto = [(kid, gid, raw.encode()) for kid, raw in sorted(snap["kto"].items())]
     return texts.joined(pairs, responses)[0], texts.joined(kto, responses)[0]

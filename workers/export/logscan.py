@@ -25,12 +25,13 @@ import redis
 from likeloop_server import keys, stored
 from likeloop_server.connections import node_for
 from likeloop_server.defaults import EXPORT_READ_CHUNK as READ_CHUNK
+from workers.pairing import texts
 
 _ADDS = {stored.PAIR_ADD.encode(): False, stored.KTO_LABEL.encode(): True}  # op -> is a KTO item
 _REMOVES = {stored.PAIR_RETRACT.encode(): False, stored.KTO_UNLABEL.encode(): True}
 
 
-Added = tuple[str, str, bytes]  # (item id, group id, stored record)
+Added = tuple[str, str, bytes]  # (item id, group id, stored record, or the row it joins to)
 
 
 @dataclass
@@ -185,9 +186,11 @@ def _send_record_reads(
     return len(commands)
 
 
-def _collect(link: _Link, spec: ScanSpec, pending: _Pending) -> tuple[Chunk, int]:
-    """Read a pending chunk's records; send (not read) the scratch-set updates that follow.
-    Returns the chunk and how many replies the updates owe."""
+def _collect(link: _Link, spec: ScanSpec, pending: _Pending) -> tuple[Chunk, int, list[bytes], int]:
+    """Read a pending chunk's records; send (not read) the scratch-set updates that follow and
+    the reads of the responses the records name (workers/pairing/texts.py). Returns the chunk
+    (its records as stored), how many replies the updates owe, and the responses asked for with
+    how many replies their reads owe."""
     replies = iter(link.read(pending.commands))
     chunk = Chunk()
     vanished: list[bytes] = []
@@ -211,9 +214,22 @@ def _collect(link: _Link, spec: ScanSpec, pending: _Pending) -> tuple[Chunk, int
         updates.append(("SREM", spec.added, *vanished))
     if chunk.retractions:
         updates.append(("SADD", spec.retracted, *(item for _, item, _ in chunk.retractions)))
-    if updates:
-        link.send(*updates)
-    return chunk, len(updates)
+    named = texts.needed(raw for _, _, raw in chunk.pairs + chunk.kto)
+    reads = texts.read_commands(spec.pk, named)
+    if updates or reads:
+        link.send(*updates, *reads)
+    return chunk, len(updates), named, len(reads)
+
+
+def _joined(link: _Link, spec: ScanSpec, chunk: Chunk, named: list[bytes], reads: int) -> Chunk:
+    """The chunk with its records joined to their responses' texts (read after the updates); an
+    item whose response is gone is not written (pairing retracts it) and leaves the run's set."""
+    responses = texts.fields_of(named, link.read(reads))
+    (chunk.pairs, lost), (chunk.kto, gone) = texts.joined(chunk.pairs, responses), texts.joined(chunk.kto, responses)
+    if lost or gone:
+        link.send(("SREM", spec.added, *lost, *gone))
+        link.read(1)
+    return chunk
 
 
 def scan_log(conn: redis.Redis, spec: ScanSpec, renew: Callable[[], None]) -> Iterator[Chunk]:
@@ -229,11 +245,13 @@ def scan_log(conn: redis.Redis, spec: ScanSpec, renew: Callable[[], None]) -> It
             renew()
             if start is not None:
                 link.send(("XRANGE", spec.pk.pair_log, f"({start}", spec.end, "COUNT", READ_CHUNK))
-            chunk, updates = _collect(link, spec, pending) if pending is not None else (None, 0)
+            chunk, updates, named, reads = _collect(link, spec, pending) if pending is not None else (None, 0, [], 0)
             pending = None
             if start is not None:
                 entries = stored.parse_pair_log(link.read(1)[0])
             link.read(updates)  # sent after the XRANGE, so answered after it
+            if chunk is not None:
+                chunk = _joined(link, spec, chunk, named, reads)
             if start is not None:
                 if entries:
                     pending = _decide(link, spec, entries)

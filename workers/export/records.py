@@ -71,10 +71,10 @@ def _chunk(
         pipe.smismember(key, ids)
     if unread:
         pipe.hmget(pk.quality_digests, unread)
-    texts.queue_reads(pipe, pk, named)
+    reads = texts.queue_reads(pipe, pk, named)
     replies = pipe.execute()
     seen, skipped = replies[0], replies[2 : 2 + len(skip_sets)]
-    responses = texts.fields_of(named, replies[len(replies) - len(named) :])
+    responses = texts.fields_of(named, replies[len(replies) - reads :])
     kept = [n for n in range(len(ids)) if not seen[n] and not any(flags[n] for flags in skipped)]
     stored = [(metas[n].get("pair_id") or metas[n]["item_id"], metas[n]["group_id"], raws[n]) for n in kept]
     items, lost = texts.joined(stored, responses)

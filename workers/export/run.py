@@ -28,7 +28,6 @@ from likeloop_server.settings import Settings
 from workers import context
 from workers.archive.layout import ArchiveLayout
 from workers.dataset.card import dataset_card
-from workers.pairing.texts import join_all
 from workers.quality.gather import view_of
 from workers.storage.run_lock import ExportBusy, ExportLock
 from workers.storage.s3io import put_bytes, put_json
@@ -93,11 +92,8 @@ def _incremental(
         section.wants_views,
     )  # fmt: skip
     for chunk in scan_log(conn, spec, lock.renew):
-        (pairs, kto), lost = join_all(conn, pk, chunk.pairs, chunk.kto)
-        if lost:  # a response of theirs is gone: not written (pairing retracts them)
-            conn.srem(sets.added, *lost)
-        writers.add_stored(section.pairs(pairs, digests=chunk.digests), kto=False, ledger=True)
-        writers.add_stored(kto, kto=True, ledger=True)
+        writers.add_stored(section.pairs(chunk.pairs, digests=chunk.digests), kto=False, ledger=True)
+        writers.add_stored(chunk.kto, kto=True, ledger=True)
         for kind, item, group in chunk.retractions:
             writers.retract(item, group, now, kind)
         progress(writers)

@@ -36,22 +36,24 @@ def labels() -> list[ResponseLabels]:
     ]
 
 
-def fields(prompt: dict, text: str, correction: str | None = None) -> dict:
-    """A response hash's fields as the join reads them (what the ingest script stores)."""
-    return {
+def fields(prompt: dict, text: str, correction: str | None = None) -> list:
+    """A response hash's fields as the join reads them (refs.RESPONSE_FIELDS, as the ingest
+    script stores them)."""
+    found = {
         "response": text,
         "correction": correction,
         "prompt": prompt["prompt"],
         "messages": None if prompt["messages"] is None else json.dumps(prompt["messages"]),
         "system": prompt["system"],
     }
+    return [None if found[name] is None else found[name].encode() for name in refs.RESPONSE_FIELDS]
 
 
 @pytest.mark.parametrize("shape", sorted(PROMPTS))
 def test_a_joined_pair_or_kto_item_is_the_row_the_copying_form_stored(shape):
     prompt = PROMPTS[shape]
     found = labels()
-    responses = {r.response_id: fields(prompt, r.text, r.correction) for r in found}
+    responses = {r.response_id.encode(): fields(prompt, r.text, r.correction) for r in found}
     pairs = make_pairs("g", found, 10)
     items = kto_items("g", found)
     # good over bad, the correction over what it corrects and over bad; good, bad, the correction, meh
@@ -75,21 +77,21 @@ def test_a_record_of_the_copying_form_is_read_as_it_is():
 
 def test_a_record_whose_response_is_gone_joins_to_nothing():
     found = labels()
-    responses = {r.response_id: fields(PROMPTS["text"], r.text, r.correction) for r in found}
+    responses = {r.response_id.encode(): fields(PROMPTS["text"], r.text, r.correction) for r in found}
     pair = next(p for p in make_pairs("g", found, 10) if p.chosen.is_correction)
     stored = stored_pair(pair, 1.0)
     assert refs.responses_named(stored) == ("meh",)  # a correction over the response it corrects
     assert refs.join(stored, {}) is None
-    without_correction = {**responses, "meh": {**responses["meh"], "correction": None}}
+    without_correction = {**responses, b"meh": [*responses[b"meh"][:1], None, *responses[b"meh"][2:]]}
     assert refs.join(stored, without_correction) is None
     vote_pair = next(p for p in make_pairs("g", found, 10) if not p.chosen.is_correction)
     assert set(refs.responses_named(stored_pair(vote_pair, 1.0))) == {"good", "bad"}
-    assert refs.join(stored_pair(vote_pair, 1.0), {"good": responses["good"]}) is None
+    assert refs.join(stored_pair(vote_pair, 1.0), {b"good": responses[b"good"]}) is None
 
 
 def test_a_prompt_text_that_looks_like_a_placeholder_stays_where_it_is():
     tricky = {"prompt": None, "system": ',"system":null}', "messages": [{"role": "user", "content": '"messages":null'}]}
     found = [ResponseLabels("a", ',"messages":null,', votes=(1,)), ResponseLabels("b", '"system":null}', votes=(-1,))]
-    responses = {r.response_id: fields(tricky, r.text) for r in found}
+    responses = {r.response_id.encode(): fields(tricky, r.text) for r in found}
     (pair,) = make_pairs("g", found, 10)
     assert refs.join(stored_pair(pair, 1.0), responses) == copied_pair(pair_record(pair, tricky, 1.0))
