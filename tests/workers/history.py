@@ -30,8 +30,9 @@ def _records(raw: dict) -> tuple[dict, dict]:
     """Stored pair records with their pairing time taken out: (records, id -> pairing time)."""
     out, times = {}, {}
     for pid, value in raw.items():
-        if refs.is_ref(value):  # its responses' keys, then its provenance
-            first, second, provenance = value[1:].split(b" ", 2)
+        parts = refs.split(value)
+        if parts is not None:  # its responses' keys, then its provenance
+            first, second, provenance = parts
             record = {"keys": [first, second], "metadata": provenance}
         else:
             record = json.loads(value)

@@ -13,11 +13,16 @@ chosen (or completion) response's there, with its prompt text and the answers' t
 the same ``trl`` (``kto``) row as the copying form had. Response ids are
 ``A-Z a-z 0-9 _ . : -`` (the service checks), so a space ends a key.
 
+That line is stored deflated (``~`` and raw DEFLATE data) against a fixed dictionary of the
+provenance's usual text (``_DICTIONARY``: part of the layout, never to change; a new one would
+take a new mark), which leaves mostly the ids: a pair takes about 120 bytes, a KTO item 100.
+
 Records stored before (``{...}``: the whole row) are read as they are: ``join`` passes them on.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +31,20 @@ import orjson
 from .formats import prompt_text
 
 MARK = b"="
+PACKED = b"~"
+# Deflate's preset dictionary for referring records (the text they most often repeat; the end of
+# it, which deflate reaches most cheaply, is the most common). Stored records depend on it.
+_DICTIONARY = (
+    b'"source":"comparison","source":"ranking","source":"judge","source":"reference","source_model":"'
+    b'"source":"correction","kind":"correction","score":null},"source":"rating",'
+    b'{"completion":{"comment_count":0,"comments":[],"dislikes":0,"kind":"response","likes":1,"model":"",'
+    b'"ratings":[],"response_id":"","score":1},"group_id":"","item_id":"","labelled_at":1795700000.0,'
+    b'"messages":null,"source":"vote","system":null}'
+    b'{"chosen":{"comment_count":0,"comments":[],"dislikes":0,"kind":"response","likes":1,"model":"",'
+    b'"ratings":[],"response_id":"","score":1},"group_id":"","margin":1,"messages":null,"pair_id":"",'
+    b'"paired_at":1795700000.0,"rejected":{"comment_count":0,"comments":[],"dislikes":1,"kind":"response",'
+    b'"likes":0,"model":"","ratings":[],"response_id":"","score":-1},"source":"vote","system":null}'
+)
 CORRECTION_SUFFIX = "#correction"
 _CORRECTION = CORRECTION_SUFFIX.encode()
 # What a join reads of each response hash, in this order.
@@ -42,24 +61,38 @@ Values = Sequence[bytes | str | None]
 
 def is_ref(raw: bytes) -> bool:
     """Whether a stored record refers to its responses (else it holds the whole row)."""
-    return raw[:1] == MARK
+    return raw[:1] in (MARK, PACKED)
+
+
+def pack(line: bytes) -> bytes:
+    """A referring record's line as stored: deflated against the dictionary."""
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _DICTIONARY)
+    return PACKED + squeeze.compress(line) + squeeze.flush()
+
+
+def unpack(raw: bytes) -> bytes:
+    """A stored record as its line (a deflated one inflated; any other as it is)."""
+    if raw[:1] != PACKED:
+        return raw
+    return zlib.decompressobj(-15, _DICTIONARY).decompress(raw[1:])
 
 
 def pair_ref(chosen_key: str, rejected_key: str, metadata: str) -> bytes:
     """The stored form of a pair: its responses' keys and its provenance without the prompt."""
-    return b"=%s %s %s" % (chosen_key.encode(), rejected_key.encode(), metadata.encode())
+    return pack(b"=%s %s %s" % (chosen_key.encode(), rejected_key.encode(), metadata.encode()))
 
 
 def kto_ref(key: str, label: bool, metadata: str) -> bytes:
     """The stored form of a KTO item: its response's key, its label, its provenance."""
-    return b"=%s %s %s" % (key.encode(), b"1" if label else b"0", metadata.encode())
+    return pack(b"=%s %s %s" % (key.encode(), b"1" if label else b"0", metadata.encode()))
 
 
 def split(raw: bytes) -> Parts | None:
     """A referring record's parts; None for a whole row."""
-    if raw[:1] != MARK:
+    line = unpack(raw)
+    if line[:1] != MARK:
         return None
-    first, second, meta = raw[1:].split(b" ", 2)
+    first, second, meta = line[1:].split(b" ", 2)
     return first, second, meta
 
 

@@ -57,6 +57,11 @@ def _locations(conn: redis.Redis, pk: keys.ProjectKeys) -> dict[str, list[tuple[
     return by_segment
 
 
+def _raw(text: str) -> bytes:
+    """A record as stored, from its snapshot's text (bytes that are not UTF-8 kept as surrogates)."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def snapshot_items(snap: dict[str, Any], excluded: tuple[str, ...]) -> tuple[list[Added], list[Added]]:
     """A snapshot's (pairs, KTO items) as export chunks, their texts joined from the snapshot's
     responses, without the pairs of ``excluded`` sources."""
@@ -65,8 +70,8 @@ def snapshot_items(snap: dict[str, Any], excluded: tuple[str, ...]) -> tuple[lis
     responses = {
         rid.encode(): [r["fields"].get(f) for f in refs.RESPONSE_FIELDS] for rid, r in snap["responses"].items()
     }
-    pairs = [(pid, gid, raw.encode()) for pid, raw in sorted(snap["pairs"].items()) if pid not in left_out]
-    kto = [(kid, gid, raw.encode()) for kid, raw in sorted(snap["kto"].items())]
+    pairs = [(pid, gid, _raw(raw)) for pid, raw in sorted(snap["pairs"].items()) if pid not in left_out]
+    kto = [(kid, gid, _raw(raw)) for kid, raw in sorted(snap["kto"].items())]
     return texts.joined(pairs, responses)[0], texts.joined(kto, responses)[0]
 
 

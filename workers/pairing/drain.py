@@ -185,7 +185,7 @@ def _replace(
         commands += [["SREM", ids_key, *removed], ["HDEL", records_key, *removed]]
     if added:
         commands.append(["SADD", ids_key, *added])
-        commands.append(["HSET", records_key, *(x for rid in added for x in (rid, records[rid].decode()))])
+        commands.append(["HSET", records_key, *(x for rid in added for x in (rid, records[rid]))])
     for op, ids in ((ops[0], added), (ops[1], removed)):
         for rid in ids:
             entry = stored.pair_log_entry(op, rid, gid)

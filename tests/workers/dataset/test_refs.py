@@ -95,3 +95,15 @@ def test_a_prompt_text_that_looks_like_a_placeholder_stays_where_it_is():
     responses = {r.response_id.encode(): fields(tricky, r.text) for r in found}
     (pair,) = make_pairs("g", found, 10)
     assert refs.join(stored_pair(pair, 1.0), responses) == copied_pair(pair_record(pair, tricky, 1.0))
+
+
+def test_a_stored_record_is_deflated_to_little_more_than_its_ids():
+    found = [ResponseLabels("a" * 32, "A", "gpt-4o-mini", votes=(1,)), ResponseLabels("b" * 32, "B", votes=(-1,))]
+    (pair,) = make_pairs("c" * 32, found, 10)
+    stored = stored_pair(pair, 1795700000.5)
+    line = refs.unpack(stored)
+    assert stored[:1] == refs.PACKED and line.startswith(b"=" + b"a" * 32 + b" " + b"b" * 32 + b" {")
+    assert len(line) > 500 and len(stored) < 140, (len(line), len(stored))
+    assert refs.split(stored) == refs.split(line) and refs.unpack(line) == line
+    (item, _) = kto_items("c" * 32, found)
+    assert len(refs.unpack(stored_kto(item, 1.0))) > 300 and len(stored_kto(item, 1.0)) < 120
