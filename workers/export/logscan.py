@@ -7,10 +7,12 @@ Items acted on join the run's added (retracted) scratch set, so a later entry fo
 in this run is skipped.
 
 A chunk of entries costs a handful of bulk commands (XRANGE, SMISMEMBER, HMGET, SADD) on one
-connection, whatever its size. The records of the next chunk are requested before the current
-one is handed to the caller, and their reply read after: Redis works while the caller encodes
-rows, on the caller's thread (a reader thread lost more to handing the GIL back and forth than
-it gained). Two chunks are held at most.
+connection, whatever its size, and one script call per thousand responses its records name (their
+texts and prompt, joined to the records: workers/pairing/texts.py). The records of the next
+chunk and the texts of the one after the current are requested before the current one is handed
+to the caller, and their replies read after: Redis works while the caller encodes rows, on the
+caller's thread (a reader thread lost more to handing the GIL back and forth than it gained).
+Three chunks are held at most.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import redis
 from likeloop_server import keys, stored
 from likeloop_server.connections import node_for
 from likeloop_server.defaults import EXPORT_READ_CHUNK as READ_CHUNK
+from workers.dataset import refs
 from workers.pairing import texts
 
 _ADDS = {stored.PAIR_ADD.encode(): False, stored.KTO_LABEL.encode(): True}  # op -> is a KTO item
@@ -186,12 +189,9 @@ def _send_record_reads(
     return len(commands)
 
 
-def _collect(link: _Link, spec: ScanSpec, pending: _Pending) -> tuple[Chunk, int, list[bytes], int]:
-    """Read a pending chunk's records; send (not read) the scratch-set updates that follow and
-    the reads of the responses the records name (workers/pairing/texts.py). Returns the chunk
-    (its records as stored), how many replies the updates owe, and the responses asked for with
-    how many replies their reads owe."""
-    replies = iter(link.read(pending.commands))
+def _collect(pending: _Pending, replies: Iterator[Any], spec: ScanSpec) -> tuple[Chunk, list[tuple[Any, ...]]]:
+    """A pending chunk from its records' replies (as stored), and the scratch-set updates that
+    follow (to send)."""
     chunk = Chunk()
     vanished: list[bytes] = []
     for kto, target in ((False, chunk.pairs), (True, chunk.kto)):
@@ -214,44 +214,72 @@ def _collect(link: _Link, spec: ScanSpec, pending: _Pending) -> tuple[Chunk, int
         updates.append(("SREM", spec.added, *vanished))
     if chunk.retractions:
         updates.append(("SADD", spec.retracted, *(item for _, item, _ in chunk.retractions)))
-    named = texts.needed(raw for _, _, raw in chunk.pairs + chunk.kto)
+    return chunk, updates
+
+
+@dataclass
+class _Unjoined:
+    """A chunk whose records' responses were asked for (workers/pairing/texts.py), not read yet."""
+
+    chunk: Chunk
+    parts: tuple[list[refs.Parts | None], list[refs.Parts | None]]  # its pairs' and KTO items' records, split
+    named: list[bytes]
+    reads: int
+
+
+def _ask_texts(link: _Link, spec: ScanSpec, chunk: Chunk) -> _Unjoined:
+    """Send (not read) the reads of the responses a chunk's records name."""
+    parts = ([refs.split(raw) for _, _, raw in chunk.pairs], [refs.split(raw) for _, _, raw in chunk.kto])
+    named = texts.named_by(parts[0] + parts[1])
     reads = texts.read_commands(spec.pk, named)
-    if updates or reads:
-        link.send(*updates, *reads)
-    return chunk, len(updates), named, len(reads)
+    if reads:
+        link.send(*reads)
+    return _Unjoined(chunk, parts, named, len(reads))
 
 
-def _joined(link: _Link, spec: ScanSpec, chunk: Chunk, named: list[bytes], reads: int) -> Chunk:
-    """The chunk with its records joined to their responses' texts (read after the updates); an
-    item whose response is gone is not written (pairing retracts it) and leaves the run's set."""
-    responses = texts.fields_of(named, link.read(reads))
-    (chunk.pairs, lost), (chunk.kto, gone) = texts.joined(chunk.pairs, responses), texts.joined(chunk.kto, responses)
-    if lost or gone:
-        link.send(("SREM", spec.added, *lost, *gone))
-        link.read(1)
-    return chunk
+def _join(link: _Link, held: _Unjoined) -> tuple[Chunk, list[str]]:
+    """The chunk with its records joined to their responses' texts, and the items left out
+    because a response of theirs is gone (not written: pairing retracts them)."""
+    responses = texts.fields_of(held.named, link.read(held.reads))
+    chunk = held.chunk
+    chunk.pairs, lost = texts.joined(chunk.pairs, responses, held.parts[0])
+    chunk.kto, gone = texts.joined(chunk.kto, responses, held.parts[1])
+    return chunk, lost + gone
 
 
 def scan_log(conn: redis.Redis, spec: ScanSpec, renew: Callable[[], None]) -> Iterator[Chunk]:
     """The run's share of the pair log, a chunk at a time; ``renew`` is called once per chunk
-    (it renews the export's lock, or raises if the export lost it)."""
+    (it renews the export's lock, or raises if the export lost it).
+
+    Three chunks are in flight: while the caller writes one, Redis reads the responses of the
+    next (the texts) and the records of the one after."""
     if spec.end == spec.cursor:
         return
     link = _Link(conn, spec.pk.pair_log)
     try:
         pending: _Pending | None = None
+        held: _Unjoined | None = None
         start: str | None = spec.cursor
-        while pending is not None or start is not None:
+        while pending is not None or start is not None or held is not None:
             renew()
             if start is not None:
                 link.send(("XRANGE", spec.pk.pair_log, f"({start}", spec.end, "COUNT", READ_CHUNK))
-            chunk, updates, named, reads = _collect(link, spec, pending) if pending is not None else (None, 0, [], 0)
+            # Replies come in the order asked: this chunk's records, then the texts of the one before.
+            collected, updates = (
+                (None, []) if pending is None else _collect(pending, iter(link.read(pending.commands)), spec)
+            )
             pending = None
+            ready = None
+            if held is not None:
+                ready, lost = _join(link, held)
+                held = None
+                if lost:
+                    updates.append(("SREM", spec.added, *lost))
+            if updates:
+                link.send(*updates)
             if start is not None:
                 entries = stored.parse_pair_log(link.read(1)[0])
-            link.read(updates)  # sent after the XRANGE, so answered after it
-            if chunk is not None:
-                chunk = _joined(link, spec, chunk, named, reads)
+            link.read(len(updates))  # sent after the XRANGE, so answered after it
             if start is not None:
                 if entries:
                     pending = _decide(link, spec, entries)
@@ -259,7 +287,9 @@ def scan_log(conn: redis.Redis, spec: ScanSpec, renew: Callable[[], None]) -> It
                     start = None if done else pending.last
                 else:
                     start = None
-            if chunk is not None:
-                yield chunk
+            if collected is not None:
+                held = _ask_texts(link, spec, collected)
+            if ready is not None:
+                yield ready
     finally:
         link.close()

@@ -61,9 +61,10 @@ def _chunk(
     found: dict[bytes, bytes],
 ) -> Chunk:
     ids, raws = list(found), list(found.values())
-    metas = [refs.metadata(raw) for raw in raws]
+    parts = [refs.split(raw) for raw in raws]
+    metas = [orjson.loads(p[2]) if p is not None else refs.metadata(raw) for p, raw in zip(parts, raws, strict=True)]
     unread = section.uncounted(list(dict.fromkeys(m["group_id"] for m in metas))) if section else []
-    named = texts.needed(raws)
+    named = texts.named_by(parts)
     pipe = conn.pipeline(transaction=False)
     pipe.smismember(seen_key, ids)
     pipe.sadd(seen_key, *ids)
@@ -77,7 +78,7 @@ def _chunk(
     responses = texts.fields_of(named, replies[len(replies) - reads :])
     kept = [n for n in range(len(ids)) if not seen[n] and not any(flags[n] for flags in skipped)]
     stored = [(metas[n].get("pair_id") or metas[n]["item_id"], metas[n]["group_id"], raws[n]) for n in kept]
-    items, lost = texts.joined(stored, responses)
+    items, lost = texts.joined(stored, responses, [parts[n] for n in kept])
     if section is None:
         return Chunk(items)
     digests = dict(zip(unread, replies[2 + len(skip_sets)], strict=True)) if unread else {}

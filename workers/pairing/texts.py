@@ -35,11 +35,15 @@ PER_CALL = 1000
 
 def needed(raws: Iterable[bytes]) -> list[bytes]:
     """The responses the records' joins read, each once."""
+    return named_by(list(map(refs.split, raws)))
+
+
+def named_by(parts: list[refs.Parts | None]) -> list[bytes]:
+    """The responses the joins of records (as ``refs.split`` gives them) read, each once."""
     out: dict[bytes, None] = {}
-    for raw in raws:
-        parts = refs.split(raw)
-        if parts is not None:
-            out.update(dict.fromkeys(refs.named(parts)))
+    for found in parts:
+        if found is not None:
+            out.update(dict.fromkeys(refs.named(found)))
     return list(out)
 
 
@@ -78,12 +82,16 @@ def read_fields(conn: redis.Redis, pk: keys.ProjectKeys, response_ids: list[byte
     return fields_of(response_ids, pipe.execute())
 
 
-def joined(items: list[Item], responses: Responses) -> tuple[list[Item], list[str]]:
-    """The items as whole rows, and the ids of those whose responses are gone (left out)."""
+def joined(
+    items: list[Item], responses: Responses, parts: list[refs.Parts | None] | None = None
+) -> tuple[list[Item], list[str]]:
+    """The items as whole rows, and the ids of those whose responses are gone (left out);
+    ``parts``: the items' records as ``refs.split`` gives them, when split already."""
     out: list[Item] = []
     lost: list[str] = []
-    for item, group, raw in items:
-        row = refs.join(raw, responses)
+    split = parts if parts is not None else [refs.split(raw) for _, _, raw in items]
+    for (item, group, raw), found in zip(items, split, strict=True):
+        row = raw if found is None else refs.join_parts(found, responses)
         if row is None:
             lost.append(item)
         else:
