@@ -140,18 +140,19 @@ ROW_BUILDERS: dict[str, Callable[[Row], Row]] = {
 }
 
 
-# How pairs and KTO items are stored: as their row in TRL's standard (``trl``) and ``kto``
-# formats, which are the default formats, so exporting them is a copy of the stored bytes. The
-# other formats are built from the record the row expands back to (``expand_pair``).
+# A pair or KTO item as a whole row in TRL's standard (``trl``) and ``kto`` formats, which are
+# the default formats: what a stored record joins to (refs.py; before layout 8 records were
+# stored so), so those files get these bytes as they are. The other formats are built from the
+# record the row expands back to (``expand_pair``).
 
 
 def stored_pair(record: Row) -> bytes:
-    """The stored form of a pair record: its ``trl`` row, as JSON."""
+    """A pair record's whole row: its ``trl`` row, as JSON."""
     return orjson.dumps(trl_row(record))
 
 
 def stored_kto(record: Row) -> bytes:
-    """The stored form of a KTO record: its ``kto`` row, as JSON."""
+    """A KTO record's whole row: its ``kto`` row, as JSON."""
     return orjson.dumps(kto_row(record))
 
 

@@ -75,8 +75,9 @@ class RunWriters:
         rows, in order; with ``ledger``, also list their ids in the run's ledger (read back to
         repair a commit cut short by a crash). A chunk at a time: the export's innermost loop.
 
-        Pairs are stored as their ``trl`` row and KTO items as their ``kto`` row (formats.py), so
-        those JSONL files get the stored bytes as they are; other formats parse and rebuild."""
+        Items come as their whole rows, ``trl`` for pairs and ``kto`` for KTO items (stored
+        records joined to their responses' texts: workers/pairing/texts.py), so those JSONL files
+        get the bytes as they are; other formats parse and rebuild."""
         if not items:
             return
         if self.plan.test_ratio > 0:

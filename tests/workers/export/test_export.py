@@ -287,3 +287,25 @@ def test_a_long_pair_log_is_trimmed_whole_by_the_export(conn, s3, settings):
     pipe.execute()
     export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")
     assert conn.xlen(pk.pair_log) == 1  # the entry at the cursor
+
+
+def test_a_pair_whose_answer_is_gone_is_neither_written_nor_marked_exported(conn, s3, settings):
+    """Stored pairs name their answers (workers/dataset/refs.py): one whose answer's hash is gone
+    is left out of both kinds of export, is not counted as exported, and the next pairing of its
+    group takes it back without a retraction (it never went out)."""
+    from workers.pairing.drain import pair_group_with
+
+    apikeys.create_key(conn, P, ("ingest",))
+    for n in (1, 2):
+        labelled_pair(conn, settings, n)
+    pk = keys.ProjectKeys(P)
+    gid = conn.hget(pk.response("bad2"), "group").decode()
+    (lost,) = [x.decode() for x in conn.smembers(pk.group_pairs(gid))]
+    conn.delete(pk.response("bad2"))  # as if lost by hand: nothing in LikeLoop deletes one alone
+    snapshot = run(conn, s3, settings, "snapshot")
+    assert [r["rejected"] for r in read(s3, settings, data_key(snapshot))] == ["bad 1"]
+    first = run(conn, s3, settings)
+    assert first["counts"]["pairs"] == 1 and [r["chosen"] for r in read(s3, settings, data_key(first))] == ["good 1"]
+    assert not conn.sismember(pk.exported, lost) and conn.scard(pk.exported) == 1
+    assert pair_group_with(conn, P, gid, 100)["removed"] == 1  # the answer is gone: so is its pair
+    assert run(conn, s3, settings)["counts"] == {"pairs": 0, "kto": 0, "retractions": 0}
