@@ -2,7 +2,8 @@
 chunk at a time, each chunk checked in one round trip against the run's scratch set (HSCAN may
 return an entry twice while Redis resizes the hash), against the sets of pairs of sources the
 run leaves out, and with the quality digests of the chunk's groups the run's figures have not
-counted yet (export/quality.py), so the figures cost no round trip of their own."""
+counted yet (export/quality.py), so the figures cost no round trip of their own, and with the
+texts of the responses its records name (workers/pairing/texts.py), joined into the rows."""
 
 from __future__ import annotations
 
