@@ -102,8 +102,12 @@ def per_response(
     from workers.export.run import export_project
     from workers.pairing.drain import drain
 
-    # An archive of its own: the long run's rebuild replays only the long run's.
-    settings = dataclasses.replace(settings, s3_url=f"{settings.s3_url}-bytes-{uuid.uuid4().hex[:8]}")
+    # An archive of its own (the archive's place is LIKELOOP_ARCHIVE_URL, not under the
+    # datasets' prefix): the long run's rebuild replays only the long run's events.
+    own = f"bytes-{uuid.uuid4().hex[:8]}"
+    settings = dataclasses.replace(
+        settings, s3_url=f"{settings.s3_url}-{own}", archive_url=f"s3://{settings.archive_bucket}/{own}"
+    )
     store = BatchStore(conn, settings)
     out: dict[str, Any] = {}
     for kind in ("unlabelled", "labelled"):
