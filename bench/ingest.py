@@ -165,6 +165,23 @@ def settle_aof(conn: redis.Redis) -> None:
         time.sleep(0.2)
 
 
+def show_commandstats(spent: dict[str, dict], runs: dict[str, list[float]], seconds: int) -> None:
+    """Redis's time per request of each service run (its last round), by command: calls and
+    microseconds per request (wrk's rate times the run's seconds; the warm-up and the bench's own
+    commands are a rounding error). Commands the ingest script calls are counted on their own and
+    inside its ``evalsha`` time too."""
+    for name, stats in spent.items():
+        if name.startswith("bare"):
+            continue
+        requests = runs[name][-1] * seconds
+        rows = sorted(
+            ((cmd.removeprefix("cmdstat_"), v["calls"] / requests, v["usec"] / requests) for cmd, v in stats.items()),
+            key=lambda row: -row[2],
+        )
+        print(f"Redis per request, {name}, by command (calls, us; the script's own calls also in evalsha):")
+        print("   " + ", ".join(f"{cmd} {calls:.2f} / {us:.1f}" for cmd, calls, us in rows[:8] if us >= 0.05))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=int, default=8, help="seconds per wrk run (default 8)")
@@ -173,6 +190,11 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=2, help="gunicorn workers for both servers (default 2)")
     p.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker for both (default 4)")
     p.add_argument("--baseline-tree", type=Path, help="also measure the service of this checkout")
+    p.add_argument(
+        "--commandstats",
+        action="store_true",
+        help="print where Redis time goes per request of each service run (INFO commandstats, last round)",
+    )
     args = p.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -256,12 +278,15 @@ def main() -> int:
                 if body is not batch and body is not made:
                     wrk(url, key, body, 2, args.connections)
             runs: dict[str, list[float]] = {k: [] for k in targets}
+            spent: dict[str, dict] = {}
             names = list(targets)
             for r in range(args.rounds):  # interleaved, so noise on this shared machine hits all alike,
                 # and each round starts one further along, so no target always runs on the fullest Redis
                 for name in names[r % len(names) :] + names[: r % len(names)]:
                     url, body = targets[name]
+                    conn.config_resetstat()
                     runs[name].append(wrk(url, key, body, args.seconds, args.connections))
+                    spent[name] = conn.info("commandstats")
                     # Every run starts on an empty Redis: a run after others would find a
                     # fuller keyspace and more AOF to rewrite.
                     conn.flushdb()
@@ -295,6 +320,8 @@ def main() -> int:
                 f"median of per-round ratios: single {paired['single']:.2f}, batch {paired['batch']:.2f}, "
                 f"SDK batch {paired['sdk batch']:.2f}"
             )
+            if args.commandstats:
+                show_commandstats(spent, runs, args.seconds)
             if base:
                 against = {
                     kind: statistics.median(s / b for s, b in zip(runs[kind], runs[f"baseline {kind}"], strict=True))
