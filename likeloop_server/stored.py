@@ -115,28 +115,53 @@ def read_responses(
     return out
 
 
+# KEYS[1] the prefix of the project's response hashes; ARGV[1] how many fields, then their names,
+# then response ids. Returns, for each id in turn, its fields (nil where absent): one command
+# however many responses, so a batch costs Redis a hash lookup each and the client one reply.
+_READ_RESPONSE_FIELDS = """
+local width = tonumber(ARGV[1])
+local names = {}
+for j = 1, width do names[j] = ARGV[1 + j] end
+local out = {}
+for i = width + 2, #ARGV do
+  local v = redis.call('HMGET', KEYS[1] .. ARGV[i], unpack(names))
+  for j = 1, width do out[#out + 1] = v[j] end
+end
+return out
+"""
+# Responses read per script call: Redis is busy with one call for a few milliseconds.
+RESPONSES_PER_CALL = 1000
+ResponseFields = dict[bytes, list[bytes | None]]  # response id -> its fields as stored, in the order asked
+
+
+def response_field_reads(pk: keys.ProjectKeys, response_ids: list[bytes], names: tuple[str, ...]) -> list[tuple]:
+    """The commands that read the named fields of each response (for a pipeline or a raw link)."""
+    head = ("EVAL", _READ_RESPONSE_FIELDS, 1, pk.response(""), len(names), *names)
+    step = RESPONSES_PER_CALL
+    return [(*head, *response_ids[i : i + step]) for i in range(0, len(response_ids), step)]
+
+
+def response_fields(response_ids: list[bytes], replies: list[list[bytes | None]], width: int) -> ResponseFields:
+    """Response id -> its ``width`` fields, from the replies of ``response_field_reads`` (a
+    response without its first field, one that is gone, is left out)."""
+    flat = [value for reply in replies for value in reply] if len(replies) != 1 else replies[0]
+    return {
+        rid: flat[at : at + width]
+        for rid, at in zip(response_ids, range(0, width * len(response_ids), width), strict=True)
+        if flat[at] is not None
+    }
+
+
 def read_response_fields(
-    conn: redis.Redis, pk: keys.ProjectKeys, response_ids: list[str], names: tuple[str, ...]
-) -> dict[str, dict[str, str | None]]:
-    """Response id -> the named fields of its hash (None where absent), as text, in one round
-    trip; a response that is gone (no first field) is left out."""
+    conn: redis.Redis, pk: keys.ProjectKeys, response_ids: list[bytes], names: tuple[str, ...]
+) -> ResponseFields:
+    """The named fields of each response (``response_fields``), in one round trip."""
     if not response_ids:
         return {}
     pipe = conn.pipeline(transaction=False)
-    for rid in response_ids:
-        pipe.hmget(pk.response(rid), names)
-    return response_fields(response_ids, pipe.execute(), names)
-
-
-def response_fields(
-    response_ids: list[str], replies: list[list[bytes | None]], names: tuple[str, ...]
-) -> dict[str, dict[str, str | None]]:
-    """``read_response_fields`` from HMGET replies read elsewhere (in the caller's pipeline)."""
-    out: dict[str, dict[str, str | None]] = {}
-    for rid, values in zip(response_ids, replies, strict=True):
-        if values[0] is not None:
-            out[rid] = dict(zip(names, (None if v is None else v.decode() for v in values), strict=True))
-    return out
+    for command in response_field_reads(pk, response_ids, names):
+        pipe.execute_command(*command)
+    return response_fields(response_ids, pipe.execute(), len(names))
 
 
 def parse_record(raw: bytes) -> dict[str, Any]:

@@ -168,9 +168,11 @@ def refer_to_responses(conn: redis.Redis, pk: keys.ProjectKeys) -> tuple[int, in
             cursor, found = conn.hscan(records_key, cursor, count=1000)
             whole = {item: raw for item, raw in found.items() if not refs.is_ref(raw)}
             candidates = {item: _referring(raw, kto) for item, raw in whole.items()}
-            named = list(dict.fromkeys(r for ref in candidates.values() if ref for r in refs.responses_named(ref)))
-            found = stored.read_response_fields(conn, pk, named, refs.RESPONSE_FIELDS)
-            responses = {rid.encode(): [f[name] for name in refs.RESPONSE_FIELDS] for rid, f in found.items()}
+            named = [
+                r.encode()
+                for r in dict.fromkeys(r for ref in candidates.values() if ref for r in refs.responses_named(ref))
+            ]
+            responses = stored.read_response_fields(conn, pk, named, refs.RESPONSE_FIELDS)
             done = {
                 item: ref
                 for item, ref in candidates.items()

@@ -22,9 +22,8 @@ from likeloop_server import defaults
 from likeloop_server.identity import normalise_text, pair_id, short_hash
 from likeloop_server.stored import JUDGE_USER_PREFIX
 from workers.dataset.provenance import kto_metadata, pair_metadata
-from workers.dataset.refs import kto_ref, pair_ref
+from workers.dataset.refs import CORRECTION_SUFFIX, kto_ref, pair_ref
 
-CORRECTION_SUFFIX = "#correction"
 # Correction pairs sort before vote pairs: a user who typed the better answer said the most.
 _CORRECTION_STRENGTH = 1_000_000
 

@@ -1,7 +1,7 @@
 """Stored pairs and KTO items with their texts: a record refers to its responses (the pairing job
 stores it so, workers/dataset/refs.py); whoever needs the row reads the responses' texts and
-prompt here, a batch of records in one round trip (one script call per PER_CALL responses), and
-joins them."""
+prompt here, a batch of records in one round trip (one script call per thousand responses:
+likeloop_server/stored.py), and joins them."""
 
 from __future__ import annotations
 
@@ -10,27 +10,11 @@ from typing import Any
 
 import redis
 
-from likeloop_server import keys
+from likeloop_server import keys, stored
 from workers.dataset import refs
 
 Item = tuple[str, str, bytes]  # (item id, group id, stored record)
-Responses = dict[bytes, list[bytes | None]]  # response id -> its refs.RESPONSE_FIELDS as stored
-
-# KEYS[1] the prefix of the project's response hashes; ARGV response ids. Returns, for each id in
-# turn, its RESPONSE_FIELDS (nil where absent): one command however many responses, so a batch
-# costs Redis a hash lookup each and the client one reply to parse.
-_READ = """
-local out = {}
-for _, rid in ipairs(ARGV) do
-  local v = redis.call('HMGET', KEYS[1] .. rid, FIELDS)
-  for j = 1, WIDTH do out[#out + 1] = v[j] end
-end
-return out
-""".replace("FIELDS", ", ".join(f"'{name}'" for name in refs.RESPONSE_FIELDS)).replace(
-    "WIDTH", str(len(refs.RESPONSE_FIELDS))
-)
-# Responses read per script call: Redis is busy with one call for a few milliseconds.
-PER_CALL = 1000
+Responses = stored.ResponseFields  # response id -> its refs.RESPONSE_FIELDS as stored
 
 
 def needed(raws: Iterable[bytes]) -> list[bytes]:
@@ -49,20 +33,13 @@ def named_by(parts: list[refs.Parts | None]) -> list[bytes]:
 
 def read_commands(pk: keys.ProjectKeys, response_ids: list[bytes]) -> list[tuple[Any, ...]]:
     """The commands that read the responses' texts and prompts (for a pipeline or a raw link)."""
-    prefix = pk.response("")
-    return [("EVAL", _READ, 1, prefix, *response_ids[i : i + PER_CALL]) for i in range(0, len(response_ids), PER_CALL)]
+    return stored.response_field_reads(pk, response_ids, refs.RESPONSE_FIELDS)
 
 
 def fields_of(response_ids: list[bytes], replies: list[list[bytes | None]]) -> Responses:
     """Response id -> its fields, from the replies of ``read_commands`` (a response that is gone
     is left out)."""
-    flat = [value for reply in replies for value in reply] if len(replies) != 1 else replies[0]
-    width = len(refs.RESPONSE_FIELDS)
-    return {
-        rid: flat[at : at + width]
-        for rid, at in zip(response_ids, range(0, width * len(response_ids), width), strict=True)
-        if flat[at] is not None
-    }
+    return stored.response_fields(response_ids, replies, len(refs.RESPONSE_FIELDS))
 
 
 def queue_reads(pipe: Any, pk: keys.ProjectKeys, response_ids: list[bytes]) -> int:
@@ -75,11 +52,7 @@ def queue_reads(pipe: Any, pk: keys.ProjectKeys, response_ids: list[bytes]) -> i
 
 def read_fields(conn: redis.Redis, pk: keys.ProjectKeys, response_ids: list[bytes]) -> Responses:
     """The responses' fields, in one round trip (none when no id is given)."""
-    if not response_ids:
-        return {}
-    pipe = conn.pipeline(transaction=False)
-    queue_reads(pipe, pk, response_ids)
-    return fields_of(response_ids, pipe.execute())
+    return stored.read_response_fields(conn, pk, response_ids, refs.RESPONSE_FIELDS)
 
 
 def joined(
