@@ -187,7 +187,7 @@ local function wake(gid)
 end
 
 local function mark_dirty(gid)
-  redis.call('INCR', K.gver .. gid)
+  redis.call('HINCRBY', K.gstate .. gid, 'v', 1)  -- the group's version (group_state.py)
   if redis.call('ZADD', K.dirty, 'NX', now, gid) == 1 then
     table.insert(newly_dirty, gid)
   end

@@ -17,7 +17,7 @@ PROJECTS = GLOBAL + "projects"  # set of project names
 API_KEY = GLOBAL + "apikey:"  # + sha256(key) -> hash {id, project, scopes, created_at, revoked}
 API_KEY_IDS = GLOBAL + "apikeyids"  # hash key id -> sha256(key), for listing and revoking
 LAYOUT = PREFIX + "layout"  # version of the key layout stored pairs are in (workers/migrate.py)
-LAYOUT_VERSION = b"8"  # the layout this code reads and writes
+LAYOUT_VERSION = b"9"  # the layout this code reads and writes
 RATE_LIMIT_PREFIX = PREFIX + "ratelimit"  # flask-limiter's counters (service/ratelimit.py)
 
 
@@ -77,19 +77,17 @@ class ProjectKeys:
         text = group_key.decode() if isinstance(group_key, bytes) else group_key
         return text.removeprefix(self.group(""))
 
-    def group_version(self, group_id: str) -> str:
-        return f"{self.base}gver:{group_id}"  # counter bumped by every change to the group's labels
+    def group_state(self, group_id: str) -> str:
+        # hash: the group's pairing state in one compact hash (likeloop_server/group_state.py):
+        # its version (bumped by every change to its labels), the ids of its current pairs and
+        # KTO items, its head-to-head results as pairing last counted them
+        return f"{self.base}gstate:{group_id}"
 
     def judgements(self, group_id: str) -> str:
         # hash "<lower id>|<higher id>|<user>" -> "<verdict>|<hour>": each user's current judgement
         # of two of the group's responses; verdict "<" the lower id better, ">" the higher, "=" a
         # tie, "x" both bad
         return f"{self.base}judg:{group_id}"
-
-    def group_matches(self, group_id: str) -> str:
-        # hash match field (likeloop_server/leaderboard.py) -> count: the head-to-head results
-        # between models the group's current feedback makes, as last counted by pairing
-        return f"{self.base}gmatch:{group_id}"
 
     def matches_hour(self, hour: str) -> str:
         return f"{self.base}match:h:{hour}"  # hash match field -> net count added in one UTC hour
@@ -174,13 +172,10 @@ class ProjectKeys:
         return f"{self.base}disliked"  # sorted set prompt group id -> its dislikes
 
     # Pairing output. Records live in one hash per project, so an export reads a chunk of them
-    # with one command; each group keeps the ids of its own.
+    # with one command; each group keeps the ids of its own (in ``group_state``).
     @property
     def pair_records(self) -> str:
         return f"{self.base}pairrecs"  # hash pair id -> JSON pair record
-
-    def group_pairs(self, group_id: str) -> str:
-        return f"{self.base}gpairs:{group_id}"  # set of the group's pair ids
 
     @property
     def quality_digests(self) -> str:
@@ -192,9 +187,6 @@ class ProjectKeys:
     def kto_records(self) -> str:
         return f"{self.base}ktorecs"  # hash item id -> JSON labelled completion (KTO)
 
-    def group_kto(self, group_id: str) -> str:
-        return f"{self.base}gkto:{group_id}"  # set of the group's KTO item ids
-
     # Before layout 2, each group kept its records in a hash of its own (workers/migrate.py):
     # ``legacy_pairs("")`` is the prefix of every such key.
     def legacy_pairs(self, group_id: str) -> str:
@@ -202,6 +194,17 @@ class ProjectKeys:
 
     def legacy_kto(self, group_id: str) -> str:
         return f"{self.base}kto:{group_id}"
+
+    # Before layout 9, a group's state was four keys of its own (workers/migrate.py): ``gver:``
+    # its version (a counter), ``gpairs:`` and ``gkto:`` the sets of its pair and KTO item ids,
+    # ``gmatch:`` the hash of its head-to-head results.
+    def legacy_group_keys(self, group_id: str) -> tuple[str, str, str, str]:
+        return (
+            f"{self.base}gver:{group_id}",
+            f"{self.base}gpairs:{group_id}",
+            f"{self.base}gkto:{group_id}",
+            f"{self.base}gmatch:{group_id}",
+        )
 
     @property
     def pair_log(self) -> str:
@@ -353,7 +356,7 @@ class ProjectKeys:
             self.pending_marker,
             self.seen(""),
             self.group(""),
-            self.group_version(""),
+            self.group_state(""),
             self.dirty,
             self.stats_total,
             self.stats_hour(""),
@@ -384,7 +387,7 @@ INGEST_SCRIPT_KEYS = (
     "pendingany",
     "seen",
     "group",
-    "gver",
+    "gstate",
     "dirty",
     "stats",
     "stats_hour",

@@ -19,7 +19,7 @@ from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 from rq.utils import import_attribute
 
-from . import compacted, defaults, keys, ownership, quality_cache
+from . import compacted, defaults, group_state, keys, ownership, quality_cache
 from .connections import queue_redis
 from .errors import LikeLoopError
 from .identity import new_id
@@ -195,7 +195,7 @@ def repair_all(conn: redis.Redis, project: str) -> int:
     if groups:
         pipe = conn.pipeline(transaction=False)
         for gid in groups:
-            pipe.incr(pk.group_version(gid))
+            pipe.hincrby(pk.group_state(gid), group_state.VERSION, 1)
         pipe.zadd(pk.dirty, {g: time.time() for g in groups}, nx=True)
         pipe.execute()
     away = compacted_group_ids(conn, pk)

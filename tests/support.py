@@ -18,7 +18,7 @@ from typing import Any
 import redis
 
 from likeloop_cli import stack
-from likeloop_server import apikeys, keys, stored
+from likeloop_server import apikeys, group_state, keys, stored
 from likeloop_server.batch_store import BatchStore
 from likeloop_server.ingest import prepare
 from likeloop_server.settings import Settings
@@ -223,13 +223,20 @@ def run_worker_burst(settings: Settings) -> subprocess.CompletedProcess:
     return result
 
 
+def group_pair_ids(conn: redis.Redis, pk: keys.ProjectKeys, group_id: str) -> list[str]:
+    """The ids of a group's current pairs (its state hash: likeloop_server/group_state.py), sorted."""
+    return group_state.pair_ids(conn.hgetall(pk.group_state(group_id)))
+
+
+def group_kto_ids(conn: redis.Redis, pk: keys.ProjectKeys, group_id: str) -> list[str]:
+    """The ids of a group's current KTO items, sorted."""
+    return group_state.kto_ids(conn.hgetall(pk.group_state(group_id)))
+
+
 def stored_records(conn: redis.Redis, pk: keys.ProjectKeys, group_id: str, kto: bool = False) -> list[dict[str, Any]]:
     """A group's stored pairs (``trl`` rows) or KTO items (``kto`` rows), in id order."""
-    if kto:
-        ids_key, records_key = pk.group_kto(group_id), pk.kto_records
-    else:
-        ids_key, records_key = pk.group_pairs(group_id), pk.pair_records
-    ids = sorted(conn.smembers(ids_key))
+    ids = group_kto_ids(conn, pk, group_id) if kto else group_pair_ids(conn, pk, group_id)
+    records_key = pk.kto_records if kto else pk.pair_records
     raws = [v for v in conn.hmget(records_key, ids) if v is not None] if ids else []
     return [stored.parse_record(texts.one_row(conn, pk, raw)) for raw in raws]
 

@@ -29,6 +29,10 @@ the responses' keys and the provenance, the texts and prompt read from the respo
 a row is needed). Each record stored whole is rewritten so only when the rewritten form joins
 back to exactly the row it held (its responses are there, with that prompt); any other stays
 whole, which every reader still takes.
+
+Layout 9 keeps a group's pairing state in one hash (``P:gstate:<group>``,
+likeloop_server/group_state.py) instead of four keys (``gver``, ``gpairs``, ``gkto``,
+``gmatch``): each group's four move into it in one script call, which takes them out.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from typing import Any
 
 import redis
 
-from likeloop_server import compacted, keys, stored
+from likeloop_server import compacted, group_state, keys, stored
 from likeloop_server.apikeys import list_projects
 from likeloop_server.connections import queue_redis
 from likeloop_server.identity import valid_project_name
@@ -141,6 +145,48 @@ def _list_changed(conn: redis.Redis, pk: keys.ProjectKeys) -> None:
             if kept:
                 conn.zadd(pk.group_changed, dict.fromkeys(kept, now), nx=True)
             batch = []
+
+
+# KEYS: a group's version, pair ids, KTO ids and results keys (layout 8), its state hash. ARGV: the
+# hash's version field and its prefixes of pair ids, KTO ids and results (group_state.py). The four
+# folded into the hash (added to what it holds: a version is summed) and deleted. Returns 1 if
+# there was anything to fold.
+_FOLD_GROUP = """
+local version = redis.call('GET', KEYS[1])
+local pairs = redis.call('SMEMBERS', KEYS[2])
+local kto = redis.call('SMEMBERS', KEYS[3])
+local matches = redis.call('HGETALL', KEYS[4])
+if not version and #pairs == 0 and #kto == 0 and #matches == 0 then return 0 end
+if version then redis.call('HINCRBY', KEYS[5], ARGV[1], version) end
+for _, id in ipairs(pairs) do redis.call('HSET', KEYS[5], ARGV[2] .. id, '') end
+for _, id in ipairs(kto) do redis.call('HSET', KEYS[5], ARGV[3] .. id, '') end
+for i = 1, #matches, 2 do redis.call('HSET', KEYS[5], ARGV[4] .. matches[i], matches[i + 1]) end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+return 1
+"""
+
+
+def fold_group_state(conn: redis.Redis) -> int:
+    """Layout 9: each group's version, pair ids, KTO ids and results (four keys) moved into its
+    state hash, in every project that has any (listed or not). Returns how many groups had any."""
+    fold = conn.register_script(_FOLD_GROUP)
+    names = [group_state.VERSION, group_state.PAIR, group_state.KTO, group_state.MATCH]
+    folded = 0
+    anyone = keys.ProjectKeys("*")  # the keys' patterns, in every project
+    for pattern in anyone.legacy_group_keys("*"):
+        kind = pattern[len(anyone.base) : -1]  # "gver:", ...
+        batch: list[tuple[keys.ProjectKeys, str]] = []
+        for raw in [*conn.scan_iter(match=pattern, count=1000), None]:
+            if raw is not None:
+                project, _, rest = raw.decode()[len(keys.project_base("")) - 2 :].partition("}:")
+                batch.append((keys.ProjectKeys(project), rest[len(kind) :]))
+            if batch and (raw is None or len(batch) >= 1000):
+                pipe = conn.pipeline(transaction=False)
+                for pk, gid in batch:
+                    fold(keys=[*pk.legacy_group_keys(gid), pk.group_state(gid)], args=names, client=pipe)
+                folded += sum(pipe.execute())
+                batch = []
+    return folded
 
 
 def _referring(raw: bytes, kto: bool) -> bytes | None:
@@ -259,11 +305,11 @@ def migrate(conn: redis.Redis) -> int:
         _file_by_source(conn, pk)
         _list_changed(conn, pk)
         _pack_indexes(conn, pk)
-        kinds: list[tuple[Callable[[str], str], Callable[[str], str], str, Callable[[Any], bytes]]] = [
-            (pk.legacy_pairs, pk.group_pairs, pk.pair_records, stored_pair),
-            (pk.legacy_kto, pk.group_kto, pk.kto_records, stored_kto),
+        kinds: list[tuple[Callable[[str], str], str, str, Callable[[Any], bytes]]] = [
+            (pk.legacy_pairs, group_state.PAIR, pk.pair_records, stored_pair),
+            (pk.legacy_kto, group_state.KTO, pk.kto_records, stored_kto),
         ]
-        for legacy_of, ids_of, records_key, store in kinds:
+        for legacy_of, ids_prefix, records_key, store in kinds:
             prefix = legacy_of("")
             for key in conn.scan_iter(match=legacy_of("*"), count=1000, _type="hash"):
                 old = conn.hgetall(key)
@@ -271,13 +317,17 @@ def migrate(conn: redis.Redis) -> int:
                     continue
                 pipe = conn.pipeline(transaction=True)
                 pipe.hset(records_key, mapping={item: store(json.loads(raw)) for item, raw in old.items()})
-                pipe.sadd(ids_of(key.decode()[len(prefix) :]), *old)
+                gid = key.decode()[len(prefix) :]
+                pipe.execute_command(*group_state.add(pk.group_state(gid), ids_prefix, (i.decode() for i in old)))
                 pipe.delete(key)
                 pipe.execute()
                 moved += len(old)
         rewritten, left = refer_to_responses(conn, pk)
         if rewritten or left:
             log.info("%s: %d stored records now refer to their responses (%d left whole)", project, rewritten, left)
+    folded = fold_group_state(conn)
+    if folded:
+        log.info("%d groups' pairing state now in one hash each", folded)
     conn.set(keys.LAYOUT, keys.LAYOUT_VERSION)
     if moved:
         log.info("moved %d stored pairs and KTO items to key layout %s", moved, keys.LAYOUT_VERSION.decode())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from likeloop_server import keys
+from likeloop_server import group_state, keys
 from tests.support import auth
 from tests.workers.store_copies import load
 from workers.migrate import migrate, tag_keys
@@ -38,21 +38,48 @@ def tagged(name: bytes) -> bytes:
     return b"ll:p:{" + project + b"}:" + rest
 
 
+def assert_folded(conn, folded: dict[bytes, tuple[bytes, bool]]) -> None:
+    """Each group's state hash holds what its four layout 8 keys held (``folded``: their names ->
+    their DUMP payloads), and none of them expires."""
+    expected: dict[bytes, dict[bytes, bytes]] = {}
+    for name, (payload, expires) in folded.items():
+        assert not expires
+        kind, gid = name.split(b":")[-2:]
+        state = expected.setdefault(name[: -len(kind) - len(gid) - 1] + b"gstate:" + gid, {})
+        conn.restore(b"was", 0, payload)
+        if kind == b"gver":
+            state[group_state.VERSION.encode()] = conn.get(b"was")
+        elif kind == b"gmatch":
+            state.update({group_state.MATCH.encode() + k: v for k, v in conn.hgetall(b"was").items()})
+        else:
+            prefix = (group_state.PAIR if kind == b"gpairs" else group_state.KTO).encode()
+            state.update({prefix + i: b"" for i in conn.smembers(b"was")})
+        conn.delete(b"was")
+    assert {name: conn.hgetall(name) for name in conn.scan_iter(match=b"*:gstate:*")} == expected
+    assert all(conn.ttl(name) == -1 for name in expected)
+
+
 def test_a_layout_6_store_comes_up_to_layout_7_with_every_value(conn):
     load_layout6(conn)
     before = everything(conn)
     assert conn.get(keys.LAYOUT) == b"6"
     assert sum(1 for name in before if name.startswith(b"ll:p:acme:")) > 50
     migrate(conn)
-    after = everything(conn)
-    assert conn.get(keys.LAYOUT) == keys.LAYOUT_VERSION  # 7, then 8 (records that refer: test_store_copies)
+    after = whole = everything(conn)
+    assert conn.get(keys.LAYOUT) == keys.LAYOUT_VERSION  # 7, then 8 and 9 (records that refer: test_store_copies)
     assert not [name for name in after if name.startswith(b"ll:p:") and not name.startswith(b"ll:p:{")]
     assert sum(1 for name in after if name.startswith(b"ll:{global}:apikey:")) == 1  # acme's key
     assert not [name for name in after if name.startswith(b"ll:") and tagged(name) != name]
     # every key under its new name, its value and expiry as they were; nothing else but the layout
-    # (the stored records' ids; their values are rewritten by layout 8)
+    # (the stored records' ids; their values are rewritten by layout 8), and each group's four state
+    # keys folded into one hash by layout 9, every value in it
     records = (b":pairrecs", b":ktorecs")
     moved = {tagged(name): value for name, value in before.items() if name != keys.LAYOUT.encode()}
+    folded = {n: v for n, v in moved.items() if n.split(b":")[-2] in (b"gver", b"gpairs", b"gkto", b"gmatch")}
+    assert len(folded) > 10
+    assert_folded(conn, folded)
+    moved = {n: v for n, v in moved.items() if n not in folded}
+    after = {n: v for n, v in after.items() if b":gstate:" not in n}
     assert {name: value for name, value in after.items() if name != keys.LAYOUT.encode()}.keys() == moved.keys()
     assert {n: v for n, v in after.items() if n in moved and not n.endswith(records)} == {
         n: v for n, v in moved.items() if not n.endswith(records)
@@ -61,7 +88,7 @@ def test_a_layout_6_store_comes_up_to_layout_7_with_every_value(conn):
         conn.restore(b"was", 0, moved[name][0])  # the hash as layout 6 held it
         assert conn.hlen(name) > 0 and sorted(conn.hkeys(name)) == sorted(conn.hkeys(b"was"))
         conn.delete(b"was")
-    assert migrate(conn) == 0 and everything(conn) == after  # once done, a no-op
+    assert migrate(conn) == 0 and everything(conn) == whole  # once done, a no-op
 
 
 def test_the_service_waits_while_the_store_is_older(conn, settings):

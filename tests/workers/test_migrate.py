@@ -6,8 +6,8 @@ stored records refer to their responses."""
 import hashlib
 import json
 
-from likeloop_server import apikeys, compacted, exports, keys
-from tests.support import feedback, read_jsonl_gz, response, store, stored_records
+from likeloop_server import apikeys, compacted, exports, group_state, keys
+from tests.support import feedback, group_pair_ids, read_jsonl_gz, response, store, stored_records
 from workers.export.run import export_project
 from workers.migrate import migrate
 from workers.pairing.drain import pair_group_with
@@ -61,8 +61,8 @@ def test_pairing_after_the_move_keeps_moved_pairs_it_would_make_again(conn, sett
     pk = keys.ProjectKeys(P)
     (stored,) = stored_records(conn, pk, gid)
     # Put the group back into layout 1, as an older version would have left it.
-    (pair_id,) = [i.decode() for i in conn.smembers(pk.group_pairs(gid))]
-    conn.delete(pk.group_pairs(gid))
+    (pair_id,) = group_pair_ids(conn, pk, gid)
+    conn.hdel(pk.group_state(gid), group_state.PAIR + pair_id)
     conn.hdel(pk.pair_records, pair_id)
     conn.delete(keys.LAYOUT)
     legacy = {**legacy_record(0), "id": pair_id, "group_id": gid, "prompt": "Q", "chosen": "good", "rejected": "bad"}
@@ -148,10 +148,10 @@ def test_layout_8_makes_stored_rows_refer_to_their_responses_only_where_they_joi
     # Each group's pair and KTO items stored whole, as layout 7 stored them
     for snap in read_groups(conn, pk, gids):
         (pair,) = make_pairs(snap.group_id, snap.labels, 10)
-        conn.sadd(pk.group_pairs(snap.group_id), pair.id)
+        conn.hset(pk.group_state(snap.group_id), group_state.PAIR + pair.id, "")
         conn.hset(pk.pair_records, pair.id, whole_pair(pair_record(pair, snap.prompt, 5.0)))
         for item in kto_items(snap.group_id, snap.labels):
-            conn.sadd(pk.group_kto(snap.group_id), item.id)
+            conn.hset(pk.group_state(snap.group_id), group_state.KTO + item.id, "")
             conn.hset(pk.kto_records, item.id, whole_kto(kto_record(item, snap.prompt, 5.0)))
     before = {**conn.hgetall(pk.pair_records), **conn.hgetall(pk.kto_records)}
     # one group's losing answer is gone; another's record holds a prompt its responses do not

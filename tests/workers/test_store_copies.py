@@ -32,6 +32,9 @@ def test_a_copy_comes_up_to_the_current_layout_and_answers_as_its_version_did(pa
     pk = keys.ProjectKeys(P)
     stored = [*conn.hvals(pk.pair_records), *conn.hvals(pk.kto_records)]
     assert stored and all(refs.is_ref(raw) for raw in stored)
+    # each group's pairing state is one hash (layout 9): none of the four keys it was is left
+    assert not [name for pattern in pk.legacy_group_keys("*") for name in conn.scan_iter(match=pattern)]
+    assert any(conn.scan_iter(match=pk.group_state("*")))
     # stats, leaderboard, the snapshot's rows, and the next incremental run sends what that
     # version's next run sent, no more: the export cursor and the exported set came along
     assert answers(conn, client, s3, settings, then["secret"]) == then

@@ -14,14 +14,14 @@ from typing import Any
 
 from redis.client import Pipeline as Pipe
 
-from likeloop_server import keys
+from likeloop_server import group_state, keys
 
 JUDGEMENT, REFERENCE = "judgement", "reference"
 LOG_FIELD = b"m"
 
 
 def _touch(pipe: Pipe, pk: keys.ProjectKeys, group_id: str, now: float) -> None:
-    pipe.incr(pk.group_version(group_id))
+    pipe.hincrby(pk.group_state(group_id), group_state.VERSION, 1)
     pipe.zadd(pk.dirty, {group_id: now}, nx=True)
     pipe.zadd(pk.group_changed, {group_id: int(now)})  # a labelled group changed, to the second (compaction.py)
 

@@ -50,9 +50,10 @@ PASS_GROUPS = 20_000  # groups a pass considers: the stats hashes are scanned on
 TAIL_LIMIT = 200_000  # log entries after a cursor a run reads before it stops: the archive or export is behind
 _GROUP_FIELD = SEPARATOR + DIMENSIONS["group"]
 
-# KEYS: changed key, dirty key, claims key. ARGV: JSON [[group id, last change, version key, version,
-# commands]] (the commands' keys are the project's: its slot); a command's argument {"x": hex
-# digits} stands for those bytes (the indexes' fields: JSON has no bytes).
+# KEYS: changed key, dirty key, claims key. ARGV: JSON [[group id, last change, group state key
+# (its version in field v: likeloop_server/group_state.py), version, commands]] (the commands'
+# keys are the project's: its slot); a command's argument {"x": hex digits} stands for those
+# bytes (the indexes' fields: JSON has no bytes).
 # Returns the ids of the groups it compacted; a group that changed, is dirty or claimed is left as it is.
 _COMMIT = """
 local changed, dirty, claims = KEYS[1], KEYS[2], KEYS[3]
@@ -65,7 +66,7 @@ for _, g in ipairs(cjson.decode(ARGV[1])) do
   local gid, score, vkey, version, commands = g[1], g[2], g[3], g[4], g[5]
   local now = redis.call('ZSCORE', changed, gid)
   if now and tonumber(now) == tonumber(score) and not redis.call('ZSCORE', dirty, gid)
-      and redis.call('HEXISTS', claims, gid) == 0 and tonumber(redis.call('GET', vkey) or '0') == version then
+      and redis.call('HEXISTS', claims, gid) == 0 and tonumber(redis.call('HGET', vkey, 'v') or '0') == version then
     for _, command in ipairs(commands) do
       for i = 1, #command do command[i] = arg(command[i]) end
       redis.call(unpack(command))
@@ -237,7 +238,7 @@ class _Run:
             body += blob
             commands = group_snapshot.removal_commands(self.pk, snap) + _index_commands(self.pk, snap, where)
             writes.append(
-                [snap["group"], snap["changed"], self.pk.group_version(snap["group"]), snap["version"], commands]
+                [snap["group"], snap["changed"], self.pk.group_state(snap["group"]), snap["version"], commands]
             )
         self.lock.renew()
         put_bytes(self.s3, self.layout.bucket, self.layout.segment(segment), bytes(body), "application/gzip")

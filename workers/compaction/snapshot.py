@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from likeloop_server import keys
+from likeloop_server import group_state, keys
 from likeloop_server.exports import PAIR_SOURCES
 
 SNAPSHOT_VERSION = 1
@@ -66,28 +66,26 @@ def _read_group_keys(
     pipe = conn.pipeline(transaction=False)
     for gid in gids:
         pipe.smembers(pk.group(gid))
-        pipe.get(pk.group_version(gid))
+        pipe.hgetall(pk.group_state(gid))
         pipe.hgetall(pk.judgements(gid))
-        pipe.hgetall(pk.group_matches(gid))
-        pipe.smembers(pk.group_pairs(gid))
-        pipe.smembers(pk.group_kto(gid))
         pipe.zscore(pk.disliked_groups, gid)
     rows = pipe.execute()
     snaps: list[dict[str, Any]] = []
     for i, gid in enumerate(gids):
-        members, version, judged, matches, pair_ids, kto_ids, disliked = rows[7 * i : 7 * i + 7]
+        members, raw_state, judged, disliked = rows[4 * i : 4 * i + 4]
+        state = group_state.parse(raw_state)
         snaps.append(
             {
                 "v": SNAPSHOT_VERSION,
                 "group": gid,
                 "changed": groups[gid],
                 "compacted_ms": int(now * 1000),
-                "version": int(version or 0),
+                "version": state.version,
                 "members": sorted(_text(m) for m in members),
                 "judgements": _hash(judged),
-                "matches": _hash(matches),
-                "pair_ids": sorted(_text(x) for x in pair_ids),
-                "kto_ids": sorted(_text(x) for x in kto_ids),
+                "matches": {name: str(count) for name, count in state.matches.items()},
+                "pair_ids": sorted(state.pair_ids),
+                "kto_ids": sorted(state.kto_ids),
                 "disliked": disliked,
                 "stats": stats.get(gid, {}),
             }
@@ -168,8 +166,7 @@ def stats_key(pk: keys.ProjectKeys, bucket: str) -> str:
 def removal_commands(pk: keys.ProjectKeys, snap: dict[str, Any]) -> list[Command]:
     """What takes a group out of Redis once its snapshot is in the archive."""
     gid = snap["group"]
-    doomed = [pk.group(gid), pk.group_version(gid), pk.judgements(gid), pk.group_matches(gid)]
-    doomed += [pk.group_pairs(gid), pk.group_kto(gid)]
+    doomed = [pk.group(gid), pk.group_state(gid), pk.judgements(gid)]
     for rid in snap["members"]:
         doomed += [pk.response(rid), pk.votes(rid), pk.ratings(rid), pk.comments(rid)]
     commands: list[Command] = [["DEL", *doomed], ["ZREM", pk.group_changed, gid], ["ZREM", pk.disliked_groups, gid]]
@@ -233,17 +230,19 @@ def _group_commands(pk: keys.ProjectKeys, snap: dict[str, Any]) -> list[Command]
     if snap["members"]:
         cmds.append(["SADD", pk.group(gid), *map(_raw, snap["members"])])
     cmds.append(["PERSIST", pk.group(gid)])
+    state = pk.group_state(gid)
     if snap["version"]:
-        cmds.append(["INCRBY", pk.group_version(gid), snap["version"]])
-    for key, mapping in ((pk.judgements(gid), snap["judgements"]), (pk.group_matches(gid), snap["matches"])):
-        if mapping:
-            cmds.append(["HSET", key, *_flat(mapping)])
-    for ids_key, records_key, records in (
-        (pk.group_pairs(gid), pk.pair_records, snap["pairs"]),
-        (pk.group_kto(gid), pk.kto_records, snap["kto"]),
+        cmds.append(["HINCRBY", state, group_state.VERSION, snap["version"]])
+    if snap["judgements"]:
+        cmds.append(["HSET", pk.judgements(gid), *_flat(snap["judgements"])])
+    if snap["matches"]:
+        cmds.append(["HSET", state, *_flat({group_state.MATCH + k: v for k, v in snap["matches"].items()})])
+    for prefix, records_key, records in (
+        (group_state.PAIR, pk.pair_records, snap["pairs"]),
+        (group_state.KTO, pk.kto_records, snap["kto"]),
     ):
         if records:
-            cmds.append(["SADD", ids_key, *map(_raw, records)])
+            cmds.append(group_state.add(state, prefix, records))
             cmds.append(["HSET", records_key, *_flat(records)])
     if snap["exported"]:
         cmds.append(["SADD", pk.exported, *map(_raw, snap["exported"])])

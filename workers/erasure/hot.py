@@ -24,7 +24,7 @@ from typing import Any
 
 import redis
 
-from likeloop_server import compacted, keys, quality_cache, stored
+from likeloop_server import compacted, group_state, keys, quality_cache, stored
 from likeloop_server.counters import DIMENSIONS, SEPARATOR, dimension
 from likeloop_server.counters import field as counter_field
 from likeloop_server.settings import Settings
@@ -100,7 +100,7 @@ class HotPass:
             with self.conn.pipeline(transaction=True) as pipe:
                 try:
                     members = [m.decode() for m in self.conn.smembers(pk.group(gid))]
-                    pipe.watch(pk.group(gid), pk.group_version(gid), *(pk.comments(r) for r in members))
+                    pipe.watch(pk.group(gid), pk.group_state(gid), *(pk.comments(r) for r in members))
                     snap = group_snapshot.read_snapshots(self.conn, pk, {gid: 0.0}, {}, time.time())[0]
                     if sorted(members) != snap["members"]:
                         continue
@@ -115,7 +115,7 @@ class HotPass:
                     pipe.multi()
                     for command in commands:
                         pipe.execute_command(*command)
-                    pipe.incr(pk.group_version(gid))
+                    pipe.hincrby(pk.group_state(gid), group_state.VERSION, 1)
                     pipe.zadd(pk.dirty, {gid: now})
                     pipe.execute()
                 except redis.WatchError:
@@ -140,12 +140,13 @@ class HotPass:
         pk = self.pk
         pipe = self.conn.pipeline(transaction=True)
         retracted = 0
-        kinds = ((pairs, pk.group_pairs(gid), stored.PAIR_RETRACT), (kto, pk.group_kto(gid), stored.KTO_UNLABEL))
-        for ids, key, op in kinds:
+        kinds = ((pairs, group_state.PAIR, stored.PAIR_RETRACT), (kto, group_state.KTO, stored.KTO_UNLABEL))
+        for ids, prefix, op in kinds:
             if not ids:
                 continue
-            for item, there in zip(ids, self.conn.smismember(key, ids), strict=True):
-                if not there:
+            listed = self.conn.hmget(pk.group_state(gid), [prefix + i for i in ids])
+            for item, there in zip(ids, listed, strict=True):
+                if there is None:
                     pipe.xadd(pk.pair_log, stored.pair_log_entry(op, item, gid))
                     retracted += 1
         if retracted:
@@ -158,9 +159,7 @@ class HotPass:
         if self.conn.exists(pk.group(gid)):
             return
         pipe = self.conn.pipeline(transaction=True)
-        pipe.delete(
-            pk.group_version(gid), pk.judgements(gid), pk.group_matches(gid), pk.group_pairs(gid), pk.group_kto(gid)
-        )
+        pipe.delete(pk.group_state(gid), pk.judgements(gid))
         pipe.zrem(pk.group_changed, gid)
         pipe.zrem(pk.dirty, gid)
         pipe.zrem(pk.disliked_groups, gid)

@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from likeloop_server import compacted, keys
+from likeloop_server import compacted, group_state, keys
 from likeloop_server.errors import LikeLoopError
 from likeloop_server.stored import stream_id
 from workers.archive.layout import ArchiveLayout
@@ -102,10 +102,10 @@ def hot_items(
     """The current pairs and KTO items of groups in Redis, without the pairs of ``excluded`` sources."""
     out: tuple[list[Added], list[Added]] = ([], [])
     for gid in gids:
-        for n, (ids_key, records_key) in enumerate(
-            ((pk.group_pairs(gid), pk.pair_records), (pk.group_kto(gid), pk.kto_records))
+        state = conn.hgetall(pk.group_state(gid))
+        for n, (ids, records_key) in enumerate(
+            ((group_state.pair_ids(state), pk.pair_records), (group_state.kto_ids(state), pk.kto_records))
         ):
-            ids = sorted(x.decode() for x in conn.smembers(ids_key))
             if n == 0 and ids and excluded:
                 pipe = conn.pipeline(transaction=False)
                 for source in excluded:

@@ -41,9 +41,10 @@ end
 return gids
 """
 
-# KEYS: dirty key, claims key. ARGV: token, now, JSON [[group id, version key, version read,
-# commands]], then binary values: the commands write the group's keys, all of the project's slot
-# (its hash tag); a command's argument [n] stands for ARGV[n] (bytes JSON cannot carry).
+# KEYS: dirty key, claims key. ARGV: token, now, JSON [[group id, group state key (its version in
+# field v: likeloop_server/group_state.py), version read, commands]], then binary values: the
+# commands write the group's keys, all of the project's slot (its hash tag); a command's argument
+# [n] stands for ARGV[n] (bytes JSON cannot carry).
 # Returns a status per group: done, changed (claimable again) or lost (claimed by another).
 _APPLY = """
 local dirty, claims = KEYS[1], KEYS[2]
@@ -53,7 +54,7 @@ for i, g in ipairs(cjson.decode(ARGV[3])) do
   local gid, vkey, version, commands = g[1], g[2], g[3], g[4]
   if redis.call('HGET', claims, gid) ~= token then
     out[i] = 'lost'
-  elseif (redis.call('GET', vkey) or '0') ~= version then
+  elseif (redis.call('HGET', vkey, 'v') or '0') ~= version then
     redis.call('ZADD', dirty, 'XX', now, gid)
     redis.call('HDEL', claims, gid)
     out[i] = 'changed'
@@ -106,7 +107,7 @@ class Claims:
             return out
 
         payload = [
-            [gid, self.pk.group_version(gid), version, [carried(c) for c in commands]]
+            [gid, self.pk.group_state(gid), version, [carried(c) for c in commands]]
             for gid, version, commands in writes
         ]
         args = [token, repr(now), orjson.dumps(payload), *blobs]

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import redis
 
-from likeloop_server import compacted, defaults, keys, quality_cache, stored
+from likeloop_server import compacted, defaults, group_state, keys, quality_cache, stored
 from likeloop_server.apikeys import list_projects
 from likeloop_server.connections import queue_redis
 from likeloop_server.counters import dimension, utc_hour
@@ -78,28 +78,26 @@ def read_groups(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -
     (one transaction, so they agree), then every member's response and feedback."""
     pipe = conn.pipeline(transaction=True)
     for gid in group_ids:
-        pipe.get(pk.group_version(gid))
+        pipe.hgetall(pk.group_state(gid))
         pipe.smembers(pk.group(gid))
-        pipe.smembers(pk.group_pairs(gid))
-        pipe.smembers(pk.group_kto(gid))
         pipe.hgetall(pk.judgements(gid))
-        pipe.hgetall(pk.group_matches(gid))
         pipe.hget(pk.quality_digests, gid)
     pipe.hget(pk.quality, quality_cache.SUSPECTS)
     *rows, cached = pipe.execute()
     suspects = _suspects_of(cached)
     snaps, members = [], []
     for i, gid in enumerate(group_ids):
-        version, rids, pair_ids, kto_ids, judged, results, digested = rows[7 * i : 7 * i + 7]
+        raw_state, rids, judged, digested = rows[4 * i : 4 * i + 4]
+        state = group_state.parse(raw_state)
         judgements, picks = stored.judgements_with_picks({k.decode(): v.decode() for k, v in judged.items()})
         snaps.append(
             GroupSnapshot(
                 gid,
-                (version or b"0").decode(),
-                pair_ids={x.decode() for x in pair_ids},
-                kto_ids={x.decode() for x in kto_ids},
+                str(state.version),
+                pair_ids=set(state.pair_ids),
+                kto_ids=set(state.kto_ids),
                 judgements=judgements,
-                results={k.decode(): int(v) for k, v in results.items()},
+                results=state.matches,
                 picks=picks,
                 digest=None if digested is None else digest.decode(gid, digested),
                 had_digest=digested is not None,
@@ -174,20 +172,27 @@ def _add_response(snap: GroupSnapshot, rid: str, found: stored.ResponseWithFeedb
 
 
 def _replace(
-    ids_key: str, records_key: str, old_ids: set[str], records: dict[str, bytes], log_key: str, gid: str, ops: tuple
+    ids: tuple[str, str],
+    records_key: str,
+    old_ids: set[str],
+    records: dict[str, bytes],
+    log_key: str,
+    gid: str,
+    ops: tuple,
 ) -> tuple[list[Command], int, int]:
-    """The commands that make the group's id set and its records in the project's records hash
-    hold exactly ``records`` (stored forms), logging each change; and (added, removed) counts."""
+    """The commands that make the group's ids (``ids``: its state key and their fields' prefix)
+    and its records in the project's records hash hold exactly ``records`` (stored forms),
+    logging each change; and (added, removed) counts."""
     added = [rid for rid in records if rid not in old_ids]
     removed = sorted(old_ids - records.keys())
     commands: list[Command] = []
     if removed:
-        commands += [["SREM", ids_key, *removed], ["HDEL", records_key, *removed]]
+        commands += [group_state.remove(*ids, removed), ["HDEL", records_key, *removed]]
     if added:
-        commands.append(["SADD", ids_key, *added])
+        commands.append(group_state.add(*ids, added))
         commands.append(["HSET", records_key, *(x for rid in added for x in (rid, records[rid]))])
-    for op, ids in ((ops[0], added), (ops[1], removed)):
-        for rid in ids:
+    for op, changed in ((ops[0], added), (ops[1], removed)):
+        for rid in changed:
             entry = stored.pair_log_entry(op, rid, gid)
             commands.append(["XADD", log_key, "*", *(x for kv in entry.items() for x in kv)])
     return commands, len(added), len(removed)
@@ -204,11 +209,13 @@ def plan_writes(
     records = {p.id: stored_pair(p, now) for p in pairs}
     items = {k.id: stored_kto(k, now) for k in kto_items(gid, snap.labels, snap.judgements)}
     pair_ops = (stored.PAIR_ADD, stored.PAIR_RETRACT)
+    state_key = pk.group_state(gid)
     commands, added, removed = _replace(
-        pk.group_pairs(gid), pk.pair_records, snap.pair_ids, records, pk.pair_log, gid, pair_ops
+        (state_key, group_state.PAIR), pk.pair_records, snap.pair_ids, records, pk.pair_log, gid, pair_ops
     )
     kto_ops = (stored.KTO_LABEL, stored.KTO_UNLABEL)
-    commands += _replace(pk.group_kto(gid), pk.kto_records, snap.kto_ids, items, pk.pair_log, gid, kto_ops)[0]
+    kto_ids = (state_key, group_state.KTO)
+    commands += _replace(kto_ids, pk.kto_records, snap.kto_ids, items, pk.pair_log, gid, kto_ops)[0]
     # Each pair's source, for exports that choose by source (models' pairs are left out by default).
     new_by_source: dict[str, list[str]] = {}
     for p in pairs:

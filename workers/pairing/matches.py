@@ -6,7 +6,7 @@ Also whether an LLM judge's verdict agrees with what people decided about the sa
 
 from __future__ import annotations
 
-from likeloop_server import keys
+from likeloop_server import group_state, keys
 from likeloop_server.leaderboard import JUDGE_AGREED, JUDGE_DISAGREED, tie_field, win_field
 
 from .rules import Judgement, Pair, ResponseLabels
@@ -61,7 +61,10 @@ def result_commands(
         return []
     commands: list[Command] = [["HINCRBY", pk.matches_hour(hour), k, str(d)] for k, d in sorted(changed.items())]
     commands.append(["SADD", pk.match_hours, hour])
-    commands.append(["DEL", pk.group_matches(group_id)])
+    state = pk.group_state(group_id)
+    gone = sorted(old.keys() - new.keys())
+    if gone:
+        commands.append(["HDEL", state, *(group_state.MATCH + k for k in gone)])
     if new:
-        commands.append(["HSET", pk.group_matches(group_id), *(x for k, v in sorted(new.items()) for x in (k, str(v)))])
+        commands.append(["HSET", state, *group_state.match_fields(new)])
     return commands

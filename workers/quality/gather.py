@@ -16,7 +16,7 @@ import orjson
 import pyarrow.parquet as pq
 import redis
 
-from likeloop_server import keys, stored
+from likeloop_server import group_state, keys, stored
 from likeloop_server.settings import Settings
 from workers.archive.layout import ArchiveLayout
 from workers.archive.rows import MODEL_CREDENTIAL, entry_rows
@@ -149,8 +149,9 @@ def read_rows(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -> 
     """The current pairs of groups in Redis as rows, each with when it was paired."""
     pipe = conn.pipeline(transaction=False)
     for gid in group_ids:
-        pipe.smembers(pk.group_pairs(gid))
-    owners = [(x.decode(), gid) for gid, ids in zip(group_ids, pipe.execute(), strict=True) for x in sorted(ids)]
+        pipe.hgetall(pk.group_state(gid))
+    states = pipe.execute()
+    owners = [(x, gid) for gid, raw in zip(group_ids, states, strict=True) for x in group_state.pair_ids(raw)]
     if not owners:
         return []
     records = conn.hmget(pk.pair_records, [pid for pid, _ in owners])

@@ -11,7 +11,18 @@ import pytest
 
 from likeloop_server import exports, keys, projects
 from tests.llm_server import LlmServer
-from tests.support import P, auth, feedback, make_key, read_jsonl_gz, response, store, store_and_pair, stored_records
+from tests.support import (
+    P,
+    auth,
+    feedback,
+    group_pair_ids,
+    make_key,
+    read_jsonl_gz,
+    response,
+    store,
+    store_and_pair,
+    stored_records,
+)
 from workers.ai.judge import judge_project, parse_verdict
 from workers.export.run import export_project
 from workers.pairing.drain import drain
@@ -290,7 +301,7 @@ def test_the_migration_files_pairs_made_before_sources_were_kept(conn, settings)
     gid = group(conn, settings, 1, "a", feedback("like", "g1a", user="u1"), feedback("dislike", "g1b", user="u1"))
     pair(conn)
     pk = keys.ProjectKeys(P)
-    (pair_id,) = conn.smembers(pk.group_pairs(gid))
+    (pair_id,) = group_pair_ids(conn, pk, gid)
     conn.delete(pk.source_pairs("vote"))
     conn.set(keys.LAYOUT, b"3")
     migrate(conn)

@@ -57,7 +57,7 @@ def _comparable(d: dict) -> dict:
         k: v
         for k, v in d.items()
         if not k.endswith((":gchanged", ":compaction", ":compaction:restored"))
-        and ":gver:" not in k
+        and not k.endswith(" (version)")
         and ":cresp:" not in k
         and ":cgroup:" not in k
     }

@@ -7,7 +7,7 @@ import orjson
 
 from likeloop_server import exports, keys
 from likeloop_server.identity import prompt_group_id
-from tests.support import P, response, store, store_and_pair
+from tests.support import P, group_pair_ids, response, store, store_and_pair
 from tests.support import feedback as vote
 from workers.archive.run import archive_project
 from workers.compaction.compact import compact_project
@@ -38,7 +38,7 @@ def group_events():
 
 def records_times(conn) -> dict[int, float]:
     """Each stored pair's time, by its key."""
-    ids = [x.decode() for x in conn.smembers(PK.group_pairs(GID))]
+    ids = group_pair_ids(conn, PK, GID)
     raws = conn.hmget(PK.pair_records, ids)
     times = [refs.metadata(raw)["paired_at"] for raw in raws]
     return dict(zip(digest.keys64(ids).tolist(), times, strict=True))
@@ -90,7 +90,7 @@ def test_a_pair_that_stays_keeps_its_time_and_a_group_without_pairs_has_no_diges
     # b liked by those who disliked it: every answer is liked, no pair, no digest
     store(conn, settings, vote("like", "b", "u1"), vote("like", "b", "u2"))
     pair_group_with(conn, P, GID, 100)
-    assert conn.scard(PK.group_pairs(GID)) == 0
+    assert group_pair_ids(conn, PK, GID) == []
     assert not conn.hexists(PK.quality_digests, GID)
 
 

@@ -1,0 +1,80 @@
+"""A prompt group's pairing state: one Redis hash per group (``keys.ProjectKeys.group_state``).
+
+Its fields:
+
+- ``v``: the group's version, bumped (HINCRBY) by every change to its labels: the ingest script,
+  an LLM judge's verdict, erasure, a re-pairing of the project. Pairing and compaction write a
+  group only while its version is the one they read.
+- ``p:<pair id>`` and ``k:<item id>``, with empty values: the ids of the group's current pairs
+  and KTO items (their records are in the project's ``pair_records`` and ``kto_records``).
+- ``m:<match field>`` -> count: the head-to-head results between models the group's feedback
+  makes, as pairing last counted them (``leaderboard.py`` names the fields).
+
+One hash instead of the four keys of layout 8 (``gver``, ``gpairs``, ``gkto``, ``gmatch``): a
+small hash is one compact listpack, where each key costs its name and its entries in Redis's
+tables, and a set of ids (before Redis 7.2) is a hash table of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+VERSION = "v"
+PAIR = "p:"
+KTO = "k:"
+MATCH = "m:"
+
+_PAIR, _KTO, _MATCH = PAIR.encode(), KTO.encode(), MATCH.encode()
+
+
+@dataclass(frozen=True)
+class GroupState:
+    version: int = 0
+    pair_ids: frozenset[str] = frozenset()
+    kto_ids: frozenset[str] = frozenset()
+    matches: dict[str, int] = field(default_factory=dict)
+
+
+def parse(raw: dict[bytes, bytes]) -> GroupState:
+    """A group's state from its hash as HGETALL returns it (empty: a group never paired)."""
+    version = 0
+    pairs: list[str] = []
+    kto: list[str] = []
+    matches: dict[str, int] = {}
+    for name, value in raw.items():
+        if name.startswith(_PAIR):
+            pairs.append(name[2:].decode())
+        elif name.startswith(_KTO):
+            kto.append(name[2:].decode())
+        elif name.startswith(_MATCH):
+            matches[name[2:].decode("utf-8", "surrogateescape")] = int(value)
+        elif name == b"v":
+            version = int(value)
+    return GroupState(version, frozenset(pairs), frozenset(kto), matches)
+
+
+def pair_ids(raw: dict[bytes, bytes]) -> list[str]:
+    """The ids of a group's current pairs, sorted, from its hash."""
+    return sorted(name[2:].decode() for name in raw if name.startswith(_PAIR))
+
+
+def kto_ids(raw: dict[bytes, bytes]) -> list[str]:
+    """The ids of a group's current KTO items, sorted, from its hash."""
+    return sorted(name[2:].decode() for name in raw if name.startswith(_KTO))
+
+
+def add(key: str, prefix: str, ids: Iterable[str]) -> list[Any]:
+    """The command that lists ``ids`` (of pairs: ``PAIR``, KTO items: ``KTO``) in a group's hash."""
+    return ["HSET", key, *(x for i in ids for x in (prefix + i, ""))]
+
+
+def remove(key: str, prefix: str, ids: Iterable[str]) -> list[Any]:
+    """The command that takes ``ids`` out of a group's hash."""
+    return ["HDEL", key, *(prefix + i for i in ids)]
+
+
+def match_fields(matches: dict[str, int]) -> list[Any]:
+    """A group's results as the hash's field, value arguments (sorted)."""
+    return [x for name, count in sorted(matches.items()) for x in (MATCH + name, str(count))]
