@@ -305,7 +305,7 @@ def test_the_migration_files_pairs_made_before_sources_were_kept(conn, settings)
     conn.delete(pk.source_pairs("vote"))
     conn.set(keys.LAYOUT, b"3")
     migrate(conn)
-    assert conn.smembers(pk.source_pairs("vote")) == {pair_id}
+    assert conn.smembers(pk.source_pairs("vote")) == {pair_id.encode()}
 
 
 def test_the_cron_judges_only_groups_idle_for_a_while(conn, settings, llm):
