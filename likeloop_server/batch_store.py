@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import redis
 
-from . import defaults, keys
+from . import defaults, group_state, keys
 from .counters import DIMENSIONS
 from .direct_script import DirectScript
 from .ingest import RESPONSE_SHAPE_AT, RESPONSE_TYPE, dumps_bytes
@@ -22,11 +22,13 @@ from .settings import Settings
 
 
 def _script_source() -> str:
-    """ingest.lua, after lines that name the key arguments it gets first (keys.py's names) and
-    the stats dimensions' prefixes (counters.py's)."""
+    """ingest.lua, after lines that name the key arguments it gets first (keys.py's names), the
+    stats dimensions' prefixes (counters.py's) and the fields of a group's state hash it writes
+    (group_state.py's)."""
     names = ", ".join(f"{name} = KEYS[{i}]" for i, name in enumerate(keys.INGEST_SCRIPT_KEYS, start=1))
     dims = ", ".join(f"{kind} = '{prefix}'" for kind, prefix in DIMENSIONS.items())
-    header = f"local K = {{{names}}}\nlocal D = {{{dims}}}\n"
+    state = f"version = '{group_state.VERSION}', total = '{group_state.TOTAL}', bucket = '{group_state.BUCKET}'"
+    header = f"local K = {{{names}}}\nlocal D = {{{dims}}}\nlocal G = {{{state}}}\n"
     return header + (Path(__file__).parent / "ingest.lua").read_text(encoding="utf-8")
 
 

@@ -9,10 +9,15 @@ Its fields:
   and KTO items (their records are in the project's ``pair_records`` and ``kto_records``).
 - ``m:<match field>`` -> count: the head-to-head results between models the group's feedback
   makes, as pairing last counted them (``leaderboard.py`` names the fields).
+- ``t|<metric>`` and ``h:<bucket>|<metric>`` -> count: the stats counters of the group's labelled
+  responses (``counters.COUNTERS``: ``responses`` once one has feedback, ``likes``, ...,
+  ``pairs``), all time and per stats bucket (an hour ``2026-12-04T13``, or its day once
+  rolled up). The ingest script and pairing bump them; they leave Redis with the group.
 
-One hash instead of the four keys of layout 8 (``gver``, ``gpairs``, ``gkto``, ``gmatch``): a
-small hash is one compact listpack, where each key costs its name and its entries in Redis's
-tables, and a set of ids (before Redis 7.2) is a hash table of its own.
+One hash instead of the four keys of layout 8 (``gver``, ``gpairs``, ``gkto``, ``gmatch``) and
+the ``<metric>|g:<group>`` fields of every stats hash (before layout 10): a small hash is one
+compact listpack, where each key costs its name and its entries in Redis's tables, a set of ids
+(before Redis 7.2) is a hash table of its own, and a field of a big stats hash about 100 bytes.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ VERSION = "v"
 PAIR = "p:"
 KTO = "k:"
 MATCH = "m:"
+TOTAL = "t|"  # + metric: a counter all time
+BUCKET = "h:"  # + "<hour or day>|<metric>": a counter in one stats bucket
 
-_PAIR, _KTO, _MATCH = PAIR.encode(), KTO.encode(), MATCH.encode()
+_PAIR, _KTO, _MATCH, _TOTAL, _BUCKET = (x.encode() for x in (PAIR, KTO, MATCH, TOTAL, BUCKET))
 
 
 @dataclass(frozen=True)
@@ -78,3 +85,20 @@ def remove(key: str, prefix: str, ids: Iterable[str]) -> list[Any]:
 def match_fields(matches: dict[str, int]) -> list[Any]:
     """A group's results as the hash's field, value arguments (sorted)."""
     return [x for name, count in sorted(matches.items()) for x in (MATCH + name, str(count))]
+
+
+def counter_field(bucket: str, metric: str) -> str:
+    """A counter's field: all time (``bucket`` ""), or in one stats bucket (an hour or a day)."""
+    return TOTAL + metric if bucket == "" else f"{BUCKET}{bucket}|{metric}"
+
+
+def counts(raw: dict[bytes, bytes]) -> dict[str, dict[str, int]]:
+    """A group's counters from its hash: stats bucket ("" all time) -> metric -> count."""
+    out: dict[str, dict[str, int]] = {}
+    for name, value in raw.items():
+        if name.startswith(_TOTAL):
+            out.setdefault("", {})[name[2:].decode()] = int(value)
+        elif name.startswith(_BUCKET):
+            bucket, _, metric = name[2:].decode().partition("|")
+            out.setdefault(bucket, {})[metric] = int(value)
+    return out

@@ -2,7 +2,8 @@
 --
 -- KEYS: the key names and prefixes of the project (K below; likeloop_server/keys.py builds
 --       them and batch_store.py puts the table that names them before this text, with D: the
---       stats dimensions' prefixes, counters.DIMENSIONS).
+--       stats dimensions' prefixes, counters.DIMENSIONS, and G: the fields of a group's state
+--       hash it writes, group_state.py).
 -- ARGV: response TTL s, pending TTL s, dedupe TTL s, JSON array of prepared events, now (unix
 --       seconds), how many recent comments to keep, the most stats dimension values (models,
 --       metadata values) a project counts, the most comments a response keeps, the most
@@ -118,11 +119,24 @@ local function users_gone(bucket_period)
   return #bucket_period == 10 and bucket_period <= users_pruned
 end
 
-local function incr_dim(total, bucket, bucket_period, d, name, by)
-  if string.sub(d, 1, #D.user) == D.user and users_gone(bucket_period) then
-    incr(total, name, by)
+-- A labelled response's counts under its prompt group are kept in the group's state hash
+-- (likeloop_server/group_state.py): all time (t|<metric>) and in the stats bucket
+-- (h:<hour or rolled day>|<metric>), so they leave Redis with the group.
+local function incr_group(d, bucket_period, metric, by)
+  local key = K.gstate .. string.sub(d, #D.group + 1)
+  incr(key, G.total .. metric, by)
+  incr(key, G.bucket .. bucket_period .. '|' .. metric, by)
+end
+
+-- Count a metric under an unbounded dimension: a group in its state hash, a user in the stats
+-- hashes (in the total only once the bucket's per-user counters are gone).
+local function incr_dim(total, bucket, bucket_period, d, metric, by)
+  if string.sub(d, 1, #D.group) == D.group then
+    incr_group(d, bucket_period, metric, by)
+  elseif users_gone(bucket_period) then
+    incr(total, metric .. '|' .. d, by)
   else
-    incr_both(total, bucket, name, by)
+    incr_both(total, bucket, metric .. '|' .. d, by)
   end
 end
 
@@ -134,7 +148,7 @@ local function bump(dims, metric, by, hour, labelled)
   incr_both(total, bucket, metric, by)
   for _, d in ipairs(dims) do
     if unbounded(d) then
-      if labelled then incr_dim(total, bucket, hour, d, metric .. '|' .. d, by) end
+      if labelled then incr_dim(total, bucket, hour, d, metric, by) end
     elseif counted(d) then
       incr_both(total, bucket, metric .. '|' .. d, by)
     end
@@ -147,7 +161,7 @@ local function count_labelled(dims, hour)
   hour = period(hour)
   local total, bucket = K.stats, K.stats_hour .. hour
   for _, d in ipairs(dims) do
-    if unbounded(d) then incr_dim(total, bucket, hour, d, 'responses|' .. d, 1) end
+    if unbounded(d) then incr_dim(total, bucket, hour, d, 'responses', 1) end
   end
   bucket_hours[bucket] = hour
 end
@@ -187,7 +201,7 @@ local function wake(gid)
 end
 
 local function mark_dirty(gid)
-  redis.call('HINCRBY', K.gstate .. gid, 'v', 1)  -- the group's version (group_state.py)
+  redis.call('HINCRBY', K.gstate .. gid, G.version, 1)  -- the group's version
   if redis.call('ZADD', K.dirty, 'NX', now, gid) == 1 then
     table.insert(newly_dirty, gid)
   end
@@ -462,10 +476,10 @@ for gkey, ttl in pairs(grown) do
   if ttl == -1 and not kept[gkey] then redis.call('ZADD', K.gchanged, changed_at, string.sub(gkey, #K.group + 1)) end
 end
 -- Prompt groups by dislikes, so the most disliked are read without reading every group's counts.
-local DISLIKED_GROUP = 'dislikes|' .. D.group
-for field, by in pairs(increments[K.stats] or {}) do
-  if by ~= 0 and string.sub(field, 1, #DISLIKED_GROUP) == DISLIKED_GROUP then
-    redis.call('ZINCRBY', K.disliked, by, string.sub(field, #DISLIKED_GROUP + 1))
+for key, fields in pairs(increments) do
+  local by = fields[G.total .. 'dislikes']
+  if by and by ~= 0 and string.sub(key, 1, #K.gstate) == K.gstate then
+    redis.call('ZINCRBY', K.disliked, by, string.sub(key, #K.gstate + 1))
   end
 end
 for key, fields in pairs(increments) do

@@ -17,7 +17,7 @@ PROJECTS = GLOBAL + "projects"  # set of project names
 API_KEY = GLOBAL + "apikey:"  # + sha256(key) -> hash {id, project, scopes, created_at, revoked}
 API_KEY_IDS = GLOBAL + "apikeyids"  # hash key id -> sha256(key), for listing and revoking
 LAYOUT = PREFIX + "layout"  # version of the key layout stored pairs are in (workers/migrate.py)
-LAYOUT_VERSION = b"9"  # the layout this code reads and writes
+LAYOUT_VERSION = b"10"  # the layout this code reads and writes
 RATE_LIMIT_PREFIX = PREFIX + "ratelimit"  # flask-limiter's counters (service/ratelimit.py)
 
 

@@ -1,6 +1,7 @@
 """Reading the stats counters the ingest script maintains (``counters.py``): hourly buckets,
-each holding plain counters and the same counters per dimension (model, prompt group, user,
-metadata key=value).
+each holding plain counters and the same counters per dimension (model, user, metadata
+key=value); a prompt group's own counters, all time and per bucket, are in its state hash
+(``group_state.py``).
 
 A query filters on at most one dimension (plus a time range), and groups by time (day, hour)
 or by a dimension (model, prompt group): the counters are kept per single dimension, so they
@@ -9,13 +10,14 @@ answer these in time proportional to the number of hours, whatever the number of
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
 
-from . import keys, stored
+from . import defaults, group_state, keys, stored
 from .counters import COUNTERS, DIMENSIONS, PAIRS_EXPORTED, dimension, field, in_period, split_hash
 from .errors import InvalidValue
 from .leaderboard import judge_agreement
@@ -72,27 +74,44 @@ def hourly(
     return list(zip(hours, pipe.execute(), strict=True))
 
 
+def _time_key(q: StatsQuery, bucket: str) -> str:
+    return bucket[:10] if q.group_by == "day" else bucket
+
+
 def read_stats(conn: redis.Redis, project: str, query: StatsQuery | None = None) -> dict[str, Any]:
     q = (query or StatsQuery()).check()
     totals: dict[str, int] = {}
     by_model: dict[str, dict[str, int]] = {}
     buckets: dict[str, dict[str, int]] = {}
-    for hour, raw in hourly(conn, project, q.since, q.until):
-        plain, dims = split_hash(raw)
-        selected = dims.get(q.dim_key, {}) if q.dim_key else plain
-        _add(totals, selected)
-        if q.dimension in (None, "model"):
-            for dim, counts in dims.items():
-                if dim.startswith(_MODEL) and (q.dimension is None or dim == q.dim_key):
-                    _add(by_model.setdefault(dim[len(_MODEL) :], {}), counts)
-        if q.group_by in ("day", "hour"):
-            if selected:
-                _add(buckets.setdefault(hour[:10] if q.group_by == "day" else hour, {}), selected)
-        else:
-            prefix = DIMENSIONS[q.group_by]
-            for dim, counts in dims.items():
-                if dim.startswith(prefix) and (q.dim_key is None or dim == q.dim_key):
-                    _add(buckets.setdefault(dim[len(prefix) :], {}), counts)
+    if q.dimension != "group":  # a group's counts are in its own hash (below)
+        for hour, raw in hourly(conn, project, q.since, q.until):
+            plain, dims = split_hash(raw)
+            selected = dims.get(q.dim_key, {}) if q.dim_key else plain
+            _add(totals, selected)
+            if q.dimension in (None, "model"):
+                for dim, counts in dims.items():
+                    if dim.startswith(_MODEL) and (q.dimension is None or dim == q.dim_key):
+                        _add(by_model.setdefault(dim[len(_MODEL) :], {}), counts)
+            if q.group_by in ("day", "hour"):
+                if selected:
+                    _add(buckets.setdefault(_time_key(q, hour), {}), selected)
+            elif q.group_by == "model":
+                for dim, counts in dims.items():
+                    if dim.startswith(_MODEL) and (q.dim_key is None or dim == q.dim_key):
+                        _add(buckets.setdefault(dim[len(_MODEL) :], {}), counts)
+    if q.dimension == "group" or q.group_by == "group":
+        pk = keys.ProjectKeys(project)
+        gids = [q.value or ""] if q.dimension == "group" else _groups_since(conn, pk, q.since)
+        for gid, counted in _group_counts(conn, pk, gids):
+            for bucket, counts in counted.items():
+                if bucket == "" or not in_period(bucket, q.since, q.until):
+                    continue
+                if q.dimension == "group":
+                    _add(totals, counts)
+                if q.group_by == "group":
+                    _add(buckets.setdefault(gid, {}), counts)
+                else:
+                    _add(buckets.setdefault(_time_key(q, bucket), {}), counts)
     result: dict[str, Any] = {
         "project": project,
         "filters": {"since": q.since, "until": q.until, "dimension": q.dimension, "value": q.value},
@@ -112,6 +131,38 @@ def read_stats(conn: redis.Redis, project: str, query: StatsQuery | None = None)
             name.removeprefix("reference_"): int(v or 0) for name, v in zip(REFERENCE_COUNTERS, values, strict=True)
         }
     return result
+
+
+# Groups whose counters are read per request at most this many at a time (one pipeline each).
+GROUPS_PER_READ = 1000
+
+
+def _groups_since(conn: redis.Redis, pk: keys.ProjectKeys, since: str | None) -> list[str]:
+    """The groups that may have counts in a bucket from ``since`` on: those that changed since
+    (pairing lists a group changed when it counts its pairs), less the most an event's timestamp
+    may run ahead of its receipt. Compacted groups took their counters with them."""
+    low: float | str = "-inf"
+    if since is not None:
+        try:
+            start = datetime.strptime(since[:13], "%Y-%m-%dT%H" if len(since) > 10 else "%Y-%m-%d")
+            low = start.replace(tzinfo=UTC).timestamp() - defaults.FUTURE_SLACK_S
+        except ValueError:  # not a real time (the API checks only the shape): every group
+            pass
+    return [g.decode() for g in conn.zrangebyscore(pk.group_changed, low, "+inf")]
+
+
+def _group_counts(
+    conn: redis.Redis, pk: keys.ProjectKeys, gids: list[str]
+) -> Iterator[tuple[str, dict[str, dict[str, int]]]]:
+    """Each group's counters (``group_state.counts``), read a thousand groups a round trip."""
+    for i in range(0, len(gids), GROUPS_PER_READ):
+        chunk = gids[i : i + GROUPS_PER_READ]
+        pipe = conn.pipeline(transaction=False)
+        for gid in chunk:
+            pipe.hgetall(pk.group_state(gid))
+        for gid, raw in zip(chunk, pipe.execute(), strict=True):
+            if raw:
+                yield gid, group_state.counts(raw)
 
 
 def _user_counts(conn: redis.Redis, project: str, q: StatsQuery, result: dict[str, Any]) -> None:
@@ -156,7 +207,7 @@ def most_disliked(
 ) -> list[dict[str, Any]]:
     """Prompt groups with the most dislikes (then the lowest like rate), with a sample prompt and
     recent comments. All time: read from the dislikes ranking (its leading groups only, however
-    many exist); in a time range: from the hours' per-group counts."""
+    many exist); in a time range: from the per-bucket counts of the groups changed in it."""
     if since is not None or until is not None:
         counted = read_stats(conn, project, StatsQuery(since, until, group_by="group"))["groups"]
         groups = [(g["key"], g) for g in counted if g["dislikes"] > 0]
@@ -172,8 +223,7 @@ def _ranked_groups(conn: redis.Redis, pk: keys.ProjectKeys, limit: int) -> list[
     gids = [gid.decode() for gid, _ in ranked]
     pipe = conn.pipeline(transaction=False)
     for gid in gids:
-        dim = dimension("group", gid)
-        pipe.hmget(pk.stats_total, [f"{metric}|{dim}" for metric in COUNTERS])
+        pipe.hmget(pk.group_state(gid), [group_state.counter_field("", metric) for metric in COUNTERS])
     groups = []
     for gid, values in zip(gids, pipe.execute(), strict=True):
         counts = {metric: int(v) for metric, v in zip(COUNTERS, values, strict=True) if v is not None}

@@ -32,7 +32,10 @@ whole, which every reader still takes.
 
 Layout 9 keeps a group's pairing state in one hash (``P:gstate:<group>``,
 likeloop_server/group_state.py) instead of four keys (``gver``, ``gpairs``, ``gkto``,
-``gmatch``): each group's four move into it in one script call, which takes them out.
+``gmatch``): each group's four move into it in one script call, which takes them out. Layout 10
+keeps a group's stats counters there too: the ``<metric>|g:<group>`` fields of every stats hash
+move into their groups' hashes (``t|<metric>``, ``h:<bucket>|<metric>``), a thousand fields a
+script call, and each stats hash they left is copied anew.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ import redis
 from likeloop_server import compacted, group_state, keys, stored
 from likeloop_server.apikeys import list_projects
 from likeloop_server.connections import queue_redis
+from likeloop_server.counters import DIMENSIONS, SEPARATOR
 from likeloop_server.identity import valid_project_name
 from workers.dataset import refs
 from workers.dataset.formats import stored_kto, stored_pair
@@ -56,11 +60,11 @@ from workers.dataset.provenance import without_prompt
 log = logging.getLogger(__name__)
 
 
-# Atomic, so dislikes counted meanwhile by the ingest script are neither lost nor doubled.
+# Atomic, so dislikes counted meanwhile by the ingest script are neither lost nor doubled. Sets
+# each group's rank from the total's field, so it is a no-op once those fields moved (layout 10).
 _RANK_DISLIKED = """
 local prefix = 'dislikes|g:'
 local fields = redis.call('HGETALL', KEYS[1])
-redis.call('DEL', KEYS[2])
 for i = 1, #fields, 2 do
   local name, count = fields[i], tonumber(fields[i + 1])
   if count > 0 and string.sub(name, 1, #prefix) == prefix then
@@ -189,6 +193,67 @@ def fold_group_state(conn: redis.Redis) -> int:
     return folded
 
 
+# KEYS: a stats hash. ARGV: the group state keys' prefix, the hash's bucket ("" the total, else an
+# hour or a day), then fields ``<metric>|g:<group>``. Each field's count added to its group's
+# state hash and the field removed. Returns how many moved.
+_MOVE_GROUP_COUNTERS = """
+local src, prefix, bucket = KEYS[1], ARGV[1], ARGV[2]
+local moved = 0
+for i = 3, #ARGV do
+  local name = ARGV[i]
+  local count = redis.call('HGET', src, name)
+  local sep = string.find(name, '|g:', 1, true)
+  if count and sep then
+    local metric = string.sub(name, 1, sep - 1)
+    local field = (bucket == '') and ('t|' .. metric) or ('h:' .. bucket .. '|' .. metric)
+    redis.call('HINCRBY', prefix .. string.sub(name, sep + 3), field, count)
+    redis.call('HDEL', src, name)
+    moved = moved + 1
+  end
+end
+return moved
+"""
+_GROUP_COUNTERS = "*" + SEPARATOR + DIMENSIONS["group"] + "*"
+
+
+# KEYS: a stats hash, a scratch key. The hash copied anew: Redis (before 7.4) keeps a hash's table
+# at the largest size it ever had, so one that lost most of its fields (the per-group counters of
+# the groups compacted) keeps 8 bytes a slot for fields long gone. Keeps its expiry.
+_REPACK = """
+local src, tmp = KEYS[1], KEYS[2]
+local ttl = redis.call('PTTL', src)
+local all = redis.call('HGETALL', src)
+if #all == 0 then return 0 end
+redis.call('DEL', tmp)
+for i = 1, #all, 1000 do
+  redis.call('HSET', tmp, unpack(all, i, math.min(i + 999, #all)))
+end
+redis.call('RENAME', tmp, src)
+if ttl > 0 then redis.call('PEXPIRE', src, ttl) end
+return #all / 2
+"""
+REPACK_MAX_FIELDS = 50_000  # a bigger hash is left as it is (its copy would hold Redis up too long)
+REPACK_BYTES_PER_FIELD = 200  # about twice what a field of a freshly built stats hash takes
+
+
+def move_group_counters(conn: redis.Redis, pk: keys.ProjectKeys) -> int:
+    """Layout 10: each stats hash's per-group counters moved into their groups' state hashes,
+    and each hash that had any copied anew. Returns how many fields moved."""
+    move = conn.register_script(_MOVE_GROUP_COUNTERS)
+    repack = conn.register_script(_REPACK)
+    moved = 0
+    for bucket in ["", *sorted(b.decode() for b in conn.smembers(pk.stats_hours))]:
+        key = pk.stats_total if bucket == "" else pk.stats_hour(bucket)
+        names = [name for name, _ in conn.hscan_iter(key, match=_GROUP_COUNTERS, count=1000)]
+        for i in range(0, len(names), 1000):
+            moved += int(move(keys=[key], args=[pk.group_state(""), bucket, *names[i : i + 1000]]))
+        if names:
+            fields, used = conn.hlen(key), conn.memory_usage(key, samples=0) or 0
+            if 0 < fields <= REPACK_MAX_FIELDS and used > REPACK_BYTES_PER_FIELD * fields:
+                repack(keys=[key, f"{key}:repack"])
+    return moved
+
+
 def _referring(raw: bytes, kto: bool) -> bytes | None:
     """The referring form of a record stored whole (None if it cannot be read as one)."""
     try:
@@ -289,6 +354,15 @@ def tag_keys(conn: redis.Redis) -> tuple[int, int]:
     return renamed, left
 
 
+def _projects(conn: redis.Redis) -> list[str]:
+    """The projects listed, and any other whose keys are in Redis (its stats hash found)."""
+    listed = list_projects(conn)
+    pattern = keys.ProjectKeys("*").stats_total
+    before, after = pattern.split("*")
+    found = {raw.decode()[len(before) : -len(after)] for raw in conn.scan_iter(match=pattern, count=1000)}
+    return listed + sorted(found - set(listed))
+
+
 def migrate(conn: redis.Redis) -> int:
     """Bring every project to the current layout (a no-op once done). Returns how many
     records moved."""
@@ -299,7 +373,7 @@ def migrate(conn: redis.Redis) -> int:
         if renamed or left:
             log.info("renamed %d keys to their layout 7 names (%d left)", renamed, left)
     moved = 0
-    for project in list_projects(conn):
+    for project in _projects(conn):
         pk = keys.ProjectKeys(project)
         conn.eval(_RANK_DISLIKED, 2, pk.stats_total, pk.disliked_groups)
         _file_by_source(conn, pk)
@@ -325,6 +399,9 @@ def migrate(conn: redis.Redis) -> int:
         rewritten, left = refer_to_responses(conn, pk)
         if rewritten or left:
             log.info("%s: %d stored records now refer to their responses (%d left whole)", project, rewritten, left)
+        counters = move_group_counters(conn, pk)
+        if counters:
+            log.info("%s: %d per-group stats counters moved into their groups' state", project, counters)
     folded = fold_group_state(conn)
     if folded:
         log.info("%d groups' pairing state now in one hash each", folded)

@@ -7,6 +7,9 @@ day's hash (named as an hour's, with the day for the hour: ``P:stats:h:2026-11-2
 hashes deleted, the day listed instead; then ``P:statsrolled`` says the day is rolled, and the
 ingest script counts a late event of one of its hours (a vote changed weeks later, an event with
 an old timestamp) in the day's hash. Days roll up oldest first, so every day up to the marker is.
+A prompt group's counters of the day's hours (in its state hash, likeloop_server/group_state.py)
+fold into the day's after the marker is set (the script counts none in those hours from then on),
+one script call per group, for the groups changed since the day began.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from likeloop_server import keys
+from likeloop_server import defaults, keys
 from likeloop_server.apikeys import list_projects
 from likeloop_server.counters import DIMENSIONS, SEPARATOR
 from workers import context
@@ -46,18 +49,52 @@ return #ARGV - 2
 """
 
 
+# KEYS: a group's state hash. ARGV: a day (YYYY-MM-DD). The group's counters of that day's hours
+# added into the day's and removed. Returns how many fields it folded.
+_FOLD_GROUP_DAY = """
+local key, day = KEYS[1], ARGV[1]
+local fields = redis.call('HGETALL', key)
+local hours = 'h:' .. day .. 'T'
+local n = 0
+for i = 1, #fields, 2 do
+  local name = fields[i]
+  if string.sub(name, 1, #hours) == hours then
+    redis.call('HINCRBY', key, 'h:' .. day .. string.sub(name, #hours + 3), fields[i + 1])
+    redis.call('HDEL', key, name)
+    n = n + 1
+  end
+end
+return n
+"""
+GROUPS_PER_CALL = 1000  # group state hashes folded per pipeline
+
+
+def _fold_groups(conn: redis.Redis, pk: keys.ProjectKeys, day: str) -> int:
+    """Fold the day's hourly counters of every group that may have some into the day's."""
+    start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+    gids = [g.decode() for g in conn.zrangebyscore(pk.group_changed, start - defaults.FUTURE_SLACK_S, "+inf")]
+    fold = conn.register_script(_FOLD_GROUP_DAY)
+    folded = 0
+    for i in range(0, len(gids), GROUPS_PER_CALL):
+        pipe = conn.pipeline(transaction=False)
+        for gid in gids[i : i + GROUPS_PER_CALL]:
+            fold(keys=[pk.group_state(gid)], args=[day], client=pipe)
+        folded += sum(pipe.execute())
+    return folded
+
+
 def _today(now: float | None) -> str:
     return datetime.fromtimestamp(time.time() if now is None else now, tz=UTC).strftime("%Y-%m-%d")
 
 
 def roll_up(conn: redis.Redis, project: str, keep_days: int, now: float | None = None) -> dict[str, int]:
     """Roll the project's hourly buckets older than ``keep_days`` (whole UTC days before today)
-    up to days. Returns the days and hours rolled."""
+    up to days. Returns the days and hours rolled, and the groups' hourly counters folded."""
     pk = keys.ProjectKeys(project)
     cutoff = datetime.fromtimestamp((time.time() if now is None else now) - keep_days * 86400, tz=UTC)
     last_day = cutoff.strftime("%Y-%m-%d")  # days before this one roll up
     script = conn.register_script(_ROLL_DAY)
-    done = {"days": 0, "hours": 0}
+    done = {"days": 0, "hours": 0, "group_fields": 0}
     for hours_set, prefix, marker in (
         (pk.stats_hours, pk.stats_hour(""), pk.stats_rolled),
         (pk.match_hours, pk.matches_hour(""), pk.match_hours),
@@ -70,6 +107,8 @@ def roll_up(conn: redis.Redis, project: str, keep_days: int, now: float | None =
         for day in sorted(by_day):
             done["hours"] += int(script(keys=[hours_set, marker], args=[prefix, day, *sorted(by_day[day])]))
             done["days"] += 1
+            if hours_set == pk.stats_hours:
+                done["group_fields"] += _fold_groups(conn, pk, day)
     return done
 
 

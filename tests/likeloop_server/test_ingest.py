@@ -2,7 +2,7 @@
 
 import time
 
-from likeloop_server import keys
+from likeloop_server import group_state, keys
 from likeloop_server.batch_store import BatchStore
 from likeloop_server.ingest import prepare
 from tests.support import P, response, store
@@ -28,8 +28,11 @@ def test_a_response_is_stored_with_its_group(conn, settings):
     # Unlabelled, it counts under its model only: its group counts it once it has feedback.
     assert stats(conn) == {"responses": 1, "responses|m:m1": 1}
     store(conn, settings, fb("like", "r1", "u1"), fb("like", "r1", "u2"))
-    assert stats(conn)[f"responses|g:{gid}"] == 1
-    assert stats(conn)[f"likes|g:{gid}"] == 2
+    # The group counts it in its own state hash (all time and in the hour), not in the stats hashes.
+    hour = conn.hget(pk.response("r1"), "hour").decode()
+    counted = conn.hgetall(pk.group_state(gid))
+    assert group_state.counts(counted) == {"": {"responses": 1, "likes": 2}, hour: {"responses": 1, "likes": 2}}
+    assert not [name for name in stats(conn) if "|g:" in name]
 
 
 def test_the_same_event_id_is_stored_once(conn, settings):

@@ -38,10 +38,29 @@ def tagged(name: bytes) -> bytes:
     return b"ll:p:{" + project + b"}:" + rest
 
 
-def assert_folded(conn, folded: dict[bytes, tuple[bytes, bool]]) -> None:
+def stats_hash(name: bytes) -> bool:
+    return name.endswith(b":stats") or b":stats:h:" in name
+
+
+def assert_folded(conn, folded: dict[bytes, tuple[bytes, bool]], stats: dict[bytes, tuple[bytes, bool]]) -> None:
     """Each group's state hash holds what its four layout 8 keys held (``folded``: their names ->
-    their DUMP payloads), and none of them expires."""
+    their DUMP payloads) and its counters that were in the stats hashes (``stats``: theirs) before
+    layout 10, and none of them expires; each stats hash holds what it did but for those."""
     expected: dict[bytes, dict[bytes, bytes]] = {}
+    for name, (payload, _) in stats.items():
+        conn.restore(b"was", 0, payload)
+        bucket = b"" if name.endswith(b":stats") else name.rsplit(b":", 1)[1]
+        base = name[: name.index(b"}:") + 2]
+        kept = {}
+        for field, count in conn.hgetall(b"was").items():
+            metric, _, gid = field.partition(b"|g:")
+            if gid:
+                name_in_state = group_state.counter_field(bucket.decode(), metric.decode()).encode()
+                expected.setdefault(base + b"gstate:" + gid, {})[name_in_state] = count
+            else:
+                kept[field] = count
+        assert conn.hgetall(name) == kept
+        conn.delete(b"was")
     for name, (payload, expires) in folded.items():
         assert not expires
         kind, gid = name.split(b":")[-2:]
@@ -66,20 +85,21 @@ def test_a_layout_6_store_comes_up_to_layout_7_with_every_value(conn):
     assert sum(1 for name in before if name.startswith(b"ll:p:acme:")) > 50
     migrate(conn)
     after = whole = everything(conn)
-    assert conn.get(keys.LAYOUT) == keys.LAYOUT_VERSION  # 7, then 8 and 9 (records that refer: test_store_copies)
+    assert conn.get(keys.LAYOUT) == keys.LAYOUT_VERSION  # 7, then 8, 9, 10 (records that refer: test_store_copies)
     assert not [name for name in after if name.startswith(b"ll:p:") and not name.startswith(b"ll:p:{")]
     assert sum(1 for name in after if name.startswith(b"ll:{global}:apikey:")) == 1  # acme's key
     assert not [name for name in after if name.startswith(b"ll:") and tagged(name) != name]
     # every key under its new name, its value and expiry as they were; nothing else but the layout
     # (the stored records' ids; their values are rewritten by layout 8), and each group's four state
-    # keys folded into one hash by layout 9, every value in it
+    # keys folded into one hash by layout 9, every value in it, and its stats counters too (layout 10)
     records = (b":pairrecs", b":ktorecs")
     moved = {tagged(name): value for name, value in before.items() if name != keys.LAYOUT.encode()}
     folded = {n: v for n, v in moved.items() if n.split(b":")[-2] in (b"gver", b"gpairs", b"gkto", b"gmatch")}
-    assert len(folded) > 10
-    assert_folded(conn, folded)
-    moved = {n: v for n, v in moved.items() if n not in folded}
-    after = {n: v for n, v in after.items() if b":gstate:" not in n}
+    stats = {n: v for n, v in moved.items() if stats_hash(n)}
+    assert len(folded) > 10 and len(stats) > 2
+    assert_folded(conn, folded, stats)
+    moved = {n: v for n, v in moved.items() if n not in folded and n not in stats}
+    after = {n: v for n, v in after.items() if b":gstate:" not in n and not stats_hash(n)}
     assert {name: value for name, value in after.items() if name != keys.LAYOUT.encode()}.keys() == moved.keys()
     assert {n: v for n, v in after.items() if n in moved and not n.endswith(records)} == {
         n: v for n, v in moved.items() if not n.endswith(records)

@@ -73,6 +73,20 @@ def test_pairing_after_the_move_keeps_moved_pairs_it_would_make_again(conn, sett
     assert [r["chosen"] for r in stored_records(conn, pk, gid)] == [stored["chosen"]]
 
 
+def as_layout_9(conn, pk: keys.ProjectKeys) -> int:
+    """Put the groups' stats counters back where layouts before 10 kept them: ``<metric>|g:<group>``
+    fields of the stats hashes. Returns how many."""
+    moved = 0
+    for name in conn.scan_iter(match=pk.group_state("*")):
+        gid = name.decode().rsplit(":", 1)[1]
+        for bucket, counts in group_state.counts(conn.hgetall(name)).items():
+            key = pk.stats_total if bucket == "" else pk.stats_hour(bucket)
+            conn.hset(key, mapping={f"{metric}|g:{gid}": n for metric, n in counts.items()})
+            conn.hdel(name, *(group_state.counter_field(bucket, metric) for metric in counts))
+            moved += len(counts)
+    return moved
+
+
 def test_the_dislikes_ranking_is_built_from_the_counters_an_older_layout_kept(conn, settings):
     from likeloop_server.stats import most_disliked
 
@@ -82,11 +96,16 @@ def test_the_dislikes_ranking_is_built_from_the_counters_an_older_layout_kept(co
     store(conn, settings, *events, project=P)
     pk = keys.ProjectKeys(P)
     before = most_disliked(conn, P)
-    # An older version kept the counters but no ranking.
+    # An older version kept the counters, in the stats hashes (before layout 10), but no ranking.
+    states = {name: conn.hgetall(name) for name in conn.scan_iter(match=pk.group_state("*"))}
+    as_before = as_layout_9(conn, pk)
     conn.delete(pk.disliked_groups)
     conn.set(keys.LAYOUT, b"2")
     assert most_disliked(conn, P) == []
     migrate(conn)
+    # the ranking built, and the counters back in the groups' state hashes, exactly
+    assert as_before > 0 and {name: conn.hgetall(name) for name in states} == states
+    assert not [name for name in conn.hkeys(pk.stats_total) if b"|g:" in name]
     after = most_disliked(conn, P)
     assert [(g["prompt"], g["dislikes"]) for g in after] == [("Q2", 2), ("Q1", 1)]
     assert after == before

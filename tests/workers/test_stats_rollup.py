@@ -4,7 +4,8 @@ day, and the project keeps a hash per day instead of one per hour. Real Redis.""
 
 import time
 
-from likeloop_server import apikeys, keys, projects
+from likeloop_server import apikeys, group_state, keys, projects
+from likeloop_server.identity import prompt_group_id
 from likeloop_server.leaderboard import read_results
 from likeloop_server.stats import StatsQuery, read_stats
 from tests.support import P, feedback, response, store
@@ -42,6 +43,8 @@ QUERIES = [
     StatsQuery(dimension="model", value="m-a"),
     StatsQuery(dimension="meta", value="plan=pro"),
     StatsQuery(dimension="user", value="u1"),
+    StatsQuery(dimension="group", value=prompt_group_id(prompt="Q1")),
+    StatsQuery(since=time.strftime("%Y-%m-%d", time.gmtime(NOW - 11 * DAY)), group_by="group"),
 ]
 
 
@@ -69,7 +72,12 @@ def test_old_hours_roll_up_to_days_with_the_same_answers(conn, settings):
     assert not [h for h in hours_before if len(h) == 13 and h[:10] in old and conn.exists(PK.stats_hour(h))]
     assert all(len(h) == 10 for h in days_in(conn, PK.match_hours) if h[:10] in old)
     assert conn.get(PK.stats_rolled).decode() == max(old)
-    assert roll_up(conn, P, keep_days=7) == {"days": 0, "hours": 0}  # done once
+    # the groups' counters of the old days' hours are their days' now
+    states = [conn.hgetall(name) for name in conn.scan_iter(match=PK.group_state("*"))]
+    buckets = {bucket for state in states for bucket in group_state.counts(state)}
+    assert done["group_fields"] > 0 and {b[:10] for b in buckets if b[:10] in old} <= set(old)
+    assert not [b for b in buckets if len(b) == 13 and b[:10] in old]
+    assert roll_up(conn, P, keep_days=7) == {"days": 0, "hours": 0, "group_fields": 0}  # done once
 
 
 def test_a_late_count_for_a_rolled_hour_goes_to_its_day(conn, settings):

@@ -35,6 +35,9 @@ def test_a_copy_comes_up_to_the_current_layout_and_answers_as_its_version_did(pa
     # each group's pairing state is one hash (layout 9): none of the four keys it was is left
     assert not [name for pattern in pk.legacy_group_keys("*") for name in conn.scan_iter(match=pattern)]
     assert any(conn.scan_iter(match=pk.group_state("*")))
+    # and its stats counters are there too (layout 10): none is left in a stats hash
+    buckets = [pk.stats_total, *(pk.stats_hour(h.decode()) for h in conn.smembers(pk.stats_hours))]
+    assert not [name for key in buckets for name in conn.hkeys(key) if b"|g:" in name]
     # stats, leaderboard, the snapshot's rows, and the next incremental run sends what that
     # version's next run sent, no more: the export cursor and the exported set came along
     assert answers(conn, client, s3, settings, then["secret"]) == then

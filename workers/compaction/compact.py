@@ -29,7 +29,6 @@ import redis
 
 from likeloop_server import compacted, defaults, keys
 from likeloop_server.apikeys import list_projects
-from likeloop_server.counters import DIMENSIONS, SEPARATOR
 from likeloop_server.errors import Busy, ConfigError
 from likeloop_server.identity import new_id
 from likeloop_server.settings import Settings
@@ -46,9 +45,8 @@ from . import snapshot as group_snapshot
 log = logging.getLogger(__name__)
 
 CHUNK_GROUPS = 500  # groups per segment and per commit
-PASS_GROUPS = 20_000  # groups a pass considers: the stats hashes are scanned once per pass
+PASS_GROUPS = 20_000  # groups a pass reads from the changed list and checks at once
 TAIL_LIMIT = 200_000  # log entries after a cursor a run reads before it stops: the archive or export is behind
-_GROUP_FIELD = SEPARATOR + DIMENSIONS["group"]
 
 # KEYS: changed key, dirty key, claims key. ARGV: JSON [[group id, last change, group state key
 # (its version in field v: likeloop_server/group_state.py), version, commands]] (the commands'
@@ -76,26 +74,6 @@ for _, g in ipairs(cjson.decode(ARGV[1])) do
 end
 return done
 """
-
-
-# KEYS: a stats hash, a scratch key. The hash copied anew: Redis (before 7.4) keeps a hash's table
-# at the largest size it ever had, so one that lost most of its fields (the per-group counters of
-# the groups compacted) keeps 8 bytes a slot for fields long gone. Keeps its expiry.
-_REPACK = """
-local src, tmp = KEYS[1], KEYS[2]
-local ttl = redis.call('PTTL', src)
-local all = redis.call('HGETALL', src)
-if #all == 0 then return 0 end
-redis.call('DEL', tmp)
-for i = 1, #all, 1000 do
-  redis.call('HSET', tmp, unpack(all, i, math.min(i + 999, #all)))
-end
-redis.call('RENAME', tmp, src)
-if ttl > 0 then redis.call('PEXPIRE', src, ttl) end
-return #all / 2
-"""
-REPACK_MAX_FIELDS = 50_000  # a bigger hash is left as it is (its copy would hold Redis up too long)
-REPACK_BYTES_PER_FIELD = 200  # about twice what a field of a freshly built stats hash takes
 
 
 class CompactionBusy(Busy):
@@ -149,37 +127,6 @@ def unexported_groups(conn: redis.Redis, pk: keys.ProjectKeys) -> set[str] | Non
     return {f[b"group"].decode() for _, f in entries if b"group" in f}
 
 
-def _group_stats(conn: redis.Redis, pk: keys.ProjectKeys, gids: set[str]) -> dict[str, dict[str, dict[str, int]]]:
-    """The per-group stats fields of ``gids``: group id -> bucket ("" the total) -> field -> count,
-    from one scan of each stats hash."""
-    out: dict[str, dict[str, dict[str, int]]] = {}
-    buckets = [""] + sorted(b.decode() for b in conn.smembers(pk.stats_hours))
-    for bucket in buckets:
-        key = group_snapshot.stats_key(pk, bucket)
-        for name, value in conn.hscan_iter(key, match=f"*{_GROUP_FIELD}*", count=2000):
-            text = name.decode("utf-8", "surrogateescape")
-            gid = text[text.index(_GROUP_FIELD) + len(_GROUP_FIELD) :]
-            if gid in gids:
-                out.setdefault(gid, {}).setdefault(bucket, {})[text] = int(value)
-    return out
-
-
-def _repack_stats(conn: redis.Redis, pk: keys.ProjectKeys, buckets: set[str]) -> None:
-    """Copy anew the stats hashes that compaction left mostly empty (see ``_REPACK``)."""
-    names = [group_snapshot.stats_key(pk, bucket) for bucket in sorted(buckets)]
-    if not names:
-        return
-    pipe = conn.pipeline(transaction=False)
-    for name in names:
-        pipe.hlen(name)
-        pipe.memory_usage(name, samples=0)
-    sizes = pipe.execute()
-    repack = conn.register_script(_REPACK)
-    for name, fields, used in zip(names, sizes[::2], sizes[1::2], strict=True):
-        if 0 < fields <= REPACK_MAX_FIELDS and (used or 0) > REPACK_BYTES_PER_FIELD * fields:
-            repack(keys=[name, f"{name}:repack"])
-
-
 def _index_commands(pk: keys.ProjectKeys, snap: dict[str, Any], where: compacted.Location) -> list[list[Any]]:
     gid = snap["group"]
     packed = {"x": compacted.pack_group(gid).hex()}  # bytes, as the commit script reads them
@@ -200,7 +147,6 @@ class _Run:
         self.layout = ArchiveLayout(settings, project)
         self.commit = conn.register_script(_COMMIT)
         self.result = CompactionResult()
-        self.stats_buckets: set[str] = set()  # the stats hashes counters of compacted groups left
 
     def hold(self, reason: str, n: int = 1) -> None:
         self.result.held_back[reason] = self.result.held_back.get(reason, 0) + n
@@ -227,9 +173,9 @@ class _Run:
                 out[gid] = found[gid]
         return out
 
-    def compact_chunk(self, groups: dict[str, float], stats: dict[str, dict[str, dict[str, int]]]) -> None:
+    def compact_chunk(self, groups: dict[str, float]) -> None:
         now = time.time()
-        snaps = group_snapshot.read_snapshots(self.conn, self.pk, groups, stats, now)
+        snaps = group_snapshot.read_snapshots(self.conn, self.pk, groups, now)
         segment = f"{datetime.fromtimestamp(now, tz=UTC):%Y%m%dT%H%M%S}-{new_id()[:8]}"
         body, writes = bytearray(), []
         for snap in snaps:
@@ -288,16 +234,13 @@ def compact_project(
                 break
             groups = run.eligible(found, unexported)
             skip += len(found) - len(groups)
-            stats = _group_stats(conn, pk, set(groups))
-            run.stats_buckets.update(bucket for per_group in stats.values() for bucket in per_group)
             items = list(groups.items())
             for i in range(0, len(items), CHUNK_GROUPS):
                 before = run.result.changed
-                run.compact_chunk(dict(items[i : i + CHUNK_GROUPS]), stats)
+                run.compact_chunk(dict(items[i : i + CHUNK_GROUPS]))
                 skip += run.result.changed - before  # changed groups stay listed: step past them
         if later:
             run.hold("changed within the window, or not archived yet", later)
-        _repack_stats(conn, pk, run.stats_buckets)
         conn.hset(pk.compaction, "last_run", repr(time.time()))
         return run.result
     finally:

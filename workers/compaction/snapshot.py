@@ -5,9 +5,10 @@ archive before the group leaves Redis (workers/compaction/compact.py), and what 
 A snapshot holds every key of the group (its members, each response's hash with when it would
 expire, votes, ratings and comments, the users' judgements, its head-to-head results, version),
 its pairs' and KTO items' records with whether each is exported and which source each pair came
-from, its place in the dislikes ranking, and its per-group stats counters in every hash that
-has them (``<metric>|g:<group>``: those leave the stats hashes with the group and come back
-with it). Values are text: everything stored is UTF-8 (what is not is kept by surrogate escapes).
+from, its place in the dislikes ranking, and its stats counters by bucket (``stats``: "" all
+time, else an hour or a day -> ``<metric>|g:<group>`` -> count; kept in its state hash since
+layout 10, in the stats hashes before, and always named so in the snapshot). Values are text:
+everything stored is UTF-8 (what is not is kept by surrogate escapes).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 import redis
 
 from likeloop_server import group_state, keys
+from likeloop_server.counters import dimension, split_field
+from likeloop_server.counters import field as counter_field
 from likeloop_server.exports import PAIR_SOURCES
 
 SNAPSHOT_VERSION = 1
@@ -39,29 +42,21 @@ def _hash(raw: dict[bytes, bytes]) -> dict[str, str]:
 
 
 def read_snapshots(
-    conn: redis.Redis,
-    pk: keys.ProjectKeys,
-    groups: dict[str, float],
-    stats: dict[str, dict[str, dict[str, int]]],
-    now: float,
+    conn: redis.Redis, pk: keys.ProjectKeys, groups: dict[str, float], now: float
 ) -> list[dict[str, Any]]:
     """Snapshots of ``groups`` (group id -> its last change, as read from ``group_changed``) as
-    of ``now``, in two round trips; ``stats``: group id -> stats bucket ("" the total, else an
-    hour or day) -> its fields of the group, as the run found them."""
-    snaps = _read_group_keys(conn, pk, groups, stats, now)
+    of ``now``, in two round trips."""
+    snaps = _read_group_keys(conn, pk, groups, now)
     _read_members_and_records(conn, pk, snaps)
     return snaps
 
 
 def _read_group_keys(
-    conn: redis.Redis,
-    pk: keys.ProjectKeys,
-    groups: dict[str, float],
-    stats: dict[str, dict[str, dict[str, int]]],
-    now: float,
+    conn: redis.Redis, pk: keys.ProjectKeys, groups: dict[str, float], now: float
 ) -> list[dict[str, Any]]:
-    """The first round trip: each group's own keys (members, version, judgements, matches, the
-    ids of its pairs and KTO items), as snapshots still holding the ids to read next."""
+    """The first round trip: each group's own keys (members, its state: version, matches, the
+    ids of its pairs and KTO items, counters; judgements), as snapshots still holding the ids
+    to read next."""
     gids = list(groups)
     pipe = conn.pipeline(transaction=False)
     for gid in gids:
@@ -87,10 +82,16 @@ def _read_group_keys(
                 "pair_ids": sorted(state.pair_ids),
                 "kto_ids": sorted(state.kto_ids),
                 "disliked": disliked,
-                "stats": stats.get(gid, {}),
+                "stats": _stats_of(gid, group_state.counts(raw_state)),
             }
         )
     return snaps
+
+
+def _stats_of(gid: str, counts: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """A group's counters as a snapshot names them: bucket -> ``<metric>|g:<group>`` -> count."""
+    dim = dimension("group", gid)
+    return {bucket: {counter_field(m, dim): n for m, n in by.items()} for bucket, by in counts.items()}
 
 
 def _read_members_and_records(conn: redis.Redis, pk: keys.ProjectKeys, snaps: list[dict[str, Any]]) -> None:
@@ -179,8 +180,6 @@ def removal_commands(pk: keys.ProjectKeys, snap: dict[str, Any]) -> list[Command
         commands.append(["HDEL", pk.kto_records, *snap["kto"]])
     if snap["exported"]:
         commands.append(["SREM", pk.exported, *snap["exported"]])
-    for bucket, fields in snap["stats"].items():
-        commands.append(["HDEL", stats_key(pk, bucket), *fields])
     return commands
 
 
@@ -195,7 +194,7 @@ def restore_commands(
     the group's last change is recorded at, which its next compaction counts from."""
     cmds, restored = _response_commands(pk, snap, int(now * 1000))
     cmds += _group_commands(pk, snap)
-    cmds += _stats_commands(pk, snap["stats"], rolled_day)
+    cmds += _stats_commands(pk, snap["group"], snap["stats"], rolled_day)
     cmds.append(["ZADD", pk.group_changed, int(now if changed_at is None else changed_at), snap["group"]])
     return cmds, restored
 
@@ -253,17 +252,18 @@ def _group_commands(pk: keys.ProjectKeys, snap: dict[str, Any]) -> list[Command]
     return cmds
 
 
-def _stats_commands(pk: keys.ProjectKeys, stats: dict[str, dict[str, int]], rolled_day: str) -> list[Command]:
-    """The group's stats counters added back; an hour whose day was rolled up since goes to the day."""
+def _stats_commands(pk: keys.ProjectKeys, gid: str, stats: dict[str, dict[str, int]], rolled_day: str) -> list[Command]:
+    """The group's stats counters added back to its state hash; an hour whose day was rolled up
+    since goes to the day."""
     cmds: list[Command] = []
+    dim = dimension("group", gid)
     for bucket, fields in stats.items():
         if len(bucket) == 13 and bucket[:10] <= rolled_day:
             bucket = bucket[:10]
-        key = stats_key(pk, bucket)
         for name, by in fields.items():
-            cmds.append(["HINCRBY", key, _raw(name), by])
-        if bucket:
-            cmds.append(["SADD", pk.stats_hours, bucket])
+            metric, of = split_field(name)
+            if of == dim:
+                cmds.append(["HINCRBY", pk.group_state(gid), group_state.counter_field(bucket, metric), by])
     return cmds
 
 

@@ -25,8 +25,7 @@ from typing import Any
 import redis
 
 from likeloop_server import compacted, group_state, keys, quality_cache, stored
-from likeloop_server.counters import DIMENSIONS, SEPARATOR, dimension
-from likeloop_server.counters import field as counter_field
+from likeloop_server.counters import DIMENSIONS, SEPARATOR
 from likeloop_server.settings import Settings
 from workers.compaction import snapshot as group_snapshot
 from workers.compaction.restore import restore_groups
@@ -101,7 +100,7 @@ class HotPass:
                 try:
                     members = [m.decode() for m in self.conn.smembers(pk.group(gid))]
                     pipe.watch(pk.group(gid), pk.group_state(gid), *(pk.comments(r) for r in members))
-                    snap = group_snapshot.read_snapshots(self.conn, pk, {gid: 0.0}, {}, time.time())[0]
+                    snap = group_snapshot.read_snapshots(self.conn, pk, {gid: 0.0}, time.time())[0]
                     if sorted(members) != snap["members"]:
                         continue
                     filtered = filter_snapshot(snap, self.scope)
@@ -132,8 +131,8 @@ class HotPass:
         """The pairs counters less the tainted pairs (re-pairing counts again those it makes)."""
         if not n:
             return []
-        field = counter_field("pairs", dimension("group", gid))
-        return [["HINCRBY", self.pk.stats_total, "pairs", -n], ["HINCRBY", self.pk.stats_total, field, -n]]
+        field = group_state.counter_field("", "pairs")
+        return [["HINCRBY", self.pk.stats_total, "pairs", -n], ["HINCRBY", self.pk.group_state(gid), field, -n]]
 
     def _retract_gone(self, gid: str, pairs: list[str], kto: list[str]) -> None:
         """Log as retracted the tainted items re-pairing did not make again."""

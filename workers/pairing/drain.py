@@ -23,8 +23,7 @@ import redis
 from likeloop_server import compacted, defaults, group_state, keys, quality_cache, stored
 from likeloop_server.apikeys import list_projects
 from likeloop_server.connections import queue_redis
-from likeloop_server.counters import dimension, utc_hour
-from likeloop_server.counters import field as counter_field
+from likeloop_server.counters import utc_hour
 from likeloop_server.exports import PAIR_SOURCES
 from likeloop_server.projects import get_config
 from likeloop_server.queues import release_pairing_job, schedule_pairing
@@ -241,8 +240,11 @@ def plan_writes(
     if delta:
         for key in (pk.stats_total, pk.stats_hour(hour)):
             commands.append(["HINCRBY", key, "pairs", str(delta)])
-            commands.append(["HINCRBY", key, counter_field("pairs", dimension("group", gid)), str(delta)])
+        for bucket in ("", hour):
+            commands.append(["HINCRBY", state_key, group_state.counter_field(bucket, "pairs"), str(delta)])
         commands.append(["SADD", pk.stats_hours, hour])
+        # The group's counts changed in this hour: ranged stats by group find it by its last change.
+        commands.append(["ZADD", pk.group_changed, "GT", str(int(now)), gid])
     if snap.expired:
         commands.append(["SREM", pk.group(gid), *snap.expired])
     return commands, {"added": added, "removed": removed, "pairs": len(records)}

@@ -103,6 +103,6 @@ def test_a_group_reads_the_same_from_redis_and_from_its_snapshot(conn, s3, setti
     store_and_pair(conn, settings, *honest(), *bot_and_its_groups())
     pk = keys.ProjectKeys(P)
     groups = hot_groups(conn, pk)
-    snaps = read_snapshots(conn, pk, dict.fromkeys(groups, 0.0), {}, time.time())
+    snaps = read_snapshots(conn, pk, dict.fromkeys(groups, 0.0), time.time())
     assert len(groups) == 43
     assert read_views(conn, pk, groups) == {s["group"]: view_of(s) for s in snaps}
