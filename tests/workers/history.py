@@ -92,6 +92,9 @@ def dump(conn) -> dict:
             value = conn.smembers(raw)
         elif kind == "zset":
             value = conn.zrange(raw, 0, -1, withscores=True)
+            if name.endswith(":gchanged"):  # a group's last change counts its last pairing
+                out[name + " (pairing times)"] = {member.decode(): score for member, score in value}
+                value = sorted(member for member, _ in value)
         elif kind == "list":
             value = conn.lrange(raw, 0, -1)
         else:

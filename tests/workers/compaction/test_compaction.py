@@ -56,7 +56,7 @@ def _comparable(d: dict) -> dict:
     return {
         k: v
         for k, v in d.items()
-        if not k.endswith((":gchanged", ":compaction", ":compaction:restored"))
+        if not k.endswith((":gchanged", ":gchanged (pairing times)", ":compaction", ":compaction:restored"))
         and not k.endswith(" (version)")
         and ":cresp:" not in k
         and ":cgroup:" not in k
