@@ -70,17 +70,11 @@ def split_field(name: str) -> tuple[str, str | None]:
 def stat_dims(model: str, group_id: str, user_id: str | None, metadata: dict[str, Any] | None) -> list[str]:
     """The dimensions a response's counters are also kept under: its model (if any), its prompt
     group, its user (if any) and its short scalar metadata values (the ingest script counts only
-    those of the keys the project allow-lists)."""
-    return response_dims(model, group_id, user_id, metadata)[0]
-
-
-def response_dims(
-    model: str, group_id: str, user_id: str | None, metadata: dict[str, Any] | None
-) -> tuple[list[str], list[str]]:
-    """(``stat_dims``, ``bounded_dims``) of a response, worked out once."""
+    those of the keys the project allow-lists). The script works these out from the response's
+    stored fields (ingest.lua ``dims_of``; the metadata values' are stored, ``ingest.STORED_META_DIMS``)."""
     bounded = bounded_dims(model, metadata)
     unbounded = [_GROUP + group_id, _USER + user_id] if user_id else [_GROUP + group_id]
-    return (bounded[:1] + unbounded + bounded[1:] if model else unbounded + bounded), bounded
+    return bounded[:1] + unbounded + bounded[1:] if model else unbounded + bounded
 
 
 def bounded_dims(model: str, metadata: dict[str, Any] | None) -> list[str]:

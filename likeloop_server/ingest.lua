@@ -207,6 +207,25 @@ local function mark_dirty(gid)
   end
 end
 
+-- The fields of a response hash its counted dimensions come from (counters.response_dims): its
+-- group, hour, model, user and the JSON of its counted metadata values (ingest.STORED_META_DIMS:
+-- kdims); responses stored before layout 10 keep all of their dimensions in 'dims'.
+local DIM_FIELDS = {'group', 'hour', 'model', 'user_id', 'kdims', 'dims'}
+
+-- A response's dimensions from its DIM_FIELDS (HMGET): model (if any), group, user (if any),
+-- then its metadata values.
+local function dims_of(row)
+  if row[6] then return cjson.decode(row[6]) end
+  local dims = {}
+  if row[3] and row[3] ~= '' then table.insert(dims, D.model .. row[3]) end
+  table.insert(dims, D.group .. row[1])
+  if row[4] and row[4] ~= '' then table.insert(dims, D.user .. row[4]) end
+  if row[5] then
+    for _, d in ipairs(cjson.decode(row[5])) do table.insert(dims, d) end
+  end
+  return dims
+end
+
 -- split "a|b|c" into its fields
 local function fields(s)
   local out = {}
@@ -309,8 +328,8 @@ end
 -- Returns accepted | pending | pending_limit | group_mismatch.
 local VERDICTS = {a = true, b = false}
 local function compare(ev)
-  local a = redis.call('HMGET', K.resp .. ev.rid, 'group', 'dims', 'hour')
-  local b = redis.call('HMGET', K.resp .. ev.other, 'group', 'dims', 'hour')
+  local a = redis.call('HMGET', K.resp .. ev.rid, unpack(DIM_FIELDS))
+  local b = redis.call('HMGET', K.resp .. ev.other, unpack(DIM_FIELDS))
   local missing = (not a[1]) and ev.rid or ((not b[1]) and ev.other or nil)
   if missing then return waited(missing, ev) end
   if a[1] ~= b[1] then return 'group_mismatch' end
@@ -328,11 +347,11 @@ local function compare(ev)
   local old = redis.call('HGET', jkey, field)
   if old and string.sub(old, 1, 1) == verdict and string.sub(old, -2) == '|c' then return 'accepted' end
   redis.call('HSET', jkey, field, verdict .. '|' .. ev.hour .. '|c')
-  local dims = cjson.decode(a[2] or '[]')
+  local dims = dims_of(a)
   if not old then bump(dims, 'comparisons', 1, ev.hour, true) end
   mark_dirty(a[1])
-  keep(K.resp .. ev.rid, K.group .. a[1], dims, a[3])
-  keep(K.resp .. ev.other, K.group .. a[1], cjson.decode(b[2] or '[]'), b[3])
+  keep(K.resp .. ev.rid, K.group .. a[1], dims, a[2])
+  keep(K.resp .. ev.other, K.group .. a[1], dims_of(b), b[2])
   return 'accepted'
 end
 
@@ -343,7 +362,7 @@ local function rank(ev)
   local gid, rows = nil, {}
   for _, level in ipairs(ev.ranks) do
     for _, rid in ipairs(level) do
-      local row = redis.call('HMGET', K.resp .. rid, 'group', 'dims', 'hour')
+      local row = redis.call('HMGET', K.resp .. rid, unpack(DIM_FIELDS))
       if not row[1] then return waited(rid, ev) end
       if gid and row[1] ~= gid then return 'group_mismatch' end
       gid = row[1]
@@ -371,10 +390,10 @@ local function rank(ev)
     end
   end
   local first = rows[levels[1][1]]
-  local dims = cjson.decode(first[2] or '[]')
+  local dims = dims_of(first)
   bump(dims, 'rankings', 1, ev.hour, true)
   mark_dirty(gid)
-  for rid, row in pairs(rows) do keep(K.resp .. rid, K.group .. gid, cjson.decode(row[2] or '[]'), row[3]) end
+  for rid, row in pairs(rows) do keep(K.resp .. rid, K.group .. gid, dims_of(row), row[2]) end
   return 'accepted'
 end
 
@@ -401,7 +420,7 @@ local function store_response(ev)
   local pkey = K.pending .. rid
   local waiting = redis.call('LRANGE', pkey, 0, -1)
   if #waiting == 0 then return 'accepted' end
-  local dims, hour = cjson.decode(redis.call('HGET', rkey, 'dims') or '[]'), shapes[shape][1]
+  local dims, hour = dims_of(redis.call('HMGET', rkey, unpack(DIM_FIELDS))), shapes[shape][1]
   local changed = false
   redis.call('DEL', pkey)  -- first: a comparison may wait again, for its other response
   for _, raw in ipairs(waiting) do
@@ -434,14 +453,14 @@ for i, ev in ipairs(events) do
     status = rank(ev)
   else
     local rkey = K.resp .. ev.rid
-    local stored = redis.call('HMGET', rkey, 'group', 'dims', 'hour')
+    local stored = redis.call('HMGET', rkey, unpack(DIM_FIELDS))
     if stored[1] then
       if ev.t == 'comment' and comments_full(ev.rid) then
         status = 'comment_limit'
       else
-        local dims = cjson.decode(stored[2] or '[]')
+        local dims = dims_of(stored)
         if apply(ev, rkey, dims) then mark_dirty(stored[1]) end
-        keep(rkey, K.group .. stored[1], dims, stored[3])
+        keep(rkey, K.group .. stored[1], dims, stored[2])
       end
     else
       status = waited(ev.rid, ev)

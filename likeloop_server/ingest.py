@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from . import defaults
-from .counters import response_dims, utc_hour
+from .counters import bounded_dims, utc_hour
 from .identity import new_id, prompt_group_id
 
 RESPONSE_TYPE = "response"
@@ -30,6 +30,10 @@ ANONYMOUS_USER_PREFIX = "anon:"
 # Feedback posted with a feedback token says so in this field of its prepared form (the archive
 # records each event's credential kind: "key", the default, or "token"); responses need a key.
 VIA_FIELD, VIA_TOKEN = "via", "token"
+
+# A response hash keeps the stats dimensions of its metadata values (JSON) in this field when it
+# has any; the ingest script works out its others (model, group, user) from its fields.
+STORED_META_DIMS = "kdims"
 
 # Optional text fields of a response, stored as given.
 RESPONSE_TEXT_FIELDS = ("prompt", "system", "prompt_id", "user_id", "session_id")
@@ -54,7 +58,7 @@ def _prepare_response(event: dict[str, Any], ts: float) -> dict[str, Any]:
         rid = new_id()
     stamp, model, messages, metadata = repr(ts), get("model") or "", get("messages"), get("metadata")
     gid = prompt_group_id(prompt=get("prompt"), messages=messages, system=get("system"), prompt_id=get("prompt_id"))
-    dims, bounded = response_dims(model, gid, get("user_id"), metadata)
+    bounded = bounded_dims(model, metadata)
     # The script's array (batch_store.script_input sets the shape index), then the hash fields
     # besides ``id`` and ``group`` (the script adds those two).
     # The response id dedupes a response already; a different event id is checked too.
@@ -69,7 +73,9 @@ def _prepare_response(event: dict[str, Any], ts: float) -> dict[str, Any]:
     if metadata:
         wire += ("metadata", dumps(metadata))
     hour = utc_hour(ts)
-    wire += ("dims", dumps(dims), "hour", hour)
+    if len(bounded) > bool(model):  # counted metadata values: the script works out the rest
+        wire += (STORED_META_DIMS, dumps(bounded[1:] if model else bounded))
+    wire += ("hour", hour)
     return {
         "t": RESPONSE_TYPE,
         # Without an event id, the response id stands for the event (the SDK sends it as both).

@@ -183,3 +183,26 @@ def test_every_hour_with_a_stats_hash_is_listed(conn, settings):
     made = {k.decode().rsplit(":h:", 1)[1] for k in conn.scan_iter(match=pk.stats_hour("*"))}
     listed = {h.decode() for h in conn.smembers(pk.stats_hours)}
     assert made == listed and len(made) == 3
+
+
+def test_feedback_counts_under_the_dimensions_the_response_was_logged_with(conn, settings):
+    """The script works a response's dimensions out of its stored fields (its metadata values'
+    stored as ``kdims``): a like counts under exactly ``stat_dims``, and a response with no counted
+    metadata stores none of them."""
+    from likeloop_server import projects
+    from likeloop_server.counters import split_field, stat_dims
+
+    projects.update_config(conn, P, stats_metadata_keys=("plan", "beta"))
+    pk = keys.ProjectKeys(P)
+    meta = {"plan": "pro", "beta": True, "nested": {"x": 1}}
+    store(conn, settings, resp("r1", model="m9", user_id="ann", metadata=meta), resp("r2", model="", prompt="Q2"))
+    assert conn.hget(pk.response("r2"), "kdims") is None and not conn.hexists(pk.response("r2"), "dims")
+    store(conn, settings, fb("like", "r1", "u1"), fb("like", "r2", "u1"))
+    gid = conn.hget(pk.response("r1"), "group").decode()
+    expected = stat_dims("m9", gid, "ann", meta)
+    assert expected == ["m:m9", f"g:{gid}", "u:ann", "k:beta=true", "k:plan=pro"]
+    dims = {split_field(name)[1] for name in stats(conn) if name.startswith("likes|")}
+    counted = {"g:" + name.decode().rsplit(":", 1)[1] for name in conn.scan_iter(match=pk.group_state("*"))}
+    gid2 = conn.hget(pk.response("r2"), "group").decode()
+    # the groups count in their own hashes; the rest in the stats hash
+    assert dims | counted == set(expected) | {f"g:{gid2}"}

@@ -4,12 +4,13 @@ and the service, the exports and pairing then answer as the version that wrote t
 pair, vote and export cursor kept. The copy of the current layout's store is the next layout's
 test: when the layout changes, its migration must keep these answers."""
 
+import json
 from pathlib import Path
 
 import pytest
 
 from likeloop_server import exports, keys
-from tests.support import P, labelled, store_and_pair
+from tests.support import P, feedback, labelled, store, store_and_pair
 from tests.workers.store_copies import answers, load
 from workers.dataset import refs
 from workers.export.run import export_project
@@ -41,6 +42,17 @@ def test_a_copy_comes_up_to_the_current_layout_and_answers_as_its_version_did(pa
     # stats, leaderboard, the snapshot's rows, and the next incremental run sends what that
     # version's next run sent, no more: the export cursor and the exported set came along
     assert answers(conn, client, s3, settings, then["secret"]) == then
+    # a response stored with all its dimensions in 'dims' (before layout 10) counts feedback under them
+    stored = [(k, conn.hget(k, "dims")) for k in conn.scan_iter(match=pk.response("*"))]
+    with_dims = [(k, json.loads(d)) for k, d in stored if d is not None]
+    assert bool(with_dims) == (layout < 10)
+    if with_dims:
+        name, dims = next((k, d) for k, d in with_dims if any(x.startswith("m:") for x in d))
+        counted = [d for d in dims if not d.startswith("g:")]
+        before = conn.hmget(pk.stats_total, [f"likes|{d}" for d in counted])
+        store(conn, settings, feedback("like", name.decode().rsplit(":", 1)[1], "someone-new"))
+        after = conn.hmget(pk.stats_total, [f"likes|{d}" for d in counted])
+        assert [int(a) - int(b or 0) for a, b in zip(after, before, strict=True)] == [1] * len(counted)
     # and new traffic pairs and exports as before
     store_and_pair(conn, settings, *labelled(9))
     again = export_project(conn, s3, settings, P, exports.new_export_id(), "incremental")

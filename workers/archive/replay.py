@@ -18,8 +18,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from likeloop_server.counters import response_dims, utc_hour
-from likeloop_server.ingest import RESPONSE_TEXT_FIELDS, RESPONSE_TYPE, VIA_FIELD, VIA_TOKEN, dumps
+from likeloop_server.counters import bounded_dims, utc_hour
+from likeloop_server.ingest import RESPONSE_TEXT_FIELDS, RESPONSE_TYPE, STORED_META_DIMS, VIA_FIELD, VIA_TOKEN, dumps
 from likeloop_server.stored import stream_id
 from workers.storage.s3io import json_objects
 
@@ -75,7 +75,7 @@ def _response(row: dict[str, Any], ts: float, client_id: bool) -> dict[str, Any]
     rid, gid, eid = row["response_id"], row["group_id"], row["event_id"]
     model = row.get("model") or ""
     metadata = orjson.loads(row["metadata"]) if row.get("metadata") else None
-    dims, bounded = response_dims(model, gid, row.get("user_id"), metadata)
+    bounded = bounded_dims(model, metadata)
     wire: list[Any] = [eid if eid != rid else "", 0 if client_id else 1, rid, gid, 0]  # see ingest.py
     wire += ("response", row["response"], "model", model, "ts", repr(ts))
     for name in RESPONSE_TEXT_FIELDS:
@@ -85,7 +85,9 @@ def _response(row: dict[str, Any], ts: float, client_id: bool) -> dict[str, Any]
         if row.get(name):
             wire += (name, row[name])  # JSON text, as stored
     hour = utc_hour(ts)
-    wire += ("dims", dumps(dims), "hour", hour)
+    if len(bounded) > bool(model):  # as ingest.py stores them
+        wire += (STORED_META_DIMS, dumps(bounded[1:] if model else bounded))
+    wire += ("hour", hour)
     shape = (hour, *bounded)
     return {
         "t": RESPONSE_TYPE,
