@@ -63,7 +63,7 @@ def seed(redis_url: str, project: str, n: int, per_group: int = PAIRS_PER_GROUP)
                 fields = {"id": answer.response_id, "group": gid, "response": answer.text, "model": answer.model}
                 pipe.hset(pk.response(answer.response_id), mapping={**fields, "ts": "1795700000.0", **prompt})
             pipe.hset(pk.pair_records, pair.id, stored_pair(pair, 1795700000.0))
-            pipe.hset(pk.group_state(gid), group_state.PAIR + pair.id, "")
+            pipe.hset(pk.group(gid), group_state.PAIR + pair.id, "")
             pipe.xadd(pk.pair_log, {"op": "add", "pair": pair.id, "group": gid})
             facts = digest.PairFacts("vote", len(good.text), len(bad.text), 3, 3, 1795700000.0)
             made.setdefault(gid, {})[digest.key64(pair.id)] = facts

@@ -23,11 +23,19 @@ from .settings import Settings
 
 def _script_source() -> str:
     """ingest.lua, after lines that name the key arguments it gets first (keys.py's names), the
-    stats dimensions' prefixes (counters.py's) and the fields of a group's state hash it writes
+    stats dimensions' prefixes (counters.py's) and the fields of a group's hash it writes
     (group_state.py's)."""
     names = ", ".join(f"{name} = KEYS[{i}]" for i, name in enumerate(keys.INGEST_SCRIPT_KEYS, start=1))
     dims = ", ".join(f"{kind} = '{prefix}'" for kind, prefix in DIMENSIONS.items())
-    state = f"version = '{group_state.VERSION}', total = '{group_state.TOTAL}', bucket = '{group_state.BUCKET}'"
+    state = ", ".join(
+        f"{name} = '{value}'"
+        for name, value in (
+            ("member", group_state.MEMBER),
+            ("version", group_state.VERSION),
+            ("total", group_state.TOTAL),
+            ("bucket", group_state.BUCKET),
+        )
+    )
     header = f"local K = {{{names}}}\nlocal D = {{{dims}}}\nlocal G = {{{state}}}\n"
     return header + (Path(__file__).parent / "ingest.lua").read_text(encoding="utf-8")
 

@@ -1,7 +1,7 @@
-"""A prompt group's pairing state: one Redis hash per group (``keys.ProjectKeys.group_state``).
+"""A prompt group in Redis: one hash per group (``keys.ProjectKeys.group``) holding its members
+and its state. Its fields:
 
-Its fields:
-
+- ``r:<response id>``, with an empty value: a response of the group (its member).
 - ``v``: the group's version, bumped (HINCRBY) by every change to its labels: the ingest script,
   an LLM judge's verdict, erasure, a re-pairing of the project. Pairing and compaction write a
   group only while its version is the one they read.
@@ -14,10 +14,12 @@ Its fields:
   ``pairs``), all time and per stats bucket (an hour ``2026-12-04T13``, or its day once
   rolled up). The ingest script and pairing bump them; they leave Redis with the group.
 
-One hash instead of the four keys of layout 8 (``gver``, ``gpairs``, ``gkto``, ``gmatch``) and
-the ``<metric>|g:<group>`` fields of every stats hash (before layout 10): a small hash is one
-compact listpack, where each key costs its name and its entries in Redis's tables, a set of ids
-(before Redis 7.2) is a hash table of its own, and a field of a big stats hash about 100 bytes.
+The hash expires with the group while none of its responses has feedback (a day after the last
+would), and is kept from the first feedback on. Layout 9 made it one hash: before, a group was a
+set of response ids and four more keys (``gver``, ``gpairs``, ``gkto``, ``gmatch``), and its
+counters were ``<metric>|g:<group>`` fields of every stats hash. A small hash is one compact
+listpack, where each key costs its name and its entries in Redis's tables, a set of ids (before
+Redis 7.2) is a hash table of its own, and a field of a big stats hash about 100 bytes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+MEMBER = "r:"
 VERSION = "v"
 PAIR = "p:"
 KTO = "k:"
@@ -33,7 +36,7 @@ MATCH = "m:"
 TOTAL = "t|"  # + metric: a counter all time
 BUCKET = "h:"  # + "<hour or day>|<metric>": a counter in one stats bucket
 
-_PAIR, _KTO, _MATCH, _TOTAL, _BUCKET = (x.encode() for x in (PAIR, KTO, MATCH, TOTAL, BUCKET))
+_MEMBER, _PAIR, _KTO, _MATCH, _TOTAL, _BUCKET = (x.encode() for x in (MEMBER, PAIR, KTO, MATCH, TOTAL, BUCKET))
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,11 @@ def parse(raw: dict[bytes, bytes]) -> GroupState:
     return GroupState(version, frozenset(pairs), frozenset(kto), matches)
 
 
+def members(raw: dict[bytes, bytes] | list[bytes]) -> list[str]:
+    """The ids of a group's responses, sorted, from its hash (HGETALL) or its fields (HKEYS)."""
+    return sorted(name[2:].decode() for name in raw if name.startswith(_MEMBER))
+
+
 def pair_ids(raw: dict[bytes, bytes]) -> list[str]:
     """The ids of a group's current pairs, sorted, from its hash."""
     return sorted(name[2:].decode() for name in raw if name.startswith(_PAIR))
@@ -73,7 +81,8 @@ def kto_ids(raw: dict[bytes, bytes]) -> list[str]:
 
 
 def add(key: str, prefix: str, ids: Iterable[str]) -> list[Any]:
-    """The command that lists ``ids`` (of pairs: ``PAIR``, KTO items: ``KTO``) in a group's hash."""
+    """The command that lists ``ids`` (members: ``MEMBER``, pairs: ``PAIR``, KTO items: ``KTO``) in
+    a group's hash."""
     return ["HSET", key, *(x for i in ids for x in (prefix + i, ""))]
 
 

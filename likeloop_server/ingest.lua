@@ -2,7 +2,7 @@
 --
 -- KEYS: the key names and prefixes of the project (K below; likeloop_server/keys.py builds
 --       them and batch_store.py puts the table that names them before this text, with D: the
---       stats dimensions' prefixes, counters.DIMENSIONS, and G: the fields of a group's state
+--       stats dimensions' prefixes, counters.DIMENSIONS, and G: the fields of a group's
 --       hash it writes, group_state.py).
 -- ARGV: response TTL s, pending TTL s, dedupe TTL s, JSON array of prepared events, now (unix
 --       seconds), how many recent comments to keep, the most stats dimension values (models,
@@ -119,16 +119,16 @@ local function users_gone(bucket_period)
   return #bucket_period == 10 and bucket_period <= users_pruned
 end
 
--- A labelled response's counts under its prompt group are kept in the group's state hash
+-- A labelled response's counts under its prompt group are kept in the group's hash
 -- (likeloop_server/group_state.py): all time (t|<metric>) and in the stats bucket
 -- (h:<hour or rolled day>|<metric>), so they leave Redis with the group.
 local function incr_group(d, bucket_period, metric, by)
-  local key = K.gstate .. string.sub(d, #D.group + 1)
+  local key = K.group .. string.sub(d, #D.group + 1)
   incr(key, G.total .. metric, by)
   incr(key, G.bucket .. bucket_period .. '|' .. metric, by)
 end
 
--- Count a metric under an unbounded dimension: a group in its state hash, a user in the stats
+-- Count a metric under an unbounded dimension: a group in its hash, a user in the stats
 -- hashes (in the total only once the bucket's per-user counters are gone).
 local function incr_dim(total, bucket, bucket_period, d, metric, by)
   if string.sub(d, 1, #D.group) == D.group then
@@ -201,7 +201,7 @@ local function wake(gid)
 end
 
 local function mark_dirty(gid)
-  redis.call('HINCRBY', K.gstate .. gid, G.version, 1)  -- the group's version
+  redis.call('HINCRBY', K.group .. gid, G.version, 1)  -- the group's version
   if redis.call('ZADD', K.dirty, 'NX', now, gid) == 1 then
     table.insert(newly_dirty, gid)
   end
@@ -209,7 +209,7 @@ end
 
 -- The fields of a response hash its counted dimensions come from (counters.response_dims): its
 -- group, hour, model, user and the JSON of its counted metadata values (ingest.STORED_META_DIMS:
--- kdims); responses stored before layout 10 keep all of their dimensions in 'dims'.
+-- kdims); responses stored before layout 9 keep all of their dimensions in 'dims'.
 local DIM_FIELDS = {'group', 'hour', 'model', 'user_id', 'kdims', 'dims'}
 
 -- A response's dimensions from its DIM_FIELDS (HMGET): model (if any), group, user (if any),
@@ -411,7 +411,7 @@ local function store_response(ev)
     -- A new group key for a compacted group: its snapshot joins it when pairing brings it back.
     if grown[gkey] == -2 and compacted(K.cgroup, gid, true) then wake(gid) end
   end
-  redis.call('SADD', gkey, rid)
+  redis.call('HSET', gkey, G.member .. rid, '')
   local shape = ev[5]
   shape_counts[shape] = (shape_counts[shape] or 0) + 1
   if fresh then return 'accepted' end
@@ -497,8 +497,8 @@ end
 -- Prompt groups by dislikes, so the most disliked are read without reading every group's counts.
 for key, fields in pairs(increments) do
   local by = fields[G.total .. 'dislikes']
-  if by and by ~= 0 and string.sub(key, 1, #K.gstate) == K.gstate then
-    redis.call('ZINCRBY', K.disliked, by, string.sub(key, #K.gstate + 1))
+  if by and by ~= 0 and string.sub(key, 1, #K.group) == K.group then
+    redis.call('ZINCRBY', K.disliked, by, string.sub(key, #K.group + 1))
   end
 end
 for key, fields in pairs(increments) do

@@ -17,7 +17,7 @@ PROJECTS = GLOBAL + "projects"  # set of project names
 API_KEY = GLOBAL + "apikey:"  # + sha256(key) -> hash {id, project, scopes, created_at, revoked}
 API_KEY_IDS = GLOBAL + "apikeyids"  # hash key id -> sha256(key), for listing and revoking
 LAYOUT = PREFIX + "layout"  # version of the key layout stored pairs are in (workers/migrate.py)
-LAYOUT_VERSION = b"10"  # the layout this code reads and writes
+LAYOUT_VERSION = b"9"  # the layout this code reads and writes
 RATE_LIMIT_PREFIX = PREFIX + "ratelimit"  # flask-limiter's counters (service/ratelimit.py)
 
 
@@ -70,18 +70,15 @@ class ProjectKeys:
         return f"{self.base}seen:{event_id}"  # marker of an event id already stored
 
     def group(self, group_id: str) -> str:
-        return f"{self.base}group:{group_id}"  # set of response ids in a prompt group
+        # hash: a prompt group, its members and its state (likeloop_server/group_state.py): its
+        # response ids, version, current pairs' and KTO items' ids, head-to-head results and stats
+        # counters; a set of its response ids before layout 9
+        return f"{self.base}group:{group_id}"
 
     def group_id_of(self, group_key: str | bytes) -> str:
         """The group id in a ``group(...)`` key (as SCAN returns it)."""
         text = group_key.decode() if isinstance(group_key, bytes) else group_key
         return text.removeprefix(self.group(""))
-
-    def group_state(self, group_id: str) -> str:
-        # hash: the group's pairing state in one compact hash (likeloop_server/group_state.py):
-        # its version (bumped by every change to its labels), the ids of its current pairs and
-        # KTO items, its head-to-head results as pairing last counted them
-        return f"{self.base}gstate:{group_id}"
 
     def judgements(self, group_id: str) -> str:
         # hash "<lower id>|<higher id>|<user>" -> "<verdict>|<hour>": each user's current judgement
@@ -172,7 +169,7 @@ class ProjectKeys:
         return f"{self.base}disliked"  # sorted set prompt group id -> its dislikes
 
     # Pairing output. Records live in one hash per project, so an export reads a chunk of them
-    # with one command; each group keeps the ids of its own (in ``group_state``).
+    # with one command; each group keeps the ids of its own (in its ``group`` hash).
     @property
     def pair_records(self) -> str:
         return f"{self.base}pairrecs"  # hash pair id -> JSON pair record
@@ -356,7 +353,6 @@ class ProjectKeys:
             self.pending_marker,
             self.seen(""),
             self.group(""),
-            self.group_state(""),
             self.dirty,
             self.stats_total,
             self.stats_hour(""),
@@ -387,7 +383,6 @@ INGEST_SCRIPT_KEYS = (
     "pendingany",
     "seen",
     "group",
-    "gstate",
     "dirty",
     "stats",
     "stats_hour",

@@ -195,7 +195,7 @@ def repair_all(conn: redis.Redis, project: str) -> int:
     if groups:
         pipe = conn.pipeline(transaction=False)
         for gid in groups:
-            pipe.hincrby(pk.group_state(gid), group_state.VERSION, 1)
+            pipe.hincrby(pk.group(gid), group_state.VERSION, 1)
         pipe.zadd(pk.dirty, {g: time.time() for g in groups}, nx=True)
         pipe.execute()
     away = compacted_group_ids(conn, pk)

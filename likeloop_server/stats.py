@@ -1,6 +1,6 @@
 """Reading the stats counters the ingest script maintains (``counters.py``): hourly buckets,
 each holding plain counters and the same counters per dimension (model, user, metadata
-key=value); a prompt group's own counters, all time and per bucket, are in its state hash
+key=value); a prompt group's own counters, all time and per bucket, are in its hash
 (``group_state.py``).
 
 A query filters on at most one dimension (plus a time range), and groups by time (day, hour)
@@ -159,7 +159,7 @@ def _group_counts(
         chunk = gids[i : i + GROUPS_PER_READ]
         pipe = conn.pipeline(transaction=False)
         for gid in chunk:
-            pipe.hgetall(pk.group_state(gid))
+            pipe.hgetall(pk.group(gid))
         for gid, raw in zip(chunk, pipe.execute(), strict=True):
             if raw:
                 yield gid, group_state.counts(raw)
@@ -223,7 +223,7 @@ def _ranked_groups(conn: redis.Redis, pk: keys.ProjectKeys, limit: int) -> list[
     gids = [gid.decode() for gid, _ in ranked]
     pipe = conn.pipeline(transaction=False)
     for gid in gids:
-        pipe.hmget(pk.group_state(gid), [group_state.counter_field("", metric) for metric in COUNTERS])
+        pipe.hmget(pk.group(gid), [group_state.counter_field("", metric) for metric in COUNTERS])
     groups = []
     for gid, values in zip(gids, pipe.execute(), strict=True):
         counts = {metric: int(v) for metric, v in zip(COUNTERS, values, strict=True) if v is not None}
@@ -246,8 +246,10 @@ DESCRIBED_RESPONSES = 100
 def _describe(
     conn: redis.Redis, pk: keys.ProjectKeys, gid: str, counts: dict[str, Any], samples: int
 ) -> dict[str, Any]:
-    # A sample of the group's responses, in one more round trip: a group of any size costs the same.
-    rids = sorted(r.decode() for r in conn.srandmember(pk.group(gid), DESCRIBED_RESPONSES))
+    # A sample of the group's responses, in one more round trip: a group of any size costs the same
+    # (a scan's first step: a small group's hash whole, a big one's about that many fields).
+    fields = conn.hscan(pk.group(gid), 0, match=group_state.MEMBER + "*", count=DESCRIBED_RESPONSES)[1]
+    rids = group_state.members(fields)[:DESCRIBED_RESPONSES]
     pipe = conn.pipeline(transaction=False)
     for rid in rids:
         pipe.hmget(pk.response(rid), "prompt", "messages")
@@ -267,7 +269,7 @@ def _describe(
 def prompt_group(conn: redis.Redis, project: str, group_id: str, limit: int) -> dict[str, Any] | None:
     """A prompt group's responses (the first ``limit`` by id) with all their feedback, or None."""
     pk = keys.ProjectKeys(project)
-    rids = sorted(r.decode() for r in conn.smembers(pk.group(group_id)))
+    rids = group_state.members(conn.hkeys(pk.group(group_id)))
     if not rids:
         return None
     shown = rids[:limit]

@@ -55,7 +55,7 @@ def parse_response(raw: dict[bytes, bytes], json_fields: tuple[str, ...] = _JSON
     """A response hash as text fields, its JSON fields decoded and ``ts`` a float; None if empty
     (the response expired or never existed). Fields: ``id``, ``group``, ``response``, ``model``,
     ``ts``, ``hour``, ``kdims`` (JSON text: its counted metadata values, if any; ``dims``, all its
-    stats dimensions, before layout 10) and, when given, ``prompt``, ``messages``, ``system``, ``prompt_id``,
+    stats dimensions, before layout 9) and, when given, ``prompt``, ``messages``, ``system``, ``prompt_id``,
     ``user_id``, ``session_id``, ``metadata``, ``correction`` (+ ``correction_user``, ``_ts``)."""
     if not raw:
         return None

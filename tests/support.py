@@ -223,14 +223,19 @@ def run_worker_burst(settings: Settings) -> subprocess.CompletedProcess:
     return result
 
 
+def group_members(conn: redis.Redis, pk: keys.ProjectKeys, group_id: str) -> list[str]:
+    """The ids of a group's responses (its hash: likeloop_server/group_state.py), sorted."""
+    return group_state.members(conn.hkeys(pk.group(group_id)))
+
+
 def group_pair_ids(conn: redis.Redis, pk: keys.ProjectKeys, group_id: str) -> list[str]:
-    """The ids of a group's current pairs (its state hash: likeloop_server/group_state.py), sorted."""
-    return group_state.pair_ids(conn.hgetall(pk.group_state(group_id)))
+    """The ids of a group's current pairs (its hash: likeloop_server/group_state.py), sorted."""
+    return group_state.pair_ids(conn.hgetall(pk.group(group_id)))
 
 
 def group_kto_ids(conn: redis.Redis, pk: keys.ProjectKeys, group_id: str) -> list[str]:
     """The ids of a group's current KTO items, sorted."""
-    return group_state.kto_ids(conn.hgetall(pk.group_state(group_id)))
+    return group_state.kto_ids(conn.hgetall(pk.group(group_id)))
 
 
 def stored_records(conn: redis.Redis, pk: keys.ProjectKeys, group_id: str, kto: bool = False) -> list[dict[str, Any]]:

@@ -30,12 +30,12 @@ a row is needed). Each record stored whole is rewritten so only when the rewritt
 back to exactly the row it held (its responses are there, with that prompt); any other stays
 whole, which every reader still takes.
 
-Layout 9 keeps a group's pairing state in one hash (``P:gstate:<group>``,
-likeloop_server/group_state.py) instead of four keys (``gver``, ``gpairs``, ``gkto``,
-``gmatch``): each group's four move into it in one script call, which takes them out. Layout 10
-keeps a group's stats counters there too: the ``<metric>|g:<group>`` fields of every stats hash
-move into their groups' hashes (``t|<metric>``, ``h:<bucket>|<metric>``), a thousand fields a
-script call, and each stats hash they left is copied anew.
+Layout 9 keeps a prompt group in one hash (``P:group:<group>``, likeloop_server/group_state.py):
+its members (a set before), version, pair and KTO ids and results (four keys before: ``gver``,
+``gpairs``, ``gkto``, ``gmatch``) and its stats counters (``<metric>|g:<group>`` fields of every
+stats hash before). First, in every project, each group's set becomes its hash and its four keys
+fold into it, in one script call per group; then each project's stats hashes give their group
+fields to the groups' hashes, a thousand fields a script call, and are copied anew.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 
 
 # Atomic, so dislikes counted meanwhile by the ingest script are neither lost nor doubled. Sets
-# each group's rank from the total's field, so it is a no-op once those fields moved (layout 10).
+# each group's rank from the total's field, so it is a no-op once those fields moved (layout 9).
 _RANK_DISLIKED = """
 local prefix = 'dislikes|g:'
 local fields = redis.call('HGETALL', KEYS[1])
@@ -138,7 +138,7 @@ def _list_changed(conn: redis.Redis, pk: keys.ProjectKeys) -> None:
     """Every labelled group in ``group_changed``, as of now unless listed already."""
     now = int(time.time())
     batch: list[bytes] = []
-    for key in [*conn.scan_iter(match=pk.group("*"), count=1000, _type="set"), None]:
+    for key in [*conn.scan_iter(match=pk.group("*"), count=1000, _type="hash"), None]:
         if key is not None:
             batch.append(key)
         if batch and (key is None or len(batch) >= 1000):
@@ -151,51 +151,63 @@ def _list_changed(conn: redis.Redis, pk: keys.ProjectKeys) -> None:
             batch = []
 
 
-# KEYS: a group's version, pair ids, KTO ids and results keys (layout 8), its state hash. ARGV: the
-# hash's version field and its prefixes of pair ids, KTO ids and results (group_state.py). The four
-# folded into the hash (added to what it holds: a version is summed) and deleted. Returns 1 if
-# there was anything to fold.
+# KEYS: a group's key (a set of its response ids before layout 9), its version, pair ids, KTO ids
+# and results keys (layout 8). ARGV: the hash's member prefix, version field and prefixes of pair
+# ids, KTO ids and results (group_state.py). The set becomes the hash (its expiry kept), and the
+# four are folded into it (added to what it holds: a version is summed) and deleted. Returns 1 if
+# there was anything to do.
 _FOLD_GROUP = """
-local version = redis.call('GET', KEYS[1])
-local pairs = redis.call('SMEMBERS', KEYS[2])
-local kto = redis.call('SMEMBERS', KEYS[3])
-local matches = redis.call('HGETALL', KEYS[4])
-if not version and #pairs == 0 and #kto == 0 and #matches == 0 then return 0 end
-if version then redis.call('HINCRBY', KEYS[5], ARGV[1], version) end
-for _, id in ipairs(pairs) do redis.call('HSET', KEYS[5], ARGV[2] .. id, '') end
-for _, id in ipairs(kto) do redis.call('HSET', KEYS[5], ARGV[3] .. id, '') end
-for i = 1, #matches, 2 do redis.call('HSET', KEYS[5], ARGV[4] .. matches[i], matches[i + 1]) end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+local group = KEYS[1]
+local done = 0
+if redis.call('TYPE', group).ok == 'set' then
+  local ttl = redis.call('PTTL', group)
+  local members = redis.call('SMEMBERS', group)
+  redis.call('DEL', group)
+  for _, id in ipairs(members) do redis.call('HSET', group, ARGV[1] .. id, '') end
+  if ttl > 0 then redis.call('PEXPIRE', group, ttl) end
+  done = 1
+end
+local version = redis.call('GET', KEYS[2])
+local pairs = redis.call('SMEMBERS', KEYS[3])
+local kto = redis.call('SMEMBERS', KEYS[4])
+local matches = redis.call('HGETALL', KEYS[5])
+if not version and #pairs == 0 and #kto == 0 and #matches == 0 then return done end
+if version then redis.call('HINCRBY', group, ARGV[2], version) end
+for _, id in ipairs(pairs) do redis.call('HSET', group, ARGV[3] .. id, '') end
+for _, id in ipairs(kto) do redis.call('HSET', group, ARGV[4] .. id, '') end
+for i = 1, #matches, 2 do redis.call('HSET', group, ARGV[5] .. matches[i], matches[i + 1]) end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 return 1
 """
 
 
-def fold_group_state(conn: redis.Redis) -> int:
-    """Layout 9: each group's version, pair ids, KTO ids and results (four keys) moved into its
-    state hash, in every project that has any (listed or not). Returns how many groups had any."""
+def fold_groups(conn: redis.Redis) -> int:
+    """Layout 9: each group's set of response ids made its hash, and its version, pair ids, KTO
+    ids and results (four keys) moved into it, in every project that has any (listed or not).
+    Returns how many groups changed."""
     fold = conn.register_script(_FOLD_GROUP)
-    names = [group_state.VERSION, group_state.PAIR, group_state.KTO, group_state.MATCH]
+    names = [group_state.MEMBER, group_state.VERSION, group_state.PAIR, group_state.KTO, group_state.MATCH]
     folded = 0
     anyone = keys.ProjectKeys("*")  # the keys' patterns, in every project
-    for pattern in anyone.legacy_group_keys("*"):
-        kind = pattern[len(anyone.base) : -1]  # "gver:", ...
+    for pattern, kind in ((anyone.group("*"), "set"), *((p, None) for p in anyone.legacy_group_keys("*"))):
+        name = pattern[len(anyone.base) : -1]  # "group:", "gver:", ...
         batch: list[tuple[keys.ProjectKeys, str]] = []
-        for raw in [*conn.scan_iter(match=pattern, count=1000), None]:
+        for raw in [*conn.scan_iter(match=pattern, count=1000, _type=kind), None]:
             if raw is not None:
                 project, _, rest = raw.decode()[len(keys.project_base("")) - 2 :].partition("}:")
-                batch.append((keys.ProjectKeys(project), rest[len(kind) :]))
+                batch.append((keys.ProjectKeys(project), rest[len(name) :]))
             if batch and (raw is None or len(batch) >= 1000):
                 pipe = conn.pipeline(transaction=False)
                 for pk, gid in batch:
-                    fold(keys=[*pk.legacy_group_keys(gid), pk.group_state(gid)], args=names, client=pipe)
+                    fold(keys=[pk.group(gid), *pk.legacy_group_keys(gid)], args=names, client=pipe)
                 folded += sum(pipe.execute())
                 batch = []
     return folded
 
 
-# KEYS: a stats hash. ARGV: the group state keys' prefix, the hash's bucket ("" the total, else an
-# hour or a day), then fields ``<metric>|g:<group>``. Each field's count added to its group's
-# state hash and the field removed. Returns how many moved.
+# KEYS: a stats hash. ARGV: the group keys' prefix, the hash's bucket ("" the total, else an hour
+# or a day), then fields ``<metric>|g:<group>``. Each field's count added to its group's hash
+# (layout 9: made one by ``fold_groups`` first) and the field removed. Returns how many moved.
 _MOVE_GROUP_COUNTERS = """
 local src, prefix, bucket = KEYS[1], ARGV[1], ARGV[2]
 local moved = 0
@@ -237,8 +249,8 @@ REPACK_BYTES_PER_FIELD = 200  # about twice what a field of a freshly built stat
 
 
 def move_group_counters(conn: redis.Redis, pk: keys.ProjectKeys) -> int:
-    """Layout 10: each stats hash's per-group counters moved into their groups' state hashes,
-    and each hash that had any copied anew. Returns how many fields moved."""
+    """Layout 9: each stats hash's per-group counters moved into their groups' hashes, and each
+    stats hash that had any copied anew. Returns how many fields moved."""
     move = conn.register_script(_MOVE_GROUP_COUNTERS)
     repack = conn.register_script(_REPACK)
     moved = 0
@@ -246,7 +258,7 @@ def move_group_counters(conn: redis.Redis, pk: keys.ProjectKeys) -> int:
         key = pk.stats_total if bucket == "" else pk.stats_hour(bucket)
         names = [name for name, _ in conn.hscan_iter(key, match=_GROUP_COUNTERS, count=1000)]
         for i in range(0, len(names), 1000):
-            moved += int(move(keys=[key], args=[pk.group_state(""), bucket, *names[i : i + 1000]]))
+            moved += int(move(keys=[key], args=[pk.group(""), bucket, *names[i : i + 1000]]))
         if names:
             fields, used = conn.hlen(key), conn.memory_usage(key, samples=0) or 0
             if 0 < fields <= REPACK_MAX_FIELDS and used > REPACK_BYTES_PER_FIELD * fields:
@@ -372,6 +384,9 @@ def migrate(conn: redis.Redis) -> int:
         renamed, left = tag_keys(where)
         if renamed or left:
             log.info("renamed %d keys to their layout 7 names (%d left)", renamed, left)
+    folded = fold_groups(conn)  # before anything writes to a group as a hash
+    if folded:
+        log.info("%d prompt groups now one hash each", folded)
     moved = 0
     for project in _projects(conn):
         pk = keys.ProjectKeys(project)
@@ -392,7 +407,7 @@ def migrate(conn: redis.Redis) -> int:
                 pipe = conn.pipeline(transaction=True)
                 pipe.hset(records_key, mapping={item: store(json.loads(raw)) for item, raw in old.items()})
                 gid = key.decode()[len(prefix) :]
-                pipe.execute_command(*group_state.add(pk.group_state(gid), ids_prefix, (i.decode() for i in old)))
+                pipe.execute_command(*group_state.add(pk.group(gid), ids_prefix, (i.decode() for i in old)))
                 pipe.delete(key)
                 pipe.execute()
                 moved += len(old)
@@ -402,9 +417,6 @@ def migrate(conn: redis.Redis) -> int:
         counters = move_group_counters(conn, pk)
         if counters:
             log.info("%s: %d per-group stats counters moved into their groups' state", project, counters)
-    folded = fold_group_state(conn)
-    if folded:
-        log.info("%d groups' pairing state now in one hash each", folded)
     conn.set(keys.LAYOUT, keys.LAYOUT_VERSION)
     if moved:
         log.info("moved %d stored pairs and KTO items to key layout %s", moved, keys.LAYOUT_VERSION.decode())

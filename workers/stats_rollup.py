@@ -7,7 +7,7 @@ day's hash (named as an hour's, with the day for the hour: ``P:stats:h:2026-11-2
 hashes deleted, the day listed instead; then ``P:statsrolled`` says the day is rolled, and the
 ingest script counts a late event of one of its hours (a vote changed weeks later, an event with
 an old timestamp) in the day's hash. Days roll up oldest first, so every day up to the marker is.
-A prompt group's counters of the day's hours (in its state hash, likeloop_server/group_state.py)
+A prompt group's counters of the day's hours (in its hash, likeloop_server/group_state.py)
 fold into the day's after the marker is set (the script counts none in those hours from then on),
 one script call per group, for the groups changed since the day began.
 """
@@ -49,7 +49,7 @@ return #ARGV - 2
 """
 
 
-# KEYS: a group's state hash. ARGV: a day (YYYY-MM-DD). The group's counters of that day's hours
+# KEYS: a group's hash. ARGV: a day (YYYY-MM-DD). The group's counters of that day's hours
 # added into the day's and removed. Returns how many fields it folded.
 _FOLD_GROUP_DAY = """
 local key, day = KEYS[1], ARGV[1]
@@ -66,7 +66,7 @@ for i = 1, #fields, 2 do
 end
 return n
 """
-GROUPS_PER_CALL = 1000  # group state hashes folded per pipeline
+GROUPS_PER_CALL = 1000  # group hashes folded per pipeline
 
 
 def _fold_groups(conn: redis.Redis, pk: keys.ProjectKeys, day: str) -> int:
@@ -78,7 +78,7 @@ def _fold_groups(conn: redis.Redis, pk: keys.ProjectKeys, day: str) -> int:
     for i in range(0, len(gids), GROUPS_PER_CALL):
         pipe = conn.pipeline(transaction=False)
         for gid in gids[i : i + GROUPS_PER_CALL]:
-            fold(keys=[pk.group_state(gid)], args=[day], client=pipe)
+            fold(keys=[pk.group(gid)], args=[day], client=pipe)
         folded += sum(pipe.execute())
     return folded
 

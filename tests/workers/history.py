@@ -84,7 +84,7 @@ def dump(conn) -> dict:
             if name.endswith(":qdigest"):
                 value, times = _digests(value)
                 out[name + " (pairing times)"] = times
-            if ":gstate:" in name:  # the group's version apart: compaction and restoring bump it
+            if ":group:" in name:  # the group's version apart: compaction and restoring bump it
                 out[name + " (version)"] = value.pop(group_state.VERSION.encode(), None)
                 if not value:  # a version alone (as re-pairing every group leaves on one never paired)
                     continue

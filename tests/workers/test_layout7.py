@@ -43,9 +43,10 @@ def stats_hash(name: bytes) -> bool:
 
 
 def assert_folded(conn, folded: dict[bytes, tuple[bytes, bool]], stats: dict[bytes, tuple[bytes, bool]]) -> None:
-    """Each group's state hash holds what its four layout 8 keys held (``folded``: their names ->
-    their DUMP payloads) and its counters that were in the stats hashes (``stats``: theirs) before
-    layout 10, and none of them expires; each stats hash holds what it did but for those."""
+    """Layout 9: each group's hash holds its members (its set before), what its four other keys
+    held (``folded``: the sets and those keys' names -> their DUMP payloads and whether they
+    expired) and its counters that were in the stats hashes (``stats``: theirs), and expires when
+    its set did; each stats hash holds what it did but for those counters."""
     expected: dict[bytes, dict[bytes, bytes]] = {}
     for name, (payload, _) in stats.items():
         conn.restore(b"was", 0, payload)
@@ -55,18 +56,22 @@ def assert_folded(conn, folded: dict[bytes, tuple[bytes, bool]], stats: dict[byt
         for field, count in conn.hgetall(b"was").items():
             metric, _, gid = field.partition(b"|g:")
             if gid:
-                name_in_state = group_state.counter_field(bucket.decode(), metric.decode()).encode()
-                expected.setdefault(base + b"gstate:" + gid, {})[name_in_state] = count
+                name_in_group = group_state.counter_field(bucket.decode(), metric.decode()).encode()
+                expected.setdefault(base + b"group:" + gid, {})[name_in_group] = count
             else:
                 kept[field] = count
         assert conn.hgetall(name) == kept
         conn.delete(b"was")
-    for name, (payload, expires) in folded.items():
-        assert not expires
+    expires: dict[bytes, bool] = {}
+    for name, (payload, expiring) in folded.items():
         kind, gid = name.split(b":")[-2:]
-        state = expected.setdefault(name[: -len(kind) - len(gid) - 1] + b"gstate:" + gid, {})
+        group = name[: -len(kind) - len(gid) - 1] + b"group:" + gid
+        state = expected.setdefault(group, {})
         conn.restore(b"was", 0, payload)
-        if kind == b"gver":
+        if kind == b"group":
+            state.update({group_state.MEMBER.encode() + m: b"" for m in conn.smembers(b"was")})
+            expires[group] = expiring
+        elif kind == b"gver":
             state[group_state.VERSION.encode()] = conn.get(b"was")
         elif kind == b"gmatch":
             state.update({group_state.MATCH.encode() + k: v for k, v in conn.hgetall(b"was").items()})
@@ -74,8 +79,9 @@ def assert_folded(conn, folded: dict[bytes, tuple[bytes, bool]], stats: dict[byt
             prefix = (group_state.PAIR if kind == b"gpairs" else group_state.KTO).encode()
             state.update({prefix + i: b"" for i in conn.smembers(b"was")})
         conn.delete(b"was")
-    assert {name: conn.hgetall(name) for name in conn.scan_iter(match=b"*:gstate:*")} == expected
-    assert all(conn.ttl(name) == -1 for name in expected)
+    assert {name: conn.hgetall(name) for name in conn.scan_iter(match=b"*:group:*")} == expected
+    assert {name: conn.pttl(name) > 0 for name in expected} == {name: expires.get(name, False) for name in expected}
+    assert any(expires.values()) and not all(expires.values())
 
 
 def test_a_layout_6_store_comes_up_to_layout_7_with_every_value(conn):
@@ -85,21 +91,21 @@ def test_a_layout_6_store_comes_up_to_layout_7_with_every_value(conn):
     assert sum(1 for name in before if name.startswith(b"ll:p:acme:")) > 50
     migrate(conn)
     after = whole = everything(conn)
-    assert conn.get(keys.LAYOUT) == keys.LAYOUT_VERSION  # 7, then 8, 9, 10 (records that refer: test_store_copies)
+    assert conn.get(keys.LAYOUT) == keys.LAYOUT_VERSION  # 7, then 8 and 9 (records that refer: test_store_copies)
     assert not [name for name in after if name.startswith(b"ll:p:") and not name.startswith(b"ll:p:{")]
     assert sum(1 for name in after if name.startswith(b"ll:{global}:apikey:")) == 1  # acme's key
     assert not [name for name in after if name.startswith(b"ll:") and tagged(name) != name]
     # every key under its new name, its value and expiry as they were; nothing else but the layout
-    # (the stored records' ids; their values are rewritten by layout 8), and each group's four state
-    # keys folded into one hash by layout 9, every value in it, and its stats counters too (layout 10)
+    # (the stored records' ids; their values are rewritten by layout 8), and each group's keys and
+    # stats counters folded into one hash by layout 9, every value in it
     records = (b":pairrecs", b":ktorecs")
     moved = {tagged(name): value for name, value in before.items() if name != keys.LAYOUT.encode()}
-    folded = {n: v for n, v in moved.items() if n.split(b":")[-2] in (b"gver", b"gpairs", b"gkto", b"gmatch")}
+    folded = {n: v for n, v in moved.items() if n.split(b":")[-2] in (b"group", b"gver", b"gpairs", b"gkto", b"gmatch")}
     stats = {n: v for n, v in moved.items() if stats_hash(n)}
     assert len(folded) > 10 and len(stats) > 2
     assert_folded(conn, folded, stats)
     moved = {n: v for n, v in moved.items() if n not in folded and n not in stats}
-    after = {n: v for n, v in after.items() if b":gstate:" not in n and not stats_hash(n)}
+    after = {n: v for n, v in after.items() if b":group:" not in n and not stats_hash(n)}
     assert {name: value for name, value in after.items() if name != keys.LAYOUT.encode()}.keys() == moved.keys()
     assert {n: v for n, v in after.items() if n in moved and not n.endswith(records)} == {
         n: v for n, v in moved.items() if not n.endswith(records)

@@ -62,7 +62,7 @@ def test_pairing_after_the_move_keeps_moved_pairs_it_would_make_again(conn, sett
     (stored,) = stored_records(conn, pk, gid)
     # Put the group back into layout 1, as an older version would have left it.
     (pair_id,) = group_pair_ids(conn, pk, gid)
-    conn.hdel(pk.group_state(gid), group_state.PAIR + pair_id)
+    conn.hdel(pk.group(gid), group_state.PAIR + pair_id)
     conn.hdel(pk.pair_records, pair_id)
     conn.delete(keys.LAYOUT)
     legacy = {**legacy_record(0), "id": pair_id, "group_id": gid, "prompt": "Q", "chosen": "good", "rejected": "bad"}
@@ -73,11 +73,11 @@ def test_pairing_after_the_move_keeps_moved_pairs_it_would_make_again(conn, sett
     assert [r["chosen"] for r in stored_records(conn, pk, gid)] == [stored["chosen"]]
 
 
-def as_layout_9(conn, pk: keys.ProjectKeys) -> int:
+def counters_before_layout_9(conn, pk: keys.ProjectKeys) -> int:
     """Put the groups' stats counters back where layouts before 10 kept them: ``<metric>|g:<group>``
     fields of the stats hashes. Returns how many."""
     moved = 0
-    for name in conn.scan_iter(match=pk.group_state("*")):
+    for name in conn.scan_iter(match=pk.group("*")):
         gid = name.decode().rsplit(":", 1)[1]
         for bucket, counts in group_state.counts(conn.hgetall(name)).items():
             key = pk.stats_total if bucket == "" else pk.stats_hour(bucket)
@@ -96,14 +96,14 @@ def test_the_dislikes_ranking_is_built_from_the_counters_an_older_layout_kept(co
     store(conn, settings, *events, project=P)
     pk = keys.ProjectKeys(P)
     before = most_disliked(conn, P)
-    # An older version kept the counters, in the stats hashes (before layout 10), but no ranking.
-    states = {name: conn.hgetall(name) for name in conn.scan_iter(match=pk.group_state("*"))}
-    as_before = as_layout_9(conn, pk)
+    # An older version kept the counters, in the stats hashes (before layout 9), but no ranking.
+    states = {name: conn.hgetall(name) for name in conn.scan_iter(match=pk.group("*"))}
+    as_before = counters_before_layout_9(conn, pk)
     conn.delete(pk.disliked_groups)
     conn.set(keys.LAYOUT, b"2")
     assert most_disliked(conn, P) == []
     migrate(conn)
-    # the ranking built, and the counters back in the groups' state hashes, exactly
+    # the ranking built, and the counters back in the groups' hashes, exactly
     assert as_before > 0 and {name: conn.hgetall(name) for name in states} == states
     assert not [name for name in conn.hkeys(pk.stats_total) if b"|g:" in name]
     after = most_disliked(conn, P)
@@ -167,10 +167,10 @@ def test_layout_8_makes_stored_rows_refer_to_their_responses_only_where_they_joi
     # Each group's pair and KTO items stored whole, as layout 7 stored them
     for snap in read_groups(conn, pk, gids):
         (pair,) = make_pairs(snap.group_id, snap.labels, 10)
-        conn.hset(pk.group_state(snap.group_id), group_state.PAIR + pair.id, "")
+        conn.hset(pk.group(snap.group_id), group_state.PAIR + pair.id, "")
         conn.hset(pk.pair_records, pair.id, whole_pair(pair_record(pair, snap.prompt, 5.0)))
         for item in kto_items(snap.group_id, snap.labels):
-            conn.hset(pk.group_state(snap.group_id), group_state.KTO + item.id, "")
+            conn.hset(pk.group(snap.group_id), group_state.KTO + item.id, "")
             conn.hset(pk.kto_records, item.id, whole_kto(kto_record(item, snap.prompt, 5.0)))
     before = {**conn.hgetall(pk.pair_records), **conn.hgetall(pk.kto_records)}
     # one group's losing answer is gone; another's record holds a prompt its responses do not

@@ -73,7 +73,7 @@ def test_old_hours_roll_up_to_days_with_the_same_answers(conn, settings):
     assert all(len(h) == 10 for h in days_in(conn, PK.match_hours) if h[:10] in old)
     assert conn.get(PK.stats_rolled).decode() == max(old)
     # the groups' counters of the old days' hours are their days' now
-    states = [conn.hgetall(name) for name in conn.scan_iter(match=PK.group_state("*"))]
+    states = [conn.hgetall(name) for name in conn.scan_iter(match=PK.group("*"))]
     buckets = {bucket for state in states for bucket in group_state.counts(state)}
     assert done["group_fields"] > 0 and {b[:10] for b in buckets if b[:10] in old} <= set(old)
     assert not [b for b in buckets if len(b) == 13 and b[:10] in old]

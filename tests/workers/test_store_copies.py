@@ -33,19 +33,19 @@ def test_a_copy_comes_up_to_the_current_layout_and_answers_as_its_version_did(pa
     pk = keys.ProjectKeys(P)
     stored = [*conn.hvals(pk.pair_records), *conn.hvals(pk.kto_records)]
     assert stored and all(refs.is_ref(raw) for raw in stored)
-    # each group's pairing state is one hash (layout 9): none of the four keys it was is left
+    # each group is one hash (layout 9): none is a set, none of the four keys of its state is left
     assert not [name for pattern in pk.legacy_group_keys("*") for name in conn.scan_iter(match=pattern)]
-    assert any(conn.scan_iter(match=pk.group_state("*")))
-    # and its stats counters are there too (layout 10): none is left in a stats hash
+    assert any(conn.scan_iter(match=pk.group("*"))) and not any(conn.scan_iter(match=pk.group("*"), _type="set"))
+    # and its stats counters are there too: none is left in a stats hash
     buckets = [pk.stats_total, *(pk.stats_hour(h.decode()) for h in conn.smembers(pk.stats_hours))]
     assert not [name for key in buckets for name in conn.hkeys(key) if b"|g:" in name]
     # stats, leaderboard, the snapshot's rows, and the next incremental run sends what that
     # version's next run sent, no more: the export cursor and the exported set came along
     assert answers(conn, client, s3, settings, then["secret"]) == then
-    # a response stored with all its dimensions in 'dims' (before layout 10) counts feedback under them
+    # a response stored with all its dimensions in 'dims' (before layout 9) counts feedback under them
     stored = [(k, conn.hget(k, "dims")) for k in conn.scan_iter(match=pk.response("*"))]
     with_dims = [(k, json.loads(d)) for k, d in stored if d is not None]
-    assert bool(with_dims) == (layout < 10)
+    assert bool(with_dims) == (layout < 9)
     if with_dims:
         name, dims = next((k, d) for k, d in with_dims if any(x.startswith("m:") for x in d))
         counted = [d for d in dims if not d.startswith("g:")]

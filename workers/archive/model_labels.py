@@ -21,7 +21,7 @@ LOG_FIELD = b"m"
 
 
 def _touch(pipe: Pipe, pk: keys.ProjectKeys, group_id: str, now: float) -> None:
-    pipe.hincrby(pk.group_state(group_id), group_state.VERSION, 1)
+    pipe.hincrby(pk.group(group_id), group_state.VERSION, 1)
     pipe.zadd(pk.dirty, {group_id: now}, nx=True)
     pipe.zadd(pk.group_changed, {group_id: int(now)})  # a labelled group changed, to the second (compaction.py)
 
@@ -51,7 +51,7 @@ def write_reference(
 ) -> None:
     """Queue a reference answer (a response hash of the group, kept) and mark the group for pairing."""
     pipe.hset(pk.response(fields["id"]), mapping=fields)
-    pipe.sadd(pk.group(group_id), fields["id"])
+    pipe.hset(pk.group(group_id), group_state.MEMBER + fields["id"], "")
     _touch(pipe, pk, group_id, now)
     if archive:
         _archive(pipe, pk, {"kind": REFERENCE, "group": group_id, "fields": fields}, now)

@@ -183,9 +183,7 @@ class _Run:
             where = compacted.Location(segment, len(body), len(blob))
             body += blob
             commands = group_snapshot.removal_commands(self.pk, snap) + _index_commands(self.pk, snap, where)
-            writes.append(
-                [snap["group"], snap["changed"], self.pk.group_state(snap["group"]), snap["version"], commands]
-            )
+            writes.append([snap["group"], snap["changed"], self.pk.group(snap["group"]), snap["version"], commands])
         self.lock.renew()
         put_bytes(self.s3, self.layout.bucket, self.layout.segment(segment), bytes(body), "application/gzip")
         self.lock.renew()

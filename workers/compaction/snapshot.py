@@ -6,8 +6,8 @@ A snapshot holds every key of the group (its members, each response's hash with 
 expire, votes, ratings and comments, the users' judgements, its head-to-head results, version),
 its pairs' and KTO items' records with whether each is exported and which source each pair came
 from, its place in the dislikes ranking, and its stats counters by bucket (``stats``: "" all
-time, else an hour or a day -> ``<metric>|g:<group>`` -> count; kept in its state hash since
-layout 10, in the stats hashes before, and always named so in the snapshot). Values are text:
+time, else an hour or a day -> ``<metric>|g:<group>`` -> count; kept in its hash since
+layout 9, in the stats hashes before, and always named so in the snapshot). Values are text:
 everything stored is UTF-8 (what is not is kept by surrogate escapes).
 """
 
@@ -54,20 +54,19 @@ def read_snapshots(
 def _read_group_keys(
     conn: redis.Redis, pk: keys.ProjectKeys, groups: dict[str, float], now: float
 ) -> list[dict[str, Any]]:
-    """The first round trip: each group's own keys (members, its state: version, matches, the
-    ids of its pairs and KTO items, counters; judgements), as snapshots still holding the ids
-    to read next."""
+    """The first round trip: each group's own keys (its hash: members, version, matches, the ids
+    of its pairs and KTO items, counters; its judgements), as snapshots still holding the ids to
+    read next."""
     gids = list(groups)
     pipe = conn.pipeline(transaction=False)
     for gid in gids:
-        pipe.smembers(pk.group(gid))
-        pipe.hgetall(pk.group_state(gid))
+        pipe.hgetall(pk.group(gid))
         pipe.hgetall(pk.judgements(gid))
         pipe.zscore(pk.disliked_groups, gid)
     rows = pipe.execute()
     snaps: list[dict[str, Any]] = []
     for i, gid in enumerate(gids):
-        members, raw_state, judged, disliked = rows[4 * i : 4 * i + 4]
+        raw_state, judged, disliked = rows[3 * i : 3 * i + 3]
         state = group_state.parse(raw_state)
         snaps.append(
             {
@@ -76,7 +75,7 @@ def _read_group_keys(
                 "changed": groups[gid],
                 "compacted_ms": int(now * 1000),
                 "version": state.version,
-                "members": sorted(_text(m) for m in members),
+                "members": group_state.members(raw_state),
                 "judgements": _hash(judged),
                 "matches": {name: str(count) for name, count in state.matches.items()},
                 "pair_ids": sorted(state.pair_ids),
@@ -167,7 +166,7 @@ def stats_key(pk: keys.ProjectKeys, bucket: str) -> str:
 def removal_commands(pk: keys.ProjectKeys, snap: dict[str, Any]) -> list[Command]:
     """What takes a group out of Redis once its snapshot is in the archive."""
     gid = snap["group"]
-    doomed = [pk.group(gid), pk.group_state(gid), pk.judgements(gid)]
+    doomed = [pk.group(gid), pk.judgements(gid)]
     for rid in snap["members"]:
         doomed += [pk.response(rid), pk.votes(rid), pk.ratings(rid), pk.comments(rid)]
     commands: list[Command] = [["DEL", *doomed], ["ZREM", pk.group_changed, gid], ["ZREM", pk.disliked_groups, gid]]
@@ -226,10 +225,10 @@ def _group_commands(pk: keys.ProjectKeys, snap: dict[str, Any]) -> list[Command]
     added to what arrived while it was away."""
     gid = snap["group"]
     cmds: list[Command] = []
+    state = pk.group(gid)
     if snap["members"]:
-        cmds.append(["SADD", pk.group(gid), *map(_raw, snap["members"])])
-    cmds.append(["PERSIST", pk.group(gid)])
-    state = pk.group_state(gid)
+        cmds.append(group_state.add(state, group_state.MEMBER, snap["members"]))
+    cmds.append(["PERSIST", state])
     if snap["version"]:
         cmds.append(["HINCRBY", state, group_state.VERSION, snap["version"]])
     if snap["judgements"]:
@@ -253,7 +252,7 @@ def _group_commands(pk: keys.ProjectKeys, snap: dict[str, Any]) -> list[Command]
 
 
 def _stats_commands(pk: keys.ProjectKeys, gid: str, stats: dict[str, dict[str, int]], rolled_day: str) -> list[Command]:
-    """The group's stats counters added back to its state hash; an hour whose day was rolled up
+    """The group's stats counters added back to its hash; an hour whose day was rolled up
     since goes to the day."""
     cmds: list[Command] = []
     dim = dimension("group", gid)
@@ -263,7 +262,7 @@ def _stats_commands(pk: keys.ProjectKeys, gid: str, stats: dict[str, dict[str, i
         for name, by in fields.items():
             metric, of = split_field(name)
             if of == dim:
-                cmds.append(["HINCRBY", pk.group_state(gid), group_state.counter_field(bucket, metric), by])
+                cmds.append(["HINCRBY", pk.group(gid), group_state.counter_field(bucket, metric), by])
     return cmds
 
 

@@ -98,8 +98,8 @@ class HotPass:
         for _ in range(ATTEMPTS):
             with self.conn.pipeline(transaction=True) as pipe:
                 try:
-                    members = [m.decode() for m in self.conn.smembers(pk.group(gid))]
-                    pipe.watch(pk.group(gid), pk.group_state(gid), *(pk.comments(r) for r in members))
+                    members = group_state.members(self.conn.hkeys(pk.group(gid)))
+                    pipe.watch(pk.group(gid), *(pk.comments(r) for r in members))
                     snap = group_snapshot.read_snapshots(self.conn, pk, {gid: 0.0}, time.time())[0]
                     if sorted(members) != snap["members"]:
                         continue
@@ -114,7 +114,7 @@ class HotPass:
                     pipe.multi()
                     for command in commands:
                         pipe.execute_command(*command)
-                    pipe.hincrby(pk.group_state(gid), group_state.VERSION, 1)
+                    pipe.hincrby(pk.group(gid), group_state.VERSION, 1)
                     pipe.zadd(pk.dirty, {gid: now})
                     pipe.execute()
                 except redis.WatchError:
@@ -132,7 +132,7 @@ class HotPass:
         if not n:
             return []
         field = group_state.counter_field("", "pairs")
-        return [["HINCRBY", self.pk.stats_total, "pairs", -n], ["HINCRBY", self.pk.group_state(gid), field, -n]]
+        return [["HINCRBY", self.pk.stats_total, "pairs", -n], ["HINCRBY", self.pk.group(gid), field, -n]]
 
     def _retract_gone(self, gid: str, pairs: list[str], kto: list[str]) -> None:
         """Log as retracted the tainted items re-pairing did not make again."""
@@ -143,7 +143,7 @@ class HotPass:
         for ids, prefix, op in kinds:
             if not ids:
                 continue
-            listed = self.conn.hmget(pk.group_state(gid), [prefix + i for i in ids])
+            listed = self.conn.hmget(pk.group(gid), [prefix + i for i in ids])
             for item, there in zip(ids, listed, strict=True):
                 if there is None:
                     pipe.xadd(pk.pair_log, stored.pair_log_entry(op, item, gid))
@@ -155,10 +155,10 @@ class HotPass:
     def _drop_if_empty(self, gid: str) -> None:
         """A group whose every response was erased leaves Redis once re-pairing has retracted its pairs."""
         pk = self.pk
-        if self.conn.exists(pk.group(gid)):
+        if group_state.members(self.conn.hkeys(pk.group(gid))):
             return
         pipe = self.conn.pipeline(transaction=True)
-        pipe.delete(pk.group_state(gid), pk.judgements(gid))
+        pipe.delete(pk.group(gid), pk.judgements(gid))
         pipe.zrem(pk.group_changed, gid)
         pipe.zrem(pk.dirty, gid)
         pipe.zrem(pk.disliked_groups, gid)

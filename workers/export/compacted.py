@@ -102,7 +102,7 @@ def hot_items(
     """The current pairs and KTO items of groups in Redis, without the pairs of ``excluded`` sources."""
     out: tuple[list[Added], list[Added]] = ([], [])
     for gid in gids:
-        state = conn.hgetall(pk.group_state(gid))
+        state = conn.hgetall(pk.group(gid))
         for n, (ids, records_key) in enumerate(
             ((group_state.pair_ids(state), pk.pair_records), (group_state.kto_ids(state), pk.kto_records))
         ):

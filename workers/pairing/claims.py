@@ -107,8 +107,7 @@ class Claims:
             return out
 
         payload = [
-            [gid, self.pk.group_state(gid), version, [carried(c) for c in commands]]
-            for gid, version, commands in writes
+            [gid, self.pk.group(gid), version, [carried(c) for c in commands]] for gid, version, commands in writes
         ]
         args = [token, repr(now), orjson.dumps(payload), *blobs]
         return [s.decode() for s in self._apply(keys=[self.pk.dirty, self.pk.pair_claims], args=args)]

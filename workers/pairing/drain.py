@@ -77,8 +77,7 @@ def read_groups(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -
     (one transaction, so they agree), then every member's response and feedback."""
     pipe = conn.pipeline(transaction=True)
     for gid in group_ids:
-        pipe.hgetall(pk.group_state(gid))
-        pipe.smembers(pk.group(gid))
+        pipe.hgetall(pk.group(gid))
         pipe.hgetall(pk.judgements(gid))
         pipe.hget(pk.quality_digests, gid)
     pipe.hget(pk.quality, quality_cache.SUSPECTS)
@@ -86,7 +85,7 @@ def read_groups(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -
     suspects = _suspects_of(cached)
     snaps, members = [], []
     for i, gid in enumerate(group_ids):
-        raw_state, rids, judged, digested = rows[4 * i : 4 * i + 4]
+        raw_state, judged, digested = rows[3 * i : 3 * i + 3]
         state = group_state.parse(raw_state)
         judgements, picks = stored.judgements_with_picks({k.decode(): v.decode() for k, v in judged.items()})
         snaps.append(
@@ -103,7 +102,7 @@ def read_groups(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -
                 suspects=suspects,
             )
         )
-        members.append(sorted(r.decode() for r in rids))
+        members.append(group_state.members(raw_state))
     # JSON fields left as text: only the first response's messages are needed, for the prompt.
     found = iter(stored.read_responses(conn, pk, [rid for rids in members for rid in rids], json_fields=()))
     for snap, rids in zip(snaps, members, strict=True):
@@ -208,7 +207,7 @@ def plan_writes(
     records = {p.id: stored_pair(p, now) for p in pairs}
     items = {k.id: stored_kto(k, now) for k in kto_items(gid, snap.labels, snap.judgements)}
     pair_ops = (stored.PAIR_ADD, stored.PAIR_RETRACT)
-    state_key = pk.group_state(gid)
+    state_key = pk.group(gid)
     commands, added, removed = _replace(
         (state_key, group_state.PAIR), pk.pair_records, snap.pair_ids, records, pk.pair_log, gid, pair_ops
     )
@@ -246,7 +245,7 @@ def plan_writes(
         # The group's counts changed in this hour: ranged stats by group find it by its last change.
         commands.append(["ZADD", pk.group_changed, "GT", str(int(now)), gid])
     if snap.expired:
-        commands.append(["SREM", pk.group(gid), *snap.expired])
+        commands.append(group_state.remove(state_key, group_state.MEMBER, snap.expired))
     return commands, {"added": added, "removed": removed, "pairs": len(records)}
 
 

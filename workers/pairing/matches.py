@@ -61,7 +61,7 @@ def result_commands(
         return []
     commands: list[Command] = [["HINCRBY", pk.matches_hour(hour), k, str(d)] for k, d in sorted(changed.items())]
     commands.append(["SADD", pk.match_hours, hour])
-    state = pk.group_state(group_id)
+    state = pk.group(group_id)
     gone = sorted(old.keys() - new.keys())
     if gone:
         commands.append(["HDEL", state, *(group_state.MATCH + k for k in gone)])

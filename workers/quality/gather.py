@@ -59,10 +59,10 @@ def read_views(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) ->
     filters read of a group (members, judgements, each member's answer and feedback), no more."""
     pipe = conn.pipeline(transaction=False)
     for gid in group_ids:
-        pipe.smembers(pk.group(gid))
+        pipe.hkeys(pk.group(gid))
         pipe.hgetall(pk.judgements(gid))
     found = pipe.execute()
-    members = [sorted(m.decode() for m in found[2 * i]) for i in range(len(group_ids))]
+    members = [group_state.members(found[2 * i]) for i in range(len(group_ids))]
     pipe = conn.pipeline(transaction=False)
     for rids in members:
         for rid in rids:
@@ -149,7 +149,7 @@ def read_rows(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) -> 
     """The current pairs of groups in Redis as rows, each with when it was paired."""
     pipe = conn.pipeline(transaction=False)
     for gid in group_ids:
-        pipe.hgetall(pk.group_state(gid))
+        pipe.hgetall(pk.group(gid))
     states = pipe.execute()
     owners = [(x, gid) for gid, raw in zip(group_ids, states, strict=True) for x in group_state.pair_ids(raw)]
     if not owners:

@@ -15,6 +15,7 @@ from tests.support import (
     P,
     auth,
     feedback,
+    group_members,
     group_pair_ids,
     make_key,
     read_jsonl_gz,
@@ -85,7 +86,7 @@ def test_a_judged_pair_is_marked_and_left_out_of_human_exports(conn, s3, setting
     (value,) = conn.hvals(keys.ProjectKeys(P).judgements(gid))
     assert value.decode().endswith("|j|BA")
     # the judged answers had no feedback: the verdict keeps them (and their group), as the pair names them
-    members = sorted(m.decode() for m in conn.smembers(keys.ProjectKeys(P).group(gid)))
+    members = group_members(conn, keys.ProjectKeys(P), gid)
     assert members and [conn.ttl(keys.ProjectKeys(P).response(m)) for m in members] == [-1] * len(members)
     assert conn.ttl(keys.ProjectKeys(P).group(gid)) == -1
     human = export_project(conn, s3, settings, P, exports.new_export_id(), "snapshot")

@@ -16,6 +16,7 @@ from tests.support import (
     all_rows,
     auth,
     feedback,
+    group_members,
     likeloop_cli,
     read_jsonl_gz,
     response,
@@ -156,11 +157,11 @@ def test_compacting_everything_leaves_at_most_a_fifth_of_the_bytes(conn, s3, set
     assert result.groups == 300 and result.responses == 600
     after = project_bytes(conn)
     assert after / before <= 0.20, (after, before)
-    # The groups' counters were in their state hashes and left with them; the stats hashes hold
+    # The groups' counters were in their hashes and left with them; the stats hashes hold
     # none and count what they did.
     assert not [k for k in stats_fields if b"|g:" in k]
     assert conn.hgetall(PK.stats_total) == stats_fields
-    assert not list(conn.scan_iter(match=PK.group_state("*")))
+    assert not list(conn.scan_iter(match=PK.group("*")))
 
 
 def test_a_new_response_to_a_compacted_prompt_joins_its_group(conn, client, s3, settings):
@@ -170,7 +171,7 @@ def test_a_new_response_to_a_compacted_prompt_joins_its_group(conn, client, s3, 
     assert statuses == ["accepted", "accepted"] and len(dirty) == 1
     pair_all(conn, settings)
     gid = dirty[0]
-    members = {m.decode() for m in conn.smembers(PK.group(gid))}
+    members = set(group_members(conn, PK, gid))
     assert members == {"good2", "bad2", "good2b"}
     assert conn.ttl(PK.group(gid)) == -1
     pairs = [json.loads(v) for v in all_rows(conn, PK).values()]

@@ -2,7 +2,7 @@
 
 from likeloop_server import keys
 from likeloop_server.identity import prompt_group_id
-from tests.support import P, response, stored_records
+from tests.support import P, group_members, response, stored_records
 from tests.support import feedback as vote
 from tests.support import store as send
 from workers.pairing.drain import pair_group_with
@@ -99,7 +99,7 @@ def test_expired_responses_leave_the_group(conn, settings):
     send(conn, settings, resp("a", "good"), resp("b", "bad"), vote("like", "a", "u"), vote("dislike", "b", "u"))
     conn.delete(keys.ProjectKeys(P).response("b"))
     assert pair_group_with(conn, P, GID, 100)["pairs"] == 0
-    assert conn.smembers(keys.ProjectKeys(P).group(GID)) == {b"a"}
+    assert group_members(conn, keys.ProjectKeys(P), GID) == ["a"]
 
 
 def stored_kto(conn):
