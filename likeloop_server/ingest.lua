@@ -404,7 +404,7 @@ local function store_response(ev)
   -- A fresh id (made by the service for this event) is stored nowhere and awaited by nobody.
   if not fresh and redis.call('EXISTS', rkey) == 1 then return 'duplicate' end
   local gkey = K.group .. gid
-  redis.call('HSET', rkey, 'id', rid, 'group', gid, unpack(ev, 6))
+  redis.call('HSET', rkey, 'group', gid, unpack(ev, 6))  -- its id is its key's
   redis.call('EXPIRE', rkey, resp_ttl)
   if grown[gkey] == nil then
     grown[gkey] = redis.call('TTL', gkey)

@@ -53,10 +53,11 @@ def parse_messages(raw: bytes) -> list[dict[str, Any]]:
 
 def parse_response(raw: dict[bytes, bytes], json_fields: tuple[str, ...] = _JSON_FIELDS) -> dict[str, Any] | None:
     """A response hash as text fields, its JSON fields decoded and ``ts`` a float; None if empty
-    (the response expired or never existed). Fields: ``id``, ``group``, ``response``, ``model``,
-    ``ts``, ``hour``, ``kdims`` (JSON text: its counted metadata values, if any; ``dims``, all its
-    stats dimensions, before layout 9) and, when given, ``prompt``, ``messages``, ``system``, ``prompt_id``,
-    ``user_id``, ``session_id``, ``metadata``, ``correction`` (+ ``correction_user``, ``_ts``)."""
+    (the response expired or never existed). Fields: ``group``, ``response``, ``model``, ``ts``,
+    ``hour``, ``kdims`` (JSON text: its counted metadata values, if any; ``dims``, all its stats
+    dimensions, and ``id`` before layout 9) and, when given, ``prompt``, ``messages``, ``system``,
+    ``prompt_id``, ``user_id``, ``session_id``, ``metadata``, ``correction`` (+ ``correction_user``,
+    ``_ts``)."""
     if not raw:
         return None
     out: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}

@@ -28,7 +28,7 @@ def test_a_response_is_stored_with_its_group(conn, settings):
     # Unlabelled, it counts under its model only: its group counts it once it has feedback.
     assert stats(conn) == {"responses": 1, "responses|m:m1": 1}
     store(conn, settings, fb("like", "r1", "u1"), fb("like", "r1", "u2"))
-    # The group counts it in its own state hash (all time and in the hour), not in the stats hashes.
+    # The group counts it in its own hash (all time and in the hour), not in the stats hashes.
     hour = conn.hget(pk.response("r1"), "hour").decode()
     counted = conn.hgetall(pk.group(gid))
     assert group_state.counts(counted) == {"": {"responses": 1, "likes": 2}, hour: {"responses": 1, "likes": 2}}

@@ -47,9 +47,10 @@ class Scope:
         cut = utc_hour(self.before)
         return hour <= (cut[:10] if len(hour) == 10 else cut)
 
-    def response_erased(self, fields: dict[str, Any]) -> bool:
-        """Whether a stored response (its hash fields) is erased: named, an erased user's, or old."""
-        if fields.get("id") in self.responses:
+    def response_erased(self, rid: str, fields: dict[str, Any]) -> bool:
+        """Whether a stored response (its id, its hash fields) is erased: named, an erased user's,
+        or old."""
+        if rid in self.responses:
             return True
         ts = fields.get("ts")
         return self.user_erased(fields.get("user_id"), float(ts) if ts is not None else None) or self.old(ts)
@@ -122,7 +123,7 @@ def filter_snapshot(snap: dict[str, Any], scope: Scope) -> Filtered:
     built on any of that leave too (``tainted_*``), so re-pairing rebuilds them from what stays."""
     out = Filtered(copy.deepcopy(snap))
     new = out.snap
-    erased = {rid for rid, r in new["responses"].items() if scope.response_erased(r["fields"])}
+    erased = {rid for rid, r in new["responses"].items() if scope.response_erased(rid, r["fields"])}
     erased |= {rid for rid in new["members"] if rid in scope.responses}
     people_left = [
         rid
