@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import redis
 
 from . import defaults, group_state, keys
-from .counters import DIMENSIONS
+from .counters import DIMENSIONS, PACKED, PACKED_LUA, packed_lua_header
 from .direct_script import DirectScript
 from .ingest import RESPONSE_SHAPE_AT, RESPONSE_TYPE, dumps_bytes
 from .settings import Settings
@@ -23,8 +23,8 @@ from .settings import Settings
 
 def _script_source() -> str:
     """ingest.lua, after lines that name the key arguments it gets first (keys.py's names), the
-    stats dimensions' prefixes (counters.py's) and the fields of a group's hash it writes
-    (group_state.py's)."""
+    stats dimensions' prefixes (counters.py's), the fields of a group's hash it writes
+    (group_state.py's) and the packed per-user counters' order and functions (counters.py's)."""
     names = ", ".join(f"{name} = KEYS[{i}]" for i, name in enumerate(keys.INGEST_SCRIPT_KEYS, start=1))
     dims = ", ".join(f"{kind} = '{prefix}'" for kind, prefix in DIMENSIONS.items())
     state = ", ".join(
@@ -37,6 +37,7 @@ def _script_source() -> str:
         )
     )
     header = f"local K = {{{names}}}\nlocal D = {{{dims}}}\nlocal G = {{{state}}}\n"
+    header += packed_lua_header() + f"local PACKED = '{PACKED}'\n" + PACKED_LUA
     return header + (Path(__file__).parent / "ingest.lua").read_text(encoding="utf-8")
 
 

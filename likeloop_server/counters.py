@@ -2,9 +2,13 @@
 of a stats hash (``keys.ProjectKeys.stats_total``, ``stats_hour``) is named and read back.
 
 A field is a metric (``likes``) or a metric under one dimension of the response it counts
-(``likes|m:gpt-4o``): ``m:`` its model, ``g:`` its prompt group, ``u:`` its user, ``k:`` one
-metadata key=value. The ingest script bumps the metric fields with the dimensions a response
-was stored with (``stat_dims``); pairing bumps ``pairs`` per group; the export ``pairs_exported``.
+(``likes|m:gpt-4o``): ``m:`` its model, ``u:`` its user, ``k:`` one metadata key=value (a prompt
+group's counters are in its own hash: group_state.py). A user's counters in a hash are one field,
+``all|u:<user>``, holding every metric's count in ``COUNTERS`` order (``2,1,1``: two responses,
+a like, a dislike; trailing zeros left out): one field a user and bucket instead of one a metric
+(``PACKED``, ``pack``, ``unpack``; the scripts that write them share ``PACKED_LUA``). The ingest
+script bumps the metric fields with the dimensions a response was stored with (``stat_dims``);
+pairing bumps ``pairs`` per group; the export ``pairs_exported``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,36 @@ INGEST_METRICS = (
 )  # fmt: skip
 COUNTERS = (*INGEST_METRICS, "pairs")
 PAIRS_EXPORTED = "pairs_exported"  # only in the project's total hash
+
+PACKED = "all"  # the metric of a field packing every counter of one user (module docstring)
+
+# Lua functions over packed counters, for the scripts that write them (ingest.lua, the layout
+# migration, retention); they need ``C``, the list of ``COUNTERS`` (``packed_lua_header``).
+#   unpack_counts(text) -> {index -> count};  add_packed(key, field, deltas): adds
+#   {index -> delta} to a packed field, removing it when every count is zero.
+PACKED_LUA = """
+local function unpack_counts(text)
+  local counts, i = {}, 1
+  for n in string.gmatch(text or '', '[^,]+') do
+    counts[i] = tonumber(n)
+    i = i + 1
+  end
+  return counts
+end
+local function add_packed(key, field, deltas)
+  local counts = unpack_counts(redis.call('HGET', key, field))
+  for i, by in pairs(deltas) do counts[i] = (counts[i] or 0) + by end
+  local n = #C
+  while n > 0 and (counts[n] or 0) == 0 do n = n - 1 end
+  if n == 0 then
+    redis.call('HDEL', key, field)
+    return
+  end
+  local out = {}
+  for i = 1, n do out[i] = string.format('%d', counts[i] or 0) end
+  redis.call('HSET', key, field, table.concat(out, ','))
+end
+"""
 
 # Dimension kind (as stats queries name it) -> the prefix of its values in field names.
 DIMENSIONS = {"model": "m:", "group": "g:", "user": "u:", "meta": "k:"}
@@ -97,6 +131,25 @@ def bounded_dims(model: str, metadata: dict[str, Any] | None) -> list[str]:
     return dims
 
 
+def packed_lua_header() -> str:
+    """``C``, the counters in their packed order, as a Lua line for ``PACKED_LUA``."""
+    return "local C = {" + ", ".join(f"'{name}'" for name in COUNTERS) + "}\n"
+
+
+def pack(counts: dict[str, int]) -> str:
+    """Counters as a packed field's value (``COUNTERS`` order, trailing zeros left out)."""
+    values = [counts.get(name, 0) for name in COUNTERS]
+    while values and values[-1] == 0:
+        values.pop()
+    return ",".join(map(str, values))
+
+
+def unpack(value: bytes | str) -> dict[str, int]:
+    """A packed field's counters, by metric (those it holds, zeros left out)."""
+    text = value.decode() if isinstance(value, bytes) else value
+    return {name: int(n) for name, n in zip(COUNTERS, text.split(",") if text else [], strict=False) if int(n)}
+
+
 def split_hash(raw: dict[bytes, bytes]) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
     """A stats hash as (plain metric -> count, dimension -> metric -> count)."""
     plain: dict[str, int] = {}
@@ -105,6 +158,10 @@ def split_hash(raw: dict[bytes, bytes]) -> tuple[dict[str, int], dict[str, dict[
         metric, dim = split_field(k.decode())
         if dim is None:
             plain[metric] = int(v)
+        elif metric == PACKED:
+            counts = dims.setdefault(dim, {})
+            for name, n in unpack(v).items():
+                counts[name] = counts.get(name, 0) + n
         else:
             dims.setdefault(dim, {})[metric] = int(v)
     return plain, dims

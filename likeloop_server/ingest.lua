@@ -128,15 +128,35 @@ local function incr_group(d, bucket_period, metric, by)
   incr(key, G.bucket .. bucket_period .. '|' .. metric, by)
 end
 
+-- A user's counters in a stats hash are one packed field (counters.PACKED: all|u:<user>, every
+-- metric's count in C's order): the increments of a batch are summed here by metric index and
+-- added to each field once at the end (add_packed, counters.PACKED_LUA).
+local packed = {}  -- stats hash -> user dimension -> metric index -> delta
+local metric_index = {}
+for i, name in ipairs(C) do metric_index[name] = i end
+local function incr_packed(key, d, metric, by)
+  local users = packed[key]
+  if not users then
+    users = {}
+    packed[key] = users
+  end
+  local deltas = users[d]
+  if not deltas then
+    deltas = {}
+    users[d] = deltas
+  end
+  local i = metric_index[metric]
+  deltas[i] = (deltas[i] or 0) + by
+end
+
 -- Count a metric under an unbounded dimension: a group in its hash, a user in the stats
 -- hashes (in the total only once the bucket's per-user counters are gone).
 local function incr_dim(total, bucket, bucket_period, d, metric, by)
   if string.sub(d, 1, #D.group) == D.group then
     incr_group(d, bucket_period, metric, by)
-  elseif users_gone(bucket_period) then
-    incr(total, metric .. '|' .. d, by)
   else
-    incr_both(total, bucket, metric .. '|' .. d, by)
+    incr_packed(total, d, metric, by)
+    if not users_gone(bucket_period) then incr_packed(bucket, d, metric, by) end
   end
 end
 
@@ -514,6 +534,14 @@ for key, fields in pairs(increments) do
         hour = nil
       end
     end
+  end
+end
+
+for key, users in pairs(packed) do
+  for d, deltas in pairs(users) do
+    local any = false
+    for _, by in pairs(deltas) do if by ~= 0 then any = true end end
+    if any then add_packed(key, PACKED .. '|' .. d, deltas) end
   end
 end
 

@@ -18,7 +18,7 @@ from typing import Any
 import redis
 
 from . import defaults, group_state, keys, stored
-from .counters import COUNTERS, DIMENSIONS, PAIRS_EXPORTED, dimension, field, in_period, split_hash
+from .counters import COUNTERS, DIMENSIONS, PACKED, PAIRS_EXPORTED, dimension, field, in_period, split_hash, unpack
 from .errors import InvalidValue
 from .leaderboard import judge_agreement
 
@@ -177,9 +177,8 @@ def _user_counts(conn: redis.Redis, project: str, q: StatsQuery, result: dict[st
         after = (datetime.strptime(pruned.decode(), "%Y-%m-%d") + timedelta(days=1)).strftime("%Y-%m-%d")
     result["filters"]["user_days_from"] = after
     if q.since is None and q.until is None:
-        names = [field(metric, q.dim_key) for metric in COUNTERS]
-        found = conn.hmget(pk.stats_total, names)
-        result["totals"] = derive({m: int(v) for m, v in zip(COUNTERS, found, strict=True) if v is not None})
+        found = conn.hget(pk.stats_total, field(PACKED, q.dim_key))
+        result["totals"] = derive(unpack(found) if found else {})
 
 
 JUDGE_COUNTERS = ("judge_calls", "judge_tokens", "judge_verdicts", "judge_unparseable", "judge_errors", "judge_ms")

@@ -35,7 +35,8 @@ its members (a set before), version, pair and KTO ids and results (four keys bef
 ``gpairs``, ``gkto``, ``gmatch``) and its stats counters (``<metric>|g:<group>`` fields of every
 stats hash before). First, in every project, each group's set becomes its hash and its four keys
 fold into it, in one script call per group; then each project's stats hashes give their group
-fields to the groups' hashes, a thousand fields a script call, and are copied anew.
+fields to the groups' hashes and pack their per-user fields a field a user (``all|u:<user>``,
+likeloop_server/counters.py), a thousand fields a script call, and are copied anew.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ import redis
 from likeloop_server import compacted, group_state, keys, stored
 from likeloop_server.apikeys import list_projects
 from likeloop_server.connections import queue_redis
-from likeloop_server.counters import DIMENSIONS, SEPARATOR
+from likeloop_server.counters import DIMENSIONS, PACKED, PACKED_LUA, SEPARATOR, packed_lua_header
 from likeloop_server.identity import valid_project_name
 from workers.dataset import refs
 from workers.dataset.formats import stored_kto, stored_pair
@@ -226,6 +227,35 @@ end
 return moved
 """
 _GROUP_COUNTERS = "*" + SEPARATOR + DIMENSIONS["group"] + "*"
+_USER_COUNTERS = "*" + SEPARATOR + DIMENSIONS["user"] + "*"
+_PACKED_PREFIX = (PACKED + SEPARATOR).encode()
+
+# KEYS: a stats hash. ARGV: per-user fields of it, one a metric (``<metric>|u:<user>``, before
+# layout 9). Each user's folded into its packed field (counters.PACKED_LUA) and removed.
+_PACK_USER_COUNTERS = (
+    packed_lua_header()
+    + f"local PACKED = '{PACKED}'\n"
+    + PACKED_LUA
+    + """
+local key = KEYS[1]
+local index = {}
+for i, name in ipairs(C) do index[name] = i end
+local users = {}
+for _, name in ipairs(ARGV) do
+  local sep = string.find(name, '|', 1, true)
+  local i = sep and index[string.sub(name, 1, sep - 1)]
+  local value = i and redis.call('HGET', key, name)
+  if value then
+    local d = string.sub(name, sep + 1)
+    users[d] = users[d] or {}
+    users[d][i] = (users[d][i] or 0) + tonumber(value)
+    redis.call('HDEL', key, name)
+  end
+end
+for d, deltas in pairs(users) do add_packed(key, PACKED .. '|' .. d, deltas) end
+return #ARGV
+"""
+)
 
 
 # KEYS: a stats hash, a scratch key. The hash copied anew: Redis (before 7.4) keeps a hash's table
@@ -248,10 +278,12 @@ REPACK_MAX_FIELDS = 50_000  # a bigger hash is left as it is (its copy would hol
 REPACK_BYTES_PER_FIELD = 200  # about twice what a field of a freshly built stats hash takes
 
 
-def move_group_counters(conn: redis.Redis, pk: keys.ProjectKeys) -> int:
-    """Layout 9: each stats hash's per-group counters moved into their groups' hashes, and each
-    stats hash that had any copied anew. Returns how many fields moved."""
+def move_counters(conn: redis.Redis, pk: keys.ProjectKeys) -> int:
+    """Layout 9: each stats hash's per-group counters moved into their groups' hashes, its
+    per-user ones packed a field a user, and each stats hash that had any copied anew. Returns
+    how many fields moved or were packed."""
     move = conn.register_script(_MOVE_GROUP_COUNTERS)
+    pack = conn.register_script(_PACK_USER_COUNTERS)
     repack = conn.register_script(_REPACK)
     moved = 0
     for bucket in ["", *sorted(b.decode() for b in conn.smembers(pk.stats_hours))]:
@@ -259,7 +291,12 @@ def move_group_counters(conn: redis.Redis, pk: keys.ProjectKeys) -> int:
         names = [name for name, _ in conn.hscan_iter(key, match=_GROUP_COUNTERS, count=1000)]
         for i in range(0, len(names), 1000):
             moved += int(move(keys=[key], args=[pk.group(""), bucket, *names[i : i + 1000]]))
-        if names:
+        users = [
+            n for n, _ in conn.hscan_iter(key, match=_USER_COUNTERS, count=1000) if not n.startswith(_PACKED_PREFIX)
+        ]
+        for i in range(0, len(users), 1000):
+            moved += int(pack(keys=[key], args=users[i : i + 1000]))
+        if names or users:
             fields, used = conn.hlen(key), conn.memory_usage(key, samples=0) or 0
             if 0 < fields <= REPACK_MAX_FIELDS and used > REPACK_BYTES_PER_FIELD * fields:
                 repack(keys=[key, f"{key}:repack"])
@@ -414,9 +451,9 @@ def migrate(conn: redis.Redis) -> int:
         rewritten, left = refer_to_responses(conn, pk)
         if rewritten or left:
             log.info("%s: %d stored records now refer to their responses (%d left whole)", project, rewritten, left)
-        counters = move_group_counters(conn, pk)
+        counters = move_counters(conn, pk)
         if counters:
-            log.info("%s: %d per-group stats counters moved into their groups' state", project, counters)
+            log.info("%s: %d per-group and per-user stats counters moved or packed", project, counters)
     conn.set(keys.LAYOUT, keys.LAYOUT_VERSION)
     if moved:
         log.info("moved %d stored pairs and KTO items to key layout %s", moved, keys.LAYOUT_VERSION.decode())

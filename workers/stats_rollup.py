@@ -22,20 +22,30 @@ import redis
 
 from likeloop_server import defaults, keys
 from likeloop_server.apikeys import list_projects
-from likeloop_server.counters import DIMENSIONS, SEPARATOR
+from likeloop_server.counters import DIMENSIONS, PACKED, PACKED_LUA, SEPARATOR, packed_lua_header
 from workers import context
 from workers.sweep import each_project
 
 # KEYS: the hours set, the rolled-day marker (or the hours set again: no marker), then ARGV:
-# the hashes' prefix, the day, its hours. Returns how many hours were rolled.
-_ROLL_DAY = """
+# the hashes' prefix, the day, its hours. A packed field (a user's counters, counters.PACKED)
+# adds up count by count. Returns how many hours were rolled.
+_ROLL_DAY = (
+    packed_lua_header()
+    + f"local PACKED = '{PACKED}'\n"
+    + PACKED_LUA
+    + """
 local set, marker, prefix, day = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
 local target = prefix .. day
+local packed = PACKED .. '|'
 for i = 3, #ARGV do
   local source = prefix .. ARGV[i]
   local fields = redis.call('HGETALL', source)
   for j = 1, #fields, 2 do
-    redis.call('HINCRBY', target, fields[j], fields[j + 1])
+    if string.sub(fields[j], 1, #packed) == packed then
+      add_packed(target, fields[j], unpack_counts(fields[j + 1]))
+    else
+      redis.call('HINCRBY', target, fields[j], fields[j + 1])
+    end
   end
   redis.call('DEL', source)
   redis.call('SREM', set, ARGV[i])
@@ -47,6 +57,7 @@ if marker ~= set then
 end
 return #ARGV - 2
 """
+)
 
 
 # KEYS: a group's hash. ARGV: a day (YYYY-MM-DD). The group's counters of that day's hours

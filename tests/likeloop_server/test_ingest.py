@@ -14,7 +14,9 @@ def resp(rid, prompt="Q?", text="A", model="m1", **kw):
 
 
 def stats(conn):
-    return {k.decode(): int(v) for k, v in conn.hgetall(keys.ProjectKeys(P).stats_total).items()}
+    """The project's total stats hash, a user's packed counts (``all|u:<user>``) as text."""
+    raw = conn.hgetall(keys.ProjectKeys(P).stats_total)
+    return {k.decode(): v.decode() if k.startswith(b"all|") else int(v) for k, v in raw.items()}
 
 
 def test_a_response_is_stored_with_its_group(conn, settings):
@@ -190,7 +192,7 @@ def test_feedback_counts_under_the_dimensions_the_response_was_logged_with(conn,
     stored as ``kdims``): a like counts under exactly ``stat_dims``, and a response with no counted
     metadata stores none of them."""
     from likeloop_server import projects
-    from likeloop_server.counters import split_field, stat_dims
+    from likeloop_server.counters import split_hash, stat_dims
 
     projects.update_config(conn, P, stats_metadata_keys=("plan", "beta"))
     pk = keys.ProjectKeys(P)
@@ -201,9 +203,26 @@ def test_feedback_counts_under_the_dimensions_the_response_was_logged_with(conn,
     gid = conn.hget(pk.response("r1"), "group").decode()
     expected = stat_dims("m9", gid, "ann", meta)
     assert expected == ["m:m9", f"g:{gid}", "u:ann", "k:beta=true", "k:plan=pro"]
-    dims = {split_field(name)[1] for name in stats(conn) if name.startswith("likes|")}
+    dims = {d for d, counts in split_hash(conn.hgetall(pk.stats_total))[1].items() if counts.get("likes")}
     groups = [name.decode() for name in conn.scan_iter(match=pk.group("*"))]
     counted = {"g:" + name.rsplit(":", 1)[1] for name in groups if conn.hexists(name, "t|likes")}
     gid2 = conn.hget(pk.response("r2"), "group").decode()
     # the groups count in their own hashes; the rest in the stats hash
     assert dims | counted == set(expected) | {f"g:{gid2}"}
+
+
+def test_a_users_counts_are_one_field_a_stats_hash(conn, settings):
+    """A user's counts in a stats hash are one packed field (counters.PACKED: COUNTERS order,
+    trailing zeros left out); a replaced vote moves its count within it."""
+    from likeloop_server.stats import StatsQuery, read_stats
+
+    pk = keys.ProjectKeys(P)
+    store(conn, settings, resp("r1", user_id="ann"), fb("like", "r1", "u1"))
+    hour = conn.hget(pk.response("r1"), "hour").decode()
+    assert conn.hget(pk.stats_total, "all|u:ann") == b"1,1"  # a labelled response, a like
+    assert conn.hget(pk.stats_hour(hour), "all|u:ann") == b"1,1"
+    store(conn, settings, fb("dislike", "r1", "u1"), fb("rating", "r1", "u2", value=4, scale=5))
+    assert conn.hget(pk.stats_total, "all|u:ann") == b"1,0,1,1,4"
+    assert not [name for name in stats(conn) if "|u:" in name and not name.startswith("all|")]
+    totals = read_stats(conn, P, StatsQuery(dimension="user", value="ann"))["totals"]
+    assert (totals["likes"], totals["dislikes"], totals["ratings"], totals["mean_rating"]) == (0, 1, 1, 4.0)

@@ -7,6 +7,7 @@ import hashlib
 import json
 
 from likeloop_server import apikeys, compacted, exports, group_state, keys
+from likeloop_server.counters import unpack
 from tests.support import feedback, group_pair_ids, read_jsonl_gz, response, store, stored_records
 from workers.export.run import export_project
 from workers.migrate import migrate
@@ -74,8 +75,14 @@ def test_pairing_after_the_move_keeps_moved_pairs_it_would_make_again(conn, sett
 
 
 def counters_before_layout_9(conn, pk: keys.ProjectKeys) -> int:
-    """Put the groups' stats counters back where layouts before 10 kept them: ``<metric>|g:<group>``
-    fields of the stats hashes. Returns how many."""
+    """Put the stats counters back as layouts before 9 kept them: the groups' as
+    ``<metric>|g:<group>`` fields of the stats hashes, the users' a field a metric
+    (``<metric>|u:<user>``). Returns how many group counters moved."""
+    for key in [pk.stats_total, *(pk.stats_hour(h.decode()) for h in conn.smembers(pk.stats_hours))]:
+        for name, value in conn.hgetall(key).items():
+            if name.startswith(b"all|u:"):
+                conn.hdel(key, name)
+                conn.hset(key, mapping={f"{m}|{name.decode()[4:]}": n for m, n in unpack(value).items()})
     moved = 0
     for name in conn.scan_iter(match=pk.group("*")):
         gid = name.decode().rsplit(":", 1)[1]
@@ -88,17 +95,19 @@ def counters_before_layout_9(conn, pk: keys.ProjectKeys) -> int:
 
 
 def test_the_dislikes_ranking_is_built_from_the_counters_an_older_layout_kept(conn, settings):
-    from likeloop_server.stats import most_disliked
+    from likeloop_server.stats import StatsQuery, most_disliked, read_stats
 
     apikeys.create_key(conn, P, ("ingest",))
-    events = [response("a", "good", prompt="Q1"), response("b", "bad", prompt="Q2")]
+    events = [response("a", "good", prompt="Q1"), response("b", "bad", prompt="Q2", user_id="ann")]
     events += [feedback("dislike", "b", user=u) for u in ("u1", "u2")] + [feedback("dislike", "a", user="u3")]
     store(conn, settings, *events, project=P)
     pk = keys.ProjectKeys(P)
     before = most_disliked(conn, P)
     # An older version kept the counters, in the stats hashes (before layout 9), but no ranking.
     states = {name: conn.hgetall(name) for name in conn.scan_iter(match=pk.group("*"))}
+    user_stats = read_stats(conn, P, StatsQuery(dimension="user", value="ann"))
     as_before = counters_before_layout_9(conn, pk)
+    assert conn.hget(pk.stats_total, "dislikes|u:ann") == b"2"
     conn.delete(pk.disliked_groups)
     conn.set(keys.LAYOUT, b"2")
     assert most_disliked(conn, P) == []
@@ -106,6 +115,8 @@ def test_the_dislikes_ranking_is_built_from_the_counters_an_older_layout_kept(co
     # the ranking built, and the counters back in the groups' hashes, exactly
     assert as_before > 0 and {name: conn.hgetall(name) for name in states} == states
     assert not [name for name in conn.hkeys(pk.stats_total) if b"|g:" in name]
+    assert read_stats(conn, P, StatsQuery(dimension="user", value="ann")) == user_stats
+    assert not [f for f in conn.hkeys(pk.stats_total) if b"|u:" in f and not f.startswith(b"all|")]
     after = most_disliked(conn, P)
     assert [(g["prompt"], g["dislikes"]) for g in after] == [("Q2", 2), ("Q1", 1)]
     assert after == before

@@ -136,7 +136,7 @@ def test_per_user_counts_leave_the_days_past_the_hot_window(conn, settings):
     assert before["totals"]["likes"] == 3
     assert [g["key"] for g in before["groups"]] == [day_of(40), day_of(35), day_of(2)]
 
-    assert prune_user_fields(conn, P, hot_days=30) == {"days": 2, "fields": 4}  # likes and responses, each day
+    assert prune_user_fields(conn, P, hot_days=30) == {"days": 2, "fields": 2}  # ann's packed counts, each day
     for old in (day_of(40), day_of(35)):
         assert [f for f in conn.hkeys(PK.stats_hour(old)) if b"|u:" in f] == []
     recent = [h for h in days_in(conn, PK.stats_hours) if h.startswith(day_of(2))]  # its hours: inside the window

@@ -25,7 +25,7 @@ from typing import Any
 import redis
 
 from likeloop_server import compacted, group_state, keys, quality_cache, stored
-from likeloop_server.counters import DIMENSIONS, SEPARATOR
+from likeloop_server.counters import DIMENSIONS, PACKED, PACKED_LUA, SEPARATOR, packed_lua_header
 from likeloop_server.settings import Settings
 from workers.compaction import snapshot as group_snapshot
 from workers.compaction.restore import restore_groups
@@ -43,6 +43,34 @@ MIN_TEXT_MATCH = 8
 def _glob_escape(text: str) -> str:
     """``text`` matched literally in a Redis MATCH pattern."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+# KEYS: the stats total, an old stats bucket. ARGV: per-user fields of the bucket. Each one's
+# counts taken off the same field of the total (packed: counters.PACKED_LUA; a field per metric
+# before layout 9), which goes when it reaches zero, and the field removed from the bucket.
+_FORGET_USER_COUNTS = (
+    packed_lua_header()
+    + f"local PACKED = '{PACKED}'\n"
+    + PACKED_LUA
+    + """
+local total, bucket = KEYS[1], KEYS[2]
+for _, name in ipairs(ARGV) do
+  local value = redis.call('HGET', bucket, name)
+  if value then
+    if string.sub(name, 1, #PACKED + 1) == PACKED .. '|' then
+      local deltas = {}
+      for j, n in pairs(unpack_counts(value)) do deltas[j] = -n end
+      add_packed(total, name, deltas)
+    elseif redis.call('HINCRBY', total, name, -tonumber(value)) == 0 then
+      redis.call('HDEL', total, name)
+    end
+    redis.call('HDEL', bucket, name)
+  end
+end
+return #ARGV
+"""
+)
+_FIELDS_PER_CALL = 1000
 
 
 class HotPass:
@@ -255,29 +283,21 @@ class HotPass:
 
     def erase_old_user_fields(self) -> None:
         """Retention: per-user fields of the stats hours (and days) before the cut leave them,
-        and the all-time per-user totals lose what those buckets held."""
+        and the all-time per-user totals lose what those buckets held (a total that reaches zero
+        goes: it would carry nothing but the user's id)."""
         pk = self.pk
         marker = SEPARATOR + DIMENSIONS["user"]
+        forget = self.conn.register_script(_FORGET_USER_COUNTS)
         old = sorted(b.decode() for b in self.conn.smembers(pk.stats_hours) if self.scope.old_hour(b.decode()))
         for bucket in old:
             key = group_snapshot.stats_key(pk, bucket)
             found = dict(self.conn.hscan_iter(key, match="*" + _glob_escape(marker) + "*", count=2000))
             if not found:
                 continue
-            pipe = self.conn.pipeline(transaction=True)
-            for name, value in found.items():
-                pipe.hincrby(pk.stats_total, name, -int(value))
-            pipe.hdel(key, *found)
-            pipe.execute()
+            names = list(found)
+            for start in range(0, len(names), _FIELDS_PER_CALL):
+                forget(keys=[pk.stats_total, key], args=names[start : start + _FIELDS_PER_CALL])
             self.count("stats_fields", len(found))
-        # totals that reached zero carry nothing but the user's id
-        zero = [
-            n
-            for n, v in self.conn.hscan_iter(pk.stats_total, match="*" + _glob_escape(marker) + "*", count=2000)
-            if int(v) == 0
-        ]
-        if zero:
-            self.conn.hdel(pk.stats_total, *zero)
 
     def drop_caches(self) -> None:
         """Caches built from the erased data: the leaderboard's fitted ranges, the quality
