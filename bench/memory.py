@@ -299,7 +299,7 @@ USERS = 200  # a second measurement: the prompts asked by this many users
 def show(sizes: dict[str, Any]) -> None:
     for kind, label, target in (
         ("unlabelled", "unlabelled", ""),
-        ("labelled", "labelled, with its pair", "2,000"),
+        ("labelled", "labelled, with its pair", "2,048"),
         ("compacted", "labelled, compacted", "100"),
     ):
         used_b, key_b = sizes[f"{kind}_used_bytes"], sizes[f"{kind}_key_bytes"]

@@ -68,7 +68,7 @@ local prefix = 'dislikes|g:'
 local fields = redis.call('HGETALL', KEYS[1])
 for i = 1, #fields, 2 do
   local name, count = fields[i], tonumber(fields[i + 1])
-  if count > 0 and string.sub(name, 1, #prefix) == prefix then
+  if string.sub(name, 1, #prefix) == prefix and count and count > 0 then
     redis.call('ZADD', KEYS[2], count, string.sub(name, #prefix + 1))
   end
 end

@@ -201,3 +201,19 @@ def test_layout_8_makes_stored_rows_refer_to_their_responses_only_where_they_joi
     for item in set(after) - set(whole):
         assert texts.one_row(conn, pk, after[item]) == before[item]
     assert refer_to_responses(conn, pk) == (0, 3)  # again: nothing more to rewrite
+
+
+def test_the_migration_leaves_a_store_of_this_layout_as_it_is(conn, settings):
+    """A store this version wrote but that does not say its layout (``ll:layout`` unset, as on a
+    fresh Redis) goes through every step of the migration unchanged: packed per-user counters,
+    groups as hashes and their counters stay as they are."""
+    apikeys.create_key(conn, P, ("ingest",))
+    events = [response("a", "good", prompt="Q1", user_id="ann"), response("b", "bad", prompt="Q1", user_id="bo")]
+    events += [feedback("like", "a", user="u1"), feedback("dislike", "b", user="u1")]
+    store(conn, settings, *events, project=P)
+    pk = keys.ProjectKeys(P)
+    assert conn.hget(pk.stats_total, "all|u:ann") == b"1,1"
+    everything = {k: conn.dump(k) for k in conn.scan_iter(match=pk.base + "*")}
+    conn.delete(keys.LAYOUT)
+    migrate(conn)
+    assert {k: conn.dump(k) for k in conn.scan_iter(match=pk.base + "*")} == everything
