@@ -136,6 +136,26 @@ def packed_lua_header() -> str:
     return "local C = {" + ", ".join(f"'{name}'" for name in COUNTERS) + "}\n"
 
 
+# KEYS[1] a hash. ARGV: a packed field, then metric place (1-based, COUNTERS order), count, ...:
+# the counts added to the field (add_packed), for writers that queue commands (a transaction).
+ADD_PACKED = (
+    packed_lua_header()
+    + PACKED_LUA
+    + """
+local deltas = {}
+for i = 2, #ARGV, 2 do deltas[tonumber(ARGV[i])] = tonumber(ARGV[i + 1]) end
+add_packed(KEYS[1], ARGV[1], deltas)
+return 1
+"""
+)
+
+
+def add_packed_command(key: str, packed_field: str, counts: dict[str, int]) -> list[Any]:
+    """The command (an EVAL of ``ADD_PACKED``) that adds ``counts`` to a packed field."""
+    places = [x for metric, n in sorted(counts.items()) for x in (COUNTERS.index(metric) + 1, n)]
+    return ["EVAL", ADD_PACKED, 1, key, packed_field, *places]
+
+
 def pack(counts: dict[str, int]) -> str:
     """Counters as a packed field's value (``COUNTERS`` order, trailing zeros left out)."""
     values = [counts.get(name, 0) for name in COUNTERS]

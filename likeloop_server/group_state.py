@@ -9,10 +9,11 @@ and its state. Its fields:
   and KTO items (their records are in the project's ``pair_records`` and ``kto_records``).
 - ``m:<match field>`` -> count: the head-to-head results between models the group's feedback
   makes, as pairing last counted them (``leaderboard.py`` names the fields).
-- ``t|<metric>`` and ``h:<bucket>|<metric>`` -> count: the stats counters of the group's labelled
-  responses (``counters.COUNTERS``: ``responses`` once one has feedback, ``likes``, ...,
-  ``pairs``), all time and per stats bucket (an hour ``2026-12-04T13``, or its day once
-  rolled up). The ingest script and pairing bump them; they leave Redis with the group.
+- ``t`` and ``h:<bucket>``: the stats counters of the group's labelled responses (``responses``
+  once one has feedback, ``likes``, ...) all time and per stats bucket (an hour ``2026-12-04T13``,
+  or its day once rolled up), packed as a user's are (``counters.pack``: ``2,1,1``); and
+  ``t|pairs``, ``h:<bucket>|pairs`` its pairs, counted apart (pairing adds to them with HINCRBY).
+  The ingest script and pairing write them; they leave Redis with the group.
 
 The hash expires with the group while none of its responses has feedback (a day after the last
 would), and is kept from the first feedback on. Layout 9 made it one hash: before, a group was a
@@ -28,15 +29,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .counters import unpack
+
 MEMBER = "r:"
 VERSION = "v"
 PAIR = "p:"
 KTO = "k:"
 MATCH = "m:"
-TOTAL = "t|"  # + metric: a counter all time
-BUCKET = "h:"  # + "<hour or day>|<metric>": a counter in one stats bucket
+TOTAL = "t"  # the counters all time (packed); + "|pairs": the pairs all time
+BUCKET = "h:"  # + "<hour or day>": the counters in one stats bucket (packed); + "|pairs": its pairs
+APART = "pairs"  # the counter kept in a field of its own
 
 _MEMBER, _PAIR, _KTO, _MATCH, _TOTAL, _BUCKET = (x.encode() for x in (MEMBER, PAIR, KTO, MATCH, TOTAL, BUCKET))
+_TOTAL_APART = _TOTAL + b"|"
 
 
 @dataclass(frozen=True)
@@ -96,18 +101,27 @@ def match_fields(matches: dict[str, int]) -> list[Any]:
     return [x for name, count in sorted(matches.items()) for x in (MATCH + name, str(count))]
 
 
-def counter_field(bucket: str, metric: str) -> str:
-    """A counter's field: all time (``bucket`` ""), or in one stats bucket (an hour or a day)."""
-    return TOTAL + metric if bucket == "" else f"{BUCKET}{bucket}|{metric}"
+def packed_field(bucket: str) -> str:
+    """The packed counters' field: all time (``bucket`` ""), or one stats bucket's (an hour or a day)."""
+    return TOTAL if bucket == "" else BUCKET + bucket
+
+
+def counter_field(bucket: str, metric: str = APART) -> str:
+    """The field of the counter kept apart (``APART``), all time or in one stats bucket."""
+    return f"{packed_field(bucket)}|{metric}"
 
 
 def counts(raw: dict[bytes, bytes]) -> dict[str, dict[str, int]]:
     """A group's counters from its hash: stats bucket ("" all time) -> metric -> count."""
     out: dict[str, dict[str, int]] = {}
     for name, value in raw.items():
-        if name.startswith(_TOTAL):
-            out.setdefault("", {})[name[2:].decode()] = int(value)
+        if name == _TOTAL or name.startswith(_TOTAL_APART):
+            bucket, metric = "", name[2:].decode()
         elif name.startswith(_BUCKET):
             bucket, _, metric = name[2:].decode().partition("|")
-            out.setdefault(bucket, {})[metric] = int(value)
+        else:
+            continue
+        into = out.setdefault(bucket, {})
+        for key, n in (unpack(value) if metric == "" else {metric: int(value)}).items():
+            into[key] = into.get(key, 0) + n
     return out

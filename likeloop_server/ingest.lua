@@ -119,34 +119,35 @@ local function users_gone(bucket_period)
   return #bucket_period == 10 and bucket_period <= users_pruned
 end
 
--- A labelled response's counts under its prompt group are kept in the group's hash
--- (likeloop_server/group_state.py): all time (t|<metric>) and in the stats bucket
--- (h:<hour or rolled day>|<metric>), so they leave Redis with the group.
-local function incr_group(d, bucket_period, metric, by)
-  local key = K.group .. string.sub(d, #D.group + 1)
-  incr(key, G.total .. metric, by)
-  incr(key, G.bucket .. bucket_period .. '|' .. metric, by)
-end
 
 -- A user's counters in a stats hash are one packed field (counters.PACKED: all|u:<user>, every
--- metric's count in C's order): the increments of a batch are summed here by metric index and
--- added to each field once at the end (add_packed, counters.PACKED_LUA).
-local packed = {}  -- stats hash -> user dimension -> metric index -> delta
+-- metric's count in C's order), and so are a group's in its hash (group_state.py: t all time,
+-- h:<hour or rolled day> per bucket): the increments of a batch are summed here by metric index
+-- and added to each field once at the end (add_packed, counters.PACKED_LUA).
+local packed = {}  -- hash -> packed field -> metric index -> delta
 local metric_index = {}
 for i, name in ipairs(C) do metric_index[name] = i end
-local function incr_packed(key, d, metric, by)
-  local users = packed[key]
-  if not users then
-    users = {}
-    packed[key] = users
+local function incr_packed(key, field, metric, by)
+  local fields = packed[key]
+  if not fields then
+    fields = {}
+    packed[key] = fields
   end
-  local deltas = users[d]
+  local deltas = fields[field]
   if not deltas then
     deltas = {}
-    users[d] = deltas
+    fields[field] = deltas
   end
   local i = metric_index[metric]
   deltas[i] = (deltas[i] or 0) + by
+end
+
+-- A labelled response's counts under its prompt group are kept in the group's hash, so they
+-- leave Redis with the group.
+local function incr_group(d, bucket_period, metric, by)
+  local key = K.group .. string.sub(d, #D.group + 1)
+  incr_packed(key, G.total, metric, by)
+  incr_packed(key, G.bucket .. bucket_period, metric, by)
 end
 
 -- Count a metric under an unbounded dimension: a group in its hash, a user in the stats
@@ -155,8 +156,9 @@ local function incr_dim(total, bucket, bucket_period, d, metric, by)
   if string.sub(d, 1, #D.group) == D.group then
     incr_group(d, bucket_period, metric, by)
   else
-    incr_packed(total, d, metric, by)
-    if not users_gone(bucket_period) then incr_packed(bucket, d, metric, by) end
+    local field = PACKED .. '|' .. d
+    incr_packed(total, field, metric, by)
+    if not users_gone(bucket_period) then incr_packed(bucket, field, metric, by) end
   end
 end
 
@@ -515,8 +517,10 @@ for gkey, ttl in pairs(grown) do
   if ttl == -1 and not kept[gkey] then redis.call('ZADD', K.gchanged, changed_at, string.sub(gkey, #K.group + 1)) end
 end
 -- Prompt groups by dislikes, so the most disliked are read without reading every group's counts.
-for key, fields in pairs(increments) do
-  local by = fields[G.total .. 'dislikes']
+local DISLIKES = metric_index['dislikes']
+for key, fields in pairs(packed) do
+  local deltas = fields[G.total]
+  local by = deltas and deltas[DISLIKES]
   if by and by ~= 0 and string.sub(key, 1, #K.group) == K.group then
     redis.call('ZINCRBY', K.disliked, by, string.sub(key, #K.group + 1))
   end
@@ -537,11 +541,11 @@ for key, fields in pairs(increments) do
   end
 end
 
-for key, users in pairs(packed) do
-  for d, deltas in pairs(users) do
+for key, fields in pairs(packed) do
+  for field, deltas in pairs(fields) do
     local any = false
     for _, by in pairs(deltas) do if by ~= 0 then any = true end end
-    if any then add_packed(key, PACKED .. '|' .. d, deltas) end
+    if any then add_packed(key, field, deltas) end
   end
 end
 

@@ -222,10 +222,12 @@ def _ranked_groups(conn: redis.Redis, pk: keys.ProjectKeys, limit: int) -> list[
     gids = [gid.decode() for gid, _ in ranked]
     pipe = conn.pipeline(transaction=False)
     for gid in gids:
-        pipe.hmget(pk.group(gid), [group_state.counter_field("", metric) for metric in COUNTERS])
+        pipe.hmget(pk.group(gid), [group_state.packed_field(""), group_state.counter_field("")])
     groups = []
-    for gid, values in zip(gids, pipe.execute(), strict=True):
-        counts = {metric: int(v) for metric, v in zip(COUNTERS, values, strict=True) if v is not None}
+    for gid, (packed, pairs) in zip(gids, pipe.execute(), strict=True):
+        counts = unpack(packed) if packed else {}
+        if pairs is not None:
+            counts[group_state.APART] = int(pairs)
         groups.append((gid, derive(counts)))
     return groups
 

@@ -207,9 +207,40 @@ def fold_groups(conn: redis.Redis) -> int:
 
 
 # KEYS: a stats hash. ARGV: the group keys' prefix, the hash's bucket ("" the total, else an hour
-# or a day), then fields ``<metric>|g:<group>``. Each field's count added to its group's hash
-# (layout 9: made one by ``fold_groups`` first) and the field removed. Returns how many moved.
-_MOVE_GROUP_COUNTERS = """
+# or a day), then fields ``<metric>|g:<group>``. Each group's counts added to its hash (layout 9:
+# made one by ``fold_groups`` first), packed but for its pairs (group_state.py), and the fields
+# removed. Returns how many moved.
+_MOVE_GROUP_COUNTERS = (
+    packed_lua_header()
+    + PACKED_LUA
+    + """
+local src, prefix, bucket = KEYS[1], ARGV[1], ARGV[2]
+local packed_field = (bucket == '') and ARGV[3] or (ARGV[4] .. bucket)
+local index = {}
+for i, name in ipairs(C) do index[name] = i end
+local groups = {}
+local moved = 0
+for i = 6, #ARGV do
+  local name = ARGV[i]
+  local count = redis.call('HGET', src, name)
+  local sep = string.find(name, '|g:', 1, true)
+  if count and sep then
+    local metric, key = string.sub(name, 1, sep - 1), prefix .. string.sub(name, sep + 3)
+    if metric == ARGV[5] then
+      redis.call('HINCRBY', key, packed_field .. '|' .. metric, count)
+    elseif index[metric] then
+      groups[key] = groups[key] or {}
+      groups[key][index[metric]] = tonumber(count)
+    end
+    redis.call('HDEL', src, name)
+    moved = moved + 1
+  end
+end
+for key, deltas in pairs(groups) do add_packed(key, packed_field, deltas) end
+return moved
+"""
+)
+_GROUP_COUNTERS = """
 local src, prefix, bucket = KEYS[1], ARGV[1], ARGV[2]
 local moved = 0
 for i = 3, #ARGV do
@@ -290,7 +321,8 @@ def move_counters(conn: redis.Redis, pk: keys.ProjectKeys) -> int:
         key = pk.stats_total if bucket == "" else pk.stats_hour(bucket)
         names = [name for name, _ in conn.hscan_iter(key, match=_GROUP_COUNTERS, count=1000)]
         for i in range(0, len(names), 1000):
-            moved += int(move(keys=[key], args=[pk.group(""), bucket, *names[i : i + 1000]]))
+            fields = [group_state.TOTAL, group_state.BUCKET, group_state.APART, *names[i : i + 1000]]
+            moved += int(move(keys=[key], args=[pk.group(""), bucket, *fields]))
         users = [
             n for n, _ in conn.hscan_iter(key, match=_USER_COUNTERS, count=1000) if not n.startswith(_PACKED_PREFIX)
         ]

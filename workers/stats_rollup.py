@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from likeloop_server import defaults, keys
+from likeloop_server import defaults, group_state, keys
 from likeloop_server.apikeys import list_projects
 from likeloop_server.counters import DIMENSIONS, PACKED, PACKED_LUA, SEPARATOR, packed_lua_header
 from workers import context
@@ -60,23 +60,32 @@ return #ARGV - 2
 )
 
 
-# KEYS: a group's hash. ARGV: a day (YYYY-MM-DD). The group's counters of that day's hours
-# added into the day's and removed. Returns how many fields it folded.
-_FOLD_GROUP_DAY = """
-local key, day = KEYS[1], ARGV[1]
+# KEYS: a group's hash. ARGV: a day (YYYY-MM-DD), the bucket fields' prefix. The group's counters of
+# that day's hours (packed, and its pairs apart: group_state.py) added into the day's and removed.
+# Returns how many fields it folded.
+_FOLD_GROUP_DAY = (
+    packed_lua_header()
+    + PACKED_LUA
+    + """
+local key, day, bucket = KEYS[1], ARGV[1], ARGV[2]
 local fields = redis.call('HGETALL', key)
-local hours = 'h:' .. day .. 'T'
+local hours = bucket .. day .. 'T'
 local n = 0
 for i = 1, #fields, 2 do
   local name = fields[i]
   if string.sub(name, 1, #hours) == hours then
-    redis.call('HINCRBY', key, 'h:' .. day .. string.sub(name, #hours + 3), fields[i + 1])
+    if #name == #hours + 2 then
+      add_packed(key, bucket .. day, unpack_counts(fields[i + 1]))
+    else
+      redis.call('HINCRBY', key, bucket .. day .. string.sub(name, #hours + 3), fields[i + 1])
+    end
     redis.call('HDEL', key, name)
     n = n + 1
   end
 end
 return n
 """
+)
 GROUPS_PER_CALL = 1000  # group hashes folded per pipeline
 
 
@@ -89,7 +98,7 @@ def _fold_groups(conn: redis.Redis, pk: keys.ProjectKeys, day: str) -> int:
     for i in range(0, len(gids), GROUPS_PER_CALL):
         pipe = conn.pipeline(transaction=False)
         for gid in gids[i : i + GROUPS_PER_CALL]:
-            fold(keys=[pk.group(gid)], args=[day], client=pipe)
+            fold(keys=[pk.group(gid)], args=[day, group_state.BUCKET], client=pipe)
         folded += sum(pipe.execute())
     return folded
 

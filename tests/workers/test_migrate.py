@@ -89,7 +89,7 @@ def counters_before_layout_9(conn, pk: keys.ProjectKeys) -> int:
         for bucket, counts in group_state.counts(conn.hgetall(name)).items():
             key = pk.stats_total if bucket == "" else pk.stats_hour(bucket)
             conn.hset(key, mapping={f"{metric}|g:{gid}": n for metric, n in counts.items()})
-            conn.hdel(name, *(group_state.counter_field(bucket, metric) for metric in counts))
+            conn.hdel(name, group_state.packed_field(bucket), group_state.counter_field(bucket))
             moved += len(counts)
     return moved
 

@@ -21,7 +21,7 @@ from typing import Any
 import redis
 
 from likeloop_server import group_state, keys
-from likeloop_server.counters import dimension, split_field
+from likeloop_server.counters import COUNTERS, add_packed_command, dimension, split_field
 from likeloop_server.counters import field as counter_field
 from likeloop_server.exports import PAIR_SOURCES
 
@@ -255,14 +255,21 @@ def _stats_commands(pk: keys.ProjectKeys, gid: str, stats: dict[str, dict[str, i
     """The group's stats counters added back to its hash; an hour whose day was rolled up
     since goes to the day."""
     cmds: list[Command] = []
-    dim = dimension("group", gid)
+    dim, key = dimension("group", gid), pk.group(gid)
     for bucket, fields in stats.items():
         if len(bucket) == 13 and bucket[:10] <= rolled_day:
             bucket = bucket[:10]
+        counts = {}
         for name, by in fields.items():
             metric, of = split_field(name)
-            if of == dim:
-                cmds.append(["HINCRBY", pk.group(gid), group_state.counter_field(bucket, metric), by])
+            if of != dim or not by:
+                continue
+            if metric == group_state.APART:
+                cmds.append(["HINCRBY", key, group_state.counter_field(bucket), by])
+            elif metric in COUNTERS:
+                counts[metric] = by
+        if counts:
+            cmds.append(add_packed_command(key, group_state.packed_field(bucket), counts))
     return cmds
 
 
