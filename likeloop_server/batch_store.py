@@ -19,12 +19,14 @@ from .counters import DIMENSIONS, PACKED, PACKED_LUA, packed_lua_header
 from .direct_script import DirectScript
 from .ingest import RESPONSE_SHAPE_AT, RESPONSE_TYPE, dumps_bytes
 from .settings import Settings
+from .stored import VOTE
 
 
 def _script_source() -> str:
     """ingest.lua, after lines that name the key arguments it gets first (keys.py's names), the
     stats dimensions' prefixes (counters.py's), the fields of a group's hash it writes
-    (group_state.py's) and the packed per-user counters' order and functions (counters.py's)."""
+    (group_state.py's), the packed counters' order and functions (counters.py's) and the prefix
+    of a vote's field in a response hash (stored.py's)."""
     names = ", ".join(f"{name} = KEYS[{i}]" for i, name in enumerate(keys.INGEST_SCRIPT_KEYS, start=1))
     dims = ", ".join(f"{kind} = '{prefix}'" for kind, prefix in DIMENSIONS.items())
     state = ", ".join(
@@ -37,7 +39,7 @@ def _script_source() -> str:
         )
     )
     header = f"local K = {{{names}}}\nlocal D = {{{dims}}}\nlocal G = {{{state}}}\n"
-    header += packed_lua_header() + f"local PACKED = '{PACKED}'\n" + PACKED_LUA
+    header += packed_lua_header() + f"local PACKED = '{PACKED}'\nlocal VOTE = '{VOTE}'\n" + PACKED_LUA
     return header + (Path(__file__).parent / "ingest.lua").read_text(encoding="utf-8")
 
 

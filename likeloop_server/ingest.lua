@@ -268,15 +268,15 @@ end
 local function apply(ev, rkey, dims)
   local rid, t, day, user = ev.rid, ev.t, ev.hour, ev.user
   if t == 'like' or t == 'dislike' then
-    local vkey = K.votes .. rid
+    local vote = VOTE .. user  -- a field of the response's hash (stored.VOTE)
     local new = (t == 'like') and '1' or '-1'
-    local old = redis.call('HGET', vkey, user)
+    local old = redis.call('HGET', rkey, vote)
     if old then
       local o = fields(old)
       if o[1] == new then return false end
       bump(dims, (o[1] == '1') and 'likes' or 'dislikes', -1, o[2], true)
     end
-    redis.call('HSET', vkey, user, new .. '|' .. day)
+    redis.call('HSET', rkey, vote, new .. '|' .. day)
     bump(dims, (t == 'like') and 'likes' or 'dislikes', 1, day, true)
     return true
   elseif t == 'rating' then

@@ -46,7 +46,9 @@ class ProjectKeys:
         return f"{self.base}resp:{response_id}"  # hash: the logged response
 
     def votes(self, response_id: str) -> str:
-        return f"{self.base}votes:{response_id}"  # hash user -> "1|<hour>" (like) or "-1|<hour>"
+        # before layout 9: hash user -> "1|<hour>" (like) or "-1|<hour>"; since, the response
+        # hash's fields ``v:<user>`` (stored.VOTE)
+        return f"{self.base}votes:{response_id}"
 
     def ratings(self, response_id: str) -> str:
         return f"{self.base}ratings:{response_id}"  # hash user -> "<value>|<scale>|<hour>"
@@ -345,7 +347,6 @@ class ProjectKeys:
         A prefix ends where the script appends a response, event, group id or hour."""
         return (
             self.response(""),
-            self.votes(""),
             self.ratings(""),
             self.comments(""),
             self.recent_comments,
@@ -375,7 +376,6 @@ class ProjectKeys:
 # (likeloop_server/batch_store.py hands the script both).
 INGEST_SCRIPT_KEYS = (
     "resp",
-    "votes",
     "ratings",
     "comments",
     "recentcomments",

@@ -88,6 +88,16 @@ class ResponseWithFeedback:
         return tuple(self.ratings_by_user[u] for u in sorted(self.ratings_by_user))
 
 
+VOTE = "v:"  # + user: a field of a response's hash holding that user's vote, "1|<hour>" or "-1|<hour>"
+_VOTE = VOTE.encode()
+
+
+def split_votes(raw: dict[bytes, bytes]) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+    """A response hash (HGETALL) as (its fields, its votes: user -> value)."""
+    fields = {k: v for k, v in raw.items() if not k.startswith(_VOTE)}
+    return fields, {k[2:]: v for k, v in raw.items() if k.startswith(_VOTE)}
+
+
 def read_responses(
     conn: redis.Redis, pk: keys.ProjectKeys, response_ids: list[str], json_fields: tuple[str, ...] = _JSON_FIELDS
 ) -> list[ResponseWithFeedback | None]:
@@ -96,13 +106,13 @@ def read_responses(
     pipe = conn.pipeline(transaction=False)
     for rid in response_ids:
         pipe.hgetall(pk.response(rid))
-        pipe.hgetall(pk.votes(rid))
         pipe.hgetall(pk.ratings(rid))
         pipe.lrange(pk.comments(rid), 0, -1)
     rows = pipe.execute()
     out: list[ResponseWithFeedback | None] = []
     for i in range(len(response_ids)):
-        resp, votes, ratings, comments = rows[4 * i : 4 * i + 4]
+        raw, ratings, comments = rows[3 * i : 3 * i + 3]
+        resp, votes = split_votes(raw)
         parsed = parse_response(resp, json_fields)
         out.append(
             None

@@ -223,6 +223,11 @@ def run_worker_burst(settings: Settings) -> subprocess.CompletedProcess:
     return result
 
 
+def vote_of(conn: redis.Redis, pk: keys.ProjectKeys, response_id: str, user: str) -> bytes | None:
+    """A user's vote on a response as stored (a field of its hash: stored.VOTE), or None."""
+    return conn.hget(pk.response(response_id), stored.VOTE + user)
+
+
 def group_members(conn: redis.Redis, pk: keys.ProjectKeys, group_id: str) -> list[str]:
     """The ids of a group's responses (its hash: likeloop_server/group_state.py), sorted."""
     return group_state.members(conn.hkeys(pk.group(group_id)))

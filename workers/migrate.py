@@ -182,6 +182,42 @@ return 1
 """
 
 
+# KEYS: a response's votes hash (before layout 9), its response hash. ARGV: the vote fields' prefix
+# (stored.VOTE). The votes become fields of the response's hash (dropped if it is gone: nothing
+# keeps votes of a response deleted) and the votes hash goes. Returns how many votes moved.
+_FOLD_VOTES = """
+local votes = redis.call('HGETALL', KEYS[1])
+if #votes == 0 or redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+for i = 1, #votes, 2 do redis.call('HSET', KEYS[2], ARGV[1] .. votes[i], votes[i + 1]) end
+redis.call('DEL', KEYS[1])
+return #votes / 2
+"""
+
+
+def fold_votes(conn: redis.Redis) -> int:
+    """Layout 9: each response's votes hash made fields of its response hash, in every project
+    that has any. Returns how many votes moved."""
+    fold = conn.register_script(_FOLD_VOTES)
+    anyone = keys.ProjectKeys("*")
+    prefix = anyone.votes("")[len(anyone.base) :]  # "votes:"
+    moved = 0
+    batch: list[tuple[keys.ProjectKeys, str]] = []
+    for raw in [*conn.scan_iter(match=anyone.votes("*"), count=1000, _type="hash"), None]:
+        if raw is not None:
+            project, _, rest = raw.decode()[len(keys.project_base("")) - 2 :].partition("}:")
+            batch.append((keys.ProjectKeys(project), rest[len(prefix) :]))
+        if batch and (raw is None or len(batch) >= 1000):
+            pipe = conn.pipeline(transaction=False)
+            for pk, rid in batch:
+                fold(keys=[pk.votes(rid), pk.response(rid)], args=[stored.VOTE], client=pipe)
+            moved += sum(int(n) for n in pipe.execute())
+            batch = []
+    return moved
+
+
 def fold_groups(conn: redis.Redis) -> int:
     """Layout 9: each group's set of response ids made its hash, and its version, pair ids, KTO
     ids and results (four keys) moved into it, in every project that has any (listed or not).
@@ -456,6 +492,9 @@ def migrate(conn: redis.Redis) -> int:
     folded = fold_groups(conn)  # before anything writes to a group as a hash
     if folded:
         log.info("%d prompt groups now one hash each", folded)
+    votes = fold_votes(conn)
+    if votes:
+        log.info("%d votes now fields of their responses' hashes", votes)
     moved = 0
     for project in _projects(conn):
         pk = keys.ProjectKeys(project)

@@ -4,7 +4,7 @@
 import json
 
 from likeloop_server import erasures, keys
-from tests.support import P, feedback, likeloop_cli, make_key, response, running_worker, store_and_pair
+from tests.support import P, feedback, likeloop_cli, make_key, response, running_worker, store_and_pair, vote_of
 
 
 def test_erase_a_user_with_a_worker_and_a_response_inline(conn, s3, settings):
@@ -26,7 +26,7 @@ def test_erase_a_user_with_a_worker_and_a_response_inline(conn, s3, settings):
     record = json.loads(done.stdout)
     assert record["status"] == "done" and "zed-cli" not in done.stdout
     assert record["subjects"] == [erasures.subject_hash(settings.secret_key, P, "u", "zed-cli")]
-    assert not conn.exists(pk.response("r-zed")) and conn.hget(pk.votes("r-ann"), "zed-cli") is None
+    assert not conn.exists(pk.response("r-zed")) and vote_of(conn, pk, "r-ann", "zed-cli") is None
 
     inline = likeloop_cli("erase", "--project", P, "--response", "r-ann", "--inline", settings=settings)
     assert inline.returncode == 0, inline.stderr

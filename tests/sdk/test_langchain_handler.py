@@ -10,6 +10,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from likeloop.integrations.langchain import LikeLoopCallbackHandler
 
 from tests.sdk.wrapping import PK, stored
+from tests.support import vote_of
 
 
 def test_chat_model_and_llm_runs_are_logged_under_their_run_ids(ll, conn):
@@ -33,4 +34,4 @@ def test_chat_model_and_llm_runs_are_logged_under_their_run_ids(ll, conn):
     ]
     assert stored(conn, str(llm_run))["prompt"] == "Second city?" and stored(conn, str(llm_run))["response"] == "Lyon."
     assert stored(conn, str(streamed_run))["response"] == "Nice."
-    assert conn.hget(PK.votes(str(run_id)), "u2") is not None
+    assert vote_of(conn, PK, str(run_id), "u2") is not None

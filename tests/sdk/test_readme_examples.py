@@ -38,8 +38,8 @@ def run(code: str, env: dict[str, str]) -> None:
 
 def liked_by(conn, user: str) -> list[str]:
     """Response ids that ``user`` liked (the examples like their answer as u-1)."""
-    prefix = PK.votes("")
-    return [k.decode()[len(prefix) :] for k in conn.scan_iter(match=PK.votes("*")) if conn.hget(k, user)]
+    prefix = PK.response("")
+    return [k.decode()[len(prefix) :] for k in conn.scan_iter(match=PK.response("*")) if conn.hget(k, "v:" + user)]
 
 
 def test_the_openai_example(live_service, conn, settings, provider):

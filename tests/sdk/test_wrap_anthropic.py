@@ -10,6 +10,7 @@ import likeloop
 import pytest
 
 from tests.sdk.wrapping import PK, stored
+from tests.support import vote_of
 
 
 def test_messages_plain_and_streamed_are_logged_under_the_message_id(provider, ll, conn):
@@ -28,7 +29,7 @@ def test_messages_plain_and_streamed_are_logged_under_the_message_id(provider, l
     assert ll.like(message.id, user_id="u2") and ll.flush(5)
     row = stored(conn, message.id)
     assert row["response"] == "answer 0 to: Why?" and row["system"] == "Be brief." and row["user_id"] == "u1"
-    assert row["model"] == "claude-x" and conn.hget(PK.votes(message.id), "u2") is not None
+    assert row["model"] == "claude-x" and vote_of(conn, PK, message.id, "u2") is not None
     started = events[0].message.id
     assert stored(conn, started)["response"] == "answer 0 to: How?"
     assert json.loads(stored(conn, started)["messages"]) == [{"role": "user", "content": "How?"}]

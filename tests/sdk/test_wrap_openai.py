@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from tests.sdk.wrapping import PK, stored
+from tests.support import vote_of
 
 
 def test_a_chat_completion_is_logged_under_its_id_and_takes_feedback(provider, ll, conn):
@@ -26,7 +27,7 @@ def test_a_chat_completion_is_logged_under_its_id_and_takes_feedback(provider, l
     assert row["response"] == "answer 0 to: Capital of France?" and row["model"] == "gpt-x"
     assert row["user_id"] == "u1" and row["session_id"] == "s1" and json.loads(row["metadata"]) == {"route": "faq"}
     assert json.loads(row["messages"])[0] == {"role": "system", "content": "Be brief."}
-    assert conn.hget(PK.votes(completion.id), "u2") is not None
+    assert vote_of(conn, PK, completion.id, "u2") is not None
 
 
 def test_n_choices_are_answers_to_one_prompt_ready_to_compare(provider, ll, conn):

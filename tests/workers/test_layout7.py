@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from likeloop_server import group_state, keys
+from likeloop_server import group_state, keys, stored
 from likeloop_server.counters import split_hash
 from tests.support import auth
 from tests.workers.store_copies import load
@@ -108,6 +108,25 @@ def assert_folded(conn, folded: dict[bytes, tuple[bytes, bool]], stats: dict[byt
     assert any(expires.values()) and not all(expires.values())
 
 
+def assert_votes_moved(conn, votes: dict[bytes, tuple[bytes, bool]], moved: dict) -> set[bytes]:
+    """Layout 9: each response's votes (``votes``: its votes hashes' payloads) are fields of its
+    hash (stored.VOTE), the rest of the hash and its expiry as they were. Returns those hashes."""
+    assert len(votes) > 3
+    voted = set()
+    for name, (payload, _) in votes.items():
+        response = name.replace(b":votes:", b":resp:")
+        conn.restore(b"was", 0, payload)
+        cast = {stored.VOTE.encode() + user: vote for user, vote in conn.hgetall(b"was").items()}
+        conn.delete(b"was")
+        conn.restore(b"was", 0, moved[response][0])
+        assert conn.hgetall(response) == {**conn.hgetall(b"was"), **cast}
+        assert (conn.pttl(response) > 0) == moved[response][1]
+        conn.delete(b"was")
+        voted.add(response)
+    assert not list(conn.scan_iter(match=b"*:votes:*"))
+    return voted
+
+
 def test_a_layout_6_store_comes_up_to_layout_7_with_every_value(conn):
     load_layout6(conn)
     before = everything(conn)
@@ -128,8 +147,10 @@ def test_a_layout_6_store_comes_up_to_layout_7_with_every_value(conn):
     stats = {n: v for n, v in moved.items() if stats_hash(n)}
     assert len(folded) > 10 and len(stats) > 2
     assert_folded(conn, folded, stats)
-    moved = {n: v for n, v in moved.items() if n not in folded and n not in stats}
-    after = {n: v for n, v in after.items() if b":group:" not in n and not stats_hash(n)}
+    votes = {n: v for n, v in moved.items() if b":votes:" in n}
+    voted = assert_votes_moved(conn, votes, moved)
+    moved = {n: v for n, v in moved.items() if n not in folded and n not in stats and n not in votes and n not in voted}
+    after = {n: v for n, v in after.items() if b":group:" not in n and not stats_hash(n) and n not in voted}
     assert {name: value for name, value in after.items() if name != keys.LAYOUT.encode()}.keys() == moved.keys()
     assert {n: v for n, v in after.items() if n in moved and not n.endswith(records)} == {
         n: v for n, v in moved.items() if not n.endswith(records)

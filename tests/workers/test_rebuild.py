@@ -14,7 +14,18 @@ from likeloop_server import apikeys, exports, keys, projects
 from likeloop_server.batch_store import BatchStore, Lifetimes
 from likeloop_server.ingest import prepare
 from service import create_app
-from tests.support import P, auth, feedback, labelled, likeloop_cli, read_jsonl_gz, response, store, store_and_pair
+from tests.support import (
+    P,
+    auth,
+    feedback,
+    labelled,
+    likeloop_cli,
+    read_jsonl_gz,
+    response,
+    store,
+    store_and_pair,
+    vote_of,
+)
 from tests.workers.history import PAIRING_LAG_S, dump, pair_all, snapshot_rows, traffic
 from workers.archive.run import archive_project
 from workers.dataset import refs
@@ -120,7 +131,7 @@ def test_what_expired_before_stays_expired_after_a_rebuild(conn, s3, settings):
     result = rebuild_project(conn, s3, settings, P)
     assert result.differed == 0 and result.events == 6
     assert not conn.exists(PK.response("old-quiet"), PK.response("old-late"), PK.pending("old-late"))
-    assert conn.ttl(PK.response("old-liked")) == -1 and conn.hget(PK.votes("old-liked"), "u")
+    assert conn.ttl(PK.response("old-liked")) == -1 and vote_of(conn, PK, "old-liked", "u")
     assert conn.ttl(PK.response("new")) > 29 * DAY  # as long as it had left
     assert conn.exists(PK.seen("e-new")) and not conn.exists(PK.seen("e-old"))
     assert conn.hgetall(PK.stats_total) == stats

@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from likeloop_server import group_state, keys
+from likeloop_server import group_state, keys, stored
 from likeloop_server.counters import COUNTERS, add_packed_command, dimension, split_field
 from likeloop_server.counters import field as counter_field
 from likeloop_server.exports import PAIR_SOURCES
@@ -99,9 +99,8 @@ def _read_members_and_records(conn: redis.Redis, pk: keys.ProjectKeys, snaps: li
     pipe = conn.pipeline(transaction=False)
     for snap in snaps:
         for rid in snap["members"]:
-            pipe.hgetall(pk.response(rid))
+            pipe.hgetall(pk.response(rid))  # its votes with it (stored.VOTE)
             pipe.pttl(pk.response(rid))
-            pipe.hgetall(pk.votes(rid))
             pipe.hgetall(pk.ratings(rid))
             pipe.lrange(pk.comments(rid), 0, -1)
         if snap["pair_ids"]:
@@ -122,10 +121,11 @@ def _read_members_and_records(conn: redis.Redis, pk: keys.ProjectKeys, snaps: li
 
 
 def _responses(members: list[str], found: Iterator[Any]) -> dict[str, Any]:
-    """The member responses still stored, from the next five replies per member."""
+    """The member responses still stored, from the next four replies per member."""
     responses: dict[str, Any] = {}
     for rid in members:
-        fields, ttl_ms, votes, ratings, comments = (next(found) for _ in range(5))
+        raw, ttl_ms, ratings, comments = (next(found) for _ in range(4))
+        fields, votes = stored.split_votes(raw)
         if fields:
             responses[rid] = {
                 "fields": _hash(fields),
@@ -168,7 +168,7 @@ def removal_commands(pk: keys.ProjectKeys, snap: dict[str, Any]) -> list[Command
     gid = snap["group"]
     doomed = [pk.group(gid), pk.judgements(gid)]
     for rid in snap["members"]:
-        doomed += [pk.response(rid), pk.votes(rid), pk.ratings(rid), pk.comments(rid)]
+        doomed += [pk.response(rid), pk.ratings(rid), pk.comments(rid)]
     commands: list[Command] = [["DEL", *doomed], ["ZREM", pk.group_changed, gid], ["ZREM", pk.disliked_groups, gid]]
     commands.append(["HDEL", pk.quality_digests, gid])  # derived: the next pairing makes it again
     if snap["pairs"]:
@@ -210,7 +210,7 @@ def _response_commands(pk: keys.ProjectKeys, snap: dict[str, Any], now_ms: int) 
         cmds.append(["HSET", key, *_flat(r["fields"])])
         cmds.append(["PEXPIREAT", key, expires_ms] if expires_ms is not None else ["PERSIST", key])
         if r["votes"]:
-            cmds.append(["HSET", pk.votes(rid), *_flat(r["votes"])])
+            cmds.append(["HSET", key, *_flat({stored.VOTE + user: vote for user, vote in r["votes"].items()})])
         if r["ratings"]:
             cmds.append(["HSET", pk.ratings(rid), *_flat(r["ratings"])])
         if r["comments"]:

@@ -273,7 +273,7 @@ class HotPass:
         pk = self.pk
         for i in range(0, len(rids), 500):
             chunk = rids[i : i + 500]
-            names = [k for rid in chunk for k in (pk.response(rid), pk.votes(rid), pk.ratings(rid), pk.comments(rid))]
+            names = [k for rid in chunk for k in (pk.response(rid), pk.ratings(rid), pk.comments(rid))]
             # One transaction: a cluster client's pipeline takes a multi-key DEL only in one (the
             # keys are all of the project's slot).
             pipe = self.conn.pipeline(transaction=True)

@@ -66,15 +66,15 @@ def read_views(conn: redis.Redis, pk: keys.ProjectKeys, group_ids: list[str]) ->
     pipe = conn.pipeline(transaction=False)
     for rids in members:
         for rid in rids:
-            pipe.hmget(pk.response(rid), _VIEW_FIELDS)
-            pipe.hgetall(pk.votes(rid))
+            pipe.hgetall(pk.response(rid))  # its votes are fields of it (stored.VOTE)
             pipe.hgetall(pk.ratings(rid))
     replies = iter(pipe.execute())
     views: dict[str, GroupView] = {}
     for i, gid in enumerate(group_ids):
         responses, prompt = [], None
         for rid in members[i]:
-            values, votes, ratings = next(replies), next(replies), next(replies)
+            (stored_fields, votes), ratings = stored.split_votes(next(replies)), next(replies)
+            values = [stored_fields.get(name.encode()) for name in _VIEW_FIELDS]
             if values[3] is None:  # expired
                 continue
             f = {name: v.decode() for name, v in zip(_VIEW_FIELDS, values, strict=True) if v is not None}

@@ -12,7 +12,7 @@ import pytest
 
 from likeloop_server import apikeys, keys
 from likeloop_server.errors import ConfigError
-from tests.support import feedback, likeloop_cli, response, store
+from tests.support import feedback, likeloop_cli, response, store, vote_of
 from workers.archive.layout import ArchiveLayout
 from workers.archive.replay import commit_records
 from workers.archive.run import archive_project
@@ -72,4 +72,4 @@ def test_an_archive_at_the_old_default_is_refused_then_moved_whole(conn, s3, own
     conn.flushall()
     result = rebuild_project(conn, s3, own_bucket, PROJECT)
     assert result.events == 4 and result.keys_restored == 1
-    assert conn.hget(keys.ProjectKeys(PROJECT).votes("r2"), "u1") is not None
+    assert vote_of(conn, keys.ProjectKeys(PROJECT), "r2", "u1") is not None

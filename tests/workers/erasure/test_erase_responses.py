@@ -6,7 +6,7 @@ import time
 import likeloop
 
 from likeloop_server import apikeys, erasures, exports, keys
-from tests.support import P, auth, feedback, group_pair_ids, make_key, response, store_and_pair
+from tests.support import P, auth, feedback, group_pair_ids, make_key, response, store_and_pair, vote_of
 from tests.workers.erasure.everywhere import redis_text, s3_texts
 from tests.workers.history import pair_all
 from workers.archive.run import archive_project
@@ -50,7 +50,7 @@ def test_erasing_a_response_takes_it_and_all_feedback_on_it_everywhere(conn, cli
     record = erasures.get_erasure(conn, P, erasure_id)
     assert record["status"] == "done" and GONE not in str(record)
     # the rest stays: kept-1 and its dislike, the other prompt's pair
-    assert conn.hget(PK.votes("kept-1"), "bob") is not None
+    assert vote_of(conn, PK, "kept-1", "bob") is not None
     assert set(group_pair_ids(conn, PK, conn.hget(PK.response("kept-2"), "group").decode())) == pairs_of_other
     # feedback about the erased response is refused from now on, and after a rebuild
     late = client.post("/v1/events", json={"events": [feedback("like", GONE, "fay")]}, headers=auth(secret))
