@@ -9,7 +9,7 @@ import json
 import time
 
 from likeloop_cli.pull import pull
-from likeloop_server import apikeys, erasures, exports, keys, projects
+from likeloop_server import apikeys, erasures, exports, keys, projects, stored
 from tests.support import P, auth, feedback, likeloop_cli, read_jsonl_gz, response, store, store_and_pair
 from tests.workers.erasure.everywhere import MARKERS, USER, USER_KEY, redis_text, s3_texts, traces
 from tests.workers.history import pair_all
@@ -124,9 +124,19 @@ def test_erase_a_user_everywhere_and_it_stays_erased(conn, client, s3, settings,
         for r in read_jsonl_gz(s3, settings.s3_bucket, f)
     ]
     assert rows and set(rows) <= {p.decode() for p in conn.hkeys(PK.pair_records)}
-    # the others' data is whole: their responses (less zed's correction on b1), the pair of "Others?"
-    for rid, before in others_before.items():
-        after = conn.hgetall(PK.response(rid))
+    # the others' data is whole: their responses (less zed's correction on b1 and zed's votes,
+    # fields of the responses' hashes), the pair of "Others?"
+    zed_vote = (stored.VOTE + USER).encode()
+    assert any(zed_vote in before for before in others_before.values())
+    for rid, before_all in others_before.items():
+        (after, votes_after), (before, votes_before) = (
+            stored.split_votes(conn.hgetall(PK.response(rid))),
+            stored.split_votes(before_all),
+        )
+        assert (
+            zed_vote[2:] not in votes_after
+            and {u: v for u, v in votes_before.items() if u != zed_vote[2:]}.items() <= votes_after.items()
+        )
         before = {k: v for k, v in before.items() if not k.startswith(b"correction")}
         assert after == before or rid in ("a1", "b1") and set(after) == set(before), rid
     stays = pairs_before & set(conn.hkeys(PK.pair_records))
