@@ -44,7 +44,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
@@ -197,24 +197,33 @@ return #votes / 2
 """
 
 
+def _in_every_project(
+    conn: redis.Redis, pattern: str, kind: str | None = None
+) -> Iterator[list[tuple[keys.ProjectKeys, str]]]:
+    """The keys ``pattern`` matches (a key of ``ProjectKeys("*")`` with ``*`` for its id) in every
+    project, listed or not, a thousand at a time: (the project's keys, the id in the key)."""
+    name = pattern[len(keys.project_base("*")) : -1]  # "votes:", "group:", ...
+    batch: list[tuple[keys.ProjectKeys, str]] = []
+    for raw in conn.scan_iter(match=pattern, count=1000, _type=kind):
+        project, _, rest = raw.decode()[len(keys.project_base("")) - 2 :].partition("}:")
+        batch.append((keys.ProjectKeys(project), rest[len(name) :]))
+        if len(batch) >= 1000:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def fold_votes(conn: redis.Redis) -> int:
     """Layout 9: each response's votes hash made fields of its response hash, in every project
     that has any. Returns how many votes moved."""
     fold = conn.register_script(_FOLD_VOTES)
-    anyone = keys.ProjectKeys("*")
-    prefix = anyone.votes("")[len(anyone.base) :]  # "votes:"
     moved = 0
-    batch: list[tuple[keys.ProjectKeys, str]] = []
-    for raw in [*conn.scan_iter(match=anyone.votes("*"), count=1000, _type="hash"), None]:
-        if raw is not None:
-            project, _, rest = raw.decode()[len(keys.project_base("")) - 2 :].partition("}:")
-            batch.append((keys.ProjectKeys(project), rest[len(prefix) :]))
-        if batch and (raw is None or len(batch) >= 1000):
-            pipe = conn.pipeline(transaction=False)
-            for pk, rid in batch:
-                fold(keys=[pk.votes(rid), pk.response(rid)], args=[stored.VOTE], client=pipe)
-            moved += sum(int(n) for n in pipe.execute())
-            batch = []
+    for batch in _in_every_project(conn, keys.ProjectKeys("*").votes("*"), "hash"):
+        pipe = conn.pipeline(transaction=False)
+        for pk, rid in batch:
+            fold(keys=[pk.votes(rid), pk.response(rid)], args=[stored.VOTE], client=pipe)
+        moved += sum(int(n) for n in pipe.execute())
     return moved
 
 
@@ -225,20 +234,13 @@ def fold_groups(conn: redis.Redis) -> int:
     fold = conn.register_script(_FOLD_GROUP)
     names = [group_state.MEMBER, group_state.VERSION, group_state.PAIR, group_state.KTO, group_state.MATCH]
     folded = 0
-    anyone = keys.ProjectKeys("*")  # the keys' patterns, in every project
+    anyone = keys.ProjectKeys("*")
     for pattern, kind in ((anyone.group("*"), "set"), *((p, None) for p in anyone.legacy_group_keys("*"))):
-        name = pattern[len(anyone.base) : -1]  # "group:", "gver:", ...
-        batch: list[tuple[keys.ProjectKeys, str]] = []
-        for raw in [*conn.scan_iter(match=pattern, count=1000, _type=kind), None]:
-            if raw is not None:
-                project, _, rest = raw.decode()[len(keys.project_base("")) - 2 :].partition("}:")
-                batch.append((keys.ProjectKeys(project), rest[len(name) :]))
-            if batch and (raw is None or len(batch) >= 1000):
-                pipe = conn.pipeline(transaction=False)
-                for pk, gid in batch:
-                    fold(keys=[pk.group(gid), *pk.legacy_group_keys(gid)], args=names, client=pipe)
-                folded += sum(pipe.execute())
-                batch = []
+        for batch in _in_every_project(conn, pattern, kind):
+            pipe = conn.pipeline(transaction=False)
+            for pk, gid in batch:
+                fold(keys=[pk.group(gid), *pk.legacy_group_keys(gid)], args=names, client=pipe)
+            folded += sum(pipe.execute())
     return folded
 
 
@@ -276,23 +278,6 @@ for key, deltas in pairs(groups) do add_packed(key, packed_field, deltas) end
 return moved
 """
 )
-_GROUP_COUNTERS = """
-local src, prefix, bucket = KEYS[1], ARGV[1], ARGV[2]
-local moved = 0
-for i = 3, #ARGV do
-  local name = ARGV[i]
-  local count = redis.call('HGET', src, name)
-  local sep = string.find(name, '|g:', 1, true)
-  if count and sep then
-    local metric = string.sub(name, 1, sep - 1)
-    local field = (bucket == '') and ('t|' .. metric) or ('h:' .. bucket .. '|' .. metric)
-    redis.call('HINCRBY', prefix .. string.sub(name, sep + 3), field, count)
-    redis.call('HDEL', src, name)
-    moved = moved + 1
-  end
-end
-return moved
-"""
 _GROUP_COUNTERS = "*" + SEPARATOR + DIMENSIONS["group"] + "*"
 _USER_COUNTERS = "*" + SEPARATOR + DIMENSIONS["user"] + "*"
 _PACKED_PREFIX = (PACKED + SEPARATOR).encode()
