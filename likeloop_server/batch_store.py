@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import redis
 
 from . import defaults, group_state, keys
-from .counters import DIMENSIONS, PACKED, PACKED_LUA, packed_lua_header
+from .counters import DIMENSIONS, PACKED_LUA
 from .direct_script import DirectScript
 from .ingest import RESPONSE_SHAPE_AT, RESPONSE_TYPE, dumps_bytes
 from .settings import Settings
@@ -39,7 +39,7 @@ def _script_source() -> str:
         )
     )
     header = f"local K = {{{names}}}\nlocal D = {{{dims}}}\nlocal G = {{{state}}}\n"
-    header += packed_lua_header() + f"local PACKED = '{PACKED}'\nlocal VOTE = '{VOTE}'\n" + PACKED_LUA
+    header += f"local VOTE = '{VOTE}'\n" + PACKED_LUA
     return header + (Path(__file__).parent / "ingest.lua").read_text(encoding="utf-8")
 
 

@@ -29,11 +29,20 @@ PAIRS_EXPORTED = "pairs_exported"  # only in the project's total hash
 
 PACKED = "all"  # the metric of a field packing every counter of one user (module docstring)
 
-# Lua functions over packed counters, for the scripts that write them (ingest.lua, the layout
-# migration, retention); they need ``C``, the list of ``COUNTERS`` (``packed_lua_header``).
-#   unpack_counts(text) -> {index -> count};  add_packed(key, field, deltas): adds
-#   {index -> delta} to a packed field, removing it when every count is zero.
-PACKED_LUA = """
+# Lua over packed counters, put before the scripts that write them (ingest.lua, the roll-up,
+# retention, the layout migration): ``C`` the list of ``COUNTERS``, ``INDEX`` metric -> its place
+# in it, ``PACKED`` the metric of a user's packed field, and
+#   unpack_counts(text) -> {place -> count};  add_packed(key, field, deltas): adds
+#   {place -> delta} to a packed field (nothing when every delta is zero), removing the field
+#   when every count is zero.
+PACKED_LUA = (
+    "local C = {"
+    + ", ".join(f"'{name}'" for name in COUNTERS)
+    + "}\n"
+    + f"local PACKED = '{PACKED}'\n"
+    + """
+local INDEX = {}
+for i, name in ipairs(C) do INDEX[name] = i end
 local function unpack_counts(text)
   local counts, i = {}, 1
   for n in string.gmatch(text or '', '[^,]+') do
@@ -43,6 +52,9 @@ local function unpack_counts(text)
   return counts
 end
 local function add_packed(key, field, deltas)
+  local any = false
+  for _, by in pairs(deltas) do if by ~= 0 then any = true end end
+  if not any then return end
   local counts = unpack_counts(redis.call('HGET', key, field))
   for i, by in pairs(deltas) do counts[i] = (counts[i] or 0) + by end
   local n = #C
@@ -56,6 +68,7 @@ local function add_packed(key, field, deltas)
   redis.call('HSET', key, field, table.concat(out, ','))
 end
 """
+)
 
 # Dimension kind (as stats queries name it) -> the prefix of its values in field names.
 DIMENSIONS = {"model": "m:", "group": "g:", "user": "u:", "meta": "k:"}
@@ -131,16 +144,10 @@ def bounded_dims(model: str, metadata: dict[str, Any] | None) -> list[str]:
     return dims
 
 
-def packed_lua_header() -> str:
-    """``C``, the counters in their packed order, as a Lua line for ``PACKED_LUA``."""
-    return "local C = {" + ", ".join(f"'{name}'" for name in COUNTERS) + "}\n"
-
-
 # KEYS[1] a hash. ARGV: a packed field, then metric place (1-based, COUNTERS order), count, ...:
 # the counts added to the field (add_packed), for writers that queue commands (a transaction).
 ADD_PACKED = (
-    packed_lua_header()
-    + PACKED_LUA
+    PACKED_LUA
     + """
 local deltas = {}
 for i = 2, #ARGV, 2 do deltas[tonumber(ARGV[i])] = tonumber(ARGV[i + 1]) end

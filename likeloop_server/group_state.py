@@ -54,35 +54,28 @@ class GroupState:
 
 def parse(raw: dict[bytes, bytes]) -> GroupState:
     """A group's state from its hash as HGETALL returns it (empty: a group never paired)."""
-    version = 0
-    pairs: list[str] = []
-    kto: list[str] = []
-    matches: dict[str, int] = {}
-    for name, value in raw.items():
-        if name.startswith(_PAIR):
-            pairs.append(name[2:].decode())
-        elif name.startswith(_KTO):
-            kto.append(name[2:].decode())
-        elif name.startswith(_MATCH):
-            matches[name[2:].decode("utf-8", "surrogateescape")] = int(value)
-        elif name == b"v":
-            version = int(value)
-    return GroupState(version, frozenset(pairs), frozenset(kto), matches)
+    matches = {k[2:].decode("utf-8", "surrogateescape"): int(v) for k, v in raw.items() if k.startswith(_MATCH)}
+    version = int(raw.get(VERSION.encode(), 0))
+    return GroupState(version, frozenset(pair_ids(raw)), frozenset(kto_ids(raw)), matches)
+
+
+def _ids(raw: dict[bytes, bytes] | list[bytes], prefix: bytes) -> list[str]:
+    return sorted(name[2:].decode() for name in raw if name.startswith(prefix))
 
 
 def members(raw: dict[bytes, bytes] | list[bytes]) -> list[str]:
     """The ids of a group's responses, sorted, from its hash (HGETALL) or its fields (HKEYS)."""
-    return sorted(name[2:].decode() for name in raw if name.startswith(_MEMBER))
+    return _ids(raw, _MEMBER)
 
 
 def pair_ids(raw: dict[bytes, bytes]) -> list[str]:
     """The ids of a group's current pairs, sorted, from its hash."""
-    return sorted(name[2:].decode() for name in raw if name.startswith(_PAIR))
+    return _ids(raw, _PAIR)
 
 
 def kto_ids(raw: dict[bytes, bytes]) -> list[str]:
     """The ids of a group's current KTO items, sorted, from its hash."""
-    return sorted(name[2:].decode() for name in raw if name.startswith(_KTO))
+    return _ids(raw, _KTO)
 
 
 def add(key: str, prefix: str, ids: Iterable[str]) -> list[Any]:

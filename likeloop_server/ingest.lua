@@ -119,14 +119,11 @@ local function users_gone(bucket_period)
   return #bucket_period == 10 and bucket_period <= users_pruned
 end
 
-
 -- A user's counters in a stats hash are one packed field (counters.PACKED: all|u:<user>, every
 -- metric's count in C's order), and so are a group's in its hash (group_state.py: t all time,
 -- h:<hour or rolled day> per bucket): the increments of a batch are summed here by metric index
 -- and added to each field once at the end (add_packed, counters.PACKED_LUA).
 local packed = {}  -- hash -> packed field -> metric index -> delta
-local metric_index = {}
-for i, name in ipairs(C) do metric_index[name] = i end
 local function incr_packed(key, field, metric, by)
   local fields = packed[key]
   if not fields then
@@ -138,7 +135,7 @@ local function incr_packed(key, field, metric, by)
     deltas = {}
     fields[field] = deltas
   end
-  local i = metric_index[metric]
+  local i = INDEX[metric]
   deltas[i] = (deltas[i] or 0) + by
 end
 
@@ -229,7 +226,7 @@ local function mark_dirty(gid)
   end
 end
 
--- The fields of a response hash its counted dimensions come from (counters.response_dims): its
+-- The fields of a response hash its counted dimensions come from (counters.stat_dims): its
 -- group, hour, model, user and the JSON of its counted metadata values (ingest.STORED_META_DIMS:
 -- kdims); responses stored before layout 9 keep all of their dimensions in 'dims'.
 local DIM_FIELDS = {'group', 'hour', 'model', 'user_id', 'kdims', 'dims'}
@@ -517,7 +514,7 @@ for gkey, ttl in pairs(grown) do
   if ttl == -1 and not kept[gkey] then redis.call('ZADD', K.gchanged, changed_at, string.sub(gkey, #K.group + 1)) end
 end
 -- Prompt groups by dislikes, so the most disliked are read without reading every group's counts.
-local DISLIKES = metric_index['dislikes']
+local DISLIKES = INDEX['dislikes']
 for key, fields in pairs(packed) do
   local deltas = fields[G.total]
   local by = deltas and deltas[DISLIKES]
@@ -542,11 +539,7 @@ for key, fields in pairs(increments) do
 end
 
 for key, fields in pairs(packed) do
-  for field, deltas in pairs(fields) do
-    local any = false
-    for _, by in pairs(deltas) do if by ~= 0 then any = true end end
-    if any then add_packed(key, field, deltas) end
-  end
+  for field, deltas in pairs(fields) do add_packed(key, field, deltas) end
 end
 
 local status_line = table.concat(statuses, ',')

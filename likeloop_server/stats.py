@@ -101,7 +101,7 @@ def read_stats(conn: redis.Redis, project: str, query: StatsQuery | None = None)
                         _add(buckets.setdefault(dim[len(_MODEL) :], {}), counts)
     if q.dimension == "group" or q.group_by == "group":
         pk = keys.ProjectKeys(project)
-        gids = [q.value or ""] if q.dimension == "group" else _groups_since(conn, pk, q.since)
+        gids = [q.value or ""] if q.dimension == "group" else groups_since(conn, pk, q.since)
         for gid, counted in _group_counts(conn, pk, gids):
             for bucket, counts in counted.items():
                 if bucket == "" or not in_period(bucket, q.since, q.until):
@@ -137,7 +137,7 @@ def read_stats(conn: redis.Redis, project: str, query: StatsQuery | None = None)
 GROUPS_PER_READ = 1000
 
 
-def _groups_since(conn: redis.Redis, pk: keys.ProjectKeys, since: str | None) -> list[str]:
+def groups_since(conn: redis.Redis, pk: keys.ProjectKeys, since: str | None) -> list[str]:
     """The groups that may have counts in a bucket from ``since`` on: those that changed since
     (pairing lists a group changed when it counts its pairs), less the most an event's timestamp
     may run ahead of its receipt. Compacted groups took their counters with them."""

@@ -52,7 +52,7 @@ import redis
 from likeloop_server import compacted, group_state, keys, stored
 from likeloop_server.apikeys import list_projects
 from likeloop_server.connections import queue_redis
-from likeloop_server.counters import DIMENSIONS, PACKED, PACKED_LUA, SEPARATOR, packed_lua_header
+from likeloop_server.counters import DIMENSIONS, PACKED, PACKED_LUA, SEPARATOR
 from likeloop_server.identity import valid_project_name
 from workers.dataset import refs
 from workers.dataset.formats import stored_kto, stored_pair
@@ -249,13 +249,10 @@ def fold_groups(conn: redis.Redis) -> int:
 # made one by ``fold_groups`` first), packed but for its pairs (group_state.py), and the fields
 # removed. Returns how many moved.
 _MOVE_GROUP_COUNTERS = (
-    packed_lua_header()
-    + PACKED_LUA
+    PACKED_LUA
     + """
 local src, prefix, bucket = KEYS[1], ARGV[1], ARGV[2]
 local packed_field = (bucket == '') and ARGV[3] or (ARGV[4] .. bucket)
-local index = {}
-for i, name in ipairs(C) do index[name] = i end
 local groups = {}
 local moved = 0
 for i = 6, #ARGV do
@@ -266,9 +263,9 @@ for i = 6, #ARGV do
     local metric, key = string.sub(name, 1, sep - 1), prefix .. string.sub(name, sep + 3)
     if metric == ARGV[5] then
       redis.call('HINCRBY', key, packed_field .. '|' .. metric, count)
-    elseif index[metric] then
+    elseif INDEX[metric] then
       groups[key] = groups[key] or {}
-      groups[key][index[metric]] = tonumber(count)
+      groups[key][INDEX[metric]] = tonumber(count)
     end
     redis.call('HDEL', src, name)
     moved = moved + 1
@@ -285,17 +282,13 @@ _PACKED_PREFIX = (PACKED + SEPARATOR).encode()
 # KEYS: a stats hash. ARGV: per-user fields of it, one a metric (``<metric>|u:<user>``, before
 # layout 9). Each user's folded into its packed field (counters.PACKED_LUA) and removed.
 _PACK_USER_COUNTERS = (
-    packed_lua_header()
-    + f"local PACKED = '{PACKED}'\n"
-    + PACKED_LUA
+    PACKED_LUA
     + """
 local key = KEYS[1]
-local index = {}
-for i, name in ipairs(C) do index[name] = i end
 local users = {}
 for _, name in ipairs(ARGV) do
   local sep = string.find(name, '|', 1, true)
-  local i = sep and index[string.sub(name, 1, sep - 1)]
+  local i = sep and INDEX[string.sub(name, 1, sep - 1)]
   local value = i and redis.call('HGET', key, name)
   if value then
     local d = string.sub(name, sep + 1)

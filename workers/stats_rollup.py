@@ -20,9 +20,10 @@ from datetime import UTC, datetime
 
 import redis
 
-from likeloop_server import defaults, group_state, keys
+from likeloop_server import group_state, keys
 from likeloop_server.apikeys import list_projects
-from likeloop_server.counters import DIMENSIONS, PACKED, PACKED_LUA, SEPARATOR, packed_lua_header
+from likeloop_server.counters import DIMENSIONS, PACKED_LUA, SEPARATOR
+from likeloop_server.stats import groups_since
 from workers import context
 from workers.sweep import each_project
 
@@ -30,9 +31,7 @@ from workers.sweep import each_project
 # the hashes' prefix, the day, its hours. A packed field (a user's counters, counters.PACKED)
 # adds up count by count. Returns how many hours were rolled.
 _ROLL_DAY = (
-    packed_lua_header()
-    + f"local PACKED = '{PACKED}'\n"
-    + PACKED_LUA
+    PACKED_LUA
     + """
 local set, marker, prefix, day = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
 local target = prefix .. day
@@ -64,8 +63,7 @@ return #ARGV - 2
 # that day's hours (packed, and its pairs apart: group_state.py) added into the day's and removed.
 # Returns how many fields it folded.
 _FOLD_GROUP_DAY = (
-    packed_lua_header()
-    + PACKED_LUA
+    PACKED_LUA
     + """
 local key, day, bucket = KEYS[1], ARGV[1], ARGV[2]
 local fields = redis.call('HGETALL', key)
@@ -91,8 +89,7 @@ GROUPS_PER_CALL = 1000  # group hashes folded per pipeline
 
 def _fold_groups(conn: redis.Redis, pk: keys.ProjectKeys, day: str) -> int:
     """Fold the day's hourly counters of every group that may have some into the day's."""
-    start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
-    gids = [g.decode() for g in conn.zrangebyscore(pk.group_changed, start - defaults.FUTURE_SLACK_S, "+inf")]
+    gids = groups_since(conn, pk, day)
     fold = conn.register_script(_FOLD_GROUP_DAY)
     folded = 0
     for i in range(0, len(gids), GROUPS_PER_CALL):

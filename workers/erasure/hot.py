@@ -25,7 +25,7 @@ from typing import Any
 import redis
 
 from likeloop_server import compacted, group_state, keys, quality_cache, stored
-from likeloop_server.counters import DIMENSIONS, PACKED, PACKED_LUA, SEPARATOR, packed_lua_header
+from likeloop_server.counters import DIMENSIONS, PACKED_LUA, SEPARATOR
 from likeloop_server.settings import Settings
 from workers.compaction import snapshot as group_snapshot
 from workers.compaction.restore import restore_groups
@@ -49,9 +49,7 @@ def _glob_escape(text: str) -> str:
 # counts taken off the same field of the total (packed: counters.PACKED_LUA; a field per metric
 # before layout 9), which goes when it reaches zero, and the field removed from the bucket.
 _FORGET_USER_COUNTS = (
-    packed_lua_header()
-    + f"local PACKED = '{PACKED}'\n"
-    + PACKED_LUA
+    PACKED_LUA
     + """
 local total, bucket = KEYS[1], KEYS[2]
 for _, name in ipairs(ARGV) do
