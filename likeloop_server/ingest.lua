@@ -11,9 +11,10 @@
 --       response shapes, 1 to archive the batch (else 0).
 --       An event is a JSON object of feedback (likeloop_server/ingest.py), or an array for a
 --       response: {event id to dedupe by or '', 1 if its id is fresh else 0, response id,
---       group id, shape index, the rest of its hash fields as name, value, ...}. A shape is an
---       hour and the bounded dimensions a response is counted under there ({hour, dim, ...}):
---       responses of one shape are counted together, once per batch.
+--       group id, shape index, the rest of its hash fields as name, value, ...} (not its
+--       group and hour: the script writes those). A shape is an hour and the bounded
+--       dimensions a response is counted under there ({hour, dim, ...}): responses of one
+--       shape are counted together, once per batch.
 -- Returns {statuses, newly_dirty_group_ids}; statuses: one string, a status per event separated
 -- by ',': accepted | duplicate | pending | comment_limit (the response has its most comments) |
 -- pending_limit (its waiting list is full) | group_mismatch (a comparison of responses to
@@ -29,8 +30,10 @@
 -- declared or built, are in the slot the script runs on.
 
 local resp_ttl = tonumber(ARGV[1])
-local pending_ttl = tonumber(ARGV[2])
-local dedupe_ttl = tonumber(ARGV[3])
+-- Numbers given to redis.call are formatted anew on every call (Lua's %.14g), which cost more
+-- than the EXPIRE itself: the lifetimes go to Redis as the strings they came as.
+local resp_ttl_s, pending_ttl_s, dedupe_ttl_s = ARGV[1], ARGV[2], ARGV[3]
+local group_ttl_s = tostring(resp_ttl + 86400)  -- a group outlives its responses by a day
 local events = cjson.decode(ARGV[4])
 local now = ARGV[5]
 local recent_comments = tonumber(ARGV[6])
@@ -329,9 +332,9 @@ local function wait_for(rid, ev)
     return false
   end
   redis.call('RPUSH', pkey, cjson.encode(ev))
-  redis.call('EXPIRE', pkey, pending_ttl)
+  redis.call('EXPIRE', pkey, pending_ttl_s)
   -- The marker outlives every pending list, so while it is absent none exists.
-  redis.call('SET', K.pendingany, '1', 'EX', pending_ttl)
+  redis.call('SET', K.pendingany, '1', 'EX', pending_ttl_s)
   any_pending = true
   return true
 end
@@ -418,20 +421,37 @@ end
 
 -- Store a response (an array, see above). Returns accepted or duplicate.
 local function store_response(ev)
-  local rid, gid, fresh = ev[3], ev[4], ev[2] == 1
-  local rkey = K.resp .. rid
-  -- A fresh id (made by the service for this event) is stored nowhere and awaited by nobody.
-  if not fresh and redis.call('EXISTS', rkey) == 1 then return 'duplicate' end
-  local gkey = K.group .. gid
-  redis.call('HSET', rkey, 'group', gid, unpack(ev, 6))  -- its id is its key's
-  redis.call('EXPIRE', rkey, resp_ttl)
-  if grown[gkey] == nil then
-    grown[gkey] = redis.call('TTL', gkey)
-    -- A new group key for a compacted group: its snapshot joins it when pairing brings it back.
-    if grown[gkey] == -2 and compacted(K.cgroup, gid, true) then wake(gid) end
+  local rid, gid, fresh, shape = ev[3], ev[4], ev[2] == 1, ev[5]
+  local rkey, gkey = K.resp .. rid, K.group .. gid
+  -- The group's TTL (-2: no such key), asked once per batch: whether to set its expiry (below).
+  local ttl = grown[gkey]
+  -- A fresh id (made by the service for this event) is stored nowhere and awaited by nobody. A
+  -- client's may be stored already: the first time the batch meets a group, one EXISTS asks for
+  -- the response and the group together (0: neither, so a new group; 2: a duplicate; 1: one of
+  -- them, which the group's TTL tells).
+  if not fresh then
+    if ttl ~= nil then
+      if redis.call('EXISTS', rkey) == 1 then return 'duplicate' end
+    else
+      local found = redis.call('EXISTS', rkey, gkey)
+      if found == 2 then return 'duplicate' end
+      ttl = -2
+      if found == 1 then
+        ttl = redis.call('TTL', gkey)
+        if ttl == -2 then return 'duplicate' end  -- the response is what exists
+      end
+    end
   end
+  if ttl == nil then ttl = redis.call('TTL', gkey) end
+  if grown[gkey] == nil then
+    grown[gkey] = ttl
+    -- A new group key for a compacted group: its snapshot joins it when pairing brings it back.
+    if ttl == -2 and compacted(K.cgroup, gid, true) then wake(gid) end
+  end
+  -- Its id is its key's; its hour is its shape's.
+  redis.call('HSET', rkey, 'group', gid, 'hour', shapes[shape][1], unpack(ev, 6))
+  redis.call('EXPIRE', rkey, resp_ttl_s)
   redis.call('HSET', gkey, G.member .. rid, '')
-  local shape = ev[5]
   shape_counts[shape] = (shape_counts[shape] or 0) + 1
   if fresh then return 'accepted' end
   if any_pending == nil then any_pending = redis.call('EXISTS', K.pendingany) == 1 end
@@ -462,7 +482,7 @@ for i, ev in ipairs(events) do
   local response = ev[1] ~= nil
   -- Only a client-chosen event id can come again; a response is also deduped by its id.
   local eid = response and ev[1] or (ev.dedupe and ev.eid)
-  if eid and eid ~= '' and redis.call('SET', K.seen .. eid, '1', 'NX', 'EX', dedupe_ttl) == false then
+  if eid and eid ~= '' and redis.call('SET', K.seen .. eid, '1', 'NX', 'EX', dedupe_ttl_s) == false then
     status = 'duplicate'
   elseif response then
     status = store_response(ev)
@@ -501,12 +521,12 @@ end
 -- once per request). A group with feedback has no expiry (TTL -1); a new group (-2) gets one.
 for gkey, ttl in pairs(grown) do
   if not kept[gkey] and ttl ~= -1 and ttl < resp_ttl then
-    redis.call('EXPIRE', gkey, resp_ttl + 86400)
+    redis.call('EXPIRE', gkey, group_ttl_s)
   end
 end
 -- Labelled groups by when they last changed, to the second (a response added to one is a change):
 -- compaction takes those unchanged for long. Unlabelled groups are not listed: they expire.
-local changed_at = math.floor(tonumber(now))
+local changed_at = tostring(math.floor(tonumber(now)))
 for gkey, _ in pairs(kept) do
   redis.call('ZADD', K.gchanged, changed_at, string.sub(gkey, #K.group + 1))
 end

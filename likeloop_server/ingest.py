@@ -41,14 +41,29 @@ RESPONSE_TEXT_FIELDS = ("prompt", "system", "prompt_id", "user_id", "session_id"
 
 def prepare(event: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """Turn one validated event into the script's input. Fills in ids and the timestamp."""
-    # To the microsecond: the event archive keeps times in microseconds and gives back the same float.
-    ts = round(float(event.get("timestamp") or (now if now is not None else time.time())), 6)
+    stamp = time_stamp(float(event.get("timestamp") or (now if now is not None else time.time())))
     if event["type"] == RESPONSE_TYPE:
-        return _prepare_response(event, ts)
-    return _prepare_feedback(event, ts)
+        return _prepare_response(event, float(stamp), stamp)
+    return _prepare_feedback(event, float(stamp), stamp)
 
 
-def _prepare_response(event: dict[str, Any], ts: float) -> dict[str, Any]:
+# From 1 s (below, repr writes small numbers with an exponent) to 2**32 s (the year 2106: up to
+# there a double tells microseconds apart, its step being under half of one), the fixed-point
+# text of a time, less its trailing zeros, is the repr of the time rounded to the microsecond,
+# made in a third of the time round() and repr() take together.
+_FIXED_POINT = (1.0, 2.0**32)
+
+
+def time_stamp(ts: float) -> str:
+    """A time as stored: ``repr(round(ts, 6))``. To the microsecond, because the event archive
+    keeps times in microseconds and gives back the same float."""
+    if _FIXED_POINT[0] <= ts < _FIXED_POINT[1]:
+        text = f"{ts:.6f}".rstrip("0")
+        return text + "0" if text[-1] == "." else text
+    return repr(round(ts, 6))
+
+
+def _prepare_response(event: dict[str, Any], ts: float, stamp: str) -> dict[str, Any]:
     get = event.get
     given, rid = get("event_id"), get("response_id")
     # An id made here is new to Redis: the script need not look for a stored copy or for
@@ -56,11 +71,10 @@ def _prepare_response(event: dict[str, Any], ts: float) -> dict[str, Any]:
     fresh = rid is None
     if fresh:
         rid = new_id()
-    stamp, model, messages, metadata = repr(ts), get("model") or "", get("messages"), get("metadata")
+    model, messages, metadata = get("model") or "", get("messages"), get("metadata")
     gid = prompt_group_id(prompt=get("prompt"), messages=messages, system=get("system"), prompt_id=get("prompt_id"))
-    bounded = bounded_dims(model, metadata)
     # The script's array (batch_store.script_input sets the shape index), then the hash fields
-    # besides ``id`` and ``group`` (the script adds those two).
+    # besides ``group`` and ``hour`` (the script adds those two; the id is the key's).
     # The response id dedupes a response already; a different event id is checked too.
     wire = [given if given is not None and given != rid else "", 1 if fresh else 0, rid, gid, 0]
     wire += ("response", event["response"], "model", model, "ts", stamp)
@@ -70,12 +84,14 @@ def _prepare_response(event: dict[str, Any], ts: float) -> dict[str, Any]:
             wire += (name, value)
     if messages is not None:
         wire += ("messages", dumps(messages))
+    meta_json = None
     if metadata:
-        wire += ("metadata", dumps(metadata))
-    hour = utc_hour(ts)
-    if len(bounded) > bool(model):  # counted metadata values: the script works out the rest
-        wire += (STORED_META_DIMS, dumps(bounded[1:] if model else bounded))
-    wire += ("hour", hour)
+        meta_json = dumps(metadata)
+        wire += ("metadata", meta_json)
+    bounded, counted_meta = _bounded(model, metadata, meta_json)
+    if counted_meta is not None:  # counted metadata values: the script works out the rest
+        wire += (STORED_META_DIMS, counted_meta)
+    hour = utc_hour(ts)  # stored as the ``hour`` field: the script takes it from the shape
     return {
         "t": RESPONSE_TYPE,
         # Without an event id, the response id stands for the event (the SDK sends it as both).
@@ -90,18 +106,37 @@ def _prepare_response(event: dict[str, Any], ts: float) -> dict[str, Any]:
     }
 
 
+# Responses of one model and metadata (its JSON, which the script's input carries anyway) share
+# their bounded dimensions: worked out once for each such pair met lately, not per response.
+_BOUNDED: dict[tuple[str, str | None], tuple[tuple[str, ...], str | None]] = {}
+_BOUNDED_KEPT = 4096
+
+
+def _bounded(model: str, metadata: dict[str, Any] | None, meta_json: str | None) -> tuple[tuple[str, ...], str | None]:
+    """(the bounded dimensions of a response, the JSON of its metadata ones or None if none)."""
+    found = _BOUNDED.get((model, meta_json))
+    if found is None:
+        bounded = tuple(bounded_dims(model, metadata))
+        counted = bounded[1:] if model else bounded
+        found = (bounded, dumps(counted) if counted else None)
+        if len(_BOUNDED) >= _BOUNDED_KEPT:
+            _BOUNDED.clear()
+        _BOUNDED[(model, meta_json)] = found
+    return found
+
+
 # Positions in a response's "wire" array (ingest.lua): its shape index, then its hash fields.
 RESPONSE_SHAPE_AT, RESPONSE_FIELDS_AT = 4, 5
 
 
-def _prepare_feedback(event: dict[str, Any], ts: float) -> dict[str, Any]:
+def _prepare_feedback(event: dict[str, Any], ts: float, stamp: str) -> dict[str, Any]:
     etype, given = event["type"], event.get("event_id")
     eid = given or new_id()
     out = {
         "t": etype,
         "eid": eid,
         "hour": utc_hour(ts),
-        "ts": repr(ts),
+        "ts": stamp,
         "dedupe": given is not None,
         # A ranking names its responses in response_ids: the first stands for the event.
         "rid": event.get("response_id") or ranking_levels(event["response_ids"])[0][0],

@@ -2,9 +2,12 @@
 
 import time
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from likeloop_server import group_state, keys
 from likeloop_server.batch_store import BatchStore
-from likeloop_server.ingest import prepare
+from likeloop_server.ingest import prepare, time_stamp
 from tests.support import P, group_members, response, store
 from tests.support import feedback as fb
 
@@ -50,6 +53,57 @@ def test_a_response_id_logged_twice_is_a_duplicate(conn, settings):
     assert store(conn, settings, resp("r1", text="other"))[0] == ["duplicate"]
     assert conn.hget(keys.ProjectKeys(P).response("r1"), "response") == b"A"
     assert stats(conn)["responses"] == 1
+
+
+def test_a_response_id_sent_again_for_another_prompt_is_a_duplicate(conn, settings):
+    """The id is stored, the other prompt's group is not: one EXISTS finds one of the two keys,
+    and the group's TTL tells it was the response (nothing of the second copy is stored)."""
+    pk = keys.ProjectKeys(P)
+    store(conn, settings, resp("r1"))
+    other_gid = prepare(resp("r1", prompt="Another question?"))["gid"]
+    # alone, and in a batch of several responses (asked about together first)
+    assert store(conn, settings, resp("r1", prompt="Another question?"))[0] == ["duplicate"]
+    statuses, _ = store(conn, settings, resp("r1", prompt="Another question?"), resp("r2", prompt="Q2?"))
+    assert statuses == ["duplicate", "accepted"]
+    assert not conn.exists(pk.group(other_gid))
+    assert conn.hget(pk.response("r1"), "response") == b"A"
+    assert stats(conn)["responses"] == 2
+
+
+def test_a_response_id_twice_in_one_batch_is_stored_once(conn, settings):
+    statuses, _ = store(conn, settings, resp("r1"), resp("r2", prompt="Q2?"), resp("r1", prompt="Q3?", text="B"))
+    assert statuses == ["accepted", "accepted", "duplicate"]
+    assert conn.hget(keys.ProjectKeys(P).response("r1"), "response") == b"A"
+    assert stats(conn)["responses"] == 2
+
+
+def test_a_batch_sets_the_expiry_of_new_groups_and_keeps_labelled_ones_without(conn, settings):
+    """Responses to a labelled group (no expiry), to an unlabelled one and to new ones in one
+    batch: each is stored, its hour with it; new groups expire a day after their responses,
+    the labelled group still never does."""
+    pk = keys.ProjectKeys(P)
+    store(conn, settings, resp("r1", prompt="Kept?"), resp("r2", prompt="Open?"))
+    store(conn, settings, fb("like", "r1", "u1"))
+    kept_gid, open_gid = (conn.hget(pk.response(r), "group").decode() for r in ("r1", "r2"))
+    assert conn.ttl(pk.group(kept_gid)) == -1
+    conn.expire(pk.group(open_gid), 60)  # about to expire: a new response pushes it back
+    batch = [
+        resp("r3", prompt="Kept?"),
+        resp("r4", prompt="Open?"),
+        resp("r5", prompt="New?"),
+        resp("r6", prompt="New?"),
+    ]
+    statuses, _ = store(conn, settings, *batch)
+    assert statuses == ["accepted"] * 4
+    new_gid = conn.hget(pk.response("r5"), "group").decode()
+    assert group_members(conn, pk, kept_gid) == ["r1", "r3"] and group_members(conn, pk, new_gid) == ["r5", "r6"]
+    assert conn.ttl(pk.group(kept_gid)) == -1
+    response_ttl = settings.response_ttl_days * 86400
+    for gid in (open_gid, new_gid):
+        assert response_ttl < conn.ttl(pk.group(gid)) <= response_ttl + 86400
+    for rid in ("r3", "r4", "r5", "r6"):
+        assert 0 < conn.ttl(pk.response(rid)) <= response_ttl
+        assert conn.hget(pk.response(rid), "hour") == conn.hget(pk.response("r1"), "hour")
 
 
 def test_a_new_vote_by_the_same_user_replaces_the_old(conn, settings):
@@ -226,3 +280,26 @@ def test_a_users_counts_are_one_field_a_stats_hash(conn, settings):
     assert not [name for name in stats(conn) if "|u:" in name and not name.startswith("all|")]
     totals = read_stats(conn, P, StatsQuery(dimension="user", value="ann"))["totals"]
     assert (totals["likes"], totals["dislikes"], totals["ratings"], totals["mean_rating"]) == (0, 1, 1, 4.0)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.floats(min_value=0, max_value=2.0**32, exclude_max=True) | st.floats(allow_nan=False, allow_infinity=False))
+def test_a_time_is_stored_as_the_repr_of_it_to_the_microsecond(ts):
+    assert time_stamp(ts) == repr(round(ts, 6))
+
+
+def test_times_at_the_edges_of_the_fixed_point_text():
+    for ts in (
+        0.0,
+        -0.0,
+        1.0,
+        0.5,
+        1e-7,
+        4e-7,
+        6e-7,
+        946684800.0,
+        1796417925.6268156,
+        1796417925.1000004,
+        2.0**32 - 1e-6,
+    ):
+        assert time_stamp(ts) == repr(round(ts, 6)), ts

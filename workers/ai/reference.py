@@ -125,7 +125,7 @@ def _store(conn: redis.Redis, project: str, snap: Any, config: projects.Referenc
             event["system"] = prompt["system"]
     prepared = prepare(event)
     fields = prepared["wire"][RESPONSE_FIELDS_AT:]
-    stored = dict(zip(fields[::2], fields[1::2], strict=True), id=rid)
+    stored = dict(zip(fields[::2], fields[1::2], strict=True), id=rid, hour=prepared["shape"][0])
     # Its own group, whatever its prompt normalises to: it answers that group's prompt.
     stored.update(group=snap.group_id, source=REFERENCE_SOURCE, reference_role=config.role, dims="[]")
     pipe = conn.pipeline(transaction=True)

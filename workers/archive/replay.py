@@ -84,10 +84,9 @@ def _response(row: dict[str, Any], ts: float, client_id: bool) -> dict[str, Any]
     for name in ("messages", "metadata"):
         if row.get(name):
             wire += (name, row[name])  # JSON text, as stored
-    hour = utc_hour(ts)
     if len(bounded) > bool(model):  # as ingest.py stores them
         wire += (STORED_META_DIMS, dumps(bounded[1:] if model else bounded))
-    wire += ("hour", hour)
+    hour = utc_hour(ts)  # the shape's; the script stores it
     shape = (hour, *bounded)
     return {
         "t": RESPONSE_TYPE,
