@@ -274,6 +274,7 @@ def main() -> int:
             if base:
                 targets["baseline single"] = (base + "/v1/responses", event(1))
                 targets["baseline batch"] = (base + "/v1/events", batch)
+                targets["baseline sdk batch"] = (base + "/v1/events", made)
             for url, body in targets.values():
                 if body is not batch and body is not made:
                     wrk(url, key, body, 2, args.connections)
@@ -325,12 +326,13 @@ def main() -> int:
             if base:
                 against = {
                     kind: statistics.median(s / b for s, b in zip(runs[kind], runs[f"baseline {kind}"], strict=True))
-                    for kind in ("single", "batch")
+                    for kind in ("single", "batch", "sdk batch")
                 }
                 print(
                     f"baseline tree: single {med['baseline single']:.0f} req/s, batch {med['baseline batch']:.0f} "
-                    f"req/s; median per-round service / baseline: single {against['single']:.2f}, "
-                    f"batch {against['batch']:.2f}"
+                    f"req/s, SDK batch {med['baseline sdk batch']:.0f} req/s; median per-round service / "
+                    f"baseline: single {against['single']:.2f}, batch {against['batch']:.2f}, "
+                    f"SDK batch {against['sdk batch']:.2f}"
                 )
         finally:
             for proc in procs:
