@@ -423,30 +423,12 @@ end
 local function store_response(ev)
   local rid, gid, fresh, shape = ev[3], ev[4], ev[2] == 1, ev[5]
   local rkey, gkey = K.resp .. rid, K.group .. gid
-  -- The group's TTL (-2: no such key), asked once per batch: whether to set its expiry (below).
-  local ttl = grown[gkey]
-  -- A fresh id (made by the service for this event) is stored nowhere and awaited by nobody. A
-  -- client's may be stored already: the first time the batch meets a group, one EXISTS asks for
-  -- the response and the group together (0: neither, so a new group; 2: a duplicate; 1: one of
-  -- them, which the group's TTL tells).
-  if not fresh then
-    if ttl ~= nil then
-      if redis.call('EXISTS', rkey) == 1 then return 'duplicate' end
-    else
-      local found = redis.call('EXISTS', rkey, gkey)
-      if found == 2 then return 'duplicate' end
-      ttl = -2
-      if found == 1 then
-        ttl = redis.call('TTL', gkey)
-        if ttl == -2 then return 'duplicate' end  -- the response is what exists
-      end
-    end
-  end
-  if ttl == nil then ttl = redis.call('TTL', gkey) end
+  -- A fresh id (made by the service for this event) is stored nowhere and awaited by nobody.
+  if not fresh and redis.call('EXISTS', rkey) == 1 then return 'duplicate' end
   if grown[gkey] == nil then
-    grown[gkey] = ttl
+    grown[gkey] = redis.call('TTL', gkey)
     -- A new group key for a compacted group: its snapshot joins it when pairing brings it back.
-    if ttl == -2 and compacted(K.cgroup, gid, true) then wake(gid) end
+    if grown[gkey] == -2 and compacted(K.cgroup, gid, true) then wake(gid) end
   end
   -- Its id is its key's; its hour is its shape's.
   redis.call('HSET', rkey, 'group', gid, 'hour', shapes[shape][1], unpack(ev, 6))

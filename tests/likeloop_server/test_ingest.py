@@ -56,8 +56,7 @@ def test_a_response_id_logged_twice_is_a_duplicate(conn, settings):
 
 
 def test_a_response_id_sent_again_for_another_prompt_is_a_duplicate(conn, settings):
-    """The id is stored, the other prompt's group is not: one EXISTS finds one of the two keys,
-    and the group's TTL tells it was the response (nothing of the second copy is stored)."""
+    """Nothing of the second copy is stored: not its text, not the other prompt's group."""
     pk = keys.ProjectKeys(P)
     store(conn, settings, resp("r1"))
     other_gid = prepare(resp("r1", prompt="Another question?"))["gid"]
