@@ -53,7 +53,7 @@ $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	@touch $@
 
-bench: $(VENV)/.bench-installed js  ## SDK per-call cost, export, pairing and ingest throughput, redaction, Redis memory, the archive's pace, erasure, the quality figures, a Redis Cluster against one node
+bench: $(VENV)/.bench-installed js  ## SDK per-call cost, export, pairing and ingest throughput (and what cut-down ingest scripts reach), redaction, Redis memory, the archive's pace, erasure, the quality figures, a Redis Cluster against one node
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || true
 	$(BIN)/python bench/sdk_overhead.py
 	$(BIN)/python bench/wrappers.py
@@ -65,6 +65,7 @@ bench: $(VENV)/.bench-installed js  ## SDK per-call cost, export, pairing and in
 	$(BIN)/python bench/judge.py
 	$(BIN)/python bench/permanent_bytes.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ingest_limits.py
 	$(BIN)/python bench/redaction.py
 	$(BIN)/python bench/system.py
 	$(BIN)/python bench/memory.py
