@@ -23,7 +23,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -165,6 +167,72 @@ def settle_aof(conn: redis.Redis) -> None:
         time.sleep(0.2)
 
 
+def start_service(tree: Path, port: int, workers: int, threads: int, env: dict[str, str]) -> subprocess.Popen:
+    """``likeloop serve`` of a checkout (its own code first on the path), under gunicorn."""
+    return subprocess.Popen(
+        service_argv(tree, port, workers, threads),
+        env={**env, "PYTHONPATH": str(tree)},
+        cwd=tree,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def start_bare(port: int, workers: int, threads: int, env: dict[str, str]) -> subprocess.Popen:
+    """The bare endpoint (bench/bare_app.py) under gunicorn, as ``likeloop serve`` runs the service."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            str(workers),
+            "-k",
+            "gthread",
+            "--threads",
+            str(threads),
+            "--reuse-port",  # as `likeloop serve` does: a listening socket per worker
+            "-b",
+            f"127.0.0.1:{port}",
+            "bench.bare_app:app",
+        ],
+        env={**env, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def interleaved_rounds(
+    conn: redis.Redis,
+    targets: dict[str, tuple[str, Any]],
+    key: str,
+    rounds: int,
+    seconds: int,
+    connections: int,
+    after: Callable[[str], None] | None = None,
+) -> dict[str, list[float]]:
+    """wrk's rate of each target (url, body as ``wrk`` takes it) in each round. Rounds are
+    interleaved, so noise on this shared machine hits all alike, and each starts one target
+    further along, so none always runs on the fullest Redis. Every run starts on an empty Redis
+    with a fresh key (``key`` for the first), and ``after`` is called with the target's name once
+    its run ends, before Redis is emptied."""
+    runs: dict[str, list[float]] = {name: [] for name in targets}
+    names = list(targets)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            url, body = targets[name]
+            conn.config_resetstat()
+            runs[name].append(wrk(url, key, body, seconds, connections))
+            if after is not None:
+                after(name)
+            # A run after others would find a fuller keyspace and more AOF to rewrite.
+            conn.flushdb()
+            settle_aof(conn)
+            key, _ = apikeys.create_key(conn, "bench", ("ingest",))
+    return runs
+
+
 def show_commandstats(spent: dict[str, dict], runs: dict[str, list[float]], seconds: int) -> None:
     """Redis's time per request of each service run (its last round), by command: calls and
     microseconds per request (wrk's rate times the run's seconds; the warm-up and the bench's own
@@ -209,52 +277,15 @@ def main() -> int:
             key, _ = apikeys.create_key(conn, "bench", ("ingest",))
             env = {**os.environ, "LIKELOOP_REDIS_URL": server.url, "PYTHONPATH": str(ROOT)}
             svc_port, bare_port, base_port = stack.free_port(), stack.free_port(), stack.free_port()
-            procs.append(
-                subprocess.Popen(
-                    service_argv(ROOT, svc_port, args.workers, args.threads),
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "gunicorn",
-                        "-w",
-                        str(args.workers),
-                        "-k",
-                        "gthread",
-                        "--threads",
-                        str(args.threads),
-                        "--reuse-port",  # as `likeloop serve` does: a listening socket per worker
-                        "-b",
-                        f"127.0.0.1:{bare_port}",
-                        "bench.bare_app:app",
-                    ],
-                    env=env,
-                    cwd=ROOT,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
+            procs.append(start_service(ROOT, svc_port, args.workers, args.threads, env))
+            procs.append(start_bare(bare_port, args.workers, args.threads, env))
             svc, bare = f"http://127.0.0.1:{svc_port}", f"http://127.0.0.1:{bare_port}"
             wait_ready(svc + "/healthz", procs[0])
             wait_ready(bare + "/bare", procs[1])
             base = None
             if args.baseline_tree:
                 tree = args.baseline_tree.resolve()
-                procs.append(
-                    subprocess.Popen(
-                        service_argv(tree, base_port, args.workers, args.threads),
-                        env={**env, "PYTHONPATH": str(tree)},
-                        cwd=tree,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                    )
-                )
+                procs.append(start_service(tree, base_port, args.workers, args.threads, env))
                 base = f"http://127.0.0.1:{base_port}"
                 wait_ready(base + "/healthz", procs[2])
             batch = {"events": [event(i) for i in range(100)]}
@@ -278,21 +309,12 @@ def main() -> int:
             for url, body in targets.values():
                 if body is not batch and body is not made:
                     wrk(url, key, body, 2, args.connections)
-            runs: dict[str, list[float]] = {k: [] for k in targets}
             spent: dict[str, dict] = {}
-            names = list(targets)
-            for r in range(args.rounds):  # interleaved, so noise on this shared machine hits all alike,
-                # and each round starts one further along, so no target always runs on the fullest Redis
-                for name in names[r % len(names) :] + names[: r % len(names)]:
-                    url, body = targets[name]
-                    conn.config_resetstat()
-                    runs[name].append(wrk(url, key, body, args.seconds, args.connections))
-                    spent[name] = conn.info("commandstats")
-                    # Every run starts on an empty Redis: a run after others would find a
-                    # fuller keyspace and more AOF to rewrite.
-                    conn.flushdb()
-                    settle_aof(conn)
-                    key, _ = apikeys.create_key(conn, "bench", ("ingest",))
+
+            def commandstats(name: str) -> None:
+                spent[name] = conn.info("commandstats")
+
+            runs = interleaved_rounds(conn, targets, key, args.rounds, args.seconds, args.connections, commandstats)
             med = {k: statistics.median(v) for k, v in runs.items()}
             print("rounds:", {k: [round(x) for x in v] for k, v in runs.items()})
             print(

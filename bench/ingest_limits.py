@@ -36,7 +36,14 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import WRK_THREADS, sdk_bodies, service_argv, settle_aof, wait_ready, wrk  # noqa: E402
+from bench.ingest import (  # noqa: E402
+    WRK_THREADS,
+    interleaved_rounds,
+    sdk_bodies,
+    start_bare,
+    start_service,
+    wait_ready,
+)
 from likeloop_cli import stack  # noqa: E402
 from likeloop_server import apikeys  # noqa: E402
 
@@ -124,42 +131,18 @@ def main() -> int:
             trees = {"service": ROOT} | {name: variant_tree(Path(tmp), name) for name in VARIANTS}
             for name, tree in trees.items():
                 port = stack.free_port()
-                argv = service_argv(tree, port, 2, 4)
-                procs.append(
-                    subprocess.Popen(
-                        argv,
-                        env={**env, "PYTHONPATH": str(tree)},
-                        cwd=tree,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                    )
-                )
+                procs.append(start_service(tree, port, 2, 4, env))
                 urls[name] = f"http://127.0.0.1:{port}"
                 wait_ready(urls[name] + "/healthz", procs[-1])
             bare_port = stack.free_port()
-            gunicorn = [sys.executable, "-m", "gunicorn", "-w", "2", "-k", "gthread", "--threads", "4"]
-            procs.append(
-                subprocess.Popen(
-                    [*gunicorn, "--reuse-port", "-b", f"127.0.0.1:{bare_port}", "bench.bare_app:app"],
-                    env={**env, "PYTHONPATH": str(ROOT)},
-                    cwd=ROOT,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
+            procs.append(start_bare(bare_port, 2, 4, env))
             wait_ready(f"http://127.0.0.1:{bare_port}/bare", procs[-1])
-            targets = {name: url + "/v1/events" for name, url in urls.items()}
-            targets["bare"] = f"http://127.0.0.1:{bare_port}/bare/batch"
             made = sdk_bodies(Path(tmp), 1000 * args.seconds)
+            targets = {name: (url + "/v1/events", made) for name, url in urls.items()}
+            targets["bare"] = (f"http://127.0.0.1:{bare_port}/bare/batch", made)
             time.sleep(2)  # every worker up and listening
-            runs: dict[str, list[float]] = {name: [] for name in targets}
+            runs = interleaved_rounds(conn, targets, key, args.rounds, args.seconds, args.connections)
             names = list(targets)
-            for r in range(args.rounds):
-                for name in names[r % len(names) :] + names[: r % len(names)]:
-                    runs[name].append(wrk(targets[name], key, made, args.seconds, args.connections))
-                    conn.flushdb()
-                    settle_aof(conn)
-                    key, _ = apikeys.create_key(conn, "bench", ("ingest",))
             print("rounds:", {k: [round(x) for x in v] for k, v in runs.items()})
             print(
                 f"SDK batches of 100, 2 gunicorn workers x 4 threads, wrk {WRK_THREADS} threads, "
