@@ -107,9 +107,10 @@ def _prepare_response(event: dict[str, Any], ts: float, stamp: str) -> dict[str,
 
 
 # Responses of one model and metadata (its JSON, which the script's input carries anyway) share
-# their bounded dimensions: worked out once for each such pair met lately, not per response.
+# their bounded dimensions: worked out once for each such pair met lately, not per response. Only
+# short metadata is kept (a client sending long, ever different metadata cannot fill memory).
 _BOUNDED: dict[tuple[str, str | None], tuple[tuple[str, ...], str | None]] = {}
-_BOUNDED_KEPT = 4096
+_BOUNDED_KEPT, _BOUNDED_META_CHARS = 4096, 256
 
 
 def _bounded(model: str, metadata: dict[str, Any] | None, meta_json: str | None) -> tuple[tuple[str, ...], str | None]:
@@ -119,9 +120,10 @@ def _bounded(model: str, metadata: dict[str, Any] | None, meta_json: str | None)
         bounded = tuple(bounded_dims(model, metadata))
         counted = bounded[1:] if model else bounded
         found = (bounded, dumps(counted) if counted else None)
-        if len(_BOUNDED) >= _BOUNDED_KEPT:
-            _BOUNDED.clear()
-        _BOUNDED[(model, meta_json)] = found
+        if meta_json is None or len(meta_json) <= _BOUNDED_META_CHARS:
+            if len(_BOUNDED) >= _BOUNDED_KEPT:
+                _BOUNDED.clear()
+            _BOUNDED[(model, meta_json)] = found
     return found
 
 

@@ -302,3 +302,18 @@ def test_times_at_the_edges_of_the_fixed_point_text():
         2.0**32 - 1e-6,
     ):
         assert time_stamp(ts) == repr(round(ts, 6)), ts
+
+
+def test_the_dimensions_worked_out_per_metadata_stay_few_and_short():
+    from likeloop_server import ingest
+    from likeloop_server.counters import bounded_dims
+
+    for i in range(ingest._BOUNDED_KEPT + 10):
+        event = {**resp(f"r{i}"), "metadata": {"route": f"r{i}"}}
+        shape = prepare(event)["shape"]
+        assert shape[1:] == tuple(bounded_dims("m1", event["metadata"]))
+    assert len(ingest._BOUNDED) <= ingest._BOUNDED_KEPT
+    long = {"note": "x" * 300, "route": "a"}
+    prepared = prepare({**resp("long"), "metadata": long})
+    assert prepared["shape"][1:] == tuple(bounded_dims("m1", long))
+    assert not [key for key in ingest._BOUNDED if key[1] and "x" * 300 in key[1]]
