@@ -88,7 +88,7 @@ def _prepare_response(event: dict[str, Any], ts: float, stamp: str) -> dict[str,
     if metadata:
         meta_json = dumps(metadata)
         wire += ("metadata", meta_json)
-    bounded, counted_meta = _bounded(model, metadata, meta_json)
+    bounded, counted_meta = bounded_and_counted(model, metadata, meta_json)
     if counted_meta is not None:  # counted metadata values: the script works out the rest
         wire += (STORED_META_DIMS, counted_meta)
     hour = utc_hour(ts)  # stored as the ``hour`` field: the script takes it from the shape
@@ -108,13 +108,23 @@ def _prepare_response(event: dict[str, Any], ts: float, stamp: str) -> dict[str,
 
 # Responses of one model and metadata (its JSON, which the script's input carries anyway) share
 # their bounded dimensions: worked out once for each such pair met lately, not per response. Only
-# short metadata is kept (a client sending long, ever different metadata cannot fill memory).
+# short metadata is kept (a client sending long, ever different metadata cannot fill memory), and
+# for a minute at most: metadata may name a person, and an erasure reaches what is stored, not a
+# process's memory, so what is held here is dropped within a minute.
 _BOUNDED: dict[tuple[str, str | None], tuple[tuple[str, ...], str | None]] = {}
-_BOUNDED_KEPT, _BOUNDED_META_CHARS = 4096, 256
+_BOUNDED_KEPT, _BOUNDED_META_CHARS, _BOUNDED_FOR_S = 4096, 256, 60.0
+_bounded_since = time.monotonic()
 
 
-def _bounded(model: str, metadata: dict[str, Any] | None, meta_json: str | None) -> tuple[tuple[str, ...], str | None]:
-    """(the bounded dimensions of a response, the JSON of its metadata ones or None if none)."""
+def bounded_and_counted(
+    model: str, metadata: dict[str, Any] | None, meta_json: str | None
+) -> tuple[tuple[str, ...], str | None]:
+    """(the bounded dimensions of a response, the JSON of its metadata ones, stored as
+    ``STORED_META_DIMS``, or None if none), ``meta_json`` being its metadata's JSON."""
+    global _bounded_since
+    if time.monotonic() - _bounded_since > _BOUNDED_FOR_S:
+        _BOUNDED.clear()
+        _bounded_since = time.monotonic()
     found = _BOUNDED.get((model, meta_json))
     if found is None:
         bounded = tuple(bounded_dims(model, metadata))

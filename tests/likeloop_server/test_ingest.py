@@ -317,3 +317,13 @@ def test_the_dimensions_worked_out_per_metadata_stay_few_and_short():
     prepared = prepare({**resp("long"), "metadata": long})
     assert prepared["shape"][1:] == tuple(bounded_dims("m1", long))
     assert not [key for key in ingest._BOUNDED if key[1] and "x" * 300 in key[1]]
+
+
+def test_the_dimensions_worked_out_per_metadata_are_dropped_within_a_minute():
+    from likeloop_server import ingest
+
+    prepare({**resp("r1"), "metadata": {"email": "ann@example.com"}})
+    assert [key for key in ingest._BOUNDED if key[1] and "ann@" in key[1]]
+    ingest._bounded_since -= ingest._BOUNDED_FOR_S + 1
+    prepare({**resp("r2"), "metadata": {"route": "a"}})
+    assert not [key for key in ingest._BOUNDED if key[1] and "ann@" in key[1]]

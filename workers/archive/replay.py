@@ -18,8 +18,15 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from likeloop_server.counters import bounded_dims, utc_hour
-from likeloop_server.ingest import RESPONSE_TEXT_FIELDS, RESPONSE_TYPE, STORED_META_DIMS, VIA_FIELD, VIA_TOKEN, dumps
+from likeloop_server.counters import utc_hour
+from likeloop_server.ingest import (
+    RESPONSE_TEXT_FIELDS,
+    RESPONSE_TYPE,
+    STORED_META_DIMS,
+    VIA_FIELD,
+    VIA_TOKEN,
+    bounded_and_counted,
+)
 from likeloop_server.stored import stream_id
 from workers.storage.s3io import json_objects
 
@@ -74,8 +81,8 @@ def prepared_event(row: dict[str, Any]) -> dict[str, Any]:
 def _response(row: dict[str, Any], ts: float, client_id: bool) -> dict[str, Any]:
     rid, gid, eid = row["response_id"], row["group_id"], row["event_id"]
     model = row.get("model") or ""
-    metadata = orjson.loads(row["metadata"]) if row.get("metadata") else None
-    bounded = bounded_dims(model, metadata)
+    meta_json = row.get("metadata") or None  # JSON text, as stored
+    bounded, counted_meta = bounded_and_counted(model, orjson.loads(meta_json) if meta_json else None, meta_json)
     wire: list[Any] = [eid if eid != rid else "", 0 if client_id else 1, rid, gid, 0]  # see ingest.py
     wire += ("response", row["response"], "model", model, "ts", repr(ts))
     for name in RESPONSE_TEXT_FIELDS:
@@ -84,8 +91,8 @@ def _response(row: dict[str, Any], ts: float, client_id: bool) -> dict[str, Any]
     for name in ("messages", "metadata"):
         if row.get(name):
             wire += (name, row[name])  # JSON text, as stored
-    if len(bounded) > bool(model):  # as ingest.py stores them
-        wire += (STORED_META_DIMS, dumps(bounded[1:] if model else bounded))
+    if counted_meta is not None:  # as ingest.py stores them
+        wire += (STORED_META_DIMS, counted_meta)
     hour = utc_hour(ts)  # the shape's; the script stores it
     shape = (hour, *bounded)
     return {
